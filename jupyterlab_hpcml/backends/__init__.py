@@ -1,0 +1,1 @@
+"""Compute backends. ``registry.py`` maps a backend config to its backend class."""

@@ -1,0 +1,171 @@
+"""The interface every compute backend implements (local, Slurm-SSH, FirecREST, UNICORE).
+
+The engine above it is backend-neutral: it snapshots code, builds a ``JobSpec``
+and asks a backend to upload, submit, poll many jobs at once, read files by byte
+offset, list/fetch files and cancel. Backends never write the run store.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..engine.models import RunRecord, RunState
+
+# Inside every run directory: logs, job bookkeeping and the offline MLflow store.
+META_DIR = ".hpcml"
+OFFLINE_MLRUNS = f"{META_DIR}/mlruns"
+
+ProgressCallback = Callable[[int, int], None]  # (bytes_sent, bytes_total)
+
+
+class Features(BaseModel):
+    """What a backend can do, so the UI shows only the controls that work."""
+
+    cancel: bool = True
+    logs: bool = True
+    log_follow: bool = True
+    artifacts: bool = True
+    rerun: bool = True
+    upload_progress: bool = False
+    offline_tracking: bool = True
+    # Resources keys the backend honours; the others are ignored with a note.
+    resources: list[str] = []
+
+
+@dataclass
+class SnapshotFile:
+    relpath: str  # posix path relative to the project root
+    size: int
+    mode: int  # st_mode permission bits (0o755 for executables)
+    sha256: str
+
+
+@dataclass
+class Snapshot:
+    """A frozen view of the project: the manifest plus where each file's content lives."""
+
+    id: str  # == content hash of the manifest
+    files: list[SnapshotFile]
+    object_dir: Path  # content-addressed store: object_dir / sha256[:2] / sha256
+    notes: list[str] = field(default_factory=list)  # e.g. "skipped link.txt: points outside the project"
+
+    def object_path(self, f: SnapshotFile) -> Path:
+        return self.object_dir / f.sha256[:2] / f.sha256
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass
+class JobSpec:
+    """What to run. ``env`` may hold secrets (tracking token): backends must pass it
+    to the job without writing it to disk in plain form, logs or the run record."""
+
+    run_id: str
+    command: str  # shell command, parameters already quoted
+    env: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)  # normalised (Runtime in s, Memory in MiB)
+    environment: dict[str, Any] = field(default_factory=dict)  # backend config "Environment" section
+    backend_config: dict[str, Any] = field(default_factory=dict)  # full config (unredacted)
+    job_name: str = "hpcml"
+
+
+@dataclass
+class JobRef:
+    run_id: str
+    job_id: str
+    run_dir: str
+
+
+@dataclass
+class JobStatus:
+    state: RunState
+    exit_code: int | None = None
+    message: str | None = None
+
+
+@dataclass
+class Chunk:
+    data: bytes
+    offset: int  # where ``data`` starts
+    next_offset: int  # offset to ask for next time
+    size: int | None  # current file size, if known (None: file does not exist yet)
+
+
+@dataclass
+class FileInfo:
+    path: str  # relative to the directory listed
+    is_dir: bool
+    size: int | None = None
+    mtime: float | None = None
+
+
+class Backend(abc.ABC):
+    """One configured connection to a compute system. Async throughout."""
+
+    kind: str = "abstract"
+
+    def __init__(self, config: dict[str, Any], data_dir: Path):
+        self.config = config
+        self.data_dir = data_dir
+
+    @property
+    def connection_name(self) -> str:
+        """A stable name for the connection (runs are polled per connection)."""
+        return self.kind
+
+    @abc.abstractmethod
+    def supported_features(self) -> Features: ...
+
+    @abc.abstractmethod
+    async def prepare(
+        self,
+        run: RunRecord,
+        snapshot: Snapshot,
+        extra_files: dict[str, bytes] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> str:
+        """Materialise the snapshot as the run's working directory, plus ``extra_files``
+        (relative path → content, e.g. the offline MLflow store layout); return its path."""
+
+    @abc.abstractmethod
+    async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
+        """Start the job in ``run.run_dir``; return (job id, initial status)."""
+
+    @abc.abstractmethod
+    async def find_submitted(self, run: RunRecord) -> str | None:
+        """After a crash mid-submission: the job id if the job was in fact submitted."""
+
+    @abc.abstractmethod
+    async def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        """States of many jobs in one call, keyed by job id. Raise BackendUnavailable
+        when the system cannot be reached (the engine records UNKNOWN)."""
+
+    @abc.abstractmethod
+    async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
+        """Read up to ``max_bytes`` of a file in the run directory from ``offset``."""
+
+    @abc.abstractmethod
+    async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
+        """List a directory of the run directory (recursively)."""
+
+    @abc.abstractmethod
+    async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
+        """Copy one file of the run directory to a local path."""
+
+    @abc.abstractmethod
+    async def cancel(self, run: RunRecord) -> None:
+        """Ask the job to stop; the next poll reports its final state."""
+
+    def log_path(self, stream: str) -> str:
+        """Path of stdout/stderr relative to the run directory."""
+        return f"{META_DIR}/{stream}.log"
+
+    async def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,89 @@
+"""The data the engine passes around: run records, states, code identity.
+
+Pydantic models so that the store, the REST API, the CLI's ``--json`` and the
+Python API all serialise a run the same way.
+"""
+from __future__ import annotations
+
+import time
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class RunState(str, Enum):
+    SUBMITTING = "SUBMITTING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    UNKNOWN = "UNKNOWN"  # backend unreachable; never silently FAILED
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {RunState.FINISHED, RunState.FAILED, RunState.CANCELLED, RunState.TIMEOUT}
+)
+
+TrackingMode = Literal["direct", "offline"]
+
+
+class StateChange(BaseModel):
+    state: RunState
+    at: float = Field(default_factory=time.time)  # epoch seconds
+    message: str | None = None
+
+
+class CodeIdentity(BaseModel):
+    """What code ran: git commit + hash of uncommitted changes, and always a content hash."""
+
+    git_commit: str | None = None
+    git_dirty_hash: str | None = None  # sha256 of the uncommitted diff (None when clean)
+    content_hash: str  # sha256 over the snapshot manifest (paths + file hashes)
+
+
+class RunRecord(BaseModel):
+    """Everything needed to show, follow and reproduce a run. Never holds secrets."""
+
+    id: str
+    name: str
+    project_path: str  # absolute path of the project on the submitting machine
+    project_name: str
+    entry_point: str
+    command: str  # resolved shell command, parameters quoted
+    parameters: dict[str, str] = Field(default_factory=dict)
+    backend: str  # "local" | "ssh" | "firecrest" | "unicore"
+    connection: str | None = None  # which cluster/connection (host, API URL, machine)
+    config_path: str | None = None
+    backend_config: dict[str, Any] = Field(default_factory=dict)  # with overrides, secrets redacted
+    resources: dict[str, Any] = Field(default_factory=dict)
+    tracking_mode: TrackingMode = "direct"
+    backend_job_id: str | None = None
+    run_dir: str | None = None  # where the job runs, as the backend sees it
+    state: RunState = RunState.SUBMITTING
+    state_history: list[StateChange] = Field(default_factory=list)
+    exit_code: int | None = None
+    cancel_requested: bool = False
+    mlflow_experiment_id: str | None = None
+    mlflow_experiment_name: str | None = None
+    mlflow_run_id: str | None = None
+    code: CodeIdentity | None = None
+    snapshot_id: str | None = None  # manifest id in the local object store (re-run same code)
+    rerun_of: str | None = None
+    notes: list[str] = Field(default_factory=list)  # e.g. "Resources.GPUsPerNode ignored locally"
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+    @property
+    def started_at(self) -> float | None:
+        return next((c.at for c in self.state_history if c.state == RunState.RUNNING), None)
+
+    @property
+    def ended_at(self) -> float | None:
+        return next((c.at for c in self.state_history if c.state.terminal), None)
