@@ -123,6 +123,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def supported_features(self) -> Features: ...
 
+    def run_dir_for(self, run: RunRecord) -> str | None:
+        """Where ``prepare`` will put the run, when known beforehand (absolute job-side paths
+        can then be baked into files such as the offline MLflow store)."""
+        return None
+
     @abc.abstractmethod
     async def prepare(
         self,

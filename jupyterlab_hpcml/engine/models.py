@@ -62,6 +62,7 @@ class RunRecord(BaseModel):
     connection: str | None = None  # which cluster/connection (host, API URL, machine)
     config_path: str | None = None
     backend_config: dict[str, Any] = Field(default_factory=dict)  # with overrides, secrets redacted
+    config_overrides: list[str] | dict[str, Any] = Field(default_factory=list)  # as given, for re-runs
     resources: dict[str, Any] = Field(default_factory=dict)
     tracking_mode: TrackingMode = "direct"
     backend_job_id: str | None = None
@@ -76,6 +77,9 @@ class RunRecord(BaseModel):
     code: CodeIdentity | None = None
     snapshot_id: str | None = None  # manifest id in the local object store (re-run same code)
     rerun_of: str | None = None
+    # Who is submitting: a SUBMITTING run whose submitter died is resolved, never resubmitted.
+    submitter_host: str | None = None
+    submitter_pid: int | None = None
     notes: list[str] = Field(default_factory=list)  # e.g. "Resources.GPUsPerNode ignored locally"
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)

@@ -1,0 +1,67 @@
+"""The Jupyter server extension: settings as traitlets, one Engine, the REST handlers."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+from traitlets import Float, Unicode, default
+
+from .engine.service import Engine
+from .handlers import HANDLERS
+from .settings import default_data_dir
+
+API_PREFIX = "/hpcml/api"
+
+
+class HpcmlApp(ExtensionApp):
+    name = "jupyterlab_hpcml"
+    description = "Train ML models on HPC clusters from JupyterLab"
+
+    data_dir = Unicode(
+        help="Run store, snapshots, local run directories and the embedded MLflow store "
+        "(default: $HPCML_DATA_DIR or <jupyter data dir>/hpcml)."
+    ).tag(config=True)
+    default_backend = Unicode(
+        "local", help="Backend used when a submission names no backend config."
+    ).tag(config=True)
+    poll_interval = Float(2.0, help="Seconds between two polls of active runs.").tag(config=True)
+    mlflow_tracking_uri = Unicode(
+        help="MLflow tracking store or server (default: $MLFLOW_TRACKING_URI, else an "
+        "embedded SQLite store in the data dir)."
+    ).tag(config=True)
+    connections_file = Unicode(
+        help="YAML/JSON file of named cluster connections (default: <data dir>/connections.yaml)."
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return str(default_data_dir())
+
+    @default("mlflow_tracking_uri")
+    def _default_tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI", "")
+
+    @default("connections_file")
+    def _default_connections_file(self) -> str:
+        return str(Path(self.data_dir) / "connections.yaml")
+
+    def initialize_settings(self) -> None:
+        self.engine = Engine(
+            data_dir=Path(self.data_dir),
+            tracking_uri=self.mlflow_tracking_uri or None,
+            poll_interval=self.poll_interval,
+        )
+        self.settings["hpcml_engine"] = self.engine
+        self.log.info("hpcml: data dir %s, tracking %s", self.engine.data_dir, self.engine.tracking_uri)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend((url_path_join(API_PREFIX, path), cls) for path, cls in HANDLERS)
+
+    async def _start_jupyter_server_extension(self, serverapp: object) -> None:
+        # Resume polling runs left in flight by an earlier server (or the CLI).
+        self.engine.start()
+
+    async def stop_extension(self) -> None:
+        await self.engine.close()

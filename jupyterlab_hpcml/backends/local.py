@@ -1,0 +1,450 @@
+"""The local backend: each job is a detached process group on the Jupyter server's machine.
+
+``submit`` starts ``local_runner`` in a new session; the runner runs the pre/post
+commands and the program and writes ``.hpcml/exit_code``. Everything needed to
+follow a job afterwards (pid, process start time, exit code) lives in the run
+directory, so a restarted server or the CLI can poll a job another process started.
+Pid reuse is detected by comparing the process start time from ``/proc``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..engine.errors import Conflict, NotFound, Problem, UserInputError
+from ..engine.models import RunRecord, RunState
+from ..engine.snapshot import materialize
+from .base import (
+    META_DIR,
+    Backend,
+    Chunk,
+    Features,
+    FileInfo,
+    JobRef,
+    JobSpec,
+    JobStatus,
+    ProgressCallback,
+    Snapshot,
+)
+
+# The runner is started by file path in isolated mode (-I): it is stdlib-only, so it
+# works whether or not the package is importable from the job's cwd and environment
+# (no PYTHONPATH/PYTHONHOME from Variables, no package __init__ to import: fast start).
+RUNNER = str(Path(__file__).with_name("local_runner.py"))
+JOB_FILE = f"{META_DIR}/job.json"
+EXIT_FILE = f"{META_DIR}/exit_code"
+NO_EXIT_CODE = "the job's process ended without recording an exit code"
+
+# Resources keys the local backend honours (the rest are ignored with a note).
+HONOURED_RESOURCES = ("Runtime",)
+IGNORED_ENVIRONMENT = {
+    "Modules": "Environment.Modules ignored by the local backend (no module system)",
+    "Apptainer": "Environment.Apptainer ignored by the local backend (runs without a container)",
+}
+
+
+# ---------------------------------------------------------------- /proc helpers
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks) of a process, or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    rest = stat[stat.rindex(b")") + 2 :].split()
+    return rest[0].decode(), int(rest[19])  # fields 3 (state) and 22 (starttime)
+
+
+def _is_our_process(pid: int, start_time: int | None) -> bool:
+    """The pid is alive (not a zombie) and, if known, started when our job did."""
+    st = _proc_stat(pid)
+    if st is None or st[0] in ("Z", "X"):
+        return False
+    return start_time is None or st[1] == start_time
+
+
+def _may_signal_group(pid: int, start_time: int | None) -> bool:
+    """Signalling group ``pid`` cannot hit a stranger.
+
+    Either the leader is our runner, or no process has that pid any more: then a
+    group with that id can only be what is left of our job (the kernel does not
+    hand out a pid still in use as a process group id).
+    """
+    st = _proc_stat(pid)
+    return st is None or start_time is None or st[1] == start_time
+
+
+def _killpg(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the job already ended
+
+
+# ---------------------------------------------------------------- small file helpers
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _checked_relpath(relpath: str, what: str = "path") -> PurePosixPath:
+    """A relative path with no ``..``; the first line of defence against escapes."""
+    p = PurePosixPath(relpath.replace("\\", "/")) if relpath else PurePosixPath(".")
+    if p.is_absolute() or ".." in p.parts:
+        raise UserInputError(Problem(f"{what} must stay inside the run directory: {relpath!r}"))
+    return p
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):  # YAML true/false → the shell's usual spelling
+        return "true" if value else "false"
+    return str(value)
+
+
+class LocalBackend(Backend):
+    kind = "local"
+    # Seconds between cancel's SIGTERM and SIGKILL; the runner uses the same grace on timeout.
+    kill_grace: float = 10.0
+
+    def __init__(self, config: dict[str, Any], data_dir: Path):
+        super().__init__(config, data_dir)
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # job id → runner, to reap it
+        self._kill_timers: dict[int, asyncio.TimerHandle] = {}  # pid → pending SIGKILL
+
+    # ------------------------------------------------------------ layout
+
+    @property
+    def work_dir(self) -> Path:
+        local = self.config.get("Local") or {}
+        wd = local.get("WorkDir") if isinstance(local, dict) else None
+        return Path(wd).expanduser().absolute() if wd else Path(self.data_dir) / "runs"
+
+    def _run_dir(self, run: RunRecord) -> Path:
+        if run.run_dir:
+            return Path(run.run_dir)
+        if not run.id or "/" in run.id or "\\" in run.id or run.id in (".", ".."):
+            raise UserInputError(Problem(f"invalid run id {run.id!r}"))
+        return self.work_dir / run.id
+
+    def run_dir_for(self, run: RunRecord) -> str:
+        return str(self._run_dir(run))
+
+    def _resolve(self, run: RunRecord, relpath: str) -> Path:
+        """``relpath`` inside the run directory, also after following symlinks."""
+        root = self._run_dir(run).resolve()
+        target = (root / _checked_relpath(relpath)).resolve()
+        if target != root and not target.is_relative_to(root):
+            raise UserInputError(Problem(f"path leaves the run directory: {relpath!r}"))
+        return target
+
+    # ------------------------------------------------------------ features and notes
+
+    def supported_features(self) -> Features:
+        return Features(
+            cancel=True,
+            logs=True,
+            artifacts=True,
+            rerun=True,
+            upload_progress=False,
+            resources=list(HONOURED_RESOURCES),
+        )
+
+    def notes_for(self, config: dict[str, Any]) -> list[str]:
+        """Human notes for the run record: what of the config has no local meaning."""
+        notes = [
+            f"Resources.{key} ignored by the local backend"
+            for key in (config.get("Resources") or {})
+            if key not in HONOURED_RESOURCES
+        ]
+        env = config.get("Environment") or {}
+        notes += [note for key, note in IGNORED_ENVIRONMENT.items() if env.get(key)]
+        return notes
+
+    # ------------------------------------------------------------ prepare
+
+    async def prepare(
+        self,
+        run: RunRecord,
+        snapshot: Snapshot,
+        extra_files: dict[str, bytes] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> str:
+        run_dir = self._run_dir(run)
+        # A key ending in "/" is an empty directory (the offline MLflow store needs some).
+        extras = {
+            (_checked_relpath(k, "extra file"), k.endswith("/")): v
+            for k, v in (extra_files or {}).items()
+        }
+        await asyncio.to_thread(self._prepare_sync, run_dir, snapshot, extras)
+        if progress:
+            total = snapshot.total_bytes + sum(len(v) for v in extras.values())
+            progress(total, total)
+        return str(run_dir)
+
+    def _prepare_sync(
+        self, run_dir: Path, snapshot: Snapshot, extras: dict[tuple[PurePosixPath, bool], bytes]
+    ) -> None:
+        if self._launch_info(run_dir):  # never overwrite the files of a launched job
+            raise Conflict(f"a job was already started in {run_dir}")
+        materialize(snapshot, run_dir)
+        for (rel, is_dir), data in extras.items():
+            target = run_dir / rel
+            if is_dir:
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (run_dir / META_DIR).mkdir(exist_ok=True)
+
+    # ------------------------------------------------------------ submit
+
+    def _venv_dir(self, environment: dict[str, Any], run_dir: Path) -> Path | None:
+        python = environment.get("Python")
+        if not python:
+            return None
+        venv = run_dir / Path(str(python)).expanduser()  # relative paths: from the job's cwd
+        if venv.is_file():  # the interpreter itself was given: <venv>/bin/python
+            venv = venv.parent.parent
+        if not (venv / "bin").is_dir():
+            raise UserInputError(
+                Problem(
+                    f"no virtual environment at {venv} (no bin/ directory)",
+                    key="Environment.Python",
+                )
+            )
+        return venv
+
+    def _job_environment(self, job: JobSpec, venv: Path | None) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(job.env)
+        variables = job.environment.get("Variables") or {}
+        env.update({str(k): _env_value(v) for k, v in variables.items()})
+        # Put the right Python first so `python` and `mlflow` resolve as intended:
+        # the given venv, or else the Jupyter server's own environment.
+        bin_dir = str(venv / "bin") if venv else os.path.dirname(sys.executable)
+        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+        if venv:
+            env["VIRTUAL_ENV"] = str(venv)
+            env.pop("PYTHONHOME", None)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # logs appear while the job runs
+        return env
+
+    def _job_record(self, job: JobSpec, venv: Path | None) -> dict[str, Any]:
+        """What goes into job.json: non-secret data only (never ``job.env``)."""
+        e = job.environment
+        runtime = job.resources.get("Runtime")
+        return {
+            "run_id": job.run_id,
+            "command": job.command,
+            "pre_run_login": e.get("PreRunCommandOnLoginNode"),
+            "pre_run_compute": e.get("PreRunCommandOnComputeNode"),
+            "post_run_compute": e.get("PostRunCommandOnComputeNode"),
+            "post_run_login": e.get("PostRunCommandOnLoginNode"),
+            "python": str(venv) if venv else None,
+            "variables": {str(k): _env_value(v) for k, v in (e.get("Variables") or {}).items()},
+            "runtime_seconds": float(runtime) if runtime else None,
+            "kill_grace": self.kill_grace,
+            "pid": None,
+            "start_time": None,
+            "submitted_at": time.time(),
+        }
+
+    async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
+        run_dir = self._run_dir(run)
+        proc = await asyncio.to_thread(self._spawn, run_dir, job)
+        job_id = str(proc.pid)
+        self._procs[job_id] = proc
+        return job_id, JobStatus(RunState.RUNNING)
+
+    def _spawn(self, run_dir: Path, job: JobSpec) -> subprocess.Popen[bytes]:
+        meta = run_dir / META_DIR
+        meta.mkdir(parents=True, exist_ok=True)
+        venv = self._venv_dir(job.environment, run_dir)
+        record = self._job_record(job, venv)
+        job_file = run_dir / JOB_FILE
+        _write_json_atomic(job_file, record)  # the runner reads its instructions from here
+        with open(meta / "stdout.log", "ab") as out, open(meta / "stderr.log", "ab") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", RUNNER, str(run_dir)],
+                start_new_session=True,  # own process group: cancel reaches every descendant
+                cwd=run_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=self._job_environment(job, venv),
+            )
+        st = _proc_stat(proc.pid)  # unreaped, so /proc/<pid> exists even if it already exited
+        record.update(pid=proc.pid, start_time=st[1] if st else None)
+        _write_json_atomic(job_file, record)  # now find_submitted / poll can re-attach
+        return proc
+
+    # ------------------------------------------------------------ find / poll
+
+    def _launch_info(self, run_dir: Path) -> tuple[int, int | None] | None:
+        record = _read_json(run_dir / JOB_FILE)
+        if not record or not record.get("pid"):
+            return None
+        return int(record["pid"]), record.get("start_time")
+
+    async def find_submitted(self, run: RunRecord) -> str | None:
+        info = await asyncio.to_thread(self._launch_info, self._run_dir(run))
+        return str(info[0]) if info else None
+
+    def _reap(self) -> None:
+        """Collect runners this process started, so that no zombie stays behind."""
+        for job_id, proc in list(self._procs.items()):
+            if proc.poll() is not None:
+                del self._procs[job_id]
+
+    async def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        self._reap()
+        return await asyncio.to_thread(lambda: {j.job_id: self._status(j) for j in jobs})
+
+    def _status(self, ref: JobRef) -> JobStatus:
+        run_dir = Path(ref.run_dir)
+        final = self._final_status(run_dir)
+        if final is not None:
+            return final
+        info = self._launch_info(run_dir)
+        if info is None and ref.job_id.isdigit():  # job.json lost: trust the job id alone
+            info = (int(ref.job_id), None)
+        if info is not None and _is_our_process(*info):
+            return JobStatus(RunState.RUNNING)
+        # The runner may have written its exit code and exited since the first look.
+        return self._final_status(run_dir) or JobStatus(RunState.FAILED, None, NO_EXIT_CODE)
+
+    @staticmethod
+    def _final_status(run_dir: Path) -> JobStatus | None:
+        """The job's end as recorded by the runner, or None while there is no record."""
+        try:
+            done = _read_json(run_dir / EXIT_FILE)
+        except (ValueError, OSError) as exc:
+            return JobStatus(RunState.FAILED, None, f"unreadable exit code file: {exc}")
+        if done is None:
+            return None
+        code = done.get("exit_code")
+        if done.get("timeout"):
+            return JobStatus(RunState.TIMEOUT, code, "runtime limit reached")
+        if code == 0:
+            return JobStatus(RunState.FINISHED, 0)
+        msg = f"exit code {code}"
+        if done.get("signal"):
+            msg += f" ({done['signal']})"
+        return JobStatus(RunState.FAILED, code, msg)
+
+    # ------------------------------------------------------------ cancel
+
+    async def cancel(self, run: RunRecord) -> None:
+        info = await asyncio.to_thread(self._launch_info, self._run_dir(run))
+        if info is None:
+            return  # nothing was launched
+        pid, start_time = info
+        if not _may_signal_group(pid, start_time):
+            return  # the pid belongs to another process now: our job is long gone
+        _killpg(pid, signal.SIGTERM)
+        if pid not in self._kill_timers:  # a second cancel keeps the first deadline
+            self._kill_timers[pid] = asyncio.get_running_loop().call_later(
+                self.kill_grace, self._kill_if_alive, pid, start_time
+            )
+
+    def _kill_if_alive(self, pid: int, start_time: int | None) -> None:
+        self._kill_timers.pop(pid, None)
+        self._reap()
+        if _may_signal_group(pid, start_time):
+            _killpg(pid, signal.SIGKILL)  # no-op (ESRCH) when the whole group has ended
+
+    # ------------------------------------------------------------ files
+
+    async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
+        if offset < 0 or max_bytes < 0:
+            raise UserInputError(Problem("offset and max_bytes must not be negative"))
+        path = self._resolve(run, relpath)
+        return await asyncio.to_thread(self._read_sync, path, offset, max_bytes)
+
+    @staticmethod
+    def _read_sync(path: Path, offset: int, max_bytes: int) -> Chunk:
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(offset)
+                data = f.read(max_bytes)
+        except FileNotFoundError:
+            return Chunk(b"", offset, offset, None)
+        except IsADirectoryError:
+            raise UserInputError(Problem(f"not a file: {path.name}")) from None
+        return Chunk(data, offset, offset + len(data), size)
+
+    async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
+        root = self._resolve(run, relpath)
+        return await asyncio.to_thread(self._list_sync, self._run_dir(run).resolve(), root)
+
+    @staticmethod
+    def _list_sync(run_root: Path, root: Path) -> list[FileInfo]:
+        if not root.exists():
+            raise NotFound(f"no such directory in the run directory: {root.name}")
+        if not root.is_dir():
+            raise UserInputError(Problem(f"not a directory: {root.name}"))
+        out: list[FileInfo] = []
+        # followlinks=False: a linked directory could lead outside or loop.
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            base = Path(dirpath)
+            for name in dirnames + filenames:
+                p = base / name
+                if p.is_symlink() and not p.resolve().is_relative_to(run_root):
+                    continue  # points outside the run directory: not ours to show
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue  # dangling link or removed meanwhile
+                is_dir = name in dirnames
+                out.append(
+                    FileInfo(
+                        path=p.relative_to(root).as_posix(),
+                        is_dir=is_dir,
+                        size=None if is_dir else st.st_size,
+                        mtime=st.st_mtime,
+                    )
+                )
+        return sorted(out, key=lambda f: f.path)
+
+    async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
+        src = self._resolve(run, relpath)
+        await asyncio.to_thread(self._fetch_sync, src, Path(dest), relpath)
+
+    @staticmethod
+    def _fetch_sync(src: Path, dest: Path, relpath: str) -> None:
+        if not src.exists():
+            raise NotFound(f"no such file in the run directory: {relpath}")
+        if not src.is_file():
+            raise UserInputError(Problem(f"not a file: {relpath}"))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+
+    async def close(self) -> None:
+        # Pending SIGKILLs are dropped: closing the backend must not kill jobs late.
+        for handle in self._kill_timers.values():
+            handle.cancel()
+        self._kill_timers.clear()
+        self._reap()

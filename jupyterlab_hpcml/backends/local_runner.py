@@ -1,0 +1,217 @@
+"""The detached wrapper that runs one local job.
+
+``python -I .../local_runner.py <run_dir>`` (as LocalBackend starts it) or
+``python -m jupyterlab_hpcml.backends.local_runner <run_dir>``.
+
+Started by ``LocalBackend.submit`` in a new session, so this process is the leader
+of the job's process group and every step it starts (``bash -c``) inherits the group.
+It reads ``.hpcml/job.json`` (non-secret data only; secrets arrive in the environment),
+runs the pre-run commands, the program and the post-run commands, enforces the
+Runtime limit and writes ``.hpcml/exit_code`` last, so that any process can tell
+from the run directory alone how the job ended.
+
+Standard library only and no package imports: it must start fast and must not
+depend on the lab's heavier modules.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+META_DIR = ".hpcml"
+DEFAULT_KILL_GRACE = 10.0
+
+
+@dataclass
+class StepResult:
+    exit_code: int
+    signal: str | None = None  # name of the signal that killed the step, if any
+    timed_out: bool = False
+
+
+@dataclass
+class RunnerState:
+    """What signal handlers and the step loop share."""
+
+    pgid: int
+    cancelled: bool = False
+    child: subprocess.Popen[bytes] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _log(msg: str) -> None:
+    print(f"hpcml: {msg}", file=sys.stderr, flush=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _commands(value: Any) -> list[str]:
+    """A pre/post command may be a string or a list of strings (run one after the other)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if str(v).strip()]
+    return [str(value)]
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Pids of the job's process group except this runner (read from /proc).
+
+    The runner must signal its children without signalling itself: a self-sent
+    signal would be indistinguishable from a user's cancel.
+    """
+    me = os.getpid()
+    pids: list[int] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(b")") + 2 :].split()
+        if int(rest[2]) == pgid:  # field 5: process group id
+            pids.append(int(entry.name))
+    return pids
+
+
+def _signal_children(state: RunnerState, sig: signal.Signals) -> None:
+    for pid in _group_members(state.pgid):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass  # already gone
+
+
+def _wait_or_kill(state: RunnerState, proc: subprocess.Popen[bytes], grace: float) -> None:
+    """After a SIGTERM: give the children ``grace`` seconds, then SIGKILL what is left."""
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _signal_children(state, signal.SIGKILL)
+        proc.wait()
+
+
+def _result_from_returncode(rc: int, timed_out: bool = False) -> StepResult:
+    if rc < 0:  # killed by a signal: shell convention 128 + signum
+        return StepResult(128 - rc, signal.Signals(-rc).name, timed_out)
+    return StepResult(rc, None, timed_out)
+
+
+def run_step(state: RunnerState, command: str, deadline: float | None, grace: float) -> StepResult:
+    """Run one ``bash -c`` step in the job's process group; kill it at ``deadline``."""
+    proc = subprocess.Popen(["bash", "-c", command], stdin=subprocess.DEVNULL)
+    state.child = proc
+    try:
+        if state.cancelled:  # the cancel arrived just before the step started
+            _signal_children(state, signal.SIGTERM)
+        timed_out = False
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                proc.wait(timeout=timeout)
+                break
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _log("runtime limit reached, stopping the job")
+                _signal_children(state, signal.SIGTERM)
+                _wait_or_kill(state, proc, grace)
+                break
+        return _result_from_returncode(proc.returncode, timed_out)
+    finally:
+        state.child = None
+
+
+def _install_handlers(state: RunnerState) -> None:
+    def on_signal(signum: int, _frame: Any) -> None:
+        # A cancel: forward to the children (they may not have received it when only
+        # the runner was signalled) and let the step loop record the exit code.
+        if not state.cancelled:
+            state.cancelled = True
+            _log(f"received {signal.Signals(signum).name}, stopping the job")
+        _signal_children(state, signal.SIGTERM)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+
+def _run_pre(
+    state: RunnerState, spec: dict[str, Any], deadline: float | None, grace: float
+) -> StepResult | None:
+    """Run the pre-run commands; return the failing step's result, or None if all succeeded."""
+    for cmd in _commands(spec.get("pre_run_login")) + _commands(spec.get("pre_run_compute")):
+        if state.cancelled:
+            return StepResult(128 + signal.SIGTERM, signal.SIGTERM.name)
+        res = run_step(state, cmd, deadline, grace)
+        if res.exit_code != 0:
+            if not state.cancelled and not res.timed_out:
+                _log(f"pre-run command failed with exit code {res.exit_code}: {cmd}")
+            return res
+    return None
+
+
+def _run_post(state: RunnerState, spec: dict[str, Any], grace: float) -> None:
+    """Post-run commands run after success, failure and timeout; not after a cancel.
+    Their failure is reported but does not change the job's exit code."""
+    for cmd in _commands(spec.get("post_run_compute")) + _commands(spec.get("post_run_login")):
+        if state.cancelled:
+            return
+        res = run_step(state, cmd, None, grace)
+        if res.exit_code != 0 and not state.cancelled:
+            _log(f"post-run command failed with exit code {res.exit_code}: {cmd}")
+
+
+def run_job(run_dir: Path, state: RunnerState) -> StepResult:
+    spec = json.loads((run_dir / META_DIR / "job.json").read_text())
+    grace = float(spec.get("kill_grace") or DEFAULT_KILL_GRACE)
+    runtime = spec.get("runtime_seconds")
+    deadline = time.monotonic() + float(runtime) if runtime else None
+
+    result = _run_pre(state, spec, deadline, grace)
+    if result is None:
+        if state.cancelled:
+            result = StepResult(128 + signal.SIGTERM, signal.SIGTERM.name)
+        else:
+            _write_atomic(run_dir / META_DIR / "started", json.dumps({"started_at": time.time()}))
+            result = run_step(state, str(spec["command"]), deadline, grace)
+    _run_post(state, spec, grace)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m jupyterlab_hpcml.backends.local_runner <run_dir>", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0]).resolve()
+    state = RunnerState(pgid=os.getpgid(0))
+    _install_handlers(state)
+    try:
+        result = run_job(run_dir, state)
+    except Exception as exc:  # record *something*: a job must never end without an exit code
+        _log(f"the job wrapper failed: {exc!r}")
+        result = StepResult(1)
+    record = {
+        "exit_code": result.exit_code,
+        "timeout": result.timed_out,
+        "signal": result.signal,
+        "ended_at": time.time(),
+    }
+    _write_atomic(run_dir / META_DIR / "exit_code", json.dumps(record))
+    return result.exit_code & 0xFF
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Backend config → backend instance, one instance per connection (shared by all runs)."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from ..engine.errors import Unsupported
+from ..engine.models import RunRecord
+from .base import Backend, Features
+
+# kind → "module:Class", imported on first use so start-up stays fast.
+BACKEND_CLASSES: dict[str, str] = {
+    "local": "jupyterlab_hpcml.backends.local:LocalBackend",
+}
+
+
+def backend_class(kind: str) -> type[Backend]:
+    target = BACKEND_CLASSES.get(kind)
+    if target is None:
+        raise Unsupported(
+            f"the {kind} backend is not available in this version "
+            f"(available: {', '.join(sorted(BACKEND_CLASSES))})"
+        )
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class BackendRegistry:
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self._backends: dict[tuple[str, str], Backend] = {}
+
+    def get(self, kind: str, config: dict[str, Any], connection: str | None = None) -> Backend:
+        """The shared backend for this connection; created on first use."""
+        key = (kind, connection or kind)
+        backend = self._backends.get(key)
+        if backend is None:
+            backend = backend_class(kind)(config, self.data_dir)
+            self._backends[key] = backend
+        return backend
+
+    def for_run(self, run: RunRecord) -> Backend:
+        # The stored config is redacted; backends take secrets from the environment.
+        return self.get(run.backend, run.backend_config, run.connection)
+
+    def features(self) -> dict[str, Features]:
+        return {
+            kind: backend_class(kind)({}, self.data_dir).supported_features()
+            for kind in BACKEND_CLASSES
+        }
+
+    async def close(self) -> None:
+        for backend in self._backends.values():
+            await backend.close()
+        self._backends.clear()

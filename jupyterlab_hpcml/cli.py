@@ -1,0 +1,347 @@
+"""`hpcml`: the command line on the same engine and run store as the lab.
+
+Flags follow `mlflow run` (-e, -P name=value, -c/--backend-config) so MLflow users feel at home.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .engine.errors import HpcmlError, Problem, UserInputError
+from .engine.models import RunRecord, RunState
+from .engine.requests import RerunRequest, SubmitRequest
+
+WAIT_POLL_SECONDS = 0.5
+
+
+def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UserInputError(Problem(f"expected name=value, got {item!r}", key=flag))
+        out[name] = value
+    return out
+
+
+def _sets(items: Sequence[str] | None) -> list[str]:
+    for item in items or ():
+        if "=" not in item:
+            raise UserInputError(Problem(f"expected Section.Key=value, got {item!r}", key="--set"))
+    return list(items or ())
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from .engine.service import Engine
+
+    return Engine(data_dir=Path(args.data_dir) if args.data_dir else None)
+
+
+def _fmt_time(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _duration(run: RunRecord) -> str:
+    start = run.started_at
+    if not start:
+        return "-"
+    secs = int((run.ended_at or time.time()) - start)
+    return f"{secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
+
+
+def _record_json(run: RunRecord) -> dict[str, Any]:
+    data = run.model_dump(mode="json")
+    data["started_at"], data["ended_at"] = run.started_at, run.ended_at
+    return data
+
+
+def _print_run(run: RunRecord) -> None:
+    rows = [
+        ("id", run.id), ("name", run.name), ("state", run.state.value),
+        ("exit code", run.exit_code), ("project", run.project_path), ("entry point", run.entry_point),
+        ("command", run.command), ("parameters", json.dumps(run.parameters)),
+        ("backend", f"{run.backend} ({run.connection})"), ("job id", run.backend_job_id),
+        ("run dir", run.run_dir), ("resources", json.dumps(run.resources)),
+        ("mlflow", f"experiment {run.mlflow_experiment_id}, run {run.mlflow_run_id}"),
+        ("code", run.code.model_dump_json() if run.code else "-"),
+        ("submitted", _fmt_time(run.created_at)), ("duration", _duration(run)),
+    ]
+    for key, value in rows:
+        print(f"{key:>12}: {value if value is not None else '-'}")
+    print(f"{'history':>12}:")
+    for change in run.state_history:
+        msg = f"  {change.message}" if change.message else ""
+        print(f"{'':>14}{_fmt_time(change.at)}  {change.state.value}{msg}")
+    for note in run.notes:
+        print(f"{'note':>12}: {note}")
+
+
+def _print_table(runs: list[RunRecord]) -> None:
+    header = ("ID", "NAME", "ENTRY", "BACKEND", "JOB", "STATE", "SUBMITTED", "DURATION")
+    rows = [
+        (r.id, r.name, r.entry_point, r.backend, r.backend_job_id or "-", r.state.value,
+         _fmt_time(r.created_at), _duration(r))
+        for r in runs
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+async def _wait(engine: Any, run: RunRecord) -> RunRecord:
+    while not run.state.terminal:
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+        await engine.runs.refresh([await engine.runs.get(run.id)])
+        run = await engine.runs.get(run.id)
+    return run
+
+
+async def cmd_submit(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    req = SubmitRequest(
+        project=str(Path(args.project).resolve()),
+        entry_point=args.entry_point,
+        parameters=_key_values(args.param, "-P"),
+        backend_config=str(Path(args.backend_config).resolve()) if args.backend_config else None,
+        overrides=_sets(args.set),
+        run_name=args.run_name,
+        experiment_name=args.experiment_name,
+    )
+    run = await engine.runs.submit(req)
+    return await _report(engine, run, args)
+
+
+async def _report(engine: Any, run: RunRecord, args: argparse.Namespace) -> int:
+    if not args.json:
+        print(f"submitted run {run.id} ({run.name}) on {run.backend}: {run.state.value}",
+              file=sys.stderr)
+    if args.wait:
+        run = await _wait(engine, run)
+        if not args.json:
+            print(f"run {run.id} {run.state.value} (exit code {run.exit_code})", file=sys.stderr)
+    if args.json:
+        print(json.dumps(_record_json(run), indent=2))
+    elif not args.wait:
+        print(run.id)
+    await engine.close()
+    if args.wait:
+        return 0 if run.state == RunState.FINISHED else 1
+    return 0 if run.state not in (RunState.FAILED,) else 1
+
+
+async def cmd_validate(args: argparse.Namespace) -> int:
+    from .engine import config as config_mod
+    from .engine import project as project_mod
+
+    problems: list[Problem] = []
+    project = None
+    try:
+        root = project_mod.find_project_root(Path(args.project).resolve())
+        project = project_mod.load_project(root)
+    except UserInputError as exc:
+        problems += exc.problems
+    configs = [Path(args.backend_config)] if args.backend_config else (
+        config_mod.find_backend_configs(project.path) if project else []
+    )
+    for path in configs:
+        try:
+            config_mod.load_backend_config(path.resolve())
+        except UserInputError as exc:
+            problems += exc.problems
+    if project and (args.param or args.entry_point != "main" or "main" in project.entry_points):
+        try:
+            project_mod.resolve_command(project, args.entry_point, _key_values(args.param, "-P"),
+                                        None)
+        except UserInputError as exc:
+            problems += exc.problems
+    for p in problems:
+        print(p)
+    if not problems:
+        checked = ", ".join(str(c) for c in configs) or "no backend configs"
+        print(f"OK: {project.mlproject_file if project else args.project}; {checked}")
+    return 1 if problems else 0
+
+
+async def cmd_runs(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    await engine.runs.refresh()
+    states = [RunState(s.upper()) for s in args.state] if args.state else None
+    runs, total = engine.store.list(states=states, project=args.project, text=args.query,
+                                    limit=args.limit)
+    if args.json:
+        print(json.dumps({"runs": [_record_json(r) for r in runs], "total": total}, indent=2))
+    else:
+        _print_table(runs)
+    await engine.close()
+    return 0
+
+
+async def cmd_show(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    run = await engine.runs.get(args.run)
+    if not run.state.terminal:
+        await engine.runs.refresh([run])
+        run = await engine.runs.get(run.id)
+    if args.json:
+        print(json.dumps(_record_json(run), indent=2))
+    else:
+        _print_run(run)
+    await engine.close()
+    return 0
+
+
+async def cmd_logs(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    stream = "stderr" if args.stderr else "stdout"
+    run = await engine.runs.get(args.run)
+    offset = 0
+    if args.tail is not None:
+        offset = await _print_tail(engine, run, stream, args.tail)
+    while True:
+        chunk = await engine.runs.read_log(run.id, stream, offset, 1024 * 1024)
+        sys.stdout.write(chunk.data)
+        sys.stdout.flush()
+        offset = chunk.next_offset
+        if chunk.data:
+            continue
+        if not args.follow or not chunk.running:
+            break
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+        await engine.runs.refresh([await engine.runs.get(run.id)])
+    await engine.close()
+    return 0
+
+
+async def _print_tail(engine: Any, run: RunRecord, stream: str, lines: int) -> int:
+    """Print the last ``lines`` lines; return the offset after them."""
+    size = (await engine.runs.read_log(run.id, stream, 0, 1)).size or 0
+    start = max(0, size - max(lines, 1) * 4096)  # generous window: 4 KiB per line
+    chunk = await engine.runs.read_log(run.id, stream, start, 4 * 1024 * 1024)
+    tail = chunk.data.splitlines(keepends=True)[-lines:] if lines > 0 else []
+    sys.stdout.write("".join(tail))
+    return chunk.next_offset
+
+
+async def cmd_cancel(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    run = await engine.runs.cancel(args.run)
+    print(f"cancel requested for run {run.id} ({run.state.value})", file=sys.stderr)
+    await engine.close()
+    return 0
+
+
+async def cmd_rerun(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    req = RerunRequest(parameters=_key_values(args.param, "-P"), overrides=_sets(args.set),
+                       fresh_code=args.fresh_code, run_name=args.run_name)
+    run = await engine.runs.rerun(args.run, req)
+    return await _report(engine, run, args)
+
+
+async def cmd_artifacts(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    if args.download:
+        local, tmp = await engine.outputs.download_artifact(args.run, args.download)
+        dest = Path(args.to or ".") / local.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, dest)
+        tmp.cleanup()
+        print(dest)
+    else:
+        for f in await engine.outputs.list_artifacts(args.run, args.path or ""):
+            print(f"{f.path}/" if f.is_dir else f"{f.path}\t{f.size or 0}")
+    await engine.close()
+    return 0
+
+
+def _submit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE",
+                   help="a parameter of the entry point (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override the backend config for this run, e.g. Resources.Nodes=2")
+    p.add_argument("--run-name")
+    p.add_argument("--wait", action="store_true", help="wait for the end; exit 0 only if FINISHED")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpcml", description=__doc__)
+    parser.add_argument("--data-dir", help="run store folder (default: $HPCML_DATA_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("submit", help="submit a run of an MLflow project")
+    p.add_argument("project", nargs="?", default=".")
+    p.add_argument("-e", "--entry-point", default="main")
+    p.add_argument("-c", "--backend-config", help="backend config file (default: local backend)")
+    p.add_argument("--experiment-name")
+    _submit_options(p)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("validate", help="check the MLproject and backend configs")
+    p.add_argument("project", nargs="?", default=".")
+    p.add_argument("-c", "--backend-config")
+    p.add_argument("-e", "--entry-point", default="main")
+    p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("runs", help="list runs, newest first")
+    p.add_argument("--state", action="append", choices=[s.value for s in RunState] +
+                   [s.value.lower() for s in RunState])
+    p.add_argument("--project")
+    p.add_argument("-q", "--query", help="text to look for in name, id, entry point, job id")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("show", help="show one run")
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("logs", help="print a run's stdout (or stderr)")
+    p.add_argument("run")
+    p.add_argument("--stderr", action="store_true")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int, metavar="N")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("cancel", help="cancel a run")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("rerun", help="run again, optionally with other parameters/resources")
+    p.add_argument("run")
+    p.add_argument("--fresh-code", action="store_true", help="snapshot the project again")
+    _submit_options(p)
+    p.set_defaults(func=cmd_rerun)
+
+    p = sub.add_parser("artifacts", help="list or download a run's MLflow artifacts")
+    p.add_argument("run")
+    p.add_argument("--path", help="folder to list")
+    p.add_argument("--download", metavar="PATH")
+    p.add_argument("--to", metavar="DIR")
+    p.set_defaults(func=cmd_artifacts)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(args.func(args))
+    except HpcmlError as exc:
+        print(f"hpcml: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UserInputError) else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

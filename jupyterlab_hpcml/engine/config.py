@@ -1,0 +1,829 @@
+"""Compute backend config: load YAML/JSON, validate against the JSON schema, normalise.
+
+The format is Mantik's compute backend config (UnicoreApiUrl / Firecrest / SSH,
+Resources, Environment, Exclude) plus our own keys (Local, Tracking, Name). One
+schema (``schema/backend-config.schema.json``) serves validation here and the
+forms in the UI; this module turns jsonschema's errors into problems a user can
+fix: file, line, dotted key and a plain message ("did you mean ...?").
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import jsonschema
+import yaml
+
+from .errors import Problem, UserInputError
+
+BackendKind = Literal["local", "ssh", "firecrest", "unicore"]
+TrackingMode = Literal["direct", "offline"]
+KeyPath = tuple[str | int, ...]
+
+# Top-level key → backend kind, in the order used when (wrongly) several are given.
+BACKEND_KEYS: dict[str, BackendKind] = {
+    "UnicoreApiUrl": "unicore",
+    "Firecrest": "firecrest",
+    "SSH": "ssh",
+    "Local": "local",
+}
+KNOWN_TOP_LEVEL_KEYS = ("UnicoreApiUrl", "Firecrest", "SSH", "Local", "Resources", "Environment")
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+CONFIG_SUBDIRS = ("backend-configs", "configs")
+# Project files that are YAML but never backend configs.
+_NOT_CONFIGS = {"mlproject", "conda.yaml", "conda.yml", "python_env.yaml", "python_env.yml"}
+_MAX_CONFIG_BYTES = 1 << 20  # discovery skips larger files: data, not configs
+_COMMAND_KEYS = (
+    "PreRunCommandOnLoginNode",
+    "PostRunCommandOnLoginNode",
+    "PreRunCommandOnComputeNode",
+    "PostRunCommandOnComputeNode",
+)
+_SCHEMA_NAME = "backend-config.schema.json"
+
+# ---------------------------------------------------------------------- schema
+
+
+@functools.lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The backend config JSON schema (cached; do not mutate)."""
+    here = Path(__file__).resolve().parent
+    candidates = (
+        here.parent / "schemas" / _SCHEMA_NAME,  # wheel: force-included by pyproject
+        here.parents[1] / "schema" / _SCHEMA_NAME,  # editable install / source tree
+    )
+    for candidate in candidates:
+        if candidate.is_file():
+            return cast(dict, json.loads(candidate.read_text(encoding="utf-8")))
+    raise RuntimeError(f"{_SCHEMA_NAME} not found (looked in {', '.join(map(str, candidates))})")
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+# ------------------------------------------------------------ Runtime / Memory
+
+# Same grammar as $defs.runtime/memory in the schema (which spells case-insensitivity
+# with character classes, as JSON Schema patterns have no flags); tests keep them in step.
+_UNIT = r"(?:d(?:ays?)?|h(?:rs?|ours?)?|m(?:ins?|inutes?)?|s(?:ecs?|econds?)?)"
+_RUNTIME_UNITS_RE = re.compile(rf"(?:[0-9]+(?:\.[0-9]+)? *{_UNIT} *)+", re.IGNORECASE)
+_RUNTIME_PART_RE = re.compile(rf"([0-9]+(?:\.[0-9]+)?) *({_UNIT}) *", re.IGNORECASE)
+_RUNTIME_CLOCK_RE = re.compile(  # Slurm: D-HH[:MM[:SS]], HH:MM:SS, MM:SS
+    r"(?P<d>[0-9]+)-(?P<dh>[01]?[0-9]|2[0-3])(?::(?P<dm>[0-5][0-9])(?::(?P<ds>[0-5][0-9]))?)?"
+    r"|(?P<a>[0-9]+):(?P<b>[0-5][0-9])(?::(?P<c>[0-5][0-9]))?"
+)
+_PLAIN_NUMBER_RE = re.compile(r"0*[1-9][0-9]*")
+_MEMORY_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) *([kmgt])(?:i?b)?", re.IGNORECASE)
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_UNIT_MIB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+_RUNTIME_HINT = (
+    "must be a duration such as 1h30m, 90min, 01:30:00, 1-02:00:00 (days-hours:minutes:seconds), "
+    "2d, or a number of seconds"
+)
+_MEMORY_HINT = "must be a size such as 64G, 64GB, 64GiB, 65536M, 512MiB, or a number of MiB"
+
+
+def parse_runtime(value: str | int) -> int:
+    """Seconds of a Runtime value; ``ValueError`` says what is accepted."""
+    return _checked("Runtime", value, _runtime_seconds, "at least 1 second", _RUNTIME_HINT)
+
+
+def parse_memory(value: str | int) -> int:
+    """MiB of a MemoryPerNode value (binary units: 1G = 1024M); ``ValueError`` if invalid."""
+    return _checked("MemoryPerNode", value, _memory_mib, "at least 1 MiB", _MEMORY_HINT)
+
+
+def _checked(name: str, value: Any, convert: Any, minimum: str, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{name} {hint}, got {_describe(value)}")
+    result = value if isinstance(value, int) else convert(value)
+    if result is None:
+        raise ValueError(f"{name} {hint}, got {_describe(value)}")
+    if result < 1:
+        raise ValueError(f"{name} must be {minimum}, got {_describe(value)}")
+    return int(result)
+
+
+def _runtime_seconds(text: str) -> int | None:
+    if _PLAIN_NUMBER_RE.fullmatch(text):
+        return int(text)
+    clock = _RUNTIME_CLOCK_RE.fullmatch(text)
+    if clock:
+        g = {k: int(v) for k, v in clock.groupdict().items() if v is not None}
+        if "d" in g:
+            return g["d"] * 86400 + g["dh"] * 3600 + g.get("dm", 0) * 60 + g.get("ds", 0)
+        if "c" in g:  # HH:MM:SS
+            return g["a"] * 3600 + g["b"] * 60 + g["c"]
+        return g["a"] * 60 + g["b"]  # MM:SS, as Slurm reads it
+    if _RUNTIME_UNITS_RE.fullmatch(text):
+        total = sum(
+            float(num) * _UNIT_SECONDS[unit[0].lower()]
+            for num, unit in _RUNTIME_PART_RE.findall(text)
+        )
+        return round(total)
+    return None
+
+
+def _memory_mib(text: str) -> int | None:
+    if _PLAIN_NUMBER_RE.fullmatch(text):
+        return int(text)
+    match = _MEMORY_RE.fullmatch(text)
+    if not match:
+        return None
+    return math.ceil(float(match.group(1)) * _UNIT_MIB[match.group(2).lower()])
+
+
+# ---------------------------------------------------------------- the config
+
+
+@dataclass
+class BackendConfig:
+    """A validated backend config. ``data`` is as written (plus overrides) and may hold secrets."""
+
+    data: dict[str, Any]
+    path: Path | None
+    kind: BackendKind
+    resources: dict[str, Any]  # Runtime in seconds, MemoryPerNode in MiB
+    environment: dict[str, Any]  # commands as lists, Python as a path string, Variables as str
+    exclude: list[str]
+    tracking_mode: TrackingMode
+    tracking_uri: str | None
+    # Where the config came from, so that overrides can still report lines of the file.
+    _root: yaml.Node | None = field(default=None, repr=False, compare=False)
+    _source: str | None = field(default=None, repr=False, compare=False)
+
+    def redacted(self) -> dict[str, Any]:
+        """Deep copy of ``data`` with secret-looking values replaced by ``***``."""
+        return cast(dict, _redact(self.data))
+
+    @property
+    def connection_name(self) -> str:
+        """Identifies the compute system: runs with the same name share one backend."""
+        if self.kind == "ssh":
+            ssh = self.data["SSH"]
+            user = f"{ssh['User']}@" if ssh.get("User") else ""
+            return f"ssh:{user}{ssh['Hostname']}:{int(ssh.get('Port') or 22)}"
+        if self.kind == "firecrest":
+            fc = self.data["Firecrest"]
+            return f"firecrest:{fc['ApiUrl'].rstrip('/')}#{fc['Machine']}"
+        if self.kind == "unicore":
+            return f"unicore:{self.data['UnicoreApiUrl'].rstrip('/')}"
+        return "local"
+
+
+def default_local_config() -> BackendConfig:
+    """What runs when no config is chosen: the local backend, tracking directly."""
+    return BackendConfig(
+        data={}, path=None, kind="local", resources={}, environment={}, exclude=[],
+        tracking_mode="direct", tracking_uri=None,
+    )
+
+
+def load_backend_config(path: Path) -> BackendConfig:
+    """Read and validate a .yaml/.yml/.json config; ``UserInputError`` lists every problem."""
+    source = str(path)
+    text = _read_config_file(Path(path), source)
+    data, root = _parse_text(text, source, is_json=Path(path).suffix.lower() == ".json")
+    return _build(data, Path(path), source, root)
+
+
+def parse_backend_config(data: Any, source: str = "<request>") -> BackendConfig:
+    """Validate a config given as data (e.g. a REST body), or as YAML/JSON text (lines reported)."""
+    root = None
+    if isinstance(data, str):
+        data, root = _parse_text(data, source, is_json=_is_json_text(data))
+    elif data is None:
+        raise UserInputError(Problem("the config is empty", file=source))
+    elif not isinstance(data, dict):
+        raise UserInputError(_not_a_mapping(data, source, None))
+    return _build(copy.deepcopy(data), None, source, root)
+
+
+def apply_overrides(
+    cfg: BackendConfig, overrides: list[str] | dict[str, Any]
+) -> BackendConfig:
+    """A new config with ``["Resources.Nodes=2", ...]`` or a nested dict merged in; re-validated.
+
+    List values are YAML scalars (``null`` removes the key); Environment.Variables
+    values stay the literal text. In a dict, ``None`` removes the key and top-level
+    dotted keys ("Resources.Nodes") are paths.
+    """
+    data = copy.deepcopy(cfg.data)
+    applied: dict[KeyPath, str] = {}  # path → override as the user wrote it
+    problems: list[Problem] = []
+    if isinstance(overrides, dict):
+        _merge_dict_overrides(data, overrides, applied, problems)
+    else:
+        for item in overrides:
+            _apply_override_item(data, item, applied, problems)
+    if problems:
+        raise UserInputError(problems)
+    source = cfg._source or (str(cfg.path) if cfg.path else None)
+    return _build(data, cfg.path, source, cfg._root, applied)
+
+
+def find_backend_configs(project_dir: Path) -> list[Path]:
+    """Config files in the project root, ``backend-configs/`` and ``configs/``, in that order.
+
+    A file counts if its top level is a mapping with a known key. In the dedicated
+    ``backend-configs/`` folder a file YAML/JSON cannot read counts too, so that
+    loading it shows the user the syntax error instead of hiding the file.
+    """
+    found: list[Path] = []
+    for folder in (project_dir, *(project_dir / sub for sub in CONFIG_SUBDIRS)):
+        if not folder.is_dir():
+            continue
+        dedicated = folder.name == CONFIG_SUBDIRS[0] and folder.parent == project_dir
+        for candidate in sorted(folder.iterdir()):
+            if _is_config_candidate(candidate) and _looks_like_backend_config(candidate, dedicated):
+                found.append(candidate)
+    return found
+
+
+# ------------------------------------------------------------ reading files
+
+
+def _read_config_file(path: Path, source: str) -> str:
+    if not path.exists():
+        raise UserInputError(Problem("backend config file not found", file=source))
+    if path.is_dir():
+        raise UserInputError(Problem("is a directory, not a backend config file", file=source))
+    if path.suffix.lower() not in CONFIG_SUFFIXES:
+        raise UserInputError(Problem(
+            f"unsupported file type '{path.suffix or path.name}': "
+            "a backend config must be .yaml, .yml or .json",
+            file=source,
+        ))
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserInputError(Problem("is not UTF-8 text", file=source)) from None
+    except OSError as exc:
+        raise UserInputError(Problem(f"cannot be read: {exc.strerror}", file=source)) from None
+
+
+def _parse_text(text: str, source: str, is_json: bool) -> tuple[dict[str, Any], yaml.Node | None]:
+    """Data plus the YAML node tree that knows each key's line."""
+    if is_json:
+        try:
+            data = json.loads(text) if text.strip() else None
+        except json.JSONDecodeError as exc:
+            raise UserInputError(
+                Problem(f"JSON syntax error: {exc.msg}", file=source, line=exc.lineno)
+            ) from None
+        root = _compose_for_lines(text.replace("\t", " "))  # JSON tabs are just whitespace
+    else:
+        data, root = _load_yaml(text, source)
+    if data is None:
+        raise UserInputError(Problem("the file is empty", file=source))
+    if not isinstance(data, dict):
+        raise UserInputError(_not_a_mapping(data, source, root))
+    _check_duplicate_keys(root, source)
+    return data, root
+
+
+def _is_json_text(text: str) -> bool:
+    # A YAML flow mapping also starts with "{": only call it JSON if JSON can read it.
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _load_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        return (loader.construct_document(root) if root is not None else None), root
+    except yaml.YAMLError as exc:
+        raise UserInputError(_yaml_problem(exc, source)) from None
+    finally:
+        loader.dispose()
+
+
+def _compose_for_lines(text: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None  # valid JSON that YAML cannot read: no line numbers, still validated
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    return Problem(message, file=source, line=mark.line + 1 if mark is not None else None)
+
+
+def _not_a_mapping(data: Any, source: str, root: yaml.Node | None) -> Problem:
+    line = root.start_mark.line + 1 if root is not None else None
+    return Problem(
+        f"the top level must be a mapping of keys (such as Resources:), got {_describe(data)}",
+        file=source, line=line,
+    )
+
+
+def _check_duplicate_keys(root: yaml.Node | None, source: str) -> None:
+    problems = [
+        Problem(f"duplicate key '{name}' (first given on line {first})", file=source,
+                line=line, key=_dotted(path))
+        for path, name, line, first in _duplicate_keys(root, ())
+    ]
+    if problems:
+        raise UserInputError(problems)
+
+
+def _duplicate_keys(node: yaml.Node | None, path: KeyPath) -> list[tuple[KeyPath, str, int, int]]:
+    found: list[tuple[KeyPath, str, int, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            name, line = str(key_node.value), key_node.start_mark.line + 1
+            if name in seen:
+                found.append((path + (name,), name, line, seen[name]))
+            seen.setdefault(name, line)
+            found.extend(_duplicate_keys(value_node, path + (name,)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(_duplicate_keys(item, path + (index,)))
+    return found
+
+
+def _line_of(root: yaml.Node | None, path: KeyPath) -> int | None:
+    """1-based line of the key (or list item) at ``path``, else of its nearest existing ancestor."""
+    if root is None:
+        return None
+    node, line = root, root.start_mark.line + 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            # The last occurrence wins, as in the loaded data.
+            match = [(k, v) for k, v in node.value if str(k.value) == str(part)]
+            if not match:
+                break
+            key_node, node = match[-1]
+            line = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+# ---------------------------------------------------------------- validation
+
+
+@dataclass
+class _Issue:
+    key: KeyPath  # the offending key
+    message: str
+    at: KeyPath | None = None  # where to look for its line (default: key)
+
+
+def _build(
+    data: dict[str, Any], path: Path | None, source: str | None, root: yaml.Node | None,
+    overridden: dict[KeyPath, str] | None = None,
+) -> BackendConfig:
+    kind = _detect_kind(data)
+    issues = _schema_issues(data, kind)
+    issues += _value_issues(data, {i.key for i in issues})
+    if issues:
+        raise UserInputError(_to_problems(issues, source, root, overridden or {}))
+    tracking = data.get("Tracking") or {}
+    mode = tracking.get("Mode") or ("direct" if kind == "local" else "offline")
+    return BackendConfig(
+        data=data, path=path, kind=kind,
+        resources=_normalise_resources(data.get("Resources") or {}),
+        environment=_normalise_environment(data.get("Environment") or {}),
+        exclude=list(data.get("Exclude") or []),
+        tracking_mode=mode, tracking_uri=tracking.get("Uri"),
+        _root=root, _source=source,
+    )
+
+
+def _detect_kind(data: dict[str, Any]) -> BackendKind:
+    return next((kind for key, kind in BACKEND_KEYS.items() if key in data), "local")
+
+
+def _schema_issues(data: dict[str, Any], kind: BackendKind) -> list[_Issue]:
+    issues: list[_Issue] = []
+    for error in _validator().iter_errors(data):
+        issues.extend(_translate(error, kind))
+    return issues
+
+
+def _translate(error: jsonschema.ValidationError, kind: BackendKind) -> list[_Issue]:
+    """One jsonschema error → issues in the user's terms."""
+    path: KeyPath = tuple(error.absolute_path)
+    schema_path = list(error.absolute_schema_path)
+    validator = error.validator
+    if validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        return [_Issue(path + (str(k),), _unknown_key_message(str(k), allowed)) for k in extra]
+    if validator == "required":
+        return _missing_issues(error, path, "then" in schema_path, kind)
+    if validator == "not":
+        # On a non-mapping, "not required" fails too; the type error already says it all.
+        return [_only_one_issue(error, path)] if isinstance(error.instance, dict) else []
+    if validator == "pattern" and "propertyNames" in schema_path:
+        return [_Issue(path + (error.instance,), _variable_name_message(error.instance))]
+    if validator == "pattern":
+        return [_Issue(path, _pattern_message(path, error.instance))]
+    if validator in ("type", "minimum", "maximum"):
+        return [_Issue(path, _type_message(path, error.schema, error.instance))]
+    if validator == "minLength":
+        return [_Issue(path, "must not be empty")]
+    if validator == "enum":
+        return [_Issue(path, _choice_message(error.validator_value, error.instance))]
+    return [_Issue(path, f"is invalid ({validator}): {_describe(error.instance)}")]
+
+
+def _missing_issues(
+    error: jsonschema.ValidationError, path: KeyPath, conditional: bool, kind: BackendKind
+) -> list[_Issue]:
+    issues: list[_Issue] = []
+    for name in error.validator_value:
+        if name in error.instance:
+            continue
+        key = path + (name,)
+        if conditional and key == ("Resources",):
+            backend_key = next(k for k, v in BACKEND_KEYS.items() if v == kind)
+            issues.append(_Issue(
+                ("Resources", "Queue"),
+                f"Queue is required for the {kind} backend (add a Resources section with a Queue)",
+                at=(backend_key,),
+            ))
+        elif conditional and key == ("Resources", "Queue"):
+            issues.append(_Issue(key, f"Queue is required for the {kind} backend", at=path))
+        elif conditional and key == ("Tracking", "Uri"):
+            issues.append(_Issue(key, (
+                f"Uri is required when Mode is direct on the {kind} backend: the compute nodes "
+                "must reach the tracking server (or use Mode: offline)"
+            ), at=path))
+        else:
+            issues.append(_Issue(key, f"{name} is required", at=path))
+    return issues
+
+
+def _only_one_issue(error: jsonschema.ValidationError, path: KeyPath) -> _Issue:
+    branches = error.validator_value.get("anyOf", [error.validator_value])
+    names: list[str] = []
+    for branch in branches:
+        names += [n for n in branch.get("required", []) if n not in names]
+    given = [n for n in names if n in error.instance]
+    message = f"only one of {', '.join(names)} may be given, found {' and '.join(given)}"
+    return _Issue(path + (given[-1],), message)
+
+
+def _value_issues(data: dict[str, Any], already: set[KeyPath]) -> list[_Issue]:
+    """What the schema lets through but Python rejects (zero durations, port range)."""
+    issues: list[_Issue] = []
+    resources = data.get("Resources")
+    if isinstance(resources, dict):
+        for name, parse in (("Runtime", parse_runtime), ("MemoryPerNode", parse_memory)):
+            key = ("Resources", name)
+            if name in resources and key not in already:
+                try:
+                    parse(resources[name])
+                except ValueError as exc:
+                    issues.append(_Issue(key, _strip_name(str(exc), name)))
+    environment = data.get("Environment")
+    variables = environment.get("Variables") if isinstance(environment, dict) else None
+    if isinstance(variables, dict):  # YAML allows `1: x`; propertyNames only checks strings
+        issues += [_Issue(("Environment", "Variables", str(k)), _variable_name_message(k))
+                   for k in variables if not isinstance(k, str)]
+    ssh = data.get("SSH")
+    port = ssh.get("Port") if isinstance(ssh, dict) else None
+    if isinstance(port, str) and ("SSH", "Port") not in already:
+        if not 1 <= int(port or 0) <= 65535:
+            issues.append(_Issue(("SSH", "Port"), _pattern_message(("SSH", "Port"), port)))
+    return issues
+
+
+def _to_problems(
+    issues: list[_Issue], source: str | None, root: yaml.Node | None, overridden: dict[KeyPath, str]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for issue in issues:
+        key = _dotted(issue.key)
+        if (key, issue.message) in seen:
+            continue
+        seen.add((key, issue.message))
+        override = _override_for(issue.key, overridden)
+        if override is not None:  # the file's line would point at the wrong value
+            problems.append(Problem(f"{issue.message} (override {override})", file=source, key=key))
+        else:
+            line = _line_of(root, issue.at if issue.at is not None else issue.key)
+            problems.append(Problem(issue.message, file=source, line=line, key=key))
+    problems.sort(key=lambda p: (p.line is None, p.line or 0, p.key or ""))
+    return problems
+
+
+def _override_for(key: KeyPath, overridden: dict[KeyPath, str]) -> str | None:
+    for path, text in overridden.items():
+        shorter = min(len(path), len(key))
+        if path[:shorter] == key[:shorter]:
+            return text
+    return None
+
+
+# ---------------------------------------------------------------- messages
+
+_TYPE_WORDS = {
+    "integer": "an integer", "number": "a number", "string": "a string",
+    "object": "a mapping", "array": "a list", "boolean": "true/false", "null": "empty",
+}
+
+
+def _type_message(path: KeyPath, subschema: dict[str, Any], value: Any) -> str:
+    name = _last_name(path)
+    if name in ("Runtime", "MemoryPerNode"):  # the parser knows the formats
+        return _parser_message(name, value)
+    if name == "Port":
+        return _pattern_message(path, value)
+    types = subschema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    words = [_TYPE_WORDS.get(t, t) for t in types if t != "null"]
+    expected = " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+    low, high = subschema.get("minimum"), subschema.get("maximum")
+    if low is not None and high is not None:
+        expected += f" between {low} and {high}"
+    elif low is not None:
+        expected += f" ≥ {low}"
+    return f"must be {expected}, got {_describe(value)}"
+
+
+def _pattern_message(path: KeyPath, value: Any) -> str:
+    name = _last_name(path)
+    if name in ("Runtime", "MemoryPerNode"):
+        return _parser_message(name, value)
+    if name in ("UnicoreApiUrl", "ApiUrl", "TokenUrl"):
+        return f"must be an http:// or https:// URL, got {_describe(value)}"
+    if name == "Uri":
+        return ("must be a URI with a scheme, e.g. https://mlflow.example.org, "
+                f"got {_describe(value)}")
+    if name == "Port":
+        return f"must be a port number between 1 and 65535, got {_describe(value)}"
+    if name == "Type":
+        return _choice_message(["local", "remote"], value)
+    if name == "Path" and "Apptainer" in path:
+        return ("must be an absolute path on the cluster when Type is remote, "
+                f"got {_describe(value)}")
+    if name in ("Hostname", "ProxyJump"):
+        return f"must not contain spaces, got {_describe(value)}"
+    return f"has an invalid format: {_describe(value)}"
+
+
+def _parser_message(name: str, value: Any) -> str:
+    try:
+        (parse_runtime if name == "Runtime" else parse_memory)(value)
+    except ValueError as exc:
+        return _strip_name(str(exc), name)
+    return f"is invalid: {_describe(value)}"  # schema and parser disagree: should not happen
+
+
+def _strip_name(message: str, name: str) -> str:
+    # Problem.key already names the key; "Runtime must be ..." → "must be ...".
+    return message[len(name) + 1:] if message.startswith(name + " ") else message
+
+
+def _unknown_key_message(key: str, allowed: list[str]) -> str:
+    suggestion = _did_you_mean(key, allowed)
+    if suggestion:
+        return f"unknown key '{key}' — did you mean '{suggestion}'?"
+    return f"unknown key '{key}' (allowed here: {', '.join(allowed)})"
+
+
+def _choice_message(choices: list[Any], value: Any) -> str:
+    listed = ", ".join(f"'{c}'" for c in choices)
+    message = f"must be one of {listed}, got {_describe(value)}"
+    suggestion = _did_you_mean(str(value), [str(c) for c in choices])
+    return message + (f" — did you mean '{suggestion}'?" if suggestion else "")
+
+
+def _variable_name_message(name: Any) -> str:
+    return (f"'{name}' is not a valid environment variable name "
+            "(letters, digits and _, not starting with a digit)")
+
+
+def _did_you_mean(word: str, options: list[str]) -> str | None:
+    by_lower = {o.lower(): o for o in options}
+    if word.lower() in by_lower:
+        return by_lower[word.lower()]
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def _describe(value: Any) -> str:
+    """A short rendering of a value for messages (no huge reprs)."""
+    if value is None:
+        return "nothing (empty value)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    return str(value)
+
+
+def _last_name(path: KeyPath) -> str:
+    return next((str(p) for p in reversed(path) if isinstance(p, str)), "")
+
+
+def _dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# ---------------------------------------------------------------- normalising
+
+
+def _normalise_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    out = dict(resources)
+    if "Runtime" in out:
+        out["Runtime"] = parse_runtime(out["Runtime"])
+    if "MemoryPerNode" in out:
+        out["MemoryPerNode"] = parse_memory(out["MemoryPerNode"])
+    for key, value in out.items():
+        if isinstance(value, float) and value.is_integer():  # JSON Schema counts 2.0 as integer
+            out[key] = int(value)
+    return out
+
+
+def _normalise_environment(environment: dict[str, Any]) -> dict[str, Any]:
+    """One shape per key, so backends need not handle Mantik's alternatives."""
+    out = copy.deepcopy(environment)
+    for key in _COMMAND_KEYS:
+        if out.get(key) is not None:
+            value = out[key]
+            out[key] = [value] if isinstance(value, str) else [_env_str(c) for c in value]
+    apptainer = out.get("Apptainer")
+    if isinstance(apptainer, dict):
+        apptainer["Type"] = str(apptainer.get("Type") or "local").lower()
+        if isinstance(apptainer.get("Options"), str):
+            apptainer["Options"] = [apptainer["Options"]]
+    if isinstance(out.get("Python"), dict):
+        out["Python"] = out["Python"]["Path"]
+    if isinstance(out.get("Variables"), dict):
+        out["Variables"] = {k: _env_str(v) for k, v in out["Variables"].items()}
+    return out
+
+
+def _env_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def _apply_override_item(
+    data: dict[str, Any], item: Any, applied: dict[KeyPath, str], problems: list[Problem]
+) -> None:
+    text = item if isinstance(item, str) else repr(item)
+    key_text, eq, raw = text.partition("=")
+    path = tuple(part.strip() for part in key_text.split("."))
+    if not isinstance(item, str) or not eq or not all(path):
+        problems.append(Problem(f"override '{text}' must look like Key.Path=value"))
+        return
+    value = raw if path[:2] == ("Environment", "Variables") else _yaml_scalar(raw)
+    if _set_path(data, path, value, problems):
+        applied[path] = f"'{text}'"
+
+
+def _merge_dict_overrides(
+    data: dict[str, Any], overrides: dict[str, Any], applied: dict[KeyPath, str],
+    problems: list[Problem], prefix: KeyPath = (),
+) -> None:
+    for key, value in overrides.items():
+        path = prefix + tuple(str(key).split("."))
+        if isinstance(value, dict) and isinstance(_get_path(data, path), dict):
+            _merge_dict_overrides(data, value, applied, problems, path)
+        elif _set_path(data, path, copy.deepcopy(value), problems):
+            applied[path] = f"'{_dotted(path)}={json.dumps(value, default=str)}'"
+
+
+def _get_path(data: dict[str, Any], path: KeyPath) -> Any:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _set_path(data: dict[str, Any], path: KeyPath, value: Any, problems: list[Problem]) -> bool:
+    """Set (or, for None, remove) ``path``; intermediate mappings are created."""
+    node: Any = data
+    for depth, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None and value is None:
+            return True  # removing what is not there
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = _dotted(path[: depth + 1])
+            problems.append(Problem(
+                f"cannot set {_dotted(path)}: {where} is {_describe(child)}, not a mapping",
+                key=_dotted(path),
+            ))
+            return False
+        node = child
+    if value is None:
+        node.pop(path[-1], None)
+    else:
+        node[path[-1]] = value
+    return True
+
+
+def _yaml_scalar(text: str) -> Any:
+    if text.strip() == "":
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # Dates and other YAML-only types would only confuse validation: keep the text.
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return text
+
+
+# ---------------------------------------------------------------- redaction
+
+_SECRET_FRAGMENTS = ("password", "passwd", "passphrase", "secret", "apikey", "api_key",
+                     "privatekey", "private_key")
+_NOT_SECRET_SUFFIXES = {"url", "uri", "file", "path", "dir", "endpoint"}
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+@")
+
+
+def _is_secret_key(name: str) -> bool:
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)]
+    if words and words[-1] in _NOT_SECRET_SUFFIXES:  # TokenUrl, IdentityFile: where, not what
+        return False
+    lowered = name.lower()
+    return any(f in lowered for f in _SECRET_FRAGMENTS) or "token" in words or "tokens" in words
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: ("***" if v is not None and _is_secret_key(str(k)) else _redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    if isinstance(value, str):
+        return _URL_CREDENTIALS.sub(r"\1***@", value)  # https://user:pw@host
+    return copy.deepcopy(value)
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def _is_config_candidate(path: Path) -> bool:
+    return (
+        path.suffix.lower() in CONFIG_SUFFIXES
+        and path.name.lower() not in _NOT_CONFIGS
+        and path.is_file()
+    )
+
+
+def _looks_like_backend_config(path: Path, dedicated: bool) -> bool:
+    try:
+        if path.stat().st_size > _MAX_CONFIG_BYTES:
+            return False
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        return dedicated
+    return isinstance(data, dict) and any(key in data for key in KNOWN_TOP_LEVEL_KEYS)

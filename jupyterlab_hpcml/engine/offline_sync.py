@@ -1,0 +1,213 @@
+"""Offline tracking: copy what a job wrote into its own MLflow file store into the main store.
+
+The job logs into ``<run_dir>/.hpcml/mlruns`` (see ``tracking.offline_store_files``).
+Metric files there are append-only text (``"<timestamp> <value> <step>\\n"`` per line),
+so each sync reads only the bytes after the offset it reached last time, through
+``Backend.read``, whatever the backend. Params are written once; tags may change
+(re-read when their size/mtime changes); artifacts are copied once, at the end.
+
+The sync state is a JSON-able dict kept by the caller between calls::
+
+    {"metrics": {"loss": 1234, "eval/acc": 88},   # byte offset reached per metric file
+     "params": ["lr", "epochs"],                   # params copied
+     "tags": {"note": [12, 1700000000.0]},         # [size, mtime] of each tag file seen
+     "protected_tags": ["hpcml.run_id", ...],      # the main run's own tags: never overwritten
+     "artifacts_done": true}
+
+It is updated IN PLACE after each successful write to the main store (and returned),
+so a caller that keeps the dict after an exception never logs a line twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..backends.base import Backend, FileInfo
+from .errors import NotFound
+from .models import RunRecord
+from .tracking import Tracker, offline_run_path
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 1 << 20  # per backend.read call
+MAX_READS_PER_FILE = 256  # per sync: bounds a sync even while a job writes furiously
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def parse_metric_lines(key: str, data: bytes) -> list[tuple[str, float, int, int]]:
+    """``(key, value, timestamp, step)`` for each complete line of a file-store metric file."""
+    rows: list[tuple[str, float, int, int]] = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        parts = line.split()
+        # 3 fields, 2 in very old stores (no step), 5 with dataset name/digest (dropped:
+        # they only make sense together with logged models, which are not copied).
+        if len(parts) not in (2, 3, 5):
+            if parts:
+                log.warning("skipping malformed line of metric %s: %r", key, line[:200])
+            continue
+        try:
+            ts, value = int(parts[0]), float(parts[1])
+            step = int(parts[2]) if len(parts) >= 3 else 0
+        except ValueError:
+            log.warning("skipping malformed line of metric %s: %r", key, line[:200])
+            continue
+        rows.append((key, value, ts, step))
+    return rows
+
+
+class OfflineSync:
+    """Copies what a job appended to its offline file store into the main store, reading only new bytes."""
+
+    def __init__(self, tracker: Tracker, read_bytes: int = READ_BYTES):
+        self.tracker = tracker
+        self.read_bytes = read_bytes
+
+    async def sync(
+        self, backend: Backend, run: RunRecord, state: dict[str, Any], final: bool = False
+    ) -> dict[str, Any]:
+        if not (run.mlflow_experiment_id and run.mlflow_run_id):
+            return state
+        base = offline_run_path(run.mlflow_experiment_id, run.mlflow_run_id)
+        state.setdefault("metrics", {})
+        state.setdefault("params", [])
+        state.setdefault("tags", {})
+        await self._sync_params(backend, run, base, state, final)
+        await self._sync_tags(backend, run, base, state)
+        await self._sync_metrics(backend, run, base, state)
+        if final and not state.get("artifacts_done"):
+            await self._sync_artifacts(backend, run, base)
+            state["artifacts_done"] = True
+        return state
+
+    # ------------------------------------------------------------------ metrics
+
+    async def _sync_metrics(self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any]) -> None:
+        offsets: dict[str, int] = state["metrics"]
+        for f in await _list(backend, run, f"{base}/metrics"):
+            key = f.path
+            offset = offsets.get(key, 0)
+            if f.size is not None and f.size <= offset:
+                continue  # nothing new: no read at all
+            await self._sync_metric(backend, run, f"{base}/metrics/{key}", key, offset, offsets)
+
+    async def _sync_metric(
+        self, backend: Backend, run: RunRecord, relpath: str, key: str, offset: int, offsets: dict[str, int]
+    ) -> None:
+        assert run.mlflow_run_id
+        pending = b""  # bytes of an incomplete line: reads may end anywhere (short SFTP reads)
+        pos = offset
+        for _ in range(MAX_READS_PER_FILE):
+            chunk = await backend.read(run, relpath, pos, self.read_bytes)
+            if chunk.size is None:
+                return  # no such file (any more)
+            pending += chunk.data
+            pos += len(chunk.data)
+            end = pending.rfind(b"\n")
+            if end >= 0:
+                rows = await asyncio.to_thread(parse_metric_lines, key, pending[: end + 1])
+                if rows:
+                    await asyncio.to_thread(self.tracker.log_metrics, run.mlflow_run_id, rows)
+                # Advance only past complete lines, and only once they are in the main store;
+                # a partial last line is read again next time.
+                offset += end + 1
+                offsets[key] = offset
+                pending = pending[end + 1 :]
+            if not chunk.data or pos >= chunk.size:
+                return
+        log.info("metric %s of run %s: more to read, continuing next sync", key, run.id)
+
+    # ------------------------------------------------------------------ params and tags
+
+    async def _sync_params(
+        self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any], final: bool
+    ) -> None:
+        assert run.mlflow_run_id
+        done: list[str] = state["params"]
+        new: dict[str, str] = {}
+        for f in await _list(backend, run, f"{base}/params"):
+            if f.path in done:
+                continue
+            value = await _read_whole(backend, run, f"{base}/params/{f.path}", f)
+            # Empty: maybe caught between create and write; empty values are taken at the end.
+            if value is None or (value == "" and not final):
+                continue
+            new[f.path] = value
+        if new:
+            await asyncio.to_thread(self.tracker.log_params, run.mlflow_run_id, new)
+            done.extend(new)
+
+    async def _sync_tags(self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any]) -> None:
+        assert run.mlflow_run_id
+        seen: dict[str, list[Any]] = state["tags"]
+        changed = [f for f in await _list(backend, run, f"{base}/tags") if seen.get(f.path) != [f.size, f.mtime]]
+        if not changed:
+            return
+        if "protected_tags" not in state:
+            # The main run's tags before any copy are the engine's (hpcml.*, source, entry point):
+            # the job must not overwrite them. Its run name may change, like in MLflow.
+            own = await asyncio.to_thread(self.tracker.get_tags, run.mlflow_run_id)
+            state["protected_tags"] = sorted(k for k in own if k != RUN_NAME_TAG)
+        protected = set(state["protected_tags"])
+        new: dict[str, str] = {}
+        read: dict[str, list[Any]] = {}
+        for f in changed:
+            value = await _read_whole(backend, run, f"{base}/tags/{f.path}", f)
+            if value is None:
+                continue  # being rewritten: next time
+            if f.path not in protected and not f.path.startswith("hpcml."):
+                new[f.path] = value
+            read[f.path] = [f.size, f.mtime]
+        if new:
+            await asyncio.to_thread(self.tracker.set_tags, run.mlflow_run_id, new)
+        seen.update(read)  # only once copied
+
+    # ------------------------------------------------------------------ artifacts
+
+    async def _sync_artifacts(self, backend: Backend, run: RunRecord, base: str) -> None:
+        assert run.mlflow_run_id
+        files = await _list(backend, run, f"{base}/artifacts")
+        if not files:
+            return
+        with tempfile.TemporaryDirectory(prefix="hpcml-artifacts-") as tmp:
+            root = Path(tmp)
+            for f in files:
+                rel = PurePosixPath(f.path)
+                if rel.is_absolute() or ".." in rel.parts:
+                    log.warning("skipping artifact outside the artifact dir: %r", f.path)
+                    continue
+                dest = root.joinpath(*rel.parts)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                await backend.fetch(run, f"{base}/artifacts/{f.path}", dest)
+            await asyncio.to_thread(self.tracker.log_artifacts, run.mlflow_run_id, root)
+
+
+async def _list(backend: Backend, run: RunRecord, relpath: str) -> list[FileInfo]:
+    """Files (not directories) below ``relpath``, paths relative to it; none if it is missing."""
+    try:
+        infos = await backend.list_files(run, relpath)
+    except (NotFound, FileNotFoundError):
+        return []
+    return [
+        FileInfo(path=posixpath.normpath(i.path).lstrip("/"), is_dir=False, size=i.size, mtime=i.mtime)
+        for i in infos
+        if not i.is_dir
+    ]
+
+
+async def _read_whole(backend: Backend, run: RunRecord, relpath: str, info: FileInfo) -> str | None:
+    """A small file's text; None when it changed size while listed (caught mid-write)."""
+    data = b""
+    while True:
+        chunk = await backend.read(run, relpath, len(data), READ_BYTES)
+        if chunk.size is None:
+            return None
+        data += chunk.data
+        if not chunk.data or chunk.next_offset >= chunk.size:
+            break
+    if info.size is not None and len(data) != info.size:
+        return None
+    return data.decode("utf-8", errors="replace")

@@ -1,0 +1,419 @@
+"""The run service: submit, cancel, re-run and refresh runs; the run state machine.
+
+Every face (REST API, CLI, Python API, magics) goes through this class, so a run
+looks and behaves the same wherever it was started. Blocking work (file hashing,
+SQLite, MLflow) runs in threads so the tornado event loop never stalls.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..backends.base import Backend, JobRef, JobSpec, JobStatus, Snapshot
+from ..backends.registry import BackendRegistry
+from . import config as config_mod
+from . import logs
+from . import project as project_mod
+from . import snapshot as snapshot_mod
+from .errors import BackendUnavailable, Conflict, HpcmlError, UserInputError
+from .locks import try_lock
+from .models import RunRecord, RunState, StateChange
+from .offline_sync import OfflineSync
+from .requests import Overrides, RerunRequest, SubmitRequest
+from .store import RunStore
+from .tracking import (
+    Tracker,
+    job_tracking_env,
+    offline_artifact_uri,
+    offline_store_files,
+    offline_tracking_uri,
+)
+
+log = logging.getLogger(__name__)
+
+HOST = socket.gethostname()
+# A SUBMITTING run from another host is resolved only after this long without news.
+FOREIGN_SUBMIT_TIMEOUT = 600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _default_run_name(entry_point: str) -> str:
+    return f"{entry_point}-{datetime.now().strftime('%m%d-%H%M%S')}"
+
+
+class RunService:
+    def __init__(
+        self,
+        store: RunStore,
+        registry: BackendRegistry,
+        tracker: Tracker,
+        data_dir: Path,
+        tracking_uri: str,
+    ):
+        self.store = store
+        self.registry = registry
+        self.tracker = tracker
+        self.data_dir = data_dir
+        self.tracking_uri = tracking_uri
+        self.object_dir = data_dir / "objects"
+        self.manifest_dir = data_dir / "snapshots"
+        self.offline_sync = OfflineSync(tracker)
+        # Upload progress of runs being submitted by this process: run id → (sent, total).
+        self.upload_progress: dict[str, tuple[int, int]] = {}
+        self._refresh_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ submit
+
+    async def submit(self, req: SubmitRequest, *, rerun_of: RunRecord | None = None,
+                     snapshot: Snapshot | None = None) -> RunRecord:
+        """Validate everything first (nothing is created on bad input), then submit."""
+        project_dir = await asyncio.to_thread(project_mod.find_project_root, Path(req.project))
+        project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
+        cfg = await asyncio.to_thread(self._load_config, project_dir, req.backend_config, req.overrides)
+        run_id = uuid.uuid4().hex[:12]
+        storage_dir = self.data_dir / "param-storage" / run_id
+        command, params = await asyncio.to_thread(
+            project_mod.resolve_command, project, req.entry_point, req.parameters, storage_dir
+        )
+        backend = self.registry.get(cfg.kind, cfg.data, cfg.connection_name)
+
+        if snapshot is None:
+            snapshot = await asyncio.to_thread(
+                snapshot_mod.take_snapshot, project_dir, self.object_dir, self.manifest_dir, cfg.exclude
+            )
+            code = await asyncio.to_thread(snapshot_mod.code_identity, project_dir, snapshot)
+        else:
+            code = rerun_of.code if rerun_of and rerun_of.code else None
+        notes = self._notes(project, cfg, backend, snapshot)
+        run_name = req.run_name or _default_run_name(req.entry_point)
+        experiment_name = req.experiment_name or project.name
+        exp_id, mlflow_run_id = await asyncio.to_thread(
+            self.tracker.create_run,
+            experiment_name,
+            run_name,
+            params,
+            {
+                "hpcml.run_id": run_id,
+                "hpcml.backend": cfg.kind,
+                "hpcml.connection": cfg.connection_name,
+                "mlflow.project.entryPoint": req.entry_point,
+                "hpcml.code.content_hash": code.content_hash if code else "",
+                "mlflow.source.git.commit": (code.git_commit or "") if code else "",
+                "hpcml.code.git_dirty_hash": (code.git_dirty_hash or "") if code else "",
+            },
+        )
+        now = time.time()
+        record = RunRecord(
+            id=run_id,
+            name=run_name,
+            project_path=str(project_dir),
+            project_name=project.name,
+            entry_point=req.entry_point,
+            command=command,
+            parameters=params,
+            backend=cfg.kind,
+            connection=cfg.connection_name,
+            config_path=str(cfg.path) if cfg.path else None,
+            backend_config=cfg.redacted(),
+            config_overrides=req.overrides,
+            resources=cfg.resources,
+            tracking_mode=cfg.tracking_mode,
+            state=RunState.SUBMITTING,
+            state_history=[StateChange(state=RunState.SUBMITTING, at=now)],
+            mlflow_experiment_id=exp_id,
+            mlflow_experiment_name=experiment_name,
+            mlflow_run_id=mlflow_run_id,
+            code=code,
+            snapshot_id=snapshot.id,
+            rerun_of=rerun_of.id if rerun_of else None,
+            notes=notes,
+            submitter_host=HOST,
+            submitter_pid=os.getpid(),
+            created_at=now,
+            updated_at=now,
+        )
+        await asyncio.to_thread(self.store.insert, record)
+        return await self._launch(record, backend, snapshot, cfg)
+
+    async def _launch(self, record: RunRecord, backend: Backend, snapshot: Snapshot,
+                      cfg: config_mod.BackendConfig) -> RunRecord:
+        """Upload and submit; any fault leaves the record in a definite state."""
+        try:
+            extra = self._offline_files(record, backend) if record.tracking_mode == "offline" else {}
+            run_dir = await backend.prepare(
+                record, snapshot, extra, progress=lambda s, t: self._progress(record.id, s, t)
+            )
+            record = await asyncio.to_thread(self.store.update, record.id, run_dir=run_dir)
+            job_id, status = await backend.submit(record, self._job_spec(record, cfg))
+        except BackendUnavailable as exc:
+            # We cannot know whether the job reached the backend: UNKNOWN, resolved later.
+            return await self._apply(record, JobStatus(RunState.UNKNOWN, message=str(exc)))
+        except Exception as exc:  # noqa: BLE001 - any fault must end in a definite state
+            log.exception("submission of run %s failed", record.id)
+            return await self._apply(record, JobStatus(RunState.FAILED, message=f"submission failed: {exc}"))
+        finally:
+            self.upload_progress.pop(record.id, None)
+        return await self._apply(record, status, backend_job_id=job_id)
+
+    def _progress(self, run_id: str, sent: int, total: int) -> None:
+        self.upload_progress[run_id] = (sent, total)
+
+    def _load_project(self, project_dir: Path, snapshot: Snapshot | None) -> project_mod.ProjectSpec:
+        if snapshot is None:
+            return project_mod.load_project(project_dir)
+        # Re-run of the same code: the MLproject as it was in the snapshot, not as it is now.
+        with tempfile.TemporaryDirectory(prefix="hpcml-mlproject-") as tmp:
+            top_level = [f for f in snapshot.files if "/" not in f.relpath]
+            snapshot_mod.materialize(
+                Snapshot(snapshot.id, top_level, snapshot.object_dir), Path(tmp)
+            )
+            spec = project_mod.load_project(Path(tmp))
+            spec.path = project_dir
+            return spec
+
+    def _load_config(self, project_dir: Path, config: str | None,
+                     overrides: Overrides) -> config_mod.BackendConfig:
+        if config:
+            path = Path(config).expanduser()
+            if not path.is_absolute():
+                path = project_dir / path
+            cfg = config_mod.load_backend_config(path)
+        else:
+            cfg = config_mod.default_local_config()
+        return config_mod.apply_overrides(cfg, overrides) if overrides else cfg
+
+    def _notes(self, project: project_mod.ProjectSpec, cfg: config_mod.BackendConfig,
+               backend: Backend, snapshot: Snapshot) -> list[str]:
+        notes: list[str] = []
+        if project.env_note:
+            notes.append(project.env_note)
+        notes.extend(getattr(backend, "notes_for", lambda c: [])(cfg.data))
+        notes.extend(snapshot.notes)
+        return notes
+
+    def _offline_files(self, record: RunRecord, backend: Backend) -> dict[str, bytes]:
+        assert record.mlflow_experiment_id and record.mlflow_run_id
+        artifact_uri = offline_artifact_uri(
+            backend.run_dir_for(record), record.mlflow_experiment_id, record.mlflow_run_id
+        )
+        return offline_store_files(
+            record.mlflow_experiment_id,
+            record.mlflow_experiment_name or record.project_name,
+            record.mlflow_run_id,
+            record.name,
+            artifact_uri,
+        )
+
+    def _job_spec(self, record: RunRecord, cfg: config_mod.BackendConfig) -> JobSpec:
+        assert record.mlflow_experiment_id and record.mlflow_run_id
+        offline_uri = None
+        if record.tracking_mode == "offline":
+            offline_uri = offline_tracking_uri(record.run_dir or ".")
+        tracking_uri = cfg.tracking_uri or self.tracking_uri
+        env = job_tracking_env(
+            record.tracking_mode, tracking_uri, record.mlflow_experiment_id,
+            record.mlflow_run_id, offline_uri,
+        )
+        env["HPCML_RUN_ID"] = record.id
+        return JobSpec(
+            run_id=record.id,
+            command=record.command,
+            env=env,
+            resources=cfg.resources,
+            environment=cfg.environment,
+            backend_config=cfg.data,
+            job_name=f"hpcml-{record.project_name}-{record.entry_point}",
+        )
+
+    # ------------------------------------------------------------------ state
+
+    async def _apply(self, run: RunRecord, status: JobStatus, **fields: Any) -> RunRecord:
+        """Record what a backend reported; the process that wins a transition updates MLflow."""
+        state = status.state
+        if state == RunState.FAILED and run.cancel_requested:
+            state = RunState.CANCELLED
+        if state == run.state and not fields and status.exit_code == run.exit_code:
+            return run
+        if status.exit_code is not None:
+            fields["exit_code"] = status.exit_code
+        new = await asyncio.to_thread(
+            self.store.transition, run.id, state, message=status.message, **fields
+        )
+        if new is None:  # someone else recorded it first, or the run already ended
+            return await asyncio.to_thread(self.store.get, run.id)
+        if new.state != run.state:
+            await self._on_state_change(new)
+        return new
+
+    async def _on_state_change(self, run: RunRecord) -> None:
+        if not run.mlflow_run_id or run.state in (RunState.UNKNOWN, RunState.QUEUED):
+            return
+        if run.state.terminal and run.tracking_mode == "offline":
+            await self._sync_offline(run, final=True)
+        try:
+            if run.backend_job_id and run.state == RunState.RUNNING:
+                await asyncio.to_thread(
+                    self.tracker.set_tags, run.mlflow_run_id, {"hpcml.backend_job_id": run.backend_job_id}
+                )
+            await asyncio.to_thread(self.tracker.set_status, run.mlflow_run_id, run.state)
+        except Exception:  # noqa: BLE001 - tracking trouble must not break the run record
+            log.exception("could not update MLflow status of run %s", run.id)
+
+    async def refresh(self, runs: Iterable[RunRecord] | None = None) -> list[RunRecord]:
+        """One poll pass: one ``poll`` call per backend connection for all its active runs."""
+        async with self._refresh_lock:
+            active = list(runs) if runs is not None else await asyncio.to_thread(self.store.active)
+            groups: dict[str, list[RunRecord]] = defaultdict(list)
+            for run in active:
+                if run.state == RunState.SUBMITTING or not run.backend_job_id:
+                    await self._resolve_interrupted(run)
+                    continue
+                groups[run.connection or run.backend].append(run)
+            updated = await asyncio.gather(*(self._poll_group(g) for g in groups.values()))
+            return [r for group in updated for r in group]
+
+    async def _poll_group(self, runs: list[RunRecord]) -> list[RunRecord]:
+        try:
+            backend = self.registry.for_run(runs[0])
+        except HpcmlError as exc:
+            return [await self._apply(r, JobStatus(RunState.UNKNOWN, message=str(exc))) for r in runs]
+        refs = [JobRef(r.id, r.backend_job_id or "", r.run_dir or "") for r in runs]
+        try:
+            statuses = await backend.poll(refs)
+        except BackendUnavailable as exc:
+            return [await self._apply(r, JobStatus(RunState.UNKNOWN, message=str(exc))) for r in runs]
+        out = []
+        for run in runs:
+            status = statuses.get(run.backend_job_id or "")
+            if status is None:
+                status = JobStatus(RunState.UNKNOWN, message="the backend no longer knows this job")
+            new = await self._apply(run, status)
+            if new.state == RunState.RUNNING and new.tracking_mode == "offline":
+                await self._sync_offline(new, final=False)
+            out.append(new)
+        return out
+
+    async def _resolve_interrupted(self, run: RunRecord) -> None:
+        """A SUBMITTING run whose submitter is gone: adopt its job if it exists, else FAILED."""
+        if run.submitter_host == HOST and run.submitter_pid == os.getpid():
+            return  # our own submission, still in progress
+        if run.submitter_host == HOST and run.submitter_pid and _pid_alive(run.submitter_pid):
+            return
+        if run.submitter_host != HOST and time.time() - run.updated_at < FOREIGN_SUBMIT_TIMEOUT:
+            return
+        try:
+            backend = self.registry.for_run(run)
+            job_id = await backend.find_submitted(run) if run.run_dir else None
+        except BackendUnavailable:
+            return
+        if job_id:
+            await self._apply(run, JobStatus(RunState.QUEUED, message="re-attached after an interrupted submission"),
+                              backend_job_id=job_id)
+        else:
+            await self._apply(run, JobStatus(RunState.FAILED, message="submission was interrupted before the job started"))
+
+    async def _sync_offline(self, run: RunRecord, final: bool) -> None:
+        """Copy what the job appended to its offline store; one process at a time per run."""
+        with try_lock(self.data_dir / "locks" / f"sync-{run.id}.lock") as locked:
+            if not locked:
+                return
+            state = await asyncio.to_thread(self.store.get_sync_state, run.id)
+            if state.get("final_done"):
+                return
+            try:
+                backend = self.registry.for_run(run)
+                # sync() advances `state` in place after each write, so a fault halfway
+                # still saves what was copied and nothing is sent twice.
+                await self.offline_sync.sync(backend, run, state, final=final)
+                if final:
+                    state["final_done"] = True
+            except Exception:  # noqa: BLE001 - sync is retried on the next poll
+                log.exception("offline tracking sync of run %s failed", run.id)
+            finally:
+                await asyncio.to_thread(self.store.set_sync_state, run.id, state)
+
+    # ------------------------------------------------------------------ actions
+
+    async def get(self, run_id: str) -> RunRecord:
+        return await asyncio.to_thread(self.store.get, run_id)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        run = await asyncio.to_thread(self.store.get, run_id)
+        if run.state.terminal:
+            raise Conflict(f"run {run.id} already ended ({run.state.value})")
+        run = await asyncio.to_thread(self.store.update, run.id, cancel_requested=True)
+        if not run.backend_job_id:
+            return await self._apply(run, JobStatus(RunState.CANCELLED, message="cancelled before the job started"))
+        backend = self.registry.for_run(run)
+        await backend.cancel(run)
+        return await asyncio.to_thread(self.store.get, run.id)
+
+    async def read_log(self, run_id: str, stream: str, offset: int = 0,
+                       max_bytes: int = 256 * 1024) -> logs.LogChunk:
+        logs.check_request(stream, offset, max_bytes)
+        run = await asyncio.to_thread(self.store.get, run_id)
+        if not run.run_dir:
+            return logs.to_chunk(run, stream, b"", offset, None)  # type: ignore[arg-type]
+        backend = self.registry.for_run(run)
+        chunk = await backend.read(run, backend.log_path(stream), offset, max_bytes)
+        return logs.to_chunk(run, stream, chunk.data, chunk.offset, chunk.size)  # type: ignore[arg-type]
+
+    async def rerun(self, run_id: str, req: RerunRequest) -> RunRecord:
+        old = await asyncio.to_thread(self.store.get, run_id)
+        snapshot = None
+        if not req.fresh_code and old.snapshot_id:
+            snapshot = await asyncio.to_thread(
+                snapshot_mod.load_snapshot, old.snapshot_id, self.object_dir, self.manifest_dir
+            )
+        submit = SubmitRequest(
+            project=old.project_path,
+            entry_point=old.entry_point,
+            parameters={**old.parameters, **req.parameters},
+            backend_config=old.config_path,
+            overrides=_merge_overrides(old.config_overrides, req.overrides),
+            run_name=req.run_name,
+            experiment_name=req.experiment_name or old.mlflow_experiment_name,
+        )
+        return await self.submit(submit, rerun_of=old, snapshot=snapshot)
+
+
+def _merge_overrides(old: Overrides, new: Overrides) -> Overrides:
+    """Later overrides win; both forms (dotted strings, nested dicts) are accepted."""
+    if not old:
+        return new
+    if not new:
+        return old
+    as_list = lambda o: o if isinstance(o, list) else _flatten(o)  # noqa: E731
+    return [*as_list(old), *as_list(new)]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in d.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(_flatten(value, path + "."))
+        else:
+            out.append(f"{path}={json.dumps(value) if not isinstance(value, str) else value}")
+    return out
+

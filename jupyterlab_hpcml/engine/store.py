@@ -1,0 +1,538 @@
+"""The run store: SQLite in WAL mode, shared by the server, the CLI and kernels.
+
+- WAL lets readers go on while one process writes. Every write is a
+  ``BEGIN IMMEDIATE`` transaction, so writers queue on the busy timeout instead
+  of failing when a read transaction would have to be upgraded to a write.
+- sqlite3 connections must not be used by two threads at once and the async
+  engine calls in through ``asyncio.to_thread``, so each thread gets its own
+  connection (created lazily, closed when the thread goes away or on ``close``).
+- Filtered/sorted fields are columns, the record itself is JSON; both are
+  derived from the record in one place (``_row``) so they never disagree. The
+  state history lives in its own append-only table and is the only copy of it.
+- Schema changes are numbered steps in ``MIGRATIONS``; ``PRAGMA user_version``
+  says how many have been applied.
+"""
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import Conflict, HpcmlError, NotFound
+from .models import RunRecord, RunState, StateChange
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 10.0
+MIN_PREFIX = 4  # shortest id prefix `get` resolves
+ACTIVE_STATES: tuple[RunState, ...] = tuple(s for s in RunState if not s.terminal)
+# Fields the store manages itself: the state moves only through `transition`,
+# the timestamps and id identify/order the run.
+_MANAGED_FIELDS = frozenset({"id", "state", "state_history", "created_at", "updated_at"})
+_TEXT_COLUMNS = ("name", "id", "entry_point", "project_name", "backend_job_id")
+_IN_BATCH = 500  # ids per `IN (...)`; well under SQLite's bound-parameter limit
+
+# --------------------------------------------------------------------------- schema
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _sql(*statements: str) -> Migration:
+    """A migration made of plain SQL statements (run one by one: executescript would commit)."""
+
+    def apply(conn: sqlite3.Connection) -> None:
+        for statement in statements:
+            conn.execute(statement)
+
+    return apply
+
+
+_V1 = _sql(
+    """CREATE TABLE runs (
+        id             TEXT PRIMARY KEY,
+        name           TEXT NOT NULL,
+        project_name   TEXT NOT NULL,
+        project_path   TEXT NOT NULL,
+        entry_point    TEXT NOT NULL,
+        backend        TEXT NOT NULL,
+        backend_job_id TEXT,
+        experiment_name TEXT,
+        experiment_id  TEXT,
+        state          TEXT NOT NULL,
+        created_at     REAL NOT NULL,
+        updated_at     REAL NOT NULL,
+        record         TEXT NOT NULL
+    )""",
+    # Every list index ends in the list order, so a filtered page is an index range scan.
+    "CREATE INDEX runs_by_created ON runs (created_at DESC, id)",
+    "CREATE INDEX runs_by_state ON runs (state, created_at DESC, id)",
+    "CREATE INDEX runs_by_project_name ON runs (project_name, created_at DESC, id)",
+    "CREATE INDEX runs_by_project_path ON runs (project_path, created_at DESC, id)",
+    "CREATE INDEX runs_by_experiment_name ON runs (experiment_name, created_at DESC, id)",
+    "CREATE INDEX runs_by_experiment_id ON runs (experiment_id, created_at DESC, id)",
+    "CREATE INDEX runs_by_updated ON runs (updated_at)",
+    """CREATE TABLE state_history (
+        run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,
+        state   TEXT NOT NULL,
+        at      REAL NOT NULL,
+        message TEXT,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID""",
+    """CREATE TRIGGER state_history_append_only BEFORE UPDATE ON state_history
+       BEGIN SELECT RAISE(ABORT, 'state_history is append-only'); END""",
+    """CREATE TABLE sync_state (
+        run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+        state  TEXT NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+# Append only; never edit a released step. Step i brings the schema to version i + 1.
+MIGRATIONS: list[Migration] = [_V1]
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
+    target = len(migrations)
+    version = _user_version(conn)
+    if version == target:
+        return  # the common case: no write lock taken at open
+    if version < target:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: a concurrent opener may have migrated meanwhile.
+            version = _user_version(conn)
+            for number in range(version, target):
+                migrations[number](conn)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    if version > target:
+        raise HpcmlError(
+            f"the run store has schema version {version}, newer than this version of "
+            f"jupyterlab-hpcml knows ({target}); upgrade jupyterlab-hpcml"
+        )
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _row(record: RunRecord) -> dict[str, Any]:
+    """The `runs` row for a record: the only place columns are derived from a record."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "project_name": record.project_name,
+        "project_path": record.project_path,
+        "entry_point": record.entry_point,
+        "backend": record.backend,
+        "backend_job_id": record.backend_job_id,
+        "experiment_name": record.mlflow_experiment_name,
+        "experiment_id": record.mlflow_experiment_id,
+        "state": record.state.value,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        # The history table is the one copy of the history.
+        "record": record.model_dump_json(exclude={"state_history"}),
+    }
+
+
+_COLUMNS = tuple(
+    _row(RunRecord(id="", name="", project_path="", project_name="", entry_point="",
+                   command="", backend="")).keys()
+)
+_INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+)
+_UPDATE_RUN = (
+    f"UPDATE runs SET {', '.join(f'{c} = :{c}' for c in _COLUMNS if c != 'id')} WHERE id = :id"
+)
+_INSERT_HISTORY = (
+    "INSERT INTO state_history (run_id, seq, state, at, message) VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def _record(json_text: str) -> RunRecord:
+    return RunRecord.model_validate_json(json_text)
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    managed = sorted(set(fields) & _MANAGED_FIELDS)
+    if managed:
+        raise ValueError(f"the store manages {', '.join(managed)}; use transition() for the state")
+    unknown = sorted(set(fields) - set(RunRecord.model_fields))
+    if unknown:
+        raise ValueError(f"RunRecord has no field {', '.join(unknown)}")
+
+
+def _changed(record: RunRecord, fields: dict[str, Any], state: RunState | None = None) -> RunRecord:
+    """A validated copy of ``record`` with ``fields`` (and ``state``) set."""
+    data = record.model_dump()
+    data.update(fields)
+    if state is not None:
+        data["state"] = state
+    return RunRecord.model_validate(data)
+
+
+def _next_updated_at(conn: sqlite3.Connection) -> float:
+    """Strictly after every stored ``updated_at``, across all runs (callers hold the write
+    lock), so ``changed_since(last seen)`` never misses a write made in the same clock tick."""
+    (latest,) = conn.execute("SELECT MAX(updated_at) FROM runs").fetchone()
+    now = time.time()
+    return now if latest is None else max(now, latest + 1e-6)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _placeholders(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _filters(
+    states: Collection[RunState] | None,
+    project: str | None,
+    experiment: str | None,
+    text: str | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) shared by the page and the count."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if states is not None:
+        values = sorted({RunState(s).value for s in states})
+        clauses.append(f"state IN ({_placeholders(len(values))})" if values else "0")
+        params += values
+    if project is not None:
+        clauses.append("(project_name = ? OR project_path = ?)")
+        params += [project, project]
+    if experiment is not None:
+        clauses.append("(experiment_name = ? OR experiment_id = ?)")
+        params += [experiment, experiment]
+    if text:
+        # LIKE is case-insensitive (ASCII); substring search cannot use an index anyway.
+        clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _TEXT_COLUMNS) + ")")
+        params += [_like_pattern(text)] * len(_TEXT_COLUMNS)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+# --------------------------------------------------------------------------- store
+
+
+class _Connection(sqlite3.Connection):
+    """A subclass only so that the store can hold weak references to its connections."""
+
+
+class RunStore:
+    """Runs, their state history and offline-sync offsets, in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Weak: a thread's connection is closed when the thread (and its local) goes away.
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._closed = False
+        try:
+            conn = self._conn()
+            _enable_wal(conn, self.path)
+            _migrate(conn, MIGRATIONS)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connections and transactions
+
+    def _connect(self) -> _Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # only so that close() may close other threads' connections
+            factory=_Connection,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable across app crashes; safe in WAL
+        return conn
+
+    def _conn(self) -> _Connection:
+        local = self._local
+        conn: _Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            return conn
+        if conn is not None:
+            # Forked child: the parent's connection must not be used (or closed) here.
+            _FORK_LEFTOVERS.append(conn)
+        with self._lock:
+            if self._closed:
+                raise HpcmlError(f"the run store {self.path} is closed")
+            conn = self._connect()
+            self._connections.add(conn)
+        local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute(begin)
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        # A read transaction, so that e.g. a page and its count see the same snapshot.
+        return self._transaction("BEGIN")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections = builtins.list(self._connections)
+            self._connections.clear()
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    @property
+    def schema_version(self) -> int:
+        return _user_version(self._conn())
+
+    # -- reading
+
+    def _load(self, conn: sqlite3.Connection, run_id: str) -> RunRecord:
+        """The stored record without its history; NotFound if ``run_id`` is not an exact id."""
+        row = conn.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no run {run_id!r}")
+        return _record(row[0])
+
+    def _resolve(self, conn: sqlite3.Connection, run_id: str) -> RunRecord:
+        """Exact id, else a unique prefix of at least MIN_PREFIX characters."""
+        row = conn.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is not None:
+            return _record(row[0])
+        if len(run_id) < MIN_PREFIX:
+            raise NotFound(
+                f"no run {run_id!r} (an id prefix needs at least {MIN_PREFIX} characters)"
+            )
+        # A range on the primary key rather than LIKE, which is case-insensitive and unindexed.
+        upper = run_id[:-1] + chr(ord(run_id[-1]) + 1)
+        rows = conn.execute(
+            "SELECT id, record FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 3",
+            (run_id, upper),
+        ).fetchall()
+        if not rows:
+            raise NotFound(f"no run {run_id!r}")
+        if len(rows) > 1:
+            examples = ", ".join(r[0] for r in rows[:2])
+            raise NotFound(f"run id prefix {run_id!r} is ambiguous (matches {examples}, ...)")
+        return _record(rows[0][1])
+
+    def _with_history(
+        self, conn: sqlite3.Connection, records: builtins.list[RunRecord]
+    ) -> builtins.list[RunRecord]:
+        by_id = {r.id: r for r in records}
+        for batch in _batches(builtins.list(by_id), _IN_BATCH):
+            rows = conn.execute(
+                "SELECT run_id, state, at, message FROM state_history"
+                f" WHERE run_id IN ({_placeholders(len(batch))}) ORDER BY run_id, seq",
+                batch,
+            )
+            for run_id, state, at, message in rows:
+                # model_construct: the rows were validated when written.
+                change = StateChange.model_construct(state=RunState(state), at=at, message=message)
+                by_id[run_id].state_history.append(change)
+        return records
+
+    def _query(
+        self, conn: sqlite3.Connection, sql: str, params: Iterable[Any]
+    ) -> builtins.list[RunRecord]:
+        records = [_record(text) for (text,) in conn.execute(sql, builtins.list(params))]
+        return self._with_history(conn, records)
+
+    def get(self, run_id: str) -> RunRecord:
+        with self._read() as conn:
+            return self._with_history(conn, [self._resolve(conn, run_id)])[0]
+
+    def list(
+        self,
+        *,
+        states: Collection[RunState] | None = None,
+        project: str | None = None,
+        experiment: str | None = None,
+        text: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[builtins.list[RunRecord], int]:
+        """A page of runs, newest first, and how many runs match in all.
+
+        ``states`` empty matches nothing (None means any state).
+        """
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        where, params = _filters(states, project, experiment, text)
+        with self._read() as conn:
+            page = self._query(
+                conn,
+                f"SELECT record FROM runs{where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
+            (total,) = conn.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()
+        return page, int(total)
+
+    def active(self) -> builtins.list[RunRecord]:
+        """Every run not in a terminal state (SUBMITTING and UNKNOWN included), newest first."""
+        states = [s.value for s in ACTIVE_STATES]
+        with self._read() as conn:
+            return self._query(
+                conn,
+                f"SELECT record FROM runs WHERE state IN ({_placeholders(len(states))})"
+                " ORDER BY created_at DESC, id",
+                states,
+            )
+
+    def changed_since(self, ts: float, limit: int = 500) -> builtins.list[RunRecord]:
+        """Runs with ``updated_at > ts``, oldest change first: pass the last record's
+        ``updated_at`` as the next ``ts`` to page on without missing any."""
+        with self._read() as conn:
+            return self._query(
+                conn,
+                "SELECT record FROM runs WHERE updated_at > ? ORDER BY updated_at, id LIMIT ?",
+                [ts, limit],
+            )
+
+    # -- writing
+
+    def insert(self, record: RunRecord) -> None:
+        """Store a new run. ``updated_at`` is set by the store; Conflict if the id exists."""
+        history = builtins.list(record.state_history) or [
+            StateChange(state=record.state, at=record.created_at)
+        ]
+        if history[-1].state != record.state:
+            history.append(StateChange(state=record.state))  # the history must end in the state
+        with self._write() as conn:
+            stored = record.model_copy(update={"updated_at": _next_updated_at(conn)})
+            try:
+                conn.execute(_INSERT_RUN, _row(stored))
+            except sqlite3.IntegrityError as e:
+                raise Conflict(f"run {record.id!r} already exists") from e
+            conn.executemany(
+                _INSERT_HISTORY,
+                [(record.id, seq, c.state.value, c.at, c.message) for seq, c in enumerate(history)],
+            )
+
+    def _save(self, conn: sqlite3.Connection, record: RunRecord, now: float) -> RunRecord:
+        record = record.model_copy(update={"updated_at": now, "state_history": []})
+        conn.execute(_UPDATE_RUN, _row(record))
+        return self._with_history(conn, [record])[0]
+
+    def update(self, run_id: str, **fields: Any) -> RunRecord:
+        """Set non-state fields of the run with exactly this id; returns the new record."""
+        _check_fields(fields)
+        with self._write() as conn:
+            current = self._load(conn, run_id)
+            new = _changed(current, fields)
+            if new.model_dump() == current.model_dump():
+                return self._with_history(conn, [current])[0]  # nothing changed: no bump
+            return self._save(conn, new, _next_updated_at(conn))
+
+    def transition(
+        self,
+        run_id: str,
+        state: RunState,
+        *,
+        message: str | None = None,
+        expect: Collection[RunState] | None = None,
+        **fields: Any,
+    ) -> RunRecord | None:
+        """Compare-and-set the state (and ``fields``) in one write transaction.
+
+        Applies only when the current state is in ``expect`` (default: any
+        non-terminal state) and something changes; a new state is appended to
+        the history with ``message``. Returns the new record, or None when not
+        applied, so of two processes recording the same change only one wins.
+        """
+        state = RunState(state)
+        allowed = frozenset(ACTIVE_STATES if expect is None else (RunState(s) for s in expect))
+        _check_fields(fields)
+        with self._write() as conn:
+            current = self._load(conn, run_id)
+            if current.state not in allowed:
+                return None
+            new = _changed(current, fields, state)
+            if new.model_dump() == current.model_dump():
+                return None
+            now = _next_updated_at(conn)
+            if state != current.state:
+                (seq,) = conn.execute(
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM state_history WHERE run_id = ?",
+                    (run_id,),
+                ).fetchone()
+                conn.execute(_INSERT_HISTORY, (run_id, seq, state.value, now, message))
+            return self._save(conn, new, now)
+
+    # -- offline tracking sync offsets
+
+    def get_sync_state(self, run_id: str) -> dict[str, Any]:
+        row = self._conn().execute(
+            "SELECT state FROM sync_state WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
+
+    def set_sync_state(self, run_id: str, state: dict[str, Any]) -> None:
+        with self._write() as conn:
+            self._load(conn, run_id)  # NotFound rather than a foreign-key error
+            conn.execute(
+                "INSERT INTO sync_state (run_id, state) VALUES (?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET state = excluded.state",
+                (run_id, json.dumps(state)),
+            )
+
+
+# Connections inherited across fork(): kept referenced so that garbage collection
+# never closes them in the child (closing could checkpoint/unlink the parent's WAL).
+_FORK_LEFTOVERS: builtins.list[sqlite3.Connection] = []
+
+
+def _enable_wal(conn: sqlite3.Connection, path: Path) -> None:
+    """Switch the file to WAL (persistent: later opens find it already set)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            break
+        except sqlite3.OperationalError as e:
+            # Concurrent first opens of a new file can report "locked" without waiting.
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    if str(mode).lower() != "wal":
+        log.warning("run store %s: WAL mode unavailable (journal mode %s)", path, mode)

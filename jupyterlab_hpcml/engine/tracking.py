@@ -1,0 +1,403 @@
+"""MLflow: create the run before the job, follow the job's state, read metrics and artifacts.
+
+Every hpcml run is an MLflow run. The engine creates it (status SCHEDULED) before
+the job exists, hands the job ``MLFLOW_RUN_ID`` so that ``mlflow.start_run()``
+continues it, and sets the final status when the backend reports the end.
+
+``mlflow`` is imported inside functions only: importing it costs about a second
+and the server extension must load within its import-time budget. All
+``Tracker`` methods block; the engine calls them through ``asyncio.to_thread``.
+"""
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..backends.base import OFFLINE_MLRUNS, FileInfo
+from .errors import Conflict
+from .models import RunState, TrackingMode
+
+if TYPE_CHECKING:  # pragma: no cover - typing only, keeps mlflow out of the import path
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+# MLflow's REST limits per log_batch call.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+
+# Credentials a job needs to reach a tracking server; passed to the process only (see JobSpec.env).
+SECRET_ENV_VARS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+# RunState → MLflow RunStatus. UNKNOWN is absent on purpose: the backend is unreachable,
+# the job may well still run, so the MLflow status is left as it is ("never silently FAILED").
+_MLFLOW_STATUS: dict[RunState, str] = {
+    RunState.SUBMITTING: "SCHEDULED",
+    RunState.QUEUED: "SCHEDULED",
+    RunState.RUNNING: "RUNNING",
+    RunState.FINISHED: "FINISHED",
+    RunState.FAILED: "FAILED",
+    RunState.TIMEOUT: "FAILED",
+    RunState.CANCELLED: "KILLED",
+}
+
+# MLflow error codes meaning "this run is gone" (hard-deleted or never existed).
+_GONE_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+
+
+def default_tracking_uri(data_dir: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else the embedded SQLite store in the data dir."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{Path(data_dir).expanduser().resolve()}/mlflow.db"
+
+
+def _is_file_store(uri: str) -> bool:
+    return uri.startswith("file:") or "://" not in uri and not uri.startswith(("sqlite:", "databricks"))
+
+
+def _default_artifact_root(tracking_uri: str) -> str | None:
+    """``<dir of the sqlite db>/mlartifacts`` for a SQLite store; None lets other stores decide."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
+    if not db or db == ":memory:":
+        return None
+    return (Path(db).resolve().parent / "mlartifacts").as_uri()
+
+
+def _slug(name: str) -> str:
+    """A directory name for an experiment's artifacts (uniqueness comes from run ids below it)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return slug[:100] or "experiment"
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _json_float(value: float) -> float | None:
+    # JSON has no NaN/Infinity; the UI shows None as a gap.
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+class Tracker:
+    """The engine's MLflow client for the main tracking store."""
+
+    def __init__(self, tracking_uri: str, artifact_root: str | None = None):
+        self.tracking_uri = tracking_uri
+        # Without an explicit location, a SQLite store would put artifacts in ./mlruns of the cwd.
+        self.artifact_root = artifact_root or _default_artifact_root(tracking_uri)
+        self._client: MlflowClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> MlflowClient:
+        with self._lock:
+            if self._client is None:
+                if _is_file_store(self.tracking_uri):
+                    # MLflow >= 3.7 refuses the file store unless told; the user chose it.
+                    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+                from mlflow import MlflowClient
+
+                self._client = MlflowClient(self.tracking_uri)
+            return self._client
+
+    # ------------------------------------------------------------------ runs
+
+    def create_run(
+        self,
+        experiment_name: str,
+        run_name: str,
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+    ) -> tuple[str, str]:
+        """Create the MLflow run (SCHEDULED) the job will continue; return (experiment id, run id)."""
+        from mlflow.entities import Param, RunStatus
+
+        experiment_id = self._experiment_id(experiment_name)
+        all_tags = {"mlflow.user": _user(), "mlflow.source.type": "PROJECT", **tags}
+        all_tags["mlflow.runName"] = run_name
+        run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+        run_id = run.info.run_id
+        param_objs = [Param(str(k), str(v)) for k, v in params.items()]
+        for batch in _chunks(param_objs, MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(run_id, params=list(batch))
+        self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.SCHEDULED))
+        return experiment_id, run_id
+
+    def _experiment_id(self, name: str) -> str:
+        """The id of experiment ``name``, created if missing; safe against a concurrent creator."""
+        from mlflow.exceptions import MlflowException
+
+        exp = self.client.get_experiment_by_name(name)
+        if exp is None:
+            location = f"{self.artifact_root}/{_slug(name)}" if self.artifact_root else None
+            try:
+                return self.client.create_experiment(name, artifact_location=location)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            exp = self.client.get_experiment_by_name(name)  # another process won the race
+            if exp is None:
+                raise RuntimeError(f"MLflow experiment {name!r} exists but cannot be read")
+        if exp.lifecycle_stage != "active":
+            raise Conflict(
+                f"MLflow experiment {name!r} is deleted: restore it in MLflow, "
+                "delete it permanently, or choose another experiment name"
+            )
+        return exp.experiment_id
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        objs = [RunTag(str(k), str(v)) for k, v in tags.items()]
+        for batch in _chunks(objs, MAX_TAGS_PER_BATCH):
+            self.client.log_batch(run_id, tags=list(batch))
+
+    def get_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
+
+    def set_status(self, run_id: str, state: RunState, at: float | None = None) -> None:
+        """Mirror the run's state in MLflow; ``at`` (epoch s) is the end time of a terminal state.
+
+        A run deleted in MLflow meanwhile is logged and ignored: the run record stays valid.
+        """
+        from mlflow.exceptions import MlflowException
+
+        status = _MLFLOW_STATUS.get(state)
+        if status is None:
+            return
+        try:
+            if state.terminal:
+                end_ms = int((at if at is not None else time.time()) * 1000)
+                self.client.set_terminated(run_id, status=status, end_time=end_ms)
+            else:
+                self.client.update_run(run_id, status=status)
+        except MlflowException as exc:
+            if not self._is_gone(run_id, exc):
+                raise
+            log.warning("MLflow run %s was deleted; its status stays as it is (%s)", run_id, exc.message)
+
+    def _is_gone(self, run_id: str, exc: Exception) -> bool:
+        """True when the run was hard-deleted or is in the deleted lifecycle stage."""
+        from mlflow.exceptions import MlflowException
+
+        if getattr(exc, "error_code", None) in _GONE_CODES:
+            return True
+        try:
+            return self.client.get_run(run_id).info.lifecycle_stage == "deleted"
+        except MlflowException as again:
+            return again.error_code in _GONE_CODES
+
+    # ------------------------------------------------------------------ logging (offline sync)
+
+    def log_metrics(self, run_id: str, rows: Sequence[tuple[str, float, int, int]]) -> None:
+        """Log ``(key, value, timestamp_ms, step)`` rows with log_batch, at most 1000 per call."""
+        from mlflow.entities import Metric
+
+        for batch in _chunks(rows, MAX_METRICS_PER_BATCH):
+            metrics = [Metric(key, value, ts, step) for key, value, ts, step in batch]
+            self.client.log_batch(run_id, metrics=metrics)
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> list[str]:
+        """Log params; return the keys MLflow refused (a different value was logged before)."""
+        from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
+
+        items = [Param(k, v) for k, v in params.items()]
+        refused: list[str] = []
+        for batch in _chunks(items, MAX_PARAMS_PER_BATCH):
+            try:
+                self.client.log_batch(run_id, params=list(batch))
+            except MlflowException as exc:
+                if exc.error_code != "INVALID_PARAMETER_VALUE":
+                    raise
+                # One bad param (changed value) must not block the others: retry one by one.
+                for p in batch:
+                    try:
+                        self.client.log_batch(run_id, params=[p])
+                    except MlflowException as one:
+                        if one.error_code != "INVALID_PARAMETER_VALUE":
+                            raise
+                        log.warning("param %s of run %s not copied: %s", p.key, run_id, one.message)
+                        refused.append(p.key)
+        return refused
+
+    def log_artifacts(self, run_id: str, local_dir: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+    # ------------------------------------------------------------------ reading
+
+    def metric_keys(self, run_id: str) -> list[dict[str, Any]]:
+        """The latest value of each metric: ``[{key, value, step, timestamp}]`` sorted by key."""
+        proto = self.client.get_run(run_id).data.to_proto()
+        out = [
+            {"key": m.key, "value": _json_float(m.value), "step": m.step, "timestamp": m.timestamp}
+            for m in proto.metrics
+        ]
+        return sorted(out, key=lambda d: d["key"])
+
+    def metric_history(
+        self,
+        run_id: str,
+        key: str,
+        max_points: int = 1000,
+        x: Literal["step", "time"] = "step",
+    ) -> dict[str, Any]:
+        """All values of one metric, bucketed to ``max_points`` (min/max kept so spikes survive).
+
+        ``x`` is the step, or with ``x="time"`` the timestamp in epoch seconds.
+        """
+        from .downsample import downsample
+
+        history = list(self.client.get_metric_history(run_id, key))
+        if x == "time":
+            history.sort(key=lambda m: (m.timestamp, m.step))
+            xs: list[float] = [m.timestamp / 1000.0 for m in history]
+        else:
+            history.sort(key=lambda m: (m.step, m.timestamp))
+            xs = [m.step for m in history]
+        ys = [m.value for m in history]
+        return {"key": key, "total": len(history), "points": downsample(xs, ys, max_points)}
+
+    def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
+        """One level of the run's artifacts. Paths are relative to the artifact ROOT (MLflow's
+        convention), so an entry's path can be passed back to list or download it."""
+        infos = self.client.list_artifacts(run_id, path or None)
+        return [FileInfo(path=i.path, is_dir=i.is_dir, size=i.file_size) for i in infos]
+
+    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        dst_dir.mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(run_id, path, str(dst_dir)))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+# ---------------------------------------------------------------------- the job's side
+
+
+def job_tracking_env(
+    mode: TrackingMode,
+    tracking_uri: str,
+    experiment_id: str,
+    run_id: str,
+    offline_uri: str | None = None,
+) -> dict[str, str]:
+    """Environment that makes the job's ``mlflow.start_run()`` continue our run.
+
+    Holds credentials in direct mode: the caller passes it only to the job's
+    process environment, never to run records or logs.
+    """
+    env = {"MLFLOW_EXPERIMENT_ID": experiment_id, "MLFLOW_RUN_ID": run_id}
+    if mode == "offline":
+        if not offline_uri:
+            raise ValueError("offline tracking needs the URI of the job's offline store")
+        # The offline store is local to the job: no credentials travel.
+        env["MLFLOW_TRACKING_URI"] = offline_uri
+        env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+        return env
+    env["MLFLOW_TRACKING_URI"] = tracking_uri
+    if _is_file_store(tracking_uri):
+        env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    for name in SECRET_ENV_VARS:
+        value = os.environ.get(name)
+        if value:
+            env[name] = value
+    return env
+
+
+def offline_run_path(experiment_id: str, run_id: str) -> str:
+    """The run's directory in the offline store, relative to the run directory."""
+    return f"{OFFLINE_MLRUNS}/{experiment_id}/{run_id}"
+
+
+def offline_tracking_uri(run_dir: str) -> str:
+    """The job's ``MLFLOW_TRACKING_URI`` in offline mode (a plain path: no URI escaping issues)."""
+    return f"{run_dir.rstrip('/')}/{OFFLINE_MLRUNS}"
+
+
+def offline_artifact_uri(run_dir: str | None, experiment_id: str, run_id: str) -> str:
+    """Where the job's artifacts go: absolute when the run dir is known, else relative to the
+    job's working directory (the run dir), which holds unless the program changes directory."""
+    rel = f"{offline_run_path(experiment_id, run_id)}/artifacts"
+    return f"{run_dir.rstrip('/')}/{rel}" if run_dir else rel
+
+
+def offline_store_files(
+    experiment_id: str,
+    experiment_name: str,
+    run_id: str,
+    run_name: str,
+    artifact_uri: str | None = None,
+) -> dict[str, bytes]:
+    """An MLflow file store in which our run already exists, as files for ``Backend.prepare``.
+
+    Keys are paths relative to the run directory. A key ending in ``/`` (content ``b""``)
+    is an empty DIRECTORY: MLflow only finds a run whose ``metrics/``, ``params/`` and
+    ``artifacts/`` directories exist, and a placeholder file inside them would be read
+    as a metric/param/artifact. ``artifact_uri`` should be absolute (see
+    ``offline_artifact_uri``); without it the relative default resolves against the
+    job's working directory. OfflineSync copies artifacts from ``<run>/artifacts``,
+    so a custom ``artifact_uri`` must point there too.
+    """
+    import yaml
+
+    now = int(time.time() * 1000)
+    run_path = offline_run_path(experiment_id, run_id)
+    artifact_uri = artifact_uri or offline_artifact_uri(None, experiment_id, run_id)
+    suffix = f"/{run_id}/artifacts"
+    exp_location = artifact_uri[: -len(suffix)] if artifact_uri.endswith(suffix) else artifact_uri
+    experiment = {
+        "artifact_location": exp_location,
+        "creation_time": now,
+        "experiment_id": experiment_id,
+        "last_update_time": now,
+        "lifecycle_stage": "active",
+        "name": experiment_name,
+    }
+    # Keys as MLflow 2.x and 3.x write them (run_uuid for 2.x readers; 3.x ignores it).
+    run = {
+        "artifact_uri": artifact_uri,
+        "end_time": None,
+        "entry_point_name": "",
+        "experiment_id": experiment_id,
+        "lifecycle_stage": "active",
+        "run_id": run_id,
+        "run_name": run_name,
+        "run_uuid": run_id,
+        "source_name": "",
+        "source_type": 4,  # SourceType.LOCAL
+        "source_version": "",
+        "start_time": now,
+        "status": 2,  # RunStatus.SCHEDULED; the job's start_run() sets RUNNING
+        "tags": [],
+        "user_id": _user(),
+    }
+
+    def dump(data: dict[str, Any]) -> bytes:
+        return yaml.safe_dump(data, default_flow_style=False).encode()
+
+    return {
+        f"{OFFLINE_MLRUNS}/{experiment_id}/meta.yaml": dump(experiment),
+        f"{run_path}/meta.yaml": dump(run),
+        f"{run_path}/tags/mlflow.runName": run_name.encode(),
+        f"{run_path}/metrics/": b"",
+        f"{run_path}/params/": b"",
+        f"{run_path}/artifacts/": b"",
+    }

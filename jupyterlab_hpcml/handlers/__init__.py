@@ -1,0 +1,31 @@
+"""REST API under /hpcml/api/ (documented in docs/openapi.yaml)."""
+from __future__ import annotations
+
+from .meta import ConfigSchemaHandler, FeaturesHandler
+from .outputs import (
+    ArtifactDownloadHandler,
+    ArtifactsHandler,
+    LogHandler,
+    MetricHistoryHandler,
+    MetricsHandler,
+)
+from .projects import ProjectHandler
+from .runs import CancelHandler, RerunHandler, RunHandler, RunsHandler
+
+RUN = r"(?P<run_id>[A-Za-z0-9_-]+)"
+
+# (path relative to /hpcml/api, handler)
+HANDLERS = [
+    (r"features", FeaturesHandler),
+    (r"schema/backend-config", ConfigSchemaHandler),
+    (r"project", ProjectHandler),
+    (r"runs", RunsHandler),
+    (rf"runs/{RUN}", RunHandler),
+    (rf"runs/{RUN}/cancel", CancelHandler),
+    (rf"runs/{RUN}/rerun", RerunHandler),
+    (rf"runs/{RUN}/logs/(?P<stream>[a-z]+)", LogHandler),
+    (rf"runs/{RUN}/artifacts", ArtifactsHandler),
+    (rf"runs/{RUN}/artifacts/download", ArtifactDownloadHandler),
+    (rf"runs/{RUN}/metrics", MetricsHandler),
+    (rf"runs/{RUN}/metrics/(?P<key>.+)", MetricHistoryHandler),
+]

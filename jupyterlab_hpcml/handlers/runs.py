@@ -1,0 +1,90 @@
+"""Runs: list, submit, get, cancel, re-run."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..engine.errors import Problem, UserInputError
+from ..engine.models import RunRecord, RunState
+from ..engine.requests import RerunRequest, SubmitRequest
+from .base import HpcmlHandler, authenticated
+
+
+def run_json(handler: HpcmlHandler, run: RunRecord) -> dict[str, Any]:
+    data = run.model_dump(mode="json")
+    data["project_relpath"] = handler.relative(run.project_path)
+    data["started_at"] = run.started_at
+    data["ended_at"] = run.ended_at
+    progress = handler.engine.runs.upload_progress.get(run.id)
+    data["upload_progress"] = {"sent": progress[0], "total": progress[1]} if progress else None
+    return data
+
+
+def parse_states(raw: list[str]) -> list[RunState] | None:
+    names = [s.strip().upper() for part in raw for s in part.split(",") if s.strip()]
+    try:
+        return [RunState(n) for n in names] or None
+    except ValueError:
+        allowed = ", ".join(s.value for s in RunState)
+        raise UserInputError(Problem(f"unknown state in {names}; allowed: {allowed}", key="state")) from None
+
+
+class RunsHandler(HpcmlHandler):
+    @authenticated
+    async def get(self) -> None:
+        """Runs newest first, paged and filtered."""
+        limit = self.int_arg("limit", 50)
+        offset = self.int_arg("offset", 0)
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise UserInputError(Problem("limit must be 1..1000 and offset >= 0", key="limit"))
+        states = parse_states(self.get_query_arguments("state"))
+        since = self.get_query_argument("since", None)
+        store = self.engine.store
+        if since is not None:
+            try:
+                changed = await asyncio.to_thread(store.changed_since, float(since))
+            except ValueError:
+                raise UserInputError(Problem(f"must be a number, got {since!r}", key="since")) from None
+            self.write_json({"runs": [run_json(self, r) for r in changed], "total": len(changed)})
+            return
+        runs, total = await asyncio.to_thread(
+            store.list,
+            states=states,
+            project=self.get_query_argument("project", None),
+            experiment=self.get_query_argument("experiment", None),
+            text=self.get_query_argument("q", None),
+            limit=limit,
+            offset=offset,
+        )
+        self.write_json({"runs": [run_json(self, r) for r in runs], "total": total})
+
+    @authenticated
+    async def post(self) -> None:
+        """Submit a run."""
+        req = self.body(SubmitRequest)
+        req.project = str(self.resolve_path(req.project))
+        run = await self.engine.runs.submit(req)
+        self.engine.poller.wake()
+        self.write_json(run_json(self, run), status=201)
+
+
+class RunHandler(HpcmlHandler):
+    @authenticated
+    async def get(self, run_id: str) -> None:
+        self.write_json(run_json(self, await self.engine.runs.get(run_id)))
+
+
+class CancelHandler(HpcmlHandler):
+    @authenticated
+    async def post(self, run_id: str) -> None:
+        run = await self.engine.runs.cancel(run_id)
+        self.engine.poller.wake()
+        self.write_json(run_json(self, run))
+
+
+class RerunHandler(HpcmlHandler):
+    @authenticated
+    async def post(self, run_id: str) -> None:
+        run = await self.engine.runs.rerun(run_id, self.body(RerunRequest))
+        self.engine.poller.wake()
+        self.write_json(run_json(self, run), status=201)

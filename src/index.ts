@@ -1,0 +1,84 @@
+/**
+ * The jupyterlab-hpcml frontend plugins.
+ */
+import {
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+
+import { getFeatures } from './api';
+import {
+  DEFAULT_SETTINGS,
+  IHpcmlSettings,
+  normalizeSettings,
+  SETTINGS_PLUGIN_ID
+} from './settings';
+import { showStatusDialog } from './statusDialog';
+
+/** Translation domain of the extension's strings. */
+export const TRANSLATION_DOMAIN = 'jupyterlab_hpcml';
+
+/** Command ids. */
+export namespace CommandIDs {
+  export const showStatus = 'hpcml:show-status';
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: SETTINGS_PLUGIN_ID,
+  description:
+    'Train ML models on HPC clusters: MLflow projects on local, Slurm, FirecREST and UNICORE backends.',
+  autoStart: true,
+  optional: [ICommandPalette, ISettingRegistry, ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ): void => {
+    const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
+    let settings: IHpcmlSettings = { ...DEFAULT_SETTINGS };
+
+    if (settingRegistry) {
+      settingRegistry
+        .load(SETTINGS_PLUGIN_ID)
+        .then(setting => {
+          const update = (): void => {
+            settings = normalizeSettings(setting.composite);
+          };
+          update();
+          setting.changed.connect(update);
+        })
+        .catch(reason => {
+          console.error('jupyterlab-hpcml: cannot load settings.', reason);
+        });
+    }
+
+    app.commands.addCommand(CommandIDs.showStatus, {
+      label: trans.__('Show HPC ML Server Status'),
+      caption: trans.__(
+        'Show the server extension version and what each backend can do'
+      ),
+      execute: async () => {
+        try {
+          const status = await getFeatures();
+          await showStatusDialog(status, settings.defaultBackend, trans);
+        } catch (error) {
+          await showErrorMessage(
+            trans.__('HPC ML server extension unavailable'),
+            error as Error
+          );
+        }
+      }
+    });
+
+    palette?.addItem({
+      command: CommandIDs.showStatus,
+      category: trans.__('HPC ML')
+    });
+  }
+};
+
+export default [plugin];

@@ -1,0 +1,83 @@
+"""Shared fixtures: an isolated data dir + MLflow store, and the real server with the extension."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+TOY_PROJECT = Path(__file__).parent / "projects" / "toy"
+TERMINAL = {"FINISHED", "FAILED", "CANCELLED", "TIMEOUT"}
+
+
+@pytest.fixture
+def hpcml_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Everything (run store, MLflow store, run dirs) in one folder, as a user would isolate it."""
+    data = tmp_path / "hpcml-data"
+    monkeypatch.setenv("HPCML_DATA_DIR", str(data))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data}/mlflow.db")
+    return data
+
+
+@pytest.fixture
+def jp_server_config(hpcml_data: Path) -> dict[str, Any]:
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyterlab_hpcml": True}},
+        "HpcmlApp": {"poll_interval": 0.2},
+    }
+
+
+@pytest.fixture
+def toy_project(jp_root_dir: Path) -> Path:
+    """A copy of the toy MLflow project inside the server's root dir."""
+    dest = jp_root_dir / "toy"
+    shutil.copytree(TOY_PROJECT, dest)
+    return dest
+
+
+Fetch = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def api(jp_fetch: Fetch) -> Callable[..., Awaitable[Any]]:
+    """Call /hpcml/api/...; returns (status, json). Does not raise on 4xx."""
+    from tornado.httpclient import HTTPClientError
+
+    async def call(method: str, path: str, body: Any = None, /, **params: Any) -> tuple[int, Any]:
+        kwargs: dict[str, Any] = {"method": method}
+        if body is not None:
+            kwargs["body"] = json.dumps(body)
+        elif method == "POST":
+            kwargs["body"] = "{}"
+        if params:
+            kwargs["params"] = params
+        try:
+            resp = await jp_fetch("hpcml", "api", *path.strip("/").split("/"), **kwargs)
+        except HTTPClientError as exc:
+            assert exc.response is not None
+            return exc.code, json.loads(exc.response.body or b"null")
+        ctype = resp.headers.get("Content-Type", "")
+        return resp.code, json.loads(resp.body) if "json" in ctype else resp.body
+
+    return call
+
+
+async def wait_for_state(api: Callable[..., Awaitable[Any]], run_id: str, states: set[str],
+                         timeout: float = 90) -> dict[str, Any]:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status, run = await api("GET", f"runs/{run_id}")
+        assert status == 200, run
+        if run["state"] in states:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} still {run['state']} after {timeout}s: {run}")
+        await asyncio.sleep(0.2)
