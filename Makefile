@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hpcml-installed
 LAB_PORT ?= 8888
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: install lab test test-js test-python bench clean
 
@@ -19,7 +21,7 @@ install: $(STAMP)
 
 ## JupyterLab on the example project, local backend as the default.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=examples --ServerApp.port=$(LAB_PORT) \
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=examples --ServerApp.port=$(LAB_PORT) \
 		--LabApp.default_url=/lab/tree/digits/README.md
 
 ## Every test: TypeScript unit tests, then pytest (its summary line closes the output).

@@ -24,7 +24,9 @@ class HpcmlApp(ExtensionApp):
         "(default: $HPCML_DATA_DIR or <jupyter data dir>/hpcml)."
     ).tag(config=True)
     default_backend = Unicode(
-        "local", help="Backend used when a submission names no backend config."
+        "local",
+        help="Used when a submission names no backend config: 'local', or the path of a "
+        "backend config file (relative paths are looked up in the project).",
     ).tag(config=True)
     poll_interval = Float(2.0, help="Seconds between two polls of active runs.").tag(config=True)
     mlflow_tracking_uri = Unicode(
@@ -52,6 +54,7 @@ class HpcmlApp(ExtensionApp):
             data_dir=Path(self.data_dir),
             tracking_uri=self.mlflow_tracking_uri or None,
             poll_interval=self.poll_interval,
+            default_backend=self.default_backend,
         )
         self.settings["hpcml_engine"] = self.engine
         self.log.info("hpcml: data dir %s, tracking %s", self.engine.data_dir, self.engine.tracking_uri)

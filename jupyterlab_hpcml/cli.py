@@ -39,6 +39,15 @@ def _sets(items: Sequence[str] | None) -> list[str]:
     return list(items or ())
 
 
+def _config_path(given: str | None) -> str | None:
+    """A config path as typed: relative to the current folder if it exists there,
+    else left relative so that the engine looks it up in the project."""
+    if given is None:
+        return None
+    here = Path(given).expanduser()
+    return str(here.resolve()) if here.exists() else given
+
+
 def _engine(args: argparse.Namespace) -> Any:
     from .engine.service import Engine
 
@@ -110,7 +119,7 @@ async def cmd_submit(args: argparse.Namespace) -> int:
         project=str(Path(args.project).resolve()),
         entry_point=args.entry_point,
         parameters=_key_values(args.param, "-P"),
-        backend_config=str(Path(args.backend_config).resolve()) if args.backend_config else None,
+        backend_config=_config_path(args.backend_config),
         overrides=_sets(args.set),
         run_name=args.run_name,
         experiment_name=args.experiment_name,
@@ -148,9 +157,13 @@ async def cmd_validate(args: argparse.Namespace) -> int:
         project = project_mod.load_project(root)
     except UserInputError as exc:
         problems += exc.problems
-    configs = [Path(args.backend_config)] if args.backend_config else (
-        config_mod.find_backend_configs(project.path) if project else []
-    )
+    if args.backend_config:
+        given = Path(_config_path(args.backend_config) or "")
+        if not given.is_absolute() and project:
+            given = project.path / given
+        configs = [given]
+    else:
+        configs = config_mod.find_backend_configs(project.path) if project else []
     for path in configs:
         try:
             config_mod.load_backend_config(path.resolve())

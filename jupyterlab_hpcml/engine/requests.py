@@ -8,15 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 Overrides = list[str] | dict[str, Any]
 
 
-class SubmitRequest(BaseModel):
+class _RunOptions(BaseModel):
+    """What a submission and a re-run share."""
+
     model_config = ConfigDict(extra="forbid")
 
-    project: str = Field(description="Project folder (or a file inside it)")
-    entry_point: str = "main"
     parameters: dict[str, str | int | float] = Field(default_factory=dict)
-    backend_config: str | None = Field(
-        default=None, description="Backend config file, relative to the project; default: local"
-    )
     overrides: Overrides = Field(
         default_factory=list, description='e.g. ["Resources.Nodes=2"] or {"Resources": {"Nodes": 2}}'
     )
@@ -24,16 +21,18 @@ class SubmitRequest(BaseModel):
     experiment_name: str | None = None
 
 
-class RerunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SubmitRequest(_RunOptions):
+    project: str = Field(description="Project folder (or a file inside it)")
+    entry_point: str = "main"
+    backend_config: str | None = Field(
+        default=None, description="Backend config file, relative to the project; default: local"
+    )
 
-    parameters: dict[str, str | int | float] = Field(default_factory=dict)
-    overrides: Overrides = Field(default_factory=list)
+
+class RerunRequest(_RunOptions):
     fresh_code: bool = Field(
         default=False, description="Snapshot the project again instead of reusing the run's code"
     )
-    run_name: str | None = None
-    experiment_name: str | None = None
 
 
 class RunQuery(BaseModel):

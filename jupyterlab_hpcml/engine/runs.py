@@ -69,6 +69,7 @@ class RunService:
         tracker: Tracker,
         data_dir: Path,
         tracking_uri: str,
+        default_backend_config: str | None = None,
     ):
         self.store = store
         self.registry = registry
@@ -81,6 +82,8 @@ class RunService:
         # Upload progress of runs being submitted by this process: run id → (sent, total).
         self.upload_progress: dict[str, tuple[int, int]] = {}
         self._refresh_lock = asyncio.Lock()
+        # Config file used when a submission names none (None: the built-in local config).
+        self.default_backend_config = default_backend_config
 
     # ------------------------------------------------------------------ submit
 
@@ -193,6 +196,7 @@ class RunService:
 
     def _load_config(self, project_dir: Path, config: str | None,
                      overrides: Overrides) -> config_mod.BackendConfig:
+        config = config or self.default_backend_config
         if config:
             path = Path(config).expanduser()
             if not path.is_absolute():

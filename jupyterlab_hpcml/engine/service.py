@@ -22,6 +22,7 @@ class Engine:
         data_dir: Path | None = None,
         tracking_uri: str | None = None,
         poll_interval: float = 2.0,
+        default_backend: str = "local",
     ):
         self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -29,7 +30,10 @@ class Engine:
         self.store = RunStore(self.data_dir / "runs.sqlite")
         self.registry = BackendRegistry(self.data_dir)
         self.tracker = Tracker(self.tracking_uri)
-        self.runs = RunService(self.store, self.registry, self.tracker, self.data_dir, self.tracking_uri)
+        self.runs = RunService(
+            self.store, self.registry, self.tracker, self.data_dir, self.tracking_uri,
+            default_backend_config=None if default_backend == "local" else default_backend,
+        )
         self.outputs = RunOutputs(self.store, self.tracker)
         self.poller = Poller(self.runs, interval=poll_interval)
 
