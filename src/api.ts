@@ -4,7 +4,20 @@
 import { ServerConnection } from '@jupyterlab/services';
 
 import { errorFromResponse } from './errors';
-import { IFeaturesResponse } from './types';
+import {
+  IFeaturesResponse,
+  IFileInfo,
+  ILogChunk,
+  IMetricHistory,
+  IMetricSummary,
+  IProject,
+  IRerunRequest,
+  IRun,
+  IRunList,
+  IRunQuery,
+  ISubmitRequest,
+  LogStream
+} from './types';
 import { apiUrl } from './url';
 
 /**
@@ -47,4 +60,102 @@ export function getFeatures(
   settings?: ServerConnection.ISettings
 ): Promise<IFeaturesResponse> {
   return requestAPI<IFeaturesResponse>('features', {}, settings);
+}
+
+function query(params: Record<string, unknown>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === '') {
+      continue;
+    }
+    for (const item of Array.isArray(value) ? value : [value]) {
+      search.append(key, String(item));
+    }
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
+function post<T>(path: string, body: unknown): Promise<T> {
+  return requestAPI<T>(path, { method: 'POST', body: JSON.stringify(body) });
+}
+
+const enc = encodeURIComponent;
+
+/** Runs newest first, paged and filtered. */
+export function listRuns(q: IRunQuery = {}): Promise<IRunList> {
+  return requestAPI<IRunList>(`runs${query({ ...q })}`);
+}
+
+export function getRun(id: string): Promise<IRun> {
+  return requestAPI<IRun>(`runs/${enc(id)}`);
+}
+
+export function submitRun(req: ISubmitRequest): Promise<IRun> {
+  return post<IRun>('runs', req);
+}
+
+export function cancelRun(id: string): Promise<IRun> {
+  return post<IRun>(`runs/${enc(id)}/cancel`, {});
+}
+
+export function rerun(id: string, req: IRerunRequest = {}): Promise<IRun> {
+  return post<IRun>(`runs/${enc(id)}/rerun`, req);
+}
+
+/** Bytes of a log from `offset`; ask again with `next_offset`. */
+export function getLogChunk(
+  id: string,
+  stream: LogStream,
+  offset = 0,
+  maxBytes = 256 * 1024
+): Promise<ILogChunk> {
+  return requestAPI<ILogChunk>(
+    `runs/${enc(id)}/logs/${stream}${query({ offset, max_bytes: maxBytes })}`
+  );
+}
+
+export async function listArtifacts(id: string, path = ''): Promise<IFileInfo[]> {
+  const answer = await requestAPI<{ artifacts: IFileInfo[] }>(
+    `runs/${enc(id)}/artifacts${query({ path })}`
+  );
+  return answer.artifacts;
+}
+
+/** URL of an artifact file (for a download link; the browser sends the cookie + XSRF). */
+export function artifactUrl(
+  id: string,
+  path: string,
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): string {
+  return apiUrl(settings.baseUrl, `runs/${enc(id)}/artifacts/download${query({ path })}`);
+}
+
+export async function listMetrics(id: string): Promise<IMetricSummary[]> {
+  const answer = await requestAPI<{ metrics: IMetricSummary[] }>(`runs/${enc(id)}/metrics`);
+  return answer.metrics;
+}
+
+export function getMetricHistory(
+  id: string,
+  key: string,
+  maxPoints = 1000,
+  x: 'step' | 'time' = 'step'
+): Promise<IMetricHistory> {
+  return requestAPI<IMetricHistory>(
+    `runs/${enc(id)}/metrics/${key.split('/').map(enc).join('/')}${query({
+      max_points: maxPoints,
+      x
+    })}`
+  );
+}
+
+/** The MLflow project at or above `path` (relative to the server root). */
+export function getProject(path: string): Promise<IProject> {
+  return requestAPI<IProject>(`project${query({ path })}`);
+}
+
+/** The JSON Schema of backend config files. */
+export function getBackendConfigSchema(): Promise<Record<string, unknown>> {
+  return requestAPI<Record<string, unknown>>('schema/backend-config');
 }

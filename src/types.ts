@@ -39,3 +39,184 @@ export interface IErrorBody {
   message?: string;
   problems?: IProblem[];
 }
+
+/** Run states (mirrors the server's RunState). */
+export type RunState =
+  | 'SUBMITTING'
+  | 'QUEUED'
+  | 'RUNNING'
+  | 'FINISHED'
+  | 'FAILED'
+  | 'CANCELLED'
+  | 'TIMEOUT'
+  | 'UNKNOWN';
+
+export const TERMINAL_STATES: ReadonlySet<RunState> = new Set<RunState>([
+  'FINISHED',
+  'FAILED',
+  'CANCELLED',
+  'TIMEOUT'
+]);
+
+/** Per-run changes to the backend config: dotted strings or a nested object. */
+export type Overrides = string[] | Record<string, unknown>;
+
+export interface IStateChange {
+  state: RunState;
+  /** Epoch seconds. */
+  at: number;
+  message?: string | null;
+}
+
+export interface ICodeIdentity {
+  git_commit?: string | null;
+  git_dirty_hash?: string | null;
+  content_hash: string;
+}
+
+/** A run record (GET /hpcml/api/runs/{id}). */
+export interface IRun {
+  id: string;
+  name: string;
+  project_path: string;
+  project_relpath: string;
+  project_name: string;
+  entry_point: string;
+  command: string;
+  parameters: Record<string, string>;
+  backend: string;
+  connection?: string | null;
+  config_path?: string | null;
+  backend_config: Record<string, unknown>;
+  config_overrides: Overrides;
+  resources: Record<string, unknown>;
+  tracking_mode: 'direct' | 'offline';
+  backend_job_id?: string | null;
+  run_dir?: string | null;
+  state: RunState;
+  state_history: IStateChange[];
+  exit_code?: number | null;
+  cancel_requested: boolean;
+  mlflow_experiment_id?: string | null;
+  mlflow_experiment_name?: string | null;
+  mlflow_run_id?: string | null;
+  code?: ICodeIdentity | null;
+  snapshot_id?: string | null;
+  rerun_of?: string | null;
+  notes: string[];
+  created_at: number;
+  updated_at: number;
+  started_at?: number | null;
+  ended_at?: number | null;
+  upload_progress?: { sent: number; total: number } | null;
+}
+
+export interface IRunList {
+  runs: IRun[];
+  total: number;
+}
+
+export interface IRunQuery {
+  state?: RunState[];
+  project?: string;
+  experiment?: string;
+  q?: string;
+  limit?: number;
+  offset?: number;
+  /** Only runs changed after this epoch time. */
+  since?: number;
+}
+
+export interface ISubmitRequest {
+  project: string;
+  entry_point?: string;
+  parameters?: Record<string, string | number>;
+  backend_config?: string | null;
+  overrides?: Overrides;
+  run_name?: string | null;
+  experiment_name?: string | null;
+}
+
+export interface IRerunRequest {
+  parameters?: Record<string, string | number>;
+  overrides?: Overrides;
+  fresh_code?: boolean;
+  run_name?: string | null;
+  experiment_name?: string | null;
+}
+
+export type LogStream = 'stdout' | 'stderr';
+
+export interface ILogChunk {
+  stream: LogStream;
+  data: string;
+  offset: number;
+  next_offset: number;
+  /** File size now; null when not created yet. */
+  size: number | null;
+  /** The run may still write more. */
+  running: boolean;
+}
+
+export interface IFileInfo {
+  path: string;
+  is_dir: boolean;
+  size?: number | null;
+  mtime?: number | null;
+}
+
+export interface IMetricSummary {
+  key: string;
+  value: number | null;
+  step: number;
+  timestamp: number;
+}
+
+export interface IMetricPoint {
+  x: number;
+  value: number | null;
+  min: number | null;
+  max: number | null;
+}
+
+export interface IMetricHistory {
+  key: string;
+  total: number;
+  points: IMetricPoint[];
+}
+
+export interface IParameterSpec {
+  name: string;
+  type: 'string' | 'float' | 'int' | 'path' | 'uri';
+  default: string | null;
+  required: boolean;
+}
+
+export interface IEntryPoint {
+  name: string;
+  command: string;
+  parameters: IParameterSpec[];
+  /** JSON Schema of the parameter form. */
+  json_schema: Record<string, unknown>;
+}
+
+export interface IBackendConfigInfo {
+  /** Path relative to the project. */
+  path: string;
+  kind: string | null;
+  connection: string | null;
+  /** Redacted config, null when invalid. */
+  config: Record<string, unknown> | null;
+  problems: IProblem[];
+}
+
+/** GET /hpcml/api/project?path=... */
+export interface IProject {
+  name: string;
+  /** Relative to the server root. */
+  path: string;
+  mlproject_file: string | null;
+  entry_points: IEntryPoint[];
+  env_note: string | null;
+  backend_configs: IBackendConfigInfo[];
+}
