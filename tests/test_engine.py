@@ -152,3 +152,24 @@ async def test_failure_after_store_insert_leaves_a_definite_state(engine, projec
 
     assert MlflowClient(engine.tracking_uri).get_run(run.mlflow_run_id or "").info.status == "FAILED"
     await engine.close()
+
+
+async def test_declared_environments_are_not_built_and_the_run_says_so(engine, project):
+    mlproject = project / "MLproject"
+    mlproject.write_text(mlproject.read_text().replace("name: toy\n", "name: toy\npython_env: python_env.yaml\n"))
+    (project / "python_env.yaml").write_text("python: '3.11'\ndependencies: [mlflow]\n")
+    run = await engine.runs.submit(SubmitRequest(project=str(project), parameters={"steps": 1}))
+    notes = [n for n in run.notes if "python_env" in n]
+    assert len(notes) == 1 and "not built" in notes[0]
+    assert (await wait_terminal(engine, run.id)).state == RunState.FINISHED
+    await engine.close()
+
+
+async def test_resources_without_local_meaning_are_noted(engine, project):
+    (project / "gpu.yaml").write_text("Local: {}\nResources:\n  GPUsPerNode: 4\n  Runtime: 5m\n")
+    run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="gpu.yaml",
+                                                 parameters={"steps": 1}))
+    assert any("GPUsPerNode" in n and "ignored" in n for n in run.notes)
+    assert not any("Runtime" in n for n in run.notes)  # honoured locally
+    await wait_terminal(engine, run.id)
+    await engine.close()
