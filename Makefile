@@ -7,7 +7,7 @@ LAB_PORT ?= 8888
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: install lab test test-js test-python bench clean
+.PHONY: install lab test test-cluster test-ui test-python bench clean
 
 $(STAMP): pyproject.toml package.json yarn.lock scripts/system-deps.sh
 	bash scripts/system-deps.sh
@@ -25,9 +25,20 @@ lab: $(STAMP)
 		--LabApp.default_url=/lab/tree/digits/README.md
 
 ## Every test: TypeScript unit tests, then pytest (its summary line closes the output).
-test: $(STAMP)
+test: $(STAMP) test-cluster
 	$(VENV)/bin/jlpm test
+	$(MAKE) test-ui
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+## Galata tests: the real lab + server extension in Debian's headless Chromium.
+test-ui: $(STAMP)
+	cd ui-tests && PATH=$(abspath $(VENV))/bin:$$PATH jlpm install --immutable
+	cd ui-tests && PATH=$(abspath $(VENV))/bin:$$PATH CI=1 jlpm playwright test
+
+## A real one-node Slurm + sshd on loopback for the Slurm tests (needs root; else they skip).
+test-cluster:
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/test-cluster-start.sh; \
+	else echo "not root: no test cluster, the Slurm-over-SSH tests will skip"; fi
 
 test-python: $(STAMP)
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

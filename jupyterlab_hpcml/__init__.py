@@ -17,3 +17,26 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import HpcmlApp
 
     return [{"module": "jupyterlab_hpcml", "app": HpcmlApp}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyterlab_hpcml``: the ``%hpc_*`` magics (see docs/magics.md)."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+_API = ("submit", "runs", "get_run", "Run")
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import jupyterlab_hpcml` must not import the engine or MLflow.
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -15,37 +15,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import cli_args
 from .engine.errors import HpcmlError, Problem, UserInputError
 from .engine.models import RunRecord, RunState
-from .engine.requests import RerunRequest, SubmitRequest
 
 WAIT_POLL_SECONDS = 0.5
 
 
-def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or ():
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UserInputError(Problem(f"expected name=value, got {item!r}", key=flag))
-        out[name] = value
-    return out
-
-
-def _sets(items: Sequence[str] | None) -> list[str]:
-    for item in items or ():
-        if "=" not in item:
-            raise UserInputError(Problem(f"expected Section.Key=value, got {item!r}", key="--set"))
-    return list(items or ())
-
-
-def _config_path(given: str | None) -> str | None:
-    """A config path as typed: relative to the current folder if it exists there,
-    else left relative so that the engine looks it up in the project."""
-    if given is None:
-        return None
-    here = Path(given).expanduser()
-    return str(here.resolve()) if here.exists() else given
+_key_values = cli_args.key_values
+_sets = cli_args.sets
+_config_path = cli_args.config_path
 
 
 def _engine(args: argparse.Namespace) -> Any:
@@ -115,15 +94,7 @@ async def _wait(engine: Any, run: RunRecord) -> RunRecord:
 
 async def cmd_submit(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    req = SubmitRequest(
-        project=str(Path(args.project).resolve()),
-        entry_point=args.entry_point,
-        parameters=_key_values(args.param, "-P"),
-        backend_config=_config_path(args.backend_config),
-        overrides=_sets(args.set),
-        run_name=args.run_name,
-        experiment_name=args.experiment_name,
-    )
+    req = cli_args.submit_request(args)
     run = await engine.runs.submit(req)
     return await _report(engine, run, args)
 
@@ -186,7 +157,7 @@ async def cmd_validate(args: argparse.Namespace) -> int:
 async def cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine(args)
     await engine.runs.refresh()
-    states = [RunState(s.upper()) for s in args.state] if args.state else None
+    states = [RunState(s) for s in cli_args.states(args.state) or []] or None
     runs, total = engine.store.list(states=states, project=args.project, text=args.query,
                                     limit=args.limit)
     if args.json:
@@ -253,8 +224,7 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 
 async def cmd_rerun(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    req = RerunRequest(parameters=_key_values(args.param, "-P"), overrides=_sets(args.set),
-                       fresh_code=args.fresh_code, run_name=args.run_name)
+    req = cli_args.rerun_request(args)
     run = await engine.runs.rerun(args.run, req)
     return await _report(engine, run, args)
 
@@ -275,27 +245,13 @@ async def cmd_artifacts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _submit_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE",
-                   help="a parameter of the entry point (repeatable)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override the backend config for this run, e.g. Resources.Nodes=2")
-    p.add_argument("--run-name")
-    p.add_argument("--wait", action="store_true", help="wait for the end; exit 0 only if FINISHED")
-    p.add_argument("--json", action="store_true", help="print the run record as JSON")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpcml", description=__doc__)
     parser.add_argument("--data-dir", help="run store folder (default: $HPCML_DATA_DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("submit", help="submit a run of an MLflow project")
-    p.add_argument("project", nargs="?", default=".")
-    p.add_argument("-e", "--entry-point", default="main")
-    p.add_argument("-c", "--backend-config", help="backend config file (default: local backend)")
-    p.add_argument("--experiment-name")
-    _submit_options(p)
+    cli_args.add_submit_arguments(p)
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("validate", help="check the MLproject and backend configs")
@@ -306,34 +262,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("runs", help="list runs, newest first")
-    p.add_argument("--state", action="append", choices=[s.value for s in RunState] +
-                   [s.value.lower() for s in RunState])
-    p.add_argument("--project")
-    p.add_argument("-q", "--query", help="text to look for in name, id, entry point, job id")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--json", action="store_true")
+    cli_args.add_runs_arguments(p)
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("show", help="show one run")
-    p.add_argument("run")
+    cli_args.add_run_argument(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("logs", help="print a run's stdout (or stderr)")
-    p.add_argument("run")
-    p.add_argument("--stderr", action="store_true")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("--tail", type=int, metavar="N")
+    cli_args.add_logs_arguments(p)
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("cancel", help="cancel a run")
-    p.add_argument("run")
+    cli_args.add_run_argument(p)
     p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser("rerun", help="run again, optionally with other parameters/resources")
-    p.add_argument("run")
-    p.add_argument("--fresh-code", action="store_true", help="snapshot the project again")
-    _submit_options(p)
+    cli_args.add_rerun_arguments(p)
     p.set_defaults(func=cmd_rerun)
 
     p = sub.add_parser("artifacts", help="list or download a run's MLflow artifacts")

@@ -7,6 +7,7 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v git >/dev/null || need+=(git)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+[ -x /usr/bin/chromium ] || need+=(chromium)  # the Galata UI tests drive Debian's Chromium
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

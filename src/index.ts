@@ -10,21 +10,21 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { getFeatures } from './api';
+import { CommandIDs } from './commands';
 import {
   DEFAULT_SETTINGS,
   IHpcmlSettings,
   normalizeSettings,
   SETTINGS_PLUGIN_ID
 } from './settings';
+import { runsPlugins } from './runs/plugin';
+import { sidebarPlugin } from './sidebar/plugin';
 import { showStatusDialog } from './statusDialog';
 
 /** Translation domain of the extension's strings. */
 export const TRANSLATION_DOMAIN = 'jupyterlab_hpcml';
 
-/** Command ids. */
-export namespace CommandIDs {
-  export const showStatus = 'hpcml:show-status';
-}
+export { CommandIDs } from './commands';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: SETTINGS_PLUGIN_ID,
@@ -81,4 +81,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin];
+export default [plugin, sidebarPlugin, ...runsPlugins];

@@ -92,11 +92,20 @@ async def test_interrupted_submission_whose_job_started_is_adopted_not_resubmitt
 
 
 async def test_own_submission_in_progress_is_left_alone(engine, project):
+    from jupyterlab_hpcml.engine import runs as runs_mod
+
     record = interrupted_record(engine, project, "int000000003")
     record.submitter_pid = os.getpid()
     engine.store.insert(record)
+    runs_mod.IN_FLIGHT.add(record.id)
+    try:
+        await engine.runs.refresh()
+        assert engine.store.get(record.id).state == RunState.SUBMITTING
+    finally:
+        runs_mod.IN_FLIGHT.discard(record.id)
+    # Ours but no longer in flight (the submission gave up half-way): resolved.
     await engine.runs.refresh()
-    assert engine.store.get(record.id).state == RunState.SUBMITTING
+    assert engine.store.get(record.id).state == RunState.FAILED
     await engine.close()
 
 

@@ -12,6 +12,9 @@ from .base import Backend, Features
 # kind → "module:Class", imported on first use so start-up stays fast.
 BACKEND_CLASSES: dict[str, str] = {
     "local": "jupyterlab_hpcml.backends.local:LocalBackend",
+    "firecrest": "jupyterlab_hpcml.backends.firecrest:FirecrestBackend",
+    "unicore": "jupyterlab_hpcml.backends.unicore:UnicoreBackend",
+    "ssh": "jupyterlab_hpcml.backends.ssh.slurm:SlurmBackend",
 }
 
 

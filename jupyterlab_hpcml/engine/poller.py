@@ -21,6 +21,7 @@ class Poller:
         self.max_interval = max_interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -29,24 +30,35 @@ class Poller:
     def wake(self) -> None:
         self._wake.set()
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let a poll pass in progress finish (its store calls run in threads that a
+        cancel would not stop), then end the loop; cancel it if that takes too long."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
+        except asyncio.TimeoutError:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-            self._task = None
+        self._task = None
+        self._stopping = False
 
     async def _loop(self) -> None:
         delay = self.interval
-        while True:
+        while not self._stopping:
             try:
                 updated = await self.runs.refresh()
                 delay = self.interval if updated else min(delay * 2, self.max_interval)
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("polling runs failed")
                 delay = min(delay * 2, self.max_interval)
+            if self._stopping:
+                break
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 # A SUBMITTING run from another host is resolved only after this long without news.
 FOREIGN_SUBMIT_TIMEOUT = 600.0
+# Run ids this process is uploading/submitting right now (process-wide: a kernel or a
+# test may hold several engines, and none may resolve another's submission in flight).
+IN_FLIGHT: set[str] = set()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -155,8 +158,12 @@ class RunService:
             created_at=now,
             updated_at=now,
         )
-        await asyncio.to_thread(self.store.insert, record)
-        return await self._launch(record, backend, snapshot, cfg)
+        IN_FLIGHT.add(record.id)
+        try:
+            await asyncio.to_thread(self.store.insert, record)
+            return await self._launch(record, backend, snapshot, cfg)
+        finally:
+            IN_FLIGHT.discard(record.id)
 
     async def _launch(self, record: RunRecord, backend: Backend, snapshot: Snapshot,
                       cfg: config_mod.BackendConfig) -> RunRecord:
@@ -252,7 +259,8 @@ class RunService:
     # ------------------------------------------------------------------ state
 
     async def _apply(self, run: RunRecord, status: JobStatus, **fields: Any) -> RunRecord:
-        """Record what a backend reported; the process that wins a transition updates MLflow."""
+        """Record what a backend reported, MLflow first: whoever sees a state in the store
+        finds MLflow already there (setting the same MLflow status twice is harmless)."""
         state = status.state
         if state == RunState.FAILED and run.cancel_requested:
             state = RunState.CANCELLED
@@ -260,28 +268,30 @@ class RunService:
             return run
         if status.exit_code is not None:
             fields["exit_code"] = status.exit_code
+        if state.terminal and not run.state.terminal and run.tracking_mode == "offline":
+            # The last metrics and the artifacts, before anyone can see the run ended.
+            await self._sync_offline(run, final=True)
+        if state != run.state or "backend_job_id" in fields:
+            await self._follow_in_mlflow(run, state, fields.get("backend_job_id"))
         new = await asyncio.to_thread(
             self.store.transition, run.id, state, message=status.message, **fields
         )
         if new is None:  # someone else recorded it first, or the run already ended
             return await asyncio.to_thread(self.store.get, run.id)
-        if new.state != run.state:
-            await self._on_state_change(new)
         return new
 
-    async def _on_state_change(self, run: RunRecord) -> None:
-        if not run.mlflow_run_id or run.state in (RunState.UNKNOWN, RunState.QUEUED):
+    async def _follow_in_mlflow(self, run: RunRecord, state: RunState, job_id: str | None) -> None:
+        if not run.mlflow_run_id:
             return
-        if run.state.terminal and run.tracking_mode == "offline":
-            await self._sync_offline(run, final=True)
         try:
-            if run.backend_job_id and run.state == RunState.RUNNING:
+            if job_id:
                 await asyncio.to_thread(
-                    self.tracker.set_tags, run.mlflow_run_id, {"hpcml.backend_job_id": run.backend_job_id}
+                    self.tracker.set_tags, run.mlflow_run_id, {"hpcml.backend_job_id": job_id}
                 )
-            await asyncio.to_thread(self.tracker.set_status, run.mlflow_run_id, run.state)
+            if state != run.state and state not in (RunState.UNKNOWN, RunState.QUEUED):
+                await asyncio.to_thread(self.tracker.set_status, run.mlflow_run_id, state)
         except Exception:  # noqa: BLE001 - tracking trouble must not break the run record
-            log.exception("could not update MLflow status of run %s", run.id)
+            log.exception("could not update MLflow for run %s", run.id)
 
     async def refresh(self, runs: Iterable[RunRecord] | None = None) -> list[RunRecord]:
         """One poll pass: one ``poll`` call per backend connection for all its active runs."""
@@ -319,10 +329,11 @@ class RunService:
 
     async def _resolve_interrupted(self, run: RunRecord) -> None:
         """A SUBMITTING run whose submitter is gone: adopt its job if it exists, else FAILED."""
-        if run.submitter_host == HOST and run.submitter_pid == os.getpid():
-            return  # our own submission, still in progress
-        if run.submitter_host == HOST and run.submitter_pid and _pid_alive(run.submitter_pid):
-            return
+        if run.id in IN_FLIGHT:
+            return  # this process is submitting it right now
+        if (run.submitter_host == HOST and run.submitter_pid != os.getpid()
+                and run.submitter_pid and _pid_alive(run.submitter_pid)):
+            return  # another process on this machine is still submitting it
         if run.submitter_host != HOST and time.time() - run.updated_at < FOREIGN_SUBMIT_TIMEOUT:
             return
         try:

@@ -269,7 +269,6 @@ class RunStore:
             self.path,
             timeout=BUSY_TIMEOUT_S,
             isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-            check_same_thread=False,  # only so that close() may close other threads' connections
             factory=_Connection,
         )
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -281,7 +280,11 @@ class RunStore:
         local = self._local
         conn: _Connection | None = getattr(local, "conn", None)
         if conn is not None and local.pid == os.getpid():
-            return conn
+            if not self._closed:
+                return conn
+            conn.close()
+            local.conn = None
+            raise HpcmlError(f"the run store {self.path} is closed")
         if conn is not None:
             # Forked child: the parent's connection must not be used (or closed) here.
             _FORK_LEFTOVERS.append(conn)
@@ -313,13 +316,14 @@ class RunStore:
         return self._transaction("BEGIN")
 
     def close(self) -> None:
+        """Close this thread's connection now; other threads' ones when they next touch the
+        store or end. Closing a connection another thread is using crashes SQLite."""
         with self._lock:
             self._closed = True
-            connections = builtins.list(self._connections)
-            self._connections.clear()
-        for conn in connections:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
             conn.close()
-        self._local = threading.local()
+            self._local.conn = None
 
     @property
     def schema_version(self) -> int:

@@ -1,6 +1,8 @@
 """REST API under /hpcml/api/ (documented in docs/openapi.yaml)."""
 from __future__ import annotations
 
+from .configs import SaveConfigHandler
+from .experiments import ExperimentsHandler
 from .meta import ConfigSchemaHandler, FeaturesHandler
 from .outputs import (
     ArtifactDownloadHandler,
@@ -11,6 +13,7 @@ from .outputs import (
 )
 from .projects import ProjectHandler
 from .runs import CancelHandler, RerunHandler, RunHandler, RunsHandler
+from .runs_view import LatestMetricsHandler, MetricHistoriesHandler, RunRowsHandler
 
 RUN = r"(?P<run_id>[A-Za-z0-9_-]+)"
 
@@ -28,4 +31,10 @@ HANDLERS = [
     (rf"runs/{RUN}/artifacts/download", ArtifactDownloadHandler),
     (rf"runs/{RUN}/metrics", MetricsHandler),
     (rf"runs/{RUN}/metrics/(?P<key>.+)", MetricHistoryHandler),
+    # the lab's runs and charts tabs (handlers/runs_view.py)
+    (r"runs-view/rows", RunRowsHandler),
+    (r"runs-view/metrics", LatestMetricsHandler),
+    (r"runs-view/histories", MetricHistoriesHandler),
+    (r"project/config", SaveConfigHandler),
+    (r"experiments", ExperimentsHandler),
 ]

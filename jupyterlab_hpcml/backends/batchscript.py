@@ -1,0 +1,366 @@
+"""Resources + Environment → a Slurm batch script (shared by the SSH and FirecREST backends).
+
+``render_batch_script(job, run_dir, ...)`` is a pure function: no I/O, same inputs → same
+text. The script it returns
+
+* requests resources with ``#SBATCH`` lines (Queue → ``--partition``, Runtime →
+  ``--time``, Nodes, TotalCPUs → ``--ntasks``, CPUsPerNode, GPUsPerNode →
+  ``--gpus-per-node``, MemoryPerNode → ``--mem``, Reservation, NodeConstraints →
+  ``--constraint``, QoS → ``--qos``, Account → ``--account``) and writes stdout/stderr
+  to ``<run_dir>/.hpcml/{stdout,stderr}.log`` (appending, so a requeue keeps both runs);
+* loads ``Modules``, activates the ``Python`` venv, exports ``Variables`` and the job's
+  non-secret environment (``shlex.quote``: values never become shell code);
+* reads secrets (e.g. ``MLFLOW_TRACKING_TOKEN``) from a separate file readable only by
+  the user (``secrets_file``; write it with :func:`secrets_file_content`), so that they
+  appear neither in the script, nor in ``scontrol show job``, nor in the logs;
+* runs the pre-run commands on the compute node (a failing one stops the job with a
+  clear message), the command (inside ``srun apptainer run <Options> <image>`` when
+  ``Environment.Apptainer`` is set), then the post-run commands;
+* records the program's exit code in ``<run_dir>/.hpcml/exit_code`` as JSON, like the
+  local runner: ``{"exit_code": 0, "timeout": false, "signal": null, "ended_at": ...}``,
+  so the final state is right even when Slurm accounting is off.
+
+Login-node pre/post commands are not part of the script: the backend runs them over
+its own channel before submitting / after the job ended.
+
+Typical use (any backend that can write files next to the run directory)::
+
+    public, secret = split_env(job.env)
+    secrets_path = f"{secrets_dir}/{job.run_id}.env" if secret else None
+    script = render_batch_script(job, run_dir, secrets_file=secrets_path)
+    # upload script to f"{run_dir}/{SCRIPT_NAME}" and, if secret,
+    # secrets_file_content(secret) to secrets_path with mode 0600; then sbatch.
+"""
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from ..engine.errors import Problem, UserInputError
+
+META_DIR = ".hpcml"
+SCRIPT_NAME = f"{META_DIR}/job.sbatch"  # where backends keep the script (viewable with the run)
+EXIT_FILE = f"{META_DIR}/exit_code"
+
+# Names whose values must never be written into the script (see tracking.SECRET_ENV_VARS).
+_SECRET_NAME_RE = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|CREDENTIAL|PRIVATE_?KEY", re.I)
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What may appear in an #SBATCH value: sbatch splits these lines itself, not the shell.
+_SBATCH_VALUE_RE = re.compile(r"[^\s'\"\\#]+")
+# Resources key → sbatch option (values checked against _SBATCH_VALUE_RE).
+_SIMPLE_OPTIONS = {
+    "Queue": "--partition",
+    "Nodes": "--nodes",
+    "TotalCPUs": "--ntasks",
+    "GPUsPerNode": "--gpus-per-node",
+    "Reservation": "--reservation",
+    "NodeConstraints": "--constraint",
+    "QoS": "--qos",
+    "Account": "--account",
+}
+HONOURED_RESOURCES = (
+    "Queue", "Runtime", "Nodes", "TotalCPUs", "CPUsPerNode", "GPUsPerNode", "MemoryPerNode",
+    "Reservation", "NodeConstraints", "QoS", "Account",
+)
+
+
+class JobLike(Protocol):
+    """What the renderer reads of a :class:`~jupyterlab_hpcml.backends.base.JobSpec`."""
+
+    run_id: str
+    command: str
+    env: dict[str, str]
+    resources: dict[str, Any]  # normalised: Runtime in seconds, MemoryPerNode in MiB
+    environment: dict[str, Any]  # normalised backend config "Environment" section
+    job_name: str
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def is_secret_env(name: str) -> bool:
+    """Whether an environment variable of ``JobSpec.env`` must stay out of the script."""
+    return bool(_SECRET_NAME_RE.search(name))
+
+
+def split_env(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(public, secret) parts of ``JobSpec.env``."""
+    public = {k: v for k, v in env.items() if not is_secret_env(k)}
+    secret = {k: v for k, v in env.items() if is_secret_env(k)}
+    return public, secret
+
+
+def secrets_file_content(secret: Mapping[str, str]) -> bytes:
+    """The file the script sources for its secrets (upload it with mode 0600)."""
+    lines = [f"export {_env_name(k)}={shlex.quote(str(v))}\n" for k, v in secret.items()]
+    return "".join(lines).encode()
+
+
+def slurm_time(seconds: int | float) -> str:
+    """Seconds → ``[D-]HH:MM:SS`` (what ``--time`` accepts; Slurm rounds up to minutes)."""
+    total = max(1, math.ceil(float(seconds)))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}-{clock}" if days else clock
+
+
+def job_name(name: str, run_id: str | None = None) -> str:
+    """A Slurm job name made of safe characters (project names may hold anything)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "hpcml"
+    return safe[:100]
+
+
+def _env_name(name: str) -> str:
+    if not _ENV_NAME_RE.fullmatch(name):
+        raise UserInputError(Problem(f"{name!r} is not a valid environment variable name",
+                                     key=f"Environment.Variables.{name}"))
+    return name
+
+
+def _sbatch_value(key: str, value: Any) -> str:
+    text = str(value)
+    if isinstance(value, bool) or not _SBATCH_VALUE_RE.fullmatch(text):
+        raise UserInputError(Problem(
+            f"must be a single word without spaces, quotes, backslashes or '#', got {text!r}",
+            key=f"Resources.{key}",
+        ))
+    return text
+
+
+def _commands(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if str(v).strip()]
+    return [str(value)]
+
+
+def _path_expr(path: str) -> str:
+    """A cluster path as a shell word: ``~/x`` and ``$HOME/x`` expand, nothing else does."""
+    if path == "~":
+        return '"$HOME"'
+    for prefix in ("~/", "$HOME/", "${HOME}/"):
+        if path.startswith(prefix):
+            return '"$HOME"/' + shlex.quote(path[len(prefix):])
+    return shlex.quote(path)
+
+
+def sbatch_options(resources: Mapping[str, Any]) -> list[str]:
+    """``--option=value`` strings for the Resources section (no run-dir specific options)."""
+    opts: list[str] = []
+    for key, option in _SIMPLE_OPTIONS.items():
+        if resources.get(key) not in (None, ""):
+            opts.append(f"{option}={_sbatch_value(key, resources[key])}")
+    if resources.get("Runtime"):
+        opts.append(f"--time={slurm_time(resources['Runtime'])}")
+    if resources.get("CPUsPerNode"):
+        cpus = _sbatch_value("CPUsPerNode", resources["CPUsPerNode"])
+        # With TotalCPUs the tasks are spread CPUsPerNode per node; without it the
+        # program is one task per node that gets CPUsPerNode CPUs.
+        if resources.get("TotalCPUs"):
+            opts.append(f"--ntasks-per-node={cpus}")
+        else:
+            opts.append(f"--cpus-per-task={cpus}")
+    if resources.get("MemoryPerNode"):
+        opts.append(f"--mem={_sbatch_value('MemoryPerNode', int(resources['MemoryPerNode']))}M")
+    return opts
+
+
+# ---------------------------------------------------------------------- the script
+
+_PRELUDE = r"""set -u
+__hpcml_meta="$HPCML_RUN_DIR/.hpcml"
+__hpcml_signal=null
+__hpcml_child=""
+__hpcml_log() { printf 'hpcml: %s\n' "$*" >&2; }
+__hpcml_record() {  # <exit code>: write .hpcml/exit_code atomically, like the local runner
+  local tmp="$__hpcml_meta/.exit_code.$$"
+  printf '{"exit_code": %d, "timeout": false, "signal": %s, "ended_at": %s, "slurm_job_id": "%s"}\n' \
+    "$1" "$__hpcml_signal" "$(date +%s)" "${SLURM_JOB_ID:-}" > "$tmp" && mv -f "$tmp" "$__hpcml_meta/exit_code"
+}
+__hpcml_finish() {  # <exit code>
+  __hpcml_record "$1"
+  __HPCML_CLEANUP
+  exit "$1"
+}
+__hpcml_on_signal() {
+  if [ "$__hpcml_signal" = null ]; then
+    __hpcml_signal="\"SIG$1\""
+    __hpcml_log "received SIG$1, stopping the job"
+  fi
+  [ -n "$__hpcml_child" ] && kill -TERM "$__hpcml_child" 2>/dev/null
+}
+trap '__hpcml_on_signal TERM' TERM
+trap '__hpcml_on_signal INT' INT
+trap '__hpcml_on_signal HUP' HUP
+__hpcml_run() {  # <shell command>: one step, in the background so a signal is handled at once
+  bash -c "$1" </dev/null &
+  __hpcml_child=$!
+  local rc=0
+  wait "$__hpcml_child" || rc=$?
+  while [ "$rc" -gt 128 ] && kill -0 "$__hpcml_child" 2>/dev/null; do
+    rc=0; wait "$__hpcml_child" || rc=$?   # interrupted by our trap: wait for the real end
+  done
+  __hpcml_child=""
+  return "$rc"
+}
+__hpcml_fail() {  # <exit code> <message>: a setup step failed
+  __hpcml_log "$2"
+  __hpcml_finish "$1"
+}
+cd "$HPCML_RUN_DIR" || { echo "hpcml: cannot enter the run directory $HPCML_RUN_DIR" >&2; exit 1; }
+"""
+
+_MODULE_INIT = r"""if ! type module >/dev/null 2>&1; then
+  for __hpcml_init in /etc/profile.d/lmod.sh /usr/share/lmod/lmod/init/bash /etc/profile.d/modules.sh /usr/share/modules/init/bash; do
+    if [ -f "$__hpcml_init" ]; then . "$__hpcml_init"; break; fi
+  done
+fi
+type module >/dev/null 2>&1 || __hpcml_fail 1 "Environment.Modules: no module command on the compute node"
+"""
+
+_MLFLOW_CHECK = r"""__hpcml_py=$(command -v python || command -v python3 || true)
+if [ -z "$__hpcml_py" ]; then
+  __hpcml_log "no python on PATH: nothing will be tracked in MLflow (set Environment.Python to a venv with mlflow)"
+elif ! "$__hpcml_py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("mlflow") is None)' 2>/dev/null; then
+  __hpcml_log "mlflow is not installed in the job's Python ($__hpcml_py): the run works but nothing is tracked in MLflow (install mlflow into Environment.Python)"
+fi
+"""
+
+
+def render_batch_script(
+    job: JobLike,
+    run_dir: str,
+    *,
+    secrets_file: str | None = None,
+    apptainer_image: str | None = None,
+    extra_sbatch: Sequence[str] = (),
+) -> str:
+    """The batch script for ``job`` running in ``run_dir`` (an absolute path on the cluster).
+
+    ``secrets_file``: absolute path of the 0600 file with the secret part of ``job.env``
+    (required when there is one; see :func:`split_env`). ``apptainer_image``: where the
+    image is on the cluster (default: ``Environment.Apptainer.Path``, relative paths from
+    the run directory). ``extra_sbatch``: more ``--option=value`` strings (e.g. a comment).
+    Raises ``UserInputError`` for values that cannot be put safely into ``#SBATCH`` lines.
+    """
+    if not run_dir.startswith("/") or not _SBATCH_VALUE_RE.fullmatch(run_dir):
+        raise UserInputError(Problem(
+            f"the run directory on the cluster must be an absolute path without spaces or quotes: {run_dir!r}",
+            key="SSH.WorkDir",
+        ))
+    public, secret = split_env(job.env)
+    if secret and not secrets_file:
+        raise ValueError("job.env holds secrets: pass secrets_file (they never go into the script)")
+    env = job.environment or {}
+    res = job.resources or {}
+    out: list[str] = ["#!/bin/bash", f"# jupyterlab-hpcml run {job.run_id}: generated, do not edit"]
+
+    sbatch = [
+        f"--job-name={job_name(job.job_name)}",
+        f"--chdir={run_dir}",
+        f"--output={run_dir}/{META_DIR}/stdout.log",
+        f"--error={run_dir}/{META_DIR}/stderr.log",
+        "--open-mode=append",
+        *sbatch_options(res),
+        *extra_sbatch,
+    ]
+    out += [f"#SBATCH {opt}" for opt in sbatch]
+    out.append("")
+    out.append(f"export HPCML_RUN_DIR={shlex.quote(run_dir)}")
+    cleanup = f"rm -f {shlex.quote(secrets_file)}" if secrets_file else ":"
+    out.append(_PRELUDE.replace("__HPCML_CLEANUP", cleanup).rstrip("\n"))
+
+    modules = [str(m) for m in env.get("Modules") or []]
+    if modules:
+        out.append("# Environment.Modules")
+        out.append(_MODULE_INIT.rstrip("\n"))
+        for m in modules:
+            q = shlex.quote(m)
+            out.append(f"module load {q} || __hpcml_fail 1 {shlex.quote(f'module load {m} failed')}")
+
+    python = env.get("Python")
+    if python:
+        venv = str(python)
+        if venv.endswith("/bin/python") or venv.endswith("/bin/python3"):
+            venv = venv.rsplit("/bin/", 1)[0]
+        expr = _path_expr(venv)
+        msg = shlex.quote(f"Environment.Python: no virtual environment at {venv} (no bin/activate)")
+        out.append("# Environment.Python")
+        out.append(f"[ -f {expr}/bin/activate ] || __hpcml_fail 1 {msg}")
+        out.append(f"VIRTUAL_ENV_DISABLE_PROMPT=1 . {expr}/bin/activate")
+
+    variables = env.get("Variables") or {}
+    if variables or public:
+        out.append("# Environment.Variables and the job's tracking environment")
+    for name, value in {**public, **{str(k): v for k, v in variables.items()}}.items():
+        out.append(f"export {_env_name(name)}={shlex.quote(_env_value(value))}")
+    out.append('export PYTHONUNBUFFERED="${PYTHONUNBUFFERED:-1}"')
+    if secrets_file:
+        q = shlex.quote(secrets_file)
+        out.append("# secrets (tracking token): from a file only the user can read")
+        out.append(f"if [ -r {q} ]; then . {q}; else __hpcml_log 'the secrets file is missing: the job runs without credentials'; fi")
+
+    apptainer = env.get("Apptainer") if isinstance(env.get("Apptainer"), dict) else None
+    if not apptainer:
+        out.append(_MLFLOW_CHECK.rstrip("\n"))
+
+    pre = _commands(env.get("PreRunCommandOnComputeNode"))
+    for cmd in pre:
+        msg = f"pre-run command failed with exit code $__hpcml_rc: {cmd}"
+        out.append(f"__hpcml_rc=0; __hpcml_run {shlex.quote(cmd)} || __hpcml_rc=$?")
+        out.append(
+            f'if [ "$__hpcml_rc" -ne 0 ]; then [ "$__hpcml_signal" = null ] && '
+            f'__hpcml_log "{_dq(msg)}"; __hpcml_finish "$__hpcml_rc"; fi'
+        )
+
+    if apptainer:
+        image = apptainer_image or str(apptainer.get("Path"))
+        opts = " ".join(shlex.quote(str(o)) for o in _options(apptainer.get("Options")))
+        main = "srun apptainer run " + (f"{opts} " if opts else "") + \
+            f"{_path_expr(image)} bash -c {shlex.quote(job.command)}"
+        step = shlex.quote(main)
+    else:
+        step = shlex.quote(job.command)
+    out.append('[ "$__hpcml_signal" = null ] || __hpcml_finish 143')
+    out.append(f'date +%s > "$__hpcml_meta/started"')
+    out.append(f"__hpcml_rc=0; __hpcml_run {step} || __hpcml_rc=$?")
+
+    post = _commands(env.get("PostRunCommandOnComputeNode"))
+    if post:
+        out.append("# post-run commands: after success and failure, not after a cancel/timeout")
+        out.append('if [ "$__hpcml_signal" = null ]; then')
+        for cmd in post:
+            msg = f"post-run command failed with exit code $__hpcml_prc: {cmd}"
+            out.append(f"  __hpcml_prc=0; __hpcml_run {shlex.quote(cmd)} || __hpcml_prc=$?")
+            out.append(f'  [ "$__hpcml_prc" -eq 0 ] || __hpcml_log "{_dq(msg)}"')
+        out.append("fi")
+    out.append('__hpcml_finish "$__hpcml_rc"')
+    return "\n".join(out) + "\n"
+
+
+def _dq(text: str) -> str:
+    """Text for inside double quotes, keeping only the ``$__hpcml_*rc`` references live."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`").replace("$", "\\$")
+    return escaped.replace("\\$__hpcml_rc", "$__hpcml_rc").replace("\\$__hpcml_prc", "$__hpcml_prc")
+
+
+def _options(value: Any) -> list[str]:
+    """Apptainer Options: each list item is one option, possibly with its argument
+    (``-B /data:/data``), split like a shell would split it."""
+    items = [value] if isinstance(value, str) else list(value or [])
+    out: list[str] = []
+    for item in items:
+        out.extend(shlex.split(str(item)))
+    return out
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,284 @@
+"""One long-lived SSH connection per cluster, shared by every run and every call.
+
+* Opened on first use, reopened transparently after a drop (commands that are safe to
+  repeat are retried once on a fresh connection); keepalives detect a dead peer.
+* ``~/.ssh/config`` applies as for ``ssh``: a Hostname that is an alias brings its
+  HostName, Port, User, IdentityFile, ProxyJump and UserKnownHostsFile; values in the
+  backend config win. Keys come from the SSH agent or the identity files.
+* Host keys are checked against known_hosts; an unknown or changed key is an error
+  with a clear message, never accepted silently (``UserKnownHostsFile none`` too).
+* ``HPCML_SSH_CONFIG`` / ``HPCML_SSH_KNOWN_HOSTS`` (paths, ``os.pathsep``-separated)
+  replace ``~/.ssh/config`` / ``~/.ssh/known_hosts``, e.g. for tests.
+
+The command channel count is bounded (sshd's MaxSessions is 10 by default); SFTP uses
+one persistent session. Everything is async: nothing here blocks the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from ...engine.errors import BackendUnavailable, HpcmlError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 20.0
+COMMAND_TIMEOUT = 120.0
+MAX_CHANNELS = 6  # concurrent exec channels on the one connection
+_DROPS = (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError,
+          BrokenPipeError, ConnectionError, EOFError)
+
+
+class SSHError(HpcmlError):
+    """A definite SSH problem the user must fix (host key, authentication, config)."""
+
+    status = 502
+
+
+@dataclass
+class Result:
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", errors="replace").strip()
+
+
+@dataclass
+class Stats:
+    """What travelled over the connection (the bench and the tests read these)."""
+
+    connects: int = 0
+    commands: Counter = field(default_factory=Counter)  # first word of each command → count
+    upload_bytes: int = 0  # file content sent by SFTP
+    command_bytes: int = 0  # command lines + stdin sent
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"connects": self.connects, "commands": dict(self.commands),
+                "upload_bytes": self.upload_bytes, "command_bytes": self.command_bytes}
+
+
+def _paths_from_env(name: str) -> list[str] | None:
+    value = os.environ.get(name)
+    return [p for p in value.split(os.pathsep) if p] if value else None
+
+
+class SSHConnection:
+    """The shared connection to one cluster described by a backend config's ``SSH`` section."""
+
+    def __init__(self, ssh: dict[str, Any]):
+        self.ssh = dict(ssh or {})
+        self.host = str(self.ssh.get("Hostname") or "")
+        self.stats = Stats()
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._lock = asyncio.Lock()
+        self._sftp_lock = asyncio.Lock()
+        self._channels = asyncio.Semaphore(MAX_CHANNELS)
+        self.login_env: dict[str, str] = {}  # the login shell's environment (PATH, HOME, SCRATCH)
+        self._closed = False
+
+    # ------------------------------------------------------------------ connecting
+
+    @property
+    def label(self) -> str:
+        port = self.ssh.get("Port")
+        user = self.ssh.get("User")
+        return f"{user + '@' if user else ''}{self.host}{':' + str(port) if port else ''}"
+
+    def _options(self) -> asyncssh.SSHClientConnectionOptions:
+        kwargs: dict[str, Any] = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "keepalive_interval": 15,
+            "keepalive_count_max": 3,
+        }
+        config = _paths_from_env("HPCML_SSH_CONFIG")
+        if config is not None:
+            kwargs["config"] = config
+        if self.ssh.get("Port"):
+            kwargs["port"] = int(self.ssh["Port"])
+        if self.ssh.get("User"):
+            kwargs["username"] = str(self.ssh["User"])
+        if self.ssh.get("IdentityFile"):
+            kwargs["client_keys"] = [str(Path(str(self.ssh["IdentityFile"])).expanduser())]
+        if self.ssh.get("ProxyJump"):
+            kwargs["tunnel"] = str(self.ssh["ProxyJump"])
+        known = _paths_from_env("HPCML_SSH_KNOWN_HOSTS")
+        if known is not None:
+            # A missing file means "no trusted keys" (every key is rejected), as for ssh.
+            kwargs["known_hosts"] = [p for p in known if os.path.isfile(p)] or b""
+        options = asyncssh.SSHClientConnectionOptions(host=self.host, **kwargs)
+        if options.known_hosts is None:  # "UserKnownHostsFile none" would accept any key
+            options = asyncssh.SSHClientConnectionOptions(
+                options, known_hosts=str(Path("~/.ssh/known_hosts").expanduser())
+            )
+        return options
+
+    async def connection(self) -> asyncssh.SSHClientConnection:
+        """The open connection, (re)connecting if needed."""
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
+            return conn
+        async with self._lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            if self._closed:
+                raise BackendUnavailable(f"the connection to {self.label} was closed")
+            self._sftp = None
+            self._conn = await self._connect()
+            self.stats.connects += 1
+            if not self.login_env:
+                await self._load_login_env(self._conn)
+            return self._conn
+
+    async def _connect(self) -> asyncssh.SSHClientConnection:
+        if not self.host:
+            raise SSHError("SSH.Hostname is missing")
+        try:
+            options = await asyncio.to_thread(self._options)  # reads ~/.ssh/config and key files
+            return await asyncssh.connect(self.host, options=options)
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise SSHError(
+                f"the host key of {self.label} is not trusted: it is missing from known_hosts or "
+                f"differs from the key recorded there ({exc.reason}). Never accept it blindly: check "
+                "its fingerprint with the cluster's documentation or admins, then connect once with "
+                "`ssh` to record it (or remove the stale line with `ssh-keygen -R`)."
+            ) from None
+        except asyncssh.PermissionDenied as exc:
+            raise SSHError(
+                f"SSH authentication to {self.label} failed ({exc.reason}): load your key into the "
+                "SSH agent or set SSH.IdentityFile (passwords are not supported)"
+            ) from None
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+            raise SSHError(f"cannot use the SSH key for {self.label}: {exc}") from None
+        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+            raise BackendUnavailable(f"cannot reach {self.label} over SSH: {_why(exc)}") from None
+        except ValueError as exc:  # bad config values (asyncssh validates them)
+            raise SSHError(f"SSH settings for {self.label}: {exc}") from None
+
+    async def _load_login_env(self, conn: asyncssh.SSHClientConnection) -> None:
+        """PATH, HOME, SCRATCH... as a login shell sets them (Slurm tools may only be on
+        the login PATH). One command per connection."""
+        marker = "__HPCML_ENV__"
+        try:
+            res = await conn.run(f"bash -lc 'printf {marker}; env -0' </dev/null", check=False,
+                                 encoding=None, timeout=COMMAND_TIMEOUT)
+        except (asyncio.TimeoutError, *_DROPS) as exc:
+            raise BackendUnavailable(f"lost the connection to {self.label}: {_why(exc)}") from None
+        out = bytes(res.stdout or b"")
+        env: dict[str, str] = {}
+        if marker.encode() in out:
+            for item in out.split(marker.encode(), 1)[1].split(b"\0"):
+                key, eq, value = item.decode("utf-8", errors="replace").partition("=")
+                if eq:
+                    env[key] = value
+        self.login_env = env
+
+    async def sftp(self) -> asyncssh.SFTPClient:
+        conn = await self.connection()
+        async with self._sftp_lock:
+            if self._sftp is None or self._sftp_conn is not conn:
+                try:
+                    self._sftp = await conn.start_sftp_client()
+                except (asyncio.TimeoutError, *_DROPS) as exc:
+                    self._drop()
+                    raise BackendUnavailable(f"lost the connection to {self.label}: {_why(exc)}") from None
+                except asyncssh.Error as exc:
+                    raise SSHError(f"SFTP is not available on {self.label}: {exc}") from None
+                self._sftp_conn = conn
+            return self._sftp
+
+    _sftp_conn: asyncssh.SSHClientConnection | None = None
+
+    def _drop(self) -> None:
+        """Forget a connection that failed; the next call reconnects."""
+        conn, self._conn, self._sftp = self._conn, None, None
+        if conn is not None:
+            conn.abort()
+
+    # ------------------------------------------------------------------ commands
+
+    def _command_line(self, command: str) -> str:
+        path = self.login_env.get("PATH")
+        return f"export PATH={shlex.quote(path)}; {command}" if path else command
+
+    async def run(self, command: str, *, input: bytes | None = None, timeout: float = COMMAND_TIMEOUT,
+                  retry: bool = True, name: str | None = None) -> Result:
+        """Run a shell command on the login node. ``retry``: the command is safe to repeat
+        after a dropped connection. Raises BackendUnavailable when the cluster is unreachable."""
+        self.stats.commands[name or command.split(None, 1)[0]] += 1
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            conn = await self.connection()
+            line = self._command_line(command)
+            self.stats.command_bytes += len(line) + len(input or b"")
+            try:
+                async with self._channels:
+                    res = await conn.run(line, input=input, check=False, encoding=None, timeout=timeout)
+            except asyncssh.TimeoutError as exc:
+                raise BackendUnavailable(f"{name or 'command'} on {self.label} timed out after {timeout:.0f} s") from exc
+            except _DROPS as exc:
+                self._drop()
+                if attempt + 1 < attempts:
+                    log.info("SSH connection to %s dropped (%s), reconnecting", self.label, _why(exc))
+                    continue
+                raise BackendUnavailable(f"lost the connection to {self.label}: {_why(exc)}") from None
+            status = res.exit_status if res.exit_status is not None else 255
+            if res.exit_signal:
+                status = 128 + 15
+            return Result(status, bytes(res.stdout or b""), bytes(res.stderr or b""))
+        raise AssertionError("unreachable")
+
+    async def sftp_call(self, fn, *, retry: bool = True):
+        """``await fn(sftp)`` with one retry on a fresh connection after a drop."""
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            sftp = await self.sftp()
+            try:
+                return await fn(sftp)
+            except _DROPS as exc:
+                self._drop()
+                if attempt + 1 < attempts:
+                    continue
+                raise BackendUnavailable(f"lost the connection to {self.label}: {_why(exc)}") from None
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        self._closed = True
+        conn, sftp, self._conn, self._sftp = self._conn, self._sftp, None, None
+        if sftp is not None:
+            sftp.exit()
+            try:
+                await asyncio.wait_for(sftp.wait_closed(), 5)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - closing anyway
+                pass
+        if conn is not None:
+            conn.close()
+            try:
+                await asyncio.wait_for(conn.wait_closed(), 5)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - closing anyway
+                pass
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.strip()
+
+
+def now() -> float:
+    return time.monotonic()

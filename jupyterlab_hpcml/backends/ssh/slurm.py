@@ -1,0 +1,603 @@
+"""The Slurm-over-SSH backend (``kind = "ssh"``).
+
+* One :class:`~.connection.SSHConnection` per cluster (the registry keeps one backend
+  per connection), so polls, log reads and uploads share one SSH handshake.
+* Run directories: ``<base>/hpcml/<project>/<run-id>``, base = ``SSH.WorkDir`` or
+  ``$SCRATCH`` or ``$HOME`` as the login shell sets them.
+* ``prepare`` uploads incrementally through the cluster's object cache (``transfer``);
+  ``submit`` runs the login-node pre-commands, writes the batch script (``batchscript``)
+  next to the run and calls ``sbatch --parsable``; a secret (tracking token) goes into a
+  0600 file outside the run directory that the script sources.
+* ``poll``: one ``squeue`` for all jobs of the cluster, then at most one command with one
+  ``sacct`` (+ the jobs' ``.hpcml/exit_code`` files) for jobs that ended; backs off while
+  nothing changes; works without accounting (exit-code files). Unreachable → raise
+  ``BackendUnavailable`` (the engine shows UNKNOWN).
+* Files: SFTP reads at an offset (``stat`` + ``seek``), listings with one ``find``, and no
+  path (``..``, absolute, symlink) may leave the run directory.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import posixpath
+import re
+import shlex
+import time
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import asyncssh
+
+from ...engine.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
+from ...engine.models import RunRecord, RunState
+from ..base import (
+    META_DIR,
+    OFFLINE_MLRUNS,
+    Backend,
+    Chunk,
+    Features,
+    FileInfo,
+    JobRef,
+    JobSpec,
+    JobStatus,
+    ProgressCallback,
+    Snapshot,
+)
+from ..batchscript import HONOURED_RESOURCES, SCRIPT_NAME, render_batch_script, secrets_file_content, split_env
+from .connection import SSHConnection, SSHError
+from .transfer import Uploader, UploadStats
+
+log = logging.getLogger(__name__)
+
+JOB_ID_FILE = f"{META_DIR}/job_id"
+EXIT_FILE = f"{META_DIR}/exit_code"
+POST_LOGIN_SCRIPT = f"{META_DIR}/post_login.sh"
+LOGIN_LOG = f"{META_DIR}/login.log"
+SQUEUE_FORMAT = "%i|%A|%T|%r"  # job id (123 or 123_4) | unique id | state | reason
+SACCT_FIELDS = "JobIDRaw,JobID,State,ExitCode"
+_SACCT_OFF = ("accounting storage is disabled", "slurmdbd", "connection refused", "unable to contact")
+
+# Slurm state → (engine state, message). Non-terminal states first.
+STATE_MAP: dict[str, tuple[RunState, str | None]] = {
+    "PENDING": (RunState.QUEUED, None),
+    "CONFIGURING": (RunState.QUEUED, None),
+    "REQUEUED": (RunState.QUEUED, "requeued by Slurm"),
+    "REQUEUE_HOLD": (RunState.QUEUED, "requeued and held by Slurm"),
+    "REQUEUE_FED": (RunState.QUEUED, "requeued by Slurm"),
+    "RESV_DEL_HOLD": (RunState.QUEUED, "held: reservation deleted"),
+    "RESIZING": (RunState.RUNNING, None),
+    "RUNNING": (RunState.RUNNING, None),
+    "COMPLETING": (RunState.RUNNING, None),
+    "SIGNALING": (RunState.RUNNING, None),
+    "STAGE_OUT": (RunState.RUNNING, None),
+    "SUSPENDED": (RunState.RUNNING, "suspended by Slurm"),
+    "STOPPED": (RunState.RUNNING, "stopped by Slurm"),
+    "COMPLETED": (RunState.FINISHED, None),
+    "FAILED": (RunState.FAILED, None),
+    "CANCELLED": (RunState.CANCELLED, "cancelled"),
+    "TIMEOUT": (RunState.TIMEOUT, "runtime limit reached"),
+    "DEADLINE": (RunState.TIMEOUT, "deadline reached before the job could finish"),
+    "OUT_OF_MEMORY": (RunState.FAILED, "out of memory"),
+    "NODE_FAIL": (RunState.FAILED, "node failure"),
+    "PREEMPTED": (RunState.FAILED, "preempted"),
+    "BOOT_FAIL": (RunState.FAILED, "node boot failure"),
+    "REVOKED": (RunState.FAILED, "revoked (federation)"),
+    "SPECIAL_EXIT": (RunState.FAILED, "special exit"),
+}
+
+
+def map_state(raw: str, reason: str | None = None) -> tuple[RunState, str | None]:
+    """A Slurm state (also "CANCELLED by 1234", "PENDING+", "FAILED ...") → engine state."""
+    word = (raw or "").strip().split()[0].rstrip("+*") if raw and raw.strip() else ""
+    state, message = STATE_MAP.get(word.upper(), (RunState.UNKNOWN, f"unknown Slurm state {raw!r}"))
+    if word.upper() == "CANCELLED" and raw.strip() != word:
+        message = raw.strip().lower()  # "cancelled by 1234"
+    if state == RunState.QUEUED and reason and reason not in ("None", "(null)", "Priority", "Resources"):
+        message = f"pending: {reason}"
+    return state, message
+
+
+def _exit_from_sacct(value: str) -> int | None:
+    """``"3:0"`` → 3; ``"0:9"`` (killed by signal 9) → 137."""
+    code, _, sig = value.partition(":")
+    try:
+        code_i, sig_i = int(code), int(sig or 0)
+    except ValueError:
+        return None
+    return 128 + sig_i if sig_i and not code_i else code_i
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "project"
+
+
+def _checked_relpath(relpath: str, what: str = "path") -> str:
+    p = PurePosixPath(relpath.replace("\\", "/")) if relpath else PurePosixPath(".")
+    if p.is_absolute() or ".." in p.parts:
+        raise UserInputError(Problem(f"{what} must stay inside the run directory: {relpath!r}"))
+    return "" if str(p) == "." else str(p)
+
+
+class SubmitError(HpcmlError):
+    """Slurm or a login-node pre-command refused the job: the message says why."""
+
+    status = 400
+
+
+class SlurmBackend(Backend):
+    kind = "ssh"
+    # Poll backoff: after a poll that changed nothing, the next squeue waits this long
+    # (doubling up to backoff_max); a change, a submit or a cancel resets it.
+    backoff_start = 1.0
+    backoff_max = 8.0
+    sacct_retry = 600.0  # seconds before trying sacct again after it said "disabled"
+
+    def __init__(self, config: dict[str, Any], data_dir: Path):
+        super().__init__(config, data_dir)
+        self.ssh = dict(config.get("SSH") or {})
+        self.conn = SSHConnection(self.ssh)
+        self.uploader = Uploader(self.conn, Path(data_dir) / "snapshots")
+        self.last_upload: UploadStats | None = None
+        self._base: str | None = None
+        self._cache: dict[str, JobStatus] = {}  # job id → last status reported
+        self._next_poll = 0.0
+        self._interval = 0.0
+        self._sacct_off_until = 0.0
+        self._images: dict[str, str] = {}  # run id → image path on the cluster
+        self._realroots: dict[str, str] = {}  # run dir → its realpath
+
+    # ------------------------------------------------------------ identity
+
+    @property
+    def connection_name(self) -> str:
+        user = f"{self.ssh['User']}@" if self.ssh.get("User") else ""
+        return f"ssh:{user}{self.ssh.get('Hostname', '')}:{int(self.ssh.get('Port') or 22)}"
+
+    def supported_features(self) -> Features:
+        return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
+                        upload_progress=True, offline_tracking=True, resources=list(HONOURED_RESOURCES))
+
+    def notes_for(self, config: dict[str, Any]) -> list[str]:
+        return []
+
+    # ------------------------------------------------------------ layout
+
+    async def _base_dir(self) -> str:
+        """``<WorkDir or $SCRATCH or $HOME>/hpcml`` on the cluster (resolved once)."""
+        if self._base:
+            return self._base
+        await self.conn.connection()
+        env = self.conn.login_env
+        home = env.get("HOME") or ""
+        wd = self.ssh.get("WorkDir")
+        if wd:
+            base = str(wd)
+            if base == "~" or base.startswith("~/"):
+                base = home + base[1:]
+            base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), m.group(0)), base)
+            if not base.startswith("/") or "$" in base:
+                raise SSHError(f"SSH.WorkDir must be an absolute path on the cluster, got {wd!r} (→ {base!r})")
+        else:
+            base = env.get("SCRATCH") or home
+            if not base.startswith("/"):
+                raise SSHError(f"cannot tell the home directory on {self.conn.label}: set SSH.WorkDir")
+        self._base = posixpath.join(base.rstrip("/") or "/", "hpcml")
+        return self._base
+
+    def _run_dir(self, run: RunRecord, base: str | None = None) -> str | None:
+        if run.run_dir:
+            return run.run_dir
+        base = base or self._base
+        if not base:
+            return None
+        if not run.id or not re.fullmatch(r"[A-Za-z0-9_-]+", run.id):
+            raise UserInputError(Problem(f"invalid run id {run.id!r}"))
+        return f"{base}/{_slug(run.project_name)}/{run.id}"
+
+    def run_dir_for(self, run: RunRecord) -> str | None:
+        return self._run_dir(run)
+
+    def _path(self, run: RunRecord, relpath: str) -> tuple[str, str]:
+        root = run.run_dir
+        if not root:
+            raise NotFound(f"run {run.id} has no run directory yet")
+        rel = _checked_relpath(relpath)
+        return root, posixpath.join(root, rel) if rel else root
+
+    # ------------------------------------------------------------ prepare
+
+    async def prepare(self, run: RunRecord, snapshot: Snapshot, extra_files: dict[str, bytes] | None = None,
+                      progress: ProgressCallback | None = None) -> str:
+        try:
+            base = await self._base_dir()
+        except BackendUnavailable as exc:  # nothing was submitted: a definite failure
+            raise SSHError(str(exc)) from None
+        run_dir = self._run_dir(run, base)
+        assert run_dir
+        extras = {}
+        for key, data in (extra_files or {}).items():
+            _checked_relpath(key.rstrip("/"), "extra file")
+            extras[key] = _absolute_offline_paths(key, data, run_dir)
+        links = self._apptainer_links(run, snapshot)
+        self.last_upload = await self.uploader.upload(
+            snapshot, f"{base}/.cache", run_dir, extras, links=links, progress=progress
+        )
+        return run_dir
+
+    def _apptainer_links(self, run: RunRecord, snapshot: Snapshot) -> dict[str, Path]:
+        """A local Apptainer image outside the snapshot goes through the object cache too."""
+        app = ((run.backend_config or {}).get("Environment") or {}).get("Apptainer")
+        if not isinstance(app, dict) or str(app.get("Type") or "local").lower() != "local":
+            return {}
+        path = str(app.get("Path") or "")
+        if not path.startswith("/") and any(f.relpath == path for f in snapshot.files):
+            self._images[run.id] = path  # uploaded with the project (and hard-linked if large)
+            return {}
+        local = Path(path).expanduser()
+        if not local.is_absolute():
+            local = Path(run.project_path) / local
+        if not local.is_file():
+            raise UserInputError(Problem(f"Apptainer image not found: {local}", key="Environment.Apptainer.Path"))
+        rel = f"{META_DIR}/apptainer/{local.name}"
+        self._images[run.id] = rel
+        return {rel: local}
+
+    # ------------------------------------------------------------ submit
+
+    async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
+        run_dir = run.run_dir
+        if not run_dir:
+            raise SubmitError("prepare() must run before submit()")
+        base = await self._base_dir()
+        env = job.environment or {}
+        qdir = shlex.quote(run_dir)
+
+        for cmd in env.get("PreRunCommandOnLoginNode") or []:
+            res = await self.conn.run(
+                f"cd {qdir} && {{ bash -c {shlex.quote(str(cmd))} </dev/null; }} >> {LOGIN_LOG} 2>&1; "
+                f"rc=$?; [ $rc -eq 0 ] || tail -c 2000 {LOGIN_LOG}; exit $rc",
+                retry=False, name="pre-run-login")
+            if res.exit_status != 0:
+                raise SubmitError(f"pre-run command on the login node failed with exit code {res.exit_status}: "
+                                  f"{cmd}\n{res.out.strip()}")
+
+        public, secret = split_env(job.env)
+        secrets_path = f"{base}/.secrets/{run.id}.env" if secret else None
+        image = self._images.pop(run.id, None)
+        app = env.get("Apptainer")
+        if isinstance(app, dict) and image is None:
+            image = str(app.get("Path")) if app.get("Type") == "remote" or str(app.get("Path", "")).startswith("/") \
+                else f"{META_DIR}/apptainer/{PurePosixPath(str(app.get('Path'))).name}"
+        script = render_batch_script(job, run_dir, secrets_file=secrets_path, apptainer_image=image,
+                                     extra_sbatch=[f"--comment=hpcml:{run.id}"])
+        post = [str(c) for c in env.get("PostRunCommandOnLoginNode") or []]
+
+        async def write(sftp: asyncssh.SFTPClient) -> None:
+            if post:
+                body = "".join(f"bash -c {shlex.quote(c)} </dev/null || echo \"hpcml: post-run command on the "
+                               f"login node failed with exit code $?: \"{shlex.quote(c)} >&2\n" for c in post)
+                await _write_file(sftp, f"{run_dir}/{POST_LOGIN_SCRIPT}", body.encode(), 0o644)
+            if secrets_path:
+                await sftp.makedirs(posixpath.dirname(secrets_path), exist_ok=True)
+                await sftp.chmod(posixpath.dirname(secrets_path), 0o700)
+                await _write_file(sftp, secrets_path, secrets_file_content(secret), 0o600)
+
+        if post or secrets_path:
+            await self.conn.sftp_call(write)
+        # One round trip: the script arrives on stdin, is kept with the run, and is submitted.
+        command = (f"cd {qdir} && cat > {SCRIPT_NAME}.tmp && mv -f {SCRIPT_NAME}.tmp {SCRIPT_NAME} && "
+                   f"out=$(sbatch --parsable {shlex.quote(SCRIPT_NAME)}) && "
+                   f"printf '%s\\n' \"$out\" > {JOB_ID_FILE} && printf '%s\\n' \"$out\"")
+        try:
+            res = await self.conn.run(command, input=script.encode(), retry=False, name="sbatch")
+        except BackendUnavailable:
+            # The connection dropped during sbatch: did the job reach Slurm?
+            job_id = await self.find_submitted(run)
+            if job_id is None:
+                raise
+            res = None
+        else:
+            if res.exit_status != 0:
+                if secrets_path:
+                    await self.conn.run(f"rm -f {shlex.quote(secrets_path)}", name="rm")
+                raise SubmitError(_sbatch_message(res.err or res.out))
+            job_id = res.out.strip().splitlines()[-1].split(";")[0].strip()
+        self._interval, self._next_poll = 0.0, 0.0
+        return job_id, JobStatus(RunState.QUEUED)
+
+    async def find_submitted(self, run: RunRecord) -> str | None:
+        if run.run_dir:
+            async def read_id(sftp: asyncssh.SFTPClient) -> str | None:
+                try:
+                    async with sftp.open(f"{run.run_dir}/{JOB_ID_FILE}", "rb") as f:
+                        return (await f.read()).decode().strip().split(";")[0] or None
+                except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPFailure):
+                    return None
+            found = await self.conn.sftp_call(read_id)
+            if found:
+                return found
+        res = await self.conn.run("squeue --me -t all -h -o '%i|%k'", name="squeue")
+        for line in res.out.splitlines():
+            jid, _, comment = line.partition("|")
+            if comment.strip() == f"hpcml:{run.id}":
+                return jid.strip()
+        return None
+
+    # ------------------------------------------------------------ poll
+
+    async def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        if not jobs:
+            return {}
+        now = time.monotonic()
+        wanted = {j.job_id for j in jobs}
+        if now < self._next_poll and wanted <= self._cache.keys():
+            return {j: self._cache[j] for j in wanted}  # backing off: nothing changed lately
+        statuses = await self._poll_now(jobs)
+        changed = any(self._cache.get(k) != v for k, v in statuses.items())
+        self._cache = {k: v for k, v in {**self._cache, **statuses}.items() if k in wanted}
+        self._interval = 0.0 if changed else min(max(self._interval * 2, self.backoff_start), self.backoff_max)
+        self._next_poll = time.monotonic() + self._interval
+        return statuses
+
+    async def _poll_now(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        res = await self.conn.run(f"squeue --me -t all -h -r -o {shlex.quote(SQUEUE_FORMAT)}", name="squeue")
+        if res.exit_status != 0:
+            raise BackendUnavailable(f"squeue failed on {self.conn.label}: {res.err or res.out}".strip())
+        by_id: dict[str, tuple[str, str]] = {}
+        arrays: dict[str, list[str]] = {}
+        for line in res.out.splitlines():
+            parts = line.strip().split("|")
+            if len(parts) < 4:
+                continue
+            jid, raw, state, reason = parts[0], parts[1], parts[2], parts[3]
+            by_id[jid] = by_id.get(jid) or (state, reason)
+            by_id.setdefault(raw, (state, reason))
+            if "_" in jid:
+                arrays.setdefault(jid.split("_", 1)[0], []).append(state)
+
+        out: dict[str, JobStatus] = {}
+        detail: list[JobRef] = []
+        for ref in jobs:
+            found = by_id.get(ref.job_id)
+            if found is None and ref.job_id in arrays:
+                found = (_aggregate(arrays[ref.job_id]), "None")
+            if found is None:
+                detail.append(ref)
+                continue
+            state, message = map_state(*found)
+            if state.terminal or state == RunState.UNKNOWN:
+                out[ref.job_id] = JobStatus(state, None, message)
+                detail.append(ref)
+            else:
+                out[ref.job_id] = JobStatus(state, None, message)
+        if detail:
+            await self._details(detail, out)
+        return out
+
+    async def _details(self, refs: list[JobRef], out: dict[str, JobStatus]) -> None:
+        """One command: sacct for the ended jobs + their exit-code files (+ post-login commands)."""
+        use_sacct = time.monotonic() >= self._sacct_off_until
+        ids = ",".join(r.job_id for r in refs)
+        parts = []
+        if use_sacct:
+            parts.append(f"sacct -X -n -P -j {shlex.quote(ids)} -o {SACCT_FIELDS} 2>&1; "
+                         "echo \"__HPCML_SACCT_RC $?\"")
+        for r in refs:
+            if not r.run_dir:
+                continue
+            d = shlex.quote(r.run_dir)
+            parts.append(f"printf '__HPCML_EXIT %s ' {shlex.quote(r.job_id)}; "
+                         f"tr -d '\\n' < {d}/{EXIT_FILE} 2>/dev/null; echo")
+            # Login-node post-run commands, once, after the job has ended.
+            parts.append(
+                f"if [ -f {d}/{EXIT_FILE} ] && [ -f {d}/{POST_LOGIN_SCRIPT} ] && [ ! -e {d}/{META_DIR}/post_login.done ]; "
+                f"then touch {d}/{META_DIR}/post_login.done; (cd {d} && nohup bash {POST_LOGIN_SCRIPT} "
+                f">> {LOGIN_LOG} 2>&1 </dev/null &) ; fi")
+        res = await self.conn.run("; ".join(parts), name="sacct" if use_sacct else "exit-codes")
+        sacct: dict[str, tuple[str, str]] = {}
+        exits: dict[str, dict[str, Any]] = {}
+        sacct_rc = 0
+        sacct_text = []
+        for line in res.out.splitlines():
+            if line.startswith("__HPCML_SACCT_RC "):
+                sacct_rc = int(line.split()[1] or 0)
+            elif line.startswith("__HPCML_EXIT "):
+                _, jid, *rest = line.split(" ", 2)
+                try:
+                    exits[jid] = json.loads(rest[0]) if rest and rest[0].strip() else {}
+                except ValueError:
+                    exits[jid] = {}
+            elif "|" in line:
+                f = line.split("|")
+                if len(f) >= 4:
+                    sacct.setdefault(f[0], (f[2], f[3]))
+                    sacct.setdefault(f[1], (f[2], f[3]))
+            else:
+                sacct_text.append(line)
+        if use_sacct and (sacct_rc != 0 or any(s in " ".join(sacct_text).lower() for s in _SACCT_OFF)):
+            log.info("sacct unavailable on %s (%s): using exit-code files", self.conn.label, " ".join(sacct_text)[:200])
+            self._sacct_off_until = time.monotonic() + self.sacct_retry
+            sacct = {}
+        for ref in refs:
+            current = out.get(ref.job_id)
+            done = exits.get(ref.job_id) or {}
+            code = done.get("exit_code") if isinstance(done.get("exit_code"), int) else None
+            acct = sacct.get(ref.job_id)
+            if current is None and acct is not None:
+                current = JobStatus(*map_state(acct[0]))
+            if acct is not None and code is None:
+                code = _exit_from_sacct(acct[1])
+            if current is None:  # Slurm forgot the job (no accounting): the exit-code file decides
+                if done:
+                    current = JobStatus(RunState.FINISHED if code == 0 else RunState.FAILED, code,
+                                        None if code == 0 else _exit_message(code, done))
+                else:
+                    current = JobStatus(RunState.UNKNOWN, None, "Slurm does not know this job any more "
+                                        "and it recorded no exit code")
+            if current.state == RunState.FAILED and current.message is None and code is not None:
+                current.message = _exit_message(code, done)
+            if current.state == RunState.FINISHED and code not in (None, 0):
+                current = JobStatus(RunState.FAILED, code, _exit_message(code, done))
+            current.exit_code = code if current.state.terminal else None
+            out[ref.job_id] = current
+
+    # ------------------------------------------------------------ cancel
+
+    async def cancel(self, run: RunRecord) -> None:
+        if not run.backend_job_id:
+            return
+        res = await self.conn.run(f"scancel {shlex.quote(run.backend_job_id)}", name="scancel")
+        if res.exit_status != 0 and "already completing or completed" not in res.err \
+                and "Invalid job id" not in res.err:
+            raise SubmitError(f"scancel failed: {res.err or res.out}")
+        self._interval, self._next_poll = 0.0, 0.0
+
+    # ------------------------------------------------------------ files
+
+    async def _realroot(self, sftp: asyncssh.SFTPClient, root: str) -> str:
+        real = self._realroots.get(root)
+        if real is None:
+            real = await sftp.realpath(root)
+            self._realroots[root] = real
+        return real
+
+    async def _inside(self, sftp: asyncssh.SFTPClient, root: str, path: str) -> bool:
+        """``path`` resolves (following symlinks) to the run directory or below."""
+        real_root, real = await asyncio.gather(self._realroot(sftp, root), sftp.realpath(path))
+        return real == real_root or real.startswith(real_root.rstrip("/") + "/")
+
+    async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
+        if offset < 0 or max_bytes < 0:
+            raise UserInputError(Problem("offset and max_bytes must not be negative"))
+        root, path = self._path(run, relpath)
+
+        async def go(sftp: asyncssh.SFTPClient) -> Chunk:
+            try:
+                f = await sftp.open(path, "rb")
+            except asyncssh.SFTPNoSuchFile:
+                return Chunk(b"", offset, offset, None)
+            except asyncssh.SFTPError as exc:
+                raise UserInputError(Problem(f"cannot read {relpath}: {exc.reason}")) from None
+            try:
+                inside, attrs = await asyncio.gather(self._inside(sftp, root, path), f.stat())
+                if not inside:
+                    raise UserInputError(Problem(f"path leaves the run directory: {relpath!r}"))
+                if attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY:
+                    raise UserInputError(Problem(f"not a file: {relpath}"))
+                size = attrs.size or 0
+                data = b""
+                if offset < size and max_bytes:
+                    data = await f.read(min(max_bytes, size - offset), offset)
+                return Chunk(data, offset, offset + len(data), size)
+            finally:
+                await f.close()
+
+        return await self.conn.sftp_call(go)
+
+    async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
+        root, path = self._path(run, relpath)
+        q = shlex.quote(path)
+        res = await self.conn.run(
+            f"if [ -d {q} ]; then cd {q} && find . -mindepth 1 \\( -type f -o -type d \\) "
+            f"-printf '%y %s %T@ %P\\0'; elif [ -e {q} ]; then echo __HPCML_NOTDIR; "
+            f"else echo __HPCML_MISSING; fi", name="find")
+        text = res.stdout.decode("utf-8", errors="replace")
+        if text.startswith("__HPCML_MISSING"):
+            raise NotFound(f"no such directory in the run directory: {relpath or '.'}")
+        if text.startswith("__HPCML_NOTDIR"):
+            raise UserInputError(Problem(f"not a directory: {relpath}"))
+        out: list[FileInfo] = []
+        for item in text.split("\0"):
+            if not item:
+                continue
+            kind, size, mtime, name = item.split(" ", 3)
+            out.append(FileInfo(path=name, is_dir=kind == "d", size=None if kind == "d" else int(size),
+                                mtime=float(mtime)))
+        return sorted(out, key=lambda f: f.path)
+
+    async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
+        root, path = self._path(run, relpath)
+        dest = Path(dest)
+        await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
+
+        async def go(sftp: asyncssh.SFTPClient) -> None:
+            try:
+                attrs = await sftp.stat(path)
+            except asyncssh.SFTPNoSuchFile:
+                raise NotFound(f"no such file in the run directory: {relpath}") from None
+            if attrs.type != asyncssh.FILEXFER_TYPE_REGULAR:
+                raise UserInputError(Problem(f"not a file: {relpath}"))
+            if not await self._inside(sftp, root, path):
+                raise UserInputError(Problem(f"path leaves the run directory: {relpath!r}"))
+            await sftp.get(path, str(dest))
+
+        await self.conn.sftp_call(go)
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def _write_file(sftp: asyncssh.SFTPClient, path: str, data: bytes, mode: int) -> None:
+    """Write atomically with ``mode`` set before any content is written."""
+    await sftp.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    async with sftp.open(tmp, "wb", asyncssh.SFTPAttrs(permissions=mode)) as f:
+        await f.chmod(mode)
+        await f.write(data)
+    await sftp.posix_rename(tmp, path)
+
+
+def _aggregate(states: list[str]) -> str:
+    """State of a whole job array from its elements' states."""
+    words = {s.split()[0].rstrip("+") for s in states}
+    for live in ("RUNNING", "COMPLETING", "CONFIGURING", "PENDING", "REQUEUED", "SUSPENDED"):
+        if live in words:
+            return live
+    if words == {"COMPLETED"}:
+        return "COMPLETED"
+    for bad in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "FAILED"):
+        if bad in words:
+            return bad
+    return sorted(words)[0]
+
+
+def _exit_message(code: int | None, done: dict[str, Any]) -> str:
+    msg = f"exit code {code}"
+    if done.get("signal"):
+        msg += f" ({done['signal']})"
+    return msg
+
+
+def _sbatch_message(text: str) -> str:
+    """Slurm's reason, e.g. "Batch job submission failed: Invalid partition name specified"."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln.removeprefix("sbatch: error: ") for ln in lines if "error" in ln.lower()] or lines
+    return "Slurm rejected the job: " + "; ".join(errors[-3:]) if errors else "sbatch failed"
+
+
+def _absolute_offline_paths(key: str, data: bytes, run_dir: str) -> bytes:
+    """The offline MLflow store's meta.yaml files with artifact locations made absolute,
+    in case the engine wrote them before the run directory was known."""
+    if not key.startswith(OFFLINE_MLRUNS + "/") or not key.endswith("meta.yaml") or not data:
+        return data
+    import yaml
+
+    try:
+        meta = yaml.safe_load(data)
+    except yaml.YAMLError:
+        return data
+    if not isinstance(meta, dict):
+        return data
+    changed = False
+    for field_name in ("artifact_uri", "artifact_location"):
+        value = meta.get(field_name)
+        if isinstance(value, str) and value and not value.startswith("/") and "://" not in value \
+                and not value.startswith("file:"):
+            meta[field_name] = f"{run_dir.rstrip('/')}/{value}"
+            changed = True
+    return yaml.safe_dump(meta, default_flow_style=False).encode() if changed else data

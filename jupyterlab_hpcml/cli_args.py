@@ -1,0 +1,143 @@
+"""Options shared by the `hpcml` CLI and the notebook magics, defined once.
+
+``hpcml submit`` and ``%hpc_submit`` take the same options because both build
+their parsers from the functions here, and both turn the parsed options into
+the same :class:`~jupyterlab_hpcml.engine.requests.SubmitRequest` with
+:func:`submit_request`. Nothing here imports the engine at import time.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .engine.errors import Problem, UserInputError
+
+if TYPE_CHECKING:
+    from .engine.requests import RerunRequest, SubmitRequest
+
+RUN_STATES = ("SUBMITTING", "QUEUED", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "TIMEOUT",
+              "UNKNOWN")
+
+
+# ---------------------------------------------------------------------------
+# Values
+
+
+def key_values(items: Sequence[str] | None, flag: str = "-P") -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` → ``{"a": "1", "b": "x=y"}``; a malformed item is a UserInputError."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UserInputError(Problem(f"expected name=value, got {item!r}", key=flag))
+        out[name] = value
+    return out
+
+
+def sets(items: Sequence[str] | None) -> list[str]:
+    """``--set`` values, checked to be ``Section.Key=value``."""
+    for item in items or ():
+        if "=" not in item or not item.partition("=")[0]:
+            raise UserInputError(Problem(f"expected Section.Key=value, got {item!r}", key="--set"))
+    return list(items or ())
+
+
+def config_path(given: str | None, cwd: Path | None = None) -> str | None:
+    """A config path as typed: relative to ``cwd`` (default: the current folder) if it exists
+    there, else left relative so that the engine looks it up in the project."""
+    if given is None:
+        return None
+    here = Path(given).expanduser()
+    if not here.is_absolute() and cwd is not None:
+        here = cwd / here
+    return str(here.resolve()) if here.exists() else given
+
+
+def states(items: Sequence[str] | None) -> list[str] | None:
+    """``--state`` values, upper-cased (``running`` works too)."""
+    return [s.upper() for s in items] if items else None
+
+
+# ---------------------------------------------------------------------------
+# Argument definitions
+
+
+def add_submit_arguments(p: argparse.ArgumentParser, *, json: bool = True,
+                         entry_point: bool = True) -> None:
+    """``[PROJECT] -e -c --experiment-name`` and the run options of :func:`add_run_options`."""
+    p.add_argument("project", nargs="?", default=".",
+                   help="project folder, or a folder below it (default: the current folder)")
+    if entry_point:
+        p.add_argument("-e", "--entry-point", default="main")
+    p.add_argument("-c", "--backend-config", help="backend config file (default: local backend)")
+    p.add_argument("--experiment-name")
+    add_run_options(p, json=json)
+
+
+def add_run_options(p: argparse.ArgumentParser, *, json: bool = True) -> None:
+    """What a submission and a re-run share: -P, --set, --run-name, --wait (and --json)."""
+    p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE",
+                   help="a parameter of the entry point (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override the backend config for this run, e.g. Resources.Nodes=2")
+    p.add_argument("--run-name")
+    p.add_argument("--wait", action="store_true", help="wait for the end; exit 0 only if FINISHED")
+    if json:
+        p.add_argument("--json", action="store_true", help="print the run record as JSON")
+
+
+def add_rerun_arguments(p: argparse.ArgumentParser, *, json: bool = True) -> None:
+    p.add_argument("run", help="run id or a unique prefix of it")
+    p.add_argument("--fresh-code", action="store_true", help="snapshot the project again")
+    add_run_options(p, json=json)
+
+
+def add_runs_arguments(p: argparse.ArgumentParser, *, json: bool = True) -> None:
+    p.add_argument("--state", action="append",
+                   choices=[*RUN_STATES, *(s.lower() for s in RUN_STATES)])
+    p.add_argument("--project")
+    p.add_argument("-q", "--query", help="text to look for in name, id, entry point, job id")
+    p.add_argument("--limit", type=int, default=20)
+    if json:
+        p.add_argument("--json", action="store_true")
+
+
+def add_logs_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run id or a unique prefix of it")
+    p.add_argument("--stderr", action="store_true")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int, metavar="N")
+
+
+def add_run_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run id or a unique prefix of it")
+
+
+# ---------------------------------------------------------------------------
+# Requests
+
+
+def submit_request(args: argparse.Namespace, cwd: Path | None = None) -> SubmitRequest:
+    """The SubmitRequest for parsed :func:`add_submit_arguments` options; relative paths
+    start at ``cwd`` (default: the current folder)."""
+    from .engine.requests import SubmitRequest
+
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    return SubmitRequest(
+        project=str((base / Path(args.project).expanduser()).resolve()),
+        entry_point=getattr(args, "entry_point", None) or "main",
+        parameters=key_values(args.param, "-P"),
+        backend_config=config_path(args.backend_config, base),
+        overrides=sets(args.set),
+        run_name=args.run_name,
+        experiment_name=args.experiment_name,
+    )
+
+
+def rerun_request(args: argparse.Namespace) -> RerunRequest:
+    from .engine.requests import RerunRequest
+
+    return RerunRequest(parameters=key_values(args.param, "-P"), overrides=sets(args.set),
+                        fresh_code=args.fresh_code, run_name=args.run_name)

@@ -1,0 +1,141 @@
+"""Write edited sections (Resources, Environment) back into a project's backend config file.
+
+Only the sections the user edited change: in a YAML file every other line —
+comments, other keys, their order — is kept as written; the edited top-level
+blocks are replaced in place (comments inside them are not kept). The result is
+validated as a whole before anything is written.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..engine import config as config_mod
+from ..engine import project as project_mod
+from ..engine.errors import Problem, UserInputError
+from .base import HpcmlHandler, authenticated
+from .projects import describe_configs
+
+EDITABLE_SECTIONS = ("Resources", "Environment")
+
+
+class SaveConfigRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project: str = Field(description="Project folder (or a file in it), relative to the server root")
+    path: str = Field(description="Config file, relative to the project (as GET /project lists it)")
+    sections: dict[str, dict[str, Any] | None] = Field(
+        description="Top-level sections to write (Resources, Environment); null removes one"
+    )
+
+
+_TOP_KEY_RE = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:")
+
+
+def _block_spans(lines: list[str]) -> dict[str, tuple[int, int]]:
+    """Top-level key → (first line, end line) of its block, comments before the next key excluded."""
+    starts: list[tuple[str, int]] = []
+    for i, line in enumerate(lines):
+        match = _TOP_KEY_RE.match(line)
+        if match:
+            starts.append((match.group("key"), i))
+    spans: dict[str, tuple[int, int]] = {}
+    for n, (key, start) in enumerate(starts):
+        end = starts[n + 1][1] if n + 1 < len(starts) else len(lines)
+        # Trailing blank lines and column-0 comments belong to what follows.
+        while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+            end -= 1
+        spans[key] = (start, end)
+    return spans
+
+
+def _dump_section(key: str, value: dict[str, Any]) -> list[str]:
+    text = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return text.splitlines(keepends=True)
+
+
+def replace_sections(text: str, sections: dict[str, dict[str, Any] | None], is_json: bool) -> str:
+    """``text`` with each top-level section of ``sections`` replaced (None: removed)."""
+    if is_json:
+        data = json.loads(text) if text.strip() else {}
+        for key, value in sections.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    # Replace from the bottom up so earlier spans stay valid.
+    spans = _block_spans(lines)
+    edits = sorted(
+        ((spans.get(key), key, value) for key, value in sections.items()),
+        key=lambda e: -(e[0][0] if e[0] else -1),
+    )
+    appended: list[str] = []
+    for span, key, value in edits:
+        new = [] if value is None else _dump_section(key, value)
+        if span is None:
+            appended = new + appended
+        else:
+            lines[span[0]:span[1]] = new
+    return "".join(lines + appended)
+
+
+def _find_config(project_dir: Path, relpath: str) -> Path:
+    """The config file ``relpath`` if it is one the project's config discovery lists."""
+    target = (project_dir / relpath).resolve()
+    for found in config_mod.find_backend_configs(project_dir):
+        if found.resolve() == target:
+            return target
+    raise UserInputError(Problem(
+        f"{relpath!r} is not a backend config of the project", key="path"
+    ))
+
+
+def save_sections(project_dir: Path, relpath: str, sections: dict[str, dict[str, Any] | None]) -> None:
+    unknown = [k for k in sections if k not in EDITABLE_SECTIONS]
+    if unknown:
+        raise UserInputError([
+            Problem(f"section {k!r} cannot be edited here; only {', '.join(EDITABLE_SECTIONS)}", key=k)
+            for k in unknown
+        ])
+    path = _find_config(project_dir, relpath)
+    text = path.read_text(encoding="utf-8")
+    is_json = path.suffix.lower() == ".json"
+    new_text = replace_sections(text, sections, is_json)
+    # Validate the whole new file before writing: problems carry this file's name and lines.
+    config_mod.parse_backend_config(new_text, source=relpath)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(new_text)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SaveConfigHandler(HpcmlHandler):
+    @authenticated
+    async def post(self) -> None:
+        """Write edited Resources/Environment into a config file; answer the project's configs."""
+        req = self.body(SaveConfigRequest)
+        start = self.resolve_path(req.project)
+        root = await asyncio.to_thread(project_mod.find_project_root, start)
+        if not root.is_relative_to(self.root_dir):
+            raise UserInputError(Problem("the project is outside the server root", key="project"))
+        await asyncio.to_thread(save_sections, root, req.path, req.sections)
+        configs = await asyncio.to_thread(describe_configs, root)
+        saved = next(c for c in configs if c["path"] == Path(req.path).as_posix())
+        self.write_json({"config": saved, "backend_configs": configs})

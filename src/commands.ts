@@ -1,0 +1,53 @@
+/**
+ * Command ids shared by the sidebar/submit half and the runs/logs/charts half.
+ *
+ * Argument shapes are documented next to each id; the `I…Args` interfaces are
+ * what `app.commands.execute(id, args)` receives.
+ */
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+export namespace CommandIDs {
+  /** Show the server extension version and backend features (dialog). */
+  export const showStatus = 'hpcml:show-status';
+  /**
+   * Open the submit sidebar. Args: {@link IOpenSubmitArgs}
+   * (`path`: an MLproject file or a folder, relative to the server root;
+   * `runId`: pre-fill from that run, for a re-run).
+   */
+  export const openSubmit = 'hpcml:open-submit';
+  /** Open (or reveal) the runs tab. No args. */
+  export const openRuns = 'hpcml:open-runs';
+  /** Open the detail view of one run. Args: {@link IOpenRunArgs}. */
+  export const openRun = 'hpcml:open-run';
+  /** Open the log viewer of one run. Args: {@link IOpenLogsArgs}. */
+  export const openLogs = 'hpcml:open-logs';
+  /** Open the metric charts of one or more runs. Args: {@link IOpenChartsArgs}. */
+  export const openCharts = 'hpcml:open-charts';
+}
+
+/** Args of `hpcml:open-submit`. */
+export interface IOpenSubmitArgs extends ReadonlyPartialJSONObject {
+  /** An MLproject file or a folder (relative to the server root). */
+  path?: string;
+  /** Pre-fill the form from this run (re-run). */
+  runId?: string;
+  /** Internal: invoked from the file browser's context menu (uses its selection). */
+  fromFileBrowser?: boolean;
+}
+
+/** Args of `hpcml:open-run`. */
+export interface IOpenRunArgs extends ReadonlyPartialJSONObject {
+  runId: string;
+}
+
+/** Args of `hpcml:open-logs`. */
+export interface IOpenLogsArgs extends ReadonlyPartialJSONObject {
+  runId: string;
+  /** Which stream to show first; both when omitted. */
+  stream?: 'stdout' | 'stderr';
+}
+
+/** Args of `hpcml:open-charts`. */
+export interface IOpenChartsArgs extends ReadonlyPartialJSONObject {
+  runIds: string[];
+}

@@ -1,0 +1,84 @@
+/**
+ * Submit button, upload progress, errors no field claims, and the state of
+ * the last submitted run.
+ */
+import { TranslationBundle } from '@jupyterlab/translation';
+import React from 'react';
+
+import { errorCount } from '../forms/problems';
+import { formatBytes } from './progress';
+import { SubmitModel } from './model';
+
+export function SubmitBar(props: {
+  model: SubmitModel;
+  trans: TranslationBundle;
+  onSubmit: () => void;
+  onOpenRun: (id: string) => void;
+}): JSX.Element | null {
+  const { model, trans } = props;
+  if (!model.project || !model.entryPoint) {
+    return null;
+  }
+  const progress = model.progress;
+  const fieldErrors = errorCount(model.errors) - model.errors.general.length;
+  const last = model.lastRun;
+  return (
+    <section className="jp-hpcml-Section jp-hpcml-SubmitBar" aria-label={trans.__('Submit')}>
+      {model.rerunOf && (
+        <p className="jp-hpcml-Note">
+          {trans.__('Re-run of %1 (same code snapshot when entry point and config are unchanged).', model.rerunOf.name)}
+        </p>
+      )}
+      <button
+        type="button"
+        className="jp-mod-styled jp-mod-accept jp-hpcml-Submit"
+        disabled={model.submitting}
+        onClick={props.onSubmit}
+      >
+        {model.submitting ? trans.__('Submitting…') : trans.__('Submit')}
+      </button>
+      {model.submitting && (
+        <div className="jp-hpcml-Progress">
+          <progress
+            max={progress?.total || undefined}
+            value={progress ? progress.sent : undefined}
+            aria-label={trans.__('Code upload')}
+          />
+          <span className="jp-hpcml-Muted">
+            {progress
+              ? trans.__('%1 of %2 sent', formatBytes(progress.sent), formatBytes(progress.total))
+              : trans.__('Preparing and submitting…')}
+          </span>
+        </div>
+      )}
+      {fieldErrors > 0 && (
+        <div className="jp-hpcml-Field-error" role="alert">
+          {trans._n('%1 problem, shown next to its field.', '%1 problems, shown next to their fields.', fieldErrors)}
+        </div>
+      )}
+      {model.errors.general.length > 0 && (
+        <div className="jp-hpcml-Field-error jp-hpcml-General" role="alert">
+          {model.errors.general.map((m, i) => (
+            <div key={i}>{m}</div>
+          ))}
+        </div>
+      )}
+      {last && (
+        <div className="jp-hpcml-LastRun" role="status" aria-live="polite">
+          <span>{trans.__('Last run:')} </span>
+          <button
+            type="button"
+            className="jp-hpcml-Link"
+            onClick={() => props.onOpenRun(last.id)}
+            title={trans.__('Open run %1', last.id)}
+          >
+            {last.name}
+          </button>{' '}
+          <span className={`jp-hpcml-State jp-hpcml-State-${last.state}`} data-state={last.state}>
+            {last.state}
+          </span>
+        </div>
+      )}
+    </section>
+  );
+}
