@@ -17,6 +17,7 @@ import {
   normalizeSettings,
   SETTINGS_PLUGIN_ID
 } from './settings';
+import { autoloadPlugin } from './kernels/autoload';
 import { runsPlugins } from './runs/plugin';
 import { sidebarPlugin } from './sidebar/plugin';
 import { showStatusDialog } from './statusDialog';
@@ -81,4 +82,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, sidebarPlugin, ...runsPlugins];
+export default [plugin, sidebarPlugin, autoloadPlugin, ...runsPlugins];

@@ -14,6 +14,8 @@ export interface IHpcmlSettings {
   mlflowUiUrl: string;
   /** Run list columns, in order. */
   columns: string[];
+  /** Load the %hpc_* magics in the lab's Python notebook kernels. */
+  loadMagicsInKernels: boolean;
 }
 
 /** The defaults, the same as the schema's. */
@@ -21,7 +23,17 @@ export const DEFAULT_SETTINGS: Readonly<IHpcmlSettings> = Object.freeze({
   pollInterval: 2,
   defaultBackend: 'local',
   mlflowUiUrl: '',
-  columns: ['name', 'state', 'backend', 'entryPoint', 'submitted', 'duration']
+  columns: [
+    'name',
+    'state',
+    'backend',
+    'entryPoint',
+    'jobId',
+    'submitted',
+    'duration',
+    'metrics'
+  ],
+  loadMagicsInKernels: false
 });
 
 /** Smallest refresh interval honoured, in seconds. */
@@ -54,6 +66,7 @@ export function normalizeSettings(composite: unknown): IHpcmlSettings {
         : DEFAULT_SETTINGS.mlflowUiUrl,
     columns: Array.isArray(columns)
       ? columns.filter((c): c is string => typeof c === 'string' && c !== '')
-      : [...DEFAULT_SETTINGS.columns]
+      : [...DEFAULT_SETTINGS.columns],
+    loadMagicsInKernels: raw.loadMagicsInKernels === true
   };
 }

@@ -24,6 +24,7 @@ describe('normalizeSettings', () => {
     ).toEqual({
       pollInterval: 0.5,
       defaultBackend: 'local',
+      loadMagicsInKernels: false,
       mlflowUiUrl: 'http://localhost:5000',
       columns: ['state']
     });

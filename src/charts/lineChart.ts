@@ -31,6 +31,14 @@ export class LineChart extends Widget {
     this.addClass('jp-hpcml-Chart');
     this.node.setAttribute('role', 'img');
     this.node.setAttribute('aria-label', metric);
+    // The chart follows its box (grid column width, panel resize, sidebar toggle).
+    this._observer = new ResizeObserver(() => {
+      const width = this._width();
+      if (this._plot && Math.abs(width - this._plot.width) > 1) {
+        this._plot.setSize({ width, height: CHART_HEIGHT });
+      }
+    });
+    this._observer.observe(this.node);
   }
 
   /** Draw (or redraw) with these series; keeps the zoom when the series are the same. */
@@ -54,14 +62,10 @@ export class LineChart extends Widget {
   }
 
   dispose(): void {
+    this._observer.disconnect();
     this._plot?.destroy();
     this._plot = null;
     super.dispose();
-  }
-
-  protected onResize(msg: Widget.ResizeMessage): void {
-    super.onResize(msg);
-    this._plot?.setSize({ width: this._width(), height: CHART_HEIGHT });
   }
 
   private _width(): number {
@@ -93,7 +97,8 @@ export class LineChart extends Widget {
           stroke: s.color,
           width: 1.5,
           spanGaps: true,
-          points: { show: false }
+          // Dots only where lines alone would hide points (few of them).
+          points: { show: (u: uPlot) => u.data[0].length <= 60, size: 5 }
         }))
       ],
       axes: [axis, { ...axis, size: 60 }],
@@ -114,6 +119,7 @@ export class LineChart extends Widget {
     };
   }
 
+  private _observer: ResizeObserver;
   private _plot: uPlot | null = null;
   private _key = '';
   private _zoomed = false;
