@@ -42,12 +42,27 @@ export const autoloadPlugin: JupyterFrontEndPlugin<void> = {
   activate: async (app: JupyterFrontEnd, registry: ISettingRegistry): Promise<void> => {
     const settings = await registry.load(SETTINGS_PLUGIN_ID);
     const enabled = (): boolean => settings.composite.loadMagicsInKernels === true;
-    const seen = new Set<string>();
+    const connections = new Map<string, Kernel.IKernelConnection>();
     const { sessions, kernels } = app.serviceManager;
     const onSessions = (): void => {
-      for (const model of newNotebookKernels(sessions.running(), seen)) {
-        seen.add(model.id);
-        follow(kernels.connectTo({ model }), enabled);
+      const running = Array.from(sessions.running());
+      // Let go of the connections of kernels that ended.
+      const alive = new Set(running.map(s => s.kernel?.id));
+      for (const [id, connection] of connections) {
+        if (!alive.has(id)) {
+          connection.dispose();
+          connections.delete(id);
+        }
+      }
+      if (!enabled()) {
+        return;
+      }
+      for (const model of newNotebookKernels(running, new Set(connections.keys()))) {
+        // handleComms: false, or this extra connection may become the kernel's comm
+        // handler and close every comm the kernel opens (ipywidgets: "model not found").
+        const connection = kernels.connectTo({ model, handleComms: false });
+        connections.set(model.id, connection);
+        follow(connection, enabled);
       }
     };
     sessions.runningChanged.connect(onSessions);
