@@ -10,7 +10,7 @@ from traitlets import Float, Unicode, default
 
 from .engine.service import Engine
 from .handlers import HANDLERS
-from .settings import default_data_dir
+from .settings import DATA_DIR_ENV, default_data_dir
 
 API_PREFIX = "/hpcml/api"
 
@@ -57,6 +57,11 @@ class HpcmlApp(ExtensionApp):
             default_backend=self.default_backend,
         )
         self.settings["hpcml_engine"] = self.engine
+        # Kernels started by this server inherit its environment: the magics and the Python
+        # API then use the same run store and tracking store, also when set by traitlets.
+        os.environ[DATA_DIR_ENV] = str(self.engine.data_dir)
+        if self.mlflow_tracking_uri:
+            os.environ["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
         self.log.info("hpcml: data dir %s, tracking %s", self.engine.data_dir, self.engine.tracking_uri)
 
     def initialize_handlers(self) -> None:
