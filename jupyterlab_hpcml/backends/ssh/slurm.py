@@ -4,10 +4,12 @@
   per connection), so polls, log reads and uploads share one SSH handshake.
 * Run directories: ``<base>/hpcml/<project>/<run-id>``, base = ``SSH.WorkDir`` or
   ``$SCRATCH`` or ``$HOME`` as the login shell sets them.
-* ``prepare`` uploads incrementally through the cluster's object cache (``transfer``);
-  ``submit`` runs the login-node pre-commands, writes the batch script (``batchscript``)
-  next to the run and calls ``sbatch --parsable``; a secret (tracking token) goes into a
-  0600 file outside the run directory that the script sources.
+* ``prepare`` gets the code onto the cluster through its object cache (``transfer``):
+  nothing travels when the snapshot's tree is known to be there. ``submit`` is ONE
+  command: copy the tree into the run directory, unpack the per-run files from a tar on
+  stdin (batch script from ``batchscript``, offline MLflow store, ``code.json``, the
+  secrets file: 0600, outside the run directory, sourced by the script), run the
+  login-node pre-commands, ``sbatch --parsable``, record the job id.
 * ``poll``: one ``squeue`` for all jobs of the cluster, then at most one command with one
   ``sacct`` (+ the jobs' ``.hpcml/exit_code`` files) for jobs that ended; backs off while
   nothing changes; works without accounting (exit-code files). Unreachable → raise
@@ -18,13 +20,16 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import posixpath
 import re
 import shlex
+import tarfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -47,7 +52,7 @@ from ..base import (
 )
 from ..batchscript import HONOURED_RESOURCES, SCRIPT_NAME, render_batch_script, secrets_file_content, split_env
 from .connection import SSHConnection, SSHError
-from .transfer import Uploader, UploadStats
+from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ JOB_ID_FILE = f"{META_DIR}/job_id"
 EXIT_FILE = f"{META_DIR}/exit_code"
 POST_LOGIN_SCRIPT = f"{META_DIR}/post_login.sh"
 LOGIN_LOG = f"{META_DIR}/login.log"
+CODE_FILE = f"{META_DIR}/code.json"
+# Exit statuses of the submit command (besides TREE_MISSING): nothing was submitted.
+_SBATCH_FAILED, _PRE_FAILED, _SETUP_FAILED = 96, 98, 99
 SQUEUE_FORMAT = "%i|%A|%T|%r"  # job id (123 or 123_4) | unique id | state | reason
 SACCT_FIELDS = "JobIDRaw,JobID,State,ExitCode"
 _SACCT_OFF = ("accounting storage is disabled", "slurmdbd", "connection refused", "unable to contact")
@@ -120,6 +128,17 @@ def _checked_relpath(relpath: str, what: str = "path") -> str:
     return "" if str(p) == "." else str(p)
 
 
+@dataclass
+class _Prepared:
+    """What ``prepare`` left for ``submit`` (the run directory is made by submit's command)."""
+
+    snapshot: Snapshot
+    cache: str
+    links: dict[str, Path]
+    link_hashes: dict[str, str]
+    extras: dict[str, bytes]
+
+
 class SubmitError(HpcmlError):
     """Slurm or a login-node pre-command refused the job: the message says why."""
 
@@ -147,6 +166,7 @@ class SlurmBackend(Backend):
         self._sacct_off_until = 0.0
         self._images: dict[str, str] = {}  # run id → image path on the cluster
         self._realroots: dict[str, str] = {}  # run dir → its realpath
+        self._prepared: dict[str, _Prepared] = {}  # run id → prepared, not yet submitted
 
     # ------------------------------------------------------------ identity
 
@@ -210,6 +230,9 @@ class SlurmBackend(Backend):
 
     async def prepare(self, run: RunRecord, snapshot: Snapshot, extra_files: dict[str, bytes] | None = None,
                       progress: ProgressCallback | None = None) -> str:
+        """Get the code onto the cluster (its tree in the object cache; nothing travels when
+        the tree is known to be there) and return the run directory. The run directory
+        itself is made by ``submit``, in the same command as ``sbatch``."""
         try:
             base = await self._base_dir()
         except BackendUnavailable as exc:  # nothing was submitted: a definite failure
@@ -221,9 +244,12 @@ class SlurmBackend(Backend):
             _checked_relpath(key.rstrip("/"), "extra file")
             extras[key] = _absolute_offline_paths(key, data, run_dir)
         links = self._apptainer_links(run, snapshot)
-        self.last_upload = await self.uploader.upload(
-            snapshot, f"{base}/.cache", run_dir, extras, links=links, progress=progress
-        )
+        cache = f"{base}/.cache"
+        link_hashes = await self.uploader.link_hashes(links)
+        self.last_upload = await self.uploader.ensure(snapshot, cache, links, link_hashes, progress=progress)
+        if len(self._prepared) > 1000:  # prepared but never submitted (should not happen)
+            self._prepared.pop(next(iter(self._prepared)))
+        self._prepared[run.id] = _Prepared(snapshot, cache, links, link_hashes, extras)
         return run_dir
 
     def _apptainer_links(self, run: RunRecord, snapshot: Snapshot) -> dict[str, Path]:
@@ -247,21 +273,15 @@ class SlurmBackend(Backend):
     # ------------------------------------------------------------ submit
 
     async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
+        """One command: materialise the run directory from the cached tree, unpack the
+        per-run files (script, offline store, code.json, secrets) from a tar on stdin, run
+        the login-node pre-commands, ``sbatch --parsable``, record the job id."""
         run_dir = run.run_dir
-        if not run_dir:
+        prep = self._prepared.pop(run.id, None)
+        if not run_dir or prep is None:
             raise SubmitError("prepare() must run before submit()")
         base = await self._base_dir()
         env = job.environment or {}
-        qdir = shlex.quote(run_dir)
-
-        for cmd in env.get("PreRunCommandOnLoginNode") or []:
-            res = await self.conn.run(
-                f"cd {qdir} && {{ bash -c {shlex.quote(str(cmd))} </dev/null; }} >> {LOGIN_LOG} 2>&1; "
-                f"rc=$?; [ $rc -eq 0 ] || tail -c 2000 {LOGIN_LOG}; exit $rc",
-                retry=False, name="pre-run-login")
-            if res.exit_status != 0:
-                raise SubmitError(f"pre-run command on the login node failed with exit code {res.exit_status}: "
-                                  f"{cmd}\n{res.out.strip()}")
 
         public, secret = split_env(job.env)
         secrets_path = f"{base}/.secrets/{run.id}.env" if secret else None
@@ -272,38 +292,46 @@ class SlurmBackend(Backend):
                 else f"{META_DIR}/apptainer/{PurePosixPath(str(app.get('Path'))).name}"
         script = render_batch_script(job, run_dir, secrets_file=secrets_path, apptainer_image=image,
                                      extra_sbatch=[f"--comment=hpcml:{run.id}"])
+        pre = [str(c) for c in env.get("PreRunCommandOnLoginNode") or []]
         post = [str(c) for c in env.get("PostRunCommandOnLoginNode") or []]
+        files: dict[str, bytes | None] = dict(prep.extras)
+        files[SCRIPT_NAME] = script.encode()
+        files[CODE_FILE] = json.dumps({
+            "snapshot_id": prep.snapshot.id, "files": len(prep.snapshot.files),
+            "bytes": prep.snapshot.total_bytes,
+        }).encode()
+        if post:
+            files[POST_LOGIN_SCRIPT] = "".join(
+                f"bash -c {shlex.quote(c)} </dev/null || echo \"hpcml: post-run command on the "
+                f"login node failed with exit code $?: \"{shlex.quote(c)} >&2\n" for c in post).encode()
+        payload = _tar(run_dir, files, secrets_path, secrets_file_content(secret) if secret else None)
 
-        async def write(sftp: asyncssh.SFTPClient) -> None:
-            if post:
-                body = "".join(f"bash -c {shlex.quote(c)} </dev/null || echo \"hpcml: post-run command on the "
-                               f"login node failed with exit code $?: \"{shlex.quote(c)} >&2\n" for c in post)
-                await _write_file(sftp, f"{run_dir}/{POST_LOGIN_SCRIPT}", body.encode(), 0o644)
-            if secrets_path:
-                await sftp.makedirs(posixpath.dirname(secrets_path), exist_ok=True)
-                await sftp.chmod(posixpath.dirname(secrets_path), 0o700)
-                await _write_file(sftp, secrets_path, secrets_file_content(secret), 0o600)
-
-        if post or secrets_path:
-            await self.conn.sftp_call(write)
-        # One round trip: the script arrives on stdin, is kept with the run, and is submitted.
-        command = (f"cd {qdir} && cat > {SCRIPT_NAME}.tmp && mv -f {SCRIPT_NAME}.tmp {SCRIPT_NAME} && "
-                   f"out=$(sbatch --parsable {shlex.quote(SCRIPT_NAME)}) && "
-                   f"printf '%s\\n' \"$out\" > {JOB_ID_FILE} && printf '%s\\n' \"$out\"")
-        try:
-            res = await self.conn.run(command, input=script.encode(), retry=False, name="sbatch")
-        except BackendUnavailable:
-            # The connection dropped during sbatch: did the job reach Slurm?
-            job_id = await self.find_submitted(run)
+        res: Any = None
+        job_id: str | None = None
+        for attempt in range(2):
+            command = _submit_command(
+                self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir, prep.link_hashes),
+                run_dir, secrets_path, pre)
+            try:
+                res = await self.conn.run(command, input=payload, retry=False, name="sbatch")
+            except BackendUnavailable:
+                # The connection dropped during the command: did the job reach Slurm?
+                job_id = await self.find_submitted(run)
+                if job_id is None:
+                    raise
+                break
+            if res.exit_status == TREE_MISSING and attempt == 0:
+                # The cluster's cache lost the tree (pruned or cleaned): nothing was done yet.
+                log.info("snapshot tree %s missing on %s: rebuilding it", prep.snapshot.id, self.conn.label)
+                self.uploader.forget_tree(prep.snapshot.id)
+                self.last_upload = await self.uploader.ensure(
+                    prep.snapshot, prep.cache, prep.links, prep.link_hashes, force=True)
+                continue
+            break
+        if job_id is None:
+            job_id = _submitted_id(res.out)
             if job_id is None:
-                raise
-            res = None
-        else:
-            if res.exit_status != 0:
-                if secrets_path:
-                    await self.conn.run(f"rm -f {shlex.quote(secrets_path)}", name="rm")
-                raise SubmitError(_sbatch_message(res.err or res.out))
-            job_id = res.out.strip().splitlines()[-1].split(";")[0].strip()
+                raise _submit_failure(res, pre, self.conn.label)
         self._interval, self._next_poll = 0.0, 0.0
         return job_id, JobStatus(RunState.QUEUED)
 
@@ -448,7 +476,13 @@ class SlurmBackend(Backend):
     async def cancel(self, run: RunRecord) -> None:
         if not run.backend_job_id:
             return
-        res = await self.conn.run(f"scancel {shlex.quote(run.backend_job_id)}", name="scancel")
+        command = f"scancel {shlex.quote(run.backend_job_id)}"
+        if re.fullmatch(r"[A-Za-z0-9_-]+", run.id or ""):
+            # A job cancelled while pending never runs the script that deletes its secrets
+            # file; a running one has read it already.
+            secrets_path = f"{await self._base_dir()}/.secrets/{run.id}.env"
+            command += f"; rc=$?; rm -f {shlex.quote(secrets_path)}; exit $rc"
+        res = await self.conn.run(command, name="scancel")
         if res.exit_status != 0 and "already completing or completed" not in res.err \
                 and "Invalid job id" not in res.err:
             raise SubmitError(f"scancel failed: {res.err or res.out}")
@@ -542,14 +576,90 @@ class SlurmBackend(Backend):
 # ---------------------------------------------------------------- helpers
 
 
-async def _write_file(sftp: asyncssh.SFTPClient, path: str, data: bytes, mode: int) -> None:
-    """Write atomically with ``mode`` set before any content is written."""
-    await sftp.makedirs(posixpath.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
-    async with sftp.open(tmp, "wb", asyncssh.SFTPAttrs(permissions=mode)) as f:
-        await f.chmod(mode)
-        await f.write(data)
-    await sftp.posix_rename(tmp, path)
+def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,
+         secret: bytes | None) -> bytes:
+    """The per-run files as a tar to unpack with ``tar -xof - -C /``: ``files`` (relpath in
+    the run directory → content; a relpath ending in ``/`` or None content: a directory) and the secrets file (0600 in a
+    0700 directory, created with those modes: never readable by others, not even briefly)."""
+    buf = io.BytesIO()
+    now = int(time.time())
+
+    def add(path: str, data: bytes | None, mode: int) -> None:
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.mtime, info.mode = now, mode
+        if data is None:
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+        else:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel, data in files.items():
+            is_dir = data is None or rel.endswith("/")  # "dir/": a directory (the offline store's)
+            add(f"{run_dir}/{rel.rstrip('/')}", None if is_dir else data, 0o755 if is_dir else 0o644)
+        if secrets_path and secret is not None:
+            add(posixpath.dirname(secrets_path), None, 0o700)
+            add(secrets_path, secret, 0o600)
+        end = tar.offset + 2 * tarfile.BLOCKSIZE  # the end-of-archive blocks, not the 10 KiB record
+    return buf.getvalue()[:end]
+
+
+def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pre: list[str]) -> str:
+    """The POSIX shell command of ``submit`` (its stdin: the tar of :func:`_tar`).
+
+    Exit statuses: 0 with ``__HPCML_JOB <id>`` on stdout; ``TREE_MISSING`` (before anything
+    was written); 96 sbatch refused (its message on stderr); 98 a login-node pre-command
+    failed (``__HPCML_PRE <index> <rc>`` and the log's tail on stdout); 99 setup failed.
+    The secrets file is removed on every failure after it was written."""
+    q = shlex.quote
+    qdir = q(run_dir)
+    remove = f"rm -f {q(secrets_path)}; " if secrets_path else ""
+    lines = [
+        f"if [ -e {q(f'{run_dir}/{JOB_ID_FILE}')} ]; then "
+        f"printf 'hpcml: a job was already started in %s\\n' {qdir} >&2; exit {_SETUP_FAILED}; fi",
+        materialise,
+        f'fail() {{ {remove}exit "$1"; }}',
+        f"tar -xof - -C / || fail {_SETUP_FAILED}",
+        f"cd {qdir} || fail {_SETUP_FAILED}",
+    ]
+    for i, cmd in enumerate(pre):
+        lines.append(
+            f"{{ bash -c {q(cmd)} </dev/null; }} >> {LOGIN_LOG} 2>&1 || "
+            f"{{ rc=$?; echo \"__HPCML_PRE {i} $rc\"; tail -c 2000 {LOGIN_LOG}; fail {_PRE_FAILED}; }}")
+    lines += [
+        f"out=$(sbatch --parsable {q(SCRIPT_NAME)} </dev/null) || fail {_SBATCH_FAILED}",
+        # The answer first: a failing job_id write must not hide a submitted job
+        # (find_submitted also finds it by its --comment).
+        "printf '__HPCML_JOB %s\\n' \"$out\"",
+        f"printf '%s\\n' \"$out\" > {JOB_ID_FILE}",
+        "exit 0",
+    ]
+    return "\n".join(lines)
+
+
+def _submitted_id(out: str) -> str | None:
+    for line in out.splitlines():
+        if line.startswith("__HPCML_JOB "):
+            return line.split(None, 1)[1].split(";")[0].strip() or None
+    return None
+
+
+def _submit_failure(res: Any, pre: list[str], label: str) -> Exception:
+    if res.exit_status == _SBATCH_FAILED:
+        return SubmitError(_sbatch_message(res.err or res.out))
+    if res.exit_status == _PRE_FAILED:
+        _, marker, rest = res.out.partition("__HPCML_PRE ")
+        head, _, tail = rest.partition("\n")
+        parts = head.split()
+        if not marker or len(parts) < 2 or not parts[0].isdigit() or int(parts[0]) >= len(pre):
+            return SubmitError(f"a pre-run command on the login node failed: {res.out.strip()[-2000:]}")
+        cmd, rc = pre[int(parts[0])], parts[1]
+        return SubmitError(f"pre-run command on the login node failed with exit code {rc}: {cmd}\n{tail.strip()}")
+    if res.exit_status == TREE_MISSING:
+        return TransferError(f"the code kept disappearing from the cache on {label}: {res.err or res.out}".strip())
+    return TransferError(f"preparing the run directory on {label} failed (exit status {res.exit_status}): "
+                         f"{(res.err or res.out).strip()[-2000:]}")
 
 
 def _aggregate(states: list[str]) -> str:

@@ -3,37 +3,51 @@
 The cluster keeps a per-user object cache next to the run directories::
 
     <base>/hpcml/.cache/objects/ab/abcdef…   file contents by sha256 (read-only)
-    <base>/hpcml/.cache/manifests/<id>.json  snapshot manifests ([path, sha256, mode] per file)
+    <base>/hpcml/.cache/manifests/<id>.json  snapshot manifests ([path, sha256, mode, size] per file)
+    <base>/hpcml/.cache/trees/<id>-L<n>/     a snapshot materialised once (the most recent ones)
+    <base>/hpcml/.cache/moded/ab/abcdef…-644  a copy of a content with a file mode (for trees)
     <base>/hpcml/.cache/incoming/            uploads in progress
     <base>/hpcml/.cache/helper-<v>.py        the small stdlib-only helper below (python3)
 
-A submission (``Uploader.upload``):
+Getting a snapshot onto the cluster (``Uploader.ensure``, called by ``prepare``):
 
-1. *plan* (one command): the manifest travels as a **delta** against a snapshot this
-   server sent to the cluster before (added/changed entries + removed paths; the full
-   list only the first time); the helper rebuilds and stores the manifest and answers
-   which contents it lacks;
-2. only those contents go over SFTP (pipelined, a few files at a time; progress is
-   reported as bytes sent / bytes to send);
-3. *materialise* (one command): the helper checks the sha256 of every upload, moves it
-   into the cache, and builds the run directory from the manifest: copies (a job that
-   rewrites its own files must not corrupt the cache), hard links for files of 64 MiB
-   and more (e.g. Apptainer images, read-only); then it writes the extra files (the
-   offline MLflow store) and ``.hpcml/code.json`` with the snapshot id that landed.
+* nothing at all when this server already saw the snapshot's tree on the cluster (a
+  re-run, a re-submission of unchanged code): no command, no SFTP;
+* otherwise *plan* (one command): the manifest travels as a **delta** against a snapshot
+  this server sent to the cluster before (added/changed entries + removed paths; the
+  full list only the first time); the helper stores the manifest and answers which
+  contents it lacks; when it lacks none it builds the tree at once (still one command);
+* only the missing contents go over SFTP (pipelined, a few files at a time; progress is
+  reported as bytes sent / bytes to send), then *tree* (one command): the helper checks
+  the sha256 of every upload, moves it into the cache and builds the tree.
+
+A tree holds the snapshot's files with the manifest's modes, as hard links to one copy per
+(content, mode) in ``moded/`` (so a tree for an edited snapshot costs links, not copies;
+trees are never written to), except files of 64 MiB and more (e.g. Apptainer images),
+which stay in ``objects/`` and are hard-linked
+into each run directory (``<n>`` in the tree's name). It is built in a temporary directory
+and renamed, so an existing tree is complete. The helper keeps the ``KEEP_TREES`` trees most
+recently built or planned (a run directory is a copy: pruning a tree harms no run).
+
+The run directory itself is made by the shell fragment of :meth:`Uploader.materialise_command`,
+which the backend runs in the same command as ``sbatch``: ``cp -Rp`` of the tree (copies:
+a job that rewrites its own files must not corrupt the cache), ``ln`` for the large files.
+When the tree has gone (pruned, cache cleaned) the fragment exits with ``TREE_MISSING``
+before anything is submitted, and the backend rebuilds it with ``ensure(force=True)``.
 
 Re-submitting after a one-file edit therefore sends that file, a few hundred bytes of
-manifest delta and two short commands.
+manifest delta and one helper command; submitting unchanged code sends nothing.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import logging
 import posixpath
 import secrets
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +60,11 @@ log = logging.getLogger(__name__)
 
 UPLOAD_CONCURRENCY = 8
 LINK_THRESHOLD = 64 << 20  # files this large are hard-linked from the cache, not copied
+KEEP_TREES = 16  # materialised snapshots kept on the cluster (most recently used)
+TREE_MISSING = 97  # exit status of the materialise fragment: the tree is gone, nothing was done
 
 HELPER = r'''
-import base64, hashlib, json, os, shutil, sys
+import hashlib, json, os, shutil, sys, time
 
 def atomic_write(path, data, mode=0o644):
     tmp = "%s.%d.tmp" % (path, os.getpid())
@@ -60,6 +76,9 @@ def atomic_write(path, data, mode=0o644):
 def obj(cache, h):
     return os.path.join(cache, "objects", h[:2], h)
 
+def moded(cache, h, mode):
+    return os.path.join(cache, "moded", h[:2], "%s-%o" % (h, mode))
+
 def load(cache, sid):
     try:
         with open(os.path.join(cache, "manifests", sid + ".json")) as f:
@@ -69,13 +88,82 @@ def load(cache, sid):
 
 def safe(rel):
     parts = rel.split("/")
-    if rel.startswith("/") or ".." in parts or "" in parts:
+    if rel.startswith("/") or ".." in parts or "" in parts or "." in parts:
         raise SystemExit("unsafe path in manifest: %r" % rel)
     return rel
 
+def lacking(cache, entries, extra):
+    wanted = set(e[1] for e in entries) | set(extra)
+    return sorted(h for h in wanted if not os.path.exists(obj(cache, h)))
+
+def prune(trees, keep, current):
+    now = time.time()
+    names = []
+    for name in os.listdir(trees):
+        path = os.path.join(trees, name)
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            continue
+        if name.startswith("."):
+            if now - mtime > 3600:  # left over by a crash
+                shutil.rmtree(path, ignore_errors=True)
+        elif name != current:
+            names.append((mtime, name))
+    names.sort(reverse=True)
+    for _mtime, name in names[max(keep - 1, 0):]:
+        gone = os.path.join(trees, ".old-%s-%d" % (name, os.getpid()))
+        try:
+            os.rename(os.path.join(trees, name), gone)
+        except OSError:
+            continue
+        shutil.rmtree(gone, ignore_errors=True)
+
+def build_tree(req, entries):
+    cache, sid = req["cache"], req["id"]
+    trees = os.path.join(cache, "trees")
+    threshold = req.get("link_threshold", 1 << 62)
+    name = "%s-L%d" % (sid, threshold)  # which files a tree leaves out depends on the threshold
+    final = os.path.join(trees, name)
+    if os.path.isdir(final):
+        os.utime(final)  # recently used: kept by prune
+        return
+    os.makedirs(trees, exist_ok=True)
+    tmp = os.path.join(trees, ".tmp-%s-%d" % (name, os.getpid()))
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    made = set()
+    for rel, h, mode, size in entries:
+        target = os.path.join(tmp, safe(rel))
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        if size >= threshold:  # large files are hard-linked from objects/ into each run
+            continue
+        # Trees share one copy per (content, mode): a new tree is mostly hard links. Run
+        # directories get copies of them (cp -Rp, which does not keep hard links).
+        src = moded(cache, h, mode & 0o777)
+        if not os.path.exists(src):
+            os.makedirs(os.path.dirname(src), exist_ok=True)
+            part = "%s.%d.tmp" % (src, os.getpid())
+            shutil.copyfile(obj(cache, h), part)
+            os.chmod(part, mode & 0o777)
+            os.replace(part, src)
+        try:
+            os.link(src, target)
+        except OSError:  # e.g. too many links
+            shutil.copyfile(src, target)
+            os.chmod(target, mode & 0o777)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # built meanwhile by another submission
+        shutil.rmtree(tmp, ignore_errors=True)
+    prune(trees, req.get("keep_trees", 16), name)
+
 def plan(req):
     cache = req["cache"]
-    for d in ("objects", "manifests", "incoming"):
+    for d in ("objects", "manifests", "incoming", "trees"):
         os.makedirs(os.path.join(cache, d), exist_ok=True)
     entries = load(cache, req["id"])
     if entries is None:
@@ -92,8 +180,11 @@ def plan(req):
                 by_path[e[0]] = e
             entries = sorted(by_path.values())
         atomic_write(os.path.join(cache, "manifests", req["id"] + ".json"), json.dumps(entries).encode())
-    wanted = set(e[1] for e in entries) | set(req.get("extra_hashes", []))
-    return {"missing": sorted(h for h in wanted if not os.path.exists(obj(cache, h)))}
+    missing = lacking(cache, entries, req.get("extra_hashes", []))
+    if missing:
+        return {"missing": missing}
+    build_tree(req, entries)
+    return {"missing": [], "tree": True}
 
 def sha256(path):
     h = hashlib.sha256()
@@ -102,8 +193,8 @@ def sha256(path):
             h.update(block)
     return h.hexdigest()
 
-def materialise(req):
-    cache, dest = req["cache"], req["dest"]
+def tree(req):
+    cache = req["cache"]
     for name, h in req.get("incoming", []):
         src = os.path.join(cache, "incoming", os.path.basename(name))
         if sha256(src) != h:
@@ -115,47 +206,14 @@ def materialise(req):
     entries = load(cache, req["id"])
     if entries is None:
         raise SystemExit("manifest %s missing on the cluster" % req["id"])
-    links = req.get("links", {})
-    missing = sorted(set(e[1] for e in entries if not os.path.exists(obj(cache, e[1])))
-                     | set(h for h in links.values() if not os.path.exists(obj(cache, h))))
+    missing = lacking(cache, entries, req.get("extra_hashes", []))
     if missing:
         return {"missing": missing}
-    meta = os.path.join(dest, ".hpcml")
-    if os.path.exists(os.path.join(meta, "job_id")):
-        raise SystemExit("a job was already started in " + dest)
-    os.makedirs(meta, exist_ok=True)
-    total = 0
-    threshold = req.get("link_threshold", 1 << 62)
-    def place(src, target, mode, link):
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-        if os.path.lexists(target):
-            os.unlink(target)
-        if link:
-            try:
-                os.link(src, target)
-                return
-            except OSError:
-                pass
-        shutil.copyfile(src, target)
-        os.chmod(target, mode & 0o777)
-    for rel, h, mode, size in entries:
-        place(obj(cache, h), os.path.join(dest, safe(rel)), mode, size >= threshold)
-        total += size
-    for rel, h in links.items():
-        place(obj(cache, h), os.path.join(dest, safe(rel)), 0o444, True)
-    for rel, data in req.get("extras", {}).items():
-        target = os.path.join(dest, safe(rel.rstrip("/")))
-        if data is None:
-            os.makedirs(target, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            atomic_write(target, base64.b64decode(data))
-    atomic_write(os.path.join(meta, "code.json"),
-                 json.dumps({"snapshot_id": req["id"], "files": len(entries), "bytes": total}).encode())
-    return {"files": len(entries), "bytes": total}
+    build_tree(req, entries)
+    return {"missing": [], "tree": True}
 
 req = json.load(sys.stdin)
-out = {"plan": plan, "materialise": materialise}[req["op"]](req)
+out = {"plan": plan, "tree": tree}[req["op"]](req)
 sys.stdout.write(json.dumps(out))
 '''
 HELPER_VERSION = hashlib.sha256(HELPER.encode()).hexdigest()[:12]
@@ -171,8 +229,9 @@ class UploadStats:
     files: int = 0
     uploaded_files: int = 0
     uploaded_bytes: int = 0  # file content sent
-    manifest_bytes: int = 0  # plan/materialise requests (manifest, delta, extras)
+    manifest_bytes: int = 0  # plan/tree requests (manifest or delta)
     full_manifest: bool = False
+    commands: int = 0  # helper commands run (0 when the tree was known to be there)
     seconds: float = 0.0
 
 
@@ -180,12 +239,23 @@ class UploadStats:
 class _RemoteState:
     """What this server knows the cluster has (per connection, in memory)."""
 
-    snapshots: list[str] = field(default_factory=list)  # most recent last
+    snapshots: list[str] = field(default_factory=list)  # manifests sent, most recent last
+    trees: set[str] = field(default_factory=set)  # snapshot trees seen built
+    objects: set[str] = field(default_factory=set)  # link objects (images) seen present
     helper: str | None = None  # path of the uploaded helper
 
 
 def _entry(f) -> list[Any]:
     return [f.relpath, f.sha256, f.mode & 0o777, f.size]
+
+
+def tree_dir(cache: str, snapshot_id: str) -> str:
+    """Where the helper builds the snapshot's tree (its name says which files it leaves out)."""
+    return f"{cache}/trees/{snapshot_id}-L{LINK_THRESHOLD}"
+
+
+def object_path(cache: str, h: str) -> str:
+    return f"{cache}/objects/{h[:2]}/{h}"
 
 
 class Uploader:
@@ -220,6 +290,7 @@ class Uploader:
         helper = await self._helper(cache)
         body = json.dumps(request, separators=(",", ":")).encode()
         stats.manifest_bytes += len(body)
+        stats.commands += 1
         # -I -S: no user site, no site-packages scan: the helper is stdlib-only, this starts fastest.
         res = await self.conn.run(f"python3 -I -S {shlex.quote(helper)}", input=body,
                                   name=f"hpcml-{request['op']}", retry=request["op"] == "plan")
@@ -235,68 +306,102 @@ class Uploader:
 
     # ------------------------------------------------------------------ upload
 
-    async def upload(
+    async def link_hashes(self, links: dict[str, Path] | None) -> dict[str, str]:
+        """relpath → sha256 of files outside the snapshot that are hard-linked into the run."""
+        out: dict[str, str] = {}
+        for rel, path in (links or {}).items():
+            out[rel] = await asyncio.to_thread(self._hash_file, path)
+        return out
+
+    def has_tree(self, snapshot_id: str, link_hashes: dict[str, str] | None = None) -> bool:
+        """Whether this server saw the snapshot's tree (and the link objects) on the cluster."""
+        return snapshot_id in self.state.trees and all(h in self.state.objects for h in (link_hashes or {}).values())
+
+    async def ensure(
         self,
         snapshot: Snapshot,
         cache: str,
-        dest: str,
-        extra_files: dict[str, bytes] | None = None,
         links: dict[str, Path] | None = None,
+        link_hashes: dict[str, str] | None = None,
         progress: ProgressCallback | None = None,
+        force: bool = False,
     ) -> UploadStats:
-        """Make ``dest`` hold the snapshot (+ extra files; + ``links``: relpath → local file
-        hard-linked from the cache, e.g. an Apptainer image outside the project)."""
-        import time
-
+        """Make the cluster hold the snapshot's tree (and the contents of ``links``: relpath →
+        local file, e.g. an Apptainer image outside the project), sending only what it lacks.
+        Nothing travels when the tree is known to be there, unless ``force``."""
         t0 = time.monotonic()
         stats = UploadStats(snapshot.id, files=len(snapshot.files))
+        if link_hashes is None:
+            link_hashes = await self.link_hashes(links)
+        if not force and self.has_tree(snapshot.id, link_hashes):
+            if progress:
+                progress(0, 0)
+            return stats
         local: dict[str, Path] = {f.sha256: snapshot.object_path(f) for f in snapshot.files}
-        link_hashes: dict[str, str] = {}
-        for rel, path in (links or {}).items():
-            h = await asyncio.to_thread(self._hash_file, path)
-            local[h] = path
-            link_hashes[rel] = h
+        for rel, h in link_hashes.items():
+            local[h] = (links or {})[rel]
+        extra = sorted(set(link_hashes.values()))
 
-        missing: list[str] = []
-        if snapshot.id not in self.state.snapshots or link_hashes:
-            async with self._lock:  # one upload plan at a time per cluster (shared base manifests)
-                request = self._plan_request(snapshot, cache, list(link_hashes.values()))
-                stats.full_manifest = request.get("files") is not None
-                answer = await self._call(cache, request, stats)
-                if answer.get("need_full"):
-                    stats.full_manifest = True
-                    request = self._plan_request(snapshot, cache, list(link_hashes.values()), full=True)
-                    answer = await self._call(cache, request, stats)
-                self._remember(snapshot.id)
-            missing = answer.get("missing", [])
-        # else: this manifest and its contents reached the cluster before; materialise
-        # checks that they are still there and asks for anything the cache lost.
-
-        incoming: list[list[str]] = []
+        async with self._lock:  # one upload plan at a time per cluster (shared base manifests)
+            if not force and self.has_tree(snapshot.id, link_hashes):  # built while we waited
+                return stats
+            request = self._plan_request(snapshot, cache, extra)
+            stats.full_manifest = request.get("files") is not None
+            answer = await self._call(cache, request, stats)
+            if answer.get("need_full"):
+                stats.full_manifest = True
+                answer = await self._call(cache, self._plan_request(snapshot, cache, extra, full=True), stats)
+            self._remember(snapshot.id)
         for _attempt in range(2):
-            incoming += await self._send(cache, missing, local, stats, progress)
-            extras = {
-                k: (None if k.endswith("/") else base64.b64encode(v).decode())
-                for k, v in (extra_files or {}).items()
-            }
-            result = await self._call(cache, {
-                "op": "materialise", "cache": cache, "id": snapshot.id, "dest": dest,
-                "incoming": incoming, "extras": extras, "links": link_hashes,
-                "link_threshold": LINK_THRESHOLD,
-            }, stats)
-            if not result.get("missing"):
+            if answer.get("tree"):
                 break
-            missing, incoming = result["missing"], []  # the cache was cleaned meanwhile
-        else:
+            incoming = await self._send(cache, answer.get("missing", []), local, stats, progress)
+            answer = await self._call(cache, {
+                "op": "tree", "cache": cache, "id": snapshot.id, "incoming": incoming,
+                "extra_hashes": extra, "link_threshold": LINK_THRESHOLD, "keep_trees": KEEP_TREES,
+            }, stats)
+            # "missing" again: the cache was cleaned meanwhile
+        if not answer.get("tree"):
             raise TransferError(f"objects kept disappearing from the cache on {self.conn.label}")
+        self.state.trees.add(snapshot.id)
+        self.state.objects.update(extra)
         stats.seconds = time.monotonic() - t0
         if progress:
             progress(stats.uploaded_bytes, stats.uploaded_bytes)
         return stats
 
+    def forget_tree(self, snapshot_id: str) -> None:
+        self.state.trees.discard(snapshot_id)
+
+    @staticmethod
+    def materialise_command(snapshot: Snapshot, cache: str, dest: str,
+                            link_hashes: dict[str, str] | None = None) -> str:
+        """A POSIX shell fragment making ``dest`` hold the snapshot from its tree (+ the
+        link objects). It exits with ``TREE_MISSING`` when the tree or an object is gone
+        (before doing anything when the tree is gone)."""
+        q = shlex.quote
+        tree = tree_dir(cache, snapshot.id)
+        parent = posixpath.dirname(dest.rstrip("/"))
+        lines = [
+            f"[ -d {q(tree)} ] || exit {TREE_MISSING}",
+            f"[ -d {q(parent)} ] || mkdir -p {q(parent)} || exit 99",
+            # "tree/." into dest: dest is created when missing, filled when it exists
+            f"cp -Rpf {q(tree + '/.')} {q(dest)} || exit {TREE_MISSING}",
+        ]
+        links = [(f.relpath, f.sha256) for f in snapshot.files if f.size >= LINK_THRESHOLD]
+        links += sorted((link_hashes or {}).items())
+        for rel, h in links:
+            src, target = q(object_path(cache, h)), q(f"{dest}/{rel}")
+            lines.append(f"[ -f {src} ] || exit {TREE_MISSING}")
+            if posixpath.dirname(rel):
+                lines.append(f"mkdir -p {q(posixpath.dirname(f'{dest}/{rel}'))} || exit 99")
+            lines.append(f"ln -f {src} {target} 2>/dev/null || cp -f {src} {target} || exit 99")
+        return "\n".join(lines)
+
     def _plan_request(self, snapshot: Snapshot, cache: str, extra_hashes: list[str],
                       full: bool = False) -> dict[str, Any]:
-        req: dict[str, Any] = {"op": "plan", "cache": cache, "id": snapshot.id, "extra_hashes": extra_hashes}
+        req: dict[str, Any] = {"op": "plan", "cache": cache, "id": snapshot.id, "extra_hashes": extra_hashes,
+                               "link_threshold": LINK_THRESHOLD, "keep_trees": KEEP_TREES}
         if snapshot.id in self.state.snapshots:
             return req  # the cluster has this manifest: nothing to describe
         base = None if full else self._base_manifest()
