@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml package.json yarn.lock scripts/system-deps.sh
 	# The editable install builds the labextension (jlpm + @jupyter/builder) via hatch-jupyter-builder.
 	$(PY) -m pip install --quiet -e ".[test]"
 	# Link (not copy) the built labextension, so `jlpm build` is picked up by the lab.
-	$(VENV)/bin/jupyter labextension develop --overwrite .
+	PATH=$(abspath $(VENV))/bin:$$PATH jupyter-builder develop --overwrite .
 	touch $@
 
 install: $(STAMP)
