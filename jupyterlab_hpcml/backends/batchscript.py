@@ -132,7 +132,8 @@ def _sbatch_value(key: str, value: Any) -> str:
     return text
 
 
-def _commands(value: Any) -> list[str]:
+def command_list(value: Any) -> list[str]:
+    """A Pre/Post*Command config value (string or list) as a list of commands."""
     if value is None or value == "":
         return []
     if isinstance(value, (list, tuple)):
@@ -310,7 +311,7 @@ def render_batch_script(
     if not apptainer:
         out.append(_MLFLOW_CHECK.rstrip("\n"))
 
-    pre = _commands(env.get("PreRunCommandOnComputeNode"))
+    pre = command_list(env.get("PreRunCommandOnComputeNode"))
     for cmd in pre:
         msg = f"pre-run command failed with exit code $__hpcml_rc: {cmd}"
         out.append(f"__hpcml_rc=0; __hpcml_run {shlex.quote(cmd)} || __hpcml_rc=$?")
@@ -331,7 +332,7 @@ def render_batch_script(
     out.append(f'date +%s > "$__hpcml_meta/started"')
     out.append(f"__hpcml_rc=0; __hpcml_run {step} || __hpcml_rc=$?")
 
-    post = _commands(env.get("PostRunCommandOnComputeNode"))
+    post = command_list(env.get("PostRunCommandOnComputeNode"))
     if post:
         out.append("# post-run commands: after success and failure, not after a cancel/timeout")
         out.append('if [ "$__hpcml_signal" = null ]; then')

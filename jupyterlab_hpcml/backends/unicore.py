@@ -60,6 +60,7 @@ from .base import (
     ProgressCallback,
     Snapshot,
 )
+from .batchscript import command_list
 from .credentials import CredentialsMissing, unicore_credentials
 
 log = logging.getLogger(__name__)
@@ -130,12 +131,6 @@ def _mtime(text: Any) -> float | None:
     return None
 
 
-def _commands(value: Any) -> list[str]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if str(v).strip()]
-    return [str(value)]
 
 
 def job_script(job: JobSpec) -> str:
@@ -165,7 +160,7 @@ def job_script(job: JobSpec) -> str:
                    f"{q('Environment.Python: no virtual environment at ' + venv)}")
         out.append(f"VIRTUAL_ENV_DISABLE_PROMPT=1 . {q(venv)}/bin/activate")
     out.append('export PYTHONUNBUFFERED="${PYTHONUNBUFFERED:-1}"')
-    for cmd in _commands(env.get("PreRunCommandOnComputeNode")):
+    for cmd in command_list(env.get("PreRunCommandOnComputeNode")):
         out.append(f"bash -c {q(cmd)} || __hpcml_fail $? {q('pre-run command failed: ' + cmd)}")
     apptainer = env.get("Apptainer") if isinstance(env.get("Apptainer"), dict) else None
     if apptainer:
@@ -178,7 +173,7 @@ def job_script(job: JobSpec) -> str:
     out.append('__hpcml_child=$!; trap \'kill -TERM "$__hpcml_child" 2>/dev/null\' TERM INT')
     out.append('wait "$__hpcml_child"; __hpcml_rc=$?')
     out.append('while kill -0 "$__hpcml_child" 2>/dev/null; do wait "$__hpcml_child"; __hpcml_rc=$?; done')
-    for cmd in _commands(env.get("PostRunCommandOnComputeNode")):
+    for cmd in command_list(env.get("PostRunCommandOnComputeNode")):
         out.append(f"bash -c {q(cmd)} || echo {q('hpcml: post-run command failed: ' + cmd)} >&2")
     out.append('__hpcml_record "$__hpcml_rc"')
     out.append('exit "$__hpcml_rc"')
@@ -213,11 +208,11 @@ def job_description(run_id: str, job: JobSpec) -> dict[str, Any]:
         desc["Resources"] = resources
     if res.get("Account"):
         desc["Project"] = str(res["Account"])
-    pre = _commands(env.get("PreRunCommandOnLoginNode"))
+    pre = command_list(env.get("PreRunCommandOnLoginNode"))
     if pre:
         desc["User precommand"] = " && ".join(pre)
         desc["RunUserPrecommandOnLoginNode"] = True
-    post = _commands(env.get("PostRunCommandOnLoginNode"))
+    post = command_list(env.get("PostRunCommandOnLoginNode"))
     if post:
         desc["User postcommand"] = " ; ".join(post)
         desc["RunUserPostcommandOnLoginNode"] = True
