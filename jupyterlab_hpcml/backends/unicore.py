@@ -131,8 +131,6 @@ def _mtime(text: Any) -> float | None:
     return None
 
 
-
-
 def job_script(job: JobSpec) -> str:
     """``.hpcml/job.sh``: modules, venv, compute-node pre/post commands, the command, the exit code file."""
     env = job.environment or {}
