@@ -41,6 +41,27 @@ def toy_project(jp_root_dir: Path) -> Path:
     return dest
 
 
+@pytest.fixture
+def log_records():
+    """Everything logged by anyone during the test (pytest's logging plugin is off)."""
+    import logging
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    handler = Keep(logging.DEBUG)
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield records
+    root.removeHandler(handler)
+    root.setLevel(old)
+
+
 Fetch = Callable[..., Awaitable[Any]]
 
 

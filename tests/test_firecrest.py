@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -35,25 +34,6 @@ def firecrest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MANTIK_FIRECREST_CLIENT_SECRET", CANARY)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def log_records():
-    """Everything logged by anyone during the test (pytest's logging plugin is off)."""
-    records: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(self.format(record))
-
-    handler = Keep(logging.DEBUG)
-    root = logging.getLogger()
-    old = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield records
-    root.removeHandler(handler)
-    root.setLevel(old)
 
 
 def config(server: FirecrestServer, **resources) -> dict:

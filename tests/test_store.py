@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-import statistics
 import threading
 import time
 import traceback
@@ -498,79 +497,4 @@ def test_processes_racing_transition_one_wins(tmp_path: Path) -> None:
     for run_id in run_ids:
         history = store.get(run_id).state_history
         assert [c.state for c in history] == [S.RUNNING, S.FINISHED]
-    store.close()
-
-
-# --------------------------------------------------------------------------- performance
-
-
-def _bulk_insert(path: Path, n: int) -> None:
-    """Fast setup: the same rows `insert` writes, in one transaction."""
-    projects = [f"project-{i}" for i in range(20)]
-
-    def state(i: int) -> RunState:  # mostly ended, as in a long-used store; 2% still active
-        if i % 50 == 0:
-            return S.RUNNING if i % 100 else S.QUEUED
-        return S.FAILED if i % 10 == 3 else S.FINISHED
-    rows, history = [], []
-    for i in range(n):
-        record = make_run(
-            f"{i:08x}-run",
-            name=f"sweep {i}",
-            project_name=projects[i % 20],
-            project_path=f"/home/u/{projects[i % 20]}",
-            mlflow_experiment_name=f"exp-{i % 7}",
-            mlflow_experiment_id=str(i % 7),
-            state=state(i),
-            backend_job_id=str(100000 + i),
-            created_at=1.7e9 + i,
-            updated_at=1.7e9 + i,
-        )
-        rows.append(_row(record))
-        history.append((record.id, 0, record.state.value, record.created_at, None))
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.executemany(store_module._INSERT_RUN, rows)
-        conn.executemany(store_module._INSERT_HISTORY, history)
-    conn.close()
-
-
-def _timings(call: Any, repeat: int = 50) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[int(0.95 * len(samples)) - 1]
-
-
-def test_list_latency_with_10k_runs(tmp_path: Path) -> None:
-    """Prints the figures (run with -s); timing is not asserted."""
-    path = tmp_path / "runs.sqlite"
-    store = RunStore(path)
-    start = time.perf_counter()
-    for i in range(500):
-        store.insert(make_run(f"api{i:05d}", created_at=1.0 + i))
-    per_insert_ms = (time.perf_counter() - start) * 1000 / 500
-    _bulk_insert(path, 10_000)
-    n = store.list(limit=0)[1]
-    assert n == 10_500
-    cases = {
-        "page 1": lambda: store.list(limit=50),
-        "page 100 (offset 4950)": lambda: store.list(limit=50, offset=4950),
-        "state in (RUNNING, QUEUED)": lambda: store.list(states=[S.RUNNING, S.QUEUED]),
-        "project": lambda: store.list(project="project-3"),
-        "experiment": lambda: store.list(experiment="exp-2"),
-        "text 'sweep 12'": lambda: store.list(text="sweep 12"),
-        f"active() ({len(store.active())} runs)": lambda: store.active(),
-        "get by prefix": lambda: store.get("0000270f"),
-    }
-    print(f"\ninsert via API: {per_insert_ms:.2f} ms/run")
-    print(f"list latency with {n} runs (page of 50 + total, 50 calls):")
-    for label, call in cases.items():
-        p50, p95 = _timings(call)
-        print(f"  {label:28s} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms")
-    page, _ = store.list(limit=50)
-    assert len(page) == 50 and page[0].created_at >= page[-1].created_at
     store.close()

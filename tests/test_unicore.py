@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -35,24 +34,6 @@ def unicore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MANTIK_UNICORE_PASSWORD", CANARY)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def log_records():
-    records: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(self.format(record))
-
-    handler = Keep(logging.DEBUG)
-    root = logging.getLogger()
-    old = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield records
-    root.removeHandler(handler)
-    root.setLevel(old)
 
 
 def config(server: UnicoreServer, **resources) -> dict:

@@ -155,6 +155,46 @@ _COLUMNS = tuple(
     _row(RunRecord(id="", name="", project_path="", project_name="", entry_point="",
                    command="", backend="")).keys()
 )
+_TERMINAL_VALUES = tuple(s.value for s in RunState if s.terminal)
+_STARTED = "(SELECT MIN(h.at) FROM state_history h WHERE h.run_id = runs.id AND h.state = 'RUNNING')"
+_ENDED = (
+    "(SELECT MIN(h.at) FROM state_history h WHERE h.run_id = runs.id AND h.state IN "
+    f"({', '.join(repr(s) for s in _TERMINAL_VALUES)}))"
+)
+# Sortable columns of the runs tab → SQL expression; `:now` in duration is "now".
+ROW_SORTS: dict[str, str] = {
+    "name": "name COLLATE NOCASE",
+    "entry_point": "entry_point",
+    "backend": "backend",
+    "project": "project_name",
+    "job_id": "backend_job_id",
+    "state": "state",
+    "submitted": "created_at",
+    "updated": "updated_at",
+    "duration": f"(COALESCE({_ENDED}, :now) - {_STARTED})",
+}
+_ROW_SQL = f"""SELECT id, name, project_name, entry_point, backend,
+    json_extract(record, '$.connection'), backend_job_id, state, created_at, updated_at,
+    {_STARTED}, {_ENDED}, json_extract(record, '$.exit_code'),
+    json_extract(record, '$.mlflow_run_id'), json_extract(record, '$.mlflow_experiment_id'),
+    experiment_name
+    FROM runs"""
+_ROW_KEYS = ("id", "name", "project_name", "entry_point", "backend", "connection",
+             "backend_job_id", "state", "created_at", "updated_at", "started_at", "ended_at",
+             "exit_code", "mlflow_run_id", "mlflow_experiment_id", "mlflow_experiment_name")
+
+
+def _named(where: str, params: list[Any]) -> tuple[str, dict[str, Any]]:
+    """The store's `?` WHERE clause with named parameters, so it mixes with `:now`."""
+    named: dict[str, Any] = {}
+    parts = where.split("?")
+    out = parts[0]
+    for i, part in enumerate(parts[1:]):
+        named[f"p{i}"] = params[i]
+        out += f":p{i}" + part
+    return out, named
+
+
 _INSERT_RUN = (
     f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 )
@@ -411,6 +451,24 @@ class RunStore:
             )
             (total,) = conn.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()
         return page, int(total)
+
+    def rows(self, *, sort: str = "submitted", descending: bool = True,
+             states: Collection[RunState] | None = None, text: str | None = None,
+             limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """A page of compact rows for the runs tab, sorted by any ``ROW_SORTS`` column,
+        with the total and the change cursor (for ``changed_since``), read together."""
+        where, params = _named(*_filters(states, None, None, text))
+        order = "DESC" if descending else "ASC"
+        # NULLs (no job id, never started) last in either direction; id breaks ties stably.
+        expr = ROW_SORTS[sort]
+        sql = (f"{_ROW_SQL}{where} ORDER BY ({expr}) IS NULL, {expr} {order}, created_at DESC, id "
+               "LIMIT :limit OFFSET :offset")
+        args = {**params, "now": time.time(), "limit": limit, "offset": offset}
+        with self._read() as conn:
+            rows = [dict(zip(_ROW_KEYS, r)) for r in conn.execute(sql, args)]
+            (total,) = conn.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()
+            (cursor,) = conn.execute("SELECT MAX(updated_at) FROM runs").fetchone()
+        return {"rows": rows, "total": int(total), "cursor": cursor or 0.0}
 
     def active(self) -> builtins.list[RunRecord]:
         """Every run not in a terminal state (SUBMITTING and UNKNOWN included), newest first."""

@@ -9,70 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from typing import Any
 
 from ..engine.errors import HpcmlError, Problem, UserInputError
-from ..engine.models import RunState
-from ..engine.store import _filters  # the WHERE clause of the store's own list, shared
+from ..engine.store import ROW_SORTS
 from .base import HpcmlHandler, authenticated
 from .runs import parse_states
 
-_TERMINAL = tuple(s.value for s in RunState if s.terminal)
-_STARTED = "(SELECT MIN(h.at) FROM state_history h WHERE h.run_id = runs.id AND h.state = 'RUNNING')"
-_ENDED = (
-    "(SELECT MIN(h.at) FROM state_history h WHERE h.run_id = runs.id AND h.state IN "
-    f"({', '.join(repr(s) for s in _TERMINAL)}))"
-)
-# Sortable columns → SQL expression. `?` in duration is the server's "now".
-SORTS: dict[str, str] = {
-    "name": "name COLLATE NOCASE",
-    "entry_point": "entry_point",
-    "backend": "backend",
-    "project": "project_name",
-    "job_id": "backend_job_id",
-    "state": "state",
-    "submitted": "created_at",
-    "updated": "updated_at",
-    "duration": f"(COALESCE({_ENDED}, :now) - {_STARTED})",
-}
-_ROW_SQL = f"""SELECT id, name, project_name, entry_point, backend,
-    json_extract(record, '$.connection'), backend_job_id, state, created_at, updated_at,
-    {_STARTED}, {_ENDED}, json_extract(record, '$.exit_code'),
-    json_extract(record, '$.mlflow_run_id'), json_extract(record, '$.mlflow_experiment_id'),
-    experiment_name
-    FROM runs"""
-_ROW_KEYS = ("id", "name", "project_name", "entry_point", "backend", "connection",
-             "backend_job_id", "state", "created_at", "updated_at", "started_at", "ended_at",
-             "exit_code", "mlflow_run_id", "mlflow_experiment_id", "mlflow_experiment_name")
 MAX_IDS = 100
-
-
-def _named(where: str, params: list[Any]) -> tuple[str, dict[str, Any]]:
-    """The store's `?` WHERE clause with named parameters, so it mixes with `:now`."""
-    named: dict[str, Any] = {}
-    parts = where.split("?")
-    out = parts[0]
-    for i, part in enumerate(parts[1:]):
-        named[f"p{i}"] = params[i]
-        out += f":p{i}" + part
-    return out, named
-
-
-def query_rows(store: Any, *, sort: str, descending: bool, states: list[RunState] | None,
-               text: str | None, limit: int, offset: int) -> dict[str, Any]:
-    where, params = _named(*_filters(states, None, None, text))
-    order = "DESC" if descending else "ASC"
-    # NULLs (no job id, never started) last in either direction; id breaks ties stably.
-    expr = SORTS[sort]
-    sql = (f"{_ROW_SQL}{where} ORDER BY ({expr}) IS NULL, {expr} {order}, created_at DESC, id "
-           "LIMIT :limit OFFSET :offset")
-    args = {**params, "now": time.time(), "limit": limit, "offset": offset}
-    with store._read() as conn:  # the store's read transaction: page, count and cursor agree
-        rows = [dict(zip(_ROW_KEYS, r)) for r in conn.execute(sql, args)]
-        (total,) = conn.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()
-        (cursor,) = conn.execute("SELECT MAX(updated_at) FROM runs").fetchone()
-    return {"rows": rows, "total": int(total), "cursor": cursor or 0.0}
 
 
 class RunRowsHandler(HpcmlHandler):
@@ -84,15 +28,15 @@ class RunRowsHandler(HpcmlHandler):
         if not 1 <= limit <= 1000 or offset < 0:
             raise UserInputError(Problem("limit must be 1..1000 and offset >= 0", key="limit"))
         sort = self.get_query_argument("sort", "submitted")
-        if sort not in SORTS:
-            raise UserInputError(Problem(f"unknown sort {sort!r}; allowed: {', '.join(SORTS)}",
+        if sort not in ROW_SORTS:
+            raise UserInputError(Problem(f"unknown sort {sort!r}; allowed: {', '.join(ROW_SORTS)}",
                                          key="sort"))
         order = self.get_query_argument("order", "desc")
         if order not in ("asc", "desc"):
             raise UserInputError(Problem("order must be 'asc' or 'desc'", key="order"))
         states = parse_states(self.get_query_arguments("state"))
         page = await asyncio.to_thread(
-            query_rows, self.engine.store, sort=sort, descending=order == "desc", states=states,
+            self.engine.store.rows, sort=sort, descending=order == "desc", states=states,
             text=self.get_query_argument("q", None) or None, limit=limit, offset=offset,
         )
         self.write_json(page)
