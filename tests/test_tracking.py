@@ -223,6 +223,28 @@ def test_create_run_when_another_process_creates_the_experiment(data_dir: Path) 
     assert exp_id == other.client.get_experiment_by_name("raced").experiment_id
 
 
+def test_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
+    # Server, CLI and kernels may all open a not-yet-created embedded store together;
+    # MLflow's table creation and migrations fail when raced (seen in CI).
+    uri = default_tracking_uri(tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    code = (
+        "import sys; from jupyterlab_hpcml.engine.tracking import Tracker; "
+        "print(Tracker(sys.argv[1]).create_run('race', 'r', {'a': '1'}, {})[1])"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err[-2000:] for _, err in results]
+    run_ids = {out.strip() for out, _ in results}
+    assert len(run_ids) == 6
+    client = Tracker(uri).client
+    exp = client.get_experiment_by_name("race")
+    assert {r.info.run_id for r in client.search_runs([exp.experiment_id])} == run_ids
+
+
 def test_set_status(tracker: Tracker) -> None:
     c = tracker.client
 

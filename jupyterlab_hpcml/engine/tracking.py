@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..backends.base import OFFLINE_MLRUNS, FileInfo
 from .errors import Conflict
+from .locks import hold_lock
 from .models import RunState, TrackingMode
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, keeps mlflow out of the import path
@@ -65,14 +66,20 @@ def _is_file_store(uri: str) -> bool:
     return uri.startswith("file:") or "://" not in uri and not uri.startswith(("sqlite:", "databricks"))
 
 
-def _default_artifact_root(tracking_uri: str) -> str | None:
-    """``<dir of the sqlite db>/mlartifacts`` for a SQLite store; None lets other stores decide."""
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; None for other stores and in-memory ones."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
     db = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
     if not db or db == ":memory:":
         return None
-    return (Path(db).resolve().parent / "mlartifacts").as_uri()
+    return Path(db).resolve()
+
+
+def _default_artifact_root(tracking_uri: str) -> str | None:
+    """``<dir of the sqlite db>/mlartifacts`` for a SQLite store; None lets other stores decide."""
+    db = _sqlite_path(tracking_uri)
+    return (db.parent / "mlartifacts").as_uri() if db else None
 
 
 def _slug(name: str) -> str:
@@ -110,7 +117,14 @@ class Tracker:
                     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
                 from mlflow import MlflowClient
 
-                self._client = MlflowClient(self.tracking_uri)
+                db = _sqlite_path(self.tracking_uri)
+                if db is None:
+                    self._client = MlflowClient(self.tracking_uri)
+                else:
+                    # Opening the store creates or migrates its tables; the server, the CLI and
+                    # kernels may do that at once, and MLflow's migrations are not safe to race.
+                    with hold_lock(db.with_name(db.name + ".lock")):
+                        self._client = MlflowClient(self.tracking_uri)
             return self._client
 
     # ------------------------------------------------------------------ runs
