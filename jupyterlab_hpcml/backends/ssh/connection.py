@@ -7,6 +7,8 @@
   backend config win. Keys come from the SSH agent or the identity files.
 * Host keys are checked against known_hosts; an unknown or changed key is an error
   with a clear message, never accepted silently (``UserKnownHostsFile none`` too).
+* ProxyJump (``SSH.ProxyJump`` or the alias's): the jump hosts are connected here, with
+  the same config, keys and known_hosts as the cluster (see ``_open``).
 * ``HPCML_SSH_CONFIG`` / ``HPCML_SSH_KNOWN_HOSTS`` (paths, ``os.pathsep``-separated)
   replace ``~/.ssh/config`` / ``~/.ssh/known_hosts``, e.g. for tests.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shlex
 import time
 from collections import Counter
@@ -92,6 +95,7 @@ class SSHConnection:
         self._channels = asyncio.Semaphore(MAX_CHANNELS)
         self.login_env: dict[str, str] = {}  # the login shell's environment (PATH, HOME, SCRATCH)
         self._closed = False
+        self._dialing = ""  # the host being connected (the cluster or a jump host), for errors
 
     # ------------------------------------------------------------------ connecting
 
@@ -101,7 +105,10 @@ class SSHConnection:
         user = self.ssh.get("User")
         return f"{user + '@' if user else ''}{self.host}{':' + str(port) if port else ''}"
 
-    def _options(self) -> asyncssh.SSHClientConnectionOptions:
+    def _options(self, jump: str | None = None) -> asyncssh.SSHClientConnectionOptions:
+        """The options for the cluster or, with ``jump`` ("[user@]host[:port]" or an alias),
+        for a jump host on the way: the same config files, keys and known_hosts, but its own
+        user and port (from ``jump`` or its Host entry, as with ``ssh -J``)."""
         kwargs: dict[str, Any] = {
             "connect_timeout": CONNECT_TIMEOUT,
             "keepalive_interval": 15,
@@ -110,19 +117,28 @@ class SSHConnection:
         config = _paths_from_env("HPCML_SSH_CONFIG")
         if config is not None:
             kwargs["config"] = config
-        if self.ssh.get("Port"):
-            kwargs["port"] = int(self.ssh["Port"])
-        if self.ssh.get("User"):
-            kwargs["username"] = str(self.ssh["User"])
+        host = self.host
+        if jump is not None:
+            host, port, user = _split_jump(jump)
+            if port:
+                kwargs["port"] = port
+            if user:
+                kwargs["username"] = user
+        else:
+            if self.ssh.get("Port"):
+                kwargs["port"] = int(self.ssh["Port"])
+            if self.ssh.get("User"):
+                kwargs["username"] = str(self.ssh["User"])
+            if self.ssh.get("ProxyJump"):  # only read by _open, which connects the jump hosts
+                spec = str(self.ssh["ProxyJump"])
+                kwargs["tunnel"] = None if spec.lower() == "none" else spec  # as ssh -J none
         if self.ssh.get("IdentityFile"):
             kwargs["client_keys"] = [str(Path(str(self.ssh["IdentityFile"])).expanduser())]
-        if self.ssh.get("ProxyJump"):
-            kwargs["tunnel"] = str(self.ssh["ProxyJump"])
         known = _paths_from_env("HPCML_SSH_KNOWN_HOSTS")
         if known is not None:
             # A missing file means "no trusted keys" (every key is rejected), as for ssh.
             kwargs["known_hosts"] = [p for p in known if os.path.isfile(p)] or b""
-        options = asyncssh.SSHClientConnectionOptions(host=self.host, **kwargs)
+        options = asyncssh.SSHClientConnectionOptions(host=host, **kwargs)
         if options.known_hosts is None:  # "UserKnownHostsFile none" would accept any key
             options = asyncssh.SSHClientConnectionOptions(
                 options, known_hosts=str(Path("~/.ssh/known_hosts").expanduser())
@@ -146,30 +162,64 @@ class SSHConnection:
                 await self._load_login_env(self._conn)
             return self._conn
 
+    async def _open(self, options: asyncssh.SSHClientConnectionOptions, host: str, *,
+                    tunnel: asyncssh.SSHClientConnection | None = None,
+                    via: tuple[str, ...] = ()) -> asyncssh.SSHClientConnection:
+        """``asyncssh.connect`` through the ProxyJump hosts in ``options.tunnel``, if any.
+
+        Why not let asyncssh do it: given a string, ``asyncssh.connect`` opens the jump hosts
+        with its defaults only (~/.ssh/config, ~/.ssh/known_hosts, default keys, no keepalive),
+        not with our IdentityFile, HPCML_SSH_CONFIG/_KNOWN_HOSTS or the "UserKnownHostsFile
+        none" guard; and its ``tunnel=()`` default even drops the one in ``options`` (so
+        SSH.ProxyJump was silently ignored). So each hop is connected here with ``_options(hop)``
+        and handed on as a connection object; ``tunnel=None`` means a direct connection."""
+        jumps = options.tunnel if tunnel is None and isinstance(options.tunnel, str) else ""
+        if jumps and "," not in jumps and _split_jump(jumps)[0] == host:
+            jumps = ""  # e.g. "Host * / ProxyJump gw" read for gw itself: ssh skips it too
+        try:
+            for hop in filter(None, jumps.split(",")):
+                if hop in via or len(via) > 8:
+                    chain = " -> ".join((*via, hop))
+                    raise SSHError(f"ProxyJump loop on the way to {self.label}: {chain}")
+                hop_options = await asyncio.to_thread(self._options, hop)
+                tunnel = await self._open(hop_options, _split_jump(hop)[0], tunnel=tunnel,
+                                          via=(*via, hop))
+            self._dialing = f"the jump host {via[-1]}" if via else self.label  # for errors
+            conn = await asyncssh.connect(host, options=options, tunnel=tunnel)
+        except BaseException:
+            if tunnel is not None:
+                tunnel.close()  # closes the hops before it too (set_tunnel below)
+            raise
+        if tunnel is not None:
+            conn.set_tunnel(tunnel)  # closing conn (or losing it) closes its jump connection
+        return conn
+
     async def _connect(self) -> asyncssh.SSHClientConnection:
         if not self.host:
             raise SSHError("SSH.Hostname is missing")
+        self._dialing = self.label
         try:
             options = await asyncio.to_thread(self._options)  # reads ~/.ssh/config and key files
-            return await asyncssh.connect(self.host, options=options)
+            return await self._open(options, self.host)
         except asyncssh.HostKeyNotVerifiable as exc:
             raise SSHError(
-                f"the host key of {self.label} is not trusted: it is missing from known_hosts or "
-                f"differs from the key recorded there ({exc.reason}). Never accept it blindly: check "
-                "its fingerprint with the cluster's documentation or admins, then connect once with "
-                "`ssh` to record it (or remove the stale line with `ssh-keygen -R`)."
+                f"the host key of {self._dialing} is not trusted: it is missing from known_hosts "
+                f"or differs from the key recorded there ({exc.reason}). Never accept it blindly: "
+                "check its fingerprint with the cluster's documentation or admins, then connect "
+                "once with `ssh` to record it (or remove the stale line with `ssh-keygen -R`)."
             ) from None
         except asyncssh.PermissionDenied as exc:
             raise SSHError(
-                f"SSH authentication to {self.label} failed ({exc.reason}): load your key into the "
-                "SSH agent or set SSH.IdentityFile (passwords are not supported)"
+                f"SSH authentication to {self._dialing} failed ({exc.reason}): load your key into "
+                "the SSH agent or set SSH.IdentityFile (passwords are not supported)"
             ) from None
         except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
-            raise SSHError(f"cannot use the SSH key for {self.label}: {exc}") from None
+            raise SSHError(f"cannot use the SSH key for {self._dialing}: {exc}") from None
         except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
-            raise BackendUnavailable(f"cannot reach {self.label} over SSH: {_why(exc)}") from None
+            raise BackendUnavailable(
+                f"cannot reach {self._dialing} over SSH: {_why(exc)}") from None
         except ValueError as exc:  # bad config values (asyncssh validates them)
-            raise SSHError(f"SSH settings for {self.label}: {exc}") from None
+            raise SSHError(f"SSH settings for {self._dialing}: {exc}") from None
 
     async def _load_login_env(self, conn: asyncssh.SSHClientConnection) -> None:
         """PATH, HOME, SCRATCH... as a login shell sets them (Slurm tools may only be on
@@ -273,6 +323,16 @@ class SSHConnection:
                 await asyncio.wait_for(conn.wait_closed(), 5)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - closing anyway
                 pass
+
+
+def _split_jump(spec: str) -> tuple[str, int | None, str | None]:
+    """``[user@]host[:port]`` of a ProxyJump hop (``[v6]`` and ``ssh://`` as ssh reads them)
+    -> host, port, user."""
+    m = re.fullmatch(r"(?:ssh://)?(?:(.+)@)?(\[[^\]]+\]|[^:@/\[]+)(?::(\d+))?/?", spec.strip())
+    if not m:
+        raise SSHError(f"cannot read the ProxyJump host {spec!r}: expected [user@]host[:port]")
+    user, host, port = m.groups()
+    return host.strip("[]"), int(port) if port else None, user
 
 
 def _why(exc: BaseException) -> str:
