@@ -25,10 +25,12 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.netdelay import delayed_forwarder  # noqa: E402
 from tests.slurm_cluster import backend_config, cluster_settings, skip_reason  # noqa: E402
 
 N_SUBMIT = 10
@@ -36,6 +38,120 @@ N_SUBMIT = 10
 
 def mib(n: float) -> str:
     return f"{n / (1 << 20):.2f} MiB" if n >= 1 << 20 else f"{n / 1024:.1f} KiB"
+
+
+def via_port(s: dict[str, str], port: int, tmp: Path) -> dict[str, str]:
+    """Cluster settings reaching sshd through the forwarder on ``port`` (same host key)."""
+    known = Path(s["HPCML_TEST_SSH_KNOWN_HOSTS"]).read_text()
+    host = s["HPCML_TEST_SSH_HOST"]
+    lines = [f"[{host}]:{port} {line.split(None, 1)[1]}" for line in known.splitlines() if line.strip()]
+    path = tmp / f"known_hosts_{port}"
+    path.write_text(known + "\n".join(lines) + "\n")
+    os.environ["HPCML_SSH_KNOWN_HOSTS"] = os.pathsep.join(
+        [os.environ.get("HPCML_SSH_KNOWN_HOSTS", ""), str(path)]).strip(os.pathsep)
+    return {**s, "HPCML_TEST_SSH_PORT": str(port)}
+
+
+async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argparse.Namespace,
+                         rtt_ms: float) -> None:
+    """Part 1 for one network round-trip time (0: loopback as it is)."""
+    import yaml
+
+    from jupyterlab_hpcml.engine import snapshot as snapshot_mod
+    from jupyterlab_hpcml.engine.filecache import RACY_SECONDS
+    from jupyterlab_hpcml.engine.requests import SubmitRequest
+
+    small = where / "small"
+    shutil.copytree(REPO / "tests" / "projects" / "toy", small)
+    (small / "slurm.yaml").write_text(yaml.safe_dump(backend_config(s)))
+    time.sleep(RACY_SECONDS)  # files saved a moment ago are re-read on every submission
+    req = SubmitRequest(project=str(small), backend_config="slurm.yaml", entry_point="fail",
+                        parameters={"code": 0})
+    first = await engine.runs.submit(req)  # connects, uploads the helper and the code
+    assert first.backend_job_id, first
+    backend = engine.registry.for_run(first)
+    conn = backend.conn
+    run_dir = first.run_dir
+
+    # Where the extension's time goes: timers around the engine's steps (measuring only).
+    spent: dict[str, float] = {}
+
+    def timed(key, fn, is_async=False):
+        if is_async:
+            async def wrapper(*a, **k):
+                t = time.perf_counter()
+                try:
+                    return await fn(*a, **k)
+                finally:
+                    spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+        else:
+            def wrapper(*a, **k):
+                t = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    originals = (snapshot_mod.take_snapshot, snapshot_mod.code_identity, backend.prepare, backend.submit)
+    snapshot_mod.take_snapshot = timed("snapshot", snapshot_mod.take_snapshot)
+    snapshot_mod.code_identity = timed("snapshot", snapshot_mod.code_identity)
+    backend.prepare = timed("backend", backend.prepare, True)
+    backend.submit = timed("backend", backend.submit, True)
+    tracker, store = engine.runs.tracker, engine.runs.store
+    for name in ("create_run", "set_tags", "set_status"):  # instance attributes: del restores
+        setattr(tracker, name, timed("mlflow", getattr(tracker, name)))
+    for name in ("insert", "update", "transition", "get"):
+        setattr(store, name, timed("store", getattr(store, name)))
+    rounds: list[dict[str, float]] = []
+    for _ in range(args.rounds):
+        ext, raw, backend_only = [], [], []
+        parts: dict[str, list[float]] = {"snapshot": [], "mlflow": [], "store": [], "backend": []}
+        for _ in range(args.n):
+            spent.clear()
+            t = time.perf_counter()
+            run = await engine.runs.submit(req)
+            ext.append(time.perf_counter() - t)
+            assert run.backend_job_id, run
+            for key in parts:
+                parts[key].append(spent.get(key, 0.0))
+            t = time.perf_counter()
+            res = await conn.run(f"cd {shlex.quote(run_dir)} && sbatch --parsable .hpcml/job.sbatch")
+            raw.append(time.perf_counter() - t)
+            assert res.exit_status == 0, res.err
+        snap = await asyncio.to_thread(originals[0], small, engine.runs.object_dir, engine.runs.manifest_dir)
+        for _ in range(args.n):
+            run = await engine.runs.submit(req)  # a record to prepare/submit again
+            spec = engine.runs._job_spec(run, engine.runs._load_config(small, "slurm.yaml", []))
+            rec = run.model_copy(update={"id": run.id + "b", "run_dir": None})
+            t = time.perf_counter()
+            rec.run_dir = await originals[2](rec, snap, {})
+            await originals[3](rec, spec)
+            backend_only.append(time.perf_counter() - t)
+        med = statistics.median
+        rounds.append({"raw": med(raw), "backend": med(backend_only), "ext": med(ext),
+                       **{f"ext_{k}": med(v) for k, v in parts.items()}})
+        await conn.run("scancel -u $USER")
+    snapshot_mod.take_snapshot, snapshot_mod.code_identity, backend.prepare, backend.submit = originals
+    for obj, names in ((tracker, ("create_run", "set_tags", "set_status")),
+                       (store, ("insert", "update", "transition", "get"))):
+        for name in names:
+            delattr(obj, name)
+    r = {k: statistics.median(x[k] for x in rounds) for k in rounds[0]}
+    other = r["ext"] - r["ext_snapshot"] - r["ext_mlflow"] - r["ext_store"] - r["ext_backend"]
+    print(f"1. submit latency, {rtt_ms:g} ms round trip added (median of {args.n} x {args.rounds} round(s), "
+          "warm connection, code already on the cluster)")
+    print(f"   ssh sbatch on the open connection : {r['raw'] * 1000:7.1f} ms")
+    print(f"   backend prepare+submit            : {r['backend'] * 1000:7.1f} ms  ({r['backend'] / r['raw']:.2f}x)")
+    print(f"   extension submit (engine, total)  : {r['ext'] * 1000:7.1f} ms  ({r['ext'] / r['raw']:.2f}x)")
+    print(f"     of which backend prepare+submit : {r['ext_backend'] * 1000:7.1f} ms")
+    print(f"     engine: snapshot + code identity: {r['ext_snapshot'] * 1000:7.1f} ms")
+    print(f"     engine: MLflow (run, tags, status): {r['ext_mlflow'] * 1000:5.1f} ms")
+    print(f"     engine: run store (sqlite)      : {r['ext_store'] * 1000:7.1f} ms")
+    print(f"     engine: the rest (config, ...)  : {other * 1000:7.1f} ms")
+    if len(rounds) > 1:
+        print("   per round (raw / backend / extension, ms): " + "; ".join(
+            f"{x['raw'] * 1000:.1f} / {x['backend'] * 1000:.1f} / {x['ext'] * 1000:.1f}" for x in rounds))
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -54,104 +170,25 @@ async def main(args: argparse.Namespace) -> None:
     from jupyterlab_hpcml.backends.base import JobRef, JobSpec
     from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
     from jupyterlab_hpcml.engine import snapshot as snapshot_mod
-    from jupyterlab_hpcml.engine.requests import SubmitRequest
+    from jupyterlab_hpcml.engine.config import parse_backend_config
     from jupyterlab_hpcml.engine.service import Engine
 
     SlurmBackend.backoff_start = SlurmBackend.backoff_max = 0.0
     engine = Engine(data_dir=tmp / "data")
     try:
         # ---------------------------------------------------------------- 1. submit latency
-        small = tmp / "small"
-        shutil.copytree(REPO / "tests" / "projects" / "toy", small)
-        (small / "slurm.yaml").write_text(yaml.safe_dump(backend_config(s)))
-        req = SubmitRequest(project=str(small), backend_config="slurm.yaml", entry_point="fail",
-                            parameters={"code": 0})
-        first = await engine.runs.submit(req)  # connects, uploads the helper and the code
-        backend = engine.registry.for_run(first)
-        conn = backend.conn
-        run_dir = first.run_dir
-
-        # Where the extension's time goes: timers around the engine's steps (measuring only).
-        spent: dict[str, float] = {}
-
-        def timed(key, fn, is_async=False):
-            if is_async:
-                async def wrapper(*a, **k):
-                    t = time.perf_counter()
-                    try:
-                        return await fn(*a, **k)
-                    finally:
-                        spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+        for rtt_ms in args.rtt_ms:
+            if rtt_ms:
+                async with delayed_forwarder(s["HPCML_TEST_SSH_HOST"], int(s["HPCML_TEST_SSH_PORT"]),
+                                             rtt_ms / 1000) as port:
+                    await submit_latency(engine, via_port(s, port, tmp), tmp / f"rtt{rtt_ms}", args, rtt_ms)
             else:
-                def wrapper(*a, **k):
-                    t = time.perf_counter()
-                    try:
-                        return fn(*a, **k)
-                    finally:
-                        spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
-            return wrapper
-
-        originals = (snapshot_mod.take_snapshot, snapshot_mod.code_identity, backend.prepare, backend.submit)
-        snapshot_mod.take_snapshot = timed("snapshot", snapshot_mod.take_snapshot)
-        snapshot_mod.code_identity = timed("snapshot", snapshot_mod.code_identity)
-        backend.prepare = timed("backend", backend.prepare, True)
-        backend.submit = timed("backend", backend.submit, True)
-        tracker, store = engine.runs.tracker, engine.runs.store
-        for name in ("create_run", "set_tags", "set_status"):  # instance attributes: del restores
-            setattr(tracker, name, timed("mlflow", getattr(tracker, name)))
-        for name in ("insert", "update", "transition", "get"):
-            setattr(store, name, timed("store", getattr(store, name)))
-        rounds: list[dict[str, float]] = []
-        for _ in range(args.rounds):
-            ext, raw, backend_only = [], [], []
-            parts: dict[str, list[float]] = {"snapshot": [], "mlflow": [], "store": [], "backend": []}
-            for _ in range(args.n):
-                spent.clear()
-                t = time.perf_counter()
-                run = await engine.runs.submit(req)
-                ext.append(time.perf_counter() - t)
-                assert run.backend_job_id, run
-                for key in parts:
-                    parts[key].append(spent.get(key, 0.0))
-                t = time.perf_counter()
-                res = await conn.run(f"cd {shlex.quote(run_dir)} && sbatch --parsable .hpcml/job.sbatch")
-                raw.append(time.perf_counter() - t)
-                assert res.exit_status == 0, res.err
-            snap = await asyncio.to_thread(originals[0], small, engine.runs.object_dir, engine.runs.manifest_dir)
-            for _ in range(args.n):
-                run = await engine.runs.submit(req)  # a record to prepare/submit again
-                spec = engine.runs._job_spec(run, engine.runs._load_config(small, "slurm.yaml", []))
-                rec = run.model_copy(update={"id": run.id + "b", "run_dir": None})
-                t = time.perf_counter()
-                rec.run_dir = await originals[2](rec, snap, {})
-                await originals[3](rec, spec)
-                backend_only.append(time.perf_counter() - t)
-            med = statistics.median
-            rounds.append({"raw": med(raw), "backend": med(backend_only), "ext": med(ext),
-                           **{f"ext_{k}": med(v) for k, v in parts.items()}})
-            await conn.run("scancel -u $USER")
-        snapshot_mod.take_snapshot, snapshot_mod.code_identity, backend.prepare, backend.submit = originals
-        for obj, names in ((tracker, ("create_run", "set_tags", "set_status")),
-                           (store, ("insert", "update", "transition", "get"))):
-            for name in names:
-                delattr(obj, name)
-        r = {k: statistics.median(x[k] for x in rounds) for k in rounds[0]}
-        other = r["ext"] - r["ext_snapshot"] - r["ext_mlflow"] - r["ext_store"] - r["ext_backend"]
-        print(f"1. submit latency (median of {args.n} x {args.rounds} round(s), warm connection, "
-              "code already on the cluster)")
-        print(f"   ssh sbatch on the open connection : {r['raw'] * 1000:7.1f} ms")
-        print(f"   backend prepare+submit            : {r['backend'] * 1000:7.1f} ms  ({r['backend'] / r['raw']:.2f}x)")
-        print(f"   extension submit (engine, total)  : {r['ext'] * 1000:7.1f} ms  ({r['ext'] / r['raw']:.2f}x)")
-        print(f"     of which backend prepare+submit : {r['ext_backend'] * 1000:7.1f} ms")
-        print(f"     engine: snapshot + code identity: {r['ext_snapshot'] * 1000:7.1f} ms")
-        print(f"     engine: MLflow (run, tags, status): {r['ext_mlflow'] * 1000:5.1f} ms")
-        print(f"     engine: run store (sqlite)      : {r['ext_store'] * 1000:7.1f} ms")
-        print(f"     engine: the rest (config, ...)  : {other * 1000:7.1f} ms")
-        if len(rounds) > 1:
-            print("   per round (raw / backend / extension, ms): " + "; ".join(
-                f"{x['raw'] * 1000:.1f} / {x['backend'] * 1000:.1f} / {x['ext'] * 1000:.1f}" for x in rounds))
+                await submit_latency(engine, s, tmp / "direct", args, rtt_ms)
         if args.only_submit:
             return
+        cfg = parse_backend_config(backend_config(s))
+        backend = engine.registry.get(cfg.kind, cfg.data, cfg.connection_name)
+        conn = backend.conn
 
         # ---------------------------------------------------------------- 2. 5,000-file project
         big = tmp / "big"
@@ -248,4 +285,6 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of the submit-latency part; medians of the rounds' medians are printed")
     parser.add_argument("--only-submit", action="store_true", help="only the submit-latency part")
+    parser.add_argument("--rtt-ms", type=lambda v: [float(x) for x in v.split(",")], default=[0.0, 20.0],
+                        help="round-trip times to emulate for part 1, comma-separated (default 0,20)")
     asyncio.run(main(parser.parse_args()))

@@ -205,6 +205,18 @@ def test_create_run(tracker: Tracker, data_dir: Path) -> None:
     assert exp_again == exp_id and run2 != run_id
 
 
+def test_a_deleted_experiment_is_noticed_although_its_id_was_remembered(tracker: Tracker) -> None:
+    from jupyterlab_hpcml.engine.errors import Conflict
+
+    exp_id, _ = tracker.create_run("sweep", "a", {}, {})
+    other = Tracker(tracker.tracking_uri)  # e.g. the MLflow UI deletes it meanwhile
+    other.client.delete_experiment(exp_id)
+    with pytest.raises(Conflict, match="'sweep' is deleted"):
+        tracker.create_run("sweep", "b", {}, {})
+    other.client.restore_experiment(exp_id)
+    assert tracker.create_run("sweep", "c", {}, {})[0] == exp_id
+
+
 def test_create_run_when_another_process_creates_the_experiment(data_dir: Path) -> None:
     uri = default_tracking_uri(data_dir)
     other, ours = Tracker(uri), Tracker(uri)

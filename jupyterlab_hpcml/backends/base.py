@@ -136,8 +136,12 @@ class Backend(abc.ABC):
         extra_files: dict[str, bytes] | None = None,
         progress: ProgressCallback | None = None,
     ) -> str:
-        """Materialise the snapshot as the run's working directory, plus ``extra_files``
-        (relative path → content, e.g. the offline MLflow store layout); return its path."""
+        """Get the snapshot and ``extra_files`` (relative path → content, e.g. the offline
+        MLflow store layout) ready to become the run's working directory; return its path.
+
+        The directory must exist with all its files when ``submit`` starts the job; a
+        backend may create it here or in ``submit`` (Slurm over SSH does the latter, in the
+        same remote command as ``sbatch``, to save a round trip)."""
 
     @abc.abstractmethod
     async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:

@@ -9,6 +9,7 @@ fix: file, line, dotted key and a plain message ("did you mean ...?").
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import functools
 import json
@@ -21,7 +22,9 @@ from typing import Any, Literal, cast
 import jsonschema
 import yaml
 
+from . import yamlio
 from .errors import Problem, UserInputError
+from .filecache import StatCache
 
 BackendKind = Literal["local", "ssh", "firecrest", "unicore"]
 TrackingMode = Literal["direct", "offline"]
@@ -162,6 +165,13 @@ class BackendConfig:
     _root: yaml.Node | None = field(default=None, repr=False, compare=False)
     _source: str | None = field(default=None, repr=False, compare=False)
 
+    def copy(self) -> BackendConfig:
+        """A copy whose data the caller may change (the YAML node tree is shared, read-only)."""
+        return dataclasses.replace(
+            self, data=copy.deepcopy(self.data), resources=copy.deepcopy(self.resources),
+            environment=copy.deepcopy(self.environment), exclude=list(self.exclude),
+        )
+
     def redacted(self) -> dict[str, Any]:
         """Deep copy of ``data`` with secret-looking values replaced by ``***``."""
         return cast(dict, _redact(self.data))
@@ -189,8 +199,15 @@ def default_local_config() -> BackendConfig:
     )
 
 
+_loaded: StatCache[BackendConfig] = StatCache()
+
+
 def load_backend_config(path: Path) -> BackendConfig:
     """Read and validate a .yaml/.yml/.json config; ``UserInputError`` lists every problem."""
+    return _loaded.get((Path(path),), lambda: _load_backend_config(path)).copy()
+
+
+def _load_backend_config(path: Path) -> BackendConfig:
     source = str(path)
     text = _read_config_file(Path(path), source)
     data, root = _parse_text(text, source, is_json=Path(path).suffix.lower() == ".json")
@@ -304,7 +321,7 @@ def _is_json_text(text: str) -> bool:
 
 
 def _load_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    loader = yaml.SafeLoader(text)
+    loader = yamlio.SafeLoader(text)
     try:
         root = loader.get_single_node()
         return (loader.construct_document(root) if root is not None else None), root
@@ -316,7 +333,7 @@ def _load_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
 
 def _compose_for_lines(text: str) -> yaml.Node | None:
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        return yamlio.compose(text)
     except yaml.YAMLError:
         return None  # valid JSON that YAML cannot read: no line numbers, still validated
 
@@ -766,7 +783,7 @@ def _yaml_scalar(text: str) -> Any:
     if text.strip() == "":
         return ""
     try:
-        value = yaml.safe_load(text)
+        value = yamlio.safe_load(text)
     except yaml.YAMLError:
         return text
     # Dates and other YAML-only types would only confuse validation: keep the text.
@@ -823,7 +840,7 @@ def _looks_like_backend_config(path: Path, dedicated: bool) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else yamlio.safe_load(text)
     except (ValueError, yaml.YAMLError):
         return dedicated
     return isinstance(data, dict) and any(key in data for key in KNOWN_TOP_LEVEL_KEYS)

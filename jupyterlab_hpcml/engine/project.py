@@ -10,6 +10,7 @@ MLflow is imported inside functions only: the server must start fast.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import os
@@ -22,7 +23,9 @@ from typing import Any, Literal
 
 import yaml
 
+from . import yamlio
 from .errors import Problem, UserInputError
+from .filecache import StatCache
 
 ParamType = Literal["string", "float", "int", "path", "uri"]
 PARAM_TYPES: tuple[str, ...] = ("string", "float", "int", "path", "uri")
@@ -245,8 +248,8 @@ def _duplicate_keys(
 def _parse_yaml(file: Path) -> tuple[Any, _Lines]:
     try:
         text = file.read_text(encoding="utf-8")
-        tree = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        tree = yamlio.compose(text)
+        data = yamlio.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         detail = getattr(exc, "problem", None) or str(exc)
@@ -468,12 +471,21 @@ def _quoted_list(names: list[str]) -> str:
 # Loading
 
 
+_loaded: StatCache[ProjectSpec] = StatCache()
+
+
 def load_project(project_dir: Path) -> ProjectSpec:
     """Load and validate the ``MLproject`` of ``project_dir``; every problem is reported."""
     project_dir = Path(project_dir).expanduser().resolve()
     if not project_dir.is_dir():
         raise UserInputError(Problem(f"not a folder: {project_dir}", file=str(project_dir)))
     file = _the_mlproject(project_dir)
+    # The folder's own stat too: environment files appearing in it change the env note.
+    spec = _loaded.get((file, project_dir), lambda: _load_project_file(project_dir, file))
+    return copy.deepcopy(spec)
+
+
+def _load_project_file(project_dir: Path, file: Path) -> ProjectSpec:
     data, lines = _parse_yaml(file)
     checker = _Checker(file, lines)
     checker.check(data)

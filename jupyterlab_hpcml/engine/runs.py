@@ -26,7 +26,7 @@ from . import config as config_mod
 from . import logs
 from . import project as project_mod
 from . import snapshot as snapshot_mod
-from .errors import BackendUnavailable, Conflict, HpcmlError, UserInputError
+from .errors import BackendUnavailable, Conflict, HpcmlError
 from .locks import try_lock
 from .models import RunRecord, RunState, StateChange
 from .offline_sync import OfflineSync

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..backends.base import OFFLINE_MLRUNS, FileInfo
+from . import yamlio
 from .errors import Conflict
 from .locks import hold_lock
 from .models import RunState, TrackingMode
@@ -49,6 +50,11 @@ _MLFLOW_STATUS: dict[RunState, str] = {
     RunState.TIMEOUT: "FAILED",
     RunState.CANCELLED: "KILLED",
 }
+
+# How long an experiment's id is reused without looking the name up again: a burst of
+# submissions (a sweep) skips the lookups, while an experiment renamed in MLflow is
+# noticed soon. create_run itself refuses an experiment deleted in the meantime.
+EXPERIMENT_ID_TTL = 30.0
 
 # MLflow error codes meaning "this run is gone" (hard-deleted or never existed).
 _GONE_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
@@ -107,6 +113,7 @@ class Tracker:
         self.artifact_root = artifact_root or _default_artifact_root(tracking_uri)
         self._client: MlflowClient | None = None
         self._lock = threading.Lock()
+        self._experiment_ids: dict[str, tuple[str, float]] = {}  # name → (id, when looked up)
 
     @property
     def client(self) -> MlflowClient:
@@ -138,11 +145,20 @@ class Tracker:
     ) -> tuple[str, str]:
         """Create the MLflow run (SCHEDULED) the job will continue; return (experiment id, run id)."""
         from mlflow.entities import Param, RunStatus
+        from mlflow.exceptions import MlflowException
 
-        experiment_id = self._experiment_id(experiment_name)
         all_tags = {"mlflow.user": _user(), "mlflow.source.type": "PROJECT", **tags}
         all_tags["mlflow.runName"] = run_name
-        run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+        experiment_id, looked_up = self._experiment_ids.get(experiment_name, (None, 0.0))
+        try:
+            if experiment_id is None or time.monotonic() - looked_up > EXPERIMENT_ID_TTL:
+                raise LookupError(experiment_name)
+            run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+        except (LookupError, MlflowException):
+            # Not looked up lately, or the remembered experiment was deleted since.
+            experiment_id = self._experiment_id(experiment_name)
+            run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+            self._experiment_ids[experiment_name] = (experiment_id, time.monotonic())
         run_id = run.info.run_id
         param_objs = [Param(str(k), str(v)) for k, v in params.items()]
         for batch in _chunks(param_objs, MAX_PARAMS_PER_BATCH):
@@ -175,6 +191,10 @@ class Tracker:
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
+        if len(tags) == 1:  # a lone tag: set_tag is half the cost of log_batch
+            ((key, value),) = tags.items()
+            self.client.set_tag(run_id, str(key), str(value))
+            return
         objs = [RunTag(str(k), str(v)) for k, v in tags.items()]
         for batch in _chunks(objs, MAX_TAGS_PER_BATCH):
             self.client.log_batch(run_id, tags=list(batch))
@@ -370,7 +390,6 @@ def offline_store_files(
     job's working directory. OfflineSync copies artifacts from ``<run>/artifacts``,
     so a custom ``artifact_uri`` must point there too.
     """
-    import yaml
 
     now = int(time.time() * 1000)
     run_path = offline_run_path(experiment_id, run_id)
@@ -405,7 +424,7 @@ def offline_store_files(
     }
 
     def dump(data: dict[str, Any]) -> bytes:
-        return yaml.safe_dump(data, default_flow_style=False).encode()
+        return yamlio.safe_dump(data, default_flow_style=False).encode()
 
     return {
         f"{OFFLINE_MLRUNS}/{experiment_id}/meta.yaml": dump(experiment),

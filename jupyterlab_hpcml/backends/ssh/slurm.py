@@ -35,6 +35,7 @@ from typing import Any
 
 import asyncssh
 
+from ...engine import yamlio
 from ...engine.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ...engine.models import RunRecord, RunState
 from ..base import (
@@ -50,7 +51,13 @@ from ..base import (
     ProgressCallback,
     Snapshot,
 )
-from ..batchscript import HONOURED_RESOURCES, SCRIPT_NAME, render_batch_script, secrets_file_content, split_env
+from ..batchscript import (
+    HONOURED_RESOURCES,
+    SCRIPT_NAME,
+    render_batch_script,
+    secrets_file_content,
+    split_env,
+)
 from .connection import SSHConnection, SSHError
 from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 
@@ -698,7 +705,7 @@ def _absolute_offline_paths(key: str, data: bytes, run_dir: str) -> bytes:
     import yaml
 
     try:
-        meta = yaml.safe_load(data)
+        meta = yamlio.safe_load(data)
     except yaml.YAMLError:
         return data
     if not isinstance(meta, dict):
@@ -710,4 +717,4 @@ def _absolute_offline_paths(key: str, data: bytes, run_dir: str) -> bytes:
                 and not value.startswith("file:"):
             meta[field_name] = f"{run_dir.rstrip('/')}/{value}"
             changed = True
-    return yaml.safe_dump(meta, default_flow_style=False).encode() if changed else data
+    return yamlio.safe_dump(meta, default_flow_style=False).encode() if changed else data
