@@ -16,7 +16,13 @@ from jupyterlab_hpcml.backends.batchscript import (
     slurm_time,
     split_env,
 )
-from jupyterlab_hpcml.backends.ssh.slurm import _exit_from_sacct, _sbatch_message, map_state
+from jupyterlab_hpcml.backends.ssh.slurm import (
+    MAX_INLINE_BYTES,
+    _exit_from_sacct,
+    _inline_files,
+    _sbatch_message,
+    map_state,
+)
 from jupyterlab_hpcml.engine.errors import UserInputError
 from jupyterlab_hpcml.engine.models import RunState
 
@@ -127,3 +133,28 @@ def test_state_details():
                            "submission failed: Invalid partition name specified") == (
         "Slurm rejected the job: invalid partition specified: x; "
         "Batch job submission failed: Invalid partition name specified")
+
+
+def test_per_run_files_written_by_the_command_line_arrive_byte_for_byte(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()  # made by the materialised tree in the real command
+    files = {
+        ".hpcml/job.sbatch": f"#!/bin/bash\necho {HOSTILE}\n".encode(),
+        "mlruns/1/abc/meta.yaml": "name: 'ünïcode' # \\ %s %%\n".encode(),
+        "mlruns/1/abc/metrics/": None,
+        "empty.txt": b"",
+    }
+    lines = _inline_files(str(run_dir), files)
+    assert lines is not None
+    subprocess.run(["bash", "-c", f"fail() {{ exit $1; }}\n{lines}"], check=True, cwd=tmp_path,
+                   env={"PATH": os.environ["PATH"]})
+    for rel, data in files.items():
+        path = run_dir / rel
+        assert path.is_dir() if data is None else path.read_bytes() == data
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_binary_or_big_per_run_files_go_by_stdin_instead() -> None:
+    assert _inline_files("/r", {"a.bin": b"\xff\xfe"}) is None
+    assert _inline_files("/r", {"a.txt": b"a\0b"}) is None
+    assert _inline_files("/r", {"a.txt": b"x" * (MAX_INLINE_BYTES + 1)}) is None

@@ -311,14 +311,18 @@ class SlurmBackend(Backend):
             files[POST_LOGIN_SCRIPT] = "".join(
                 f"bash -c {shlex.quote(c)} </dev/null || echo \"hpcml: post-run command on the "
                 f"login node failed with exit code $?: \"{shlex.quote(c)} >&2\n" for c in post).encode()
-        payload = _tar(run_dir, files, secrets_path, secrets_file_content(secret) if secret else None)
+        # Secrets travel on stdin only (a command line is visible in `ps` on the login node);
+        # without them, small text files ride in the command itself: stdin costs a round trip.
+        inline = None if secret else _inline_files(run_dir, files)
+        payload = None if inline else _tar(run_dir, files, secrets_path,
+                                           secrets_file_content(secret) if secret else None)
 
         res: Any = None
         job_id: str | None = None
         for attempt in range(2):
             command = _submit_command(
                 self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir, prep.link_hashes),
-                run_dir, secrets_path, pre)
+                run_dir, secrets_path, pre, inline)
             try:
                 res = await self.conn.run(command, input=payload, retry=False, name="sbatch")
             except BackendUnavailable:
@@ -612,8 +616,44 @@ def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,
     return buf.getvalue()[:end]
 
 
-def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pre: list[str]) -> str:
-    """The POSIX shell command of ``submit`` (its stdin: the tar of :func:`_tar`).
+# Above this, per-run files go by stdin: a command line must stay well under Linux's
+# 128 KiB limit for one argument (sshd passes it to the login shell as ``-c <command>``).
+MAX_INLINE_BYTES = 48 * 1024
+
+
+def _inline_files(run_dir: str, files: dict[str, bytes | None]) -> str | None:
+    """Shell lines writing ``files`` (as for :func:`_tar`) with builtins and one ``mkdir``;
+    None when a file is not text or they are too big for a command line."""
+    q = shlex.quote
+    dirs: set[str] = set()
+    writes: list[str] = []
+    size = 0
+    for rel, data in files.items():
+        path = f"{run_dir}/{rel.rstrip('/')}"
+        if data is None or rel.endswith("/"):
+            dirs.add(path)
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if "\0" in text:
+            return None
+        size += len(data)
+        dirs.add(posixpath.dirname(path))
+        writes.append(f"printf %s {q(text)} > {q(path)} || fail {_SETUP_FAILED}")
+    if size > MAX_INLINE_BYTES:
+        return None
+    # The run directory itself comes from the materialised tree; mkdir only what is below it.
+    needed = sorted(d for d in dirs if d != run_dir and not any(o.startswith(d + "/") for o in dirs))
+    lines = [f"mkdir -p {' '.join(q(d) for d in needed)} || fail {_SETUP_FAILED}"] if needed else []
+    return "\n".join(lines + writes)
+
+
+def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pre: list[str],
+                    inline: str | None = None) -> str:
+    """The POSIX shell command of ``submit``: its stdin is the tar of :func:`_tar`, or
+    ``inline`` (from :func:`_inline_files`) writes the per-run files instead.
 
     Exit statuses: 0 with ``__HPCML_JOB <id>`` on stdout; ``TREE_MISSING`` (before anything
     was written); 96 sbatch refused (its message on stderr); 98 a login-node pre-command
@@ -627,7 +667,7 @@ def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pr
         f"printf 'hpcml: a job was already started in %s\\n' {qdir} >&2; exit {_SETUP_FAILED}; fi",
         materialise,
         f'fail() {{ {remove}exit "$1"; }}',
-        f"tar -xof - -C / || fail {_SETUP_FAILED}",
+        inline or f"tar -xof - -C / || fail {_SETUP_FAILED}",
         f"cd {qdir} || fail {_SETUP_FAILED}",
     ]
     for i, cmd in enumerate(pre):
