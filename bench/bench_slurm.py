@@ -34,6 +34,14 @@ from bench.netdelay import delayed_forwarder  # noqa: E402
 from tests.slurm_cluster import backend_config, cluster_settings, skip_reason  # noqa: E402
 
 N_SUBMIT = 10
+SUBMITTED: list[str] = []  # job ids of this bench: only these are cancelled (tests may share the cluster)
+
+
+async def cancel_ours(conn: Any) -> None:
+    ids = " ".join(shlex.quote(j) for j in SUBMITTED if j)
+    if ids:
+        await conn.run(f"scancel {ids}")
+    SUBMITTED.clear()
 
 
 def mib(n: float) -> str:
@@ -113,25 +121,28 @@ async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argp
             run = await engine.runs.submit(req)
             ext.append(time.perf_counter() - t)
             assert run.backend_job_id, run
+            SUBMITTED.append(run.backend_job_id)
             for key in parts:
                 parts[key].append(spent.get(key, 0.0))
             t = time.perf_counter()
             res = await conn.run(f"cd {shlex.quote(run_dir)} && sbatch --parsable .hpcml/job.sbatch")
             raw.append(time.perf_counter() - t)
             assert res.exit_status == 0, res.err
+            SUBMITTED.append(res.out.strip().split(";")[0])
         snap = await asyncio.to_thread(originals[0], small, engine.runs.object_dir, engine.runs.manifest_dir)
         for _ in range(args.n):
             run = await engine.runs.submit(req)  # a record to prepare/submit again
+            SUBMITTED.append(run.backend_job_id or "")
             spec = engine.runs._job_spec(run, engine.runs._load_config(small, "slurm.yaml", []))
             rec = run.model_copy(update={"id": run.id + "b", "run_dir": None})
             t = time.perf_counter()
             rec.run_dir = await originals[2](rec, snap, {})
-            await originals[3](rec, spec)
+            SUBMITTED.append((await originals[3](rec, spec))[0])
             backend_only.append(time.perf_counter() - t)
         med = statistics.median
         rounds.append({"raw": med(raw), "backend": med(backend_only), "ext": med(ext),
                        **{f"ext_{k}": med(v) for k, v in parts.items()}})
-        await conn.run("scancel -u $USER")
+        await cancel_ours(conn)
     snapshot_mod.take_snapshot, snapshot_mod.code_identity, backend.prepare, backend.submit = originals
     for obj, names in ((tracker, ("create_run", "set_tags", "set_status")),
                        (store, ("insert", "update", "transition", "get"))):
@@ -273,7 +284,7 @@ async def main(args: argparse.Namespace) -> None:
                       f"server CPU {statistics.median(cpu) * 1000:6.1f} ms, wall {statistics.median(wall) * 1000:6.1f} ms")
         finally:
             await conn.run(f"scancel {array}")
-            await conn.run("scancel -u $USER")
+            await cancel_ours(conn)
     finally:
         await engine.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,17 +12,20 @@
 #   ssh_config        Host hpcml-test-cluster (HostName, Port, User, IdentityFile, UserKnownHostsFile)
 #   cluster.env       HPCML_TEST_SSH_{HOST,PORT,USER,KEY,KNOWN_HOSTS,CONFIG}, HPCML_TEST_PYTHON
 #   logs/             daemon logs
-# The test user (default hpcml-test) gets a venv with mlflow-skinny in ~/venv.
+# The test user (default hpcml-test) gets a venv in ~/venv with mlflow-skinny plus what the
+# digits example (examples/digits) needs: scikit-learn, and pandas + skops for mlflow.sklearn
+# to log and load its model (pip wheels from PyPI; log in logs/pip.log).
 set -euo pipefail
 
 DIR=${HPCML_TEST_CLUSTER_DIR:-/tmp/hpcml-test-cluster}
 PORT=${HPCML_TEST_SSH_PORT:-2222}
 TUSER=${HPCML_TEST_USER:-hpcml-test}
+CSHUSER=${HPCML_TEST_CSH_USER:-hpcml-csh}  # a second account whose login shell is tcsh
 CLUSTER=hpcmltest
 NODE=hpcml-node
 MARK="# jupyterlab-hpcml test cluster (scripts/test-cluster-start.sh)"
 PKGS=(munge slurm-wlm slurmctld slurmd slurm-client slurm-wlm-basic-plugins slurmdbd
-      slurm-wlm-mysql-plugin mariadb-server openssh-server python3-venv)
+      slurm-wlm-mysql-plugin mariadb-server openssh-server python3-venv tcsh)
 
 T0=$(date +%s.%N)
 STEP_T=$T0
@@ -180,11 +183,28 @@ fi
 chmod 600 "$DIR/id_ed25519"
 install -d -m 700 -o "$TUSER" -g "$TUSER" "$THOME/.ssh"
 install -m 600 -o "$TUSER" -g "$TUSER" "$DIR/id_ed25519.pub" "$THOME/.ssh/authorized_keys"
-step "test user venv (mlflow-skinny)"
-if [ ! -x "$THOME/venv/bin/python" ] || ! "$THOME/venv/bin/python" -c "import mlflow" 2>/dev/null; then
+if ! id "$CSHUSER" >/dev/null 2>&1; then
+  useradd -m -s /usr/bin/tcsh "$CSHUSER"
+fi
+usermod -p '*' "$CSHUSER"
+CSHHOME=$(getent passwd "$CSHUSER" | cut -d: -f6)
+install -d -m 700 -o "$CSHUSER" -g "$CSHUSER" "$CSHHOME/.ssh"
+install -m 600 -o "$CSHUSER" -g "$CSHUSER" "$DIR/id_ed25519.pub" "$CSHHOME/.ssh/authorized_keys"
+step "test user venv (mlflow + sklearn)"
+# mlflow-skinny for the toy project; scikit-learn for the digits example, whose
+# mlflow.sklearn.log_model also needs pandas (mlflow.types) and skops (the model format).
+VENV_PKGS=(mlflow-skinny scikit-learn pandas skops)
+VENV_CHECK="import mlflow.sklearn, sklearn.neural_network, skops.io"
+if [ ! -x "$THOME/venv/bin/python" ]; then
   runuser -u "$TUSER" -- /usr/bin/python3 -m venv "$THOME/venv"
+fi
+if ! runuser -u "$TUSER" -- "$THOME/venv/bin/python" -c "$VENV_CHECK" 2>/dev/null; then
+  echo "installing into $THOME/venv: ${VENV_PKGS[*]}"
   runuser -u "$TUSER" -- env HOME="$THOME" "$THOME/venv/bin/pip" install -q --disable-pip-version-check \
-    mlflow-skinny >"$DIR/logs/pip.log" 2>&1 || die "pip install mlflow-skinny failed (see $DIR/logs/pip.log)"
+    --prefer-binary "${VENV_PKGS[@]}" >"$DIR/logs/pip.log" 2>&1 \
+    || die "pip install ${VENV_PKGS[*]} into $THOME/venv failed (see $DIR/logs/pip.log)"
+  runuser -u "$TUSER" -- "$THOME/venv/bin/python" -c "$VENV_CHECK" >>"$DIR/logs/pip.log" 2>&1 \
+    || die "$THOME/venv cannot run: python -c '$VENV_CHECK' (see $DIR/logs/pip.log)"
 fi
 
 # ------------------------------------------------------------------ sshd on 127.0.0.1:$PORT
@@ -197,7 +217,7 @@ Port $PORT
 ListenAddress 127.0.0.1
 HostKey $DIR/ssh_host_ed25519_key
 PidFile $DIR/sshd.pid
-AllowUsers $TUSER
+AllowUsers $TUSER $CSHUSER
 PermitRootLogin no
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -212,6 +232,8 @@ EOF
 /usr/sbin/sshd -t -f "$DIR/sshd_config"
 if ! running "$DIR/sshd.pid"; then
   /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/logs/sshd.log"
+else
+  kill -HUP "$(cat "$DIR/sshd.pid")"  # re-reads sshd_config (e.g. a user added since)
 fi
 echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$DIR/ssh_host_ed25519_key.pub")" > "$DIR/known_hosts"
 cat > "$DIR/ssh_config" <<EOF
@@ -229,6 +251,7 @@ export HPCML_TEST_CLUSTER_DIR=$DIR
 export HPCML_TEST_SSH_HOST=127.0.0.1
 export HPCML_TEST_SSH_PORT=$PORT
 export HPCML_TEST_SSH_USER=$TUSER
+export HPCML_TEST_CSH_USER=$CSHUSER
 export HPCML_TEST_SSH_KEY=$DIR/id_ed25519
 export HPCML_TEST_SSH_KNOWN_HOSTS=$DIR/known_hosts
 export HPCML_TEST_SSH_CONFIG=$DIR/ssh_config

@@ -18,8 +18,10 @@ one persistent session. Everything is async: nothing here blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
+import posixpath
 import re
 import shlex
 import time
@@ -265,7 +267,14 @@ class SSHConnection:
 
     def _command_line(self, command: str) -> str:
         path = self.login_env.get("PATH")
-        return f"export PATH={shlex.quote(path)}; {command}" if path else command
+        line = f"export PATH={shlex.quote(path)}; {command}" if path else command
+        shell = posixpath.basename(self.login_env.get("SHELL") or "sh")
+        if shell in POSIX_SHELLS:
+            return line
+        # sshd hands the command to the login shell; csh/tcsh/fish cannot read POSIX shell
+        # (nor newlines in quotes), so /bin/sh gets it, base64-encoded to survive their quoting.
+        encoded = base64.b64encode(line.encode()).decode()
+        return f"exec /bin/sh -c 'eval \"$(printf %s {encoded} | base64 -d)\"'"
 
     async def run(self, command: str, *, input: bytes | None = None, timeout: float = COMMAND_TIMEOUT,
                   retry: bool = True, name: str | None = None) -> Result:
@@ -323,6 +332,11 @@ class SSHConnection:
                 await asyncio.wait_for(conn.wait_closed(), 5)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - closing anyway
                 pass
+
+
+# Login shells that read the POSIX shell commands we send as they are.
+POSIX_SHELLS = frozenset({"sh", "bash", "rbash", "dash", "ash", "ksh", "ksh93", "mksh", "lksh",
+                          "pdksh", "zsh", "yash", "busybox"})
 
 
 def _split_jump(spec: str) -> tuple[str, int | None, str | None]:
