@@ -60,6 +60,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+FINAL_SYNC_PATIENCE = 600.0  # seconds
+
+
 def _default_run_name(entry_point: str) -> str:
     return f"{entry_point}-{datetime.now().strftime('%m%d-%H%M%S')}"
 
@@ -87,6 +90,9 @@ class RunService:
         self._refresh_lock = asyncio.Lock()
         # Config file used when a submission names none (None: the built-in local config).
         self.default_backend_config = default_backend_config
+        # How long a run whose job ended waits for its final offline-tracking copy to succeed
+        # (e.g. across a dropped SSH connection) before it is recorded as ended without it.
+        self.final_sync_patience = FINAL_SYNC_PATIENCE
 
     # ------------------------------------------------------------------ submit
 
@@ -270,7 +276,13 @@ class RunService:
             fields["exit_code"] = status.exit_code
         if state.terminal and not run.state.terminal and run.tracking_mode == "offline":
             # The last metrics and the artifacts, before anyone can see the run ended.
-            await self._sync_offline(run, final=True)
+            trouble = await self._sync_offline(run, final=True)
+            if trouble is not None:
+                failing_since, why = trouble
+                if time.time() - failing_since < self.final_sync_patience:
+                    return run  # still running as far as anyone can see; the next poll retries
+                status = JobStatus(state, status.exit_code, message="; ".join(filter(None, (
+                    status.message, f"MLflow copy of the run's offline tracking incomplete: {why}"))))
         if state != run.state or "backend_job_id" in fields:
             await self._follow_in_mlflow(run, state, fields.get("backend_job_id"))
         new = await asyncio.to_thread(
@@ -347,14 +359,17 @@ class RunService:
         else:
             await self._apply(run, JobStatus(RunState.FAILED, message="submission was interrupted before the job started"))
 
-    async def _sync_offline(self, run: RunRecord, final: bool) -> None:
-        """Copy what the job appended to its offline store; one process at a time per run."""
+    async def _sync_offline(self, run: RunRecord, final: bool) -> tuple[float, str] | None:
+        """Copy what the job appended to its offline store; one process at a time per run.
+
+        Returns None when done, else (since when the final sync fails, why): the caller
+        keeps the run open and the next poll tries again."""
         with try_lock(self.data_dir / "locks" / f"sync-{run.id}.lock") as locked:
-            if not locked:
-                return
+            if not locked:  # another process (CLI, kernel) is copying; it records the end
+                return (time.time(), "another process is copying it") if final else None
             state = await asyncio.to_thread(self.store.get_sync_state, run.id)
             if state.get("final_done"):
-                return
+                return None
             try:
                 backend = self.registry.for_run(run)
                 # sync() advances `state` in place after each write, so a fault halfway
@@ -362,8 +377,14 @@ class RunService:
                 await self.offline_sync.sync(backend, run, state, final=final)
                 if final:
                     state["final_done"] = True
-            except Exception:  # noqa: BLE001 - sync is retried on the next poll
+                    state.pop("final_failing_since", None)
+                return None
+            except Exception as exc:  # noqa: BLE001 - sync is retried on the next poll
                 log.exception("offline tracking sync of run %s failed", run.id)
+                if not final:
+                    return None
+                since = state.setdefault("final_failing_since", time.time())
+                return since, f"{type(exc).__name__}: {exc}"
             finally:
                 await asyncio.to_thread(self.store.set_sync_state, run.id, state)
 
