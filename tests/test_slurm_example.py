@@ -104,10 +104,6 @@ class LoggedModelMissing(AssertionError):
     """The one known gap (below); any other failure of that test fails it for real."""
 
 
-@pytest.mark.xfail(strict=True, raises=LoggedModelMissing, reason=(
-    "offline tracking does not copy MLflow 3 logged models back: mlflow.sklearn.log_model "
-    "writes <offline store>/<exp>/models/<model_id>/, which OfflineSync "
-    "(engine/offline_sync.py) never reads, so runs:/<run>/model is not in the lab's store"))
 async def test_digits_logged_model_reaches_the_lab(api, digits):
     run = await train(api, "digits-model")
     # In MLflow 3 the model is a LoggedModel, not a run artifact: it is not in the top-level

@@ -217,6 +217,30 @@ def test_a_deleted_experiment_is_noticed_although_its_id_was_remembered(tracker:
     assert tracker.create_run("sweep", "c", {}, {})[0] == exp_id
 
 
+def test_logged_models_are_listed_and_downloaded_from_our_store_not_mlflows_default(
+        tracker: Tracker, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MLflow resolves `runs:/<id>/model` through the process's default tracking URI; in the lab
+    # server that is not our embedded store (and would create ./mlflow.db in the cwd).
+    exp_id, run_id = tracker.create_run("models", "m", {}, {})
+    run_job("""
+        import mlflow
+        from sklearn.linear_model import LogisticRegression
+        with mlflow.start_run():
+            mlflow.log_text("notes", "notes/readme.txt")
+            mlflow.sklearn.log_model(LogisticRegression().fit([[0], [1]], [0, 1]), name="model")
+    """, {"MLFLOW_TRACKING_URI": tracker.tracking_uri, "MLFLOW_RUN_ID": run_id}, data_dir.parent)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    fresh = Tracker(tracker.tracking_uri)
+    assert {(e.path, e.is_dir) for e in fresh.list_artifacts(run_id)} == {("notes", True), ("model", True)}
+    files = {e.path for e in fresh.list_artifacts(run_id, "model")}
+    assert {"model/MLmodel", "model/model.skops"} <= files
+    local = fresh.download_artifact(run_id, "model/MLmodel", tmp_path / "dl")
+    assert "sklearn" in local.read_text()
+    assert fresh.download_artifact(run_id, "notes/readme.txt", tmp_path / "dl2").read_text() == "notes"
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
 def test_create_run_when_another_process_creates_the_experiment(data_dir: Path) -> None:
     uri = default_tracking_uri(data_dir)
     other, ours = Tracker(uri), Tracker(uri)
@@ -483,6 +507,134 @@ def test_offline_store_with_absolute_artifact_uri(tmp_path: Path) -> None:
     run_job(script, env, tmp_path)
     assert (run_dir / OFFLINE_MLRUNS / exp_id / run_id / "artifacts" / "a.txt").read_text() == "x"
     assert (run_dir / OFFLINE_MLRUNS / exp_id / run_id / "metrics" / "m").is_file()
+
+
+LOGGED_MODEL_JOB = """
+    import sys, mlflow, numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+    with mlflow.start_run() as run:
+        mlflow.log_param("lr", "0.1")  # as the engine logged it: fine
+        clf = LogisticRegression().fit(X, y)
+        info = mlflow.sklearn.log_model(
+            clf, name="model", params={"C": "1.0"}, model_type="classifier", step=3,
+            input_example=X[:2],
+        )
+        mlflow.log_metric("acc", 1.0, step=3, model_id=info.model_id)
+        mlflow.set_logged_model_tags(info.model_id, {"stage": "test"})
+    print(info.model_id)
+"""
+
+
+async def test_offline_logged_model_reaches_the_main_store(
+    tracker: CountingTracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow 3: log_model writes <mlruns>/<exp>/models/<id>/, outside the run; the final sync
+    recreates the model in the main store, linked to the run, so runs:/<run>/model loads."""
+    import mlflow
+    import numpy as np
+    from mlflow.entities import LoggedModelStatus
+
+    exp_id, run_id = tracker.create_run("models", "job", {"lr": "0.1"}, ENGINE_TAGS)
+    run_dir = tmp_path / "run"
+    write_extra_files(run_dir, offline_store_files(
+        exp_id, "models", run_id, "job", offline_artifact_uri(str(run_dir), exp_id, run_id), params={"lr": "0.1"},
+    ))
+    env = job_tracking_env("offline", tracker.tracking_uri, exp_id, run_id, str(run_dir / OFFLINE_MLRUNS))
+    offline_id = run_job(LOGGED_MODEL_JOB, env, tmp_path).stdout.split()[-1]
+    assert (run_dir / OFFLINE_MLRUNS / exp_id / "models" / offline_id / "artifacts" / "MLmodel").is_file()
+
+    backend, sync, run = LocalDirBackend(), OfflineSync(tracker), record(run_dir, exp_id, run_id)
+    state = await sync.sync(backend, run, {})
+    assert tracker.client.search_logged_models([exp_id]) == []  # models only at the end
+    state = await sync.sync(backend, run, json.loads(json.dumps(state)), final=True)
+    assert state["models_done"] is True and list(state["models"]) == [offline_id]
+
+    client = tracker.client
+    (model,) = client.search_logged_models([exp_id])
+    assert model.model_id == state["models"][offline_id] != offline_id
+    assert model.name == "model" and model.model_type == "classifier"
+    assert model.source_run_id == run_id
+    assert model.status == LoggedModelStatus.READY
+    assert model.params == {"C": "1.0", "lr": "0.1"}
+    assert model.tags["stage"] == "test" and model.tags["hpcml.offline_model_id"] == offline_id
+    assert [(m.key, m.value, m.step) for m in model.metrics] == [("acc", 1.0, 3)]
+    outputs = client.get_run(run_id).outputs.model_outputs
+    assert [(o.model_id, o.step) for o in outputs] == [(model.model_id, 3)]
+    assert len(main_history(tracker, run_id, "acc")) == 1  # the run's copy is not doubled
+
+    # The run's `model` path resolves to it, as with direct tracking. (MLflow resolves it
+    # through the process's default tracking URI, whatever the client's: the lab sets it.)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracker.tracking_uri)
+    listed = {a.path for a in tracker.list_artifacts(run_id, "model")}
+    assert {"model/MLmodel", "model/model.skops"} <= listed, listed
+    mlmodel = tracker.download_artifact(run_id, "model/MLmodel", tmp_path / "dl").read_text()
+    assert f"model_id: {model.model_id}" in mlmodel and offline_id not in mlmodel
+    loaded = mlflow.sklearn.load_model(f"runs:/{run_id}/model")
+    assert list(loaded.predict(np.array([[0.0], [3.0]]))) == [0, 1]
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    assert list(pyfunc.predict(np.array([[0.0], [3.0]]))) == [0, 1]
+
+    # Idempotent: again with the same state, and with the state lost (found by its tag).
+    await sync.sync(backend, run, state, final=True)
+    await sync.sync(backend, run, {}, final=True)
+    assert [m.model_id for m in client.search_logged_models([exp_id])] == [model.model_id]
+    assert len(client.get_run(run_id).outputs.model_outputs) == 1
+    (again,) = client.search_logged_models([exp_id])
+    assert len(again.metrics) == 1
+
+
+async def test_offline_logged_model_half_copied_is_completed(
+    tracker: CountingTracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync that died after creating the main model (PENDING, no files) finishes it next time."""
+    from mlflow.entities import LoggedModelStatus
+
+    exp_id, run_id = tracker.create_run("half", "job", {"lr": "0.1"}, {})
+    run_dir = tmp_path / "run"
+    write_extra_files(run_dir, offline_store_files(exp_id, "half", run_id, "job", params={"lr": "0.1"}))
+    env = job_tracking_env("offline", tracker.tracking_uri, exp_id, run_id, str(run_dir / OFFLINE_MLRUNS))
+    offline_id = run_job(LOGGED_MODEL_JOB, env, run_dir).stdout.split()[-1]
+    # What the first step of an interrupted sync leaves behind.
+    stub = tracker.client.create_logged_model(
+        exp_id, name="model", source_run_id=run_id, tags={"hpcml.offline_model_id": offline_id}
+    )
+    state = await OfflineSync(tracker).sync(LocalDirBackend(), record(run_dir, exp_id, run_id), {}, final=True)
+    assert state["models"] == {offline_id: stub.model_id}
+    (model,) = tracker.client.search_logged_models([exp_id])
+    assert model.model_id == stub.model_id and model.status == LoggedModelStatus.READY
+    assert [(o.model_id, o.step) for o in tracker.client.get_run(run_id).outputs.model_outputs] == [(stub.model_id, 3)]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracker.tracking_uri)
+    assert {"model/MLmodel", "model/model.skops"} <= {a.path for a in tracker.list_artifacts(run_id, "model")}
+
+
+def test_offline_store_holds_the_engine_params(tracker: Tracker, tmp_path: Path) -> None:
+    """The job's log_param behaves as against the main store: same value fine, another refused."""
+    exp_id, run_id = tracker.create_run("params", "job", {"alpha": "0", "dir/sub": "x"}, {})
+    run_dir = tmp_path / "run"
+    params = tracker.client.get_run(run_id).data.params
+    write_extra_files(run_dir, offline_store_files(exp_id, "params", run_id, "job", params=params))
+    env = job_tracking_env("offline", tracker.tracking_uri, exp_id, run_id, str(run_dir / OFFLINE_MLRUNS))
+    script = """
+        import mlflow
+        from mlflow.exceptions import MlflowException
+        with mlflow.start_run() as run:
+            assert run.data.params == {"alpha": "0", "dir/sub": "x"}, run.data.params
+            mlflow.log_param("alpha", "0")  # the same value: fine
+            mlflow.log_params({"dir/sub": "x", "beta": "1"})
+            try:
+                mlflow.log_param("alpha", 0.0)  # "0.0" != "0": refused, as by the main store
+            except MlflowException as exc:
+                assert "alpha" in str(exc), exc
+            else:
+                raise AssertionError("a changed param was accepted")
+    """
+    run_job(script, env, tmp_path)
+    root = run_dir / OFFLINE_MLRUNS / exp_id / run_id / "params"
+    assert (root / "alpha").read_text() == "0" and (root / "dir" / "sub").read_text() == "x"
+    files = offline_store_files(exp_id, "params", run_id, "job", params={"../evil": "1", "/abs": "2", "ok": "3"})
+    assert [k.rsplit("/params/", 1)[1] for k in files if "/params/" in k and not k.endswith("/")] == ["ok"]
 
 
 # ---------------------------------------------------------------------- history and downsampling

@@ -239,6 +239,7 @@ class RunService:
             record.mlflow_run_id,
             record.name,
             artifact_uri,
+            params=record.parameters,
         )
 
     def _job_spec(self, record: RunRecord, cfg: config_mod.BackendConfig) -> JobSpec:

@@ -305,15 +305,68 @@ class Tracker:
         ys = [m.value for m in history]
         return {"key": key, "total": len(history), "points": downsample(xs, ys, max_points)}
 
+    # MLflow 3 shows a run's logged models (``log_model(name="model")``) as the artifact path
+    # ``model/``, but resolves them through the process's default tracking URI instead of the
+    # client's (ModelsArtifactRepository), so with the embedded store they are "not found".
+    # We resolve run artifacts and logged models ourselves, each by its storage location.
+
     def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
-        """One level of the run's artifacts. Paths are relative to the artifact ROOT (MLflow's
-        convention), so an entry's path can be passed back to list or download it."""
-        infos = self.client.list_artifacts(run_id, path or None)
-        return [FileInfo(path=i.path, is_dir=i.is_dir, size=i.file_size) for i in infos]
+        """One level of the run's artifacts, logged models included. Paths are relative to
+        the artifact ROOT (MLflow's convention): an entry's path can be listed or downloaded."""
+        entries = _listing(self.client.get_run(run_id).info.artifact_uri, path)
+        if not path:
+            seen = {e.path for e in entries}
+            return entries + [FileInfo(path=m.name, is_dir=True) for m in self._logged_models(run_id)
+                              if m.name not in seen]
+        if entries:
+            return entries
+        model, rest = self._model_at(run_id, path)
+        if model is None:
+            return []
+        return [FileInfo(path=f"{model.name}/{e.path}", is_dir=e.is_dir, size=e.size)
+                for e in _listing(model.artifact_location, rest)]
 
     def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        from mlflow.artifacts import download_artifacts
+
         dst_dir.mkdir(parents=True, exist_ok=True)
-        return Path(self.client.download_artifacts(run_id, path, str(dst_dir)))
+        run_uri = self.client.get_run(run_id).info.artifact_uri
+        parent, _, name = path.rpartition("/")
+        in_run = any(e.path.rpartition("/")[2] == name for e in _listing(run_uri, parent))
+        model, rest = (None, "") if in_run else self._model_at(run_id, path)
+        root, rel = (model.artifact_location, rest) if model is not None else (run_uri, path)
+        uri = f"{root.rstrip('/')}/{rel}" if rel else root
+        return Path(download_artifacts(artifact_uri=uri, dst_path=str(dst_dir)))
+
+    def _logged_models(self, run_id: str) -> list[Any]:
+        """The MLflow 3 logged models whose source is this run."""
+        run = self.client.get_run(run_id)
+        models: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_logged_models(
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"source_run_id = '{run_id}'", page_token=token)
+            models += [m for m in page if m.source_run_id == run_id]
+            token = page.token
+            if not token:
+                return models
+
+    def _model_at(self, run_id: str, path: str) -> tuple[Any, str]:
+        """(logged model named by the first part of ``path``, the rest of it) or (None, "")."""
+        name, _, rest = path.partition("/")
+        for model in self._logged_models(run_id):
+            if model.name == name:
+                return model, rest
+        return None, ""
+
+
+def _listing(root_uri: str, path: str) -> list[FileInfo]:
+    """One level below ``path`` of the artifact store at ``root_uri``; paths relative to it."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    infos = get_artifact_repository(root_uri).list_artifacts(path or None)
+    return [FileInfo(path=i.path, is_dir=i.is_dir, size=i.file_size) for i in infos]
 
 
 def _user() -> str:
@@ -379,6 +432,7 @@ def offline_store_files(
     run_id: str,
     run_name: str,
     artifact_uri: str | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> dict[str, bytes]:
     """An MLflow file store in which our run already exists, as files for ``Backend.prepare``.
 
@@ -388,7 +442,10 @@ def offline_store_files(
     as a metric/param/artifact. ``artifact_uri`` should be absolute (see
     ``offline_artifact_uri``); without it the relative default resolves against the
     job's working directory. OfflineSync copies artifacts from ``<run>/artifacts``,
-    so a custom ``artifact_uri`` must point there too.
+    so a custom ``artifact_uri`` must point there too. ``params`` are those the engine
+    logged in the main run: in the offline store too, the job's ``log_param`` of a key
+    with another value fails there as it would in the main store (and the same value in
+    another text form, ``0.0`` for ``0``, fails at once instead of at the copy).
     """
 
     now = int(time.time() * 1000)
@@ -426,7 +483,7 @@ def offline_store_files(
     def dump(data: dict[str, Any]) -> bytes:
         return yamlio.safe_dump(data, default_flow_style=False).encode()
 
-    return {
+    files = {
         f"{OFFLINE_MLRUNS}/{experiment_id}/meta.yaml": dump(experiment),
         f"{run_path}/meta.yaml": dump(run),
         f"{run_path}/tags/mlflow.runName": run_name.encode(),
@@ -434,3 +491,13 @@ def offline_store_files(
         f"{run_path}/params/": b"",
         f"{run_path}/artifacts/": b"",
     }
+    for key, value in (params or {}).items():
+        # One file per param, its value as is (MLflow's file store layout); a key with "/"
+        # is a subdirectory, as there. A key that is no relative path cannot be a file.
+        key = str(key)
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            log.warning("param %r not written to the offline store: not a file name", key)
+            continue
+        files[f"{run_path}/params/{key}"] = str(value).encode()
+    return files
