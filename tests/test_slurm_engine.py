@@ -247,3 +247,26 @@ async def test_large_files_and_local_images_are_hard_linked_from_the_cache(engin
     chunk = await backend.read(runs[1], "weights/big.bin", 0, 10000)
     assert chunk.data == (project / "weights" / "big.bin").read_bytes()
     await engine.close()
+
+
+async def test_array_job_elements_are_polled_one_by_one(engine, slurm):  # noqa: F811
+    # Job ids of array elements look like 123_4 (squeue -r and sacct list them so).
+    out = ssh_cmd(slurm, "sbatch --parsable --array=0-2 -p debug -o /dev/null "
+                         "--wrap 'sleep 1; exit $SLURM_ARRAY_TASK_ID'")
+    array = out.strip().split(";")[0]
+    backend = SlurmBackend({"SSH": ssh_section(slurm)}, engine.data_dir)
+    refs = [JobRef(f"r{i}", f"{array}_{i}", f"/nonexistent/{i}") for i in range(3)]
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            statuses = await backend.poll(refs)
+            # sacct may lag a moment behind squeue: the exit codes come from it here (no run dirs)
+            if all(s.state.terminal and s.exit_code is not None for s in statuses.values()):
+                break
+            assert time.monotonic() < deadline, statuses
+            await asyncio.sleep(1.1)  # past the backend's backoff (at most 1 s in tests)
+        assert set(statuses) == {r.job_id for r in refs}
+        assert [(statuses[r.job_id].state, statuses[r.job_id].exit_code) for r in refs] == [
+            (RunState.FINISHED, 0), (RunState.FAILED, 1), (RunState.FAILED, 2)]
+    finally:
+        await backend.close()
