@@ -157,7 +157,8 @@ async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argp
     print(f"   extension submit (engine, total)  : {r['ext'] * 1000:7.1f} ms  ({r['ext'] / r['raw']:.2f}x)")
     print(f"     of which backend prepare+submit : {r['ext_backend'] * 1000:7.1f} ms")
     print(f"     engine: snapshot + code identity: {r['ext_snapshot'] * 1000:7.1f} ms")
-    print(f"     engine: MLflow (run, tags, status): {r['ext_mlflow'] * 1000:5.1f} ms")
+    print(f"     engine: MLflow on the path      : {r['ext_mlflow'] * 1000:7.1f} ms  "
+          "(offline tracking: params + SCHEDULED are written during the SSH command)")
     print(f"     engine: run store (sqlite)      : {r['ext_store'] * 1000:7.1f} ms")
     print(f"     engine: the rest (config, ...)  : {other * 1000:7.1f} ms")
     if len(rounds) > 1:

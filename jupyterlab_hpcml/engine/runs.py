@@ -7,6 +7,7 @@ SQLite, MLflow) runs in threads so the tornado event loop never stalls.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -119,8 +120,11 @@ class RunService:
         notes = self._notes(project, cfg, backend, snapshot)
         run_name = req.run_name or _default_run_name(req.entry_point)
         experiment_name = req.experiment_name or project.name
+        # An offline job logs into its own store, so it needs only the run's id: the params
+        # and the SCHEDULED status are written while the job is submitted (see _launch).
+        offline = cfg.tracking_mode == "offline"
         exp_id, mlflow_run_id = await asyncio.to_thread(
-            self.tracker.create_run,
+            functools.partial(self.tracker.create_run, schedule=not offline),
             experiment_name,
             run_name,
             params,
@@ -167,13 +171,19 @@ class RunService:
         IN_FLIGHT.add(record.id)
         try:
             await asyncio.to_thread(self.store.insert, record)
-            return await self._launch(record, backend, snapshot, cfg)
+            scheduling = None
+            if offline:
+                scheduling = asyncio.ensure_future(
+                    asyncio.to_thread(self.tracker.schedule_run, mlflow_run_id, params))
+            return await self._launch(record, backend, snapshot, cfg, scheduling)
         finally:
             IN_FLIGHT.discard(record.id)
 
     async def _launch(self, record: RunRecord, backend: Backend, snapshot: Snapshot,
-                      cfg: config_mod.BackendConfig) -> RunRecord:
+                      cfg: config_mod.BackendConfig,
+                      scheduling: asyncio.Future[None] | None = None) -> RunRecord:
         """Upload and submit; any fault leaves the record in a definite state."""
+        job_id: str | None = None
         try:
             extra = self._offline_files(record, backend) if record.tracking_mode == "offline" else {}
             run_dir = await backend.prepare(
@@ -183,13 +193,18 @@ class RunService:
             job_id, status = await backend.submit(record, self._job_spec(record, cfg))
         except BackendUnavailable as exc:
             # We cannot know whether the job reached the backend: UNKNOWN, resolved later.
-            return await self._apply(record, JobStatus(RunState.UNKNOWN, message=str(exc)))
+            status = JobStatus(RunState.UNKNOWN, message=str(exc))
         except Exception as exc:  # noqa: BLE001 - any fault must end in a definite state
             log.exception("submission of run %s failed", record.id)
-            return await self._apply(record, JobStatus(RunState.FAILED, message=f"submission failed: {exc}"))
+            status = JobStatus(RunState.FAILED, message=f"submission failed: {exc}")
         finally:
             self.upload_progress.pop(record.id, None)
-        return await self._apply(record, status, backend_job_id=job_id)
+        if scheduling is not None:  # MLflow first, as always (see _apply)
+            try:
+                await scheduling
+            except Exception:  # noqa: BLE001 - tracking trouble must not break the run record
+                log.exception("could not log the params of run %s in MLflow", record.id)
+        return await self._apply(record, status, **({"backend_job_id": job_id} if job_id else {}))
 
     def _progress(self, run_id: str, sent: int, total: int) -> None:
         self.upload_progress[run_id] = (sent, total)

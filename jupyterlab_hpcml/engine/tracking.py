@@ -142,9 +142,13 @@ class Tracker:
         run_name: str,
         params: Mapping[str, str],
         tags: Mapping[str, str],
+        *,
+        schedule: bool = True,
     ) -> tuple[str, str]:
-        """Create the MLflow run (SCHEDULED) the job will continue; return (experiment id, run id)."""
-        from mlflow.entities import Param, RunStatus
+        """Create the MLflow run (SCHEDULED) the job will continue; return (experiment id, run id).
+
+        ``schedule=False`` leaves the params and the SCHEDULED status to ``schedule_run``,
+        for a caller that writes them while the job is being submitted."""
         from mlflow.exceptions import MlflowException
 
         all_tags = {"mlflow.user": _user(), "mlflow.source.type": "PROJECT", **tags}
@@ -160,11 +164,18 @@ class Tracker:
             run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
             self._experiment_ids[experiment_name] = (experiment_id, time.monotonic())
         run_id = run.info.run_id
+        if schedule:
+            self.schedule_run(run_id, params)
+        return experiment_id, run_id
+
+    def schedule_run(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Log the run's params and set it SCHEDULED (the status create_run cannot give)."""
+        from mlflow.entities import Param, RunStatus
+
         param_objs = [Param(str(k), str(v)) for k, v in params.items()]
         for batch in _chunks(param_objs, MAX_PARAMS_PER_BATCH):
             self.client.log_batch(run_id, params=list(batch))
         self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.SCHEDULED))
-        return experiment_id, run_id
 
     def _experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created if missing; safe against a concurrent creator."""
