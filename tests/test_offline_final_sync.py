@@ -84,3 +84,20 @@ async def test_a_final_copy_failing_for_too_long_ends_the_run_with_a_note(hpcml_
         assert engine.tracker.client.get_run(run.mlflow_run_id).data.metrics == {"loss": 0.5}
     finally:
         await engine.close()
+
+
+async def test_params_and_status_are_in_mlflow_when_submit_returns(hpcml_data: Path, project: Path):
+    # Offline runs write them while the job is being submitted; submit waits for them.
+    (project / "MLproject").write_text(
+        "name: syncy\nentry_points:\n  main:\n    parameters: {lr: {type: float, default: 0.1}}\n"
+        "    command: python job.py\n")
+    engine = Engine(data_dir=hpcml_data)
+    try:
+        run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="offline.yaml",
+                                                     parameters={"lr": 0.5}))
+        mlflow_run = engine.tracker.client.get_run(run.mlflow_run_id)
+        assert mlflow_run.data.params == {"lr": "0.5"}
+        assert run.state in (RunState.QUEUED, RunState.RUNNING)
+        assert mlflow_run.info.status == ("SCHEDULED" if run.state == RunState.QUEUED else "RUNNING")
+    finally:
+        await engine.close()
