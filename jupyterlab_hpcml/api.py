@@ -703,7 +703,7 @@ async def _submit_cell(engine: Engine, code: str, req: Any, header: str) -> RunR
     service = engine.runs
     project_dir = await asyncio.to_thread(project_mod.find_project_root, Path(req.project))
     spec = await asyncio.to_thread(project_mod.load_project, project_dir)  # every problem first
-    cfg = await asyncio.to_thread(service._load_config, project_dir, req.backend_config,
+    cfg = await asyncio.to_thread(service.backend_config, project_dir, req.backend_config,
                                   req.overrides)
     assert spec.mlproject_file is not None
     mlproject = yaml.safe_load(spec.mlproject_file.read_text(encoding="utf-8"))

@@ -89,6 +89,16 @@ def api(jp_fetch: Fetch) -> Callable[..., Awaitable[Any]]:
     return call
 
 
+@pytest.fixture
+def lab_credentials():
+    """Credentials entered through the REST API live in process memory: forget them after."""
+    from jupyterlab_hpcml.backends.credentials import MEMORY
+
+    yield MEMORY
+    for connection in MEMORY.known():
+        MEMORY.forget(connection)
+
+
 async def wait_for_state(api: Callable[..., Awaitable[Any]], run_id: str, states: set[str],
                          timeout: float = 90) -> dict[str, Any]:
     import asyncio

@@ -208,13 +208,39 @@ async def test_wrong_credentials_give_a_clear_message(api, fc_project, monkeypat
     assert wrong not in json.dumps(run) and wrong not in "\n".join(log_records)
 
 
-async def test_missing_credentials_name_the_variables(api, fc_project, monkeypatch):
+async def test_credentials_entered_in_the_lab_are_used_and_never_shown(
+    api, fc_project, firecrest, monkeypatch, log_records, lab_credentials
+):
     monkeypatch.delenv("MANTIK_FIRECREST_CLIENT_ID")
     monkeypatch.delenv("MANTIK_FIRECREST_CLIENT_SECRET")
-    run = await submit(api)
-    run = await wait_for_state(api, run["id"], TERMINAL, timeout=30)
-    assert run["state"] == "FAILED"
-    assert "MANTIK_FIRECREST_CLIENT_ID" in run["state_history"][-1]["message"]
+    body = {"project": "toy", "backend_config": "firecrest.yaml", "parameters": {"steps": 1}}
+    status, missing = await api("POST", "runs", body)
+    assert status == 400 and "MANTIK_FIRECREST_CLIENT_ID" in missing["message"]
+    assert missing["reason"] == "credentials_missing" and missing["kind"] == "firecrest"
+    assert missing["fields"] == [["client_id", "client_secret"], ["api_key"]]
+    assert (await api("GET", "runs"))[1]["total"] == 0  # nothing was created
+
+    where = {"project": "toy", "backend_config": "firecrest.yaml"}
+    status, answer = await api("PUT", "credentials", {**where, "values": {"client_id": CLIENT_ID}})
+    assert status == 400 and answer["problems"][0]["key"] == "values"
+    status, answer = await api("PUT", "credentials", {**where, "values": {"password": CANARY}})
+    assert status == 400 and answer["problems"][0]["key"] == "values.password"
+    assert CANARY not in json.dumps(answer)
+    status, answer = await api("PUT", "credentials", {
+        **where, "values": {"client_id": CLIENT_ID, "client_secret": CANARY}})
+    assert status == 200 and answer == {"connection": missing["connection"], "kind": "firecrest",
+                                        "fields": ["client_id", "client_secret"]}
+    assert (await api("GET", "credentials"))[1] == {"connections": [missing["connection"]]}
+
+    status, run = await api("POST", "runs", body)
+    assert status == 201, run
+    run = await wait_for_state(api, run["id"], TERMINAL, timeout=60)
+    assert run["state"] == "FINISHED", run
+    assert CANARY not in json.dumps(run) and CANARY not in "\n".join(log_records)
+
+    status, _ = await api("DELETE", "credentials", connection=missing["connection"])
+    assert status == 204 and (await api("GET", "credentials"))[1] == {"connections": []}
+    assert (await api("POST", "runs", body))[0] == 400
 
 
 # ---------------------------------------------------------------- backend level

@@ -104,3 +104,21 @@ async def test_experiments_lists_mlflow_experiments(api, toy_project):
     names = [e["name"] for e in answer["experiments"]]
     assert "picker-test" in names
     assert all(isinstance(e["id"], str) for e in answer["experiments"])
+
+
+def test_every_route_and_method_is_in_the_openapi_file() -> None:
+    import inspect
+    import re
+
+    from jupyterlab_hpcml.handlers import HANDLERS
+
+    spec = yaml.safe_load((Path(__file__).parents[1] / "docs" / "openapi.yaml").read_text())
+    routes = {}
+    for pattern, handler in HANDLERS:
+        path = "/" + re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
+        methods = {m for m in ("get", "post", "put", "delete", "patch")
+                   if m in vars(handler) and inspect.isfunction(vars(handler)[m])}
+        routes[path] = methods
+    assert set(routes) == set(spec["paths"])
+    for path, methods in routes.items():
+        assert methods == set(spec["paths"][path]) - {"parameters"}, path

@@ -181,6 +181,31 @@ async def test_wrong_credentials_give_a_clear_message(api, uc_project, monkeypat
     assert wrong not in json.dumps(run) and wrong not in "\n".join(log_records)
 
 
+async def test_token_entered_in_the_lab_is_used_and_never_shown(
+    api, uc_project, monkeypatch, log_records, lab_credentials
+):
+    monkeypatch.delenv("MANTIK_UNICORE_USERNAME")
+    monkeypatch.delenv("MANTIK_UNICORE_PASSWORD")
+    body = {"project": "toy", "backend_config": "unicore.yaml", "parameters": {"steps": 1}}
+    status, missing = await api("POST", "runs", body)
+    assert status == 400 and missing["reason"] == "credentials_missing"
+    assert missing["kind"] == "unicore" and missing["fields"] == [["username", "password"], ["token"]]
+    where = {"project": "toy", "backend_config": "unicore.yaml"}
+    status, answer = await api("PUT", "credentials", {**where, "values": {"username": USER, "password": "wrong-pw-canary"}})
+    assert status == 200
+    status, run = await api("POST", "runs", body)
+    run = await wait_for_state(api, run["id"], TERMINAL, timeout=30)
+    assert run["state"] == "FAILED" and "refused the credentials" in run["state_history"][-1]["message"]
+    # Entered again: the backend logs in with the new ones (no restart).
+    status, answer = await api("PUT", "credentials", {**where, "values": {"token": TOKEN}})
+    assert status == 200 and answer["fields"] == ["token"]
+    status, run = await api("POST", "runs", body)
+    run = await wait_for_state(api, run["id"], TERMINAL, timeout=60)
+    assert run["state"] == "FINISHED", run
+    shown = json.dumps(run) + json.dumps(answer) + "\n".join(log_records)
+    assert TOKEN not in shown and "wrong-pw-canary" not in shown
+
+
 async def test_bearer_token_auth(api, uc_project, monkeypatch):
     monkeypatch.delenv("MANTIK_UNICORE_USERNAME")
     monkeypatch.delenv("MANTIK_UNICORE_PASSWORD")

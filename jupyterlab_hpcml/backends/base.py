@@ -123,6 +123,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def supported_features(self) -> Features: ...
 
+    def check_ready(self) -> None:
+        """Raise UserInputError when the backend cannot be used as configured (e.g. no
+        credentials), before a submission creates anything. Cheap: no network."""
+
     def run_dir_for(self, run: RunRecord) -> str | None:
         """Where ``prepare`` will put the run, when known beforehand (absolute job-side paths
         can then be baked into files such as the offline MLflow store)."""

@@ -329,7 +329,7 @@ def render_batch_script(
     else:
         step = shlex.quote(job.command)
     out.append('[ "$__hpcml_signal" = null ] || __hpcml_finish 143')
-    out.append(f'date +%s > "$__hpcml_meta/started"')
+    out.append('date +%s > "$__hpcml_meta/started"')
     out.append(f"__hpcml_rc=0; __hpcml_run {step} || __hpcml_rc=$?")
 
     post = command_list(env.get("PostRunCommandOnComputeNode"))

@@ -65,8 +65,42 @@ class Secret:
         return bool(self._value)
 
 
+# Per backend kind, the alternative complete sets of fields a user may enter in the UI.
+FIELDS: dict[str, list[list[str]]] = {
+    "firecrest": [["client_id", "client_secret"], ["api_key"]],
+    "unicore": [["username", "password"], ["token"]],
+}
+
+
 class CredentialsMissing(UserInputError):
-    """No credentials for a connection: the message says which variables to set."""
+    """No credentials for a connection: the message says which variables to set, and
+    ``details`` tells the UI what to ask for (kind, connection, field sets)."""
+
+    def __init__(self, problem: Problem, *, kind: str, connection: str):
+        super().__init__(problem)
+        self.details = {"reason": "credentials_missing", "kind": kind, "connection": connection,
+                        "fields": FIELDS[kind]}
+
+
+def checked_values(kind: str, values: Any) -> dict[str, str]:
+    """Exactly one complete set of ``FIELDS[kind]`` with non-empty strings, or UserInputError."""
+    if kind not in FIELDS:
+        raise UserInputError(Problem(f"a {kind} backend takes no credentials", key="backend_config"))
+    if not isinstance(values, dict):
+        raise UserInputError(Problem("must be an object of field names to values", key="values"))
+    sets = FIELDS[kind]
+    known = {f for s in sets for f in s}
+    problems = [Problem(f"unknown field; expected one of: {', '.join(' + '.join(s) for s in sets)}",
+                        key=f"values.{k}") for k in values if k not in known]
+    given = {k: v for k, v in values.items() if k in known}
+    problems += [Problem("must be a non-empty string", key=f"values.{k}")
+                 for k, v in given.items() if not isinstance(v, str) or not v.strip()]
+    if not problems and sorted(given) not in [sorted(s) for s in sets]:
+        problems.append(Problem(
+            f"give exactly one of: {'; '.join(' + '.join(s) for s in sets)}", key="values"))
+    if problems:
+        raise UserInputError(problems)
+    return {k: str(v).strip() if k in ("client_id", "username") else str(v) for k, v in given.items()}
 
 
 # ---------------------------------------------------------------- in-memory store
@@ -78,11 +112,19 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data: dict[str, dict[str, Secret | str]] = {}
+        self._versions: dict[str, int] = {}
 
     def set(self, connection: str, values: dict[str, Any]) -> None:
         clean = {k: (Secret(v) if _is_secret_field(k) else str(v)) for k, v in values.items() if v}
         with self._lock:
             self._data[connection] = clean
+            self._versions[connection] = self._versions.get(connection, 0) + 1
+
+    def version(self, connection: str) -> int:
+        """Changes whenever the connection's credentials are set or forgotten: a backend
+        holding a client made with older ones makes a new client."""
+        with self._lock:
+            return self._versions.get(connection, 0)
 
     def get(self, connection: str) -> dict[str, Secret | str]:
         with self._lock:
@@ -90,7 +132,8 @@ class MemoryStore:
 
     def forget(self, connection: str) -> None:
         with self._lock:
-            self._data.pop(connection, None)
+            if self._data.pop(connection, None) is not None:
+                self._versions[connection] = self._versions.get(connection, 0) + 1
 
     def known(self) -> list[str]:
         """Connections with credentials in memory (names only)."""
@@ -154,7 +197,7 @@ def firecrest_credentials(connection: str) -> FirecrestCredentials:
         "(or HPCML_FIRECREST_CLIENT_ID/_SECRET, HPCML_FIRECREST_API_KEY, HPCML_FIRECREST_TOKEN_COMMAND) "
         "in the environment of the Jupyter server, or enter them in the UI",
         key="Firecrest",
-    ))
+    ), kind="firecrest", connection=connection)
 
 
 # ---------------------------------------------------------------- UNICORE
@@ -191,7 +234,7 @@ def unicore_credentials(connection: str) -> UnicoreCredentials:
         "(or HPCML_UNICORE_USERNAME/_PASSWORD, or HPCML_UNICORE_TOKEN for a bearer token) in the "
         "environment of the Jupyter server, or enter them in the UI",
         key="UnicoreApiUrl",
-    ))
+    ), kind="unicore", connection=connection)
 
 
 def _as_secret(value: Secret | str) -> Secret:

@@ -62,6 +62,7 @@ from .base import (
     Snapshot,
 )
 from .credentials import (
+    MEMORY,
     ApiKeyHeaderAuth,
     AsyncClientCredentialsAuth,
     AsyncTokenCommandAuth,
@@ -170,6 +171,8 @@ class FirecrestBackend(Backend):
         self.machine = str(fc.get("Machine") or "")
         self.work_dir = fc.get("WorkDir")
         self._client: Any = None
+        self._creds_version = 0  # MEMORY.version of the credentials the client was made with
+        self._retired: list[Any] = []  # clients replaced after new credentials
         self._auth: Any = None
         self._base: str | None = None
         self._api_version: str | None = None
@@ -211,10 +214,17 @@ class FirecrestBackend(Backend):
         return AsyncClientCredentialsAuth(creds.client_id, creds.client_secret, self.token_url,
                                           timeout=self.http_timeout)
 
+    def check_ready(self) -> None:
+        firecrest_credentials(self.connection_name)  # raises CredentialsMissing
+
     def client(self) -> Any:
+        if self._client is not None and self._creds_version != MEMORY.version(self.connection_name):
+            self._retired.append(self._client)  # closed with the backend (it may be mid-request)
+            self._client = None  # credentials entered in the UI since: a client with them
         if self._client is None:
             from firecrest.v2 import AsyncFirecrest
 
+            self._creds_version = MEMORY.version(self.connection_name)
             self._auth = self._new_auth()
             client = AsyncFirecrest(self.api_url, authorization=self._auth)
             client.timeout = httpx.Timeout(self.http_timeout, connect=10.0)
@@ -560,12 +570,14 @@ class FirecrestBackend(Backend):
             pass  # already gone: the next poll reports its end
 
     async def close(self) -> None:
-        if self._client is not None:
+        for client in [*self._retired, self._client]:
+            if client is None:
+                continue
             try:
-                await self._client.close_session()
+                await client.close_session()
             except Exception:  # noqa: BLE001 - closing must not fail shutdown
                 pass
-            self._client = None
+        self._client, self._retired = None, []
 
 
 class _Ambiguous(Exception):

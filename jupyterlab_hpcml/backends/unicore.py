@@ -61,7 +61,7 @@ from .base import (
     Snapshot,
 )
 from .batchscript import command_list
-from .credentials import CredentialsMissing, unicore_credentials
+from .credentials import MEMORY, CredentialsMissing, unicore_credentials
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,7 @@ class UnicoreBackend(Backend):
         super().__init__(config, data_dir)
         self.url = str(config.get("UnicoreApiUrl") or "").rstrip("/")
         self._client: Any = None
+        self._creds_version = 0  # MEMORY.version of the credentials the client was made with
         self._client_lock = threading.Lock()
         self._pending: dict[str, tuple[Snapshot, dict[str, bytes], ProgressCallback | None]] = {}
         self._storages: dict[str, str] = {}  # job id → working-directory storage URL
@@ -248,9 +249,15 @@ class UnicoreBackend(Backend):
 
     # ------------------------------------------------------------ client and errors
 
+    def check_ready(self) -> None:
+        unicore_credentials(self.connection_name)  # raises CredentialsMissing
+
     def _sync_client(self) -> Any:
         with self._client_lock:
+            if self._client is not None and self._creds_version != MEMORY.version(self.connection_name):
+                self._client = None  # credentials entered in the UI since: log in with them
             if self._client is None:
+                self._creds_version = MEMORY.version(self.connection_name)
                 from pyunicore.client import Client, Transport
                 from pyunicore.credentials import BearerToken, UsernamePassword
 
@@ -273,7 +280,7 @@ class UnicoreBackend(Backend):
                         raise RemoteError(
                             f"UNICORE at {self.url} refused the credentials of {who} "
                             f"({_describe(exc)}): check MANTIK_UNICORE_USERNAME / MANTIK_UNICORE_PASSWORD "
-                            "(or HPCML_UNICORE_TOKEN)"
+                            "(or HPCML_UNICORE_TOKEN), or enter them again in the lab"
                         ) from None
                     code = _status_of(exc)
                     if code is not None and (code >= 500 or code == 429):

@@ -109,6 +109,7 @@ class RunService:
             project_mod.resolve_command, project, req.entry_point, req.parameters, storage_dir
         )
         backend = self.registry.get(cfg.kind, cfg.data, cfg.connection_name)
+        backend.check_ready()  # e.g. credentials: refused before anything is created
 
         if snapshot is None:
             snapshot = await asyncio.to_thread(
@@ -221,6 +222,11 @@ class RunService:
             spec = project_mod.load_project(Path(tmp))
             spec.path = project_dir
             return spec
+
+    def backend_config(self, project: Path, config: str | None,
+                       overrides: Overrides = ()) -> config_mod.BackendConfig:
+        """The backend config a submission of ``project`` naming ``config`` would use."""
+        return self._load_config(project_mod.find_project_root(project), config, overrides)
 
     def _load_config(self, project_dir: Path, config: str | None,
                      overrides: Overrides) -> config_mod.BackendConfig:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .configs import SaveConfigHandler
+from .credentials import CredentialsHandler
 from .experiments import ExperimentsHandler
 from .meta import ConfigSchemaHandler, FeaturesHandler
 from .outputs import (
@@ -37,4 +38,5 @@ HANDLERS = [
     (r"runs-view/histories", MetricHistoriesHandler),
     (r"project/config", SaveConfigHandler),
     (r"experiments", ExperimentsHandler),
+    (r"credentials", CredentialsHandler),
 ]

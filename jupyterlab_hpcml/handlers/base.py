@@ -81,7 +81,9 @@ class HpcmlHandler(APIHandler):
         problems = [p.to_dict() for p in getattr(e, "problems", [])]
         self.log.info("hpcml: %s %s → %s: %s", self.request.method, self.request.path, e.status, e)
         self.clear()
-        self.write_json({"message": str(e), "problems": problems}, status=e.status)
+        # e.g. what the UI should ask for when credentials are missing (never a secret)
+        details = getattr(e, "details", None) or {}
+        self.write_json({"message": str(e), "problems": problems, **details}, status=e.status)
 
 
 def authenticated(method: Any) -> Any:
