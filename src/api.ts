@@ -5,6 +5,8 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { errorFromResponse } from './errors';
 import {
+  ICredentialsAnswer,
+  ICredentialsRequest,
   IFeaturesResponse,
   IFileInfo,
   ILogChunk,
@@ -158,4 +160,29 @@ export function getProject(path: string): Promise<IProject> {
 /** The JSON Schema of backend config files. */
 export function getBackendConfigSchema(): Promise<Record<string, unknown>> {
   return requestAPI<Record<string, unknown>>('schema/backend-config');
+}
+
+/**
+ * Hand FirecREST/UNICORE credentials to the server, which keeps them in its
+ * memory only (for the connection of `backend_config`) and never echoes them.
+ *
+ * @throws {HpcmlApiError} 400 with `problems` (keys `values.<field>`) for
+ *   missing or unknown fields
+ */
+export function setCredentials(req: ICredentialsRequest): Promise<ICredentialsAnswer> {
+  return requestAPI<ICredentialsAnswer>('credentials', {
+    method: 'PUT',
+    body: JSON.stringify(req)
+  });
+}
+
+/** Names of the connections whose credentials the server holds in memory. */
+export async function listCredentials(): Promise<string[]> {
+  const answer = await requestAPI<{ connections: string[] }>('credentials');
+  return answer.connections;
+}
+
+/** Make the server forget the credentials entered for `connection`. */
+export async function forgetCredentials(connection: string): Promise<void> {
+  await requestAPI<void>(`credentials${query({ connection })}`, { method: 'DELETE' });
 }

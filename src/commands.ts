@@ -15,6 +15,8 @@ export namespace CommandIDs {
    * `runId`: pre-fill from that run, for a re-run).
    */
   export const openSubmit = 'hpcml:open-submit';
+  /** Make the server forget FirecREST/UNICORE credentials entered in the lab (asks which). No args. */
+  export const forgetCredentials = 'hpcml:forget-credentials';
   /** Open (or reveal) the runs tab. No args. */
   export const openRuns = 'hpcml:open-runs';
   /** Open the detail view of one run. Args: {@link IOpenRunArgs}. */

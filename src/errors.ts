@@ -3,16 +3,33 @@
  */
 import { IErrorBody, IProblem } from './types';
 
+/** Fields of an error body besides `message` and `problems`. */
+export type ErrorDetails = Pick<IErrorBody, 'reason' | 'kind' | 'connection' | 'fields'>;
+
 /** An answer of the server extension with an error status. */
 export class HpcmlApiError extends Error {
   constructor(
     message: string,
     readonly status: number,
-    readonly problems: IProblem[] = []
+    readonly problems: IProblem[] = [],
+    details: ErrorDetails = {}
   ) {
     super(message);
     this.name = 'HpcmlApiError';
+    this.reason = details.reason;
+    this.kind = details.kind;
+    this.connection = details.connection;
+    this.fields = details.fields;
   }
+
+  /** Machine-readable cause, e.g. `credentials_missing`. */
+  readonly reason?: string;
+  /** With `credentials_missing`: the backend kind (`firecrest`, `unicore`). */
+  readonly kind?: string;
+  /** With `credentials_missing`: the connection that lacks credentials. */
+  readonly connection?: string;
+  /** With `credentials_missing`: alternative complete sets of field names. */
+  readonly fields?: string[][];
 }
 
 /** One problem as one line, like the server's `str(Problem)`. */
@@ -44,7 +61,20 @@ function toProblem(value: unknown): IProblem | null {
   return null;
 }
 
-/** Read the `message` and `problems` of an error body, tolerating any JSON. */
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value ? value : undefined;
+}
+
+/** A list of lists of strings, else undefined. */
+function fieldSets(value: unknown): string[][] | undefined {
+  const isSet = (v: unknown): v is string[] =>
+    Array.isArray(v) && v.length > 0 && v.every(f => typeof f === 'string' && f);
+  return Array.isArray(value) && value.length > 0 && value.every(isSet)
+    ? value.map(set => [...set])
+    : undefined;
+}
+
+/** Read an error body (`message`, `problems`, `reason`, ...), tolerating any JSON. */
 export function readErrorBody(body: unknown): IErrorBody {
   if (!isRecord(body)) {
     return {};
@@ -61,7 +91,14 @@ export function readErrorBody(body: unknown): IErrorBody {
       : typeof body.reason === 'string' && body.reason
         ? body.reason
         : undefined;
-  return { message, problems };
+  return {
+    message,
+    problems,
+    reason: text(body.reason),
+    kind: text(body.kind),
+    connection: text(body.connection),
+    fields: fieldSets(body.fields)
+  };
 }
 
 /**
@@ -82,7 +119,7 @@ export function errorFromResponse(
   } catch {
     parsed = undefined;
   }
-  const { message, problems = [] } = readErrorBody(parsed);
+  const { message, problems = [], ...extra } = readErrorBody(parsed);
   const details = problems.map(formatProblem).join('\n');
   let summary: string;
   if (!message) {
@@ -92,5 +129,5 @@ export function errorFromResponse(
   } else {
     summary = message;
   }
-  return new HpcmlApiError(summary, status, problems);
+  return new HpcmlApiError(summary, status, problems, extra);
 }

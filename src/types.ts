@@ -38,6 +38,32 @@ export interface IProblem {
 export interface IErrorBody {
   message?: string;
   problems?: IProblem[];
+  /** Machine-readable cause, e.g. `credentials_missing`. */
+  reason?: string;
+  /** With `credentials_missing`: the backend kind (`firecrest`, `unicore`). */
+  kind?: string;
+  /** With `credentials_missing`: the connection that lacks credentials. */
+  connection?: string;
+  /** With `credentials_missing`: alternative complete sets of field names. */
+  fields?: string[][];
+}
+
+/** Body of PUT /hpcml/api/credentials (values are never echoed back). */
+export interface ICredentialsRequest {
+  /** The project path, as in a submission. */
+  project: string;
+  /** The backend config path, as in a submission. */
+  backend_config: string;
+  /** One complete set of fields, e.g. {username, password}. */
+  values: Record<string, string>;
+}
+
+/** Answer of PUT /hpcml/api/credentials. */
+export interface ICredentialsAnswer {
+  connection: string;
+  kind: string;
+  /** The names of the fields stored (never their values). */
+  fields: string[];
 }
 
 /** Run states (mirrors the server's RunState). */

@@ -45,9 +45,11 @@ export function SubmitBar(props: {
             aria-label={trans.__('Code upload')}
           />
           <span className="jp-hpcml-Muted">
-            {progress
-              ? trans.__('%1 of %2 sent', formatBytes(progress.sent), formatBytes(progress.total))
-              : trans.__('Preparing and submitting…')}
+            {model.awaitingCredentials
+              ? trans.__('Waiting for the credentials of %1…', model.awaitingCredentials)
+              : progress
+                ? trans.__('%1 of %2 sent', formatBytes(progress.sent), formatBytes(progress.total))
+                : trans.__('Preparing and submitting…')}
           </span>
         </div>
       )}

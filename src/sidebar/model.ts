@@ -37,6 +37,7 @@ import {
   defaultRunName,
   isInside
 } from './defaults';
+import { AskCredentials, credentialsNeeded, enterCredentials } from './credentials';
 import { IProgress, watchUpload } from './progress';
 import { listExperiments, saveConfigSections } from './requests';
 
@@ -45,6 +46,12 @@ export interface ISubmitModelOptions {
   defaultBackend: () => string;
   /** The pollInterval setting in seconds (state of the last run). */
   pollInterval: () => number;
+  /**
+   * The credentials dialog: when a submission answers `credentials_missing`,
+   * the model asks, stores the values on the server and submits once more.
+   * Without it, that answer is shown like any other error.
+   */
+  askCredentials?: AskCredentials;
 }
 
 function errorText(error: unknown): string {
@@ -80,6 +87,8 @@ export class SubmitModel {
   rerunOf: IRun | null = null;
   errors: ISubmitErrors = emptyErrors();
   submitting = false;
+  /** The connection whose credentials the dialog is asking for, while it is open. */
+  awaitingCredentials: string | null = null;
   progress: IProgress | null = null;
   saving = false;
   notice: string | null = null;
@@ -268,27 +277,31 @@ export class SubmitModel {
       rerunOf !== null &&
       rerunOf.entry_point === ep.name &&
       configPathOfRun(rerunOf.project_path, rerunOf.config_path) === this.configPath;
-    const request = sameSource
-      ? rerun(rerunOf.id, { parameters, overrides, run_name: runName, experiment_name: experiment })
-      : submitRun({
-          project: project.path,
-          entry_point: ep.name,
-          parameters,
-          backend_config: this.configPath || null,
-          overrides,
-          run_name: runName,
-          experiment_name: experiment
-        });
+    const configPath = this.configPath;
+    const send = (): Promise<IRun> =>
+      sameSource
+        ? rerun(rerunOf.id, { parameters, overrides, run_name: runName, experiment_name: experiment })
+        : submitRun({
+            project: project.path,
+            entry_point: ep.name,
+            parameters,
+            backend_config: configPath || null,
+            overrides,
+            run_name: runName,
+            experiment_name: experiment
+          });
+    const upload = (): Promise<IRun> =>
+      watchUpload(send(), runName, Date.now() / 1000, progress => {
+        this.progress = progress;
+        this.emit();
+      });
     this.submitting = true;
     this.progress = null;
     this.errors = emptyErrors();
     this.notice = null;
     this.emit();
     try {
-      const run = await watchUpload(request, runName, Date.now() / 1000, progress => {
-        this.progress = progress;
-        this.emit();
-      });
+      const run = await this.withCredentials(upload, project.path, configPath);
       this.lastRun = run;
       this.dirty = false;
       this.runName = defaultRunName(ep.name);
@@ -336,6 +349,39 @@ export class SubmitModel {
   }
 
   // ------------------------------------------------------------ helpers
+
+  /**
+   * `send()`; when the server lacks credentials, ask for them, store them on
+   * the server and send once more. On Cancel, the first error is thrown.
+   */
+  private async withCredentials<T>(
+    send: () => Promise<T>,
+    project: string,
+    configPath: string
+  ): Promise<T> {
+    try {
+      return await send();
+    } catch (error) {
+      const needed = credentialsNeeded(error);
+      const ask = this.options.askCredentials;
+      if (!needed || !ask || !configPath) {
+        throw error;
+      }
+      this.awaitingCredentials = needed.connection;
+      this.emit();
+      let entered: boolean;
+      try {
+        entered = await enterCredentials(needed, { project, backend_config: configPath }, ask);
+      } finally {
+        this.awaitingCredentials = null;
+        this.emit();
+      }
+      if (!entered) {
+        throw error;
+      }
+      return send();
+    }
+  }
 
   private clientParamErrors(): Record<string, string[]> {
     if (!this.entryPoint) {

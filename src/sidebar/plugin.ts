@@ -15,6 +15,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { CommandIDs, IOpenSubmitArgs } from '../commands';
 import { DEFAULT_SETTINGS, IHpcmlSettings, normalizeSettings, SETTINGS_PLUGIN_ID } from '../settings';
+import { askCredentials, forgetCredentialsDialog } from './credentialsDialog';
 import { hpcmlIcon } from './icon';
 import { SubmitModel } from './model';
 import { SubmitPanel } from './SubmitPanel';
@@ -59,7 +60,9 @@ export const sidebarPlugin: JupyterFrontEndPlugin<void> = {
 
     const model = new SubmitModel({
       defaultBackend: () => settings.defaultBackend,
-      pollInterval: () => settings.pollInterval
+      pollInterval: () => settings.pollInterval,
+      askCredentials: (needed, problems, choice) =>
+        askCredentials(needed, problems, choice, trans)
     });
     const openRun = (runId: string): void => {
       if (app.commands.hasCommand(CommandIDs.openRun)) {
@@ -106,6 +109,13 @@ export const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       }
     });
     palette?.addItem({ command: CommandIDs.openSubmit, category: trans.__('HPC ML') });
+
+    app.commands.addCommand(CommandIDs.forgetCredentials, {
+      label: trans.__('Forget credentials entered in the lab…'),
+      caption: trans.__('Make the server forget FirecREST/UNICORE credentials typed in the lab'),
+      execute: () => forgetCredentialsDialog(trans)
+    });
+    palette?.addItem({ command: CommandIDs.forgetCredentials, category: trans.__('HPC ML') });
     app.contextMenu.addItem({
       command: CommandIDs.openSubmit,
       args: { fromFileBrowser: true },
