@@ -33,9 +33,6 @@ class HpcmlApp(ExtensionApp):
         help="MLflow tracking store or server (default: $MLFLOW_TRACKING_URI, else an "
         "embedded SQLite store in the data dir)."
     ).tag(config=True)
-    connections_file = Unicode(
-        help="YAML/JSON file of named cluster connections (default: <data dir>/connections.yaml)."
-    ).tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -44,10 +41,6 @@ class HpcmlApp(ExtensionApp):
     @default("mlflow_tracking_uri")
     def _default_tracking_uri(self) -> str:
         return os.environ.get("MLFLOW_TRACKING_URI", "")
-
-    @default("connections_file")
-    def _default_connections_file(self) -> str:
-        return str(Path(self.data_dir) / "connections.yaml")
 
     def initialize_settings(self) -> None:
         self.engine = Engine(
