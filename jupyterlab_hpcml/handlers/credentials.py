@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..backends.credentials import MEMORY, checked_values
 from ..engine.errors import Problem, UserInputError
 from .base import HpcmlHandler, authenticated
 
@@ -24,11 +23,15 @@ class CredentialsHandler(HpcmlHandler):
     @authenticated
     async def get(self) -> None:
         """The connections with credentials in memory (names only)."""
+        from ..backends.credentials import MEMORY  # with httpx: not at server start-up
+
         self.write_json({"connections": MEMORY.known()})
 
     @authenticated
     async def put(self) -> None:
         """Remember credentials for the connection of a project's backend config."""
+        from ..backends.credentials import MEMORY, checked_values
+
         req = self.body(CredentialsRequest)
         cfg = await asyncio.to_thread(
             self.engine.runs.backend_config, self.resolve_path(req.project), req.backend_config)
@@ -41,6 +44,8 @@ class CredentialsHandler(HpcmlHandler):
         connection = self.get_query_argument("connection", None)
         if not connection:
             raise UserInputError(Problem("give the connection to forget", key="connection"))
+        from ..backends.credentials import MEMORY
+
         MEMORY.forget(connection)
         self.set_status(204)
         self.finish()
