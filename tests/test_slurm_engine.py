@@ -270,3 +270,36 @@ async def test_array_job_elements_are_polled_one_by_one(engine, slurm):  # noqa:
             (RunState.FINISHED, 0), (RunState.FAILED, 1), (RunState.FAILED, 2)]
     finally:
         await backend.close()
+
+
+async def test_the_cluster_cache_drops_old_contents_no_kept_tree_uses(engine, tmp_path, slurm):  # noqa: F811
+    project = make_project(tmp_path / "toy", slurm)
+    (project / "unique.txt").write_text(os.urandom(8).hex())
+    req = SubmitRequest(project=str(project), backend_config="slurm.yaml", entry_point="fail",
+                        parameters={"code": 0})
+    first = await engine.runs.submit(req)
+    assert first.backend_job_id, first
+    cache = "~/hpcml/.cache"
+    kept_hash = ssh_cmd(slurm, f"sha256sum {first.run_dir}/unique.txt").split()[0]
+    old_unused, new_unused = "ab" + "0" * 62, "ab" + "1" * 62
+    ssh_cmd(slurm, " && ".join([
+        f"mkdir -p {cache}/objects/ab {cache}/moded/ab",
+        f"echo junk > {cache}/objects/ab/{old_unused}",
+        f"echo junk > {cache}/moded/ab/{old_unused}-644",
+        f"echo '[]' > {cache}/manifests/{old_unused}.json",
+        f"echo fresh > {cache}/objects/ab/{new_unused}",
+        # old, but the tree of the first submission uses it
+        f"touch -d '30 days ago' {cache}/objects/ab/{old_unused} {cache}/moded/ab/{old_unused}-644 "
+        f"{cache}/manifests/{old_unused}.json {cache}/objects/{kept_hash[:2]}/{kept_hash}",
+        f"rm -f {cache}/gc.stamp",
+    ]))
+    (project / "unique.txt").write_text(os.urandom(8).hex())  # a new tree: the helper prunes and collects
+    second = await engine.runs.submit(req)
+    assert second.backend_job_id, second
+    left = ssh_cmd(slurm, f"cd {cache} && ls objects/ab moded/ab manifests gc.stamp "
+                          f"objects/{kept_hash[:2]}/{kept_hash} 2>&1", check=False)
+    assert old_unused not in left and new_unused in left, left
+    assert "No such file" not in left, left  # the stamp is there and so is the old but used content
+    for run in (first, second):
+        assert (await wait_terminal(engine, run.id)).state == RunState.FINISHED
+    await engine.close()

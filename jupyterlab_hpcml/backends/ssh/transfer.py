@@ -27,7 +27,10 @@ trees are never written to), except files of 64 MiB and more (e.g. Apptainer ima
 which stay in ``objects/`` and are hard-linked
 into each run directory (``<n>`` in the tree's name). It is built in a temporary directory
 and renamed, so an existing tree is complete. The helper keeps the ``KEEP_TREES`` trees most
-recently built or planned (a run directory is a copy: pruning a tree harms no run).
+recently built or planned (a run directory is a copy: pruning a tree harms no run), and at
+most once a day deletes the contents, per-mode copies and manifests that no kept tree uses
+and that are older than ``MAX_AGE`` (under an exclusive ``flock``; helper commands hold it
+shared), so the cache does not fill the user's quota.
 
 The run directory itself is made by the shell fragment of :meth:`Uploader.materialise_command`,
 which the backend runs in the same command as ``sbatch``: ``cp -Rp`` of the tree (copies:
@@ -61,10 +64,11 @@ log = logging.getLogger(__name__)
 UPLOAD_CONCURRENCY = 8
 LINK_THRESHOLD = 64 << 20  # files this large are hard-linked from the cache, not copied
 KEEP_TREES = 16  # materialised snapshots kept on the cluster (most recently used)
+MAX_AGE = 14 * 86400  # seconds: unused cache contents older than this are deleted (daily)
 TREE_MISSING = 97  # exit status of the materialise fragment: the tree is gone, nothing was done
 
 HELPER = r'''
-import hashlib, json, os, shutil, sys, time
+import fcntl, hashlib, json, os, shutil, sys, time
 
 def atomic_write(path, data, mode=0o644):
     tmp = "%s.%d.tmp" % (path, os.getpid())
@@ -119,6 +123,53 @@ def prune(trees, keep, current):
             continue
         shutil.rmtree(gone, ignore_errors=True)
 
+def lock(cache, how):
+    """flock on the cache: helper commands share it, the collection holds it alone
+    (see collect). None where the file system has no locks: then nothing is collected."""
+    fd = os.open(os.path.join(cache, "gc.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, how)
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+def collect(cache, trees, max_age):
+    """At most once a day: delete the contents, per-mode copies and manifests that no kept
+    tree uses and that are older than max_age (seconds). A later submission that needs one
+    uploads it again; run directories hold copies or their own links, so no run is harmed."""
+    stamp = os.path.join(cache, "gc.stamp")
+    now = time.time()
+    try:
+        if now - os.stat(stamp).st_mtime < 86400:
+            return
+    except OSError:
+        pass
+    if SHARED is None:
+        return
+    try:  # from shared to exclusive: only when no other helper command runs
+        fcntl.flock(SHARED, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fcntl.flock(SHARED, fcntl.LOCK_SH)  # (a failed conversion may drop the shared lock)
+        return
+    try:
+        atomic_write(stamp, b"")
+        kept = set(n.rsplit("-L", 1)[0] for n in os.listdir(trees) if not n.startswith("."))
+        used = set(e[1] for sid in kept for e in (load(cache, sid) or []))
+        for sub, key in (("objects", lambda f: f), ("moded", lambda f: f.split("-", 1)[0]),
+                         ("manifests", lambda f: f[:-5] if f.endswith(".json") else f)):
+            keep = kept if sub == "manifests" else used
+            for dirpath, _dirs, files in os.walk(os.path.join(cache, sub)):
+                for f in files:
+                    path = os.path.join(dirpath, f)
+                    try:
+                        if key(f) not in keep and now - os.lstat(path).st_mtime > max_age:
+                            os.unlink(path)
+                    except OSError:
+                        pass
+    finally:
+        fcntl.flock(SHARED, fcntl.LOCK_SH)
+
 def build_tree(req, entries):
     cache, sid = req["cache"], req["id"]
     trees = os.path.join(cache, "trees")
@@ -160,6 +211,7 @@ def build_tree(req, entries):
     except OSError:  # built meanwhile by another submission
         shutil.rmtree(tmp, ignore_errors=True)
     prune(trees, req.get("keep_trees", 16), name)
+    collect(cache, trees, req.get("max_age", 14 * 86400))
 
 def plan(req):
     cache = req["cache"]
@@ -213,6 +265,8 @@ def tree(req):
     return {"missing": [], "tree": True}
 
 req = json.load(sys.stdin)
+os.makedirs(req["cache"], exist_ok=True)
+SHARED = lock(req["cache"], fcntl.LOCK_SH)  # no collection while this command runs
 out = {"plan": plan, "tree": tree}[req["op"]](req)
 sys.stdout.write(json.dumps(out))
 '''
@@ -359,6 +413,7 @@ class Uploader:
             answer = await self._call(cache, {
                 "op": "tree", "cache": cache, "id": snapshot.id, "incoming": incoming,
                 "extra_hashes": extra, "link_threshold": LINK_THRESHOLD, "keep_trees": KEEP_TREES,
+                "max_age": MAX_AGE,
             }, stats)
             # "missing" again: the cache was cleaned meanwhile
         if not answer.get("tree"):
@@ -401,7 +456,8 @@ class Uploader:
     def _plan_request(self, snapshot: Snapshot, cache: str, extra_hashes: list[str],
                       full: bool = False) -> dict[str, Any]:
         req: dict[str, Any] = {"op": "plan", "cache": cache, "id": snapshot.id, "extra_hashes": extra_hashes,
-                               "link_threshold": LINK_THRESHOLD, "keep_trees": KEEP_TREES}
+                               "link_threshold": LINK_THRESHOLD, "keep_trees": KEEP_TREES,
+                               "max_age": MAX_AGE}
         if snapshot.id in self.state.snapshots:
             return req  # the cluster has this manifest: nothing to describe
         base = None if full else self._base_manifest()
