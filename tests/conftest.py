@@ -99,6 +99,28 @@ def lab_credentials():
         MEMORY.forget(connection)
 
 
+async def submit_run(api: Callable[..., Awaitable[Any]], **body: Any) -> dict[str, Any]:
+    """POST runs (the toy project unless ``project`` is given); expects 201."""
+    body.setdefault("project", "toy")
+    status, run = await api("POST", "runs", body)
+    assert status == 201, run
+    return run
+
+
+async def mlflow_final(run: dict[str, Any], timeout: float = 20) -> str:
+    """The MLflow status once the engine's final offline sync is done (it sets it last)."""
+    import asyncio
+
+    from mlflow.tracking import MlflowClient
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = MlflowClient().get_run(run["mlflow_run_id"]).info.status
+        if status in ("FINISHED", "FAILED", "KILLED") or time.monotonic() > deadline:
+            return status
+        await asyncio.sleep(0.1)
+
+
 async def wait_for_state(api: Callable[..., Awaitable[Any]], run_id: str, states: set[str],
                          timeout: float = 90) -> dict[str, Any]:
     import asyncio

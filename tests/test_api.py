@@ -9,14 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from tornado.httpclient import HTTPClientError
 
-from .conftest import TERMINAL, wait_for_state
+from .conftest import TERMINAL, submit_run, wait_for_state
 
-
-async def submit(api, **body) -> dict:
-    body.setdefault("project", "toy")
-    status, run = await api("POST", "runs", body)
-    assert status == 201, run
-    return run
+submit = submit_run
 
 
 async def test_submit_runs_to_finished_and_tracks_in_mlflow(api, toy_project, hpcml_data):

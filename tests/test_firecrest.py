@@ -19,7 +19,7 @@ from jupyterlab_hpcml.backends.firecrest import FirecrestBackend, slurm_state
 from jupyterlab_hpcml.engine.errors import BackendUnavailable
 from jupyterlab_hpcml.engine.models import RunState
 
-from .conftest import TERMINAL, wait_for_state
+from .conftest import TERMINAL, mlflow_final, submit_run, wait_for_state
 from .servers.firecrest_server import FirecrestServer
 
 CLIENT_ID = "hpcml-test-client"
@@ -50,25 +50,11 @@ def fc_project(toy_project: Path, firecrest: FirecrestServer) -> Path:
 
 
 async def submit(api, **body) -> dict:
-    body.setdefault("project", "toy")
-    body.setdefault("backend_config", "firecrest.yaml")
-    status, run = await api("POST", "runs", body)
-    assert status == 201, run
-    return run
+    return await submit_run(api, **{"backend_config": "firecrest.yaml", **body})
 
 
 def states(run: dict) -> list[str]:
     return [c["state"] for c in run["state_history"]]
-
-
-async def mlflow_final(run: dict, timeout: float = 20) -> str:
-    """The MLflow status once the engine's final offline sync is done (it sets it last)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = MlflowClient().get_run(run["mlflow_run_id"]).info.status
-        if status in ("FINISHED", "FAILED", "KILLED") or time.monotonic() > deadline:
-            return status
-        await asyncio.sleep(0.1)
 
 
 # ---------------------------------------------------------------- end to end

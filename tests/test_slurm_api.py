@@ -9,12 +9,11 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .conftest import TERMINAL, wait_for_state
+from .conftest import TERMINAL, submit_run, wait_for_state
 from .slurm_cluster import CLUSTER_DIR, make_project, slurm, ssh_cmd  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("slurm")
@@ -26,11 +25,7 @@ def project(jp_root_dir, slurm):  # noqa: F811
 
 
 async def submit(api, **body) -> dict:
-    body.setdefault("project", "toy")
-    body.setdefault("backend_config", "slurm.yaml")
-    status, run = await api("POST", "runs", body)
-    assert status == 201, run
-    return run
+    return await submit_run(api, **{"backend_config": "slurm.yaml", **body})
 
 
 async def read_all(api, run_id: str, stream: str = "stdout") -> str:

@@ -19,7 +19,7 @@ from jupyterlab_hpcml.backends.unicore import UnicoreBackend, job_description, u
 from jupyterlab_hpcml.engine.errors import BackendUnavailable
 from jupyterlab_hpcml.engine.models import RunState
 
-from .conftest import TERMINAL, wait_for_state
+from .conftest import TERMINAL, mlflow_final, submit_run, wait_for_state
 from .servers.unicore_server import UnicoreServer
 
 USER = "demouser"
@@ -48,21 +48,7 @@ def uc_project(toy_project: Path, unicore: UnicoreServer) -> Path:
 
 
 async def submit(api, **body) -> dict:
-    body.setdefault("project", "toy")
-    body.setdefault("backend_config", "unicore.yaml")
-    status, run = await api("POST", "runs", body)
-    assert status == 201, run
-    return run
-
-
-async def mlflow_final(run: dict, timeout: float = 20) -> str:
-    """The MLflow status once the engine's final offline sync is done (it sets it last)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = MlflowClient().get_run(run["mlflow_run_id"]).info.status
-        if status in ("FINISHED", "FAILED", "KILLED") or time.monotonic() > deadline:
-            return status
-        await asyncio.sleep(0.1)
+    return await submit_run(api, **{"backend_config": "unicore.yaml", **body})
 
 
 # ---------------------------------------------------------------- end to end

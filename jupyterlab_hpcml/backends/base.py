@@ -9,11 +9,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel
 
+from ..engine.errors import Problem, UserInputError
 from ..engine.models import RunRecord, RunState
 
 # Inside every run directory: logs, job bookkeeping and the offline MLflow store.
@@ -104,6 +105,15 @@ class FileInfo:
     is_dir: bool
     size: int | None = None
     mtime: float | None = None
+
+
+def run_relpath(relpath: str, what: str = "path") -> str:
+    """``relpath`` normalised ("" for the run directory itself), refused when absolute or
+    with ``..``: every backend's first line of defence against paths leaving the run."""
+    p = PurePosixPath(relpath.replace("\\", "/")) if relpath else PurePosixPath(".")
+    if p.is_absolute() or ".." in p.parts:
+        raise UserInputError(Problem(f"{what} must stay inside the run directory: {relpath!r}"))
+    return "" if str(p) == "." else str(p)
 
 
 class Backend(abc.ABC):

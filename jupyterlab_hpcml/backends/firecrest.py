@@ -42,7 +42,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,6 +60,7 @@ from .base import (
     JobStatus,
     ProgressCallback,
     Snapshot,
+    run_relpath,
 )
 from .credentials import (
     MEMORY,
@@ -138,13 +139,6 @@ def _exit_code(value: Any) -> int | None:
 
 def _reason(reason: Any) -> str | None:
     return None if reason in (None, "", "None") else f"Slurm: {reason}"
-
-
-def _checked_rel(relpath: str) -> str:
-    p = PurePosixPath(relpath.replace("\\", "/")) if relpath else PurePosixPath(".")
-    if p.is_absolute() or ".." in p.parts:
-        raise UserInputError(Problem(f"path must stay inside the run directory: {relpath!r}"))
-    return "" if str(p) == "." else str(p)
 
 
 def _mtime(text: Any) -> float | None:
@@ -290,7 +284,7 @@ class FirecrestBackend(Backend):
     def _path(self, run: RunRecord, relpath: str = "") -> str:
         if not run.run_dir:
             raise NotFound(f"run {run.id} has no run directory yet")
-        rel = _checked_rel(relpath)
+        rel = run_relpath(relpath)
         return f"{run.run_dir.rstrip('/')}/{rel}" if rel else run.run_dir.rstrip("/")
 
     async def base_dir(self) -> str:
@@ -344,7 +338,7 @@ class FirecrestBackend(Backend):
         present = await self._present_objects(f"{base}/{OBJECTS}")
         extras = {k: v for k, v in (extra_files or {}).items()}
         for key in extras:
-            _checked_rel(key.rstrip("/"))
+            run_relpath(key.rstrip("/"))
         with tempfile.TemporaryDirectory(prefix="hpcml-fc-") as tmp:
             archive = Path(tmp) / f".hpcml-upload-{_safe_id(run.id)}.tar.gz"
             total = await asyncio.to_thread(_write_archive, archive, _safe_id(run.id), snapshot, extras, present)

@@ -34,6 +34,7 @@ from .base import (
     JobStatus,
     ProgressCallback,
     Snapshot,
+    run_relpath,
 )
 
 # The runner is started by file path in isolated mode (-I): it is stdlib-only, so it
@@ -109,14 +110,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _checked_relpath(relpath: str, what: str = "path") -> PurePosixPath:
-    """A relative path with no ``..``; the first line of defence against escapes."""
-    p = PurePosixPath(relpath.replace("\\", "/")) if relpath else PurePosixPath(".")
-    if p.is_absolute() or ".." in p.parts:
-        raise UserInputError(Problem(f"{what} must stay inside the run directory: {relpath!r}"))
-    return p
-
-
 def _env_value(value: Any) -> str:
     if isinstance(value, bool):  # YAML true/false → the shell's usual spelling
         return "true" if value else "false"
@@ -154,7 +147,7 @@ class LocalBackend(Backend):
     def _resolve(self, run: RunRecord, relpath: str) -> Path:
         """``relpath`` inside the run directory, also after following symlinks."""
         root = self._run_dir(run).resolve()
-        target = (root / _checked_relpath(relpath)).resolve()
+        target = (root / run_relpath(relpath)).resolve()
         if target != root and not target.is_relative_to(root):
             raise UserInputError(Problem(f"path leaves the run directory: {relpath!r}"))
         return target
@@ -194,7 +187,7 @@ class LocalBackend(Backend):
         run_dir = self._run_dir(run)
         # A key ending in "/" is an empty directory (the offline MLflow store needs some).
         extras = {
-            (_checked_relpath(k, "extra file"), k.endswith("/")): v
+            (PurePosixPath(run_relpath(k, "extra file")), k.endswith("/")): v
             for k, v in (extra_files or {}).items()
         }
         await asyncio.to_thread(self._prepare_sync, run_dir, snapshot, extras)

@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -59,6 +59,7 @@ from .base import (
     JobStatus,
     ProgressCallback,
     Snapshot,
+    run_relpath,
 )
 from .batchscript import command_list
 from .credentials import MEMORY, CredentialsMissing, unicore_credentials
@@ -111,13 +112,6 @@ def _int(value: Any) -> int | None:
         return int(str(value)) if value not in (None, "") else None
     except ValueError:
         return None
-
-
-def _checked_rel(relpath: str) -> str:
-    p = PurePosixPath(relpath.replace("\\", "/")) if relpath else PurePosixPath(".")
-    if p.is_absolute() or ".." in p.parts:
-        raise UserInputError(Problem(f"path must stay inside the run directory: {relpath!r}"))
-    return "" if str(p) == "." else str(p)
 
 
 def _mtime(text: Any) -> float | None:
@@ -357,7 +351,7 @@ class UnicoreBackend(Backend):
     ) -> str:
         extras = dict(extra_files or {})
         for key in extras:
-            _checked_rel(key.rstrip("/"))
+            run_relpath(key.rstrip("/"))
         self._pending[run.id] = (snapshot, extras, progress)
         await asyncio.to_thread(self._sync_client)  # fail early on credentials
         return "."
@@ -502,7 +496,7 @@ class UnicoreBackend(Backend):
         if not run.backend_job_id:
             return None
         storage = self._call_sync("opening the working directory", lambda: self._storage_url(run.backend_job_id))
-        rel = _checked_rel(relpath)
+        rel = run_relpath(relpath)
         return f"{storage}/files/{rel}" if rel else f"{storage}/files"
 
     async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
@@ -554,7 +548,7 @@ class UnicoreBackend(Backend):
             raise NotFound("the job has not been submitted yet")
         client = self._sync_client()
         storage = self._call_sync("opening the working directory", lambda: self._storage_url(run.backend_job_id))
-        root = _checked_rel(relpath)
+        root = run_relpath(relpath)
         out: list[FileInfo] = []
         todo = [root]
         while todo:

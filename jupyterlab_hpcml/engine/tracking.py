@@ -153,13 +153,14 @@ class Tracker:
 
         all_tags = {"mlflow.user": _user(), "mlflow.source.type": "PROJECT", **tags}
         all_tags["mlflow.runName"] = run_name
-        experiment_id, looked_up = self._experiment_ids.get(experiment_name, (None, 0.0))
-        try:
-            if experiment_id is None or time.monotonic() - looked_up > EXPERIMENT_ID_TTL:
-                raise LookupError(experiment_name)
-            run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
-        except (LookupError, MlflowException):
-            # Not looked up lately, or the remembered experiment was deleted since.
+        run = None
+        experiment_id, looked_up = self._experiment_ids.get(experiment_name, ("", 0.0))
+        if experiment_id and time.monotonic() - looked_up <= EXPERIMENT_ID_TTL:
+            try:
+                run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+            except MlflowException:
+                pass  # the remembered experiment was deleted since: look it up again
+        if run is None:
             experiment_id = self._experiment_id(experiment_name)
             run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
             self._experiment_ids[experiment_name] = (experiment_id, time.monotonic())
@@ -324,14 +325,15 @@ class Tracker:
     def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
         """One level of the run's artifacts, logged models included. Paths are relative to
         the artifact ROOT (MLflow's convention): an entry's path can be listed or downloaded."""
-        entries = _listing(self.client.get_run(run_id).info.artifact_uri, path)
+        run = self.client.get_run(run_id)
+        entries = _listing(run.info.artifact_uri, path)
         if not path:
             seen = {e.path for e in entries}
-            return entries + [FileInfo(path=m.name, is_dir=True) for m in self._logged_models(run_id)
+            return entries + [FileInfo(path=m.name, is_dir=True) for m in self._logged_models(run)
                               if m.name not in seen]
         if entries:
             return entries
-        model, rest = self._model_at(run_id, path)
+        model, rest = self._model_at(run, path)
         if model is None:
             return []
         return [FileInfo(path=f"{model.name}/{e.path}", is_dir=e.is_dir, size=e.size)
@@ -341,17 +343,18 @@ class Tracker:
         from mlflow.artifacts import download_artifacts
 
         dst_dir.mkdir(parents=True, exist_ok=True)
-        run_uri = self.client.get_run(run_id).info.artifact_uri
+        run = self.client.get_run(run_id)
+        run_uri = run.info.artifact_uri
         parent, _, name = path.rpartition("/")
         in_run = any(e.path.rpartition("/")[2] == name for e in _listing(run_uri, parent))
-        model, rest = (None, "") if in_run else self._model_at(run_id, path)
+        model, rest = (None, "") if in_run else self._model_at(run, path)
         root, rel = (model.artifact_location, rest) if model is not None else (run_uri, path)
         uri = f"{root.rstrip('/')}/{rel}" if rel else root
         return Path(download_artifacts(artifact_uri=uri, dst_path=str(dst_dir)))
 
-    def _logged_models(self, run_id: str) -> list[Any]:
-        """The MLflow 3 logged models whose source is this run."""
-        run = self.client.get_run(run_id)
+    def _logged_models(self, run: Any) -> list[Any]:
+        """The MLflow 3 logged models whose source is this run (an mlflow Run)."""
+        run_id = run.info.run_id
         models: list[Any] = []
         token = None
         while True:
@@ -363,10 +366,10 @@ class Tracker:
             if not token:
                 return models
 
-    def _model_at(self, run_id: str, path: str) -> tuple[Any, str]:
+    def _model_at(self, run: Any, path: str) -> tuple[Any, str]:
         """(logged model named by the first part of ``path``, the rest of it) or (None, "")."""
         name, _, rest = path.partition("/")
-        for model in self._logged_models(run_id):
+        for model in self._logged_models(run):
             if model.name == name:
                 return model, rest
         return None, ""

@@ -39,8 +39,8 @@ import tornado.web
 
 from ._common import (
     CountingState,
-    FaultyHandler,
     Faults,
+    FaultyHandler,
     LocalJob,
     ServerThread,
     TokenHandler,

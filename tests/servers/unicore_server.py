@@ -38,7 +38,7 @@ from typing import Any
 
 import tornado.web
 
-from ._common import CountingState, FaultyHandler, Faults, LocalJob, ServerThread, job_base_env
+from ._common import CountingState, Faults, FaultyHandler, LocalJob, ServerThread, job_base_env
 
 SITE = "TEST-SITE"
 

@@ -50,6 +50,7 @@ from ..base import (
     JobStatus,
     ProgressCallback,
     Snapshot,
+    run_relpath,
 )
 from ..batchscript import (
     HONOURED_RESOURCES,
@@ -126,13 +127,6 @@ def _exit_from_sacct(value: str) -> int | None:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "project"
-
-
-def _checked_relpath(relpath: str, what: str = "path") -> str:
-    p = PurePosixPath(relpath.replace("\\", "/")) if relpath else PurePosixPath(".")
-    if p.is_absolute() or ".." in p.parts:
-        raise UserInputError(Problem(f"{what} must stay inside the run directory: {relpath!r}"))
-    return "" if str(p) == "." else str(p)
 
 
 @dataclass
@@ -230,7 +224,7 @@ class SlurmBackend(Backend):
         root = run.run_dir
         if not root:
             raise NotFound(f"run {run.id} has no run directory yet")
-        rel = _checked_relpath(relpath)
+        rel = run_relpath(relpath)
         return root, posixpath.join(root, rel) if rel else root
 
     # ------------------------------------------------------------ prepare
@@ -248,7 +242,7 @@ class SlurmBackend(Backend):
         assert run_dir
         extras = {}
         for key, data in (extra_files or {}).items():
-            _checked_relpath(key.rstrip("/"), "extra file")
+            run_relpath(key.rstrip("/"), "extra file")
             extras[key] = _absolute_offline_paths(key, data, run_dir)
         links = self._apptainer_links(run, snapshot)
         cache = f"{base}/.cache"
