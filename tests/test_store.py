@@ -303,7 +303,7 @@ def test_reopen_keeps_data(tmp_path: Path) -> None:
     s.transition("keep0001", S.RUNNING)
     s.close()
     again = RunStore(path)
-    assert again.schema_version == 1
+    assert again.schema_version == len(MIGRATIONS)
     assert [c.state for c in again.get("keep0001").state_history] == [S.SUBMITTING, S.RUNNING]
     again.close()
 
@@ -320,7 +320,7 @@ def test_existing_v1_file_is_migrated(tmp_path: Path, monkeypatch: pytest.Monkey
     )
     monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, v2])
     s = RunStore(path)
-    assert s.schema_version == 2
+    assert s.schema_version == len(MIGRATIONS) + 1
     assert s.get("mig00001").mlflow_run_id == "mlf-1"
     assert raw_rows(path, "SELECT mlflow_run_id FROM runs") == [("mlf-1",)]
     s.close()
@@ -335,7 +335,7 @@ def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyP
         RunStore(path)
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
     s = RunStore(path)
-    assert s.schema_version == 1
+    assert s.schema_version == len(MIGRATIONS)
     assert raw_rows(path, "SELECT name FROM sqlite_master WHERE name = 'extra'") == []
     assert s.get("mig00002").id == "mig00002"
     s.close()

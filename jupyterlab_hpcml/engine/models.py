@@ -81,6 +81,7 @@ class RunRecord(BaseModel):
     submitter_host: str | None = None
     submitter_pid: int | None = None
     notes: list[str] = Field(default_factory=list)  # e.g. "Resources.GPUsPerNode ignored locally"
+    archived: bool = False  # hidden from default listings; reversible (RunService.archive)
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
 
@@ -91,3 +92,13 @@ class RunRecord(BaseModel):
     @property
     def ended_at(self) -> float | None:
         return next((c.at for c in self.state_history if c.state.terminal), None)
+
+
+class DeleteResult(BaseModel):
+    """What deleting a run removed and what it kept (and why), for every face to show."""
+
+    id: str
+    run_dir_removed: bool = False
+    mlflow_run_deleted: bool = False
+    snapshot_removed: bool = False
+    kept: list[str] = Field(default_factory=list)  # human notes: what stayed and where

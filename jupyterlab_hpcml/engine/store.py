@@ -96,8 +96,14 @@ _V1 = _sql(
     ) WITHOUT ROWID""",
 )
 
+# Archived runs are hidden from default listings; the index keeps that listing a range scan.
+_V2_ARCHIVED = _sql(
+    "ALTER TABLE runs ADD COLUMN archived INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX runs_by_archived ON runs (archived, created_at DESC, id)",
+)
+
 # Append only; never edit a released step. Step i brings the schema to version i + 1.
-MIGRATIONS: list[Migration] = [_V1]
+MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED]
 
 
 def _user_version(conn: sqlite3.Connection) -> int:
@@ -148,6 +154,7 @@ def _row(record: RunRecord) -> dict[str, Any]:
         "updated_at": record.updated_at,
         # The history table is the one copy of the history.
         "record": record.model_dump_json(exclude={"state_history"}),
+        "archived": int(record.archived),  # last: added by a migration (ALTER TABLE appends)
     }
 
 
@@ -177,11 +184,12 @@ _ROW_SQL = f"""SELECT id, name, project_name, entry_point, backend,
     json_extract(record, '$.connection'), backend_job_id, state, created_at, updated_at,
     {_STARTED}, {_ENDED}, json_extract(record, '$.exit_code'),
     json_extract(record, '$.mlflow_run_id'), json_extract(record, '$.mlflow_experiment_id'),
-    experiment_name
+    experiment_name, archived = 1
     FROM runs"""
 _ROW_KEYS = ("id", "name", "project_name", "entry_point", "backend", "connection",
              "backend_job_id", "state", "created_at", "updated_at", "started_at", "ended_at",
-             "exit_code", "mlflow_run_id", "mlflow_experiment_id", "mlflow_experiment_name")
+             "exit_code", "mlflow_run_id", "mlflow_experiment_id", "mlflow_experiment_name",
+             "archived")
 
 
 def _named(where: str, params: list[Any]) -> tuple[str, dict[str, Any]]:
@@ -255,10 +263,17 @@ def _filters(
     project: str | None,
     experiment: str | None,
     text: str | None,
+    archived: bool | None = False,
 ) -> tuple[str, list[Any]]:
-    """The WHERE clause (and its parameters) shared by the page and the count."""
+    """The WHERE clause (and its parameters) shared by the page and the count.
+
+    ``archived``: False hides archived runs (the default listing), True shows only them,
+    None shows both."""
     clauses: list[str] = []
     params: list[Any] = []
+    if archived is not None:
+        clauses.append("archived = ?")
+        params.append(int(archived))
     if states is not None:
         values = sorted({RunState(s).value for s in states})
         clauses.append(f"state IN ({_placeholders(len(values))})" if values else "0")
@@ -433,16 +448,18 @@ class RunStore:
         project: str | None = None,
         experiment: str | None = None,
         text: str | None = None,
+        archived: bool | None = False,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[builtins.list[RunRecord], int]:
         """A page of runs, newest first, and how many runs match in all.
 
-        ``states`` empty matches nothing (None means any state).
+        ``states`` empty matches nothing (None means any state); ``archived`` as in
+        ``_filters`` (default: archived runs left out).
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        where, params = _filters(states, project, experiment, text)
+        where, params = _filters(states, project, experiment, text, archived)
         with self._read() as conn:
             page = self._query(
                 conn,
@@ -454,10 +471,11 @@ class RunStore:
 
     def rows(self, *, sort: str = "submitted", descending: bool = True,
              states: Collection[RunState] | None = None, text: str | None = None,
+             archived: bool | None = False,
              limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """A page of compact rows for the runs tab, sorted by any ``ROW_SORTS`` column,
         with the total and the change cursor (for ``changed_since``), read together."""
-        where, params = _named(*_filters(states, None, None, text))
+        where, params = _named(*_filters(states, None, None, text, archived))
         order = "DESC" if descending else "ASC"
         # NULLs (no job id, never started) last in either direction; id breaks ties stably.
         expr = ROW_SORTS[sort]
@@ -466,6 +484,8 @@ class RunStore:
         args = {**params, "now": time.time(), "limit": limit, "offset": offset}
         with self._read() as conn:
             rows = [dict(zip(_ROW_KEYS, r)) for r in conn.execute(sql, args)]
+            for row in rows:
+                row["archived"] = bool(row["archived"])  # SQLite answers 0/1
             (total,) = conn.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()
             (cursor,) = conn.execute("SELECT MAX(updated_at) FROM runs").fetchone()
         return {"rows": rows, "total": int(total), "cursor": cursor or 0.0}
@@ -560,6 +580,30 @@ class RunStore:
                 ).fetchone()
                 conn.execute(_INSERT_HISTORY, (run_id, seq, state.value, now, message))
             return self._save(conn, new, now)
+
+    def delete(self, run_id: str, *, expect: Collection[RunState]) -> RunRecord:
+        """Delete the run with exactly this id, its state history and sync offsets, if its
+        state is in ``expect`` (checked in the same write transaction: Conflict otherwise).
+        Returns the deleted record."""
+        allowed = frozenset(RunState(s) for s in expect)
+        with self._write() as conn:
+            current = self._with_history(conn, [self._load(conn, run_id)])[0]
+            if current.state not in allowed:
+                raise Conflict(f"run {run_id} is {current.state.value}")
+            # Explicit, not only ON DELETE CASCADE: that needs foreign keys on in every opener.
+            conn.execute("DELETE FROM state_history WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM sync_state WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        return current
+
+    def snapshot_in_use(self, snapshot_id: str) -> bool:
+        """Whether any stored run was made from this snapshot (re-runs share them)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM runs WHERE json_extract(record, '$.snapshot_id') = ? LIMIT 1",
+                (snapshot_id,),
+            ).fetchone()
+        return row is not None
 
     # -- offline tracking sync offsets
 
