@@ -307,8 +307,11 @@ class RunService:
                     status.message, f"MLflow copy of the run's offline tracking incomplete: {why}"))))
         if state != run.state or "backend_job_id" in fields:
             await self._follow_in_mlflow(run, state, fields.get("backend_job_id"))
+        # Compare-and-set on the state this was decided from: a poll pass works from a
+        # snapshot read earlier, and must not overwrite what a submission recorded since.
         new = await asyncio.to_thread(
-            self.store.transition, run.id, state, message=status.message, **fields
+            self.store.transition, run.id, state, message=status.message,
+            expect=() if run.state.terminal else (run.state,), **fields
         )
         if new is None:  # someone else recorded it first, or the run already ended
             return await asyncio.to_thread(self.store.get, run.id)

@@ -14,11 +14,19 @@
 
 The command channel count is bounded (sshd's MaxSessions is 10 by default); SFTP uses
 one persistent session. Everything is async: nothing here blocks the event loop.
+
+Every command line is bounded (``MAX_COMMAND_BYTES``): sshd hands it to the login shell as
+one argument, which Linux caps at 128 KiB ("Argument list too long"), and sshd drops the
+whole connection on an SSH packet over 256 KiB ("Bad packet length"). Long lists go on
+stdin, which streams. A command that was running when the connection dropped twice is
+*poisoned*: it is not sent again unchanged for a while (``CommandPoisoned``), so a command
+that kills the connection cannot do so on every reconnect; callers split their batch.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import os
 import posixpath
@@ -39,6 +47,11 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 20.0
 COMMAND_TIMEOUT = 120.0
 MAX_CHANNELS = 6  # concurrent exec channels on the one connection
+# The command line as sent (PATH export and csh base64 included): well below Linux's
+# 128 KiB for one argument.
+MAX_COMMAND_BYTES = 96 * 1024
+POISON_STRIKES = 2  # drops while a command ran before it is not sent again unchanged
+POISON_SECONDS = 600.0
 _DROPS = (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError,
           BrokenPipeError, ConnectionError, EOFError)
 
@@ -47,6 +60,20 @@ class SSHError(HpcmlError):
     """A definite SSH problem the user must fix (host key, authentication, config)."""
 
     status = 502
+
+
+class ConnectionLost(BackendUnavailable):
+    """The connection dropped while a command ran: it may or may not have taken effect."""
+
+
+class CommandPoisoned(BackendUnavailable):
+    """Not sent: this exact command was running each time the connection dropped lately."""
+
+
+class CommandTooLong(HpcmlError):
+    """A command line over ``MAX_COMMAND_BYTES`` (a caller must send its data on stdin)."""
+
+    status = 400
 
 
 @dataclass
@@ -72,10 +99,13 @@ class Stats:
     commands: Counter = field(default_factory=Counter)  # first word of each command → count
     upload_bytes: int = 0  # file content sent by SFTP
     command_bytes: int = 0  # command lines + stdin sent
+    largest_command: int = 0  # the longest command line sent (bytes)
+    drops: int = 0  # connections lost while a command ran
 
     def snapshot(self) -> dict[str, Any]:
         return {"connects": self.connects, "commands": dict(self.commands),
-                "upload_bytes": self.upload_bytes, "command_bytes": self.command_bytes}
+                "upload_bytes": self.upload_bytes, "command_bytes": self.command_bytes,
+                "largest_command": self.largest_command, "drops": self.drops}
 
 
 def _paths_from_env(name: str) -> list[str] | None:
@@ -98,6 +128,8 @@ class SSHConnection:
         self.login_env: dict[str, str] = {}  # the login shell's environment (PATH, HOME, SCRATCH)
         self._closed = False
         self._dialing = ""  # the host being connected (the cluster or a jump host), for errors
+        # sha256 of (command line, stdin) → (drops while it ran, poisoned until); bounded.
+        self._strikes: dict[bytes, tuple[int, float]] = {}
 
     # ------------------------------------------------------------------ connecting
 
@@ -279,29 +311,61 @@ class SSHConnection:
     async def run(self, command: str, *, input: bytes | None = None, timeout: float = COMMAND_TIMEOUT,
                   retry: bool = True, name: str | None = None) -> Result:
         """Run a shell command on the login node. ``retry``: the command is safe to repeat
-        after a dropped connection. Raises BackendUnavailable when the cluster is unreachable."""
-        self.stats.commands[name or command.split(None, 1)[0]] += 1
+        after a dropped connection (once, unless it is poisoned by then). Raises
+        BackendUnavailable when the cluster is unreachable (ConnectionLost: dropped while the
+        command ran; CommandPoisoned: not sent, see the module doc), CommandTooLong."""
+        label = name or command.split(None, 1)[0]
+        self.stats.commands[label] += 1
         attempts = 2 if retry else 1
+        key: bytes | None = None
         for attempt in range(attempts):
             conn = await self.connection()
             line = self._command_line(command)
+            if len(line) > MAX_COMMAND_BYTES:
+                raise CommandTooLong(f"{label}: a command of {len(line)} bytes is too long for a "
+                                     f"command line on {self.label} (at most {MAX_COMMAND_BYTES})")
+            if key is None:
+                key = hashlib.sha256(line.encode() + b"\0" + (input or b"")).digest()
+            self._check_poison(key, label)
             self.stats.command_bytes += len(line) + len(input or b"")
+            self.stats.largest_command = max(self.stats.largest_command, len(line))
             try:
                 async with self._channels:
                     res = await conn.run(line, input=input, check=False, encoding=None, timeout=timeout)
             except asyncssh.TimeoutError as exc:
-                raise BackendUnavailable(f"{name or 'command'} on {self.label} timed out after {timeout:.0f} s") from exc
+                raise BackendUnavailable(f"{label} on {self.label} timed out after {timeout:.0f} s") from exc
             except _DROPS as exc:
                 self._drop()
+                self.stats.drops += 1
+                self._strike(key)
                 if attempt + 1 < attempts:
-                    log.info("SSH connection to %s dropped (%s), reconnecting", self.label, _why(exc))
+                    log.info("SSH connection to %s dropped during %s (%s), reconnecting", self.label, label, _why(exc))
                     continue
-                raise BackendUnavailable(f"lost the connection to {self.label}: {_why(exc)}") from None
+                raise ConnectionLost(f"lost the connection to {self.label}: {_why(exc)}") from None
+            self._strikes.pop(key, None)  # it went through: earlier drops were not its doing
             status = res.exit_status if res.exit_status is not None else 255
             if res.exit_signal:
                 status = 128 + 15
             return Result(status, bytes(res.stdout or b""), bytes(res.stderr or b""))
         raise AssertionError("unreachable")
+
+    def _strike(self, key: bytes) -> None:
+        strikes, _ = self._strikes.pop(key, (0, 0.0))
+        strikes += 1
+        until = time.monotonic() + POISON_SECONDS if strikes >= POISON_STRIKES else 0.0
+        self._strikes[key] = (strikes, until)
+        while len(self._strikes) > 256:  # oldest first (dicts keep insertion order)
+            self._strikes.pop(next(iter(self._strikes)))
+
+    def _check_poison(self, key: bytes, label: str) -> None:
+        strikes, until = self._strikes.get(key, (0, 0.0))
+        if strikes < POISON_STRIKES:
+            return
+        if time.monotonic() >= until:
+            self._strikes[key] = (POISON_STRIKES - 1, 0.0)  # one more chance after the pause
+            return
+        raise CommandPoisoned(f"{label} was not sent to {self.label} again: the connection dropped "
+                              f"{strikes} times while this exact command ran")
 
     async def sftp_call(self, fn, *, retry: bool = True):
         """``await fn(sftp)`` with one retry on a fresh connection after a drop."""

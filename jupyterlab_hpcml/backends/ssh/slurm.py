@@ -59,7 +59,7 @@ from ..batchscript import (
     secrets_file_content,
     split_env,
 )
-from .connection import SSHConnection, SSHError
+from .connection import CommandPoisoned, SSHConnection, SSHError
 from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 
 log = logging.getLogger(__name__)
@@ -410,50 +410,26 @@ class SlurmBackend(Backend):
         return out
 
     async def _details(self, refs: list[JobRef], out: dict[str, JobStatus]) -> None:
-        """One command: sacct for the ended jobs + their exit-code files (+ post-login commands)."""
+        """sacct for the ended jobs + their exit-code files (+ post-login commands): one
+        command per chunk of ``DETAILS_CHUNK`` jobs, the run directories on stdin."""
         use_sacct = time.monotonic() >= self._sacct_off_until
-        ids = ",".join(r.job_id for r in refs)
-        parts = []
-        if use_sacct:
-            parts.append(f"sacct -X -n -P -j {shlex.quote(ids)} -o {SACCT_FIELDS} 2>&1; "
-                         "echo \"__HPCML_SACCT_RC $?\"")
-        for r in refs:
-            if not r.run_dir:
-                continue
-            d = shlex.quote(r.run_dir)
-            parts.append(f"printf '__HPCML_EXIT %s ' {shlex.quote(r.job_id)}; "
-                         f"tr -d '\\n' < {d}/{EXIT_FILE} 2>/dev/null; echo")
-            # Login-node post-run commands, once, after the job has ended.
-            parts.append(
-                f"if [ -f {d}/{EXIT_FILE} ] && [ -f {d}/{POST_LOGIN_SCRIPT} ] && [ ! -e {d}/{META_DIR}/post_login.done ]; "
-                f"then touch {d}/{META_DIR}/post_login.done; (cd {d} && nohup bash {POST_LOGIN_SCRIPT} "
-                f">> {LOGIN_LOG} 2>&1 </dev/null &) ; fi")
-        res = await self.conn.run("; ".join(parts), name="sacct" if use_sacct else "exit-codes")
         sacct: dict[str, tuple[str, str]] = {}
         exits: dict[str, dict[str, Any]] = {}
+        unsent: dict[str, str] = {}  # job id → why its details could not be fetched
         sacct_rc = 0
-        sacct_text = []
-        for line in res.out.splitlines():
-            if line.startswith("__HPCML_SACCT_RC "):
-                sacct_rc = int(line.split()[1] or 0)
-            elif line.startswith("__HPCML_EXIT "):
-                _, jid, *rest = line.split(" ", 2)
-                try:
-                    exits[jid] = json.loads(rest[0]) if rest and rest[0].strip() else {}
-                except ValueError:
-                    exits[jid] = {}
-            elif "|" in line:
-                f = line.split("|")
-                if len(f) >= 4:
-                    sacct.setdefault(f[0], (f[2], f[3]))
-                    sacct.setdefault(f[1], (f[2], f[3]))
-            else:
-                sacct_text.append(line)
+        sacct_text: list[str] = []
+        for chunk in _chunks(refs):
+            rc, text = await self._details_chunk(chunk, use_sacct, sacct, exits, unsent)
+            sacct_rc = sacct_rc or rc
+            sacct_text += text
         if use_sacct and (sacct_rc != 0 or any(s in " ".join(sacct_text).lower() for s in _SACCT_OFF)):
             log.info("sacct unavailable on %s (%s): using exit-code files", self.conn.label, " ".join(sacct_text)[:200])
             self._sacct_off_until = time.monotonic() + self.sacct_retry
             sacct = {}
         for ref in refs:
+            if ref.job_id in unsent:  # ended maybe, but with which exit code: not sure yet
+                out[ref.job_id] = JobStatus(RunState.UNKNOWN, None, unsent[ref.job_id])
+                continue
             current = out.get(ref.job_id)
             done = exits.get(ref.job_id) or {}
             code = done.get("exit_code") if isinstance(done.get("exit_code"), int) else None
@@ -475,6 +451,45 @@ class SlurmBackend(Backend):
                 current = JobStatus(RunState.FAILED, code, _exit_message(code, done))
             current.exit_code = code if current.state.terminal else None
             out[ref.job_id] = current
+
+    async def _details_chunk(self, refs: list[JobRef], use_sacct: bool, sacct: dict[str, tuple[str, str]],
+                             exits: dict[str, dict[str, Any]], unsent: dict[str, str]) -> tuple[int, list[str]]:
+        """One details command for ``refs``; (sacct's exit status, its non-record lines).
+        A command the connection dropped under twice is never sent again as it was: its
+        batch is split in halves (each its own command) down to single jobs."""
+        ids = ",".join(r.job_id for r in refs)
+        command = (f"use_sacct={1 if use_sacct else 0}; ids={shlex.quote(ids)}\n{_DETAILS_SCRIPT}")
+        listing = "".join(f"{r.job_id}\t{r.run_dir}\n" for r in refs
+                          if r.run_dir and not any(c in r.run_dir for c in "\t\n"))
+        try:
+            res = await self.conn.run(command, input=listing.encode(), name="sacct" if use_sacct else "exit-codes")
+        except CommandPoisoned as exc:
+            if len(refs) == 1:
+                unsent[refs[0].job_id] = str(exc)
+                return 0, []
+            half = len(refs) // 2
+            rc1, text1 = await self._details_chunk(refs[:half], use_sacct, sacct, exits, unsent)
+            rc2, text2 = await self._details_chunk(refs[half:], use_sacct, sacct, exits, unsent)
+            return rc1 or rc2, text1 + text2
+        sacct_rc = 0
+        sacct_text: list[str] = []
+        for line in res.out.splitlines():
+            if line.startswith("__HPCML_SACCT_RC "):
+                sacct_rc = int(line.split()[1] or 0)
+            elif line.startswith("__HPCML_EXIT "):
+                _, jid, *rest = line.split(" ", 2)
+                try:
+                    exits[jid] = json.loads(rest[0]) if rest and rest[0].strip() else {}
+                except ValueError:
+                    exits[jid] = {}
+            elif "|" in line:
+                f = line.split("|")
+                if len(f) >= 4:
+                    sacct.setdefault(f[0], (f[2], f[3]))
+                    sacct.setdefault(f[1], (f[2], f[3]))
+            else:
+                sacct_text.append(line)
+        return sacct_rc, sacct_text
 
     # ------------------------------------------------------------ cancel
 
@@ -608,6 +623,40 @@ def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,
             add(secrets_path, secret, 0o600)
         end = tar.offset + 2 * tarfile.BLOCKSIZE  # the end-of-archive blocks, not the 10 KiB record
     return buf.getvalue()[:end]
+
+
+# The details command: the jobs' ids in ``$ids`` (bounded by ``_chunks``), "<job id>\t<run
+# dir>" lines on stdin. Builtins only per job, except for a post-run command to start.
+_DETAILS_SCRIPT = f"""\
+if [ "$use_sacct" = 1 ]; then
+  sacct -X -n -P -j "$ids" -o {SACCT_FIELDS} </dev/null 2>&1; echo "__HPCML_SACCT_RC $?"
+fi
+while IFS='	' read -r jid d; do
+  [ -n "$d" ] || continue
+  code=
+  if [ -f "$d/{EXIT_FILE}" ]; then IFS= read -r code < "$d/{EXIT_FILE}"; fi
+  printf '__HPCML_EXIT %s %s\\n' "$jid" "$code"
+  # Login-node post-run commands, once, after the job has ended.
+  if [ -f "$d/{EXIT_FILE}" ] && [ -f "$d/{POST_LOGIN_SCRIPT}" ] && [ ! -e "$d/{META_DIR}/post_login.done" ]; then
+    touch "$d/{META_DIR}/post_login.done"
+    (cd "$d" && nohup bash {POST_LOGIN_SCRIPT} >> {LOGIN_LOG} 2>&1 </dev/null &)
+  fi
+done"""
+DETAILS_CHUNK = 2000  # jobs per details command
+DETAILS_IDS_BYTES = 24 * 1024  # their ids in the command line
+
+
+def _chunks(refs: list[JobRef]) -> list[list[JobRef]]:
+    """``refs`` in batches whose id list stays far below a command line's limit."""
+    out: list[list[JobRef]] = [[]]
+    size = 0
+    for ref in refs:
+        if out[-1] and (len(out[-1]) >= DETAILS_CHUNK or size + len(ref.job_id) + 1 > DETAILS_IDS_BYTES):
+            out.append([])
+            size = 0
+        out[-1].append(ref)
+        size += len(ref.job_id) + 1
+    return [c for c in out if c]
 
 
 # Above this, per-run files go by stdin: a command line must stay well under Linux's
