@@ -176,9 +176,9 @@ export function setCredentials(req: ICredentialsRequest): Promise<ICredentialsAn
   });
 }
 
-/** Names of the connections whose credentials the server holds in memory. */
-export async function listCredentials(): Promise<string[]> {
-  const answer = await requestAPI<{ connections: string[] }>('credentials');
+/** The connections whose credentials the server holds in memory, and where they go. */
+export async function listCredentials(): Promise<ICredentialsAnswer[]> {
+  const answer = await requestAPI<{ connections: ICredentialsAnswer[] }>('credentials');
   return answer.connections;
 }
 

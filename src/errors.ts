@@ -4,7 +4,10 @@
 import { IErrorBody, IProblem } from './types';
 
 /** Fields of an error body besides `message` and `problems`. */
-export type ErrorDetails = Pick<IErrorBody, 'reason' | 'kind' | 'connection' | 'fields'>;
+export type ErrorDetails = Pick<
+  IErrorBody,
+  'reason' | 'kind' | 'connection' | 'fields' | 'api_url' | 'token_url'
+>;
 
 /** An answer of the server extension with an error status. */
 export class HpcmlApiError extends Error {
@@ -20,6 +23,8 @@ export class HpcmlApiError extends Error {
     this.kind = details.kind;
     this.connection = details.connection;
     this.fields = details.fields;
+    this.apiUrl = details.api_url;
+    this.tokenUrl = details.token_url;
   }
 
   /** Machine-readable cause, e.g. `credentials_missing`. */
@@ -30,6 +35,10 @@ export class HpcmlApiError extends Error {
   readonly connection?: string;
   /** With `credentials_missing`: alternative complete sets of field names. */
   readonly fields?: string[][];
+  /** With `credentials_missing`: the API the credentials (or their token) go to. */
+  readonly apiUrl?: string;
+  /** With `credentials_missing` (FirecREST): the token endpoint a client secret goes to. */
+  readonly tokenUrl?: string;
 }
 
 /** One problem as one line, like the server's `str(Problem)`. */
@@ -97,7 +106,9 @@ export function readErrorBody(body: unknown): IErrorBody {
     reason: text(body.reason),
     kind: text(body.kind),
     connection: text(body.connection),
-    fields: fieldSets(body.fields)
+    fields: fieldSets(body.fields),
+    api_url: text(body.api_url),
+    token_url: text(body.token_url)
   };
 }
 

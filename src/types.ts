@@ -46,6 +46,10 @@ export interface IErrorBody {
   connection?: string;
   /** With `credentials_missing`: alternative complete sets of field names. */
   fields?: string[][];
+  /** With `credentials_missing`: the API the credentials (or their token) go to. */
+  api_url?: string;
+  /** With `credentials_missing` (FirecREST): the token endpoint a client secret goes to. */
+  token_url?: string;
 }
 
 /** Body of PUT /hpcml/api/credentials (values are never echoed back). */
@@ -58,12 +62,21 @@ export interface ICredentialsRequest {
   values: Record<string, string>;
 }
 
-/** Answer of PUT /hpcml/api/credentials. */
+/**
+ * Credentials the server holds for one connection (answer of PUT, items of
+ * GET /hpcml/api/credentials): never their values, but where they go.
+ */
 export interface ICredentialsAnswer {
   connection: string;
   kind: string;
   /** The names of the fields stored (never their values). */
   fields: string[];
+  /** The API of the connection. */
+  api_url?: string;
+  /** FirecREST: the OIDC token endpoint. */
+  token_url?: string;
+  /** The URL the stored secret is sent to (and no other). */
+  secret_sent_to?: string | null;
 }
 
 /** Run states (mirrors the server's RunState). */

@@ -156,7 +156,9 @@ Tracking:
 """)
     cfg = load_backend_config(path)
     assert cfg.kind == "firecrest"
-    assert cfg.connection_name == "firecrest:https://firecrest.cscs.ch#daint"
+    assert cfg.connection_name == (
+        "firecrest:https://firecrest.cscs.ch#daint token="
+        "https://auth.cscs.ch/auth/realms/firecrest-clients/protocol/openid-connect/token")
     assert cfg.resources["Runtime"] == 26 * 3600
     assert cfg.resources["MemoryPerNode"] == 512
     assert cfg.environment["Python"] == "/users/me/venv"
@@ -182,7 +184,7 @@ Environment:
 """)
     cfg = load_backend_config(path)
     assert cfg.kind == "ssh"
-    assert cfg.connection_name == "ssh:alice@login.cluster.example.org:2222"
+    assert cfg.connection_name == "ssh:alice@login.cluster.example.org:2222 via gateway.example.org"
     assert cfg.resources == {"Queue": "gpu", "Account": "proj42", "Runtime": 5400}
     assert cfg.tracking_mode == "offline"
 

@@ -214,9 +214,11 @@ async def test_credentials_entered_in_the_lab_are_used_and_never_shown(
     assert CANARY not in json.dumps(answer)
     status, answer = await api("PUT", "credentials", {
         **where, "values": {"client_id": CLIENT_ID, "client_secret": CANARY}})
-    assert status == 200 and answer == {"connection": missing["connection"], "kind": "firecrest",
-                                        "fields": ["client_id", "client_secret"]}
-    assert (await api("GET", "credentials"))[1] == {"connections": [missing["connection"]]}
+    stored = {"connection": missing["connection"], "kind": "firecrest",
+              "fields": ["client_id", "client_secret"], "api_url": firecrest.url,
+              "token_url": firecrest.token_url, "secret_sent_to": firecrest.token_url}
+    assert status == 200 and answer == stored
+    assert (await api("GET", "credentials"))[1] == {"connections": [stored]}
 
     status, run = await api("POST", "runs", body)
     assert status == 201, run

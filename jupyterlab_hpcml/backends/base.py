@@ -7,6 +7,7 @@ offset, list/fetch files and cancel. Backends never write the run store.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -14,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..engine.connections import ConnectionIdentity, connection_identity
 from ..engine.errors import Problem, UserInputError
 from ..engine.models import RunRecord, RunState
 
@@ -125,10 +127,16 @@ class Backend(abc.ABC):
         self.config = config
         self.data_dir = data_dir
 
+    @functools.cached_property
+    def identity(self) -> ConnectionIdentity:
+        """The system this backend talks to and where its secrets go: the same function
+        as the config's, so the registry, the credentials store and the backend agree."""
+        return connection_identity(self.kind, self.config)
+
     @property
     def connection_name(self) -> str:
         """A stable name for the connection (runs are polled per connection)."""
-        return self.kind
+        return self.identity.name
 
     @abc.abstractmethod
     def supported_features(self) -> Features: ...

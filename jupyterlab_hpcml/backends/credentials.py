@@ -1,10 +1,13 @@
-"""Credentials for the HTTP-API backends (FirecREST, UNICORE): from the environment or server memory.
+"""Credentials for the HTTP-API backends (FirecREST, UNICORE): from the environment or memory.
 
 Nothing here is ever written to disk, a run record, a log or a response:
 
 * values are wrapped in :class:`Secret`, whose ``repr``/``str`` is ``***``;
 * the in-memory store (:data:`MEMORY`) holds what a user typed once in the UI, per
-  connection, for the life of the server process only;
+  connection identity (:mod:`..engine.connections`: for FirecREST the API URL, the
+  token URL and the machine), for the life of the server process only, so a secret
+  only ever goes to the endpoints of the config it was entered for;
+* credentials are never handed out for an ``http://`` URL off loopback;
 * environment variable names follow Mantik where Mantik has one, so an existing
   Mantik setup works unchanged:
 
@@ -20,6 +23,8 @@ UNICORE bearer (OIDC) token     ``HPCML_UNICORE_TOKEN``
 ==============================  ==================================================
 
 The first complete set found wins (memory before environment, HPCML before MANTIK).
+Environment credentials go to whatever endpoint the config in use names, unless
+``HPCML_CREDENTIAL_URLS`` lists the only URLs they may go to.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from ..engine.connections import ConnectionIdentity, insecure_endpoint
 from ..engine.errors import Problem, UserInputError
 
 
@@ -74,18 +80,41 @@ FIELDS: dict[str, list[list[str]]] = {
 
 class CredentialsMissing(UserInputError):
     """No credentials for a connection: the message says which variables to set, and
-    ``details`` tells the UI what to ask for (kind, connection, field sets)."""
+    ``details`` tells the UI what to ask for (kind, connection, field sets) and where the
+    secret would be sent (``api_url``, and ``token_url`` for FirecREST)."""
 
-    def __init__(self, problem: Problem, *, kind: str, connection: str):
+    def __init__(self, problem: Problem, *, identity: ConnectionIdentity):
         super().__init__(problem)
-        self.details = {"reason": "credentials_missing", "kind": kind, "connection": connection,
-                        "fields": FIELDS[kind]}
+        self.details = {"reason": "credentials_missing", "kind": identity.kind,
+                        "connection": identity.name, "fields": FIELDS[identity.kind],
+                        **identity.endpoints()}
+
+
+def _secure(identity: ConnectionIdentity) -> None:
+    """Refuse to hand out credentials for a URL that would carry them in clear text: the
+    config check catches this at load; this catches configs stored before that rule."""
+    message = insecure_endpoint(identity)
+    if message:
+        raise UserInputError(
+            Problem(f"credentials are not sent to {identity.name}: the URL {message}"))
+
+
+def _elsewhere(identity: ConnectionIdentity) -> str:
+    """A note when the lab holds credentials for the same API but another token endpoint:
+    they are not sent here, so the user is asked again."""
+    others = sorted({i.token_url or "" for i, _ in MEMORY.entries() if i != identity
+                     and i.kind == identity.kind and i.api_url == identity.api_url})
+    if identity.kind != "firecrest" or not others:
+        return ""
+    return (f". Credentials entered in the lab for {identity.api_url} belong to the token endpoint "
+            f"{', '.join(others)} and are not sent to {identity.token_url}")
 
 
 def checked_values(kind: str, values: Any) -> dict[str, str]:
     """Exactly one complete set of ``FIELDS[kind]`` with non-empty strings, or UserInputError."""
     if kind not in FIELDS:
-        raise UserInputError(Problem(f"a {kind} backend takes no credentials", key="backend_config"))
+        raise UserInputError(
+            Problem(f"a {kind} backend takes no credentials", key="backend_config"))
     if not isinstance(values, dict):
         raise UserInputError(Problem("must be an object of field names to values", key="values"))
     sets = FIELDS[kind]
@@ -100,48 +129,69 @@ def checked_values(kind: str, values: Any) -> dict[str, str]:
             f"give exactly one of: {'; '.join(' + '.join(s) for s in sets)}", key="values"))
     if problems:
         raise UserInputError(problems)
-    return {k: str(v).strip() if k in ("client_id", "username") else str(v) for k, v in given.items()}
+    return {k: str(v).strip() if k in ("client_id", "username") else str(v)
+            for k, v in given.items()}
 
 
 # ---------------------------------------------------------------- in-memory store
 
 
 class MemoryStore:
-    """Credentials typed in the UI, per connection name; process memory only."""
+    """Credentials typed in the UI, per connection identity; process memory only.
+
+    Kept per :class:`~..engine.connections.ConnectionIdentity` (for FirecREST: API URL,
+    token URL and machine), so credentials entered for one config are never handed to
+    a config that would send them to another token endpoint or API.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._data: dict[str, dict[str, Secret | str]] = {}
-        self._versions: dict[str, int] = {}
+        self._data: dict[ConnectionIdentity, dict[str, Secret | str]] = {}
+        self._versions: dict[ConnectionIdentity, int] = {}
 
-    def set(self, connection: str, values: dict[str, Any]) -> None:
+    def set(self, identity: ConnectionIdentity, values: dict[str, Any]) -> None:
         clean = {k: (Secret(v) if _is_secret_field(k) else str(v)) for k, v in values.items() if v}
         with self._lock:
-            self._data[connection] = clean
-            self._versions[connection] = self._versions.get(connection, 0) + 1
+            self._data[identity] = clean
+            self._versions[identity] = self._versions.get(identity, 0) + 1
 
-    def version(self, connection: str) -> int:
+    def version(self, identity: ConnectionIdentity) -> int:
         """Changes whenever the connection's credentials are set or forgotten: a backend
         holding a client made with older ones makes a new client."""
         with self._lock:
-            return self._versions.get(connection, 0)
+            return self._versions.get(identity, 0)
 
-    def get(self, connection: str) -> dict[str, Secret | str]:
+    def get(self, identity: ConnectionIdentity) -> dict[str, Secret | str]:
         with self._lock:
-            return dict(self._data.get(connection, {}))
+            return dict(self._data.get(identity, {}))
 
-    def forget(self, connection: str) -> None:
+    def forget(self, connection: ConnectionIdentity | str) -> None:
+        """Forget one identity's credentials, or, given a name, those of every identity
+        of that name."""
         with self._lock:
-            if self._data.pop(connection, None) is not None:
-                self._versions[connection] = self._versions.get(connection, 0) + 1
+            for identity in [i for i in self._data if connection in (i, i.name)]:
+                del self._data[identity]
+                self._versions[identity] = self._versions.get(identity, 0) + 1
 
     def known(self) -> list[str]:
-        """Connections with credentials in memory (names only)."""
+        """Names of the connections with credentials in memory."""
         with self._lock:
-            return sorted(self._data)
+            return sorted({i.name for i in self._data})
+
+    def entries(self) -> list[tuple[ConnectionIdentity, list[str]]]:
+        """Each identity with credentials in memory and the names of its fields (no values)."""
+        with self._lock:
+            return sorted(((i, sorted(v)) for i, v in self._data.items()), key=lambda e: e[0].name)
 
 
 MEMORY = MemoryStore()
+
+
+def describe(identity: ConnectionIdentity, fields: list[str]) -> dict[str, Any]:
+    """What the lab is told about stored credentials: the connection, the field names and
+    where the secret goes (``secret_sent_to``), never a value."""
+    return {"connection": identity.name, "kind": identity.kind, "fields": sorted(fields),
+            **identity.endpoints(), "secret_sent_to": identity.secret_destination(fields)}
 
 
 def _is_secret_field(name: str) -> bool:
@@ -169,35 +219,45 @@ class FirecrestCredentials:
     source: str = ""  # where they came from, for messages ("MANTIK_FIRECREST_CLIENT_ID", "memory")
 
 
-FIRECREST_ID_VARS = ("HPCML_FIRECREST_CLIENT_ID", "MANTIK_FIRECREST_CLIENT_ID", "FIRECREST_CLIENT_ID")
+FIRECREST_ID_VARS = (
+    "HPCML_FIRECREST_CLIENT_ID", "MANTIK_FIRECREST_CLIENT_ID", "FIRECREST_CLIENT_ID",
+)
 FIRECREST_SECRET_VARS = (
     "HPCML_FIRECREST_CLIENT_SECRET", "MANTIK_FIRECREST_CLIENT_SECRET", "FIRECREST_CLIENT_SECRET",
 )
 
 
-def firecrest_credentials(connection: str) -> FirecrestCredentials:
-    mem = MEMORY.get(connection)
+def firecrest_credentials(identity: ConnectionIdentity) -> FirecrestCredentials:
+    """The credentials for this FirecREST connection: those entered in the lab for exactly
+    this identity (API URL, token URL, machine), else the environment's."""
+    _secure(identity)
+    mem = MEMORY.get(identity)
     if mem.get("client_id") and mem.get("client_secret"):
         return FirecrestCredentials("client_credentials", str(mem["client_id"]),
                                     _as_secret(mem["client_secret"]), source="memory")
     if mem.get("api_key"):
         return FirecrestCredentials("api_key", api_key=_as_secret(mem["api_key"]), source="memory")
-    for id_var, secret_var in zip(FIRECREST_ID_VARS, FIRECREST_SECRET_VARS):
-        cid, secret = os.environ.get(id_var), os.environ.get(secret_var)
-        if cid and secret:
-            return FirecrestCredentials("client_credentials", cid, Secret(secret), source=id_var)
-    found = _env("HPCML_FIRECREST_API_KEY")
-    if found:
-        return FirecrestCredentials("api_key", api_key=Secret(found[1]), source=found[0])
-    found = _env("HPCML_FIRECREST_TOKEN_COMMAND")
-    if found:
-        return FirecrestCredentials("token_command", token_command=Secret(found[1]), source=found[0])
+    pinned = _env_refused(identity)
+    if not pinned:
+        for id_var, secret_var in zip(FIRECREST_ID_VARS, FIRECREST_SECRET_VARS, strict=True):
+            cid, secret = os.environ.get(id_var), os.environ.get(secret_var)
+            if cid and secret:
+                return FirecrestCredentials("client_credentials", cid, Secret(secret),
+                                            source=id_var)
+        found = _env("HPCML_FIRECREST_API_KEY")
+        if found:
+            return FirecrestCredentials("api_key", api_key=Secret(found[1]), source=found[0])
+        found = _env("HPCML_FIRECREST_TOKEN_COMMAND")
+        if found:
+            return FirecrestCredentials("token_command", token_command=Secret(found[1]),
+                                        source=found[0])
     raise CredentialsMissing(Problem(
-        "no FirecREST credentials: set MANTIK_FIRECREST_CLIENT_ID and MANTIK_FIRECREST_CLIENT_SECRET "
-        "(or HPCML_FIRECREST_CLIENT_ID/_SECRET, HPCML_FIRECREST_API_KEY, HPCML_FIRECREST_TOKEN_COMMAND) "
-        "in the environment of the Jupyter server, or enter them in the UI",
+        "no FirecREST credentials: set MANTIK_FIRECREST_CLIENT_ID and "
+        "MANTIK_FIRECREST_CLIENT_SECRET (or HPCML_FIRECREST_CLIENT_ID/_SECRET, "
+        "HPCML_FIRECREST_API_KEY, HPCML_FIRECREST_TOKEN_COMMAND) in the environment of the "
+        "Jupyter server, or enter them in the UI" + pinned + _elsewhere(identity),
         key="Firecrest",
-    ), kind="firecrest", connection=connection)
+    ), identity=identity)
 
 
 # ---------------------------------------------------------------- UNICORE
@@ -216,25 +276,54 @@ UNICORE_USER_VARS = ("HPCML_UNICORE_USERNAME", "MANTIK_UNICORE_USERNAME")
 UNICORE_PASSWORD_VARS = ("HPCML_UNICORE_PASSWORD", "MANTIK_UNICORE_PASSWORD")
 
 
-def unicore_credentials(connection: str) -> UnicoreCredentials:
-    mem = MEMORY.get(connection)
+def unicore_credentials(identity: ConnectionIdentity) -> UnicoreCredentials:
+    """The credentials for this UNICORE site: those entered in the lab for exactly this
+    API URL, else the environment's."""
+    _secure(identity)
+    mem = MEMORY.get(identity)
     if mem.get("username") and mem.get("password"):
-        return UnicoreCredentials("basic", str(mem["username"]), _as_secret(mem["password"]), source="memory")
+        return UnicoreCredentials("basic", str(mem["username"]), _as_secret(mem["password"]),
+                                  source="memory")
     if mem.get("token"):
         return UnicoreCredentials("bearer", token=_as_secret(mem["token"]), source="memory")
-    for user_var, pw_var in zip(UNICORE_USER_VARS, UNICORE_PASSWORD_VARS):
-        user, pw = os.environ.get(user_var), os.environ.get(pw_var)
-        if user and pw:
-            return UnicoreCredentials("basic", user, Secret(pw), source=user_var)
-    found = _env("HPCML_UNICORE_TOKEN")
-    if found:
-        return UnicoreCredentials("bearer", token=Secret(found[1]), source=found[0])
+    pinned = _env_refused(identity)
+    if not pinned:
+        for user_var, pw_var in zip(UNICORE_USER_VARS, UNICORE_PASSWORD_VARS, strict=True):
+            user, pw = os.environ.get(user_var), os.environ.get(pw_var)
+            if user and pw:
+                return UnicoreCredentials("basic", user, Secret(pw), source=user_var)
+        found = _env("HPCML_UNICORE_TOKEN")
+        if found:
+            return UnicoreCredentials("bearer", token=Secret(found[1]), source=found[0])
     raise CredentialsMissing(Problem(
         "no UNICORE credentials: set MANTIK_UNICORE_USERNAME and MANTIK_UNICORE_PASSWORD "
         "(or HPCML_UNICORE_USERNAME/_PASSWORD, or HPCML_UNICORE_TOKEN for a bearer token) in the "
-        "environment of the Jupyter server, or enter them in the UI",
+        "environment of the Jupyter server, or enter them in the UI" + pinned,
         key="UnicoreApiUrl",
-    ), kind="unicore", connection=connection)
+    ), identity=identity)
+
+
+# ---------------------------------------------------------------- environment pin
+
+CREDENTIAL_URLS_VAR = "HPCML_CREDENTIAL_URLS"
+
+
+def _env_refused(identity: ConnectionIdentity) -> str:
+    """Why the environment's credentials are not used for ``identity`` ("" if they are).
+
+    With ``HPCML_CREDENTIAL_URLS`` (URLs separated by spaces or commas) set, credentials
+    from the environment go only to those token endpoints and APIs, whatever URL a
+    project's config names; unset, they go to any (https) endpoint, as with Mantik.
+    """
+    listed = os.environ.get(CREDENTIAL_URLS_VAR, "").replace(",", " ").split()
+    allowed = {u.rstrip("/") for u in listed}
+    if not allowed:
+        return ""
+    outside = [u for u in identity.endpoints().values() if u.rstrip("/") not in allowed]
+    if not outside:
+        return ""
+    return (f". The environment's credentials are not used: {', '.join(outside)} "
+            f"{'is' if len(outside) == 1 else 'are'} not in {CREDENTIAL_URLS_VAR}")
 
 
 def _as_secret(value: Secret | str) -> Secret:
@@ -273,7 +362,8 @@ class AsyncClientCredentialsAuth:
         self.refreshes = 0  # how many tokens were fetched (tests, bench)
 
     def __repr__(self) -> str:
-        return f"AsyncClientCredentialsAuth(client_id={self.client_id!r}, token_url={self.token_url!r})"
+        return (f"AsyncClientCredentialsAuth(client_id={self.client_id!r}, "
+                f"token_url={self.token_url!r})")
 
     def invalidate(self) -> None:
         self._token = None
@@ -356,14 +446,16 @@ class AsyncTokenCommandAuth:
     async def auth_headers(self) -> dict[str, str]:
         if self._token is None or time.monotonic() - self._at > self.cache_seconds:
             proc = await asyncio.create_subprocess_shell(
-                self._command.reveal(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+                self._command.reveal(), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
             )
             out, _ = await proc.communicate()
             token = out.decode().strip()
             if proc.returncode != 0 or not token:
                 raise AuthenticationError(
-                    f"the token command (HPCML_FIRECREST_TOKEN_COMMAND) failed with exit code {proc.returncode}"
-                    if proc.returncode else "the token command (HPCML_FIRECREST_TOKEN_COMMAND) printed no token"
+                    "the token command (HPCML_FIRECREST_TOKEN_COMMAND) failed with exit code "
+                    f"{proc.returncode}" if proc.returncode
+                    else "the token command (HPCML_FIRECREST_TOKEN_COMMAND) printed no token"
                 )
             self._token, self._at = Secret(token), time.monotonic()
         return {"Authorization": f"Bearer {self._token.reveal()}"}

@@ -175,10 +175,6 @@ class FirecrestBackend(Backend):
         if isinstance(self.work_dir, str) and self.work_dir.startswith("/"):
             self._base = self.work_dir.rstrip("/") or "/"
 
-    @property
-    def connection_name(self) -> str:
-        return f"firecrest:{self.api_url}#{self.machine}"
-
     def supported_features(self) -> Features:
         from .batchscript import HONOURED_RESOURCES
 
@@ -197,7 +193,7 @@ class FirecrestBackend(Backend):
     # ------------------------------------------------------------ client and errors
 
     def _new_auth(self) -> Any:
-        creds = firecrest_credentials(self.connection_name)
+        creds = firecrest_credentials(self.identity)
         if creds.method == "api_key":
             assert creds.api_key is not None
             return ApiKeyHeaderAuth(creds.api_key)
@@ -209,16 +205,16 @@ class FirecrestBackend(Backend):
                                           timeout=self.http_timeout)
 
     def check_ready(self) -> None:
-        firecrest_credentials(self.connection_name)  # raises CredentialsMissing
+        firecrest_credentials(self.identity)  # raises CredentialsMissing
 
     def client(self) -> Any:
-        if self._client is not None and self._creds_version != MEMORY.version(self.connection_name):
+        if self._client is not None and self._creds_version != MEMORY.version(self.identity):
             self._retired.append(self._client)  # closed with the backend (it may be mid-request)
             self._client = None  # credentials entered in the UI since: a client with them
         if self._client is None:
             from firecrest.v2 import AsyncFirecrest
 
-            self._creds_version = MEMORY.version(self.connection_name)
+            self._creds_version = MEMORY.version(self.identity)
             self._auth = self._new_auth()
             client = AsyncFirecrest(self.api_url, authorization=self._auth)
             client.timeout = httpx.Timeout(self.http_timeout, connect=10.0)

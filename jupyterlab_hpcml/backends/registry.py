@@ -5,6 +5,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from ..engine.connections import ConnectionIdentity, connection_identity
 from ..engine.errors import Unsupported
 from ..engine.models import RunRecord
 from .base import Backend, Features
@@ -32,11 +33,16 @@ def backend_class(kind: str) -> type[Backend]:
 class BackendRegistry:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
-        self._backends: dict[tuple[str, str], Backend] = {}
+        self._backends: dict[ConnectionIdentity, Backend] = {}
 
     def get(self, kind: str, config: dict[str, Any], connection: str | None = None) -> Backend:
-        """The shared backend for this connection; created on first use."""
-        key = (kind, connection or kind)
+        """The shared backend for the config's connection; created on first use.
+
+        Keyed by the full connection identity computed from ``config`` (for FirecREST the
+        token URL too), so a config naming another token endpoint never reuses a backend,
+        or credentials, made for a different one. ``connection`` (a name) is not trusted
+        for that and only accepted for older callers."""
+        key = connection_identity(kind, config)
         backend = self._backends.get(key)
         if backend is None:
             backend = backend_class(kind)(config, self.data_dir)
@@ -44,8 +50,9 @@ class BackendRegistry:
         return backend
 
     def for_run(self, run: RunRecord) -> Backend:
-        # The stored config is redacted; backends take secrets from the environment.
-        return self.get(run.backend, run.backend_config, run.connection)
+        # The stored config is redacted (secrets only, never the identity's URLs or
+        # names); backends take secrets from the environment or the lab's memory store.
+        return self.get(run.backend, run.backend_config)
 
     def features(self) -> dict[str, Features]:
         return {

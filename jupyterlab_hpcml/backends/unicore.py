@@ -230,10 +230,6 @@ class UnicoreBackend(Backend):
         self._storages: dict[str, str] = {}  # job id → working-directory storage URL
         self._last: dict[str, tuple[float, JobStatus]] = {}  # job id → (checked at, status)
 
-    @property
-    def connection_name(self) -> str:
-        return f"unicore:{self.url}"
-
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
                         upload_progress=True, resources=list(HONOURED_RESOURCES))
@@ -244,18 +240,18 @@ class UnicoreBackend(Backend):
     # ------------------------------------------------------------ client and errors
 
     def check_ready(self) -> None:
-        unicore_credentials(self.connection_name)  # raises CredentialsMissing
+        unicore_credentials(self.identity)  # raises CredentialsMissing
 
     def _sync_client(self) -> Any:
         with self._client_lock:
-            if self._client is not None and self._creds_version != MEMORY.version(self.connection_name):
+            if self._client is not None and self._creds_version != MEMORY.version(self.identity):
                 self._client = None  # credentials entered in the UI since: log in with them
             if self._client is None:
-                self._creds_version = MEMORY.version(self.connection_name)
+                self._creds_version = MEMORY.version(self.identity)
                 from pyunicore.client import Client, Transport
                 from pyunicore.credentials import BearerToken, UsernamePassword
 
-                creds = unicore_credentials(self.connection_name)
+                creds = unicore_credentials(self.identity)
                 if creds.method == "basic":
                     assert creds.username and creds.password is not None
                     credential: Any = UsernamePassword(creds.username, creds.password.reveal())

@@ -23,6 +23,7 @@ import jsonschema
 import yaml
 
 from . import yamlio
+from .connections import ConnectionIdentity, connection_identity, endpoint_problems
 from .errors import Problem, UserInputError
 from .filecache import StatCache
 
@@ -177,18 +178,14 @@ class BackendConfig:
         return cast(dict, _redact(self.data))
 
     @property
+    def identity(self) -> ConnectionIdentity:
+        """The compute system and where its secrets go (see :mod:`.connections`)."""
+        return connection_identity(self.kind, self.data)
+
+    @property
     def connection_name(self) -> str:
         """Identifies the compute system: runs with the same name share one backend."""
-        if self.kind == "ssh":
-            ssh = self.data["SSH"]
-            user = f"{ssh['User']}@" if ssh.get("User") else ""
-            return f"ssh:{user}{ssh['Hostname']}:{int(ssh.get('Port') or 22)}"
-        if self.kind == "firecrest":
-            fc = self.data["Firecrest"]
-            return f"firecrest:{fc['ApiUrl'].rstrip('/')}#{fc['Machine']}"
-        if self.kind == "unicore":
-            return f"unicore:{self.data['UnicoreApiUrl'].rstrip('/')}"
-        return "local"
+        return self.identity.name
 
 
 def default_local_config() -> BackendConfig:
@@ -526,6 +523,8 @@ def _value_issues(data: dict[str, Any], already: set[KeyPath]) -> list[_Issue]:
     if isinstance(variables, dict):  # YAML allows `1: x`; propertyNames only checks strings
         issues += [_Issue(("Environment", "Variables", str(k)), _variable_name_message(k))
                    for k in variables if not isinstance(k, str)]
+    # URLs that would carry a secret in clear text (http:// off loopback) or hold one.
+    issues += [_Issue(key, message) for key, message in endpoint_problems(data) if key not in already]
     ssh = data.get("SSH")
     port = ssh.get("Port") if isinstance(ssh, dict) else None
     if isinstance(port, str) and ("SSH", "Port") not in already:

@@ -108,7 +108,7 @@ class RunService:
         command, params = await asyncio.to_thread(
             project_mod.resolve_command, project, req.entry_point, req.parameters, storage_dir
         )
-        backend = self.registry.get(cfg.kind, cfg.data, cfg.connection_name)
+        backend = self.registry.get(cfg.kind, cfg.data)
         backend.check_ready()  # e.g. credentials: refused before anything is created
 
         if snapshot is None:

@@ -1,4 +1,9 @@
-"""FirecREST/UNICORE credentials typed in the lab: kept in server memory only, never echoed."""
+"""FirecREST/UNICORE credentials typed in the lab: kept in server memory only, never echoed.
+
+Every answer says where a stored secret is sent (``secret_sent_to``, with the connection's
+``api_url`` and, for FirecREST, ``token_url``): credentials are kept per connection
+identity, so they only ever go to the endpoints of the config they were entered for.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -22,22 +27,24 @@ class CredentialsRequest(BaseModel):
 class CredentialsHandler(HpcmlHandler):
     @authenticated
     async def get(self) -> None:
-        """The connections with credentials in memory (names only)."""
-        from ..backends.credentials import MEMORY  # with httpx: not at server start-up
+        """The connections with credentials in memory: names, field names and the endpoints
+        their secrets go to; never a value."""
+        from ..backends.credentials import MEMORY, describe  # with httpx: not at start-up
 
-        self.write_json({"connections": MEMORY.known()})
+        self.write_json({"connections": [describe(identity, fields)
+                                         for identity, fields in MEMORY.entries()]})
 
     @authenticated
     async def put(self) -> None:
         """Remember credentials for the connection of a project's backend config."""
-        from ..backends.credentials import MEMORY, checked_values
+        from ..backends.credentials import MEMORY, checked_values, describe
 
         req = self.body(CredentialsRequest)
         cfg = await asyncio.to_thread(
             self.engine.runs.backend_config, self.resolve_path(req.project), req.backend_config)
         values = checked_values(cfg.kind, req.values)
-        MEMORY.set(cfg.connection_name, values)
-        self.write_json({"connection": cfg.connection_name, "kind": cfg.kind, "fields": sorted(values)})
+        MEMORY.set(cfg.identity, values)
+        self.write_json(describe(cfg.identity, list(values)))
 
     @authenticated
     async def delete(self) -> None:

@@ -11,12 +11,14 @@ import { errorFromResponse, HpcmlApiError } from '../errors';
 import {
   AskCredentials,
   credentialsNeeded,
+  destinationText,
   fieldLabel,
   fieldSetLabel,
   ICredentialsEntry,
   ICredentialsNeeded,
   isSecretField,
-  problemField
+  problemField,
+  secretDestination
 } from '../sidebar/credentials';
 import { SubmitModel } from '../sidebar/model';
 import { IProblem, IProject, IRun } from '../types';
@@ -65,14 +67,35 @@ const trans = {
     args.reduce<string>((out, arg, i) => out.replace(`%${i + 1}`, String(arg)), text)
 } as unknown as TranslationBundle;
 
-const CONNECTION = 'unicore:https://127.0.0.1:9/rest/core';
+const API_URL = 'https://127.0.0.1:9/rest/core';
+const CONNECTION = `unicore:${API_URL}`;
 const MISSING = {
   message: 'no UNICORE credentials: set MANTIK_UNICORE_USERNAME and MANTIK_UNICORE_PASSWORD',
   problems: [],
   reason: 'credentials_missing',
   kind: 'unicore',
   connection: CONNECTION,
-  fields: [['username', 'password'], ['token']]
+  fields: [['username', 'password'], ['token']],
+  api_url: API_URL
+};
+const FC_API = 'https://firecrest.example.org';
+const FC_TOKEN = 'https://auth.example.org/realms/x/token';
+const FC_MISSING = {
+  message: 'no FirecREST credentials',
+  problems: [],
+  reason: 'credentials_missing',
+  kind: 'firecrest',
+  connection: `firecrest:${FC_API}#daint token=${FC_TOKEN}`,
+  fields: [['client_id', 'client_secret'], ['api_key']],
+  api_url: FC_API,
+  token_url: FC_TOKEN
+};
+const STORED = {
+  connection: CONNECTION,
+  kind: 'unicore',
+  fields: ['password', 'username'],
+  api_url: API_URL,
+  secret_sent_to: API_URL
 };
 const SECRET = 's3cret-v@lue';
 
@@ -155,8 +178,33 @@ describe('the credentials_missing answer', () => {
       kind: 'unicore',
       connection: CONNECTION,
       fields: [['username', 'password'], ['token']],
-      message: MISSING.message
+      message: MISSING.message,
+      apiUrl: API_URL
     });
+  });
+
+  it('says where the secret of each set of fields is sent, and nowhere else', () => {
+    const fc = credentialsNeeded(errorFromResponse(400, '', JSON.stringify(FC_MISSING)))!;
+    expect(fc).toMatchObject({ apiUrl: FC_API, tokenUrl: FC_TOKEN });
+    expect(secretDestination(fc, ['client_id', 'client_secret'])).toBe(FC_TOKEN);
+    expect(secretDestination(fc, ['api_key'])).toBe(FC_API);
+    expect(destinationText(fc, ['client_id', 'client_secret'], trans)).toBe(
+      `The client secret is sent only to the token endpoint ${FC_TOKEN}; ` +
+        `the access token it yields, only to the API ${FC_API}.`
+    );
+    expect(destinationText(fc, ['api_key'], trans)).toBe(`The API key is sent only to ${FC_API}.`);
+
+    const uc = credentialsNeeded(errorFromResponse(400, '', JSON.stringify(MISSING)))!;
+    expect(destinationText(uc, ['username', 'password'], trans)).toBe(
+      `The password is sent only to ${API_URL}.`
+    );
+    expect(destinationText(uc, ['token'], trans)).toBe(`The bearer token is sent only to ${API_URL}.`);
+    // An older server that does not say where: no sentence rather than a wrong one.
+    const silent = credentialsNeeded(
+      errorFromResponse(400, '', JSON.stringify({ ...FC_MISSING, api_url: undefined, token_url: undefined }))
+    )!;
+    expect(secretDestination(silent, ['client_id', 'client_secret'])).toBeNull();
+    expect(destinationText(silent, ['client_id', 'client_secret'], trans)).toBe('');
   });
 
   it('is thrown by requestAPI on a submission', async () => {
@@ -194,17 +242,13 @@ describe('the credentials_missing answer', () => {
 
 describe('the credentials REST calls', () => {
   it('PUT, GET and DELETE credentials as the contract says', async () => {
-    route('PUT credentials', ok({ connection: CONNECTION, kind: 'unicore', fields: ['password', 'username'] }));
-    route('GET credentials', ok({ connections: [CONNECTION] }));
+    route('PUT credentials', ok(STORED));
+    route('GET credentials', ok({ connections: [STORED] }));
     route('DELETE credentials', () => [204, null]);
     const values = { username: 'alice', password: SECRET };
     const req = { project: 'digits', backend_config: 'backend-configs/unicore.yaml', values };
-    expect(await setCredentials(req)).toEqual({
-      connection: CONNECTION,
-      kind: 'unicore',
-      fields: ['password', 'username']
-    });
-    expect(await listCredentials()).toEqual([CONNECTION]);
+    expect(await setCredentials(req)).toEqual(STORED);
+    expect(await listCredentials()).toEqual([STORED]);
     expect(await forgetCredentials(CONNECTION)).toBeUndefined();
     expect(calls.map(c => [c.method, c.path, c.body])).toEqual([
       ['PUT', 'credentials', req],

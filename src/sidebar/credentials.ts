@@ -20,6 +20,10 @@ export interface ICredentialsNeeded {
   fields: string[][];
   /** The server's own words (which environment variables would do too). */
   message: string;
+  /** The API the credentials (or the token they yield) are sent to. */
+  apiUrl?: string;
+  /** FirecREST: the OIDC token endpoint a client secret is posted to. */
+  tokenUrl?: string;
 }
 
 /** What the dialog answers on OK: the chosen set (index) and its values. */
@@ -44,11 +48,57 @@ export function credentialsNeeded(error: unknown): ICredentialsNeeded | null {
   ) {
     return null;
   }
-  const { kind, connection, fields } = error;
+  const { kind, connection, fields, apiUrl, tokenUrl } = error;
   if (!kind || !connection || !fields?.length) {
     return null;
   }
-  return { kind, connection, fields, message: error.message };
+  return { kind, connection, fields, message: error.message, apiUrl, tokenUrl };
+}
+
+/**
+ * Where the secret of a set of fields is sent: a FirecREST client secret to
+ * the token endpoint, anything else (API key, password, token) to the API.
+ * Null when the server did not say.
+ */
+export function secretDestination(needed: ICredentialsNeeded, set: string[]): string | null {
+  if (set.includes('client_secret') && needed.tokenUrl) {
+    return needed.tokenUrl;
+  }
+  return needed.apiUrl ?? null;
+}
+
+/**
+ * The dialog's sentence saying where the entered secret goes (and that it goes
+ * nowhere else); empty when the server did not say.
+ */
+export function destinationText(
+  needed: ICredentialsNeeded,
+  set: string[],
+  trans: TranslationBundle
+): string {
+  const to = secretDestination(needed, set);
+  if (!to) {
+    return '';
+  }
+  if (set.includes('client_secret') && to === needed.tokenUrl) {
+    return needed.apiUrl
+      ? trans.__(
+          'The client secret is sent only to the token endpoint %1; the access token it yields, only to the API %2.',
+          to,
+          needed.apiUrl
+        )
+      : trans.__('The client secret is sent only to the token endpoint %1.', to);
+  }
+  if (set.includes('password')) {
+    return trans.__('The password is sent only to %1.', to);
+  }
+  if (set.includes('token')) {
+    return trans.__('The bearer token is sent only to %1.', to);
+  }
+  if (set.includes('api_key')) {
+    return trans.__('The API key is sent only to %1.', to);
+  }
+  return trans.__('These credentials are sent only to %1.', to);
 }
 
 /**

@@ -13,6 +13,7 @@ import { forgetCredentials, listCredentials } from '../api';
 import { formatProblem } from '../errors';
 import { IProblem } from '../types';
 import {
+  destinationText,
   fieldLabel,
   fieldSetLabel,
   ICredentialsEntry,
@@ -50,6 +51,7 @@ class CredentialsBody extends ReactWidget implements Dialog.IBodyWidget<ICredent
     // Problems of another set's fields no longer apply once the user switched.
     const known = needed.fields.flat();
     const general = this.problems.filter(p => !known.includes(problemField(p) ?? ''));
+    const destination = destinationText(needed, set, trans);
     return (
       <>
         <p>
@@ -57,6 +59,11 @@ class CredentialsBody extends ReactWidget implements Dialog.IBodyWidget<ICredent
           <code className="jp-hpcml-Credentials-connection">{needed.connection}</code>.{' '}
           {trans.__('They are kept in the server’s memory only, until it stops.')}
         </p>
+        {destination && (
+          <p className="jp-hpcml-Credentials-destination">
+            <strong>{destination}</strong>
+          </p>
+        )}
         <p className="jp-hpcml-Muted">{needed.message}</p>
         {general.length > 0 && (
           <div className="jp-hpcml-Field-error" role="alert">
@@ -135,8 +142,8 @@ export async function askCredentials(
  */
 export async function forgetCredentialsDialog(trans: TranslationBundle): Promise<void> {
   const title = trans.__('Forget credentials');
-  const connections = await listCredentials();
-  if (connections.length === 0) {
+  const stored = await listCredentials();
+  if (stored.length === 0) {
     await showDialog({
       title,
       body: trans.__('The server holds no credentials entered in the lab.'),
@@ -144,13 +151,18 @@ export async function forgetCredentialsDialog(trans: TranslationBundle): Promise
     });
     return;
   }
+  // Each item says where that connection's secret is sent.
+  const items = stored.map(c =>
+    c.secret_sent_to ? trans.__('%1 (secret sent to %2)', c.connection, c.secret_sent_to) : c.connection
+  );
   const answer = await InputDialog.getItem({
     title,
     label: trans.__('Connection whose credentials the server forgets:'),
-    items: connections,
+    items,
     okLabel: trans.__('Forget')
   });
-  if (answer.button.accept && answer.value) {
-    await forgetCredentials(answer.value);
+  const chosen = stored[items.indexOf(answer.value ?? '')];
+  if (answer.button.accept && chosen) {
+    await forgetCredentials(chosen.connection);
   }
 }

@@ -2,8 +2,8 @@
  * Credentials entered once in the lab, held only in server memory: a submission
  * to a UNICORE config without credentials opens the dialog; Cancel shows the
  * server's error; values refused by the server re-open it with the problem;
- * accepted values are stored (GET credentials names the connection) and the
- * submission is retried. The UNICORE URL is a closed port on loopback: the
+ * accepted values are stored (GET credentials names the connection and where
+ * the secret is sent, as the dialog does) and the submission is retried. The UNICORE URL is a closed port on loopback: the
  * server asks for credentials before contacting anything, and the retried run
  * then fails to reach it. No secret may be visible in the page afterwards.
  * The `hpcml:forget-credentials` command makes the server forget them.
@@ -34,7 +34,11 @@ async function forget(request: APIRequestContext): Promise<void> {
 async function storedConnections(request: APIRequestContext): Promise<string[]> {
   const answer = await request.get('/hpcml/api/credentials');
   expect(answer.ok()).toBeTruthy();
-  return (await answer.json()).connections;
+  const stored: { connection: string; secret_sent_to: string }[] = (await answer.json()).connections;
+  for (const entry of stored.filter(c => c.connection === CONNECTION)) {
+    expect(entry.secret_sent_to).toBe(API_URL);
+  }
+  return stored.map(c => c.connection);
 }
 
 test.beforeAll(async ({ request }) => {
@@ -92,6 +96,10 @@ test('credentials entered in the dialog are stored and the submission retried', 
   await expect(dialog).toBeVisible();
   await expect(dialog.locator('.jp-Dialog-header')).toContainText('UNICORE credentials');
   await expect(dialog.locator('.jp-hpcml-Credentials-connection')).toHaveText(CONNECTION);
+  // Where the secret will be sent, for the chosen set of fields.
+  await expect(dialog.locator('.jp-hpcml-Credentials-destination')).toHaveText(
+    `The password is sent only to ${API_URL}.`
+  );
 
   // The alternatives in plain words; secrets in password inputs.
   await expect(dialog.getByRole('radio', { name: 'User name and password' })).toBeChecked();
@@ -100,6 +108,9 @@ test('credentials entered in the dialog are stored and the submission retried', 
   await expect(page.locator(input('username'))).toHaveAttribute('type', 'text');
   await dialog.getByRole('radio', { name: 'Bearer token' }).check();
   await expect(page.locator(input('token'))).toHaveAttribute('type', 'password');
+  await expect(dialog.locator('.jp-hpcml-Credentials-destination')).toHaveText(
+    `The bearer token is sent only to ${API_URL}.`
+  );
 
   // Blank values pass the browser's `required` check but not the server's: the dialog comes back with its problem.
   await page.locator(input('token')).fill('   ');
@@ -146,7 +157,7 @@ test('credentials entered in the dialog are stored and the submission retried', 
   await page.evaluate(() => {
     void window.jupyterapp.commands.execute('hpcml:forget-credentials');
   });
-  await expect(dialog.locator('select')).toHaveValue(CONNECTION);
+  await expect(dialog.locator('select')).toHaveValue(`${CONNECTION} (secret sent to ${API_URL})`);
   await dialog.getByRole('button', { name: 'Forget' }).click();
   await expect(dialog).toHaveCount(0);
   await expect.poll(() => storedConnections(request)).not.toContain(CONNECTION);

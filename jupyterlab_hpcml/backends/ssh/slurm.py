@@ -171,11 +171,6 @@ class SlurmBackend(Backend):
 
     # ------------------------------------------------------------ identity
 
-    @property
-    def connection_name(self) -> str:
-        user = f"{self.ssh['User']}@" if self.ssh.get("User") else ""
-        return f"ssh:{user}{self.ssh.get('Hostname', '')}:{int(self.ssh.get('Port') or 22)}"
-
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
                         upload_progress=True, offline_tracking=True, resources=list(HONOURED_RESOURCES))
