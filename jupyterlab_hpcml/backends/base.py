@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..engine.connections import ConnectionIdentity, connection_identity
-from ..engine.errors import Problem, UserInputError
+from ..engine.errors import NotFound, Problem, UserInputError
 from ..engine.models import RunRecord, RunState
 
 # Inside every run directory: logs, job bookkeeping and the offline MLflow store.
@@ -186,13 +186,32 @@ class Backend(abc.ABC):
     async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
         """List a directory of the run directory (recursively)."""
 
+    async def list_files_many(
+        self, items: Sequence[tuple[RunRecord, str]]
+    ) -> list[list[FileInfo] | BaseException]:
+        """``list_files`` for many (run, directory) pairs, in order; a directory that does not
+        exist lists as empty, another failure is returned in its place. A poll pass lists
+        the offline stores of all running runs so; remote backends override this with one
+        request for all (this default asks one by one)."""
+        out: list[list[FileInfo] | BaseException] = []
+        for run, relpath in items:
+            try:
+                out.append(await self.list_files(run, relpath))
+            except (NotFound, FileNotFoundError):
+                out.append([])
+            except Exception as exc:  # noqa: BLE001 - returned in its place
+                out.append(exc)
+        return out
+
     @abc.abstractmethod
     async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
         """Copy one file of the run directory to a local path."""
 
     @abc.abstractmethod
-    async def cancel(self, run: RunRecord) -> None:
-        """Ask the job to stop; the next poll reports its final state."""
+    async def cancel(self, run: RunRecord) -> JobStatus | None:
+        """Ask the job to stop; the next poll reports its final state. A backend that
+        finds the job had already ended by itself returns that (terminal) status instead,
+        so the run keeps its own end rather than being recorded as cancelled."""
 
     def log_path(self, stream: str) -> str:
         """Path of stdout/stderr relative to the run directory."""

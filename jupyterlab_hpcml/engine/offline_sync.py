@@ -20,25 +20,37 @@ The sync state is a JSON-able dict kept by the caller between calls::
 
 It is updated IN PLACE after each successful write to the main store (and returned),
 so a caller that keeps the dict after an exception never logs a line twice.
+
+Listing the store's params/tags/metrics (and artifacts, at the end) is ONE
+``Backend.list_files_many`` call per sync, and a poll pass lists the stores of all its
+running runs with one call (``OfflineSync.list_runs``): remote work per pass does not grow
+with the number of running runs, only with what they wrote.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import posixpath
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..backends.base import Backend
+from ..backends.base import Backend, FileInfo
+from .errors import NotFound, UserInputError
 from .models import RunRecord
 from .offline_models import OfflineModelCopier
-from .run_files import READ_BYTES, list_tree, read_text
+from .run_files import READ_BYTES, read_text
 from .tracking import Tracker, offline_run_path
 
 log = logging.getLogger(__name__)
 
 MAX_READS_PER_FILE = 256  # per sync: bounds a sync even while a job writes furiously
 RUN_NAME_TAG = "mlflow.runName"
+LIVE_DIRS = ("params", "tags", "metrics")  # what a sync of a running run lists
+FINAL_DIRS = (*LIVE_DIRS, "artifacts")  # and of an ended run
+
+# A run's offline store listed: subdirectory ("metrics", ...) → files below it (relative).
+Listing = dict[str, list[FileInfo]]
 
 
 def parse_metric_lines(key: str, data: bytes) -> list[tuple[str, float, int, int]]:
@@ -70,20 +82,52 @@ class OfflineSync:
         self.read_bytes = read_bytes
         self.models = OfflineModelCopier(tracker)
 
+    async def list_runs(self, backend: Backend, runs: list[RunRecord],
+                        final: bool = False) -> dict[str, Listing | BaseException]:
+        """The offline stores of ``runs`` listed by one ``list_files_many`` call: run id →
+        its listing, or the error that stopped it."""
+        dirs = FINAL_DIRS if final else LIVE_DIRS
+        stores = [(r, offline_run_path(r.mlflow_experiment_id, r.mlflow_run_id)) for r in runs
+                  if r.mlflow_experiment_id and r.mlflow_run_id]
+        results = await backend.list_files_many([(r, f"{base}/{d}") for r, base in stores for d in dirs])
+        out: dict[str, Listing | BaseException] = {}
+        for i, (run, _) in enumerate(stores):
+            listing: Listing = {}
+            for j, d in enumerate(dirs):
+                found = results[i * len(dirs) + j]
+                if isinstance(found, BaseException):
+                    out[run.id] = found
+                    break
+                listing[d] = [
+                    FileInfo(path=posixpath.normpath(f.path).lstrip("/"), is_dir=False, size=f.size,
+                             mtime=f.mtime)
+                    for f in found if not f.is_dir
+                ]
+            else:
+                out[run.id] = listing
+        return out
+
     async def sync(
-        self, backend: Backend, run: RunRecord, state: dict[str, Any], final: bool = False
+        self, backend: Backend, run: RunRecord, state: dict[str, Any], final: bool = False,
+        listing: Listing | None = None,
     ) -> dict[str, Any]:
+        """Copy what is new. ``listing``: the store as a poll pass listed it (else listed here)."""
         if not (run.mlflow_experiment_id and run.mlflow_run_id):
             return state
         base = offline_run_path(run.mlflow_experiment_id, run.mlflow_run_id)
+        if listing is None or (final and "artifacts" not in listing):
+            found = (await self.list_runs(backend, [run], final=final))[run.id]
+            if isinstance(found, BaseException):
+                raise found
+            listing = found
         state.setdefault("metrics", {})
         state.setdefault("params", [])
         state.setdefault("tags", {})
-        await self._sync_params(backend, run, base, state, final)
-        await self._sync_tags(backend, run, base, state)
-        await self._sync_metrics(backend, run, base, state)
+        await self._sync_params(backend, run, base, state, final, listing["params"])
+        await self._sync_tags(backend, run, base, state, listing["tags"])
+        await self._sync_metrics(backend, run, base, state, listing["metrics"])
         if final and not state.get("artifacts_done"):
-            await self._sync_artifacts(backend, run, base)
+            await self._sync_artifacts(backend, run, base, listing["artifacts"])
             state["artifacts_done"] = True
         if final and not state.get("models_done"):
             await self.models.copy(backend, run, base, state.setdefault("models", {}))
@@ -92,9 +136,10 @@ class OfflineSync:
 
     # ------------------------------------------------------------------ metrics
 
-    async def _sync_metrics(self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any]) -> None:
+    async def _sync_metrics(self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any],
+                            files: list[FileInfo]) -> None:
         offsets: dict[str, int] = state["metrics"]
-        for f in await list_tree(backend, run, f"{base}/metrics"):
+        for f in files:
             key = f.path
             offset = offsets.get(key, 0)
             if f.size is not None and f.size <= offset:
@@ -130,12 +175,13 @@ class OfflineSync:
     # ------------------------------------------------------------------ params and tags
 
     async def _sync_params(
-        self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any], final: bool
+        self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any], final: bool,
+        files: list[FileInfo],
     ) -> None:
         assert run.mlflow_run_id
         done: list[str] = state["params"]
         new: dict[str, str] = {}
-        for f in await list_tree(backend, run, f"{base}/params"):
+        for f in files:
             if f.path in done:
                 continue
             value = await read_text(backend, run, f"{base}/params/{f.path}", f)
@@ -147,10 +193,11 @@ class OfflineSync:
             await asyncio.to_thread(self.tracker.log_params, run.mlflow_run_id, new)
             done.extend(new)
 
-    async def _sync_tags(self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any]) -> None:
+    async def _sync_tags(self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any],
+                         files: list[FileInfo]) -> None:
         assert run.mlflow_run_id
         seen: dict[str, list[Any]] = state["tags"]
-        changed = [f for f in await list_tree(backend, run, f"{base}/tags") if seen.get(f.path) != [f.size, f.mtime]]
+        changed = [f for f in files if seen.get(f.path) != [f.size, f.mtime]]
         if not changed:
             return
         if "protected_tags" not in state:
@@ -174,9 +221,9 @@ class OfflineSync:
 
     # ------------------------------------------------------------------ artifacts
 
-    async def _sync_artifacts(self, backend: Backend, run: RunRecord, base: str) -> None:
+    async def _sync_artifacts(self, backend: Backend, run: RunRecord, base: str,
+                              files: list[FileInfo]) -> None:
         assert run.mlflow_run_id
-        files = await list_tree(backend, run, f"{base}/artifacts")
         if not files:
             return
         with tempfile.TemporaryDirectory(prefix="hpcml-artifacts-") as tmp:
@@ -188,5 +235,11 @@ class OfflineSync:
                     continue
                 dest = root.joinpath(*rel.parts)
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                await backend.fetch(run, f"{base}/artifacts/{f.path}", dest)
+                try:
+                    await backend.fetch(run, f"{base}/artifacts/{f.path}", dest)
+                except (NotFound, UserInputError) as exc:
+                    # One file the backend cannot fetch (gone, a name it cannot handle) must
+                    # not cost the others: they are copied, this one is left out (logged).
+                    log.warning("run %s: artifact %r not copied: %s", run.id, f.path, exc)
+                    dest.unlink(missing_ok=True)
             await asyncio.to_thread(self.tracker.log_artifacts, run.mlflow_run_id, root)

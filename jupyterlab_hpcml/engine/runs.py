@@ -62,6 +62,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 FINAL_SYNC_PATIENCE = 600.0  # seconds
+SYNC_CONCURRENCY = 8  # runs of one poll pass applied / synced at once (remote commands in flight)
 
 
 def _default_run_name(entry_point: str) -> str:
@@ -353,16 +354,42 @@ class RunService:
             statuses = await backend.poll(refs)
         except BackendUnavailable as exc:
             return [await self._apply(r, JobStatus(RunState.UNKNOWN, message=str(exc))) for r in runs]
-        out = []
-        for run in runs:
+        # Runs that ended copy their offline tracking (several remote commands each) before
+        # the end is recorded: side by side, within a bound, not one run after another.
+        bound = asyncio.Semaphore(SYNC_CONCURRENCY)
+
+        async def apply(run: RunRecord) -> RunRecord:
             status = statuses.get(run.backend_job_id or "")
             if status is None:
                 status = JobStatus(RunState.UNKNOWN, message="the backend no longer knows this job")
-            new = await self._apply(run, status)
-            if new.state == RunState.RUNNING and new.tracking_mode == "offline":
-                await self._sync_offline(new, final=False)
-            out.append(new)
+            async with bound:
+                return await self._apply(run, status)
+
+        out = list(await asyncio.gather(*(apply(r) for r in runs)))
+        await self._sync_running(backend, [r for r in out if r.state == RunState.RUNNING
+                                           and r.tracking_mode == "offline"], bound)
         return out
+
+    async def _sync_running(self, backend: Backend, runs: list[RunRecord], bound: asyncio.Semaphore) -> None:
+        """What running runs logged offline: their stores listed with one backend call for
+        all, then only files that grew are read."""
+        if not runs:
+            return
+        try:
+            listings = await self.offline_sync.list_runs(backend, runs)
+        except BackendUnavailable as exc:
+            log.info("offline tracking sync skipped this pass: %s", exc)
+            return
+
+        async def one(run: RunRecord) -> None:
+            listing = listings.get(run.id)
+            if isinstance(listing, BaseException):
+                log.info("offline tracking sync of run %s skipped this pass: %s", run.id, listing)
+                return
+            async with bound:
+                await self._sync_offline(run, final=False, listing=listing)
+
+        await asyncio.gather(*(one(r) for r in runs))
 
     async def _resolve_interrupted(self, run: RunRecord) -> None:
         """A SUBMITTING run whose submitter is gone: adopt its job if it exists, else FAILED."""
@@ -384,7 +411,8 @@ class RunService:
         else:
             await self._apply(run, JobStatus(RunState.FAILED, message="submission was interrupted before the job started"))
 
-    async def _sync_offline(self, run: RunRecord, final: bool) -> tuple[float, str] | None:
+    async def _sync_offline(self, run: RunRecord, final: bool,
+                            listing: dict[str, Any] | None = None) -> tuple[float, str] | None:
         """Copy what the job appended to its offline store; one process at a time per run.
 
         Returns None when done, else (since when the final sync fails, why): the caller
@@ -399,7 +427,7 @@ class RunService:
                 backend = self.registry.for_run(run)
                 # sync() advances `state` in place after each write, so a fault halfway
                 # still saves what was copied and nothing is sent twice.
-                await self.offline_sync.sync(backend, run, state, final=final)
+                await self.offline_sync.sync(backend, run, state, final=final, listing=listing)
                 if final:
                     state["final_done"] = True
                     state.pop("final_failing_since", None)

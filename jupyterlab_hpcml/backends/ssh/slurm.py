@@ -168,6 +168,8 @@ class SlurmBackend(Backend):
         self._images: dict[str, str] = {}  # run id → image path on the cluster
         self._realroots: dict[str, str] = {}  # run dir → its realpath
         self._prepared: dict[str, _Prepared] = {}  # run id → prepared, not yet submitted
+        self._cancels: list[tuple[str, str | None, asyncio.Future[None]]] = []  # waiting for scancel
+        self._cancelling: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ identity
 
@@ -489,19 +491,51 @@ class SlurmBackend(Backend):
     # ------------------------------------------------------------ cancel
 
     async def cancel(self, run: RunRecord) -> None:
+        """Cancels asked for at the same time (many runs cancelled at once) go out together:
+        one ``scancel`` with many job ids, while the previous batch is still on its way."""
         if not run.backend_job_id:
             return
-        command = f"scancel {shlex.quote(run.backend_job_id)}"
+        if not _JOB_ID.fullmatch(run.backend_job_id):
+            raise SubmitError(f"cannot cancel: {run.backend_job_id!r} is not a Slurm job id")
+        secrets_path = None
         if re.fullmatch(r"[A-Za-z0-9_-]+", run.id or ""):
             # A job cancelled while pending never runs the script that deletes its secrets
             # file; a running one has read it already.
             secrets_path = f"{await self._base_dir()}/.secrets/{run.id}.env"
-            command += f"; rc=$?; rm -f {shlex.quote(secrets_path)}; exit $rc"
-        res = await self.conn.run(command, name="scancel")
-        if res.exit_status != 0 and "already completing or completed" not in res.err \
-                and "Invalid job id" not in res.err:
-            raise SubmitError(f"scancel failed: {res.err or res.out}")
-        self._interval, self._next_poll = 0.0, 0.0
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._cancels.append((run.backend_job_id, secrets_path, done))
+        if self._cancelling is None or self._cancelling.done():
+            self._cancelling = asyncio.create_task(self._cancel_batches())
+        await done
+
+    async def _cancel_batches(self) -> None:
+        while self._cancels:
+            await asyncio.sleep(0)  # cancels asked for in this same moment join the batch
+            batch, self._cancels = self._cancels[:CANCEL_CHUNK], self._cancels[CANCEL_CHUNK:]
+            ids = sorted({job_id for job_id, _, _ in batch})
+            secrets = [path for _, path, _ in batch if path]
+            command = f"scancel {' '.join(ids)}"
+            if secrets:
+                command += f"; rc=$?; rm -f {' '.join(shlex.quote(p) for p in secrets)}; exit $rc"
+            try:
+                res = await self.conn.run(command, name="scancel")
+            except Exception as exc:  # noqa: BLE001 - every caller of the batch learns it
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            self._interval, self._next_poll = 0.0, 0.0
+            errors = _scancel_errors(res.err)
+            for job_id, _, done in batch:
+                why = errors.get(job_id)
+                if why is None and res.exit_status != 0 and not errors:
+                    why = res.err or res.out or f"exit status {res.exit_status}"
+                if done.done():
+                    continue
+                if why and "already completing or completed" not in why and "Invalid job id" not in why:
+                    done.set_exception(SubmitError(f"scancel failed: {why}"))
+                else:
+                    done.set_result(None)
 
     # ------------------------------------------------------------ files
 
@@ -565,6 +599,37 @@ class SlurmBackend(Backend):
             out.append(FileInfo(path=name, is_dir=kind == "d", size=None if kind == "d" else int(size),
                                 mtime=float(mtime)))
         return sorted(out, key=lambda f: f.path)
+
+    async def list_files_many(
+        self, items: Sequence[tuple[RunRecord, str]]
+    ) -> list[list[FileInfo] | BaseException]:
+        """One ``find`` for all the directories (their paths on stdin), however many runs:
+        a poll pass lists the offline stores of every running run with one command."""
+        out: list[list[FileInfo] | BaseException] = [[] for _ in items]
+        where: dict[str, list[int]] = {}
+        for i, (run, relpath) in enumerate(items):
+            try:
+                where.setdefault(self._path(run, relpath)[1], []).append(i)
+            except Exception as exc:  # noqa: BLE001 - returned in its place
+                out[i] = exc
+        paths = [p for p in where if "\0" not in p]
+        if not paths:
+            return out
+        res = await self.conn.run(_LIST_SCRIPT, input=b"".join(p.encode() + b"\0" for p in paths),
+                                  name="find")
+        fields = res.stdout.decode("utf-8", errors="replace").split("\0")
+        for start, item in zip(fields[0::2], fields[1::2], strict=False):
+            kind, size, mtime, name = item.split(" ", 3)
+            info = FileInfo(path=name, is_dir=kind == "d", size=None if kind == "d" else int(size),
+                            mtime=float(mtime))
+            for i in where.get(start, ()):
+                listing = out[i]
+                if isinstance(listing, list):
+                    listing.append(info)
+        for listing in out:
+            if isinstance(listing, list):
+                listing.sort(key=lambda f: f.path)
+        return out
 
     async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
         root, path = self._path(run, relpath)
@@ -637,6 +702,24 @@ while IFS='	' read -r jid d; do
     (cd "$d" && nohup bash {POST_LOGIN_SCRIPT} >> {LOGIN_LOG} 2>&1 </dev/null &)
   fi
 done"""
+# Many directories listed by one find (xargs splits a long list); "<start>\0<entry>\0" each.
+# Missing directories list as empty (find's complaint is dropped); links are not followed.
+_LIST_SCRIPT = ("xargs -0 -r sh -c 'exec find \"$@\" -mindepth 1 \\( -type f -o -type d \\) "
+                "-printf \"%H\\0%y %s %T@ %P\\0\"' sh 2>/dev/null; exit 0")
+CANCEL_CHUNK = 200  # jobs per scancel (ids and secrets-file paths in its command line)
+_JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?(\+[0-9]+)?")  # 123, 123_4 (array), 123+1 (het)
+
+
+def _scancel_errors(stderr: str) -> dict[str, str]:
+    """"scancel: error: Kill job error on job id 123: Invalid job id specified" → {"123": ...}."""
+    out: dict[str, str] = {}
+    for line in stderr.splitlines():
+        m = re.search(r"job id (\S+?):? (.+)$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
 DETAILS_CHUNK = 2000  # jobs per details command
 DETAILS_IDS_BYTES = 24 * 1024  # their ids in the command line
 
