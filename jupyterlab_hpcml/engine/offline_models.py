@@ -23,6 +23,7 @@ from typing import Any
 
 from ..backends.base import OFFLINE_MLRUNS, Backend, FileInfo
 from . import yamlio
+from .mlflow_import import load_mlflow
 from .models import RunRecord
 from .run_files import is_safe_relpath, list_tree, read_text, yaml_dict
 from .tracking import Tracker, _is_file_store
@@ -88,6 +89,7 @@ class OfflineModelCopier:
         files: list[FileInfo], step: int | None,
     ) -> str | None:
         """Copy one offline logged model; return its id in the main store (None: not copied)."""
+        load_mlflow()
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
         assert run.mlflow_experiment_id and run.mlflow_run_id
@@ -163,6 +165,7 @@ class OfflineModelCopier:
         """Model metrics are logged through the run, as MLflow does; the run's copy of each line
         is an exact duplicate of one the metric sync sent, which SQL stores drop (a file store
         would not: the caller skips it there)."""
+        load_mlflow()
         from mlflow.entities import Metric
 
         metrics = [
@@ -220,6 +223,7 @@ def parse_model_metric_lines(key: str, data: bytes) -> list[_ModelMetric]:
 
 def _model_status(value: Any) -> Any:
     """A file store's model status (an int in meta.yaml; a name in other versions) as LoggedModelStatus."""
+    load_mlflow()
     from mlflow.entities import LoggedModelStatus
 
     try:

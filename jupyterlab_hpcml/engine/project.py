@@ -26,6 +26,7 @@ import yaml
 from . import yamlio
 from .errors import Problem, UserInputError
 from .filecache import StatCache
+from .mlflow_import import load_mlflow
 
 ParamType = Literal["string", "float", "int", "path", "uri"]
 PARAM_TYPES: tuple[str, ...] = ("string", "float", "int", "path", "uri")
@@ -445,6 +446,7 @@ def _value_error(ptype: str, value: Any) -> str | None:
 
 
 def _is_uri(value: str) -> bool:
+    load_mlflow()
     from mlflow.utils.data_utils import is_uri
 
     return bool(value) and is_uri(value)
@@ -499,6 +501,7 @@ def _load_project_file(project_dir: Path, file: Path) -> ProjectSpec:
 
 def _load_with_mlflow(project_dir: Path, file: Path, checker: _Checker) -> Any:
     """MLflow's own loader; its complaints become problems of the file."""
+    load_mlflow()
     from mlflow.exceptions import MlflowException
     from mlflow.projects import _project_spec
 
@@ -573,6 +576,7 @@ def resolve_command(
     """
     ep = _entry_point(project, entry_point)
     values = _check_values(project, ep, parameters)
+    load_mlflow()
     from mlflow.exceptions import MlflowException
     from mlflow.projects._project_spec import EntryPoint
 
@@ -665,6 +669,7 @@ def _check_values(
 
 def _local_path(value: str) -> str | None:
     """The local filesystem path of a ``path`` value (None for remote URIs)."""
+    load_mlflow()
     from mlflow.utils.file_utils import get_local_path_or_none
 
     return get_local_path_or_none(value)

@@ -24,6 +24,7 @@ from ..backends.base import OFFLINE_MLRUNS, FileInfo
 from . import yamlio
 from .errors import Conflict
 from .locks import hold_lock
+from .mlflow_import import load_mlflow
 from .models import RunState, TrackingMode
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, keeps mlflow out of the import path
@@ -122,6 +123,7 @@ class Tracker:
                 if _is_file_store(self.tracking_uri):
                     # MLflow >= 3.7 refuses the file store unless told; the user chose it.
                     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+                load_mlflow()
                 from mlflow import MlflowClient
 
                 db = _sqlite_path(self.tracking_uri)
@@ -149,6 +151,7 @@ class Tracker:
 
         ``schedule=False`` leaves the params and the SCHEDULED status to ``schedule_run``,
         for a caller that writes them while the job is being submitted."""
+        load_mlflow()
         from mlflow.exceptions import MlflowException
 
         all_tags = {"mlflow.user": _user(), "mlflow.source.type": "PROJECT", **tags}
@@ -171,6 +174,7 @@ class Tracker:
 
     def schedule_run(self, run_id: str, params: Mapping[str, str]) -> None:
         """Log the run's params and set it SCHEDULED (the status create_run cannot give)."""
+        load_mlflow()
         from mlflow.entities import Param, RunStatus
 
         param_objs = [Param(str(k), str(v)) for k, v in params.items()]
@@ -180,6 +184,7 @@ class Tracker:
 
     def _experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created if missing; safe against a concurrent creator."""
+        load_mlflow()
         from mlflow.exceptions import MlflowException
 
         exp = self.client.get_experiment_by_name(name)
@@ -201,6 +206,7 @@ class Tracker:
         return exp.experiment_id
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        load_mlflow()
         from mlflow.entities import RunTag
 
         if len(tags) == 1:  # a lone tag: set_tag is half the cost of log_batch
@@ -219,6 +225,7 @@ class Tracker:
 
         A run deleted in MLflow meanwhile is logged and ignored: the run record stays valid.
         """
+        load_mlflow()
         from mlflow.exceptions import MlflowException
 
         status = _MLFLOW_STATUS.get(state)
@@ -237,6 +244,7 @@ class Tracker:
 
     def _is_gone(self, run_id: str, exc: Exception) -> bool:
         """True when the run was hard-deleted or is in the deleted lifecycle stage."""
+        load_mlflow()
         from mlflow.exceptions import MlflowException
 
         if getattr(exc, "error_code", None) in _GONE_CODES:
@@ -250,6 +258,7 @@ class Tracker:
 
     def log_metrics(self, run_id: str, rows: Sequence[tuple[str, float, int, int]]) -> None:
         """Log ``(key, value, timestamp_ms, step)`` rows with log_batch, at most 1000 per call."""
+        load_mlflow()
         from mlflow.entities import Metric
 
         for batch in _chunks(rows, MAX_METRICS_PER_BATCH):
@@ -258,6 +267,7 @@ class Tracker:
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> list[str]:
         """Log params; return the keys MLflow refused (a different value was logged before)."""
+        load_mlflow()
         from mlflow.entities import Param
         from mlflow.exceptions import MlflowException
 
@@ -340,6 +350,7 @@ class Tracker:
                 for e in _listing(model.artifact_location, rest)]
 
     def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        load_mlflow()
         from mlflow.artifacts import download_artifacts
 
         dst_dir.mkdir(parents=True, exist_ok=True)
@@ -377,6 +388,7 @@ class Tracker:
 
 def _listing(root_uri: str, path: str) -> list[FileInfo]:
     """One level below ``path`` of the artifact store at ``root_uri``; paths relative to it."""
+    load_mlflow()
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     infos = get_artifact_repository(root_uri).list_artifacts(path or None)

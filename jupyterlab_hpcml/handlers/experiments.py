@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..engine.mlflow_import import load_mlflow
 from ..engine.tracking import Tracker
 from .base import HpcmlHandler, authenticated
 
@@ -12,6 +13,7 @@ MAX_EXPERIMENTS = 1000
 
 def list_experiments(tracker: Tracker, limit: int = MAX_EXPERIMENTS) -> list[dict[str, Any]]:
     """Active experiments, most recently updated first."""
+    load_mlflow()
     from mlflow.entities import ViewType
 
     found = tracker.client.search_experiments(
