@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from .backends.base import FileInfo, Snapshot
     from .engine.logs import LogChunk
-    from .engine.models import RunRecord, RunState
+    from .engine.models import DeleteResult, RunRecord, RunState
     from .engine.service import Engine
     from .widget import RunView
 
@@ -312,6 +312,11 @@ class Run:
         return self._record.run_dir
 
     @property
+    def archived(self) -> bool:
+        """Hidden from default listings (``archive()``; ``runs(archived=True)`` lists it)."""
+        return self._record.archived
+
+    @property
     def done(self) -> bool:
         """True once the run ended (FINISHED, FAILED, CANCELLED or TIMEOUT)."""
         return self.state.terminal
@@ -413,6 +418,26 @@ class Run:
         self._fetched = time.monotonic()
         return self
 
+    def delete(self, *, delete_mlflow: bool = False) -> DeleteResult:
+        """Delete the ended run: its record, its local run directory (a remote one is kept)
+        and, with ``delete_mlflow``, its MLflow run (MLflow's soft delete). ``Conflict`` while
+        the run is active (cancel it first). Returns what was removed and what was kept."""
+        self.refresh()  # without a server polling, the backend says whether it ended
+        return _bridge.run(self._engine.runs.delete(self.id, delete_mlflow=delete_mlflow))
+
+    def archive(self) -> Run:
+        """Hide the ended run from default listings (reversible: ``unarchive()``)."""
+        return self._set_archived(True)
+
+    def unarchive(self) -> Run:
+        return self._set_archived(False)
+
+    def _set_archived(self, archived: bool) -> Run:
+        self.refresh()
+        self._record = _bridge.run(self._engine.runs.set_archived(self.id, archived))
+        self._fetched = time.monotonic()
+        return self
+
     def rerun(self, parameters: Mapping[str, ParamValue] | None = None, *,
               overrides: Overrides | None = None, run_name: str | None = None,
               experiment_name: str | None = None, fresh_code: bool = False,
@@ -462,7 +487,8 @@ class RunList(list[Run]):
     def rows(self) -> list[tuple[str, ...]]:
         return [
             (r.id, r.name, r.entry_point, r.backend, r.record.backend_job_id or "-",
-             r.record.state.value, _fmt_time(r.record.created_at), _fmt_duration(r.record))
+             r.record.state.value + (" (archived)" if r.record.archived else ""),
+             _fmt_time(r.record.created_at), _fmt_duration(r.record))
             for r in self
         ]
 
@@ -556,20 +582,22 @@ def rerun_request(run_id: str, req: Any, *, wait: bool = False, timeout: float |
 
 def runs(state: str | Sequence[str] | None = None, *, limit: int = 20,
          project: str | Path | None = None, query: str | None = None, refresh: bool = True,
-         data_dir: str | Path | None = None) -> RunList:
+         archived: bool = False, data_dir: str | Path | None = None) -> RunList:
     """Recent runs, newest first (every run in the store: lab, CLI and notebooks alike).
 
     ``state``: one state or several (``"running"`` works too); ``project``: runs of that
-    project folder; ``query``: text in name, id, entry point or job id. ``refresh`` first
-    asks the backends about runs that have not ended.
+    project folder; ``query``: text in name, id, entry point or job id; ``archived``: list
+    archived runs too. ``refresh`` first asks the backends about runs that have not ended.
     """
+    from .cli_args import archived_filter
+
     engine = _bridge.engine(data_dir)
     if refresh:
         _bridge.run(engine.runs.refresh())
     found, total = _bridge.run(asyncio.to_thread(
         engine.store.list, states=_states(state),
         project=str(Path(project).expanduser().resolve()) if project else None,
-        text=query, limit=limit))
+        text=query, archived=archived_filter(archived), limit=limit))
     out = RunList(Run(r, data_dir) for r in found)
     out.total = total
     return out

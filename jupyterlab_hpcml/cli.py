@@ -75,8 +75,9 @@ def _print_run(run: RunRecord) -> None:
 def _print_table(runs: list[RunRecord]) -> None:
     header = ("ID", "NAME", "ENTRY", "BACKEND", "JOB", "STATE", "SUBMITTED", "DURATION")
     rows = [
-        (r.id, r.name, r.entry_point, r.backend, r.backend_job_id or "-", r.state.value,
-         _fmt_time(r.created_at), _duration(r))
+        (r.id, r.name, r.entry_point, r.backend, r.backend_job_id or "-",
+         r.state.value + (" (archived)" if r.archived else ""), _fmt_time(r.created_at),
+         _duration(r))
         for r in runs
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
@@ -159,6 +160,7 @@ async def cmd_runs(args: argparse.Namespace) -> int:
     await engine.runs.refresh()
     states = [RunState(s) for s in cli_args.states(args.state) or []] or None
     runs, total = engine.store.list(states=states, project=args.project, text=args.query,
+                                    archived=cli_args.archived_filter(args.archived),
                                     limit=args.limit)
     if args.json:
         print(json.dumps({"runs": [_record_json(r) for r in runs], "total": total}, indent=2))
@@ -222,6 +224,64 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _ended(engine: Any, run_id: str) -> RunRecord:
+    """The run after asking its backend (no server may be polling): delete and archive
+    need to know whether it ended."""
+    run = await engine.runs.get(run_id)
+    if not run.state.terminal:
+        await engine.runs.refresh([run])
+        run = await engine.runs.get(run.id)
+    return run
+
+
+def _confirm(question: str) -> bool:
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        return input().strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+async def cmd_delete(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    try:
+        run = await _ended(engine, args.run)
+        if not run.state.terminal:  # refused before asking
+            await engine.runs.delete(run.id, delete_mlflow=args.mlflow)
+        mlflow_run = run.mlflow_run_id if args.mlflow else None
+        what = f" and its MLflow run {mlflow_run}" if mlflow_run else ""
+        if not args.yes and not _confirm(f"Delete run {run.id} ({run.name}, "
+                                         f"{run.state.value}){what}?"):
+            print("not deleted", file=sys.stderr)
+            return 1
+        result = await engine.runs.delete(run.id, delete_mlflow=args.mlflow)
+    finally:
+        await engine.close()
+    print(f"deleted run {result.id}", file=sys.stderr)
+    for note in result.kept:
+        print(f"  {note}", file=sys.stderr)
+    return 0
+
+
+async def _set_archived(args: argparse.Namespace, archived: bool) -> int:
+    engine = _engine(args)
+    try:
+        run = await _ended(engine, args.run)
+        run = await engine.runs.set_archived(run.id, archived)
+    finally:
+        await engine.close()
+    print(f"run {run.id} {'archived' if run.archived else 'unarchived'}", file=sys.stderr)
+    return 0
+
+
+async def cmd_archive(args: argparse.Namespace) -> int:
+    return await _set_archived(args, True)
+
+
+async def cmd_unarchive(args: argparse.Namespace) -> int:
+    return await _set_archived(args, False)
+
+
 async def cmd_rerun(args: argparse.Namespace) -> int:
     engine = _engine(args)
     req = cli_args.rerun_request(args)
@@ -277,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="cancel a run")
     cli_args.add_run_argument(p)
     p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("delete", help="delete an ended run: its record and run directory "
+                       "(a remote run directory is kept), with --mlflow its MLflow run")
+    cli_args.add_delete_arguments(p)
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("archive", help="hide an ended run from listings (runs --archived shows it)")
+    cli_args.add_run_argument(p)
+    p.set_defaults(func=cmd_archive)
+
+    p = sub.add_parser("unarchive", help="show an archived run in listings again")
+    cli_args.add_run_argument(p)
+    p.set_defaults(func=cmd_unarchive)
 
     p = sub.add_parser("rerun", help="run again, optionally with other parameters/resources")
     cli_args.add_rerun_arguments(p)

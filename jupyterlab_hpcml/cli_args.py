@@ -100,6 +100,8 @@ def add_runs_arguments(p: argparse.ArgumentParser, *, json: bool = True) -> None
     p.add_argument("--project")
     p.add_argument("-q", "--query", help="text to look for in name, id, entry point, job id")
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--archived", action="store_true",
+                   help="list archived runs too (they are left out by default)")
     if json:
         p.add_argument("--json", action="store_true")
 
@@ -113,6 +115,18 @@ def add_logs_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_run_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run id or a unique prefix of it")
+
+
+def add_delete_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_argument(p)
+    p.add_argument("--mlflow", action="store_true",
+                   help="also delete the run's MLflow run (MLflow's soft delete; kept by default)")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def archived_filter(include: bool) -> bool | None:
+    """The store's ``archived`` filter for "archived runs too" (None: both; False: hidden)."""
+    return None if include else False
 
 
 # ---------------------------------------------------------------------------

@@ -195,13 +195,13 @@ class HpcmlMagics(Magics):
     def hpc_runs(self, line: str) -> Any:
         """A table of recent runs, newest first.
 
-        %hpc_runs [--state STATE ...] [--limit N] [--project DIR] [-q TEXT]
+        %hpc_runs [--state STATE ...] [--limit N] [--project DIR] [-q TEXT] [--archived]
         """
         from . import api
 
         args = _parse("runs", line)
         return api.runs(cli_args.states(args.state), limit=args.limit, project=args.project,
-                        query=args.query)
+                        query=args.query, archived=args.archived)
 
     @line_magic
     @_reported

@@ -23,13 +23,13 @@ from typing import Any
 
 from ..backends.base import Backend, JobRef, JobSpec, JobStatus, Snapshot
 from ..backends.registry import BackendRegistry
+from . import cleanup, logs
 from . import config as config_mod
-from . import logs
 from . import project as project_mod
 from . import snapshot as snapshot_mod
 from .errors import BackendUnavailable, Conflict, HpcmlError
 from .locks import try_lock
-from .models import RunRecord, RunState, StateChange
+from .models import TERMINAL_STATES, DeleteResult, RunRecord, RunState, StateChange
 from .offline_sync import OfflineSync
 from .requests import Overrides, RerunRequest, SubmitRequest
 from .store import RunStore
@@ -456,6 +456,45 @@ class RunService:
         backend = self.registry.for_run(run)
         await backend.cancel(run)
         return await asyncio.to_thread(self.store.get, run.id)
+
+    async def delete(self, run_id: str, *, delete_mlflow: bool = False) -> DeleteResult:
+        """Delete an ended run: its record and state history, its local run directory, and
+        with ``delete_mlflow`` its MLflow run (MLflow's soft delete; kept by default, since
+        MLflow is the user's record). An active run is refused (Conflict): cancel it first.
+
+        The record goes last, so a fault halfway leaves a run that can be deleted again."""
+        run = await asyncio.to_thread(self.store.get, run_id)
+        if not run.state.terminal:
+            raise Conflict(f"run {run.id} is {run.state.value}: cancel it first, then delete it")
+        result = DeleteResult(id=run.id)
+        if delete_mlflow and run.mlflow_run_id:
+            try:
+                await asyncio.to_thread(self.tracker.delete_run, run.mlflow_run_id)
+            except Exception as exc:  # noqa: BLE001 - tracking store down: nothing deleted yet
+                raise BackendUnavailable(
+                    f"could not delete MLflow run {run.mlflow_run_id} ({exc}); nothing was deleted"
+                ) from exc
+            result.mlflow_run_deleted = True
+        elif run.mlflow_run_id:
+            result.kept.append(f"MLflow run kept: {run.mlflow_run_id}")
+        result.run_dir_removed, kept = await asyncio.to_thread(
+            cleanup.remove_run_files, run, self.data_dir)
+        result.kept += kept
+        await asyncio.to_thread(self.store.delete, run.id, expect=TERMINAL_STATES)
+        if run.snapshot_id:
+            result.snapshot_removed = await asyncio.to_thread(
+                cleanup.remove_unused_manifest, run.snapshot_id, self.manifest_dir,
+                self.store.snapshot_in_use)
+        log.info("deleted run %s (%s)", run.id, "; ".join(result.kept) or "nothing kept")
+        return result
+
+    async def set_archived(self, run_id: str, archived: bool) -> RunRecord:
+        """Archive (hide from default listings) or unarchive an ended run; reversible.
+        An active run is refused (Conflict): hiding it would hide a job still using resources."""
+        run = await asyncio.to_thread(self.store.get, run_id)
+        if archived and not run.state.terminal:
+            raise Conflict(f"run {run.id} is {run.state.value}: only ended runs can be archived")
+        return await asyncio.to_thread(self.store.update, run.id, archived=archived)
 
     async def read_log(self, run_id: str, stream: str, offset: int = 0,
                        max_bytes: int = 256 * 1024) -> logs.LogChunk:

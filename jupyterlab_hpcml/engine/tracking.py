@@ -242,6 +242,18 @@ class Tracker:
                 raise
             log.warning("MLflow run %s was deleted; its status stays as it is (%s)", run_id, exc.message)
 
+    def delete_run(self, run_id: str) -> None:
+        """MLflow's own soft delete (lifecycle stage "deleted"; restorable in MLflow until its
+        garbage collection). A run already deleted or gone counts as done."""
+        load_mlflow()
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.delete_run(run_id)
+        except MlflowException as exc:
+            if not self._is_gone(run_id, exc):
+                raise
+
     def _is_gone(self, run_id: str, exc: Exception) -> bool:
         """True when the run was hard-deleted or is in the deleted lifecycle stage."""
         load_mlflow()

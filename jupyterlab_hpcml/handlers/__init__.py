@@ -13,7 +13,14 @@ from .outputs import (
     MetricsHandler,
 )
 from .projects import ProjectHandler
-from .runs import CancelHandler, RerunHandler, RunHandler, RunsHandler
+from .runs import (
+    ArchiveHandler,
+    CancelHandler,
+    RerunHandler,
+    RunHandler,
+    RunsHandler,
+    UnarchiveHandler,
+)
 from .runs_view import LatestMetricsHandler, MetricHistoriesHandler, RunRowsHandler
 
 RUN = r"(?P<run_id>[A-Za-z0-9_-]+)"
@@ -27,6 +34,8 @@ HANDLERS = [
     (rf"runs/{RUN}", RunHandler),
     (rf"runs/{RUN}/cancel", CancelHandler),
     (rf"runs/{RUN}/rerun", RerunHandler),
+    (rf"runs/{RUN}/archive", ArchiveHandler),
+    (rf"runs/{RUN}/unarchive", UnarchiveHandler),
     (rf"runs/{RUN}/logs/(?P<stream>[a-z]+)", LogHandler),
     (rf"runs/{RUN}/artifacts", ArtifactsHandler),
     (rf"runs/{RUN}/artifacts/download", ArtifactDownloadHandler),

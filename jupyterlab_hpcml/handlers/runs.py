@@ -1,4 +1,4 @@
-"""Runs: list, submit, get, cancel, re-run."""
+"""Runs: list, submit, get, cancel, re-run, delete, archive."""
 from __future__ import annotations
 
 import asyncio
@@ -29,6 +29,26 @@ def parse_states(raw: list[str]) -> list[RunState] | None:
         raise UserInputError(Problem(f"unknown state in {names}; allowed: {allowed}", key="state")) from None
 
 
+# `archived` query values → the store's filter (False: hide archived, None: both, True: only).
+_ARCHIVED = {"false": False, "true": None, "only": True}
+_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def parse_archived(handler: HpcmlHandler) -> bool | None:
+    raw = handler.get_query_argument("archived", "false").lower()
+    if raw not in _ARCHIVED:
+        raise UserInputError(Problem(f"archived must be false, true or only, got {raw!r}",
+                                     key="archived"))
+    return _ARCHIVED[raw]
+
+
+def bool_arg(handler: HpcmlHandler, name: str) -> bool:
+    raw = handler.get_query_argument(name, "false").lower()
+    if raw not in _BOOLS:
+        raise UserInputError(Problem(f"must be true or false, got {raw!r}", key=name))
+    return _BOOLS[raw]
+
+
 class RunsHandler(HpcmlHandler):
     @authenticated
     async def get(self) -> None:
@@ -53,6 +73,7 @@ class RunsHandler(HpcmlHandler):
             project=self.get_query_argument("project", None),
             experiment=self.get_query_argument("experiment", None),
             text=self.get_query_argument("q", None),
+            archived=parse_archived(self),
             limit=limit,
             offset=offset,
         )
@@ -72,6 +93,25 @@ class RunHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str) -> None:
         self.write_json(run_json(self, await self.engine.runs.get(run_id)))
+
+
+    @authenticated
+    async def delete(self, run_id: str) -> None:
+        """Delete an ended run (409 while active); ``delete_mlflow=true`` also its MLflow run."""
+        delete_mlflow = bool_arg(self, "delete_mlflow")
+        self.write_json(await self.engine.runs.delete(run_id, delete_mlflow=delete_mlflow))
+
+
+class ArchiveHandler(HpcmlHandler):
+    @authenticated
+    async def post(self, run_id: str) -> None:
+        self.write_json(run_json(self, await self.engine.runs.set_archived(run_id, True)))
+
+
+class UnarchiveHandler(HpcmlHandler):
+    @authenticated
+    async def post(self, run_id: str) -> None:
+        self.write_json(run_json(self, await self.engine.runs.set_archived(run_id, False)))
 
 
 class CancelHandler(HpcmlHandler):

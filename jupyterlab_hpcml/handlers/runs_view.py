@@ -14,7 +14,7 @@ from typing import Any
 from ..engine.errors import HpcmlError, Problem, UserInputError
 from ..engine.store import ROW_SORTS
 from .base import HpcmlHandler, authenticated
-from .runs import parse_states
+from .runs import parse_archived, parse_states
 
 MAX_IDS = 100
 
@@ -37,7 +37,8 @@ class RunRowsHandler(HpcmlHandler):
         states = parse_states(self.get_query_arguments("state"))
         page = await asyncio.to_thread(
             self.engine.store.rows, sort=sort, descending=order == "desc", states=states,
-            text=self.get_query_argument("q", None) or None, limit=limit, offset=offset,
+            text=self.get_query_argument("q", None) or None, archived=parse_archived(self),
+            limit=limit, offset=offset,
         )
         self.write_json(page)
 
