@@ -2,28 +2,22 @@
 from __future__ import annotations
 
 import asyncio
-import posixpath
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from ..backends.base import FileInfo
-from .errors import NotFound, UserInputError
+from . import paths
+from .errors import NotFound, Problem, UserInputError
 from .models import RunRecord
 from .store import RunStore
 from .tracking import Tracker
 
 
 def safe_relpath(path: str) -> str:
-    """A normalised relative path that cannot leave the artifact root."""
-    if "\0" in path or path.startswith(("/", "\\")) or "\\" in path:
-        raise UserInputError(f"invalid artifact path {path!r}")
-    norm = posixpath.normpath(path) if path else ""
-    if norm in (".", ""):
-        return ""
-    if norm == ".." or norm.startswith("../"):
-        raise UserInputError(f"artifact path {path!r} leaves the run's artifact root")
-    return norm
+    """A normalised relative path that cannot leave the artifact root (taken literally)."""
+    return paths.clean_relpath(path, "artifact path", root_name="the run's artifact root")
 
 
 class RunOutputs:
@@ -41,22 +35,27 @@ class RunOutputs:
         _, mlflow_id = await self._mlflow_run(run_id)
         return await asyncio.to_thread(self.tracker.list_artifacts, mlflow_id, safe_relpath(path))
 
-    async def download_artifact(self, run_id: str, path: str) -> tuple[Path, tempfile.TemporaryDirectory[str]]:
-        """Local copy of one artifact file; the caller cleans up the returned temp dir."""
+    async def open_artifact(self, run_id: str, path: str) -> tuple[BinaryIO, int]:
+        """One artifact file opened for reading, and its size; the caller closes it."""
         rel = safe_relpath(path)
         if not rel:
-            raise UserInputError("give the path of an artifact file")
+            raise UserInputError(Problem("give the path of an artifact file", key="path"))
         _, mlflow_id = await self._mlflow_run(run_id)
+        return await asyncio.to_thread(self.tracker.open_artifact, mlflow_id, rel)
+
+    async def download_artifact(
+        self, run_id: str, path: str
+    ) -> tuple[Path, tempfile.TemporaryDirectory[str]]:
+        """Local copy of one artifact file; the caller cleans up the returned temp dir."""
+        src, _ = await self.open_artifact(run_id, path)
         tmp = tempfile.TemporaryDirectory(prefix="hpcml-artifact-")
+        local = Path(tmp.name) / safe_relpath(path).rpartition("/")[2]
         try:
-            local = await asyncio.to_thread(self.tracker.download_artifact, mlflow_id, rel, Path(tmp.name))
-        except Exception as exc:
+            with src, local.open("wb") as out:
+                await asyncio.to_thread(shutil.copyfileobj, src, out, 1 << 20)
+        except BaseException:
             tmp.cleanup()
-            raise NotFound(f"artifact {rel!r} not found in run {run_id}") from exc
-        local = Path(local).resolve()
-        if not local.is_file() or not local.is_relative_to(Path(tmp.name).resolve()):
-            tmp.cleanup()
-            raise UserInputError(f"artifact {rel!r} is a directory, not a file")
+            raise
         return local, tmp
 
     async def metric_keys(self, run_id: str) -> list[dict[str, Any]]:

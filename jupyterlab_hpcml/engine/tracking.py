@@ -14,15 +14,16 @@ import getpass
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from ..backends.base import OFFLINE_MLRUNS, FileInfo
-from . import yamlio
-from .errors import Conflict
+from . import paths, yamlio
+from .errors import Conflict, NotFound
 from .locks import hold_lock
 from .mlflow_import import load_mlflow
 from .models import RunState, TrackingMode
@@ -361,19 +362,29 @@ class Tracker:
         return [FileInfo(path=f"{model.name}/{e.path}", is_dir=e.is_dir, size=e.size)
                 for e in _listing(model.artifact_location, rest)]
 
-    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
-        load_mlflow()
-        from mlflow.artifacts import download_artifacts
-
-        dst_dir.mkdir(parents=True, exist_ok=True)
+    def open_artifact(self, run_id: str, path: str) -> tuple[BinaryIO, int]:
+        """The artifact file ``path`` (clean, relative to the artifact root) opened for reading,
+        and its size. A local store's file is opened in place, confined to its root on what
+        is opened; any other store's file is fetched by MLflow's repository API, which takes
+        the path as a path (never as a URI that would be decoded once more)."""
         run = self.client.get_run(run_id)
         run_uri = run.info.artifact_uri
         parent, _, name = path.rpartition("/")
         in_run = any(e.path.rpartition("/")[2] == name for e in _listing(run_uri, parent))
         model, rest = (None, "") if in_run else self._model_at(run, path)
         root, rel = (model.artifact_location, rest) if model is not None else (run_uri, path)
-        uri = f"{root.rstrip('/')}/{rel}" if rel else root
-        return Path(download_artifacts(artifact_uri=uri, dst_path=str(dst_dir)))
+        return _open_artifact(root, rel)
+
+    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        """A copy of the artifact file ``path`` in ``dst_dir`` (named by its last part)."""
+        import shutil
+
+        dst_dir.mkdir(parents=True, exist_ok=True)
+        src, _ = self.open_artifact(run_id, path)
+        dest = dst_dir / path.rpartition("/")[2]
+        with src, dest.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        return dest
 
     def _logged_models(self, run: Any) -> list[Any]:
         """The MLflow 3 logged models whose source is this run (an mlflow Run)."""
@@ -398,13 +409,76 @@ class Tracker:
         return None, ""
 
 
+def local_artifact_dir(root_uri: str) -> Path | None:
+    """The folder of a local (``file:`` or plain path) artifact store; None for any other."""
+    from urllib.parse import urlparse
+
+    if urlparse(root_uri).scheme not in ("", "file"):
+        return None
+    load_mlflow()
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    return Path(local_file_uri_to_path(root_uri))
+
+
+_ARTIFACTS = "the run's artifacts"
+
+
 def _listing(root_uri: str, path: str) -> list[FileInfo]:
-    """One level below ``path`` of the artifact store at ``root_uri``; paths relative to it."""
+    """One level below ``path`` of the artifact store at ``root_uri``; paths relative to it.
+
+    A local store is listed here, confined to its root: an entry that is a symlink
+    leading out of it is left out (it could not be opened), and ``path`` itself must
+    not lead out. A missing folder or a file lists nothing, as in MLflow.
+    """
+    local = local_artifact_dir(root_uri)
+    if local is None:
+        load_mlflow()
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        infos = get_artifact_repository(root_uri).list_artifacts(path or None)
+        return [FileInfo(path=i.path, is_dir=i.is_dir, size=i.file_size) for i in infos]
+    if not local.is_dir():
+        return []
+    root_real = paths.real(local)
+    try:
+        with paths.open_dir(local, path, "artifact folder", _ARTIFACTS) as (fd, where):
+            names = sorted(os.listdir(fd))
+    except (NotFound, paths.NotAFolder):
+        return []
+    entries = []
+    for name in names:
+        target = paths.real(where / name)
+        if not paths.is_inside(root_real, target):
+            continue
+        try:
+            info = target.stat()
+        except OSError:  # a dangling link
+            continue
+        is_dir = stat.S_ISDIR(info.st_mode)
+        entries.append(FileInfo(path=f"{path}/{name}" if path else name, is_dir=is_dir,
+                                size=None if is_dir else info.st_size))
+    return entries
+
+
+def _open_artifact(root_uri: str, rel: str) -> tuple[BinaryIO, int]:
+    local = local_artifact_dir(root_uri)
+    if local is not None:
+        fd, info = paths.open_file(local, rel, "artifact", _ARTIFACTS)
+        return os.fdopen(fd, "rb"), info.st_size
+    import tempfile
+
     load_mlflow()
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    infos = get_artifact_repository(root_uri).list_artifacts(path or None)
-    return [FileInfo(path=i.path, is_dir=i.is_dir, size=i.file_size) for i in infos]
+    with tempfile.TemporaryDirectory(prefix="hpcml-artifact-") as tmp:
+        try:
+            got = get_artifact_repository(root_uri).download_artifacts(rel, tmp)
+        except Exception as exc:  # noqa: BLE001 - each store has its own "not found"
+            raise NotFound(f"artifact {rel!r} not found") from exc
+        # Opened before the temp folder goes: the open file outlives its name.
+        fd, info = paths.open_file(tmp, os.path.relpath(got, tmp), "artifact", _ARTIFACTS)
+        return os.fdopen(fd, "rb"), info.st_size
 
 
 def _user() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import posixpath
+from urllib.parse import quote
 
 from .base import HpcmlHandler, authenticated
 
@@ -21,28 +22,37 @@ class LogHandler(HpcmlHandler):
 class ArtifactsHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str) -> None:
-        files = await self.engine.outputs.list_artifacts(run_id, self.get_query_argument("path", ""))
+        path = self.get_query_argument("path", "")
+        files = await self.engine.outputs.list_artifacts(run_id, path)
         self.write_json({"artifacts": [f.__dict__ for f in files]})
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with the name for every browser (RFC 6266): ``filename*`` in UTF-8
+    (RFC 5987 percent-encoding) and an ASCII ``filename`` fallback in which quotes,
+    backslashes and non-ASCII became ``_``, so no part of a name can end the value."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe=_ATTR_CHARS)}"
+
+
+_ATTR_CHARS = "!#$&+-.^_`|~"  # RFC 5987 attr-char besides letters and digits
 
 
 class ArtifactDownloadHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str) -> None:
         path = self.get_query_argument("path", "")
-        local, tmp = await self.engine.outputs.download_artifact(run_id, path)
-        try:
-            ctype = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
+        src, size = await self.engine.outputs.open_artifact(run_id, path)
+        with src:
+            name = posixpath.basename(path)
+            ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
             self.set_header("Content-Type", ctype)
-            self.set_header(
-                "Content-Disposition", f'attachment; filename="{posixpath.basename(path)}"'
-            )
-            with local.open("rb") as f:
-                while block := await asyncio.to_thread(f.read, 1 << 20):
-                    self.write(block)
-                    await self.flush()
+            self.set_header("Content-Length", str(size))
+            self.set_header("Content-Disposition", content_disposition(name))
+            while block := await asyncio.to_thread(src.read, 1 << 20):
+                self.write(block)
+                await self.flush()
             await self.finish()
-        finally:
-            tmp.cleanup()
 
 
 class MetricsHandler(HpcmlHandler):

@@ -1,0 +1,185 @@
+"""Paths from a request never reach a file outside their root (issue 9, findings 1, 2, 4, 9).
+
+Everything goes through the real server with real runs and the real MLflow store:
+the artifact tests add files next to a run's real artifacts, as a job could.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from .conftest import TERMINAL, submit_run, wait_for_state
+
+CANARY = "canary-7f3a9e outside every root"
+UP = "../" * 40  # far enough to reach / from any artifact directory
+
+
+@pytest.fixture
+def canary(tmp_path: Path) -> Path:
+    """A secret file outside the server root and outside the run's artifacts."""
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text(CANARY)
+    return secret
+
+
+async def finished(api) -> dict:
+    """A real run of the toy project (its artifact: result.txt), ended."""
+    run = await submit_run(api, parameters={"steps": 1})
+    run = await wait_for_state(api, run["id"], TERMINAL)
+    assert run["state"] == "FINISHED", run
+    return run
+
+
+def artifact_dir(run: dict) -> Path:
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    uri = MlflowClient().get_run(run["mlflow_run_id"]).info.artifact_uri
+    path = Path(local_file_uri_to_path(uri))
+    assert path.is_dir(), uri
+    return path
+
+
+def encoded(path: str, times: int) -> str:
+    """``path`` percent-encoded ``times`` times (the URL layer adds one more)."""
+    for _ in range(times):
+        path = quote(path, safe="")
+    return path
+
+
+def no_canary(body: object) -> bool:
+    return CANARY not in (body.decode("latin-1") if isinstance(body, bytes) else repr(body))
+
+
+# ------------------------------------------------------------------ 1: artifact download
+
+
+async def test_encoded_dot_dot_never_reads_outside_the_artifacts(api, toy_project, canary):
+    finished_run = await finished(api)
+    run_id = finished_run["id"]
+    target = UP + str(canary).lstrip("/")
+    dotted = target.replace("..", "%2e%2e")
+    for path in [target, dotted, encoded(target, 1), encoded(target, 2), encoded(dotted, 1),
+                 target.replace("/", "\\"), "result.txt\0" + target, "/" + str(canary)]:
+        status, body = await api("GET", f"runs/{run_id}/artifacts/download", path=path)
+        assert 400 <= status < 500 and no_canary(body), (path, status, body)
+        # A listing of such a path: refused, or (a literal name that does not exist) empty.
+        status, body = await api("GET", f"runs/{run_id}/artifacts", path=path)
+        assert 400 <= status < 500 or (status, body) == (200, {"artifacts": []}), (path, body)
+
+
+async def test_symlink_out_of_the_artifacts_is_not_followed(api, toy_project, canary):
+    finished_run = await finished(api)
+    run_id = finished_run["id"]
+    arts = artifact_dir(finished_run)
+    (arts / "leak.txt").symlink_to(canary)
+    (arts / "outdir").symlink_to(canary.parent, target_is_directory=True)
+    for path in ("leak.txt", "outdir/secret.txt"):
+        status, body = await api("GET", f"runs/{run_id}/artifacts/download", path=path)
+        assert 400 <= status < 500 and no_canary(body), (path, status, body)
+    status, body = await api("GET", f"runs/{run_id}/artifacts", path="outdir")
+    assert 400 <= status < 500 and "secret.txt" not in repr(body), body
+    # The root listing does not offer what it would refuse to open.
+    status, listing = await api("GET", f"runs/{run_id}/artifacts")
+    assert status == 200
+    assert {a["path"] for a in listing["artifacts"]} == {"result.txt"}
+
+
+async def test_symlinks_inside_the_artifacts_work_and_a_directory_is_a_4xx(api, toy_project):
+    finished_run = await finished(api)
+    run_id = finished_run["id"]
+    arts = artifact_dir(finished_run)
+    (arts / "sub").mkdir()
+    (arts / "sub" / "inner.txt").write_text("inner")
+    (arts / "alias.txt").symlink_to(arts / "result.txt")
+    (arts / "subdir").symlink_to("sub", target_is_directory=True)
+
+    status, body = await api("GET", f"runs/{run_id}/artifacts/download", path="alias.txt")
+    assert (status, body) == (200, b"label=hello\n")
+    status, body = await api("GET", f"runs/{run_id}/artifacts/download", path="subdir/inner.txt")
+    assert (status, body) == (200, b"inner")
+    for path in ("subdir", "sub"):  # a directory, symlinked or not, is not a file
+        status, err = await api("GET", f"runs/{run_id}/artifacts/download", path=path)
+        assert status == 400 and "directory" in err["message"], (path, status, err)
+    status, listing = await api("GET", f"runs/{run_id}/artifacts", path="subdir")
+    assert status == 200 and [a["path"] for a in listing["artifacts"]] == ["subdir/inner.txt"]
+    status, listing = await api("GET", f"runs/{run_id}/artifacts")
+    entries = {a["path"]: a["is_dir"] for a in listing["artifacts"]}
+    assert entries == {"result.txt": False, "alias.txt": False, "sub": True, "subdir": True}
+
+
+async def test_a_fifo_artifact_is_refused_without_hanging(api, toy_project):
+    finished_run = await finished(api)
+    os.mkfifo(artifact_dir(finished_run) / "pipe")
+    status, err = await api("GET", f"runs/{finished_run['id']}/artifacts/download", path="pipe")
+    assert status == 400 and "regular file" in err["message"]
+
+
+async def test_names_with_percent_escapes_open_the_literal_file(api, toy_project):
+    finished_run = await finished(api)
+    run_id = finished_run["id"]
+    arts = artifact_dir(finished_run)
+    (arts / "%2e%2e").mkdir()
+    (arts / "%2e%2e" / "a%20b%25.txt").write_text("literal")
+    (arts / "..%2f..%2fx").write_text("also literal")
+
+    status, body = await api("GET", f"runs/{run_id}/artifacts/download", path="%2e%2e/a%20b%25.txt")
+    assert (status, body) == (200, b"literal")
+    status, body = await api("GET", f"runs/{run_id}/artifacts/download", path="..%2f..%2fx")
+    assert (status, body) == (200, b"also literal")
+    status, listing = await api("GET", f"runs/{run_id}/artifacts", path="%2e%2e")
+    assert status == 200 and [a["path"] for a in listing["artifacts"]] == ["%2e%2e/a%20b%25.txt"]
+    # Decoded once more, the name would be another file: it is not.
+    assert (await api("GET", f"runs/{run_id}/artifacts/download", path="../a b%.txt"))[0] == 400
+    assert (await api("GET", f"runs/{run_id}/artifacts/download", path="%2e%2e/a b%.txt"))[0] == 404
+
+
+# ------------------------------------------------------------------ 9: Content-Disposition
+
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PARAM = re.compile(rf';\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*')
+
+
+def parse_disposition(header: str) -> tuple[str, dict[str, str]]:
+    """RFC 6266: a type, then ``; name=token-or-quoted-string`` parameters, nothing else."""
+    kind, _, rest = header.partition(";")
+    rest = ";" + rest
+    params: dict[str, str] = {}
+    pos = 0
+    while pos < len(rest):
+        match = _PARAM.match(rest, pos)
+        assert match, f"not a parameter at {rest[pos:]!r} in {header!r}"
+        name, value = match.group(1).lower(), match.group(2)
+        assert name not in params, f"{name} twice in {header!r}"
+        params[name] = re.sub(r"\\(.)", r"\1", value[1:-1]) if value.startswith('"') else value
+        pos = match.end()
+    return kind.strip(), params
+
+
+async def test_content_disposition_is_rfc6266_encoded(api, jp_fetch, toy_project):
+    finished_run = await finished(api)
+    arts = artifact_dir(finished_run)
+    names = ['quo"te; filename=evil.sh', "grüße €.txt", "semi;colon,comma.txt", "plain.txt"]
+    for name in names:
+        (arts / name).write_text(name)
+    for name in names:
+        resp = await jp_fetch("hpcml", "api", "runs", finished_run["id"], "artifacts", "download",
+                              params={"path": name})
+        assert resp.body == name.encode()
+        header = resp.headers["Content-Disposition"]
+        assert header.isascii(), header
+        kind, params = parse_disposition(header)
+        assert kind == "attachment" and set(params) == {"filename", "filename*"}, header
+        charset, _, encoded_name = params["filename*"].partition("''")
+        assert charset.upper() == "UTF-8"
+        assert unquote(encoded_name, encoding="utf-8", errors="strict") == name  # what browsers use
+        fallback = params["filename"]  # for old clients: ASCII, same length, unsafe characters gone
+        assert fallback.isascii() and len(fallback) == len(name) and '"' not in fallback
+        if name.isascii() and '"' not in name:
+            assert fallback == name
