@@ -6,10 +6,14 @@
 2. re-submitting a 5,000-file project after a one-file change: bytes and time (upload, run
    directory, sbatch), next to uploading the whole project as a tar.gz (Mantik's way, without
    its sbatch) over the same connection;
-3. poll cycle with 1, 100 and 1,000 active jobs: scheduler commands and server CPU time.
+3. poll cycle with 1, 100 and 1,000 active jobs: scheduler commands and server CPU time;
+4. a poll pass with N running offline-tracked runs (N = 1, 30, 300): remote commands and
+   time per pass, then N cancels at once (scancel commands) and their final syncs (time
+   until all are recorded CANCELLED, remote commands).
 
 Needs ``sudo scripts/test-cluster-start.sh``. Run: ``.venv/bin/python bench/bench_slurm.py``
-(``--only-submit --rounds 5`` repeats part 1 and prints medians: the machine may be busy).
+(``--only-submit --rounds 5`` repeats part 1 and prints medians: the machine may be busy;
+``--only-poll`` runs part 4 alone).
 """
 from __future__ import annotations
 
@@ -166,6 +170,100 @@ async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argp
             f"{x['raw'] * 1000:.1f} / {x['backend'] * 1000:.1f} / {x['ext'] * 1000:.1f}" for x in rounds))
 
 
+async def poll_pass(engine: Any, s: dict[str, str], sizes: list[int]) -> None:
+    """Part 4: N running offline-tracked runs (records pointing at one sleeping job, each
+    with its own run directory and offline MLflow store holding a param and a metric)."""
+    import uuid
+
+    from jupyterlab_hpcml.engine.config import parse_backend_config
+    from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+
+    cfg = parse_backend_config(backend_config(s))
+    backend = engine.registry.get(cfg.kind, cfg.data, cfg.connection_name)
+    conn = backend.conn
+    base = await backend._base_dir()
+    res = await conn.run("sbatch --parsable -p debug -o /dev/null --wrap 'sleep 900'")
+    job = res.out.strip().split(";")[0]
+    SUBMITTED.append(job)
+    while "RUNNING" not in (await conn.run(f"squeue -h -j {job} -o %T")).out:
+        await asyncio.sleep(0.5)
+    print("4. a poll pass with N running offline-tracked runs; N cancels at once")
+    try:
+        for n in sizes:
+            scratch = f"{base}/bench-live-{uuid.uuid4().hex[:8]}"
+            records, setup = [], []
+            now = time.time()
+            for i in range(n):
+                run_id = uuid.uuid4().hex[:12]
+                exp_id, mlflow_id = await asyncio.to_thread(
+                    engine.runs.tracker.create_run, "bench-live", f"live-{i}", {}, {})
+                store = f"{scratch}/{run_id}/.hpcml/mlruns/{exp_id}/{mlflow_id}"
+                setup.append(f"{store}/metrics/loss {store}/params/p")
+                records.append(RunRecord(
+                    id=run_id, name=f"live-{i}", project_path="/nonexistent", project_name="bench",
+                    entry_point="main", command="true", backend=cfg.kind, connection=cfg.connection_name,
+                    backend_config=cfg.redacted(), tracking_mode="offline", backend_job_id=job,
+                    run_dir=f"{scratch}/{run_id}", mlflow_experiment_id=exp_id, mlflow_run_id=mlflow_id,
+                    state=RunState.RUNNING, state_history=[StateChange(state=RunState.RUNNING, at=now)],
+                    created_at=now, updated_at=now))
+            # Each store: one param, one metric line (paths on stdin: any N fits)
+            script = ('while read -r m p; do mkdir -p "${m%/*}" "${p%/*}" && '
+                      'printf "1000 0.5 0\n" > "$m" && printf 1 > "$p"; done')
+            res = await conn.run(script, input="".join(x + "\n" for x in setup).encode())
+            assert res.exit_status == 0, res.err
+            for r in records:
+                await asyncio.to_thread(engine.store.insert, r)
+
+            async def one_pass(append: bool, scratch: str = scratch) -> tuple[dict[str, int], float]:
+                if append:  # every run logged one more metric line since the last pass
+                    await conn.run(f"for f in {scratch}/*/.hpcml/mlruns/*/*/metrics/loss; do "
+                                   "printf '1001 0.25 1\n' >> $f; done")
+                backend._next_poll = 0.0
+                before = dict(conn.stats.commands)
+                t = time.perf_counter()
+                await engine.runs.refresh()
+                took = time.perf_counter() - t
+                return {k: v - before.get(k, 0) for k, v in conn.stats.commands.items()
+                        if v != before.get(k, 0)}, took
+
+            first, t_first = await one_pass(False)  # params, tags and metrics copied once
+            quiet, t_quiet = await one_pass(False)  # nothing new
+            grown, t_grown = await one_pass(True)  # one new line per run
+            before = dict(conn.stats.commands)
+            t = time.perf_counter()
+            await asyncio.gather(*(engine.runs.cancel(r.id) for r in records))
+            t_cancel = time.perf_counter() - t
+            cancels = conn.stats.commands["scancel"] - before.get("scancel", 0)
+            SUBMITTED.remove(job)
+            res = await conn.run("sbatch --parsable -p debug -o /dev/null --wrap 'sleep 900'")
+            job = res.out.strip().split(";")[0]  # the next size's job (this one is cancelled)
+            SUBMITTED.append(job)
+            t = time.perf_counter()
+            while True:
+                backend._next_poll = 0.0
+                await engine.runs.refresh()
+                states = {(await asyncio.to_thread(engine.store.get, r.id)).state for r in records}
+                if states == {RunState.CANCELLED}:
+                    break
+                await asyncio.sleep(0.2)
+            t_final = time.perf_counter() - t
+            total = sum(conn.stats.commands.values()) - sum(before.values()) - cancels
+
+            def fmt(d: dict[str, int]) -> str:
+                return ", ".join(f"{v} {k}" for k, v in sorted(d.items())) or "none"
+
+            print(f"   {n:4d} running: first pass {fmt(first)} ({t_first * 1000:.0f} ms); "
+                  f"quiet pass {fmt(quiet)} ({t_quiet * 1000:.0f} ms); "
+                  f"after one new metric line each {fmt(grown)} ({t_grown * 1000:.0f} ms)")
+            print(f"        {n} cancels at once: {cancels} scancel ({t_cancel * 1000:.0f} ms); "
+                  f"final syncs until all CANCELLED: {t_final:.2f} s, {total} remote commands")
+            await conn.run(f"rm -rf {scratch}")
+            while "RUNNING" not in (await conn.run(f"squeue -h -j {job} -o %T")).out:
+                await asyncio.sleep(0.5)
+    finally:
+        await cancel_ours(conn)
+
+
 async def main(args: argparse.Namespace) -> None:
     reason = skip_reason()
     if reason:
@@ -188,6 +286,9 @@ async def main(args: argparse.Namespace) -> None:
     SlurmBackend.backoff_start = SlurmBackend.backoff_max = 0.0
     engine = Engine(data_dir=tmp / "data")
     try:
+        if args.only_poll:
+            await poll_pass(engine, s, args.live)
+            return
         # ---------------------------------------------------------------- 1. submit latency
         for rtt_ms in args.rtt_ms:
             if rtt_ms:
@@ -286,6 +387,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await conn.run(f"scancel {array}")
             await cancel_ours(conn)
+        await poll_pass(engine, s, args.live)
     finally:
         await engine.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -297,6 +399,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of the submit-latency part; medians of the rounds' medians are printed")
     parser.add_argument("--only-submit", action="store_true", help="only the submit-latency part")
+    parser.add_argument("--only-poll", action="store_true", help="only part 4 (running offline runs)")
+    parser.add_argument("--live", type=lambda v: [int(x) for x in v.split(",")], default=[1, 30, 300],
+                        help="numbers of running runs for part 4, comma-separated (default 1,30,300)")
     parser.add_argument("--rtt-ms", type=lambda v: [float(x) for x in v.split(",")], default=[0.0, 20.0],
                         help="round-trip times to emulate for part 1, comma-separated (default 0,20)")
     asyncio.run(main(parser.parse_args()))
