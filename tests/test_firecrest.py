@@ -83,10 +83,11 @@ async def test_submit_to_finished_with_metrics_logs_artifacts_and_no_secret(
     _, body = await api("GET", f"runs/{run['id']}/artifacts/download", path="result.txt")
     assert body == b"label=fc\n"
 
-    # The job's environment went through the API's env field, not into the script.
+    # The job's (public) environment is in the script, quoted; never in the API's env field,
+    # which the real server turns into `sbatch --export=...` (see test_firecrest_real.py).
     sent = firecrest.state.submitted_bodies[-1]["job"]
-    assert sent["env"]["MLFLOW_RUN_ID"] == run["mlflow_run_id"]
-    assert "MLFLOW_RUN_ID" not in sent["script"] and sent["partition"] == "normal"
+    assert "env" not in sent and f"export MLFLOW_RUN_ID={run['mlflow_run_id']}" in sent["script"]
+    assert sent["partition"] == "normal"
 
     # A second run of the same code uploads only the manifest and the tracking files.
     requests_before = firecrest.state.total_requests()
@@ -163,7 +164,9 @@ async def test_nested_folders_and_large_file_through_staged_transfer(api, fc_pro
     assert reqs["PUT /s3/{id}/part/1"] == 1 and reqs["PUT /s3/{id}/part/2"] == 1
 
 
-async def test_token_expiry_and_faults_survived_with_state_kept(api, fc_project, firecrest):
+async def test_token_expiry_and_faults_survived_with_state_kept(api, fc_project, firecrest, monkeypatch):
+    # A dropped submission is looked for in the job list this long before it is sent again.
+    monkeypatch.setattr(FirecrestBackend, "ambiguous_settle", 3.0)
     firecrest.state.tokens.lifetime = 1.5  # tokens expire several times during the run
     faults = firecrest.state.faults
     faults.add("drop", path=r"/compute/[^/]+/jobs$", method="POST")  # ambiguous submit
@@ -288,7 +291,7 @@ async def test_token_refresh_does_not_block_the_event_loop(firecrest):
         ("COMPLETED", 0, RunState.FINISHED), ("COMPLETED", 2, RunState.FAILED),
         ("FAILED", 1, RunState.FAILED), ("NODE_FAIL", 0, RunState.FAILED),
         ("OUT_OF_MEMORY", 0, RunState.FAILED), ("BOOT_FAIL", 0, RunState.FAILED),
-        ("DEADLINE", 0, RunState.FAILED), ("PREEMPTED", 0, RunState.FAILED),
+        ("DEADLINE", 0, RunState.TIMEOUT), ("PREEMPTED", 0, RunState.FAILED),
         ("TIMEOUT", 0, RunState.TIMEOUT), ("CANCELLED", 0, RunState.CANCELLED),
         ("CANCELLED by 12345", 0, RunState.CANCELLED), (["CANCELLED"], 0, RunState.CANCELLED),
         ("RUNNING,COMPLETING", 0, RunState.RUNNING), ("FAILED", "3:0", RunState.FAILED),

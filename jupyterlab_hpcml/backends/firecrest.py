@@ -21,13 +21,27 @@ Credentials come from :mod:`.credentials` (``MANTIK_FIRECREST_CLIENT_ID``/``_SEC
   directly (small) or through the staged S3 multipart transfer (large), unpacked with
   ``extract``. A second run of the same code uploads a few kilobytes. The job's first
   step copies the files from the object store into the run directory.
-* **Submit**: the shared Slurm script (``batchscript.render_batch_script``); the job's
-  environment (tracking token included) travels in the API's ``env`` field, never in
-  the script; ``partition``/``account``/``reservation`` as API fields where the server's
-  version has them, else as ``#SBATCH`` lines.
-* **Poll**: ONE ``GET /compute/{machine}/jobs`` per cycle for all runs, filtered here.
-* **Files**: ``stat`` + ``view`` (offset/size, ≤ 5 MiB) for byte-range reads, ``ls``
-  (recursive) for listings, ``download`` (direct or staged) for artifacts.
+* **Submit**: the shared Slurm script (``batchscript.render_batch_script``) with the job's
+  environment in it (``shlex``-quoted), secrets (tracking token) in a 0600 file in the
+  0700 ``<base>/.secrets`` the script sources and deletes. Never the API's ``env`` field:
+  the real server turns it into ``sbatch --export=ALL,K=V,...``, which splits values at
+  commas and quotes and shows them on the login node's command line. ``partition``/
+  ``account``/``reservation`` as API fields where the server's version has them, else as
+  ``#SBATCH`` lines. A submission whose answer was lost is looked for in Slurm's job list
+  before it is sent again; sbatch's own refusals (HTTP 500 ``exit_status:1 std_err:sbatch:
+  error: ...``) end the run at once.
+* **Poll**: ONE ``GET /compute/{machine}/jobs`` per cycle for all runs, filtered here; a
+  job that left that list (it shows 24 h of history) is looked up by id, then by its
+  exit-code file. States and exit codes (``interruptSignal`` → 128 + n) as for Slurm over
+  SSH (:mod:`.slurm_common`).
+* **Files**: byte ranges with ``tail -c +N`` near the end of a file and whole ``dd`` blocks
+  (``view`` with a block-aligned offset) elsewhere: the server decodes both as UTF-8, and
+  ``view`` counts its offset in characters past the block start. ``ls`` names come
+  C-escaped (``\\303\\274``) and are decoded; an unreadable subdirectory (403) or a huge
+  tree (413) is listed directory by directory. Paths with ``'`` are refused with a clear
+  message (the server pastes paths into ``'...'`` in shell commands).
+* **Faults**: 429 waits for ``Retry-After`` (up to ``max_retry_after``; longer: no request
+  until then), 408/424/5xx of the server's plumbing are retried where that is safe.
 """
 from __future__ import annotations
 
@@ -72,6 +86,8 @@ from .credentials import (
     TokenEndpointUnavailable,
     firecrest_credentials,
 )
+from .slurm_common import exit_code as slurm_exit_code
+from .slurm_common import exit_message, map_state, sbatch_message
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +96,17 @@ MANIFEST = f"{META_DIR}/manifest0"  # NUL-separated: sha256, octal mode, relpath
 VIEW_LIMIT = 5 * 1024 * 1024  # the API's ops size limit
 EXIT_FILE = f"{META_DIR}/exit_code"
 
-# Slurm job states (squeue/sacct/slurmrestd spellings) → run states.
-_QUEUED = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD",
-           "PD", "CF", "RQ", "RH", "RF", "RD"}
-_RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "RESIZING", "SUSPENDED", "STOPPED",
-            "R", "CG", "SO", "SI", "RS", "S", "ST"}
-_FAILED = {"FAILED", "NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", "DEADLINE", "PREEMPTED",
-           "LAUNCH_FAILED", "SPECIAL_EXIT", "REVOKED", "F", "NF", "BF", "OOM", "DL", "PR", "SE", "RV"}
+READ_LIMIT = 1 << 20  # per read(): tail output and view blocks stay well below VIEW_LIMIT
+TAIL_LIMIT = 1 << 20  # read with `tail -c +N` when at most this much is left to the end
+VIEW_BLOCK = 1 << 20  # `view` = dd of two blocks: 2 MiB, under the server's 5 MiB output limit
+DOWNLOAD_LIMIT = 3 << 20  # `ops/download` is base64 through the same 5 MiB limit
+SECRETS_DIR = ".secrets"  # in <base>, mode 0700: the jobs' secrets files (0600)
+# sbatch/scancel failures that say nothing about the request (slurmctld busy or away).
+_TRANSIENT = ("Socket timed out", "Unable to contact slurm controller", "Zero Bytes were transmitted",
+              "temporarily unable", "Connection refused", "Resource temporarily unavailable",
+              "Error executing Slurm command")
+# scancel on a job that ended or that Slurm never had (HTTP 500, never 404).
+_GONE = ("already completing or completed", "Invalid job id specified")
 
 
 class RemoteError(HpcmlError):
@@ -95,34 +115,50 @@ class RemoteError(HpcmlError):
     status = 502
 
 
+class Forbidden(RemoteError):
+    """HTTP 403: no permission (also: any unreadable subdirectory of an ``ls -R``)."""
+
+
+class OutputTooLarge(RemoteError):
+    """HTTP 413: the command's output reached the server's limit (5 MiB)."""
+
+
+class CommandFailed(RemoteError):
+    """HTTP 500 from a command that ran and failed (its ``exit_status``/``std_err``):
+    the same request fails the same way again."""
+
+    def __init__(self, message: str, detail: str):
+        super().__init__(message)
+        self.detail = detail
+
+
+class SubmitRejected(HpcmlError):
+    """sbatch refused the job (partition, memory, script...): nothing was submitted."""
+
+    status = 400
+
+
 def slurm_state(job: dict[str, Any]) -> JobStatus:
     """A FirecREST job model (``status.state`` may be a string, "A,B" or a list) → JobStatus."""
     status = job.get("status") or {}
     raw = status.get("state")
     parts = raw if isinstance(raw, list) else str(raw or "").split(",")
-    # "CANCELLED by 1234" (sacct) → CANCELLED; flags such as "+" are dropped.
-    states = [p.strip().split(" ")[0].rstrip("+").upper() for p in parts if p and p.strip()]
-    code = _exit_code(status.get("exitCode"))
-    reason = status.get("stateReason")
+    states = [str(p).strip() for p in parts if p and str(p).strip()]
+    signal = status.get("interruptSignal")
+    code = slurm_exit_code(_exit_code(status.get("exitCode")), signal)
     if not states:
-        return JobStatus(RunState.UNKNOWN, code, "FirecREST reported no job state")
-    s = states[0]
-    if s in _QUEUED:
-        return JobStatus(RunState.QUEUED, None, _reason(reason))
-    if s in _RUNNING:
-        return JobStatus(RunState.RUNNING)
-    if s in ("COMPLETED", "CD"):
-        if code:
-            return JobStatus(RunState.FAILED, code, f"exit code {code}")
-        return JobStatus(RunState.FINISHED, 0)
-    if s in ("CANCELLED", "CA"):
-        return JobStatus(RunState.CANCELLED, code, f"Slurm: {str(raw if not isinstance(raw, list) else s)}")
-    if s in ("TIMEOUT", "TO"):
-        return JobStatus(RunState.TIMEOUT, code, "Slurm: runtime limit reached")
-    if s in _FAILED:
-        msg = f"Slurm: {s}" + (f", exit code {code}" if code else "")
-        return JobStatus(RunState.FAILED, code, msg)
-    return JobStatus(RunState.UNKNOWN, code, f"unrecognised Slurm state {s!r}")
+        return JobStatus(RunState.UNKNOWN, None, "FirecREST reported no job state")
+    state, message = map_state(states[0], _reason(status.get("stateReason")))
+    if not state.terminal:
+        return JobStatus(state, None, message)
+    if state == RunState.FINISHED and code:
+        return JobStatus(RunState.FAILED, code, exit_message(code, signal))
+    if state == RunState.FAILED:
+        if code == 0 and not signal:
+            code = None  # e.g. NODE_FAIL "0:0": no exit code of the program
+        detail = exit_message(code, signal) if code is not None else None
+        return JobStatus(state, code, "; ".join(filter(None, [message, detail])) or "Slurm: FAILED")
+    return JobStatus(state, code, message)
 
 
 def _exit_code(value: Any) -> int | None:
@@ -138,7 +174,7 @@ def _exit_code(value: Any) -> int | None:
 
 
 def _reason(reason: Any) -> str | None:
-    return None if reason in (None, "", "None") else f"Slurm: {reason}"
+    return None if reason in (None, "", "None") else str(reason)
 
 
 def _mtime(text: Any) -> float | None:
@@ -153,9 +189,16 @@ class FirecrestBackend(Backend):
     http_timeout = 30.0
     max_429_retries = 3
     transient_retries = 2  # extra attempts of idempotent calls after 5xx / dropped connections
+    max_retry_after = 30.0  # a 429's Retry-After up to this is waited for; longer: BackendUnavailable
+    # After a submission whose answer was lost: how long to look for the job in Slurm's list
+    # before sending it again. Longer than the real server's own limit on a command (its
+    # `ssh.timeout.command_execution`, 5 s by default), so that a submission it was still
+    # carrying out shows up first.
+    ambiguous_settle = 10.0
     retry_backoff = (0.3, 1.0)
     submit_grace = 120.0  # a job not yet in the list this long after submission counts as QUEUED
-    max_fallback_reads = 20  # per poll: exit-code reads of jobs no longer in the job list
+    max_fallback_reads = 20  # per poll: look-ups of jobs no longer in the job list
+    max_walk_entries = 100_000  # listing directory by directory stops here
 
     def __init__(self, config: dict[str, Any], data_dir: Path):
         super().__init__(config, data_dir)
@@ -171,6 +214,9 @@ class FirecrestBackend(Backend):
         self._base: str | None = None
         self._api_version: str | None = None
         self._submitted_at: dict[str, float] = {}
+        self._ambiguous: dict[str, float] = {}  # run id → when a submission's answer was lost
+        self._paused_until = 0.0  # monotonic time a 429's Retry-After asked us to wait for
+        self._secrets_ready = False  # <base>/.secrets exists with mode 0700
         self._lock: asyncio.Lock | None = None
         if isinstance(self.work_dir, str) and self.work_dir.startswith("/"):
             self._base = self.work_dir.rstrip("/") or "/"
@@ -218,7 +264,7 @@ class FirecrestBackend(Backend):
             self._auth = self._new_auth()
             client = AsyncFirecrest(self.api_url, authorization=self._auth)
             client.timeout = httpx.Timeout(self.http_timeout, connect=10.0)
-            client.num_retries_rate_limit = self.max_429_retries
+            client.num_retries_rate_limit = 0  # 429s come to _call, which honours Retry-After
             self._client = client
         return self._client
 
@@ -226,14 +272,21 @@ class FirecrestBackend(Backend):
         return BackendUnavailable(f"FirecREST ({self.api_url}, {self.machine}) {detail} while {what}")
 
     async def _call(self, what: str, fn: Any, *args: Any, idempotent: bool = True, **kwargs: Any) -> Any:
-        """Run a client call; translate failures into the engine's errors (never a secret)."""
+        """Run a client call; translate failures into the engine's errors (never a secret).
+
+        ``idempotent=False`` (submit): a failure after the request may have reached the
+        server raises :class:`_Ambiguous` instead of being retried."""
         from firecrest.FirecrestException import FirecrestException
 
         attempts = 1 + (self.transient_retries if idempotent else 0)
         refreshed = False
+        limited = 0
         err: Exception | None = None
         i = 0
         while i < attempts:
+            wait = self._paused_until - time.monotonic()
+            if wait > 0:  # a 429 asked for a pause: no request before it is over
+                raise self._unavailable(what, f"is rate limiting requests (retry after {wait:.0f} s)")
             try:
                 return await fn(*args, **kwargs)
             except CredentialsMissing:
@@ -244,7 +297,8 @@ class FirecrestBackend(Backend):
                 err = BackendUnavailable(f"FirecREST: {exc} while {what}")
             except httpx.TransportError as exc:  # refused, dropped, timed out
                 if not idempotent and not isinstance(exc, httpx.ConnectError):
-                    raise _Ambiguous(self._unavailable(what, f"dropped the connection ({type(exc).__name__})")) from None
+                    raise _Ambiguous(self._unavailable(
+                        what, f"dropped the connection or did not answer in time ({type(exc).__name__})")) from None
                 err = self._unavailable(what, f"cannot be reached ({type(exc).__name__})")
             except FirecrestException as exc:
                 resp = exc.responses[-1] if exc.responses else None
@@ -254,14 +308,27 @@ class FirecrestBackend(Backend):
                     self._auth.invalidate()  # expired or revoked token: one fresh try
                     refreshed = True
                     continue
+                if code == 429:  # the request was not carried out: safe to send again, later
+                    delay = _retry_after(resp)
+                    if limited < self.max_429_retries and delay <= self.max_retry_after:
+                        limited += 1
+                        await asyncio.sleep(delay)
+                        continue
+                    self._paused_until = time.monotonic() + delay
+                    raise self._unavailable(what, f"is rate limiting requests (retry after {delay:.0f} s)") from None
                 if code in (401, 403):
-                    raise RemoteError(
-                        f"FirecREST refused the request while {what} (HTTP {code}: {message})"
-                    ) from None
+                    cls = Forbidden if code == 403 else RemoteError
+                    raise cls(f"FirecREST refused the request while {what} (HTTP {code}: {message})") from None
                 if code == 404:
                     raise NotFound(f"FirecREST: {message} (while {what})") from None
-                if code == 429 or code >= 500:
-                    if not idempotent and code >= 500:
+                if code == 413:
+                    raise OutputTooLarge(f"FirecREST: {message} (while {what})") from None
+                if code >= 500 and _command_failed(message):
+                    raise CommandFailed(f"FirecREST: a command failed while {what}: {message}", message) from None
+                if code in (408, 424) or code >= 500:
+                    # The server's SSH command timed out (408), its SSH connection failed (424),
+                    # its plumbing failed (5xx): for a submission nobody knows what happened.
+                    if not idempotent:
                         raise _Ambiguous(self._unavailable(what, f"answered HTTP {code} ({message})")) from None
                     err = self._unavailable(what, f"answered HTTP {code} ({message})")
                 else:
@@ -281,11 +348,12 @@ class FirecrestBackend(Backend):
         if not run.run_dir:
             raise NotFound(f"run {run.id} has no run directory yet")
         rel = run_relpath(relpath)
-        return f"{run.run_dir.rstrip('/')}/{rel}" if rel else run.run_dir.rstrip("/")
+        path = f"{run.run_dir.rstrip('/')}/{rel}" if rel else run.run_dir.rstrip("/")
+        return _shell_safe(path, relpath or path)
 
     async def base_dir(self) -> str:
         if self._base:
-            return self._base
+            return _shell_safe(self._base, "Firecrest.WorkDir", key="Firecrest.WorkDir")
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -315,6 +383,7 @@ class FirecrestBackend(Backend):
                     raise UserInputError(Problem("the system lists neither a scratch nor a home file system: "
                                                  "set Firecrest.WorkDir", key="Firecrest.WorkDir"))
                 base = f"{root}/{user}/hpcml"
+            _shell_safe(base, "the work directory", key="Firecrest.WorkDir")
             await self._call("creating the work directory", c.mkdir, self.machine, base, create_parents=True)
             self._base = base
             return base
@@ -354,15 +423,17 @@ class FirecrestBackend(Backend):
     async def _present_objects(self, objects_dir: str) -> set[str]:
         try:
             entries = await self._call("listing stored code", self.client().list_files, self.machine, objects_dir)
-        except NotFound:
+        except (NotFound, OutputTooLarge):  # too many to list (413): send them all again
             return set()
         return {str(e.get("name")) for e in entries if e.get("type") == "-"}
 
     # ------------------------------------------------------------ submit
 
-    def _script_job(self, run: RunRecord, job: JobSpec, api_fields: set[str]) -> tuple[JobSpec, dict[str, str]]:
-        """The JobSpec the shared renderer sees: no env (it goes through the API), the
-        materialisation step first, login-node commands inside the job."""
+    def _script_job(self, run: RunRecord, job: JobSpec, api_fields: set[str]) -> JobSpec:
+        """The JobSpec the shared renderer sees: the materialisation step first, login-node
+        commands inside the job, the job name ending in the run id (``find_submitted``)."""
+        from .batchscript import job_name
+
         env = dict(job.environment or {})
         objects = f"{posixpath.dirname(run.run_dir.rstrip('/'))}/{OBJECTS}" if run.run_dir else OBJECTS
         pre = [_materialize_command(objects)]
@@ -372,9 +443,9 @@ class FirecrestBackend(Backend):
         env.pop("PreRunCommandOnLoginNode", None)
         env.pop("PostRunCommandOnLoginNode", None)
         resources = {k: v for k, v in (job.resources or {}).items() if k not in api_fields}
-        name = f"{job.job_name}-{_safe_id(run.id)}"
-        return replace(job, env={}, environment=env, resources=resources, job_name=name), \
-            {k: str(v) for k, v in job.env.items()}
+        suffix = f"-{_safe_id(run.id)}"  # kept whole: Slurm job names are cut at 100 characters
+        name = job_name(job.job_name)[: 100 - len(suffix)] + suffix
+        return replace(job, environment=env, resources=resources, job_name=name)
 
     def _api_fields(self) -> set[str]:
         """Resources keys the server's API version takes as request fields."""
@@ -388,54 +459,117 @@ class FirecrestBackend(Backend):
             fields |= {"Queue", "Reservation"}
         return fields
 
+    def _secrets_path(self, run: RunRecord) -> str | None:
+        return f"{self._base}/{SECRETS_DIR}/{_safe_id(run.id)}.env" if self._base else None
+
+    async def _upload_secrets(self, run: RunRecord, secret: dict[str, str]) -> str:
+        """The job's secrets as a file only the user can read, for the script to source:
+        the 0700 directory makes it private from the moment the upload creates it."""
+        from .batchscript import secrets_file_content
+
+        c = self.client()
+        directory = f"{await self.base_dir()}/{SECRETS_DIR}"
+        if not self._secrets_ready:
+            await self._call("creating the secrets directory", c.mkdir, self.machine, directory, create_parents=True)
+            await self._call("protecting the secrets directory", c.chmod, self.machine, directory, "700")
+            self._secrets_ready = True
+        path = self._secrets_path(run)
+        assert path is not None
+        with tempfile.TemporaryDirectory(prefix="hpcml-fc-") as tmp:
+            local = Path(tmp) / posixpath.basename(path)
+            fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets_file_content(secret))
+            await self._call("uploading the job's secrets", c.upload, self.machine, local, directory, local.name)
+        await self._call("protecting the job's secrets", c.chmod, self.machine, path, "600")
+        return path
+
+    async def _remove_secrets(self, run: RunRecord) -> None:
+        try:
+            if not self._base:
+                await self.base_dir()
+            path = self._secrets_path(run)
+            if not path:
+                return
+            await self._call("removing the job's secrets", self.client().rm, self.machine, path)
+        except NotFound:
+            pass
+        except HpcmlError as exc:  # the job script removes it too when it runs
+            log.warning("could not remove the secrets file of run %s: %s", run.id, exc)
+
     async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
-        from .batchscript import render_batch_script
+        from .batchscript import render_batch_script, split_env
 
         c = self.client()
         if not run.run_dir:
             raise UserInputError(Problem(f"run {run.id} was not prepared"))
         api_fields = self._api_fields()
-        spec, env = self._script_job(run, job, api_fields)
-        script = render_batch_script(spec, run.run_dir)
+        spec = self._script_job(run, job, api_fields)
+        _, secret = split_env(spec.env)
+        secrets_path = await self._upload_secrets(run, secret) if secret else None
+        script = render_batch_script(spec, run.run_dir, secrets_file=secrets_path)
         res = job.resources or {}
         kwargs = {
             "account": res.get("Account") if "Account" in api_fields else None,
             "partition": res.get("Queue") if "Queue" in api_fields else None,
             "reservation": res.get("Reservation") if "Reservation" in api_fields else None,
         }
+        job_id: str | None = None
         for attempt in range(2):
             try:
                 result = await self._call("submitting the job", c.submit, self.machine, run.run_dir,
-                                          script_str=script, env_vars=env, idempotent=False,
+                                          script_str=script, idempotent=False,
                                           **{k: v for k, v in kwargs.items() if v is not None})
                 job_id = str(result["jobId"])
                 break
+            except CommandFailed as exc:
+                # Real FirecREST: sbatch's refusal is HTTP 500 "Unexpected Slurm command
+                # response. exit_status:1 std_err:sbatch: error: ...": definite, nothing ran.
+                if secrets_path:
+                    await self._remove_secrets(run)
+                raise SubmitRejected(sbatch_message(exc.detail.partition("std_err:")[2] or exc.detail)) from None
             except _Ambiguous as amb:
-                # The request may have reached Slurm: look before submitting again.
-                found = None
-                for _ in range(2):
-                    try:
-                        found = await self.find_submitted(run)
-                    except BackendUnavailable:
-                        found = None
-                    if found:
-                        break
-                    await asyncio.sleep(0.5)
-                if found:
-                    job_id = found
+                # The request may have reached Slurm: look for the job before sending it again.
+                self._ambiguous[run.id] = time.monotonic()
+                job_id = await self._await_submitted(run)
+                if job_id:
                     break
                 if attempt == 1:
-                    raise amb.error from None
+                    raise amb.error from None  # UNKNOWN; the engine asks find_submitted later
+                log.info("run %s: no job in Slurm's list %.0f s after a submission without answer; "
+                         "submitting again", run.id, self.ambiguous_settle)
+        assert job_id is not None
+        self._ambiguous.pop(run.id, None)
         self._submitted_at[job_id] = time.monotonic()
         return job_id, JobStatus(RunState.QUEUED)
 
-    async def find_submitted(self, run: RunRecord) -> str | None:
+    async def _await_submitted(self, run: RunRecord) -> str | None:
+        """Look for the run's job in Slurm's list until ``ambiguous_settle`` has passed."""
+        deadline = time.monotonic() + self.ambiguous_settle
+        while True:
+            try:
+                found = await self._find(run)
+            except BackendUnavailable:
+                found = None
+            if found or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
+
+    async def _find(self, run: RunRecord) -> str | None:
         jobs = await self._call("listing jobs", self.client().job_info, self.machine)
         suffix = f"-{_safe_id(run.id)}"
         for j in jobs:
             if str(j.get("name", "")).endswith(suffix):
                 return str(j.get("jobId"))
         return None
+
+    async def find_submitted(self, run: RunRecord) -> str | None:
+        found = await self._find(run)
+        since = self._ambiguous.get(run.id)
+        if found is None and since is not None and time.monotonic() - since < self.ambiguous_settle:
+            # The server may still be carrying out a submission whose answer we lost.
+            raise BackendUnavailable(f"waiting to see whether run {run.id}'s job reached Slurm")
+        return found
 
     # ------------------------------------------------------------ poll
 
@@ -460,19 +594,42 @@ class FirecrestBackend(Backend):
             if submitted is not None and time.monotonic() - submitted < self.submit_grace:
                 out[ref.job_id] = JobStatus(RunState.QUEUED, message="not yet in Slurm's job list")
                 continue
-            if fallback >= self.max_fallback_reads or not ref.run_dir:
+            if fallback >= self.max_fallback_reads:
                 continue  # the engine records UNKNOWN; looked at again next time
             fallback += 1
-            out[ref.job_id] = await self._status_from_exit_file(ref)
+            try:
+                out[ref.job_id] = await self._status_of_unlisted(ref)
+            except BackendUnavailable:
+                continue  # UNKNOWN this time
         return out
 
+    async def _status_of_unlisted(self, ref: JobRef) -> JobStatus:
+        """A job missing from the job list (which shows the last 24 h of ended jobs):
+        Slurm's own record of it (``sacct -j`` has no time window), else the exit-code
+        file its batch script wrote; FAILED only when neither exists."""
+        try:
+            models = await self._call(f"looking up job {ref.job_id}", self.client().job_info,
+                                      self.machine, ref.job_id)
+        except NotFound:
+            models = []
+        except HpcmlError as exc:
+            if isinstance(exc, BackendUnavailable):
+                raise
+            models = []
+        model = next((m for m in models if str(m.get("jobId")) == ref.job_id), None)
+        if model is not None:
+            return slurm_state(model)
+        return await self._status_from_exit_file(ref)
+
     async def _status_from_exit_file(self, ref: JobRef) -> JobStatus:
-        """A job Slurm no longer lists: its end as the batch script recorded it."""
+        """A job Slurm no longer knows: its end as the batch script recorded it."""
         import json
 
-        path = f"{ref.run_dir.rstrip('/')}/{EXIT_FILE}"
+        if not ref.run_dir:
+            return JobStatus(RunState.FAILED, None, "the job is no longer known to Slurm")
+        path = _shell_safe(f"{ref.run_dir.rstrip('/')}/{EXIT_FILE}", EXIT_FILE)
         try:
-            text = await self._view(path, 0, 4096)
+            text = (await self._read_range(path, 0, 4096, 4096)).decode("utf-8", errors="replace")
         except NotFound:
             return JobStatus(RunState.FAILED, None, "the job is no longer known to Slurm and left no exit code")
         try:
@@ -484,13 +641,13 @@ class FirecrestBackend(Backend):
             return JobStatus(RunState.TIMEOUT, code, "runtime limit reached")
         if code == 0:
             return JobStatus(RunState.FINISHED, 0)
-        return JobStatus(RunState.FAILED, code, f"exit code {code}")
+        return JobStatus(RunState.FAILED, code, exit_message(code) + (f" ({done['signal']})" if done.get("signal") else ""))
 
     # ------------------------------------------------------------ files
 
     async def _view(self, path: str, offset: int, size: int) -> str:
         """``GET ops/view`` with the spec's ``offset``/``size`` (pyfirecrest's ``view()``
-        takes neither, so its request helper is used, with its 429 handling)."""
+        takes neither, so its request helper is used)."""
         c = self.client()
 
         async def call() -> Any:
@@ -503,6 +660,60 @@ class FirecrestBackend(Backend):
             out = out.get("content", "")
         return str(out or "")
 
+    async def _tail_from(self, path: str, start: int) -> str:
+        """The file from byte ``start`` to its end (``tail -c +N``: byte semantics)."""
+        out = await self._call(f"reading {posixpath.basename(path)}", self.client().tail, self.machine, path,
+                               num_bytes=start + 1, exclude_beginning=True)
+        return str((out.get("content") if isinstance(out, dict) else out) or "")
+
+    async def _download_small(self, path: str) -> bytes | None:
+        """The file's exact bytes through ``ops/download`` (None when it is too large)."""
+        c = self.client()
+
+        async def call() -> bytes:
+            resp = await c._get_request(endpoint=f"/filesystem/{self.machine}/ops/download",
+                                        params={"path": path})
+            c._check_response(resp, 200, return_json=False)
+            return resp.content
+
+        try:
+            return await self._call(f"downloading {posixpath.basename(path)}", call)
+        except OutputTooLarge:
+            return None
+
+    async def _read_range(self, path: str, offset: int, want: int, size: int) -> bytes:
+        """Up to ``want`` bytes from byte ``offset`` (``size``: the file's size at stat).
+
+        FirecREST only serves files as text decoded from UTF-8 (errors → U+FFFD), and its
+        ``view`` counts offsets in characters past a block start: so the read starts at a
+        byte-exact place (``tail -c +N``, or a ``view`` block boundary) up to 3 bytes
+        early (a character cut at ``offset`` comes back whole), and the text is encoded
+        again. Where the text has U+FFFD, the exact bytes come from ``ops/download`` when
+        the file is small enough; else each U+FFFD stands for one byte ``?``."""
+        lead = min(offset, 3)
+        start = offset - lead
+        text: str | None = None
+        drop_tail = True  # tail: a trailing U+FFFD is a character still being written
+        if size - start <= TAIL_LIMIT:
+            try:
+                text = await self._tail_from(path, start)
+            except OutputTooLarge:  # it grew past the output limit since the stat
+                text = None
+        if text is None:
+            start -= start % VIEW_BLOCK
+            text = await self._view(path, start, VIEW_BLOCK)
+            # Cut by the two-block window (not by the character count, not at the end)?
+            drop_tail = len(text) < VIEW_BLOCK and start + 2 * VIEW_BLOCK < size
+        if drop_tail and text.endswith(_REPLACEMENT):
+            text = text[:-1]
+        skip = len(text) - len(text.lstrip(_REPLACEMENT))  # bytes of a character cut by `start`
+        if _REPLACEMENT in text[skip:] or skip > offset - start:
+            raw = await self._download_small(path) if size <= DOWNLOAD_LIMIT else None
+            if raw is not None:
+                return _cut(raw[offset: offset + want], want)
+        data = text.replace(_REPLACEMENT, "?").encode("utf-8")
+        return _cut(data[offset - start:], want)
+
     async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
         if offset < 0 or max_bytes < 0:
             raise UserInputError(Problem("offset and max_bytes must not be negative"))
@@ -512,25 +723,54 @@ class FirecrestBackend(Backend):
         except NotFound:
             return Chunk(b"", offset, offset, None)
         size = int(st["size"])
-        want = min(max_bytes, max(size - offset, 0), VIEW_LIMIT)
+        want = min(max_bytes, max(size - offset, 0), READ_LIMIT)
         if want <= 0:
             return Chunk(b"", offset, offset, size)
         try:
-            text = await self._view(path, offset, want)
+            data = await self._read_range(path, offset, want, size)
         except NotFound:
             return Chunk(b"", offset, offset, None)
-        data = text.encode("utf-8")
-        if len(data) > want:  # invalid UTF-8 came back as U+FFFD: keep offsets honest
-            data = data[:want]
         return Chunk(data, offset, offset + len(data), max(size, offset + len(data)))
+
+    async def _ls(self, path: str, recursive: bool) -> list[dict[str, Any]]:
+        return await self._call(f"listing {posixpath.basename(path) or path}", self.client().list_files,
+                                self.machine, path, show_hidden=True, recursive=recursive)
+
+    async def _walk(self, path: str) -> list[dict[str, Any]]:
+        """``ls`` directory by directory, names made relative to ``path`` and decoded;
+        directories that cannot be read are left out (logged)."""
+        out: list[dict[str, Any]] = []
+        todo = [""]
+        while todo and len(out) < self.max_walk_entries:
+            rel = todo.pop(0)
+            try:
+                entries = await self._ls(f"{path}/{rel}".rstrip("/") if rel else path, recursive=False)
+            except (Forbidden, NotFound) as exc:
+                if not rel:
+                    raise
+                log.warning("FirecREST: leaving out %s of %s: %s", rel, path, exc)
+                continue
+            for e in entries:
+                name = f"{rel}/{ls_name(str(e.get('name')))}" if rel else ls_name(str(e.get("name")))
+                out.append({**e, "name": name})
+                if e.get("type") == "d" and "'" not in name:
+                    todo.append(name)
+        return out
 
     async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
         path = self._path(run, relpath)
         try:
-            entries = await self._call(f"listing {relpath or 'the run directory'}", self.client().list_files,
-                                       self.machine, path, show_hidden=True, recursive=True)
+            entries = [{**e, "name": ls_name(str(e.get("name")))} for e in await self._ls(path, recursive=True)]
         except NotFound:
             raise NotFound(f"no such directory in the run directory: {relpath}") from None
+        except (Forbidden, OutputTooLarge) as exc:
+            # Real FirecREST: one unreadable subdirectory fails the whole `ls -R` (403), a
+            # big tree its output limit (413): list what can be listed, one directory at a time.
+            log.info("FirecREST: listing %s directory by directory (%s)", path, exc)
+            try:
+                entries = await self._walk(path)
+            except NotFound:
+                raise NotFound(f"no such directory in the run directory: {relpath}") from None
         out = []
         for e in entries:
             is_dir = e.get("type") == "d"
@@ -545,19 +785,33 @@ class FirecrestBackend(Backend):
     async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
         path = self._path(run, relpath)
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
         try:
             await self._call(f"downloading {relpath}", self.client().download, self.machine, path, dest)
         except FileNotFoundError:
             raise NotFound(f"no such file in the run directory: {relpath}") from None
 
-    async def cancel(self, run: RunRecord) -> None:
+    async def cancel(self, run: RunRecord) -> JobStatus | None:
+        """Cancel the job; when it had already ended (the real server answers HTTP 500
+        "Job/step already completing or completed" or "Invalid job id specified", never
+        404), return how it really ended, so that its own end is recorded, not "cancelled"."""
         if not run.backend_job_id:
-            return
+            return None
+        ended = False
         try:
             await self._call("cancelling the job", self.client().cancel_job, self.machine, run.backend_job_id)
         except NotFound:
-            pass  # already gone: the next poll reports its end
+            ended = True
+        except CommandFailed as exc:
+            if not any(g in exc.detail for g in _GONE):
+                raise RemoteError(f"FirecREST could not cancel job {run.backend_job_id}: "
+                                  f"{exc.detail.partition('std_err:')[2].strip() or exc.detail}") from None
+            ended = True
+        await self._remove_secrets(run)  # a job cancelled while pending never deletes it
+        if not ended:
+            return None
+        status = await self._status_of_unlisted(JobRef(run.id, run.backend_job_id, run.run_dir or ""))
+        return status if status.state.terminal else None
 
     async def close(self) -> None:
         for client in [*self._retired, self._client]:
@@ -578,6 +832,83 @@ class _Ambiguous(Exception):
         self.error = error
 
 
+_REPLACEMENT = "\ufffd"
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, "\\": 92, '"': 34, "'": 39, "?": 63}
+
+
+def _c_unescape(text: str, quotes_too: bool) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            octal = text[i + 1: i + 4]
+            if len(octal) == 3 and all(c in "01234567" for c in octal):
+                out.append(int(octal, 8) & 0xFF)
+                i += 4
+                continue
+            nxt = text[i + 1]
+            if nxt in "abtnvfr" or (quotes_too and nxt in "\\\"'?"):
+                out.append(_C_ESCAPES[nxt])
+                i += 2
+                continue
+        out += ch.encode("utf-8")
+        i += 1
+    return bytes(out)
+
+
+def ls_name(name: str) -> str:
+    """A name from FirecREST's ``ls``, decoded.
+
+    The real server runs ``ls --quoting-style=c`` (C locale: ``ü`` is ``\\303\\274``) and
+    unquotes each file name with ``shlex.split``, which undoes only ``\\\\`` and ``\\"``;
+    the directory part of a recursive listing's names is ls's folder header, all escapes
+    kept. A name that is not UTF-8 once decoded stays as FirecREST spelled it."""
+    if "\\" not in name:
+        return name
+    head, sep, last = name.rpartition("/")
+    raw = (_c_unescape(head, True) + b"/" if sep else b"") + _c_unescape(last, False)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return name
+
+
+def _cut(data: bytes, want: int) -> bytes:
+    """At most ``want`` bytes, not ending inside a UTF-8 character (the next read starts
+    at a character then, which the text endpoints can serve)."""
+    if len(data) <= want:
+        return data
+    cut = want
+    while cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return data[:cut] if cut > 0 else data[:want]
+
+
+def _retry_after(resp: httpx.Response | None) -> float:
+    """Seconds a 429 asks to wait (delta-seconds or an HTTP date; 10 s when absent)."""
+    from email.utils import parsedate_to_datetime
+
+    value = resp.headers.get("Retry-After") if resp is not None else None
+    if not value:
+        return 10.0
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return 10.0
+
+
+def _command_failed(message: str) -> bool:
+    """Whether a 500 reports a command that ran and failed (sbatch, scancel, a file
+    operation), rather than trouble reaching Slurm or the login node."""
+    ran = "exit_status:" in message or "Remote process failed with exit status" in message
+    return ran and not any(t.lower() in message.lower() for t in _TRANSIENT)
+
+
 def _message(resp: httpx.Response | None) -> str:
     if resp is None:
         return "no response"
@@ -587,6 +918,18 @@ def _message(resp: httpx.Response | None) -> str:
     except ValueError:
         msg = None
     return str(msg or resp.reason_phrase or "error")[:300]
+
+
+def _shell_safe(path: str, what: str, key: str | None = None) -> str:
+    """``path``, unless FirecREST cannot handle it: the real server pastes paths between
+    single quotes into shell commands (``ls -- '<path>'``), so one ``'`` breaks the
+    command (HTTP 500, "Unterminated quoted string") and two change the path."""
+    if "'" in path:
+        raise UserInputError(Problem(
+            f"FirecREST cannot work with {what!r}: its server puts paths into shell commands "
+            "between single quotes, so a name with ' cannot be read, listed or downloaded "
+            "through it", key=key))
+    return path
 
 
 def _safe_id(run_id: str) -> str:

@@ -454,7 +454,11 @@ class RunService:
         if not run.backend_job_id:
             return await self._apply(run, JobStatus(RunState.CANCELLED, message="cancelled before the job started"))
         backend = self.registry.for_run(run)
-        await backend.cancel(run)
+        ended = await backend.cancel(run)
+        if ended is not None and ended.state.terminal:
+            # The job had ended by itself before the cancel reached it: its own end stands.
+            run = await asyncio.to_thread(self.store.update, run.id, cancel_requested=False)
+            return await self._apply(run, ended)
         return await asyncio.to_thread(self.store.get, run.id)
 
     async def delete(self, run_id: str, *, delete_mlflow: bool = False) -> DeleteResult:

@@ -13,11 +13,26 @@ and ends in the state its program causes; cancel sends SIGTERM and reports
 area served by this same server (multipart upload with presigned part URLs, ETags,
 complete; staged download), with a transfer job whose log says whether it worked.
 
-Switches: ``state.faults`` (500/429/dropped connection/delay), ``state.tokens``
-(OIDC client-credentials endpoint at ``/auth/token``, token lifetime), ``state.queue_delay``.
+Where the real server (eth-cscs/firecrest-v2, running shell commands over SSH) behaves in
+a way a client must cope with, this server does the same; each such place quotes the real
+server's behaviour in a comment ("Real FirecREST: ..."): sbatch/scancel failures as HTTP 500
+with ``exit_status:N std_err:...``, ``ls --quoting-style=c`` names, ``view`` through ``dd``
+(offsets in characters of the decoded text), the 5 MiB command-output limit (413), paths
+pasted into ``'...'`` in shell commands, ``--export=ALL,K=V`` for the job environment, a
+job killed by a signal as ``exitCode 0`` + ``interruptSignal``, the 24 h job-list window.
+
+Switches: ``state.faults`` (500/429/dropped connection/delay/hang/401), ``state.late``
+(answer after a delay, the request carried out: a client timeout that is not a failure),
+``state.tokens`` (OIDC client-credentials endpoint at ``/auth/token``, token lifetime),
+``state.queue_delay``, ``state.partitions``/``state.node_memory_mb``/``state.accounts``
+(what sbatch accepts), ``state.job_list_window``/``state.purged`` (what Slurm still knows).
+Records: ``state.command_lines`` (the shell commands the real server would have run on the
+login node: what ``ps`` there shows), ``state.request_log`` (monotonic time, route).
 """
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import io
 import json
@@ -50,6 +65,10 @@ from ._common import (
 
 API_VERSION = "2.5.6"
 OPS_SIZE_LIMIT = 5 * 1024 * 1024
+# Real FirecREST: `SSHClient.execute` reads at most `max_ops_file_size` bytes of a command's
+# output; reaching it raises OutputLimitExceeded → HTTP 413 "Command output exceeded buffer limit."
+OUTPUT_LIMIT = OPS_SIZE_LIMIT
+JOB_LIST_WINDOW = 24 * 3600  # GET /jobs: sacct's default time window (`time_window=24h`)
 USER, UID, GROUP, GID = "testuser", 1000, "users", 100
 
 
@@ -75,9 +94,20 @@ class Job:
             return f"CANCELLED by {UID}"
         return self.run.state
 
+    @property
+    def ended(self) -> float | None:
+        if self.run is not None:
+            return self.run.ended
+        return self.created if self.state_override in ("COMPLETED", "FAILED") else None
+
     def model(self, system: str) -> dict[str, Any]:
         run = self.run
         exit_code = self.exit_override if run is None else run.exit_code
+        signal = run.signal if run else None
+        if signal:
+            # Real FirecREST: sacct's ExitCode "0:9" becomes exitCode 0, interruptSignal 9
+            # (`SlurmJob`: return_code / signal.id); the state is FAILED (CANCELLED after scancel).
+            exit_code = 0
         start = int(run.started) if run and run.started else None
         end = int(run.ended) if run and run.ended else None
         elapsed = (end or int(time.time())) - start if start else 0
@@ -88,7 +118,7 @@ class Job:
                 "state": self.state(),
                 "stateReason": "None" if self.state() != "PENDING" else "Priority",
                 "exitCode": exit_code if exit_code is not None else 0,
-                "interruptSignal": run.signal if run else None,
+                "interruptSignal": signal,
             },
             "time": {"elapsed": elapsed, "start": start, "end": end, "suspended": 0,
                      "limit": self.time_limit},
@@ -140,6 +170,14 @@ class FirecrestState(CountingState):
         self.queue_delay = 0.0
         self.base_url = ""  # set when the server starts (presigned URLs point back here)
         self.submitted_bodies: list[dict[str, Any]] = []  # what POST /compute/.../jobs received
+        self.late = Faults()  # kind "late": answer after `arg` seconds, the request carried out
+        self.command_lines: list[str] = []  # shell commands run "on the login node"
+        self.request_log: list[tuple[float, str]] = []  # (time.monotonic(), "METHOD route")
+        self.partitions = {"normal", "debug"}
+        self.accounts = {"proj"}
+        self.node_memory_mb = 64 * 1024
+        self.job_list_window = float(JOB_LIST_WINDOW)
+        self.purged: set[str] = set()  # jobs Slurm forgot entirely (GET /jobs/{id} → 404)
 
     def route_name(self, path: str) -> str:
         path = re.sub(r"^/(compute|status|filesystem)/[^/]+/", r"/\1/{system}/", path)
@@ -160,6 +198,28 @@ class FirecrestState(CountingState):
             raise tornado.web.HTTPError(403, log_message=f"Permission denied: {p}")
         return local
 
+    def run_command(self, line: str) -> None:
+        with self.lock:
+            self.command_lines.append(line)
+
+    def shell_path(self, command: str, p: str) -> str:
+        """What a command line built like the real server's hands the program as its path
+        (``command`` holds ``{path}`` where the server writes ``'<path>'``).
+
+        Real FirecREST pastes paths into single quotes unescaped (e.g. LsBaseCommand:
+        ``ls ... -- '{self.target_path}'``, DdCommand: ``dd if='{self.target_path}' ...``),
+        so a path with one ``'`` makes the login shell fail ("Unterminated quoted string",
+        exit status 2), answered with HTTP 500 "Remote process failed with exit status:2
+        ..."; with two, the shell drops the quotes and the command works on another path."""
+        self.run_command(command.replace("{path}", f"'{p}'"))
+        try:
+            words = shlex.split(f"'{p}'")
+        except ValueError:
+            raise tornado.web.HTTPError(500, log_message=(
+                "Remote process failed with exit status:2 and error message:"
+                "sh: 1: Syntax error: Unterminated quoted string")) from None
+        return words[0] if words else ""
+
     def kill_all(self) -> None:
         for job in self.jobs.values():
             if job.run and not job.run.done:
@@ -176,8 +236,26 @@ class Base(FaultyHandler):
     def set_default_headers(self) -> None:
         self.set_header("f7t-appversion", API_VERSION)
 
-    def prepare(self) -> None:
-        super().prepare()
+    def prepare(self) -> Any:
+        with self.state.lock:
+            self.state.request_log.append(
+                (time.monotonic(), f"{self.request.method} {self.state.route_name(self.request.path)}"))
+        pending = super().prepare()  # counting and injected faults ("hang" answers later)
+        late = None if self._finished else self.state.late.take(self.request.method, self.request.path)
+        if pending is None and late is None:
+            self._authenticate()
+            return None
+
+        async def later() -> None:
+            if pending is not None:
+                await pending
+            if late is not None:
+                await asyncio.sleep(late.arg)
+            self._authenticate()
+
+        return later()
+
+    def _authenticate(self) -> None:
         if self._finished or not self.auth_required:
             return
         auth = self.request.headers.get("Authorization", "")
@@ -283,11 +361,71 @@ def sbatch_options(script: str) -> dict[str, str]:
     return opts
 
 
+def slurm_error(command: str, exit_status: int, stderr: str) -> tornado.web.HTTPError:
+    """Real FirecREST: a failing sbatch/scancel raises SlurmError(f"Unexpected Slurm command
+    response. exit_status:{exit_status} std_err:{stderr}"), answered as HTTP 500."""
+    return tornado.web.HTTPError(500, log_message=(
+        f"Unexpected Slurm command response. exit_status:{exit_status} std_err:{stderr}"))
+
+
+def sbatch_error(*lines: str) -> tornado.web.HTTPError:
+    return slurm_error("sbatch", 1, "".join(f"sbatch: error: {ln}\n" for ln in lines))
+
+
+def sbatch_export(value: str) -> dict[str, str]:
+    """How sbatch reads ``--export=ALL,K=V,...``: split at commas outside quotes (Slurm's
+    find_quote_token), quotes kept in the value; an unmatched quote runs to the end, so it
+    swallows the variables after it. A value's comma starts a new (bogus) item."""
+    items, cur, quote = [], "", None
+    for ch in value:
+        if quote:
+            cur += ch
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            cur, quote = cur + ch, ch
+        elif ch == ",":
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    items.append(cur)
+    env: dict[str, str] = {}
+    for item in items:
+        name, eq, val = item.partition("=")
+        if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            env[name] = val
+    return env
+
+
+def sbatch_command_line(spec: dict[str, Any], env: dict[str, str], workdir: str) -> str:
+    """The command line the real server runs for a submission (SbatchCommand.get_command):
+    the environment is on it, for anyone on the login node to see with ``ps``."""
+    export = ",".join(f"{k}={v}" for k, v in env.items())
+    cmd = ["sbatch", f"--export={shlex.quote(f'ALL,{export}')}", f"--chdir={shlex.quote(workdir)}"]
+    for key, opt in (("partition", "partition"), ("reservation", "reservation"), ("account", "account")):
+        if pick(spec, key):
+            cmd.append(f"--{opt}={shlex.quote(str(pick(spec, key)))}")
+    return " ".join(cmd)
+
+
+def sbatch_memory_mb(value: str) -> int | None:
+    m = re.fullmatch(r"(\d+)([KMGT]?)B?", value.strip().upper())
+    if not m:
+        return None
+    factor = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[m.group(2)]
+    return int(int(m.group(1)) * factor)
+
+
 class JobsHandler(Base):
     def get(self, system: str) -> None:
         self.check_system(system)
+        window = self.state.job_list_window
+        now = time.time()
         with self.state.lock:
-            jobs = list(self.state.jobs.values())
+            # Real FirecREST: GET /jobs is sacct (time_window, default the last 24 h, for
+            # ended jobs) + squeue (pending and running): older jobs are not listed.
+            jobs = [j for j in self.state.jobs.values()
+                    if j.job_id not in self.state.purged and (j.ended is None or now - j.ended <= window)]
         self.reply({"jobs": [j.model(system) for j in jobs]})
 
     def post(self, system: str) -> None:
@@ -306,10 +444,30 @@ class JobsHandler(Base):
             script = self.state.path(script_path).read_text()
         if not script:
             raise tornado.web.HTTPError(422, log_message="job.script or job.scriptPath is required")
+        env_field = spec.get("env") or {}
+        if isinstance(env_field, list):
+            env_field = dict(e.split("=", 1) for e in env_field if "=" in e)
+        line = sbatch_command_line(spec, {str(k): str(v) for k, v in env_field.items()}, workdir)
+        self.state.run_command(line)
         wd = self.state.path(workdir)
         if not wd.is_dir():
-            raise tornado.web.HTTPError(400, log_message=f"sbatch: error: chdir to {workdir} failed: No such file or directory")
+            raise sbatch_error(f"chdir to {workdir} failed: No such file or directory")
+        if not script.startswith("#!"):
+            raise sbatch_error("This does not look like a batch script.  The first",
+                               "line must start with #! followed by the path to an interpreter.",
+                               "For instance: #!/bin/sh")
         opts = sbatch_options(script)
+        partition = pick(spec, "partition") or opts.get("partition") or "normal"
+        account = pick(spec, "account") or opts.get("account")
+        if partition not in self.state.partitions:
+            raise sbatch_error("Batch job submission failed: Invalid partition name specified")
+        if account and account not in self.state.accounts:
+            raise sbatch_error("Batch job submission failed: Invalid account or account/partition "
+                               "combination specified")
+        mem = sbatch_memory_mb(opts["mem"]) if opts.get("mem") else None
+        if mem is not None and mem > self.state.node_memory_mb:
+            raise sbatch_error("Memory specification can not be satisfied",
+                               "Batch job submission failed: Requested node configuration is not available")
         job_id = self.state.new_id()
         chdir = self.state.path(opts["chdir"]) if opts.get("chdir") else wd
 
@@ -320,13 +478,12 @@ class JobsHandler(Base):
 
         stdout = out_path("output", f"slurm-{job_id}.out")
         stderr = out_path("error", str(stdout))
-        env_field = spec.get("env") or {}
-        if isinstance(env_field, list):
-            env_field = dict(e.split("=", 1) for e in env_field if "=" in e)
         name = spec.get("name") or opts.get("job-name") or "sbatch"
         limit = slurm_minutes(opts["time"]) if opts.get("time") else None
         env = job_base_env(self.state.home / USER, USER)
-        env.update({str(k): str(v) for k, v in env_field.items()})
+        # Real FirecREST: the env field reaches the job through that command line's --export.
+        export = shlex.split(line)[1].removeprefix("--export=")
+        env.update(sbatch_export(export.removeprefix("ALL,").removeprefix("ALL")))
         env.update({"SLURM_JOB_ID": job_id, "SLURM_JOB_NAME": name, "SLURM_SUBMIT_DIR": str(wd),
                     "SLURM_CLUSTER_NAME": system})
         spool = self.state.root / ".slurmd"
@@ -338,8 +495,7 @@ class JobsHandler(Base):
             time_limit=limit * 60 if limit else None,
             append=opts.get("open-mode") == "append", start_delay=self.state.queue_delay,
         )
-        job = Job(job_id, name, str(wd), run, partition=pick(spec, "partition") or opts.get("partition") or "normal",
-                  account=pick(spec, "account") or opts.get("account"), time_limit=limit)
+        job = Job(job_id, name, str(wd), run, partition=partition, account=account, time_limit=limit)
         with self.state.lock:
             self.state.jobs[job_id] = job
         run.start()
@@ -349,18 +505,26 @@ class JobsHandler(Base):
 class JobHandler(Base):
     def get(self, system: str, job_id: str) -> None:
         self.check_system(system)
+        # Real FirecREST: `sacct -j <id>` (no time window for a named job) + squeue; only a
+        # job Slurm forgot entirely is 404 "Job not found.".
         job = self.state.jobs.get(job_id)
-        if job is None:
-            raise tornado.web.HTTPError(404, log_message=f"Job not found: {job_id}")
+        if job is None or job_id in self.state.purged:
+            raise tornado.web.HTTPError(404, log_message="Job not found.")
         self.reply({"jobs": [job.model(system)]})
 
     def delete(self, system: str, job_id: str) -> None:
         self.check_system(system)
+        self.state.run_command(f"scancel --verbose {job_id}")
         job = self.state.jobs.get(job_id)
-        if job is None:
-            raise tornado.web.HTTPError(404, log_message=f"Job not found: {job_id}")
-        if job.run and not job.run.done:
-            job.run.cancel()
+        # Real FirecREST: `scancel --verbose <id>`; anything on stderr with "error:" is a
+        # SlurmError → HTTP 500, never 404, for a job that ended or that Slurm never had.
+        if job is None or job_id in self.state.purged:
+            raise slurm_error("scancel", 1, f"scancel: error: Kill job error on job id {job_id}: "
+                                            "Invalid job id specified\n")
+        if job.run is None or job.run.done:
+            raise slurm_error("scancel", 0, f"scancel: Terminating job {job_id}\nscancel: error: Kill job "
+                                            f"error on job id {job_id}: Job/step already completing or completed\n")
+        job.run.cancel()
         self.no_content()
 
 
@@ -382,10 +546,69 @@ def file_model(p: Path, name: str) -> dict[str, Any]:
     }
 
 
+def c_quote(name: str) -> str:
+    r"""``ls --quoting-style=c`` in the C locale (what the real server's SSH commands get):
+    ``"..."`` with ``\\``, ``\"``, ``\n``-style escapes and every other non-printable
+    byte, UTF-8 included, as a three-digit octal escape (``ü`` → ``\303\274``)."""
+    named = {0x07: "a", 0x08: "b", 0x09: "t", 0x0A: "n", 0x0B: "v", 0x0C: "f", 0x0D: "r",
+             0x22: '"', 0x5C: "\\"}
+    out = []
+    for b in os.fsencode(name):
+        if b in named:
+            out.append("\\" + named[b])
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        else:
+            out.append(f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def ls_name(prefix_parts: list[str], name: str) -> str:
+    r"""The ``name`` field the real server builds from ``ls -l -R --quoting-style=c`` output.
+
+    Real FirecREST (LsBaseCommand.parse_output): a file's name goes through
+    ``shlex.split`` (which undoes ``\\`` and ``\"`` only, leaving ``\303\274`` as text);
+    a subdirectory's prefix is the folder header ``"./a/b":`` taken as it is (all escapes kept)."""
+    prefix = "".join(c_quote(part)[1:-1] + "/" for part in prefix_parts)
+    return prefix + shlex.split(c_quote(name))[0]
+
+
+def readable(d: Path) -> bool:
+    """Judged by the owner's mode bits: the tests may run as root, which reads anything."""
+    try:
+        mode = d.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & stat_mod.S_IRUSR) and bool(mode & stat_mod.S_IXUSR)
+
+
+def output_limit(size: int) -> None:
+    if size >= OUTPUT_LIMIT:
+        raise tornado.web.HTTPError(413, log_message="Command output exceeded buffer limit.")
+
+
+def permission_denied(what: str) -> tornado.web.HTTPError:
+    # Real FirecREST: "Permission denied" on stderr → 403 (BaseCommandErrorHandling).
+    return tornado.web.HTTPError(403, log_message=(
+        f"Remote process failed with exit status:2 and error message:{what}: Permission denied"))
+
+
+_OP_COMMANDS = {
+    "ls": "ls -l --quoting-style=c --time-style='+%Y-%m-%dT%H:%M:%S' -- {path}",
+    "stat": "stat -c '%f %i %d %h %u %g %s %X %Y %Z' -- {path}",
+    "view": "dd if={path} bs=SIZE skip=SKIP count=2",
+    "head": "head -- {path}",
+    "tail": "tail -- {path}",
+    "checksum": "sha256sum -- {path}",
+    "download": "base64 --wrap=0 -- {path}",
+    "file": "file -b -- {path}",
+}
+
+
 class OpsGetHandler(Base):
     def get(self, system: str, op: str) -> None:
         self.check_system(system)
-        raw = self.get_query_argument("path")
+        raw = self.state.shell_path(_OP_COMMANDS[op], self.get_query_argument("path"))
         p = self.state.path(raw)
         if not p.exists() and not p.is_symlink():
             raise no_such(f"{op}: cannot access '{raw}'")
@@ -394,19 +617,27 @@ class OpsGetHandler(Base):
     def op_ls(self, raw: str, p: Path) -> None:
         hidden, recursive = self.flag("showHidden"), self.flag("recursive")
         if not p.is_dir():
-            self.reply({"output": [file_model(p, raw)]})
+            self.reply({"output": [file_model(p, shlex.split(c_quote(raw))[0])]})
             return
         out: list[dict[str, Any]] = []
+        listed = 0
 
-        def walk(d: Path, prefix: str) -> None:
+        def walk(d: Path, parts: list[str]) -> None:
+            nonlocal listed
+            if not readable(d):
+                # Real FirecREST: `ls -R` exits non-zero on any unreadable subdirectory, and
+                # "Permission denied" on stderr makes the WHOLE listing a 403.
+                raise permission_denied(f"ls: cannot open directory '{d}'")
             for child in sorted(d.iterdir()):
                 if child.name.startswith(".") and not hidden:
                     continue
-                out.append(file_model(child, prefix + child.name))
+                out.append(file_model(child, ls_name(parts, child.name)))
+                listed += 90 + len(c_quote(child.name))  # about one `ls -l` line
                 if recursive and child.is_dir() and not child.is_symlink():
-                    walk(child, prefix + child.name + "/")
+                    walk(child, [*parts, child.name])
 
-        walk(p, "")
+        walk(p, [])
+        output_limit(listed)
         self.reply({"output": out})
 
     def op_stat(self, raw: str, p: Path) -> None:
@@ -418,6 +649,8 @@ class OpsGetHandler(Base):
     def _file(self, p: Path) -> bytes:
         if p.is_dir():
             raise tornado.web.HTTPError(400, log_message=f"{p}: Is a directory")
+        if not os.access(p, os.R_OK) or not p.stat().st_mode & stat_mod.S_IRUSR:
+            raise permission_denied(f"cannot open '{p}' for reading")
         return p.read_bytes()
 
     def op_view(self, raw: str, p: Path) -> None:
@@ -429,10 +662,19 @@ class OpsGetHandler(Base):
             raise tornado.web.HTTPError(400, log_message="`size` value must be an integer value greater than 0")
         if size > OPS_SIZE_LIMIT:
             raise tornado.web.HTTPError(400, log_message=f"`size` value must be less than {OPS_SIZE_LIMIT} bytes")
+        # Real FirecREST (DdCommand): `dd bs=size skip=offset//size count=2`, the output
+        # decoded as UTF-8 (errors="replace"), then `stdout[offset % size:][:size]`: the
+        # block start is a byte offset, the rest of the offset and the size count
+        # CHARACTERS of the decoded text. Two blocks of output at or above the 5 MiB
+        # output limit are a 413.
+        self._file(p)
+        skip = offset // size
         with open(p, "rb") as f:
-            f.seek(offset)
-            data = f.read(size)
-        self.reply({"output": data.decode("utf-8", errors="replace")})
+            f.seek(skip * size)
+            data = f.read(2 * size)
+        output_limit(len(data))
+        i = offset % size
+        self.reply({"output": data.decode("utf-8", errors="replace")[i: i + size]})
 
     def _bytes_lines(self) -> tuple[int | None, int | None]:
         b, n = self.get_query_argument("bytes", None), self.get_query_argument("lines", None)
@@ -449,6 +691,7 @@ class OpsGetHandler(Base):
             lines = data.splitlines(keepends=True)
             n = 10 if nlines is None else nlines
             out = b"".join(lines[: len(lines) - n] if skip else lines[:n])
+        output_limit(len(out))
         end = (nbytes if nbytes is not None else (nlines or 10)) * (-1 if skip else 1)
         self.reply({"output": {"content": out.decode("utf-8", errors="replace"),
                                "contentType": "bytes" if nbytes else "lines",
@@ -457,12 +700,13 @@ class OpsGetHandler(Base):
     def op_tail(self, raw: str, p: Path) -> None:
         nbytes, nlines = self._bytes_lines()
         data, skip = self._file(p), self.flag("skipHeading")
-        if nbytes is not None:  # tail -c N / tail -c +N
+        if nbytes is not None:  # tail -c N / tail -c +N (byte semantics)
             out = data[max(nbytes - 1, 0):] if skip else (data[-nbytes:] if nbytes else b"")
         else:
             lines = data.splitlines(keepends=True)
             n = 10 if nlines is None else nlines
             out = b"".join(lines[max(n - 1, 0):] if skip else (lines[-n:] if n else []))
+        output_limit(len(out))
         start = (nbytes if nbytes is not None else (nlines or 10)) * (1 if skip else -1)
         self.reply({"output": {"content": out.decode("utf-8", errors="replace"),
                                "contentType": "bytes" if nbytes else "lines",
@@ -473,8 +717,11 @@ class OpsGetHandler(Base):
 
     def op_download(self, raw: str, p: Path) -> None:
         data = self._file(p)
+        # Real FirecREST: `base64 --wrap=0` through the same 5 MiB output limit (413 above
+        # about 3.75 MiB of file), then "File to download is too large." above 5 MiB.
+        output_limit(len(base64.b64encode(data)))
         if len(data) > OPS_SIZE_LIMIT:
-            raise tornado.web.HTTPError(413, log_message="File is too large for direct download")
+            raise tornado.web.HTTPError(413, log_message="File to download is too large.")
         self.set_header("Content-Type", "application/octet-stream")
         self.finish(data)
 
@@ -482,14 +729,32 @@ class OpsGetHandler(Base):
         self.reply({"output": "directory" if p.is_dir() else "ASCII text"})
 
 
+class ChmodHandler(Base):
+    def put(self, system: str) -> None:
+        self.check_system(system)
+        body = self.body()
+        mode = str(body.get("mode") or "")
+        raw = self.state.shell_path(f"chmod -v '{mode}' -- {{path}}", str(body.get("path") or ""))
+        p = self.state.path(raw)
+        if not re.fullmatch(r"[0-7]{3,4}", mode):
+            raise tornado.web.HTTPError(500, log_message=(
+                f"Remote process failed with exit status:1 and error message:chmod: invalid mode: '{mode}'"))
+        if not p.exists():
+            raise no_such(f"chmod: cannot access '{raw}'")
+        p.chmod(int(mode, 8))
+        self.reply({"output": file_model(p, raw)})
+
+
 class UploadHandler(Base):
     def post(self, system: str) -> None:
         self.check_system(system)
-        directory = self.state.path(self.get_query_argument("path"))
         files = self.request.files.get("file")
         if not files:
             raise tornado.web.HTTPError(422, log_message="field 'file' is required")
         f = files[0]
+        # Real FirecREST: `base64 -d > '{path}/{file.filename}'`, the content on stdin.
+        directory = self.state.path(self.state.shell_path(
+            "base64 -d > {path}", f"{self.get_query_argument('path')}/{f['filename']}")).parent
         if len(f["body"]) > OPS_SIZE_LIMIT:
             raise tornado.web.HTTPError(413, log_message="Uploaded file is too large.")
         if not directory.is_dir():
@@ -503,9 +768,10 @@ class MkdirHandler(Base):
     def post(self, system: str) -> None:
         self.check_system(system)
         body = self.body()
-        raw = pick(body, "sourcePath", "source_path", "path")
-        p = self.state.path(raw)
         parent = bool(body.get("parent"))
+        raw = self.state.shell_path(f"mkdir {'-p ' if parent else ''}-- {{path}}",
+                                    str(pick(body, "sourcePath", "source_path", "path") or ""))
+        p = self.state.path(raw)
         try:
             p.mkdir(parents=parent, exist_ok=parent)
         except FileNotFoundError:
@@ -519,8 +785,10 @@ class ExtractHandler(Base):
     def post(self, system: str) -> None:
         self.check_system(system)
         body = self.body()
-        src = self.state.path(pick(body, "sourcePath", "source_path", "path"))
-        dst = self.state.path(pick(body, "targetPath", "target_path"))
+        src = self.state.path(self.state.shell_path(
+            "tar -xzf {path}", str(pick(body, "sourcePath", "source_path", "path") or "")))
+        dst = self.state.path(self.state.shell_path(
+            "tar -C {path}", str(pick(body, "targetPath", "target_path") or "")))
         compression = body.get("compression") or "gzip"
         if not src.is_file():
             raise no_such(str(src))
@@ -537,7 +805,7 @@ class ExtractHandler(Base):
 class RmHandler(Base):
     def delete(self, system: str) -> None:
         self.check_system(system)
-        p = self.state.path(self.get_query_argument("path"))
+        p = self.state.path(self.state.shell_path("rm -R -- {path}", self.get_query_argument("path")))
         if p.is_dir() and not p.is_symlink():
             import shutil
 
@@ -691,6 +959,7 @@ def make_app(state: FirecrestState) -> tornado.web.Application:
         (rf"/filesystem/{sysp}/ops/mkdir", MkdirHandler, a),
         (rf"/filesystem/{sysp}/ops/extract", ExtractHandler, a),
         (rf"/filesystem/{sysp}/ops/rm", RmHandler, a),
+        (rf"/filesystem/{sysp}/ops/chmod", ChmodHandler, a),
         (rf"/filesystem/{sysp}/transfer/upload", TransferUploadHandler, a),
         (rf"/filesystem/{sysp}/transfer/download", TransferDownloadHandler, a),
         (r"/s3/([0-9a-f]+)/part/(\d+)", S3Handler, a),
