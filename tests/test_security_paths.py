@@ -183,3 +183,69 @@ async def test_content_disposition_is_rfc6266_encoded(api, jp_fetch, toy_project
         assert fallback.isascii() and len(fallback) == len(name) and '"' not in fallback
         if name.isascii() and '"' not in name:
             assert fallback == name
+
+
+# ------------------------------------------------------------------ 2: saving a config
+
+OUTSIDE_CONFIG = "# canary-7f3a9e outside every root\nLocal: {}\nResources:\n  Nodes: 1\n"
+
+
+@pytest.fixture
+def outside_config(tmp_path: Path) -> Path:
+    """A valid backend config outside the server root (the server root is jp_root_dir)."""
+    path = tmp_path / "elsewhere" / "cluster.yaml"
+    path.parent.mkdir()
+    path.write_text(OUTSIDE_CONFIG)
+    return path
+
+
+async def save(api, path: str, project: str = "toy", nodes: int = 2) -> tuple[int, dict]:
+    return await api("POST", "project/config", {
+        "project": project, "path": path, "sections": {"Resources": {"Nodes": nodes}},
+    })
+
+
+async def test_config_save_never_writes_outside_the_project(api, toy_project, jp_root_dir,
+                                                           outside_config):
+    (toy_project / "evil.yaml").symlink_to(outside_config)
+    (toy_project / "configs").symlink_to(outside_config.parent, target_is_directory=True)
+    sibling = jp_root_dir / "other"
+    sibling.mkdir()
+    (sibling / "local.yaml").write_text(OUTSIDE_CONFIG)
+    for path in ("evil.yaml", "configs/cluster.yaml", "../other/local.yaml",
+                 "backend-configs/../../other/local.yaml", str(outside_config), "local.yaml\0x"):
+        status, answer = await save(api, path)
+        assert 400 <= status < 500, (path, status, answer)
+        assert no_canary(answer), answer
+    assert outside_config.read_text() == OUTSIDE_CONFIG
+    assert (sibling / "local.yaml").read_text() == OUTSIDE_CONFIG
+    assert {p.name for p in outside_config.parent.iterdir()} == {"cluster.yaml"}  # no temp file
+    assert (toy_project / "evil.yaml").is_symlink()
+
+
+async def test_project_description_does_not_show_outside_files(api, toy_project, outside_config):
+    (toy_project / "evil.yaml").symlink_to(outside_config)
+    (toy_project / "configs").symlink_to(outside_config.parent, target_is_directory=True)
+    status, project = await api("GET", "project", path="toy")
+    assert status == 200 and no_canary(project), project
+    configs = {c["path"]: c for c in project["backend_configs"]}
+    assert configs["local.yaml"]["config"] is not None  # the project's own config is shown
+    for path in ("evil.yaml", "configs/cluster.yaml"):
+        assert configs[path]["config"] is None and configs[path]["connection"] is None
+        assert "outside" in configs[path]["problems"][0]["message"]
+
+
+async def test_a_symlinked_config_inside_the_project_is_saved_at_its_target(api, toy_project):
+    (toy_project / "backend-configs").mkdir()
+    (toy_project / "backend-configs" / "alias.yaml").symlink_to("../local.yaml")
+    status, answer = await save(api, "backend-configs/alias.yaml", nodes=3)
+    assert status == 200, answer
+    assert (toy_project / "backend-configs" / "alias.yaml").is_symlink()
+    assert "Nodes: 3" in (toy_project / "local.yaml").read_text()
+    assert sorted(p.name for p in toy_project.iterdir() if p.name.startswith(".")) == []
+
+
+async def test_a_config_that_is_not_a_regular_file_is_refused(api, toy_project):
+    os.mkfifo(toy_project / "pipe.yaml")
+    status, answer = await save(api, "pipe.yaml")
+    assert 400 <= status < 500, answer

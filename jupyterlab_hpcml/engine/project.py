@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from . import yamlio
+from . import paths, yamlio
 from .errors import Problem, UserInputError
 from .filecache import StatCache
 from .mlflow_import import load_mlflow
@@ -171,8 +171,16 @@ def _mlproject_files(directory: Path) -> list[Path]:
     return sorted(directory / n for n in names if n.lower() == "mlproject")
 
 
-def find_project_root(path: Path) -> Path:
-    """The nearest folder at or above ``path`` that contains an ``MLproject`` file."""
+def find_project_root(path: Path, root: Path | None = None) -> Path:
+    """The nearest folder at or above ``path`` that contains an ``MLproject`` file.
+
+    With ``root`` (the server's root, for the lab) ``path`` must lie inside it, the
+    search stops there and an MLproject linking out of it is refused. The CLI and the
+    Python API pass none: they act for the user on their own machine.
+    """
+    root_real = paths.real(root) if root is not None else None
+    if root_real is not None:
+        path = paths.confine(root_real, path, "project", key="project")
     path = Path(path).expanduser()
     if not path.exists():
         raise UserInputError(Problem(f"no such file or directory: {path}", file=str(path)))
@@ -180,8 +188,15 @@ def find_project_root(path: Path) -> Path:
     if not start.is_dir():
         start = start.parent
     for folder in (start, *start.parents):
-        if _mlproject_files(folder):
+        if found := _mlproject_files(folder):
+            if root_real is not None and not all(
+                paths.is_inside(root_real, paths.real(f)) for f in found
+            ):
+                raise UserInputError(Problem(
+                    "the MLproject file links outside the server's root", key="project"))
             return folder
+        if folder == root_real:
+            break
     raise UserInputError(
         Problem(
             f"no MLproject file in {start} or any folder above it",

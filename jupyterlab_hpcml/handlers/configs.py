@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine import config as config_mod
+from ..engine import paths
 from ..engine import project as project_mod
 from ..engine.errors import Problem, UserInputError
 from .base import HpcmlHandler, authenticated
@@ -91,39 +90,43 @@ def replace_sections(text: str, sections: dict[str, dict[str, Any] | None], is_j
     return "".join(lines + appended)
 
 
-def _find_config(project_dir: Path, relpath: str) -> Path:
-    """The config file ``relpath`` if it is one the project's config discovery lists."""
-    target = (project_dir / relpath).resolve()
+_PROJECT = "the project"
+
+
+def _find_config(project_dir: Path, relpath: str) -> str:
+    """``relpath``, cleaned, if it names a config the project's discovery lists and it
+    lies, links resolved, inside the project."""
+    rel = paths.clean_relpath(relpath, "config", root_name=_PROJECT)
+    target = paths.confine(project_dir, rel, "config", root_name=_PROJECT) if rel else None
     for found in config_mod.find_backend_configs(project_dir):
-        if found.resolve() == target:
-            return target
+        if paths.real(found) == target:
+            return rel
     raise UserInputError(Problem(
         f"{relpath!r} is not a backend config of the project", key="path"
     ))
 
 
-def save_sections(project_dir: Path, relpath: str, sections: dict[str, dict[str, Any] | None]) -> None:
+def save_sections(project_dir: Path, relpath: str,
+                  sections: dict[str, dict[str, Any] | None]) -> str:
+    """Rewrite the sections in the config file; its path relative to the project."""
     unknown = [k for k in sections if k not in EDITABLE_SECTIONS]
     if unknown:
         raise UserInputError([
             Problem(f"section {k!r} cannot be edited here; only {', '.join(EDITABLE_SECTIONS)}", key=k)
             for k in unknown
         ])
-    path = _find_config(project_dir, relpath)
-    text = path.read_text(encoding="utf-8")
-    is_json = path.suffix.lower() == ".json"
-    new_text = replace_sections(text, sections, is_json)
-    # Validate the whole new file before writing: problems carry this file's name and lines.
-    config_mod.parse_backend_config(new_text, source=relpath)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(new_text)
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    rel = _find_config(project_dir, relpath)
+    is_json = rel.lower().endswith(".json")
+
+    def update(text: str) -> str:
+        new_text = replace_sections(text, sections, is_json)
+        # Validate the whole new file before writing: problems carry this file's name and lines.
+        config_mod.parse_backend_config(new_text, source=rel)
+        return new_text
+
+    # Read, checked and replaced through a descriptor of its real folder inside the project.
+    paths.replace_file(project_dir, rel, update, "config", _PROJECT)
+    return rel
 
 
 class SaveConfigHandler(HpcmlHandler):
@@ -132,10 +135,8 @@ class SaveConfigHandler(HpcmlHandler):
         """Write edited Resources/Environment into a config file; answer the project's configs."""
         req = self.body(SaveConfigRequest)
         start = self.resolve_path(req.project)
-        root = await asyncio.to_thread(project_mod.find_project_root, start)
-        if not root.is_relative_to(self.root_dir):
-            raise UserInputError(Problem("the project is outside the server root", key="project"))
-        await asyncio.to_thread(save_sections, root, req.path, req.sections)
-        configs = await asyncio.to_thread(describe_configs, root)
-        saved = next(c for c in configs if c["path"] == Path(req.path).as_posix())
+        root = await asyncio.to_thread(project_mod.find_project_root, start, self.root_dir)
+        rel = await asyncio.to_thread(save_sections, root, req.path, req.sections)
+        configs = await asyncio.to_thread(describe_configs, root, self.root_dir)
+        saved = next(c for c in configs if c["path"] == rel)
         self.write_json({"config": saved, "backend_configs": configs})
