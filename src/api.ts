@@ -7,6 +7,7 @@ import { errorFromResponse } from './errors';
 import {
   ICredentialsAnswer,
   ICredentialsRequest,
+  IDeleteResult,
   IFeaturesResponse,
   IFileInfo,
   ILogChunk,
@@ -103,6 +104,24 @@ export function cancelRun(id: string): Promise<IRun> {
 
 export function rerun(id: string, req: IRerunRequest = {}): Promise<IRun> {
   return post<IRun>(`runs/${enc(id)}/rerun`, req);
+}
+
+/**
+ * Delete an ended run (record, local run directory); `deleteMlflow` also
+ * soft-deletes its MLflow run.
+ *
+ * @throws {HpcmlApiError} 409 while the run is active (cancel it first)
+ */
+export function deleteRun(id: string, deleteMlflow = false): Promise<IDeleteResult> {
+  return requestAPI<IDeleteResult>(
+    `runs/${enc(id)}${query({ delete_mlflow: deleteMlflow ? 'true' : undefined })}`,
+    { method: 'DELETE' }
+  );
+}
+
+/** Hide an ended run from default listings, or show it again. */
+export function setArchived(id: string, archived: boolean): Promise<IRun> {
+  return post<IRun>(`runs/${enc(id)}/${archived ? 'archive' : 'unarchive'}`, {});
 }
 
 /** Bytes of a log from `offset`; ask again with `next_offset`. */

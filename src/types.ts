@@ -143,6 +143,8 @@ export interface IRun {
   snapshot_id?: string | null;
   rerun_of?: string | null;
   notes: string[];
+  /** Hidden from default listings (archive/unarchive). */
+  archived?: boolean;
   created_at: number;
   updated_at: number;
   started_at?: number | null;
@@ -164,6 +166,18 @@ export interface IRunQuery {
   offset?: number;
   /** Only runs changed after this epoch time. */
   since?: number;
+  /** 'false' (default): archived runs left out; 'true': archived too; 'only'. */
+  archived?: 'false' | 'true' | 'only';
+}
+
+/** Answer of DELETE /hpcml/api/runs/{id}: what was removed and what was kept. */
+export interface IDeleteResult {
+  id: string;
+  run_dir_removed: boolean;
+  mlflow_run_deleted: boolean;
+  snapshot_removed: boolean;
+  /** Human notes: what stayed and where (a remote run directory, the MLflow run). */
+  kept: string[];
 }
 
 export interface ISubmitRequest {

@@ -25,7 +25,8 @@ QUICK = {"entry_point": "fail", "parameters": {"code": 0}}
 
 async def ended_run(api, **body) -> dict:
     run = await submit_run(api, **{**QUICK, **body})
-    return await wait_for_state(api, run["id"], TERMINAL)
+    # A generous bound: the suite shares two CPUs with other work.
+    return await wait_for_state(api, run["id"], TERMINAL, timeout=300)
 
 
 def history_rows(data: Path, run_id: str) -> int:

@@ -31,6 +31,7 @@ function row(id: string, extra: Partial<IRunRow> = {}): IRunRow {
     mlflow_run_id: null,
     mlflow_experiment_id: null,
     mlflow_experiment_name: null,
+    archived: false,
     ...extra
   };
 }

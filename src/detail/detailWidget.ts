@@ -37,7 +37,10 @@ export function createDetailWidget(
     [ActionIDs.artifacts, { runId }],
     [ActionIDs.copyRerun, { runId }],
     [ActionIDs.copySubmit, { runId }],
-    [ActionIDs.openMlflow, { runId }]
+    [ActionIDs.openMlflow, { runId }],
+    [ActionIDs.archive, { runId }],
+    [ActionIDs.unarchive, { runId }],
+    [ActionIDs.remove, { runId }]
   ];
   for (const [id, args] of actions) {
     widget.toolbar.addItem(

@@ -7,12 +7,12 @@ import { Clipboard, Dialog, Notification, showDialog, showErrorMessage } from '@
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
-import { cancelRun, getRun, listArtifacts, artifactUrl } from '../api';
+import { cancelRun, deleteRun, getRun, listArtifacts, artifactUrl, setArchived } from '../api';
 import { CommandIDs } from '../commands';
 import { IFileInfo, IRun, TERMINAL_STATES } from '../types';
 import { RunsContext } from './context';
 import { mlflowRunUrl, rerunCommand, submitCommand } from './reproduce';
-import { IRunRow } from './rows';
+import { IRunRow, rowFromRun } from './rows';
 
 /** Ids of the row action commands (private to the runs half). */
 export namespace ActionIDs {
@@ -22,6 +22,9 @@ export namespace ActionIDs {
   export const copyRerun = 'hpcml:copy-rerun-command';
   export const copySubmit = 'hpcml:copy-submit-command';
   export const openMlflow = 'hpcml:open-in-mlflow';
+  export const archive = 'hpcml:archive-run';
+  export const unarchive = 'hpcml:unarchive-run';
+  export const remove = 'hpcml:delete-run';
 }
 
 /** The actions of a row's menu, in order (null: separator). */
@@ -36,7 +39,11 @@ export const ROW_MENU: (string | null)[] = [
   null,
   ActionIDs.copyRerun,
   ActionIDs.copySubmit,
-  ActionIDs.openMlflow
+  ActionIDs.openMlflow,
+  null,
+  ActionIDs.archive,
+  ActionIDs.unarchive,
+  ActionIDs.remove
 ];
 
 /** Rows last seen, by id, so actions know a run's state and backend synchronously. */
@@ -71,6 +78,35 @@ export async function confirmCancel(ctx: RunsContext, row: Pick<IRunRow, 'id' | 
     ]
   });
   return result.button.accept;
+}
+
+/** Ask before deleting; whether confirmed and whether the MLflow run goes too. */
+export async function confirmDelete(
+  ctx: RunsContext,
+  row: Pick<IRunRow, 'id' | 'name'> & Partial<Pick<IRunRow, 'mlflow_run_id'>>
+): Promise<{ accept: boolean; deleteMlflow: boolean }> {
+  const { trans } = ctx;
+  const result = await showDialog({
+    title: trans.__('Delete run?'),
+    body: trans.__(
+      'Delete run "%1" (%2): its record, logs and local run directory? This cannot be undone. A run directory on a cluster is kept.',
+      row.name,
+      row.id
+    ),
+    checkbox:
+      row.mlflow_run_id === null
+        ? null
+        : {
+            label: trans.__('Also delete the MLflow run'),
+            caption: trans.__('MLflow keeps it (restorable there) unless this is checked'),
+            checked: false
+          },
+    buttons: [
+      Dialog.cancelButton({ label: trans.__('Keep') }),
+      Dialog.warnButton({ label: trans.__('Delete'), ariaLabel: trans.__('Delete run') })
+    ]
+  });
+  return { accept: result.button.accept, deleteMlflow: result.isChecked === true };
 }
 
 class ArtifactList extends Widget {
@@ -228,6 +264,62 @@ export function addActionCommands(ctx: RunsContext, directory: RunDirectory): vo
         copy(submitCommand(await fullRun(args)));
       } catch (error) {
         await showErrorMessage(trans.__('Cannot read run'), error as Error);
+      }
+    }
+  });
+
+  const ended = (args: ReadonlyPartialJSONObject): boolean => {
+    const r = row(args);
+    return !r || TERMINAL_STATES.has(r.state);
+  };
+  const archiveCommand = (archived: boolean): void => {
+    commands.addCommand(archived ? ActionIDs.archive : ActionIDs.unarchive, {
+      label: archived ? trans.__('Archive Run') : trans.__('Unarchive Run'),
+      caption: archived
+        ? trans.__('Hide the ended run from the runs list (“Show archived” shows it)')
+        : trans.__('Show the run in the runs list again'),
+      // Unknown row: offer archiving; the server answers if it cannot.
+      isVisible: args => (row(args)?.archived ?? false) !== archived,
+      isEnabled: args => !archived || ended(args),
+      execute: async args => {
+        const id = runIdOf(args, ctx);
+        try {
+          const run = await setArchived(id, archived);
+          directory.set(rowFromRun(run));
+          ctx.notifyRunsChanged({ id: run.id, deleted: false });
+          commands.notifyCommandChanged();
+        } catch (error) {
+          await showErrorMessage(
+            archived ? trans.__('Cannot archive run') : trans.__('Cannot unarchive run'),
+            error as Error
+          );
+        }
+      }
+    });
+  };
+  archiveCommand(true);
+  archiveCommand(false);
+
+  commands.addCommand(ActionIDs.remove, {
+    label: trans.__('Delete Run…'),
+    caption: trans.__('Delete the ended run: record, logs, local run directory (asks first)'),
+    isEnabled: ended,
+    execute: async args => {
+      const id = runIdOf(args, ctx);
+      const r = row(args) ?? { id, name: id };
+      const answer = await confirmDelete(ctx, r);
+      if (!answer.accept) {
+        return;
+      }
+      try {
+        const result = await deleteRun(id, answer.deleteMlflow);
+        ctx.notifyRunsChanged({ id: result.id, deleted: true });
+        Notification.success(
+          [trans.__('Deleted run %1.', r.name), ...result.kept].join(' '),
+          { autoClose: 5000 }
+        );
+      } catch (error) {
+        await showErrorMessage(trans.__('Cannot delete run'), error as Error);
       }
     }
   });

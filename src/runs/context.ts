@@ -10,6 +10,12 @@ import { getFeatures } from '../api';
 import { DEFAULT_SETTINGS, IHpcmlSettings } from '../settings';
 import { IBackendFeatures, IFeaturesResponse } from '../types';
 
+/** A run left or joined the listings: deleted, or archived/unarchived. */
+export interface IRunsChange {
+  id: string;
+  deleted: boolean;
+}
+
 export class RunsContext {
   constructor(
     readonly app: JupyterFrontEnd,
@@ -27,6 +33,15 @@ export class RunsContext {
 
   get settingsChanged(): ISignal<this, IHpcmlSettings> {
     return this._settingsChanged;
+  }
+
+  /** A run was deleted, archived or unarchived here: views reload, tabs of a deleted run close. */
+  get runsChanged(): ISignal<this, IRunsChange> {
+    return this._runsChanged;
+  }
+
+  notifyRunsChanged(change: IRunsChange): void {
+    this._runsChanged.emit(change);
   }
 
   /** Milliseconds between refreshes. */
@@ -56,6 +71,7 @@ export class RunsContext {
 
   private _settings: IHpcmlSettings = { ...DEFAULT_SETTINGS };
   private _settingsChanged = new Signal<this, IHpcmlSettings>(this);
+  private _runsChanged = new Signal<this, IRunsChange>(this);
   private _features: Promise<IFeaturesResponse> | null = null;
   private _known: IFeaturesResponse | null = null;
 }

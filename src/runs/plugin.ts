@@ -163,6 +163,20 @@ const runsPlugin: JupyterFrontEndPlugin<void> = {
     [ActionIDs.cancel, ActionIDs.rerun, ActionIDs.artifacts, ActionIDs.copyRerun, ActionIDs.copySubmit, ActionIDs.openMlflow].forEach(
       (command, i) => app.contextMenu.addItem({ command, selector, rank: 20 + i })
     );
+    [ActionIDs.archive, ActionIDs.unarchive, ActionIDs.remove].forEach((command, i) =>
+      app.contextMenu.addItem({ command, selector, rank: 30 + i })
+    );
+    // A deleted run's own tabs (details, logs, its charts) have nothing left to show.
+    ctx.runsChanged.connect((_, change) => {
+      if (change.deleted) {
+        const ids = [`hpcml-run-${change.id}`, `hpcml-logs-${change.id}`, `hpcml-charts-${change.id}`];
+        tracker.forEach(w => {
+          if (ids.includes(w.id)) {
+            w.dispose();
+          }
+        });
+      }
+    });
 
     palette?.addItem({ command: CommandIDs.openRuns, category: trans.__('HPC ML') });
 

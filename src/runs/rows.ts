@@ -21,6 +21,8 @@ export interface IRunRow {
   mlflow_run_id: string | null;
   mlflow_experiment_id: string | null;
   mlflow_experiment_name: string | null;
+  /** Hidden from default listings. */
+  archived: boolean;
 }
 
 /** Answer of GET runs-view/rows. */
@@ -50,13 +52,16 @@ export interface IRowQuery {
   /** Empty: every state. */
   states: RunState[];
   text: string;
+  /** Show archived runs too (left out by default). */
+  archived: boolean;
 }
 
 export const DEFAULT_QUERY: Readonly<IRowQuery> = Object.freeze({
   sort: 'submitted' as SortKey,
   descending: true,
   states: [] as RunState[],
-  text: ''
+  text: '',
+  archived: false
 });
 
 export const ACTIVE_STATES: RunState[] = [
@@ -91,7 +96,8 @@ export function rowFromRun(run: IRun): IRunRow {
     exit_code: run.exit_code ?? null,
     mlflow_run_id: run.mlflow_run_id ?? null,
     mlflow_experiment_id: run.mlflow_experiment_id ?? null,
-    mlflow_experiment_name: run.mlflow_experiment_name ?? null
+    mlflow_experiment_name: run.mlflow_experiment_name ?? null,
+    archived: run.archived ?? false
   };
 }
 
@@ -197,8 +203,11 @@ const TEXT_FIELDS: (keyof IRunRow)[] = [
 /** Whether a row passes the filters, as the server decides it. */
 export function matchesQuery(
   row: IRunRow,
-  query: Pick<IRowQuery, 'states' | 'text'>
+  query: Pick<IRowQuery, 'states' | 'text'> & Partial<Pick<IRowQuery, 'archived'>>
 ): boolean {
+  if (row.archived && !query.archived) {
+    return false;
+  }
   if (query.states.length && !query.states.includes(row.state)) {
     return false;
   }

@@ -90,6 +90,12 @@ export class RunsPanel extends Widget {
       const v = this._stateSelect.value;
       this._setQuery({ states: v === '' ? [] : v === 'active' ? ACTIVE_STATES : [v as RunState] });
     });
+    const archived = el('label', 'jp-hpcml-Runs-archivedToggle');
+    this._archived = el('input');
+    this._archived.type = 'checkbox';
+    this._archived.addEventListener('change', () => this._setQuery({ archived: this._archived.checked }));
+    archived.title = trans.__('List archived runs too');
+    archived.append(this._archived, document.createTextNode(trans.__('Show archived')));
     this._compare = el('button', 'jp-mod-styled jp-hpcml-button');
     this._compare.addEventListener('click', () => {
       void _ctx.app.commands.execute(CommandIDs.openCharts, { runIds: [...this._selected] });
@@ -99,7 +105,7 @@ export class RunsPanel extends Widget {
     refresh.addEventListener('click', () => this.model.reload());
     this._status = el('span', 'jp-hpcml-Runs-status');
     this._status.setAttribute('aria-live', 'polite');
-    controls.append(this._filter, this._stateSelect, this._compare, refresh, this._status);
+    controls.append(this._filter, this._stateSelect, archived, this._compare, refresh, this._status);
 
     // Table: one scroll container, a sticky header, a spacer as tall as every row.
     this._scroller = el('div', 'jp-hpcml-Runs-scroller');
@@ -128,6 +134,13 @@ export class RunsPanel extends Widget {
     this.model.changed.connect(() => this._schedulePaint(), this);
     this.model.runChanged.connect((_, row) => this._directory.set(row), this);
     _ctx.settingsChanged.connect(() => this._setColumns(), this);
+    // Deleted or (un)archived here: positions moved, fetch the shown rows again.
+    _ctx.runsChanged.connect((_, change) => {
+      if (change.deleted && this._selected.delete(change.id)) {
+        this._updateCompare();
+      }
+      this.model.reload();
+    }, this);
     this._setColumns();
     this._updateCompare();
   }
@@ -295,6 +308,7 @@ export class RunsPanel extends Widget {
     const selected = this._selected.has(row.id);
     node.setAttribute('aria-selected', String(selected));
     node.classList.toggle('jp-mod-selected', selected);
+    node.classList.toggle('jp-mod-archived', row.archived);
 
     const check = el('div', 'jp-hpcml-Runs-cell');
     check.setAttribute('role', 'cell');
@@ -313,6 +327,9 @@ export class RunsPanel extends Widget {
       cell.setAttribute('role', 'cell');
       if (column.id === 'state') {
         cell.appendChild(stateBadge(row.state));
+        if (row.archived) {
+          cell.appendChild(el('span', 'jp-hpcml-archivedMark', trans.__('archived')));
+        }
       } else {
         const text = column.text(row, now, metrics);
         cell.textContent = text;
@@ -493,6 +510,7 @@ export class RunsPanel extends Widget {
   private _filter: HTMLInputElement;
   private _filterTimer = 0;
   private _stateSelect: HTMLSelectElement;
+  private _archived: HTMLInputElement;
   private _compare: HTMLButtonElement;
   private _status: HTMLSpanElement;
   private _scroller: HTMLDivElement;

@@ -32,6 +32,9 @@ export function listRunRows(
   if (query.text.trim()) {
     entries.push(['q', query.text.trim()]);
   }
+  if (query.archived) {
+    entries.push(['archived', 'true']);
+  }
   return requestAPI<IRowPage>(`runs-view/rows?${params(entries)}`);
 }
 
