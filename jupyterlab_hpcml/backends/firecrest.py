@@ -315,6 +315,9 @@ class FirecrestBackend(Backend):
                         await asyncio.sleep(delay)
                         continue
                     self._paused_until = time.monotonic() + delay
+                    if not idempotent:  # a submission: definitely not carried out
+                        raise RemoteError(f"FirecREST is rate limiting requests (retry after {delay:.0f} s): "
+                                          f"nothing was done while {what}") from None
                     raise self._unavailable(what, f"is rate limiting requests (retry after {delay:.0f} s)") from None
                 if code in (401, 403):
                     cls = Forbidden if code == 403 else RemoteError

@@ -173,6 +173,7 @@ class FirecrestState(CountingState):
         self.late = Faults()  # kind "late": answer after `arg` seconds, the request carried out
         self.command_lines: list[str] = []  # shell commands run "on the login node"
         self.request_log: list[tuple[float, str]] = []  # (time.monotonic(), "METHOD route")
+        self.fault_log: list[tuple[float, str, int]] = []  # injected answers: (time, route, status)
         self.partitions = {"normal", "debug"}
         self.accounts = {"proj"}
         self.node_memory_mb = 64 * 1024
@@ -237,10 +238,13 @@ class Base(FaultyHandler):
         self.set_header("f7t-appversion", API_VERSION)
 
     def prepare(self) -> Any:
+        route = f"{self.request.method} {self.state.route_name(self.request.path)}"
         with self.state.lock:
-            self.state.request_log.append(
-                (time.monotonic(), f"{self.request.method} {self.state.route_name(self.request.path)}"))
+            self.state.request_log.append((time.monotonic(), route))
         pending = super().prepare()  # counting and injected faults ("hang" answers later)
+        if self._finished:  # an injected fault answered
+            with self.state.lock:
+                self.state.fault_log.append((time.monotonic(), route, self.get_status()))
         late = None if self._finished else self.state.late.take(self.request.method, self.request.path)
         if pending is None and late is None:
             self._authenticate()
