@@ -10,6 +10,7 @@ from traitlets import Float, Unicode, default
 
 from .engine.service import Engine
 from .handlers import HANDLERS
+from .handlers.base import ApiNotFoundHandler
 from .settings import DATA_DIR_ENV, default_data_dir
 
 API_PREFIX = "/hpcml/api"
@@ -59,6 +60,8 @@ class HpcmlApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend((url_path_join(API_PREFIX, path), cls) for path, cls in HANDLERS)
+        # Last: any other path under the API is a JSON 404, not jupyter_server's HTML page.
+        self.handlers.append((url_path_join(API_PREFIX, ".*"), ApiNotFoundHandler))
 
     async def _start_jupyter_server_extension(self, serverapp: object) -> None:
         # Resume polling runs left in flight by an earlier server (or the CLI).

@@ -381,6 +381,8 @@ class LocalBackend(Backend):
         try:
             with open(path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
+                if offset >= size:  # seeking far beyond the end is EINVAL on some file systems
+                    return Chunk(b"", offset, offset, size)
                 f.seek(offset)
                 data = f.read(max_bytes)
         except FileNotFoundError:

@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 import jsonschema
 import yaml
 
-from . import yamlio
+from . import limits, yamlio
 from .connections import ConnectionIdentity, connection_identity, endpoint_problems
 from .errors import Problem, UserInputError
 from .filecache import StatCache
@@ -43,7 +43,6 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 CONFIG_SUBDIRS = ("backend-configs", "configs")
 # Project files that are YAML but never backend configs.
 _NOT_CONFIGS = {"mlproject", "conda.yaml", "conda.yml", "python_env.yaml", "python_env.yml"}
-_MAX_CONFIG_BYTES = 1 << 20  # discovery skips larger files: data, not configs
 _COMMAND_KEYS = (
     "PreRunCommandOnLoginNode",
     "PostRunCommandOnLoginNode",
@@ -278,12 +277,21 @@ def _read_config_file(path: Path, source: str) -> str:
             "a backend config must be .yaml, .yml or .json",
             file=source,
         ))
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise UserInputError(Problem("is not a regular file", file=source))
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserInputError(Problem("is not UTF-8 text", file=source)) from None
+        with path.open("rb") as f:  # never more than the limit in memory, whatever the size
+            raw = f.read(limits.MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise UserInputError(Problem(f"cannot be read: {exc.strerror}", file=source)) from None
+    if len(raw) > limits.MAX_CONFIG_BYTES:
+        raise UserInputError(Problem(
+            f"is larger than {limits.MAX_CONFIG_BYTES} bytes: too large for a backend config",
+            file=source))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserInputError(Problem("is not UTF-8 text", file=source)) from None
 
 
 def _parse_text(text: str, source: str, is_json: bool) -> tuple[dict[str, Any], yaml.Node | None]:
@@ -833,7 +841,7 @@ def _is_config_candidate(path: Path) -> bool:
 
 def _looks_like_backend_config(path: Path, dedicated: bool) -> bool:
     try:
-        if path.stat().st_size > _MAX_CONFIG_BYTES:
+        if path.stat().st_size > limits.MAX_CONFIG_BYTES:  # data, not configs
             return False
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

@@ -54,6 +54,12 @@ class UserInputError(HpcmlError):
         return "\n".join(str(p) for p in self.problems)
 
 
+class TooLarge(UserInputError):
+    """A request body or a file over one of the limits in ``engine/limits.py``."""
+
+    status = 413
+
+
 class NotFound(HpcmlError):
     status = 404
 

@@ -1,30 +1,116 @@
-"""Request models shared by the REST API, the CLI and the Python API."""
+"""Request models shared by the REST API, the CLI and the Python API.
+
+Strict types (no ``0`` for ``false``, no ``true`` for a parameter) and the size limits of
+``engine/limits.py``: a request that passes here cannot make MLflow, SQLite or the file
+system fail half-way through a submission.
+"""
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+)
+
+from . import limits
 
 Overrides = list[str] | dict[str, Any]
+
+
+def _no_nul(value: str) -> str:
+    # A NUL cannot be in a path, a command-line argument or most MLflow stores.
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+def check_path(value: str) -> str:
+    """``value`` if the OS can take it as a path; else ValueError saying why."""
+    if len(value) > limits.MAX_PATH_LENGTH:
+        raise ValueError(f"is longer than {limits.MAX_PATH_LENGTH} characters")
+    too_long = [p for p in value.split("/")
+                if len(p.encode("utf-8", "surrogatepass")) > limits.MAX_PATH_COMPONENT_BYTES]
+    if too_long:
+        raise ValueError(f"has a name longer than {limits.MAX_PATH_COMPONENT_BYTES} bytes")
+    return _no_nul(value)
+
+
+def _param_name(value: str) -> str:
+    if not value:
+        raise ValueError("a parameter name must not be empty")
+    if len(value) > limits.MAX_PARAM_NAME_LENGTH:
+        raise ValueError(
+            f"a parameter name must be at most {limits.MAX_PARAM_NAME_LENGTH} characters")
+    return _no_nul(value)
+
+
+def _param_value(value: Any) -> str | int | float:
+    # One validator instead of a str | int | float union: one clear message per value.
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError("must be a string or a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    if isinstance(value, int) and value.bit_length() > 14_000:  # str() refuses > 4300 digits
+        raise ValueError("has too many digits")
+    if len(str(value)) > limits.MAX_PARAM_VALUE_LENGTH:
+        raise ValueError(f"must be at most {limits.MAX_PARAM_VALUE_LENGTH} characters")
+    return _no_nul(value) if isinstance(value, str) else value
+
+
+def _overrides(value: Any) -> Overrides:
+    if isinstance(value, list):
+        if not all(isinstance(item, str) for item in value):
+            raise ValueError('a list of overrides holds strings such as "Resources.Nodes=2"')
+        for item in value:
+            if len(item) > limits.MAX_OVERRIDE_LENGTH:
+                raise ValueError(
+                    f"an override must be at most {limits.MAX_OVERRIDE_LENGTH} characters")
+            _no_nul(item)
+    elif not isinstance(value, dict):
+        raise ValueError("must be a list of \"Key.Path=value\" strings or an object")
+    if len(value) > limits.MAX_OVERRIDES:
+        raise ValueError(f"at most {limits.MAX_OVERRIDES} overrides")
+    return value
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(_no_nul)]
+
+
+PathText = Annotated[str, StringConstraints(max_length=limits.MAX_PATH_LENGTH),
+                     AfterValidator(check_path)]
+ParamName = Annotated[str, AfterValidator(_param_name)]
+ParamValue = Annotated[Any, PlainValidator(_param_value)]
+RunName = _text(limits.MAX_RUN_NAME_LENGTH)
+ExperimentName = _text(limits.MAX_EXPERIMENT_NAME_LENGTH)
+EntryPoint = _text(limits.MAX_ENTRY_POINT_LENGTH)
 
 
 class _RunOptions(BaseModel):
     """What a submission and a re-run share."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    parameters: dict[str, str | int | float] = Field(default_factory=dict)
-    overrides: Overrides = Field(
-        default_factory=list, description='e.g. ["Resources.Nodes=2"] or {"Resources": {"Nodes": 2}}'
+    parameters: Annotated[dict[ParamName, ParamValue],
+                          Field(max_length=limits.MAX_PARAMETERS)] = Field(default_factory=dict)
+    overrides: Annotated[Any, PlainValidator(_overrides)] = Field(
+        default_factory=list,
+        description='e.g. ["Resources.Nodes=2"] or {"Resources": {"Nodes": 2}}',
     )
-    run_name: str | None = None
-    experiment_name: str | None = None
+    run_name: RunName | None = None
+    experiment_name: ExperimentName | None = None
 
 
 class SubmitRequest(_RunOptions):
-    project: str = Field(description="Project folder (or a file inside it)")
-    entry_point: str = "main"
-    backend_config: str | None = Field(
+    project: PathText = Field(description="Project folder (or a file inside it)")
+    entry_point: EntryPoint = "main"
+    backend_config: PathText | None = Field(
         default=None, description="Backend config file, relative to the project; default: local"
     )
 

@@ -13,8 +13,11 @@ from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
-from ..engine.errors import HpcmlError, Problem, UserInputError
+from ..engine import limits
+from ..engine.errors import HpcmlError, NotFound, Problem, TooLarge, UserInputError
+from ..engine.requests import check_path
 from ..engine.service import Engine
+from .jsonbody import parse_json_body
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,7 +29,41 @@ def _pydantic_problems(exc: ValidationError) -> list[Problem]:
     ]
 
 
+@web.stream_request_body
 class HpcmlHandler(APIHandler):
+    """Bodies are streamed so that one over ``limits.MAX_BODY_BYTES`` is refused (413)
+    without being held in memory; read them with :meth:`body`."""
+
+    _body: bytearray | None = None
+    _body_too_large = False
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        self._body = bytearray()
+        length = self.request.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > limits.MAX_BODY_BYTES:
+            # Answered before the body is read; tornado reads and drops what follows.
+            raise TooLarge(f"request body is larger than {limits.MAX_BODY_BYTES} bytes")
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._body is None or self._finished or self._body_too_large:
+            return
+        if len(self._body) + len(chunk) > limits.MAX_BODY_BYTES:
+            self._body_too_large, self._body = True, bytearray()  # chunked: no Content-Length
+        else:
+            self._body += chunk
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:  # RFC 9110: a 405 lists what the resource supports
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        super().write_error(status_code, **kwargs)
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        base = web.RequestHandler
+        return [m for m in cls.SUPPORTED_METHODS
+                if getattr(cls, m.lower(), None) is not getattr(base, m.lower(), None)]
+
     @property
     def engine(self) -> Engine:
         engine: Engine = self.settings["hpcml_engine"]
@@ -45,25 +82,32 @@ class HpcmlHandler(APIHandler):
         return full
 
     def relative(self, path: str | Path) -> str:
+        try:
+            check_path(path)  # NUL, over-long names: the OS would raise, a 500
+        except ValueError as exc:
+            raise UserInputError(Problem(f"path {path[:80]!r}: {exc}", key="path")) from None
         """An absolute path as the browser sees it (relative to the root), if inside the root."""
         p = Path(path)
         return p.relative_to(self.root_dir).as_posix() if p.is_relative_to(self.root_dir) else str(p)
 
     def body(self, model: type[M]) -> M:
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except json.JSONDecodeError as exc:
-            raise UserInputError(f"request body is not JSON: {exc}") from exc
-        return model.model_validate(data)
+        if self._body_too_large:
+            raise TooLarge(f"request body is larger than {limits.MAX_BODY_BYTES} bytes")
+        return model.model_validate(parse_json_body(bytes(self._body or b"")))
 
-    def int_arg(self, name: str, default: int) -> int:
+    def int_arg(self, name: str, default: int, minimum: int = -limits.MAX_QUERY_INT - 1,
+                maximum: int = limits.MAX_QUERY_INT) -> int:
         raw = self.get_query_argument(name, None)
         if raw is None:
             return default
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
-            raise UserInputError(Problem(f"must be an integer, got {raw!r}", key=name)) from None
+            raise UserInputError(
+                Problem(f"must be an integer, got {raw[:40]!r}", key=name)) from None
+        if not minimum <= value <= maximum:
+            raise UserInputError(Problem(f"must be between {minimum} and {maximum}", key=name))
+        return value
 
     def write_json(self, data: Any, status: int = 200) -> None:
         if isinstance(data, BaseModel):
@@ -89,3 +133,13 @@ class HpcmlHandler(APIHandler):
 def authenticated(method: Any) -> Any:
     """Alias so each handler module reads the same; every method must use it."""
     return web.authenticated(method)
+class ApiNotFoundHandler(HpcmlHandler):
+    """Any path under the API that no route matches (e.g. a run id with other characters)."""
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        if not self.current_user:
+            raise web.HTTPError(403)
+        raise NotFound(f"no such API path: {self.request.path}")
+
+

@@ -30,6 +30,6 @@ def list_experiments(tracker: Tracker, limit: int = MAX_EXPERIMENTS) -> list[dic
 class ExperimentsHandler(HpcmlHandler):
     @authenticated
     async def get(self) -> None:
-        limit = max(1, min(self.int_arg("limit", MAX_EXPERIMENTS), MAX_EXPERIMENTS))
+        limit = self.int_arg("limit", MAX_EXPERIMENTS, minimum=1, maximum=MAX_EXPERIMENTS)
         experiments = await asyncio.to_thread(list_experiments, self.engine.tracker, limit)
         self.write_json({"experiments": experiments})

@@ -21,7 +21,9 @@ def run_json(handler: HpcmlHandler, run: RunRecord) -> dict[str, Any]:
 
 
 def parse_states(raw: list[str]) -> list[RunState] | None:
-    names = [s.strip().upper() for part in raw for s in part.split(",") if s.strip()]
+    names = [s.strip().upper() for part in raw for s in part.split(",")]
+    if "" in names:
+        raise UserInputError(Problem("empty state in the filter", key="state"))
     try:
         return [RunState(n) for n in names] or None
     except ValueError:

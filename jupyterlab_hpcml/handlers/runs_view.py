@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from typing import Any
 
 from ..engine.errors import HpcmlError, Problem, UserInputError
@@ -17,16 +18,16 @@ from .base import HpcmlHandler, authenticated
 from .runs import parse_archived, parse_states
 
 MAX_IDS = 100
+RUN_ID_RE = re.compile(r"[A-Za-z0-9_-]+")  # as in the routes (handlers/__init__.py)
+MAX_POINTS = 100_000
 
 
 class RunRowsHandler(HpcmlHandler):
     @authenticated
     async def get(self) -> None:
         """A page of compact run rows, sorted by any table column, and the change cursor."""
-        limit = self.int_arg("limit", 100)
-        offset = self.int_arg("offset", 0)
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise UserInputError(Problem("limit must be 1..1000 and offset >= 0", key="limit"))
+        limit = self.int_arg("limit", 100, minimum=1, maximum=1000)
+        offset = self.int_arg("offset", 0, minimum=0)
         sort = self.get_query_argument("sort", "submitted")
         if sort not in ROW_SORTS:
             raise UserInputError(Problem(f"unknown sort {sort!r}; allowed: {', '.join(ROW_SORTS)}",
@@ -45,9 +46,12 @@ class RunRowsHandler(HpcmlHandler):
 
 class _ManyRunsHandler(HpcmlHandler):
     def run_ids(self) -> list[str]:
-        ids = [i for part in self.get_query_arguments("run") for i in part.split(",") if i]
+        ids = [i for part in self.get_query_arguments("run") for i in part.split(",")]
         if not ids or len(ids) > MAX_IDS:
             raise UserInputError(Problem(f"give 1..{MAX_IDS} run ids", key="run"))
+        bad = [i for i in ids if not RUN_ID_RE.fullmatch(i)]
+        if bad:
+            raise UserInputError(Problem(f"not a run id: {bad[0][:40]!r}", key="run"))
         return list(dict.fromkeys(ids))
 
 
@@ -99,7 +103,7 @@ async def metric_history(handler: HpcmlHandler, run_id: str, key: str, max_point
                          x: str) -> dict[str, Any]:
     """One metric history: the SQL fast path where it applies, else the engine's."""
     engine = handler.engine
-    if 2 <= max_points <= 100_000 and x in ("step", "time"):
+    if 2 <= max_points <= MAX_POINTS and x in ("step", "time"):
         record = await asyncio.to_thread(engine.store.get, run_id)
         if record.mlflow_run_id:
             try:
@@ -118,8 +122,10 @@ class MetricHistoriesHandler(_ManyRunsHandler):
     async def get(self) -> None:
         """Every metric history of each run: ``{runs: [{id, metrics: [{key, total, points}],
         error}]}``, each downsampled to ``max_points``."""
-        max_points = self.int_arg("max_points", 1000)
+        max_points = self.int_arg("max_points", 1000, minimum=2, maximum=MAX_POINTS)
         x = self.get_query_argument("x", "step")
+        if x not in ("step", "time"):
+            raise UserInputError(Problem("x must be 'step' or 'time'", key="x"))
         only = set(self.get_query_arguments("key"))
         outputs = self.engine.outputs
         answer = []

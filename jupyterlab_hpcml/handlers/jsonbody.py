@@ -1,0 +1,57 @@
+"""Request bodies as JSON, refusing what would crash code further in.
+
+Not UTF-8, NaN/Infinity, numbers out of float range, integers Python will not convert
+(over 4300 digits) and nesting deeper than ``limits.MAX_JSON_DEPTH`` are each a
+``UserInputError`` (400) here instead of an exception somewhere in the engine (500).
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ..engine import limits
+from ..engine.errors import UserInputError
+
+_TOO_DEEP = f"request body is nested deeper than {limits.MAX_JSON_DEPTH} levels"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _check_depth(data: Any) -> None:
+    # Iterative: a recursive walk would itself overflow on what it is meant to refuse.
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limits.MAX_JSON_DEPTH:
+                raise UserInputError(_TOO_DEEP)
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """``raw`` as JSON (an empty body is ``{}``), or ``UserInputError``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserInputError(
+            f"request body is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        data = json.loads(text or "{}", parse_constant=_reject_constant,
+                          parse_float=_finite_float)
+    except RecursionError:
+        raise UserInputError(_TOO_DEEP) from None
+    except ValueError as exc:  # JSONDecodeError, a 5000-digit integer, NaN
+        raise UserInputError(f"request body is not JSON: {exc}") from None
+    _check_depth(data)
+    return data
