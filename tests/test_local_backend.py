@@ -315,8 +315,10 @@ async def test_cancel_escalates_to_sigkill(env: Env) -> None:
     await wait_for_file(Path(ref.run_dir) / "ready")
     await env.backend.cancel(run)
     status = await wait_end(env.backend, ref, timeout=10)
-    # The runner died with its children: no exit code (the engine reports CANCELLED).
-    assert (status.state, status.exit_code, status.message) == (RunState.FAILED, None, NO_EXIT_CODE)
+    # The runner killed its program after the grace and recorded it (engine: CANCELLED).
+    assert (status.state, status.exit_code) == (RunState.FAILED, 128 + signal.SIGKILL)
+    done = json.loads((Path(ref.run_dir) / ".hpcml" / "exit_code").read_text())
+    assert done["signal"] == "SIGKILL" and done["cancelled"] is True
 
 
 async def test_cancel_before_submit_is_harmless(env: Env) -> None:

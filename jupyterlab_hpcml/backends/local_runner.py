@@ -10,6 +10,13 @@ runs the pre-run commands, the program and the post-run commands, enforces the
 Runtime limit and writes ``.hpcml/exit_code`` last, so that any process can tell
 from the run directory alone how the job ended.
 
+The program runs under a small recording shell that writes its exit code to
+``.hpcml/program_exit`` itself: if this wrapper is killed, the program goes on in the
+same process group, and the backend (which judges a job by its whole group) still
+learns how it ended. On a cancel (SIGTERM) the wrapper forwards the signal and, if
+the program is still there after the grace period, kills it, so a program that
+ignores SIGTERM ends even when no server is running to escalate.
+
 Standard library only and no package imports: it must start fast and must not
 depend on the lab's heavier modules.
 """
@@ -20,6 +27,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +35,13 @@ from typing import Any
 
 META_DIR = ".hpcml"
 DEFAULT_KILL_GRACE = 10.0
+PROGRAM_EXIT = "program_exit"  # the program's own exit code, written by RECORDER
+
+# Runs the program (``$1``, a shell command) in a child shell exactly as ``bash -c``
+# would, and writes its exit status to ``$2``. The trap keeps this recording shell alive
+# through the SIGTERM of a cancel (it is in the job's process group too) until the program
+# has ended; a trap (unlike an ignored signal) is not inherited by the program.
+RECORDER = 'trap : TERM INT HUP; bash -c "$1"; rc=$?; printf "%s\\n" "$rc" > "$2"; exit "$rc"'
 
 
 @dataclass
@@ -41,6 +56,7 @@ class RunnerState:
     """What signal handlers and the step loop share."""
 
     pgid: int
+    grace: float = DEFAULT_KILL_GRACE
     cancelled: bool = False
     child: subprocess.Popen[bytes] | None = None
     notes: list[str] = field(default_factory=list)
@@ -104,15 +120,33 @@ def _wait_or_kill(state: RunnerState, proc: subprocess.Popen[bytes], grace: floa
         proc.wait()
 
 
+def _signal_name(number: int) -> str | None:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return None
+
+
 def _result_from_returncode(rc: int, timed_out: bool = False) -> StepResult:
     if rc < 0:  # killed by a signal: shell convention 128 + signum
-        return StepResult(128 - rc, signal.Signals(-rc).name, timed_out)
-    return StepResult(rc, None, timed_out)
+        return StepResult(128 - rc, _signal_name(-rc), timed_out)
+    # A shell reports a child killed by signal N as 128 + N (so does RECORDER).
+    return StepResult(rc, _signal_name(rc - 128) if rc > 128 else None, timed_out)
 
 
-def run_step(state: RunnerState, command: str, deadline: float | None, grace: float) -> StepResult:
-    """Run one ``bash -c`` step in the job's process group; kill it at ``deadline``."""
-    proc = subprocess.Popen(["bash", "-c", command], stdin=subprocess.DEVNULL)
+def run_step(
+    state: RunnerState,
+    command: str,
+    deadline: float | None,
+    grace: float,
+    record_to: Path | None = None,
+) -> StepResult:
+    """Run one ``bash -c`` step in the job's process group; kill it at ``deadline``.
+    With ``record_to``, the step's exit code is also written there by RECORDER."""
+    argv = ["bash", "-c", command]
+    if record_to is not None:
+        argv = ["bash", "-c", RECORDER, "hpcml-program", command, str(record_to)]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     state.child = proc
     try:
         if state.cancelled:  # the cancel arrived just before the step started
@@ -137,10 +171,15 @@ def run_step(state: RunnerState, command: str, deadline: float | None, grace: fl
 def _install_handlers(state: RunnerState) -> None:
     def on_signal(signum: int, _frame: Any) -> None:
         # A cancel: forward to the children (they may not have received it when only
-        # the runner was signalled) and let the step loop record the exit code.
+        # the runner was signalled) and let the step loop record the exit code. What has
+        # not ended after the grace period is killed, by this process: the server that
+        # asked may be gone by then.
         if not state.cancelled:
             state.cancelled = True
             _log(f"received {signal.Signals(signum).name}, stopping the job")
+            timer = threading.Timer(state.grace, _signal_children, (state, signal.SIGKILL))
+            timer.daemon = True
+            timer.start()
         _signal_children(state, signal.SIGTERM)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -175,7 +214,7 @@ def _run_post(state: RunnerState, spec: dict[str, Any], grace: float) -> None:
 
 def run_job(run_dir: Path, state: RunnerState) -> StepResult:
     spec = json.loads((run_dir / META_DIR / "job.json").read_text())
-    grace = float(spec.get("kill_grace") or DEFAULT_KILL_GRACE)
+    grace = state.grace = float(spec.get("kill_grace") or DEFAULT_KILL_GRACE)
     runtime = spec.get("runtime_seconds")
     deadline = time.monotonic() + float(runtime) if runtime else None
 
@@ -185,7 +224,8 @@ def run_job(run_dir: Path, state: RunnerState) -> StepResult:
             result = StepResult(128 + signal.SIGTERM, signal.SIGTERM.name)
         else:
             _write_atomic(run_dir / META_DIR / "started", json.dumps({"started_at": time.time()}))
-            result = run_step(state, str(spec["command"]), deadline, grace)
+            record_to = run_dir / META_DIR / PROGRAM_EXIT
+            result = run_step(state, str(spec["command"]), deadline, grace, record_to)
     _run_post(state, spec, grace)
     return result
 
@@ -207,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "exit_code": result.exit_code,
         "timeout": result.timed_out,
         "signal": result.signal,
+        "cancelled": state.cancelled,
         "ended_at": time.time(),
     }
     _write_atomic(run_dir / META_DIR / "exit_code", json.dumps(record))
