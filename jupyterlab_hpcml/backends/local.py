@@ -2,9 +2,14 @@
 
 ``submit`` starts ``local_runner`` in a new session; the runner runs the pre/post
 commands and the program and writes ``.hpcml/exit_code``. Everything needed to
-follow a job afterwards (pid, process start time, exit code) lives in the run
-directory, so a restarted server or the CLI can poll a job another process started.
-Pid reuse is detected by comparing the process start time from ``/proc``.
+follow a job afterwards (pid, process start time, exit code, a cancel's SIGKILL
+deadline) lives in the run directory, so a restarted server or the CLI can poll and
+cancel a job another process started. Pid reuse is detected by comparing the process
+start time from ``/proc``.
+
+A job is judged by its whole process group, not by the runner alone: a runner killed
+on its own leaves its program running in the group, and the program's exit code
+(recorded beside it, see ``local_runner.RECORDER``) is what the run ends with.
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ from .base import (
     Snapshot,
     run_relpath,
 )
+from .local_env import inherited_environment
+from .local_runner import PROGRAM_EXIT
 
 # The runner is started by file path in isolated mode (-I): it is stdlib-only, so it
 # works whether or not the package is importable from the job's cwd and environment
@@ -43,7 +50,17 @@ from .base import (
 RUNNER = str(Path(__file__).with_name("local_runner.py"))
 JOB_FILE = f"{META_DIR}/job.json"
 EXIT_FILE = f"{META_DIR}/exit_code"
+PROGRAM_EXIT_FILE = f"{META_DIR}/{PROGRAM_EXIT}"
+# Written when a cancel's SIGTERM went out: when it was sent and when to SIGKILL what is
+# left. On disk, so that the SIGKILL also happens after a restart (any poll acts on it).
+CANCEL_FILE = f"{META_DIR}/cancel.json"
+# Written when the backend itself stops an orphaned program at its Runtime limit.
+TIMEOUT_FILE = f"{META_DIR}/timeout.json"
 NO_EXIT_CODE = "the job's process ended without recording an exit code"
+RUNNER_GONE = "the job's wrapper ended before the program; post-run commands did not run"
+# The runner kills what ignored a cancel's SIGTERM after kill_grace; the backend does it
+# this much later, in case the runner itself is gone or stuck.
+KILL_MARGIN = 5.0
 
 # Resources keys the local backend honours (the rest are ignored with a note).
 HONOURED_RESOURCES = ("Runtime",)
@@ -94,6 +111,25 @@ def _killpg(pid: int, sig: signal.Signals) -> None:
         pass  # the job already ended
 
 
+def _group_alive(pgid: int) -> bool:
+    """Some live process (not a zombie) is in process group ``pgid``.
+
+    Only asked once the runner (the group's leader) is gone; then every member is what
+    is left of our job, see ``_may_signal_group``."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(b")") + 2 :].split()
+        if int(rest[2]) == pgid and rest[0] not in (b"Z", b"X"):  # field 5: process group
+            return True
+    return False
+
+
 # ---------------------------------------------------------------- small file helpers
 
 
@@ -124,7 +160,11 @@ class LocalBackend(Backend):
     def __init__(self, config: dict[str, Any], data_dir: Path):
         super().__init__(config, data_dir)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # job id → runner, to reap it
-        self._kill_timers: dict[int, asyncio.TimerHandle] = {}  # pid → pending SIGKILL
+
+    def _kill_grace(self, config: dict[str, Any]) -> float:
+        local = config.get("Local") or {}
+        grace = local.get("KillGrace") if isinstance(local, dict) else None
+        return self.kill_grace if grace is None else float(grace)
 
     # ------------------------------------------------------------ layout
 
@@ -230,7 +270,9 @@ class LocalBackend(Backend):
         return venv
 
     def _job_environment(self, job: JobSpec, venv: Path | None) -> dict[str, str]:
-        env = dict(os.environ)
+        # The server's environment without its credentials (see local_env), then what
+        # the engine hands this job, then the config's Variables.
+        env = inherited_environment(os.environ)
         env.update(job.env)
         variables = job.environment.get("Variables") or {}
         env.update({str(k): _env_value(v) for k, v in variables.items()})
@@ -258,7 +300,7 @@ class LocalBackend(Backend):
             "python": str(venv) if venv else None,
             "variables": {str(k): _env_value(v) for k, v in (e.get("Variables") or {}).items()},
             "runtime_seconds": float(runtime) if runtime else None,
-            "kill_grace": self.kill_grace,
+            "kill_grace": self._kill_grace(job.backend_config),
             "pid": None,
             "start_time": None,
             "submitted_at": time.time(),
@@ -323,10 +365,52 @@ class LocalBackend(Backend):
         info = self._launch_info(run_dir)
         if info is None and ref.job_id.isdigit():  # job.json lost: trust the job id alone
             info = (int(ref.job_id), None)
-        if info is not None and _is_our_process(*info):
-            return JobStatus(RunState.RUNNING)
+        if info is not None:
+            pid, start_time = info
+            runner_alive = _is_our_process(pid, start_time)
+            # A runner killed on its own leaves the program running in its group.
+            if runner_alive or (_may_signal_group(pid, start_time) and _group_alive(pid)):
+                self._enforce_deadlines(run_dir, pid, start_time, runner_alive)
+                return JobStatus(RunState.RUNNING)
         # The runner may have written its exit code and exited since the first look.
-        return self._final_status(run_dir) or JobStatus(RunState.FAILED, None, NO_EXIT_CODE)
+        return self._final_status(run_dir) or self._status_without_runner(run_dir)
+
+    def _status_without_runner(self, run_dir: Path) -> JobStatus:
+        """The whole group is gone and the runner recorded nothing: it was killed. The
+        program's own exit code, if it got that far, says how the job ended."""
+        try:
+            code = int((run_dir / PROGRAM_EXIT_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return JobStatus(RunState.FAILED, None, NO_EXIT_CODE)
+        if (run_dir / TIMEOUT_FILE).exists():
+            return JobStatus(RunState.TIMEOUT, code, f"runtime limit reached; {RUNNER_GONE}")
+        if code == 0:
+            return JobStatus(RunState.FINISHED, 0, RUNNER_GONE)
+        return JobStatus(RunState.FAILED, code, f"exit code {code}; {RUNNER_GONE}")
+
+    def _enforce_deadlines(
+        self, run_dir: Path, pid: int, start_time: int | None, runner_alive: bool
+    ) -> None:
+        """Act on deadlines kept on disk: a cancel's SIGKILL, and, when the runner that
+        enforces the Runtime limit is gone, that limit (SIGTERM, then SIGKILL)."""
+        now = time.time()
+        for name in (CANCEL_FILE, TIMEOUT_FILE):
+            try:
+                pending = _read_json(run_dir / name)
+            except (ValueError, OSError):
+                pending = None
+            if pending and now >= float(pending.get("kill_at") or 0):
+                _killpg(pid, signal.SIGKILL)
+                return
+        if runner_alive or (run_dir / TIMEOUT_FILE).exists():
+            return
+        try:
+            job = _read_json(run_dir / JOB_FILE) or {}
+        except (ValueError, OSError):
+            return
+        runtime, since = job.get("runtime_seconds"), job.get("submitted_at")
+        if runtime and since and now >= float(since) + float(runtime):
+            self._stop_group(run_dir, TIMEOUT_FILE, pid, start_time)
 
     @staticmethod
     def _final_status(run_dir: Path) -> JobStatus | None:
@@ -350,23 +434,30 @@ class LocalBackend(Backend):
     # ------------------------------------------------------------ cancel
 
     async def cancel(self, run: RunRecord) -> None:
-        info = await asyncio.to_thread(self._launch_info, self._run_dir(run))
+        """SIGTERM to the job's process group, once; what ignores it is killed after
+        ``kill_grace`` by the runner, or (runner gone) by the next poll of any process."""
+        run_dir = self._run_dir(run)
+        info = await asyncio.to_thread(self._launch_info, run_dir)
         if info is None:
             return  # nothing was launched
-        pid, start_time = info
+        await asyncio.to_thread(self._stop_group, run_dir, CANCEL_FILE, *info)
+
+    def _stop_group(self, run_dir: Path, marker: str, pid: int, start_time: int | None) -> None:
+        """SIGTERM the group unless ``marker`` says it was done; then record the SIGKILL
+        deadline there. Signal first, record second: a crash in between means one more
+        SIGTERM after the restart, never a cancel that is believed sent but was not."""
+        if (run_dir / marker).exists() or (run_dir / EXIT_FILE).exists():
+            return  # signalled before (a repeated cancel keeps the first deadline), or ended
         if not _may_signal_group(pid, start_time):
             return  # the pid belongs to another process now: our job is long gone
         _killpg(pid, signal.SIGTERM)
-        if pid not in self._kill_timers:  # a second cancel keeps the first deadline
-            self._kill_timers[pid] = asyncio.get_running_loop().call_later(
-                self.kill_grace, self._kill_if_alive, pid, start_time
-            )
-
-    def _kill_if_alive(self, pid: int, start_time: int | None) -> None:
-        self._kill_timers.pop(pid, None)
-        self._reap()
-        if _may_signal_group(pid, start_time):
-            _killpg(pid, signal.SIGKILL)  # no-op (ESRCH) when the whole group has ended
+        try:
+            job = _read_json(run_dir / JOB_FILE) or {}
+        except (ValueError, OSError):
+            job = {}
+        grace = float(job.get("kill_grace") or self.kill_grace)
+        now = time.time()
+        _write_json_atomic(run_dir / marker, {"sent_at": now, "kill_at": now + grace + KILL_MARGIN})
 
     # ------------------------------------------------------------ files
 
@@ -438,8 +529,5 @@ class LocalBackend(Backend):
         shutil.copyfile(src, dest)
 
     async def close(self) -> None:
-        # Pending SIGKILLs are dropped: closing the backend must not kill jobs late.
-        for handle in self._kill_timers.values():
-            handle.cancel()
-        self._kill_timers.clear()
+        # Pending SIGKILL deadlines stay on disk, for the runner or the next poll.
         self._reap()
