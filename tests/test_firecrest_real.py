@@ -391,3 +391,22 @@ async def test_jobs_that_left_the_job_list_are_looked_up_not_failed(backend, fir
     statuses = await backend.poll(refs)
     assert (statuses[runs[0][1]].state, statuses[runs[0][1]].exit_code) == (RunState.FINISHED, 0)
     assert (statuses[runs[1][1]].state, statuses[runs[1][1]].exit_code) == (RunState.FAILED, 4)
+
+
+async def test_a_runs_offline_store_is_listed_with_one_request(backend, firecrest, tmp_path):
+    runs = [await prepared(backend, f"store{i}", tmp_path) for i in range(3)]
+    base = ".hpcml/mlruns/1/abc"
+    for run in runs:
+        for sub in ("params", "metrics"):  # no "tags" yet
+            d = Path(run.run_dir) / base / sub
+            d.mkdir(parents=True)
+            (d / "loss").write_text("1 0.5 0\n")
+    (Path(runs[0].run_dir) / base / "metrics" / "nested").mkdir()
+    (Path(runs[0].run_dir) / base / "metrics" / "nested" / "acc").write_text("x")
+    items = [(r, f"{base}/{d}") for r in runs for d in ("params", "tags", "metrics")]
+    firecrest.state.reset_counts()
+    found = await backend.list_files_many(items)
+    assert firecrest.state.requests["GET /filesystem/{system}/ops/ls"] == 3  # one per run, not 9
+    paths = [sorted(f.path for f in files if not f.is_dir) for files in found]
+    assert paths[:3] == [["loss"], [], ["loss", "nested/acc"]]
+    assert paths[3:] == [["loss"], [], ["loss"]] * 2

@@ -199,6 +199,7 @@ class FirecrestBackend(Backend):
     submit_grace = 120.0  # a job not yet in the list this long after submission counts as QUEUED
     max_fallback_reads = 20  # per poll: look-ups of jobs no longer in the job list
     max_walk_entries = 100_000  # listing directory by directory stops here
+    list_parallel = 8  # list_files_many: listings in flight at once
 
     def __init__(self, config: dict[str, Any], data_dir: Path):
         super().__init__(config, data_dir)
@@ -784,6 +785,40 @@ class FirecrestBackend(Backend):
             out.append(FileInfo(path=str(e.get("name")), is_dir=is_dir, size=size,
                                 mtime=_mtime(e.get("lastModified"))))
         return sorted(out, key=lambda f: f.path)
+
+    async def list_files_many(
+        self, items: Sequence[tuple[RunRecord, str]]
+    ) -> list[list[FileInfo] | BaseException]:
+        """Sibling directories of a run (its offline store's params, tags, metrics) from ONE
+        recursive ``ls`` of their parent instead of one each; up to ``list_parallel`` at once."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, (run, rel) in enumerate(items):
+            parent = run_relpath(rel.rstrip("/")).rpartition("/")[0]
+            groups.setdefault((run.id, parent), []).append(i)
+        out: list[list[FileInfo] | BaseException] = [[] for _ in items]
+        gate = asyncio.Semaphore(self.list_parallel)
+
+        async def one(parent: str, idx: list[int]) -> None:
+            run = items[idx[0]][0]
+            whole = len(idx) == 1
+            async with gate:
+                try:
+                    files = await self.list_files(run, items[idx[0]][1] if whole else parent)
+                except (NotFound, FileNotFoundError):
+                    files = []
+                except Exception as exc:  # noqa: BLE001 - returned in its place
+                    for i in idx:
+                        out[i] = exc
+                    return
+            for i in idx:
+                if whole:
+                    out[i] = files
+                    continue
+                prefix = run_relpath(items[i][1].rstrip("/")).rpartition("/")[2] + "/"
+                out[i] = [replace(f, path=f.path[len(prefix):]) for f in files if f.path.startswith(prefix)]
+
+        await asyncio.gather(*(one(parent, idx) for (_, parent), idx in groups.items()))
+        return out
 
     async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
         path = self._path(run, relpath)
