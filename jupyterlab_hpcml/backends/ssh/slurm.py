@@ -59,6 +59,8 @@ from ..batchscript import (
     secrets_file_content,
     split_env,
 )
+from ..slurm_common import STATE_MAP, map_state  # noqa: F401 - Slurm states: one table for all
+from ..slurm_common import exit_from_sacct as _exit_from_sacct
 from .connection import CommandPoisoned, SSHConnection, SSHError
 from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 
@@ -74,56 +76,6 @@ _SBATCH_FAILED, _PRE_FAILED, _SETUP_FAILED = 96, 98, 99
 SQUEUE_FORMAT = "%i|%A|%T|%r"  # job id (123 or 123_4) | unique id | state | reason
 SACCT_FIELDS = "JobIDRaw,JobID,State,ExitCode"
 _SACCT_OFF = ("accounting storage is disabled", "slurmdbd", "connection refused", "unable to contact")
-
-# Slurm state → (engine state, message). Non-terminal states first.
-STATE_MAP: dict[str, tuple[RunState, str | None]] = {
-    "PENDING": (RunState.QUEUED, None),
-    "CONFIGURING": (RunState.QUEUED, None),
-    "REQUEUED": (RunState.QUEUED, "requeued by Slurm"),
-    "REQUEUE_HOLD": (RunState.QUEUED, "requeued and held by Slurm"),
-    "REQUEUE_FED": (RunState.QUEUED, "requeued by Slurm"),
-    "RESV_DEL_HOLD": (RunState.QUEUED, "held: reservation deleted"),
-    "RESIZING": (RunState.RUNNING, None),
-    "RUNNING": (RunState.RUNNING, None),
-    "COMPLETING": (RunState.RUNNING, None),
-    "SIGNALING": (RunState.RUNNING, None),
-    "STAGE_OUT": (RunState.RUNNING, None),
-    "SUSPENDED": (RunState.RUNNING, "suspended by Slurm"),
-    "STOPPED": (RunState.RUNNING, "stopped by Slurm"),
-    "COMPLETED": (RunState.FINISHED, None),
-    "FAILED": (RunState.FAILED, None),
-    "CANCELLED": (RunState.CANCELLED, "cancelled"),
-    "TIMEOUT": (RunState.TIMEOUT, "runtime limit reached"),
-    "DEADLINE": (RunState.TIMEOUT, "deadline reached before the job could finish"),
-    "OUT_OF_MEMORY": (RunState.FAILED, "out of memory"),
-    "NODE_FAIL": (RunState.FAILED, "node failure"),
-    "PREEMPTED": (RunState.FAILED, "preempted"),
-    "BOOT_FAIL": (RunState.FAILED, "node boot failure"),
-    "REVOKED": (RunState.FAILED, "revoked (federation)"),
-    "SPECIAL_EXIT": (RunState.FAILED, "special exit"),
-}
-
-
-def map_state(raw: str, reason: str | None = None) -> tuple[RunState, str | None]:
-    """A Slurm state (also "CANCELLED by 1234", "PENDING+", "FAILED ...") → engine state."""
-    word = (raw or "").strip().split()[0].rstrip("+*") if raw and raw.strip() else ""
-    state, message = STATE_MAP.get(word.upper(), (RunState.UNKNOWN, f"unknown Slurm state {raw!r}"))
-    if word.upper() == "CANCELLED" and raw.strip() != word:
-        message = raw.strip().lower()  # "cancelled by 1234"
-    if state == RunState.QUEUED and reason and reason not in ("None", "(null)", "Priority", "Resources"):
-        message = f"pending: {reason}"
-    return state, message
-
-
-def _exit_from_sacct(value: str) -> int | None:
-    """``"3:0"`` → 3; ``"0:9"`` (killed by signal 9) → 137."""
-    code, _, sig = value.partition(":")
-    try:
-        code_i, sig_i = int(code), int(sig or 0)
-    except ValueError:
-        return None
-    return 128 + sig_i if sig_i and not code_i else code_i
-
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "project"
