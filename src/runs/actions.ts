@@ -61,9 +61,11 @@ function runIdOf(args: ReadonlyPartialJSONObject, ctx: RunsContext): string {
   if (typeof args.runId === 'string' && args.runId) {
     return args.runId;
   }
-  // From a context menu: the row under the pointer.
+  // From a context menu: the row under the pointer. The hit test fails once the table has
+  // repainted (it walks up from a node no longer in the page): then the row the runs tab
+  // saw right-clicked.
   const node = ctx.app.contextMenuHitTest(n => !!n.dataset.hpcmlRunId);
-  return node?.dataset.hpcmlRunId ?? '';
+  return node?.dataset.hpcmlRunId ?? ctx.contextRunId;
 }
 
 /** Ask before cancelling; true when confirmed. */

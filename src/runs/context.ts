@@ -44,6 +44,9 @@ export class RunsContext {
     this._runsChanged.emit(change);
   }
 
+  /** The run whose row was last right-clicked (set by the runs tab), for context-menu actions. */
+  contextRunId = '';
+
   /** Milliseconds between refreshes. */
   get pollMs(): number {
     return Math.max(500, this._settings.pollInterval * 1000);

@@ -123,6 +123,9 @@ export class RunsPanel extends Widget {
     this._scroller.addEventListener('scroll', () => this._schedulePaint());
     this._rows.addEventListener('keydown', event => this._onKey(event));
     this._rows.addEventListener('click', event => this._onClick(event));
+    this._rows.addEventListener('contextmenu', event => {
+      _ctx.contextRunId = this._rowIdOf(event.target) ?? '';
+    });
     this._rows.addEventListener('dblclick', event => {
       const id = this._rowIdOf(event.target);
       if (id) {

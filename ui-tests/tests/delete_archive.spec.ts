@@ -63,6 +63,9 @@ test.describe('delete and archive', () => {
 
     // Right-click: the same actions; deleting asks first, with the MLflow run as an option.
     await row.click({ button: 'right' });
+    // Let the table repaint under the open menu (it does on every poll, 2 s by default): the
+    // action must still know which row was right-clicked.
+    await page.waitForTimeout(2500);
     await page.locator('.lm-Menu').getByRole('menuitem', { name: 'Delete Run…', exact: true }).click();
     const dialog = page.locator('.jp-Dialog');
     await expect(dialog).toContainText(name);
