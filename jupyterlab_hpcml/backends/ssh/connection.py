@@ -281,7 +281,7 @@ class SSHConnection:
                     self._sftp = await conn.start_sftp_client()
                 except (asyncio.TimeoutError, *_DROPS) as exc:
                     self._drop()
-                    raise BackendUnavailable(f"lost the connection to {self.label}: {_why(exc)}") from None
+                    raise ConnectionLost(f"lost the connection to {self.label}: {_why(exc)}") from None
                 except asyncssh.Error as exc:
                     raise SSHError(f"SFTP is not available on {self.label}: {exc}") from None
                 self._sftp_conn = conn
@@ -332,6 +332,10 @@ class SSHConnection:
             try:
                 async with self._channels:
                     res = await conn.run(line, input=input, check=False, encoding=None, timeout=timeout)
+                if res.exit_status is None and res.exit_signal is None:
+                    # The channel closed without an exit status: the connection went away
+                    # under the command (asyncssh reports no error then), not a failure of it.
+                    raise ConnectionError("the channel closed without an exit status")
             except asyncssh.TimeoutError as exc:
                 raise BackendUnavailable(f"{label} on {self.label} timed out after {timeout:.0f} s") from exc
             except _DROPS as exc:
@@ -343,7 +347,7 @@ class SSHConnection:
                     continue
                 raise ConnectionLost(f"lost the connection to {self.label}: {_why(exc)}") from None
             self._strikes.pop(key, None)  # it went through: earlier drops were not its doing
-            status = res.exit_status if res.exit_status is not None else 255
+            status = res.exit_status if res.exit_status is not None else 128 + 15
             if res.exit_signal:
                 status = 128 + 15
             return Result(status, bytes(res.stdout or b""), bytes(res.stderr or b""))
@@ -371,14 +375,13 @@ class SSHConnection:
         """``await fn(sftp)`` with one retry on a fresh connection after a drop."""
         attempts = 2 if retry else 1
         for attempt in range(attempts):
-            sftp = await self.sftp()
             try:
-                return await fn(sftp)
-            except _DROPS as exc:
+                return await fn(await self.sftp())
+            except (ConnectionLost, *_DROPS) as exc:  # (a connection found dead on the way too)
                 self._drop()
                 if attempt + 1 < attempts:
                     continue
-                raise BackendUnavailable(f"lost the connection to {self.label}: {_why(exc)}") from None
+                raise ConnectionLost(f"lost the connection to {self.label}: {_why(exc)}") from None
         raise AssertionError("unreachable")
 
     async def close(self) -> None:

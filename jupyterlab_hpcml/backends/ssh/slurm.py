@@ -10,10 +10,16 @@
   stdin (batch script from ``batchscript``, offline MLflow store, ``code.json``, the
   secrets file: 0600, outside the run directory, sourced by the script), run the
   login-node pre-commands, ``sbatch --parsable``, record the job id.
-* ``poll``: one ``squeue`` for all jobs of the cluster, then at most one command with one
-  ``sacct`` (+ the jobs' ``.hpcml/exit_code`` files) for jobs that ended; backs off while
-  nothing changes; works without accounting (exit-code files). Unreachable → raise
-  ``BackendUnavailable`` (the engine shows UNKNOWN).
+* ``poll``: one ``squeue`` for all jobs of the cluster, then one ``sacct`` (+ the jobs'
+  ``.hpcml/exit_code`` files) per 2,000 jobs that ended: a fixed script, the run
+  directories on stdin (a command line is bounded; 1,000 ended runs once made one too long
+  for sshd). Backs off while nothing changes; works without accounting (exit-code files).
+  Unreachable → raise ``BackendUnavailable`` (the engine shows UNKNOWN).
+* Concurrent cancels go out as one ``scancel`` with many ids; the offline stores of all
+  running runs are listed with one ``find`` (``list_files_many``).
+* A dropped connection during ``submit``: the command may go on on the login node and
+  still submit; a marker file (host, pid) tells ``find_submitted`` to stay unsure until
+  it has ended, then the job is adopted (job id file, ``--comment``) or the run fails.
 * Files: SFTP reads at an offset (``stat`` + ``seek``), listings with one ``find``, and no
   path (``..``, absolute, symlink) may leave the run directory.
 """
@@ -61,7 +67,7 @@ from ..batchscript import (
 )
 from ..slurm_common import STATE_MAP, map_state  # noqa: F401 - Slurm states: one table for all
 from ..slurm_common import exit_from_sacct as _exit_from_sacct
-from .connection import CommandPoisoned, SSHConnection, SSHError
+from .connection import CommandPoisoned, CommandTooLong, SSHConnection, SSHError
 from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 
 log = logging.getLogger(__name__)
@@ -105,6 +111,9 @@ class SlurmBackend(Backend):
     backoff_start = 1.0
     backoff_max = 8.0
     sacct_retry = 600.0  # seconds before trying sacct again after it said "disabled"
+    # How long an interrupted submission on another login node (not checkable from here)
+    # may still submit its job: until then the run stays UNKNOWN.
+    orphan_submit_patience = 600.0
 
     def __init__(self, config: dict[str, Any], data_dir: Path):
         super().__init__(config, data_dir)
@@ -265,9 +274,14 @@ class SlurmBackend(Backend):
         for attempt in range(2):
             command = _submit_command(
                 self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir, prep.link_hashes),
-                run_dir, secrets_path, pre, inline)
+                run_dir, secrets_path, pre, inline, self._submit_marker(base, run))
             try:
                 res = await self.conn.run(command, input=payload, retry=False, name="sbatch")
+            except CommandTooLong as exc:
+                if inline is None:  # the login-node pre-commands alone are too long
+                    raise SubmitError(f"{exc}: shorten Environment.PreRunCommandOnLoginNode") from None
+                inline, payload = None, _tar(run_dir, files, None, None)  # the files go on stdin
+                continue
             except BackendUnavailable:
                 # The connection dropped during the command: did the job reach Slurm?
                 job_id = await self.find_submitted(run)
@@ -289,7 +303,14 @@ class SlurmBackend(Backend):
         self._interval, self._next_poll = 0.0, 0.0
         return job_id, JobStatus(RunState.QUEUED)
 
+    def _submit_marker(self, base: str, run: RunRecord) -> str | None:
+        return f"{base}/.submitting/{run.id}" if re.fullmatch(r"[A-Za-z0-9_-]+", run.id or "") else None
+
     async def find_submitted(self, run: RunRecord) -> str | None:
+        """The job id if the job reached Slurm; None only when sure it did not. While the
+        submit command of a dropped connection still runs on the login node (its marker
+        file names a live process), or may run on another login node, we cannot know:
+        BackendUnavailable (the run stays UNKNOWN and is asked about again)."""
         if run.run_dir:
             async def read_id(sftp: asyncssh.SFTPClient) -> str | None:
                 try:
@@ -300,11 +321,30 @@ class SlurmBackend(Backend):
             found = await self.conn.sftp_call(read_id)
             if found:
                 return found
-        res = await self.conn.run("squeue --me -t all -h -o '%i|%k'", name="squeue")
+        marker = self._submit_marker(await self._base_dir(), run)
+        check = ""
+        if marker:
+            m = shlex.quote(marker)
+            # The marker is checked before squeue: once its process is gone, squeue is final.
+            check = (f"if [ -f {m} ]; then read -r host pid < {m}; "
+                     f"if [ \"$host\" != \"$(uname -n)\" ]; then "
+                     f"echo \"__HPCML_SUBMIT elsewhere $(( $(date +%s) - $(stat -c %Y {m}) ))\"; "
+                     f"elif kill -0 \"$pid\" 2>/dev/null; then echo '__HPCML_SUBMIT running'; "
+                     f"else rm -f {m}; fi; fi; ")
+        res = await self.conn.run(f"{check}squeue --me -t all -h -o '%i|%k'", name="squeue")
         for line in res.out.splitlines():
             jid, _, comment = line.partition("|")
             if comment.strip() == f"hpcml:{run.id}":
                 return jid.strip()
+        for line in res.out.splitlines():
+            if line.startswith("__HPCML_SUBMIT running"):
+                raise BackendUnavailable(f"the interrupted submission of run {run.id} is still running "
+                                         f"on {self.conn.label}: whether it submits the job is not known yet")
+            if line.startswith("__HPCML_SUBMIT elsewhere"):
+                age = line.split()[-1]
+                if not age.isdigit() or int(age) < self.orphan_submit_patience:
+                    raise BackendUnavailable(f"the interrupted submission of run {run.id} may still be "
+                                             "running on another login node")
         return None
 
     # ------------------------------------------------------------ poll
@@ -724,9 +764,13 @@ def _inline_files(run_dir: str, files: dict[str, bytes | None]) -> str | None:
 
 
 def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pre: list[str],
-                    inline: str | None = None) -> str:
+                    inline: str | None = None, marker: str | None = None) -> str:
     """The POSIX shell command of ``submit``: its stdin is the tar of :func:`_tar`, or
     ``inline`` (from :func:`_inline_files`) writes the per-run files instead.
+
+    ``marker``: a file holding "<login node> <pid>" while the command runs. A command whose
+    connection dropped goes on running on the login node (sshd does not stop it) and may
+    still submit the job: ``find_submitted`` is unsure, not "not submitted", while it lives.
 
     Exit statuses: 0 with ``__HPCML_JOB <id>`` on stdout; ``TREE_MISSING`` (before anything
     was written); 96 sbatch refused (its message on stderr); 98 a login-node pre-command
@@ -735,7 +779,12 @@ def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pr
     q = shlex.quote
     qdir = q(run_dir)
     remove = f"rm -f {q(secrets_path)}; " if secrets_path else ""
-    lines = [
+    lines = []
+    if marker:  # (an EXIT trap removes it; a shell killed by a signal leaves it, with a dead pid)
+        mark = f"printf '%s %s\\n' \"$(uname -n)\" $$ > {q(marker)}"
+        lines += [f"{mark} 2>/dev/null || {{ mkdir -p {q(posixpath.dirname(marker))} && {mark}; }} "
+                  f"|| exit {_SETUP_FAILED}", f"trap {q(f'rm -f {q(marker)}')} EXIT"]
+    lines += [
         f"if [ -e {q(f'{run_dir}/{JOB_ID_FILE}')} ]; then "
         f"printf 'hpcml: a job was already started in %s\\n' {qdir} >&2; exit {_SETUP_FAILED}; fi",
         materialise,
