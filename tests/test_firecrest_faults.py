@@ -48,6 +48,10 @@ def config(server: FirecrestServer) -> dict:
         "Resources": {"Queue": "normal", "Runtime": "10m"},
     }
 
+def request(project: Path, **fields) -> SubmitRequest:
+    return SubmitRequest(project=str(project), backend_config="firecrest.yaml", **fields)
+
+
 
 @pytest.fixture
 def project(tmp_path: Path, firecrest: FirecrestServer) -> Path:
@@ -74,7 +78,8 @@ def compute_jobs(server: FirecrestServer) -> list:
     return [j for j in server.state.jobs.values() if not j.transfer]
 
 
-async def follow(engine: Engine, run: RunRecord, until: set[RunState], timeout: float = 120) -> list[RunState]:
+async def follow(engine: Engine, run: RunRecord, until: set[RunState],
+                 timeout: float = 120) -> list[RunState]:
     """Poll (as the lab's poller does) until the run is in one of ``until``; the states seen."""
     seen = [c.state for c in run.state_history]
     deadline = time.monotonic() + timeout
@@ -100,13 +105,15 @@ def retry_after_was_honoured(server: FirecrestServer, wait: float) -> list[tuple
     return out
 
 
-async def test_a_submission_answered_too_late_is_adopted_not_sent_twice(hpcml_data, project, firecrest):
+async def test_a_submission_answered_too_late_is_adopted_not_sent_twice(hpcml_data, project,
+                                                                        firecrest):
     # The server carries the submission out after 4 s; the client gave up after 2 s.
     firecrest.state.late.add("late", path=JOBS, method="POST", arg=4.0)
     engine = Engine(data_dir=hpcml_data)
     try:
-        run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="firecrest.yaml"))
-        assert run.backend_job_id and run.state in (RunState.QUEUED, RunState.RUNNING), run.state_history
+        run = await engine.runs.submit(request(project))
+        assert run.backend_job_id, run.state_history
+        assert run.state in (RunState.QUEUED, RunState.RUNNING), run.state_history
         seen = await follow(engine, run, {RunState.FINISHED, RunState.FAILED, RunState.CANCELLED})
     finally:
         await engine.close()
@@ -114,7 +121,8 @@ async def test_a_submission_answered_too_late_is_adopted_not_sent_twice(hpcml_da
     assert len(compute_jobs(firecrest)) == 1 and firecrest.state.requests[SUBMIT] == 1
 
 
-async def test_faults_at_every_step_keep_the_run_and_nothing_runs_twice(hpcml_data, project, firecrest):
+async def test_faults_at_every_step_keep_the_run_and_nothing_runs_twice(hpcml_data, project,
+                                                                        firecrest):
     faults = firecrest.state.faults
     # submit: rate limited, token expired, then a 500 nobody can interpret (sent again only
     # once the job list shows it did not arrive); upload: a 500 (sent again: idempotent).
@@ -124,7 +132,7 @@ async def test_faults_at_every_step_keep_the_run_and_nothing_runs_twice(hpcml_da
     faults.add("500", path=r"/ops/upload$", method="POST")
     engine = Engine(data_dir=hpcml_data)
     try:
-        run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="firecrest.yaml"))
+        run = await engine.runs.submit(request(project))
         assert run.backend_job_id, run.state_history
         # poll: down for a whole poll (→ UNKNOWN), then rate limited, stuck, too slow, expired.
         faults.add("500", path=JOBS, method="GET", times=3)
@@ -146,20 +154,20 @@ async def test_faults_at_every_step_keep_the_run_and_nothing_runs_twice(hpcml_da
         assert mlflow_run.info.status == "FINISHED"
         history = engine.tracker.client.get_metric_history(run.mlflow_run_id, "loss")
         assert [m.step for m in history] == list(range(8))
-        assert [a.path for a in engine.tracker.client.list_artifacts(run.mlflow_run_id)] == ["result.txt"]
+        artifacts = engine.tracker.client.list_artifacts(run.mlflow_run_id)
+        assert [a.path for a in artifacts] == ["result.txt"]
     finally:
         await engine.close()
     assert len(compute_jobs(firecrest)) == 1  # the 500 on submit did not make a second job
-    assert all(r.hits == r.times for r in faults.rules), [(r.kind, r.path_re.pattern) for r in faults.rules
-                                                         if r.hits < r.times]
+    unfired = [(r.kind, r.path_re.pattern) for r in faults.rules if r.hits < r.times]
+    assert not unfired  # every injected fault was met
     retry_after_was_honoured(firecrest, 1.0)
 
 
 async def test_cancel_through_faults(hpcml_data, project, firecrest):
     engine = Engine(data_dir=hpcml_data)
     try:
-        run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="firecrest.yaml",
-                                                     entry_point="sleep"))
+        run = await engine.runs.submit(request(project, entry_point="sleep"))
         await follow(engine, run, {RunState.RUNNING})
         faults = firecrest.state.faults
         jobs_one = r"/compute/[^/]+/jobs/\w+$"

@@ -48,6 +48,10 @@ def config(server: FirecrestServer, **resources) -> dict:
         "Resources": {"Queue": "normal", "Runtime": "10m", **resources},
     }
 
+def request(project: Path, **fields) -> SubmitRequest:
+    return SubmitRequest(project=str(project), backend_config="firecrest.yaml", **fields)
+
+
 
 @pytest.fixture
 def backend(firecrest: FirecrestServer, tmp_path: Path) -> FirecrestBackend:
@@ -94,7 +98,8 @@ def project(tmp_path: Path, firecrest: FirecrestServer) -> Path:
         "  main:\n    command: python job.py\n"
         "  fail:\n    parameters: {code: {type: int, default: 7}}\n"
         "    command: \"python -c 'import sys; sys.exit({code})'\"\n"
-        "  sleep:\n    command: \"python -c 'import time; print(\\\"up\\\", flush=True); time.sleep(600)'\"\n"
+        "  sleep:\n"
+        "    command: \"python -c 'import time; print(\\\"up\\\", flush=True); time.sleep(600)'\"\n"
     )
     (p / "job.py").write_text(
         "import mlflow, os\n"
@@ -108,7 +113,7 @@ def project(tmp_path: Path, firecrest: FirecrestServer) -> Path:
 
 
 async def engine_run(engine: Engine, project: Path, timeout: float = 90, **req) -> RunRecord:
-    run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="firecrest.yaml", **req))
+    run = await engine.runs.submit(request(project, **req))
     deadline = time.monotonic() + timeout
     while not run.state.terminal:
         assert time.monotonic() < deadline, run
@@ -139,7 +144,8 @@ async def test_sbatch_rejection_fails_the_run_at_once_with_slurms_message(
     assert not list((firecrest.state.scratch / USER / "hpcml" / ".secrets").glob("*.env"))
 
 
-async def test_a_script_sbatch_refuses_is_reported_not_retried(backend, firecrest, tmp_path, monkeypatch):
+async def test_a_script_sbatch_refuses_is_reported_not_retried(backend, firecrest, tmp_path,
+                                                                monkeypatch):
     # Real FirecREST: "This does not look like a batch script" is an HTTP 500 like any sbatch error.
     import jupyterlab_hpcml.backends.batchscript as batchscript
     from jupyterlab_hpcml.backends.firecrest import SubmitRejected
@@ -152,11 +158,11 @@ async def test_a_script_sbatch_refuses_is_reported_not_retried(backend, firecres
     assert firecrest.state.requests[SUBMIT] == 1
 
 
-async def test_cancelling_a_job_that_ended_by_itself_keeps_its_own_end(hpcml_data, project, firecrest):
+async def test_cancelling_a_job_that_ended_by_itself_keeps_its_own_end(hpcml_data, project,
+                                                                        firecrest):
     engine = Engine(data_dir=hpcml_data)
     try:
-        run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="firecrest.yaml",
-                                                     entry_point="fail"))
+        run = await engine.runs.submit(request(project, entry_point="fail"))
         job = firecrest.state.jobs[run.backend_job_id]
         deadline = time.monotonic() + 60
         while not (job.run and job.run.done):  # ended on the cluster; no poll has seen it yet
@@ -208,7 +214,8 @@ def test_ls_names_are_decoded():
     assert ls_name("\\377bad") == "\\377bad"  # not UTF-8: as FirecREST spelled it
 
 
-async def test_listing_decodes_names_and_survives_unreadable_subdirectories(backend, firecrest, tmp_path):
+async def test_listing_decodes_names_and_survives_unreadable_subdirectories(backend, firecrest,
+                                                                            tmp_path):
     run = await prepared(backend, "listing1", tmp_path)
     root = cluster_path(firecrest, run.run_dir)
     (root / "über").mkdir()
@@ -235,7 +242,8 @@ async def test_a_quote_in_a_path_is_a_clear_error_not_unavailable(backend, firec
         await backend.client().stat("cluster", f"{run.run_dir}/it's.txt")
     answer = raw.value.responses[-1]
     assert answer.status_code == 500 and "Unterminated quoted string" in answer.json()["message"]
-    for call in (backend.read(run, "it's.txt", 0, 100), backend.fetch(run, "it's.txt", tmp_path / "x")):
+    for call in (backend.read(run, "it's.txt", 0, 100),
+                 backend.fetch(run, "it's.txt", tmp_path / "x")):
         with pytest.raises(UserInputError, match="single quotes"):
             await call
     cfg = config(firecrest)
@@ -289,9 +297,11 @@ async def test_large_files_are_read_in_pieces_exactly(backend, firecrest, tmp_pa
         offset = c.next_offset
         reads += 1
     assert got == text and reads < 40
-    for start in (1, 2, 1 << 20, (1 << 20) + 1, len(text) - 5_000_001, len(text) - 3):  # mid-character too
+    mib = 1 << 20
+    for start in (1, 2, mib, mib + 1, len(text) - 5_000_001, len(text) - 3):  # mid-character too
         c = await backend.read(run, "big.txt", start, 100_000)
-        assert c.data == text[start: start + len(c.data)] and len(c.data) >= min(1000, len(text) - start - 3)
+        assert c.data == text[start: start + len(c.data)]
+        assert len(c.data) >= min(1000, len(text) - start - 3)
 
 
 async def test_invalid_utf8_keeps_offsets_moving(backend, firecrest, tmp_path):
@@ -324,7 +334,8 @@ async def test_job_environment_with_nasty_values_and_a_secret(backend, firecrest
         "MLFLOW_TRACKING_TOKEN": TOKEN,
     }
     names = sorted(env)
-    dump = f"import json, os; json.dump({{k: os.environ.get(k) for k in {names!r}}}, open('env.json', 'w'))"
+    dump = ("import json, os; "
+            f"json.dump({{k: os.environ.get(k) for k in {names!r}}}, open('env.json', 'w'))")
     job = JobSpec(run_id=run.id, command=f"python -c \"{dump}\"", env=env)
     job_id, _ = await backend.submit(run, job)
 
@@ -339,7 +350,8 @@ async def test_job_environment_with_nasty_values_and_a_secret(backend, firecrest
     assert modes == [0o700, 0o600]  # while the job was pending
     # The secret never was on a command line on the login node, nor in the job's request or
     # script, and its file is gone once the job has read it.
-    assert firecrest.state.command_lines and not any(TOKEN in ln for ln in firecrest.state.command_lines)
+    lines = firecrest.state.command_lines
+    assert lines and not any(TOKEN in ln for ln in lines)
     sent = firecrest.state.submitted_bodies[-1]["job"]
     assert TOKEN not in json.dumps(sent) and "env" not in sent
     assert not secret_file.exists()
@@ -351,8 +363,7 @@ async def test_job_environment_with_nasty_values_and_a_secret(backend, firecrest
 async def test_a_job_killed_by_a_signal_gets_128_plus_n(hpcml_data, project, firecrest):
     engine = Engine(data_dir=hpcml_data)
     try:
-        run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="firecrest.yaml",
-                                                     entry_point="sleep"))
+        run = await engine.runs.submit(request(project, entry_point="sleep"))
         job = firecrest.state.jobs[run.backend_job_id]
         deadline = time.monotonic() + 60
         while not (job.run and job.run.state == "RUNNING" and job.run._proc):
@@ -383,7 +394,8 @@ async def test_jobs_that_left_the_job_list_are_looked_up_not_failed(backend, fir
     backend._submitted_at.clear()  # a server restarted since: no memory of the submissions
     for _, job_id in runs:  # ended more than 24 h ago: out of GET /jobs
         firecrest.state.jobs[job_id].run.ended -= 25 * 3600
-    (Path(runs[0][0].run_dir) / ".hpcml" / "exit_code").unlink()  # scratch cleaned: Slurm's record decides
+    # Scratch cleaned: Slurm's record decides.
+    (Path(runs[0][0].run_dir) / ".hpcml" / "exit_code").unlink()
     firecrest.state.purged.add(runs[1][1])  # Slurm forgot this one: its exit-code file decides
     refs = [JobRef(r.id, j, r.run_dir or "") for r, j in runs]
     listed = await backend.client().job_info("cluster")

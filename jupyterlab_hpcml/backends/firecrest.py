@@ -102,7 +102,8 @@ VIEW_BLOCK = 1 << 20  # `view` = dd of two blocks: 2 MiB, under the server's 5 M
 DOWNLOAD_LIMIT = 3 << 20  # `ops/download` is base64 through the same 5 MiB limit
 SECRETS_DIR = ".secrets"  # in <base>, mode 0700: the jobs' secrets files (0600)
 # sbatch/scancel failures that say nothing about the request (slurmctld busy or away).
-_TRANSIENT = ("Socket timed out", "Unable to contact slurm controller", "Zero Bytes were transmitted",
+_TRANSIENT = ("Socket timed out", "Unable to contact slurm controller",
+              "Zero Bytes were transmitted",
               "temporarily unable", "Connection refused", "Resource temporarily unavailable",
               "Error executing Slurm command")
 # scancel on a job that ended or that Slurm never had (HTTP 500, never 404).
@@ -189,7 +190,7 @@ class FirecrestBackend(Backend):
     http_timeout = 30.0
     max_429_retries = 3
     transient_retries = 2  # extra attempts of idempotent calls after 5xx / dropped connections
-    max_retry_after = 30.0  # a 429's Retry-After up to this is waited for; longer: BackendUnavailable
+    max_retry_after = 30.0  # a 429's Retry-After up to this is waited for; longer: unavailable
     # After a submission whose answer was lost: how long to look for the job in Slurm's list
     # before sending it again. Longer than the real server's own limit on a command (its
     # `ssh.timeout.command_execution`, 5 s by default), so that a submission it was still
@@ -287,7 +288,8 @@ class FirecrestBackend(Backend):
         while i < attempts:
             wait = self._paused_until - time.monotonic()
             if wait > 0:  # a 429 asked for a pause: no request before it is over
-                raise self._unavailable(what, f"is rate limiting requests (retry after {wait:.0f} s)")
+                why = f"is rate limiting requests (retry after {wait:.0f} s)"
+                raise self._unavailable(what, why)
             try:
                 return await fn(*args, **kwargs)
             except CredentialsMissing:
@@ -298,8 +300,8 @@ class FirecrestBackend(Backend):
                 err = BackendUnavailable(f"FirecREST: {exc} while {what}")
             except httpx.TransportError as exc:  # refused, dropped, timed out
                 if not idempotent and not isinstance(exc, httpx.ConnectError):
-                    raise _Ambiguous(self._unavailable(
-                        what, f"dropped the connection or did not answer in time ({type(exc).__name__})")) from None
+                    why = f"dropped the connection or did not answer in time ({type(exc).__name__})"
+                    raise _Ambiguous(self._unavailable(what, why)) from None
                 err = self._unavailable(what, f"cannot be reached ({type(exc).__name__})")
             except FirecrestException as exc:
                 resp = exc.responses[-1] if exc.responses else None
@@ -316,19 +318,22 @@ class FirecrestBackend(Backend):
                         await asyncio.sleep(delay)
                         continue
                     self._paused_until = time.monotonic() + delay
+                    limit = f"rate limiting requests (retry after {delay:.0f} s)"
                     if not idempotent:  # a submission: definitely not carried out
-                        raise RemoteError(f"FirecREST is rate limiting requests (retry after {delay:.0f} s): "
-                                          f"nothing was done while {what}") from None
-                    raise self._unavailable(what, f"is rate limiting requests (retry after {delay:.0f} s)") from None
+                        raise RemoteError(
+                            f"FirecREST is {limit}: nothing was done while {what}") from None
+                    raise self._unavailable(what, f"is {limit}") from None
                 if code in (401, 403):
                     cls = Forbidden if code == 403 else RemoteError
-                    raise cls(f"FirecREST refused the request while {what} (HTTP {code}: {message})") from None
+                    raise cls(f"FirecREST refused the request while {what} "
+                              f"(HTTP {code}: {message})") from None
                 if code == 404:
                     raise NotFound(f"FirecREST: {message} (while {what})") from None
                 if code == 413:
                     raise OutputTooLarge(f"FirecREST: {message} (while {what})") from None
                 if code >= 500 and _command_failed(message):
-                    raise CommandFailed(f"FirecREST: a command failed while {what}: {message}", message) from None
+                    raise CommandFailed(f"FirecREST: a command failed while {what}: {message}",
+                                        message) from None
                 if code in (408, 424) or code >= 500:
                     # The server's SSH command timed out (408), its SSH connection failed (424),
                     # its plumbing failed (5xx): for a submission nobody knows what happened.
@@ -474,8 +479,10 @@ class FirecrestBackend(Backend):
         c = self.client()
         directory = f"{await self.base_dir()}/{SECRETS_DIR}"
         if not self._secrets_ready:
-            await self._call("creating the secrets directory", c.mkdir, self.machine, directory, create_parents=True)
-            await self._call("protecting the secrets directory", c.chmod, self.machine, directory, "700")
+            await self._call("creating the secrets directory", c.mkdir, self.machine, directory,
+                             create_parents=True)
+            await self._call("protecting the secrets directory", c.chmod, self.machine, directory,
+                             "700")
             self._secrets_ready = True
         path = self._secrets_path(run)
         assert path is not None
@@ -484,7 +491,8 @@ class FirecrestBackend(Backend):
             fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(secrets_file_content(secret))
-            await self._call("uploading the job's secrets", c.upload, self.machine, local, directory, local.name)
+            await self._call("uploading the job's secrets", c.upload, self.machine, local,
+                             directory, local.name)
         await self._call("protecting the job's secrets", c.chmod, self.machine, path, "600")
         return path
 
@@ -531,7 +539,8 @@ class FirecrestBackend(Backend):
                 # response. exit_status:1 std_err:sbatch: error: ...": definite, nothing ran.
                 if secrets_path:
                     await self._remove_secrets(run)
-                raise SubmitRejected(sbatch_message(exc.detail.partition("std_err:")[2] or exc.detail)) from None
+                stderr = exc.detail.partition("std_err:")[2] or exc.detail
+                raise SubmitRejected(sbatch_message(stderr)) from None
             except _Ambiguous as amb:
                 # The request may have reached Slurm: look for the job before sending it again.
                 self._ambiguous[run.id] = time.monotonic()
@@ -645,7 +654,8 @@ class FirecrestBackend(Backend):
             return JobStatus(RunState.TIMEOUT, code, "runtime limit reached")
         if code == 0:
             return JobStatus(RunState.FINISHED, 0)
-        return JobStatus(RunState.FAILED, code, exit_message(code) + (f" ({done['signal']})" if done.get("signal") else ""))
+        signal = f" ({done['signal']})" if done.get("signal") else ""
+        return JobStatus(RunState.FAILED, code, exit_message(code) + signal)
 
     # ------------------------------------------------------------ files
 
@@ -666,7 +676,8 @@ class FirecrestBackend(Backend):
 
     async def _tail_from(self, path: str, start: int) -> str:
         """The file from byte ``start`` to its end (``tail -c +N``: byte semantics)."""
-        out = await self._call(f"reading {posixpath.basename(path)}", self.client().tail, self.machine, path,
+        out = await self._call(f"reading {posixpath.basename(path)}", self.client().tail,
+                               self.machine, path,
                                num_bytes=start + 1, exclude_beginning=True)
         return str((out.get("content") if isinstance(out, dict) else out) or "")
 
@@ -737,7 +748,8 @@ class FirecrestBackend(Backend):
         return Chunk(data, offset, offset + len(data), max(size, offset + len(data)))
 
     async def _ls(self, path: str, recursive: bool) -> list[dict[str, Any]]:
-        return await self._call(f"listing {posixpath.basename(path) or path}", self.client().list_files,
+        return await self._call(f"listing {posixpath.basename(path) or path}",
+                                self.client().list_files,
                                 self.machine, path, show_hidden=True, recursive=recursive)
 
     async def _walk(self, path: str) -> list[dict[str, Any]]:
@@ -748,14 +760,15 @@ class FirecrestBackend(Backend):
         while todo and len(out) < self.max_walk_entries:
             rel = todo.pop(0)
             try:
-                entries = await self._ls(f"{path}/{rel}".rstrip("/") if rel else path, recursive=False)
+                entries = await self._ls(f"{path}/{rel}" if rel else path, recursive=False)
             except (Forbidden, NotFound) as exc:
                 if not rel:
                     raise
                 log.warning("FirecREST: leaving out %s of %s: %s", rel, path, exc)
                 continue
             for e in entries:
-                name = f"{rel}/{ls_name(str(e.get('name')))}" if rel else ls_name(str(e.get("name")))
+                leaf = ls_name(str(e.get("name")))
+                name = f"{rel}/{leaf}" if rel else leaf
                 out.append({**e, "name": name})
                 if e.get("type") == "d" and "'" not in name:
                     todo.append(name)
@@ -764,7 +777,8 @@ class FirecrestBackend(Backend):
     async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
         path = self._path(run, relpath)
         try:
-            entries = [{**e, "name": ls_name(str(e.get("name")))} for e in await self._ls(path, recursive=True)]
+            listed = await self._ls(path, recursive=True)
+            entries = [{**e, "name": ls_name(str(e.get("name")))} for e in listed]
         except NotFound:
             raise NotFound(f"no such directory in the run directory: {relpath}") from None
         except (Forbidden, OutputTooLarge) as exc:
@@ -815,7 +829,8 @@ class FirecrestBackend(Backend):
                     out[i] = files
                     continue
                 prefix = run_relpath(items[i][1].rstrip("/")).rpartition("/")[2] + "/"
-                out[i] = [replace(f, path=f.path[len(prefix):]) for f in files if f.path.startswith(prefix)]
+                out[i] = [replace(f, path=f.path[len(prefix):]) for f in files
+                          if f.path.startswith(prefix)]
 
         await asyncio.gather(*(one(parent, idx) for (_, parent), idx in groups.items()))
         return out
@@ -842,13 +857,15 @@ class FirecrestBackend(Backend):
             ended = True
         except CommandFailed as exc:
             if not any(g in exc.detail for g in _GONE):
-                raise RemoteError(f"FirecREST could not cancel job {run.backend_job_id}: "
-                                  f"{exc.detail.partition('std_err:')[2].strip() or exc.detail}") from None
+                why = exc.detail.partition("std_err:")[2].strip() or exc.detail
+                raise RemoteError(
+                    f"FirecREST could not cancel job {run.backend_job_id}: {why}") from None
             ended = True
         await self._remove_secrets(run)  # a job cancelled while pending never deletes it
         if not ended:
             return None
-        status = await self._status_of_unlisted(JobRef(run.id, run.backend_job_id, run.run_dir or ""))
+        ref = JobRef(run.id, run.backend_job_id, run.run_dir or "")
+        status = await self._status_of_unlisted(ref)
         return status if status.state.terminal else None
 
     async def close(self) -> None:
@@ -871,7 +888,8 @@ class _Ambiguous(Exception):
 
 
 _REPLACEMENT = "\ufffd"
-_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, "\\": 92, '"': 34, "'": 39, "?": 63}
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13,
+              "\\": 92, '"': 34, "'": 39, "?": 63}
 
 
 def _c_unescape(text: str, quotes_too: bool) -> bytes:

@@ -245,7 +245,8 @@ class Base(FaultyHandler):
         if self._finished:  # an injected fault answered
             with self.state.lock:
                 self.state.fault_log.append((time.monotonic(), route, self.get_status()))
-        late = None if self._finished else self.state.late.take(self.request.method, self.request.path)
+        late = None if self._finished else self.state.late.take(self.request.method,
+                                                                 self.request.path)
         if pending is None and late is None:
             self._authenticate()
             return None
@@ -406,9 +407,9 @@ def sbatch_command_line(spec: dict[str, Any], env: dict[str, str], workdir: str)
     the environment is on it, for anyone on the login node to see with ``ps``."""
     export = ",".join(f"{k}={v}" for k, v in env.items())
     cmd = ["sbatch", f"--export={shlex.quote(f'ALL,{export}')}", f"--chdir={shlex.quote(workdir)}"]
-    for key, opt in (("partition", "partition"), ("reservation", "reservation"), ("account", "account")):
+    for key in ("partition", "reservation", "account"):
         if pick(spec, key):
-            cmd.append(f"--{opt}={shlex.quote(str(pick(spec, key)))}")
+            cmd.append(f"--{key}={shlex.quote(str(pick(spec, key)))}")
     return " ".join(cmd)
 
 
@@ -428,8 +429,8 @@ class JobsHandler(Base):
         with self.state.lock:
             # Real FirecREST: GET /jobs is sacct (time_window, default the last 24 h, for
             # ended jobs) + squeue (pending and running): older jobs are not listed.
-            jobs = [j for j in self.state.jobs.values()
-                    if j.job_id not in self.state.purged and (j.ended is None or now - j.ended <= window)]
+            jobs = [j for j in self.state.jobs.values() if j.job_id not in self.state.purged
+                    and (j.ended is None or now - j.ended <= window)]
         self.reply({"jobs": [j.model(system) for j in jobs]})
 
     def post(self, system: str) -> None:
@@ -471,7 +472,8 @@ class JobsHandler(Base):
         mem = sbatch_memory_mb(opts["mem"]) if opts.get("mem") else None
         if mem is not None and mem > self.state.node_memory_mb:
             raise sbatch_error("Memory specification can not be satisfied",
-                               "Batch job submission failed: Requested node configuration is not available")
+                               "Batch job submission failed: "
+                               "Requested node configuration is not available")
         job_id = self.state.new_id()
         chdir = self.state.path(opts["chdir"]) if opts.get("chdir") else wd
 
@@ -499,7 +501,8 @@ class JobsHandler(Base):
             time_limit=limit * 60 if limit else None,
             append=opts.get("open-mode") == "append", start_delay=self.state.queue_delay,
         )
-        job = Job(job_id, name, str(wd), run, partition=partition, account=account, time_limit=limit)
+        job = Job(job_id, name, str(wd), run, partition=partition, account=account,
+                  time_limit=limit)
         with self.state.lock:
             self.state.jobs[job_id] = job
         run.start()
@@ -526,8 +529,9 @@ class JobHandler(Base):
             raise slurm_error("scancel", 1, f"scancel: error: Kill job error on job id {job_id}: "
                                             "Invalid job id specified\n")
         if job.run is None or job.run.done:
-            raise slurm_error("scancel", 0, f"scancel: Terminating job {job_id}\nscancel: error: Kill job "
-                                            f"error on job id {job_id}: Job/step already completing or completed\n")
+            raise slurm_error("scancel", 0, f"scancel: Terminating job {job_id}\nscancel: error: "
+                                            f"Kill job error on job id {job_id}: "
+                                            "Job/step already completing or completed\n")
         job.run.cancel()
         self.no_content()
 
@@ -742,7 +746,8 @@ class ChmodHandler(Base):
         p = self.state.path(raw)
         if not re.fullmatch(r"[0-7]{3,4}", mode):
             raise tornado.web.HTTPError(500, log_message=(
-                f"Remote process failed with exit status:1 and error message:chmod: invalid mode: '{mode}'"))
+                "Remote process failed with exit status:1 and error message:"
+                f"chmod: invalid mode: '{mode}'"))
         if not p.exists():
             raise no_such(f"chmod: cannot access '{raw}'")
         p.chmod(int(mode, 8))
@@ -809,7 +814,8 @@ class ExtractHandler(Base):
 class RmHandler(Base):
     def delete(self, system: str) -> None:
         self.check_system(system)
-        p = self.state.path(self.state.shell_path("rm -R -- {path}", self.get_query_argument("path")))
+        raw = self.state.shell_path("rm -R -- {path}", self.get_query_argument("path"))
+        p = self.state.path(raw)
         if p.is_dir() and not p.is_symlink():
             import shutil
 
