@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import logging
 import os
@@ -25,10 +26,10 @@ import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import Conflict, HpcmlError, NotFound
-from .models import RunRecord, RunState, StateChange
+from .models import CodeIdentity, RunRecord, RunState, StateChange
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,6 @@ _V2_ARCHIVED = _sql(
     "CREATE INDEX runs_by_archived ON runs (archived, created_at DESC, id)",
 )
 
-# Append only; never edit a released step. Step i brings the schema to version i + 1.
 MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED]
 
 
@@ -137,6 +137,21 @@ def _migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
 # --------------------------------------------------------------------------- rows
 
 
+# Records are stored as the model's JSON, marked first with the shape of the model that
+# wrote them (an extra key every reader ignores). A listing sends a record so marked as
+# it is stored, without validating it again; one written by another shape of the model
+# (e.g. before a field was added) goes through the model, which fills in the defaults.
+_SHAPE = hashlib.sha256(
+    repr([(m.__name__, m.model_fields) for m in (RunRecord, CodeIdentity)]).encode()
+).hexdigest()[:16]
+_SHAPE_PREFIX = f'{{"_shape":"{_SHAPE}",'
+
+
+def _record_json(record: RunRecord) -> str:
+    """The stored text of a record: its JSON without the history, with the shape mark."""
+    return _SHAPE_PREFIX + record.model_dump_json(exclude={"state_history"})[1:]
+
+
 def _row(record: RunRecord) -> dict[str, Any]:
     """The `runs` row for a record: the only place columns are derived from a record."""
     return {
@@ -153,7 +168,7 @@ def _row(record: RunRecord) -> dict[str, Any]:
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         # The history table is the one copy of the history.
-        "record": record.model_dump_json(exclude={"state_history"}),
+        "record": _record_json(record),
         "archived": int(record.archived),  # last: added by a migration (ALTER TABLE appends)
     }
 
@@ -216,6 +231,33 @@ _INSERT_HISTORY = (
 
 def _record(json_text: str) -> RunRecord:
     return RunRecord.model_validate_json(json_text)
+
+
+class RunJson(NamedTuple):
+    """A run as the JSON text of ``RunRecord.model_dump_json()`` (history included), and
+    what a listing adds to it, read without building the model."""
+
+    id: str
+    project_path: str
+    started_at: float | None
+    ended_at: float | None
+    json: str
+
+
+_History = builtins.list[tuple[str, float, "str | None"]]
+
+
+def _run_json(run_id: str, project_path: str, text: str, history: _History) -> RunJson:
+    if text.startswith(_SHAPE_PREFIX):
+        body = "{" + text[len(_SHAPE_PREFIX):]  # the fields as the model dumps them
+    else:
+        body = _record(text).model_dump_json(exclude={"state_history"})
+    changes = json.dumps([{"state": s, "at": at, "message": m} for s, at, m in history])
+    # As RunRecord.started_at / ended_at, from the rows.
+    started = next((at for s, at, _ in history if s == RunState.RUNNING.value), None)
+    ended = next((at for s, at, _ in history if s in _TERMINAL_VALUES), None)
+    return RunJson(run_id, project_path, started, ended,
+                   f'{body[:-1]},"state_history":{changes}}}')
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
@@ -310,6 +352,8 @@ class RunStore:
         # Weak: a thread's connection is closed when the thread (and its local) goes away.
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._closed = False
+        # run id → (updated_at, record) of the last `active()` answer
+        self._active_cache: dict[str, tuple[float, RunRecord]] = {}
         try:
             conn = self._conn()
             _enable_wal(conn, self.path)
@@ -438,6 +482,21 @@ class RunStore:
         records = [_record(text) for (text,) in conn.execute(sql, builtins.list(params))]
         return self._with_history(conn, records)
 
+    def _query_json(
+        self, conn: sqlite3.Connection, sql: str, params: Iterable[Any]
+    ) -> builtins.list[RunJson]:
+        """``_query`` for ``SELECT id, project_path, record``: the runs as JSON text."""
+        rows = conn.execute(sql, builtins.list(params)).fetchall()
+        history: dict[str, _History] = {run_id: [] for run_id, _, _ in rows}
+        for batch in _batches(builtins.list(history), _IN_BATCH):
+            for run_id, state, at, message in conn.execute(
+                "SELECT run_id, state, at, message FROM state_history"
+                f" WHERE run_id IN ({_placeholders(len(batch))}) ORDER BY run_id, seq",
+                batch,
+            ):
+                history[run_id].append((state, at, message))
+        return [_run_json(run_id, path, text, history[run_id]) for run_id, path, text in rows]
+
     def get(self, run_id: str) -> RunRecord:
         with self._read() as conn:
             return self._with_history(conn, [self._resolve(conn, run_id)])[0]
@@ -458,13 +517,36 @@ class RunStore:
         ``states`` empty matches nothing (None means any state); ``archived`` as in
         ``_filters`` (default: archived runs left out).
         """
+        return self._page(self._query, "record", states, project, experiment, text,
+                          archived, limit, offset)
+
+    def list_json(
+        self,
+        *,
+        states: Collection[RunState] | None = None,
+        project: str | None = None,
+        experiment: str | None = None,
+        text: str | None = None,
+        archived: bool | None = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[builtins.list[RunJson], int]:
+        """``list`` as JSON text: what a REST listing sends, without building the models."""
+        return self._page(self._query_json, "id, project_path, record", states, project,
+                          experiment, text, archived, limit, offset)
+
+    def _page(self, query: Callable[..., builtins.list[Any]], columns: str,
+              states: Collection[RunState] | None, project: str | None,
+              experiment: str | None, text: str | None, archived: bool | None,
+              limit: int, offset: int) -> tuple[builtins.list[Any], int]:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         where, params = _filters(states, project, experiment, text, archived)
         with self._read() as conn:
-            page = self._query(
+            page = query(
                 conn,
-                f"SELECT record FROM runs{where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+                f"SELECT {columns} FROM runs{where} ORDER BY created_at DESC, id"
+                " LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             )
             (total,) = conn.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()
@@ -492,14 +574,42 @@ class RunStore:
         return {"rows": rows, "total": int(total), "cursor": cursor or 0.0}
 
     def active(self) -> builtins.list[RunRecord]:
-        """Every run not in a terminal state (SUBMITTING and UNKNOWN included), newest first."""
+        """Every run not in a terminal state (SUBMITTING and UNKNOWN included), newest first.
+
+        The poller asks every few seconds, mostly for runs nobody changed: a record whose
+        ``updated_at`` (bumped by every write, with its history) is what the last call
+        read is that same object again, not parsed anew. So callers must not modify
+        the records (the engine never does: changes go through the store)."""
         states = [s.value for s in ACTIVE_STATES]
         with self._read() as conn:
-            return self._query(
-                conn,
-                f"SELECT record FROM runs WHERE state IN ({_placeholders(len(states))})"
+            current = conn.execute(
+                f"SELECT id, updated_at FROM runs WHERE state IN ({_placeholders(len(states))})"
                 " ORDER BY created_at DESC, id",
                 states,
+            ).fetchall()
+            known = self._active_cache
+            stale = [run_id for run_id, at in current
+                     if run_id not in known or known[run_id][0] != at]
+            fresh: dict[str, RunRecord] = {}
+            for batch in _batches(stale, _IN_BATCH):
+                fresh.update((r.id, r) for r in self._query(
+                    conn, f"SELECT record FROM runs WHERE id IN ({_placeholders(len(batch))})",
+                    batch))
+        # Replaced whole (never changed in place): concurrent callers each see a consistent one.
+        self._active_cache = {
+            run_id: (at, fresh[run_id] if run_id in fresh else known[run_id][1])
+            for run_id, at in current
+        }
+        return [record for _, record in self._active_cache.values()]
+
+    def changed_since_json(self, ts: float, limit: int = 500) -> builtins.list[RunJson]:
+        """``changed_since`` as JSON text (see ``list_json``)."""
+        with self._read() as conn:
+            return self._query_json(
+                conn,
+                "SELECT id, project_path, record FROM runs WHERE updated_at > ?"
+                " ORDER BY updated_at, id LIMIT ?",
+                [ts, limit],
             )
 
     def changed_since(self, ts: float, limit: int = 500) -> builtins.list[RunRecord]:

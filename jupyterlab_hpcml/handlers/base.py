@@ -72,7 +72,13 @@ class HpcmlHandler(APIHandler):
 
     @property
     def root_dir(self) -> Path:
-        return Path(self.settings.get("server_root_dir", ".")).expanduser().resolve()
+        # Resolved once per application: a resolve is a system call per path component,
+        # and listings ask for every run on a page (`relative`).
+        root: Path | None = self.settings.get("hpcml_root_dir")
+        if root is None:
+            root = Path(self.settings.get("server_root_dir", ".")).expanduser().resolve()
+            self.settings["hpcml_root_dir"] = root
+        return root
 
     def resolve_path(self, path: str) -> Path:
         """A path the browser gave (relative to the server root) → an absolute path inside it."""
@@ -87,8 +93,8 @@ class HpcmlHandler(APIHandler):
         except ValueError as exc:
             raise UserInputError(Problem(f"path {path[:80]!r}: {exc}", key="path")) from None
         """An absolute path as the browser sees it (relative to the root), if inside the root."""
-        p = Path(path)
-        return p.relative_to(self.root_dir).as_posix() if p.is_relative_to(self.root_dir) else str(p)
+        p, root = Path(path), self.root_dir
+        return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
 
     def body(self, model: type[M]) -> M:
         if self._body_too_large:
