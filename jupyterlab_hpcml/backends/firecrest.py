@@ -709,6 +709,7 @@ class FirecrestBackend(Backend):
         start = offset - lead
         text: str | None = None
         drop_tail = True  # tail: a trailing U+FFFD is a character still being written
+        at_end = True  # the text runs to the end of the file
         if size - start <= TAIL_LIMIT:
             try:
                 text = await self._tail_from(path, start)
@@ -717,8 +718,9 @@ class FirecrestBackend(Backend):
         if text is None:
             start -= start % VIEW_BLOCK
             text = await self._view(path, start, VIEW_BLOCK)
+            at_end = start + 2 * VIEW_BLOCK >= size
             # Cut by the two-block window (not by the character count, not at the end)?
-            drop_tail = len(text) < VIEW_BLOCK and start + 2 * VIEW_BLOCK < size
+            drop_tail = len(text) < VIEW_BLOCK and not at_end
         if drop_tail and text.endswith(_REPLACEMENT):
             text = text[:-1]
         skip = len(text) - len(text.lstrip(_REPLACEMENT))  # bytes of a character cut by `start`
@@ -726,8 +728,12 @@ class FirecrestBackend(Backend):
             raw = await self._download_small(path) if size <= DOWNLOAD_LIMIT else None
             if raw is not None:
                 return _cut(raw[offset: offset + want], want)
-        data = text.replace(_REPLACEMENT, "?").encode("utf-8")
-        return _cut(data[offset - start:], want)
+        data = text.replace(_REPLACEMENT, "?").encode("utf-8")[offset - start:]
+        if not data and not at_end:
+            # Undecodable bytes that stood for more than one byte each hid the offset: give
+            # one placeholder byte so that a reader always moves on (the file goes on).
+            return b"?"
+        return _cut(data, want)
 
     async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
         if offset < 0 or max_bytes < 0:
