@@ -249,3 +249,107 @@ async def test_a_config_that_is_not_a_regular_file_is_refused(api, toy_project):
     os.mkfifo(toy_project / "pipe.yaml")
     status, answer = await save(api, "pipe.yaml")
     assert 400 <= status < 500, answer
+
+
+# ------------------------------------------------------------------ 4: submissions
+
+# A config outside the root whose content would show up in a validation message.
+LEAKY_CONFIG = "Resourcse:\n  canary-7f3a9e: outside every root\n"
+
+
+async def run_count(api) -> int:
+    status, listing = await api("GET", "runs")
+    assert status == 200
+    return listing["total"]
+
+
+async def test_a_submission_cannot_name_a_config_outside_the_root(api, toy_project, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "leaky.yaml").write_text(LEAKY_CONFIG)
+    (toy_project / "leak.yaml").symlink_to(outside / "leaky.yaml")
+    (toy_project / "shared").symlink_to(outside, target_is_directory=True)
+    before = await run_count(api)
+    answers = {}
+    for config in [str(outside / "leaky.yaml"), str(outside / "missing.yaml"),
+                   "../../elsewhere/leaky.yaml", "../../elsewhere/missing.yaml",
+                   "leak.yaml", "shared/leaky.yaml"]:
+        status, answer = await api("POST", "runs", {"project": "toy", "backend_config": config})
+        assert status == 400 and no_canary(answer) and "Resourcse" not in repr(answer), answer
+        assert "outside the server's root" in answer["message"], answer
+        answers[config] = answer["message"].replace(config, "<config>")
+    # Whether the outside file exists is not told either.
+    assert answers[str(outside / "leaky.yaml")] == answers[str(outside / "missing.yaml")]
+    assert answers["../../elsewhere/leaky.yaml"] == answers["../../elsewhere/missing.yaml"]
+    assert await run_count(api) == before
+    # A config inside the root, even outside the project, is fine (and found by its real place).
+    (toy_project.parent / "shared-configs").mkdir()
+    (toy_project.parent / "shared-configs" / "c.yaml").write_text("Local: {}\n")
+    run = await submit_run(api, parameters={"steps": 1}, backend_config="../shared-configs/c.yaml")
+    assert run["config_path"] == str((toy_project.parent / "shared-configs" / "c.yaml").resolve())
+
+
+async def test_project_lookup_stops_at_the_server_root(api, jp_root_dir, tmp_path):
+    # An MLproject above the server root must not make a plain folder inside it a project.
+    assert jp_root_dir.parent == tmp_path
+    (tmp_path / "MLproject").write_text("name: ancestor\nentry_points:\n  main:\n    command: id\n")
+    (jp_root_dir / "plain").mkdir()
+    for path in ("plain", ""):
+        status, answer = await api("POST", "runs", {"project": path})
+        assert status == 400 and "ancestor" not in repr(answer), answer
+        assert "no MLproject" in answer["message"]
+        status, answer = await api("GET", "project", path=path)
+        assert status == 400 and "ancestor" not in repr(answer), answer
+    # Nor may a project folder or its MLproject link out of the root.
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "MLproject").write_text("name: ext\nentry_points:\n  main:\n    command: id\n")
+    (jp_root_dir / "linked").symlink_to(tmp_path / "ext", target_is_directory=True)
+    (jp_root_dir / "half").mkdir()
+    (jp_root_dir / "half" / "MLproject").symlink_to(tmp_path / "ext" / "MLproject")
+    for path in ("linked", "half"):
+        status, answer = await api("POST", "runs", {"project": path})
+        assert status == 400 and "outside" in answer["message"], answer
+        status, answer = await api("GET", "project", path=path)
+        assert status == 400 and "outside" in answer["message"], answer
+    assert await run_count(api) == 0
+
+
+async def test_rerun_from_the_lab_stays_inside_the_root(api, jp_serverapp, toy_project, tmp_path):
+    """A run the CLI or Python API made of a project outside the root (they are not
+    confined) cannot be re-run from the lab; one whose config now links out neither."""
+    import shutil
+
+    from jupyterlab_hpcml.engine.requests import SubmitRequest
+
+    outside = tmp_path / "cli-project"
+    shutil.copytree(toy_project, outside)
+    engine = jp_serverapp.web_app.settings["hpcml_engine"]
+    cli_run = await engine.runs.submit(SubmitRequest(project=str(outside), parameters={"steps": 1},
+                                                     backend_config="local.yaml"))
+    status, answer = await api("POST", f"runs/{cli_run.id}/rerun", {})
+    assert status == 400 and "outside" in answer["message"], answer
+
+    run = await submit_run(api, parameters={"steps": 1}, backend_config="local.yaml")
+    (toy_project / "local.yaml").unlink()
+    (toy_project / "local.yaml").symlink_to(outside / "local.yaml")
+    status, answer = await api("POST", f"runs/{run['id']}/rerun", {})
+    assert status == 400 and "outside" in answer["message"], answer
+    (toy_project / "local.yaml").unlink()
+    shutil.copy(outside / "local.yaml", toy_project / "local.yaml")
+    status, answer = await api("POST", f"runs/{run['id']}/rerun", {})
+    assert status == 201, answer
+    for r in (cli_run.id, run["id"], answer["id"]):
+        await wait_for_state(api, r, TERMINAL)
+
+
+async def test_credentials_for_a_config_outside_the_root_are_refused(api, toy_project, tmp_path,
+                                                                   lab_credentials):
+    outside = tmp_path / "fc.yaml"
+    outside.write_text("Firecrest:\n  ApiUrl: http://127.0.0.1:9/api\n"
+                       "  TokenUrl: http://127.0.0.1:9/token\n  Machine: m\n"
+                       "Resources:\n  Queue: normal\n")
+    status, answer = await api("PUT", "credentials", {
+        "project": "toy", "backend_config": str(outside),
+        "values": {"client_id": "a", "client_secret": "b"}})
+    assert status == 400 and "outside" in answer["message"], answer
+    assert lab_credentials.known() == []

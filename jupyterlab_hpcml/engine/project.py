@@ -199,7 +199,8 @@ def find_project_root(path: Path, root: Path | None = None) -> Path:
             break
     raise UserInputError(
         Problem(
-            f"no MLproject file in {start} or any folder above it",
+            f"no MLproject file in {start} or any folder above it"
+            + (" inside the server's root" if root_real is not None else ""),
             file=str(path),
         )
     )

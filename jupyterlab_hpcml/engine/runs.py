@@ -23,7 +23,7 @@ from typing import Any
 
 from ..backends.base import Backend, JobRef, JobSpec, JobStatus, Snapshot
 from ..backends.registry import BackendRegistry
-from . import cleanup, logs
+from . import cleanup, logs, paths
 from . import config as config_mod
 from . import project as project_mod
 from . import snapshot as snapshot_mod
@@ -99,11 +99,17 @@ class RunService:
     # ------------------------------------------------------------------ submit
 
     async def submit(self, req: SubmitRequest, *, rerun_of: RunRecord | None = None,
-                     snapshot: Snapshot | None = None) -> RunRecord:
-        """Validate everything first (nothing is created on bad input), then submit."""
-        project_dir = await asyncio.to_thread(project_mod.find_project_root, Path(req.project))
+                     snapshot: Snapshot | None = None, root: Path | None = None) -> RunRecord:
+        """Validate everything first (nothing is created on bad input), then submit.
+
+        ``root``: the project and the config must lie inside it (the server's root for the
+        lab; see ``paths``). The CLI and the Python API pass none.
+        """
+        project_dir = await asyncio.to_thread(
+            project_mod.find_project_root, Path(req.project), root)
         project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
-        cfg = await asyncio.to_thread(self._load_config, project_dir, req.backend_config, req.overrides)
+        cfg = await asyncio.to_thread(
+            self._load_config, project_dir, req.backend_config, req.overrides, root)
         run_id = uuid.uuid4().hex[:12]
         storage_dir = self.data_dir / "param-storage" / run_id
         command, params = await asyncio.to_thread(
@@ -224,15 +230,21 @@ class RunService:
             spec.path = project_dir
             return spec
 
-    def backend_config(self, project: Path, config: str | None,
-                       overrides: Overrides = ()) -> config_mod.BackendConfig:
+    def backend_config(self, project: Path, config: str | None, overrides: Overrides = (),
+                       root: Path | None = None) -> config_mod.BackendConfig:
         """The backend config a submission of ``project`` naming ``config`` would use."""
-        return self._load_config(project_mod.find_project_root(project), config, overrides)
+        return self._load_config(project_mod.find_project_root(project, root), config,
+                                 overrides, root)
 
-    def _load_config(self, project_dir: Path, config: str | None,
-                     overrides: Overrides) -> config_mod.BackendConfig:
-        config = config or self.default_backend_config
-        if config:
+    def _load_config(self, project_dir: Path, config: str | None, overrides: Overrides,
+                     root: Path | None = None) -> config_mod.BackendConfig:
+        if config and root is not None:
+            # Judged by where it really is, before it is read: a refusal says nothing
+            # about a file outside (not even whether it exists).
+            path = paths.confine(root, project_dir / config, "backend config",
+                                 key="backend_config")
+            cfg = config_mod.load_backend_config(path)
+        elif config := config or self.default_backend_config:  # the server's own setting
             path = Path(config).expanduser()
             if not path.is_absolute():
                 path = project_dir / path
@@ -508,9 +520,14 @@ class RunService:
             return logs.to_chunk(run, stream, b"", offset, None)  # type: ignore[arg-type]
         backend = self.registry.for_run(run)
         chunk = await backend.read(run, backend.log_path(stream), offset, max_bytes)
-        return logs.to_chunk(run, stream, chunk.data, chunk.offset, chunk.size)  # type: ignore[arg-type]
+        # The answer's text is cut to max_bytes of JSON too (binary output grows up to 12x
+        # in JSON); a large chunk is measured off the event loop.
+        args = (run, stream, chunk.data, chunk.offset, chunk.size, max_bytes)
+        if len(chunk.data) > logs.INLINE_BYTES:
+            return await asyncio.to_thread(logs.to_chunk, *args)  # type: ignore[arg-type]
+        return logs.to_chunk(*args)  # type: ignore[arg-type]
 
-    async def rerun(self, run_id: str, req: RerunRequest) -> RunRecord:
+    async def rerun(self, run_id: str, req: RerunRequest, root: Path | None = None) -> RunRecord:
         old = await asyncio.to_thread(self.store.get, run_id)
         snapshot = None
         if not req.fresh_code and old.snapshot_id:
@@ -526,7 +543,7 @@ class RunService:
             run_name=req.run_name,
             experiment_name=req.experiment_name or old.mlflow_experiment_name,
         )
-        return await self.submit(submit, rerun_of=old, snapshot=snapshot)
+        return await self.submit(submit, rerun_of=old, snapshot=snapshot, root=root)
 
 
 def _merge_overrides(old: Overrides, new: Overrides) -> Overrides:

@@ -41,7 +41,8 @@ class CredentialsHandler(HpcmlHandler):
 
         req = self.body(CredentialsRequest)
         cfg = await asyncio.to_thread(
-            self.engine.runs.backend_config, self.resolve_path(req.project), req.backend_config)
+            self.engine.runs.backend_config, self.resolve_path(req.project), req.backend_config,
+            (), self.root_dir)
         values = checked_values(cfg.kind, req.values)
         MEMORY.set(cfg.identity, values)
         self.write_json(describe(cfg.identity, list(values)))

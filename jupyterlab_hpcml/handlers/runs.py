@@ -112,7 +112,7 @@ class RunsHandler(HpcmlHandler):
         """Submit a run."""
         req = self.body(SubmitRequest)
         req.project = str(self.resolve_path(req.project))
-        run = await self.engine.runs.submit(req)
+        run = await self.engine.runs.submit(req, root=self.root_dir)  # the lab's world only
         self.engine.poller.wake()
         self.write_json(run_json(self, run), status=201)
 
@@ -153,6 +153,6 @@ class CancelHandler(HpcmlHandler):
 class RerunHandler(HpcmlHandler):
     @authenticated
     async def post(self, run_id: str) -> None:
-        run = await self.engine.runs.rerun(run_id, self.body(RerunRequest))
+        run = await self.engine.runs.rerun(run_id, self.body(RerunRequest), root=self.root_dir)
         self.engine.poller.wake()
         self.write_json(run_json(self, run), status=201)
