@@ -33,10 +33,10 @@ def firecrest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     server = FirecrestServer(tmp_path / "cluster", clients={CLIENT_ID: SECRET}).start()
     monkeypatch.setenv("MANTIK_FIRECREST_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("MANTIK_FIRECREST_CLIENT_SECRET", SECRET)
-    # Short waits, so that the test is quick: a request not answered in 2 s counts as lost,
-    # a submission without answer is looked for in the job list for 3 s.
-    monkeypatch.setattr(FirecrestBackend, "http_timeout", 2.0)
-    monkeypatch.setattr(FirecrestBackend, "ambiguous_settle", 3.0)
+    # Short waits, so that the test is quick: a request not answered in 3 s counts as lost,
+    # a submission without answer is looked for in the job list for 5 s.
+    monkeypatch.setattr(FirecrestBackend, "http_timeout", 3.0)
+    monkeypatch.setattr(FirecrestBackend, "ambiguous_settle", 5.0)
     monkeypatch.setattr(FirecrestBackend, "retry_backoff", (0.1,))
     yield server
     server.stop()
@@ -107,8 +107,8 @@ def retry_after_was_honoured(server: FirecrestServer, wait: float) -> list[tuple
 
 async def test_a_submission_answered_too_late_is_adopted_not_sent_twice(hpcml_data, project,
                                                                         firecrest):
-    # The server carries the submission out after 4 s; the client gave up after 2 s.
-    firecrest.state.late.add("late", path=JOBS, method="POST", arg=4.0)
+    # The server carries the submission out after 6 s; the client gave up after 3 s.
+    firecrest.state.late.add("late", path=JOBS, method="POST", arg=6.0)
     engine = Engine(data_dir=hpcml_data)
     try:
         run = await engine.runs.submit(request(project))
@@ -138,7 +138,7 @@ async def test_faults_at_every_step_keep_the_run_and_nothing_runs_twice(hpcml_da
         faults.add("500", path=JOBS, method="GET", times=3)
         faults.add("429", path=JOBS, method="GET", arg=1)
         faults.add("hang", path=JOBS, method="GET", arg=0.3)  # connection closed
-        faults.add("hang", path=JOBS, method="GET", arg=3.0)  # longer than the client waits
+        faults.add("hang", path=JOBS, method="GET", arg=4.5)  # longer than the client waits
         faults.add("401", path=JOBS, method="GET")
         # reads (offline tracking copy, log): the same at the file endpoints.
         faults.add("500", path=READS, method="GET")
