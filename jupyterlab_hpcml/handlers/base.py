@@ -82,16 +82,16 @@ class HpcmlHandler(APIHandler):
 
     def resolve_path(self, path: str) -> Path:
         """A path the browser gave (relative to the server root) → an absolute path inside it."""
+        try:
+            check_path(path)  # NUL, over-long names: the OS would raise, a 500
+        except ValueError as exc:
+            raise UserInputError(Problem(f"path {path[:80]!r}: {exc}", key="path")) from None
         full = (self.root_dir / path.lstrip("/")).resolve()
         if not full.is_relative_to(self.root_dir):
             raise UserInputError(Problem(f"path {path!r} is outside the server's root", key="path"))
         return full
 
     def relative(self, path: str | Path) -> str:
-        try:
-            check_path(path)  # NUL, over-long names: the OS would raise, a 500
-        except ValueError as exc:
-            raise UserInputError(Problem(f"path {path[:80]!r}: {exc}", key="path")) from None
         """An absolute path as the browser sees it (relative to the root), if inside the root."""
         p, root = Path(path), self.root_dir
         return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
@@ -136,9 +136,6 @@ class HpcmlHandler(APIHandler):
         self.write_json({"message": str(e), "problems": problems, **details}, status=e.status)
 
 
-def authenticated(method: Any) -> Any:
-    """Alias so each handler module reads the same; every method must use it."""
-    return web.authenticated(method)
 class ApiNotFoundHandler(HpcmlHandler):
     """Any path under the API that no route matches (e.g. a run id with other characters)."""
 
@@ -149,3 +146,6 @@ class ApiNotFoundHandler(HpcmlHandler):
         raise NotFound(f"no such API path: {self.request.path}")
 
 
+def authenticated(method: Any) -> Any:
+    """Alias so each handler module reads the same; every method must use it."""
+    return web.authenticated(method)
