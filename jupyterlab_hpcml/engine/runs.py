@@ -62,6 +62,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 FINAL_SYNC_PATIENCE = 600.0  # seconds
+# A failed MLflow write is tried again by later poll passes, at most this often per run.
+MLFLOW_RETRY_MAX_DELAY = 60.0  # seconds
+FINISHED_BEFORE_CANCEL = "finished before the cancel took effect"
 SYNC_CONCURRENCY = 8  # runs of one poll pass applied / synced at once (remote commands in flight)
 
 
@@ -95,6 +98,11 @@ class RunService:
         # How long a run whose job ended waits for its final offline-tracking copy to succeed
         # (e.g. across a dropped SSH connection) before it is recorded as ended without it.
         self.final_sync_patience = FINAL_SYNC_PATIENCE
+        # Runs whose recorded cancel this process has handed to their backend. A cancel
+        # recorded by another process, or by this one before a crash, is (re)sent once.
+        self._cancels_sent: set[str] = set()
+        # Backoff of MLflow retries: run id → (monotonic time of the next try, delay).
+        self._mlflow_retry: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ submit
 
@@ -131,21 +139,15 @@ class RunService:
         # An offline job logs into its own store, so it needs only the run's id: the params
         # and the SCHEDULED status are written while the job is submitted (see _launch).
         offline = cfg.tracking_mode == "offline"
-        exp_id, mlflow_run_id = await asyncio.to_thread(
-            functools.partial(self.tracker.create_run, schedule=not offline),
-            experiment_name,
-            run_name,
-            params,
-            {
-                "hpcml.run_id": run_id,
-                "hpcml.backend": cfg.kind,
-                "hpcml.connection": cfg.connection_name,
-                "mlflow.project.entryPoint": req.entry_point,
-                "hpcml.code.content_hash": code.content_hash if code else "",
-                "mlflow.source.git.commit": (code.git_commit or "") if code else "",
-                "hpcml.code.git_dirty_hash": (code.git_dirty_hash or "") if code else "",
-            },
-        )
+        tags = {
+            "hpcml.run_id": run_id,
+            "hpcml.backend": cfg.kind,
+            "hpcml.connection": cfg.connection_name,
+            "mlflow.project.entryPoint": req.entry_point,
+            "hpcml.code.content_hash": code.content_hash if code else "",
+            "mlflow.source.git.commit": (code.git_commit or "") if code else "",
+            "hpcml.code.git_dirty_hash": (code.git_dirty_hash or "") if code else "",
+        }
         now = time.time()
         record = RunRecord(
             id=run_id,
@@ -164,9 +166,7 @@ class RunService:
             tracking_mode=cfg.tracking_mode,
             state=RunState.SUBMITTING,
             state_history=[StateChange(state=RunState.SUBMITTING, at=now)],
-            mlflow_experiment_id=exp_id,
             mlflow_experiment_name=experiment_name,
-            mlflow_run_id=mlflow_run_id,
             code=code,
             snapshot_id=snapshot.id,
             rerun_of=rerun_of.id if rerun_of else None,
@@ -178,7 +178,24 @@ class RunService:
         )
         IN_FLIGHT.add(record.id)
         try:
+            # The record first, then the MLflow run: a crash in between leaves a SUBMITTING
+            # record, which a later poll resolves and whose MLflow run, found by its
+            # hpcml.run_id tag, it closes (see _resolve_interrupted); never an MLflow run
+            # left RUNNING that no record knows.
             await asyncio.to_thread(self.store.insert, record)
+            try:
+                exp_id, mlflow_run_id = await asyncio.to_thread(
+                    functools.partial(self.tracker.create_run, schedule=not offline),
+                    experiment_name, run_name, params, tags,
+                )
+            except Exception:
+                # E.g. a deleted experiment: a user error, after which nothing may remain.
+                await asyncio.to_thread(self.store.delete, record.id,
+                                        expect=(RunState.SUBMITTING,))
+                raise
+            record = await asyncio.to_thread(
+                self.store.update, record.id,
+                mlflow_experiment_id=exp_id, mlflow_run_id=mlflow_run_id)
             scheduling = None
             if offline:
                 scheduling = asyncio.ensure_future(
@@ -212,7 +229,10 @@ class RunService:
                 await scheduling
             except Exception:  # noqa: BLE001 - tracking trouble must not break the run record
                 log.exception("could not log the params of run %s in MLflow", record.id)
-        return await self._apply(record, status, **({"backend_job_id": job_id} if job_id else {}))
+        new = await self._apply(record, status, **({"backend_job_id": job_id} if job_id else {}))
+        if new.cancel_requested and new.backend_job_id and not new.state.terminal:
+            await self._send_cancel(new)  # cancelled while it was being submitted
+        return new
 
     def _progress(self, run_id: str, sent: int, total: int) -> None:
         self.upload_progress[run_id] = (sent, total)
@@ -305,6 +325,10 @@ class RunService:
         state = status.state
         if state == RunState.FAILED and run.cancel_requested:
             state = RunState.CANCELLED
+        elif state == RunState.FINISHED and run.cancel_requested and state != run.state:
+            # It did finish (exit 0, outputs complete), but the user asked it to stop.
+            status = JobStatus(state, status.exit_code, "; ".join(
+                filter(None, (status.message, FINISHED_BEFORE_CANCEL))))
         if state == run.state and not fields and status.exit_code == run.exit_code:
             return run
         if status.exit_code is not None:
@@ -340,15 +364,53 @@ class RunService:
                 )
             if state != run.state and state not in (RunState.UNKNOWN, RunState.QUEUED):
                 await asyncio.to_thread(self.tracker.set_status, run.mlflow_run_id, state)
-        except Exception:  # noqa: BLE001 - tracking trouble must not break the run record
-            log.exception("could not update MLflow for run %s", run.id)
+        except Exception as exc:  # noqa: BLE001 - tracking trouble must not break the run record
+            # Not dropped: recorded (before the state is), and tried again by later polls.
+            log.warning("could not update MLflow for run %s (will retry): %r", run.id, exc)
+            await asyncio.to_thread(self.store.mark_mlflow_pending, run.id, repr(exc))
+
+    async def _retry_mlflow(self) -> None:
+        """Make MLflow show what the store says for runs whose MLflow write failed."""
+        pending = await asyncio.to_thread(self.store.mlflow_pending)
+        now = time.monotonic()
+        for run_id, marked_at in pending:
+            next_try, delay = self._mlflow_retry.get(run_id, (0.0, 1.0))
+            if now < next_try:
+                continue
+            try:
+                run = await asyncio.to_thread(self.store.get, run_id)
+                if run.mlflow_run_id:
+                    if run.backend_job_id:
+                        await asyncio.to_thread(self.tracker.set_tags, run.mlflow_run_id,
+                                                {"hpcml.backend_job_id": run.backend_job_id})
+                    await asyncio.to_thread(self.tracker.set_status, run.mlflow_run_id,
+                                            run.state, run.ended_at)
+                await asyncio.to_thread(self.store.clear_mlflow_pending, run_id, marked_at)
+                self._mlflow_retry.pop(run_id, None)
+            except Exception as exc:  # noqa: BLE001 - MLflow still unavailable: later
+                log.info("MLflow update of run %s still failing: %r", run_id, exc)
+                self._mlflow_retry[run_id] = (now + delay, min(delay * 2, MLFLOW_RETRY_MAX_DELAY))
+
+    async def _send_cancel(self, run: RunRecord) -> JobStatus | None:
+        """Hand a recorded cancel to the backend (backends take a repeated cancel calmly)."""
+        ended = await self.registry.for_run(run).cancel(run)
+        self._cancels_sent.add(run.id)
+        return ended
 
     async def refresh(self, runs: Iterable[RunRecord] | None = None) -> list[RunRecord]:
         """One poll pass: one ``poll`` call per backend connection for all its active runs."""
         async with self._refresh_lock:
             active = list(runs) if runs is not None else await asyncio.to_thread(self.store.active)
+            await self._retry_mlflow()
             groups: dict[str, list[RunRecord]] = defaultdict(list)
             for run in active:
+                if run.cancel_requested and run.backend_job_id and run.id not in self._cancels_sent:
+                    # Recorded but perhaps never delivered (a crash between the two, or
+                    # recorded by another process): deliver it now.
+                    try:
+                        await self._send_cancel(run)
+                    except Exception:  # noqa: BLE001 - tried again by the next pass
+                        log.exception("could not cancel run %s", run.id)
                 if run.state == RunState.SUBMITTING or not run.backend_job_id:
                     await self._resolve_interrupted(run)
                     continue
@@ -403,15 +465,32 @@ class RunService:
 
         await asyncio.gather(*(one(r) for r in runs))
 
-    async def _resolve_interrupted(self, run: RunRecord) -> None:
-        """A SUBMITTING run whose submitter is gone: adopt its job if it exists, else FAILED."""
+    @staticmethod
+    def _being_submitted(run: RunRecord) -> bool:
+        """Whether the run's submitter may still be at work on it."""
         if run.id in IN_FLIGHT:
-            return  # this process is submitting it right now
+            return True  # this process is submitting it right now
         if (run.submitter_host == HOST and run.submitter_pid != os.getpid()
                 and run.submitter_pid and _pid_alive(run.submitter_pid)):
-            return  # another process on this machine is still submitting it
-        if run.submitter_host != HOST and time.time() - run.updated_at < FOREIGN_SUBMIT_TIMEOUT:
+            return True  # another process on this machine is still submitting it
+        return run.submitter_host != HOST and time.time() - run.updated_at < FOREIGN_SUBMIT_TIMEOUT
+
+    async def _resolve_interrupted(self, run: RunRecord) -> None:
+        """A SUBMITTING run whose submitter is gone: adopt its job if it exists, else FAILED."""
+        if self._being_submitted(run):
             return
+        if not run.mlflow_run_id and run.mlflow_experiment_name:
+            # Interrupted between the record and its MLflow run: find that run, so that it
+            # is closed with the record instead of staying RUNNING for ever.
+            try:
+                found = await asyncio.to_thread(
+                    self.tracker.find_run, run.mlflow_experiment_name, run.id)
+            except Exception:  # noqa: BLE001 - MLflow unavailable: the next pass tries again
+                log.exception("could not look up the MLflow run of run %s", run.id)
+                return
+            if found:
+                run = await asyncio.to_thread(self.store.update, run.id,
+                                              mlflow_experiment_id=found[0], mlflow_run_id=found[1])
         try:
             backend = self.registry.for_run(run)
             job_id = await backend.find_submitted(run) if run.run_dir else None
@@ -464,9 +543,19 @@ class RunService:
             raise Conflict(f"run {run.id} already ended ({run.state.value})")
         run = await asyncio.to_thread(self.store.update, run.id, cancel_requested=True)
         if not run.backend_job_id:
-            return await self._apply(run, JobStatus(RunState.CANCELLED, message="cancelled before the job started"))
-        backend = self.registry.for_run(run)
-        ended = await backend.cancel(run)
+            if run.state == RunState.SUBMITTING and self._being_submitted(run):
+                return run  # its submitter cancels the job once it has an id (see _launch)
+            # Its submission was interrupted: the job may exist all the same.
+            job_id = await self.registry.for_run(run).find_submitted(run) if run.run_dir else None
+            if not job_id:
+                return await self._apply(run, JobStatus(
+                    RunState.CANCELLED, message="cancelled before the job started"))
+            run = await self._apply(run, JobStatus(
+                RunState.QUEUED, message="re-attached after an interrupted submission"),
+                backend_job_id=job_id)
+            if run.state.terminal:
+                return run
+        ended = await self._send_cancel(run)
         if ended is not None and ended.state.terminal:
             # The job had ended by itself before the cancel reached it: its own end stands.
             run = await asyncio.to_thread(self.store.update, run.id, cancel_requested=False)

@@ -103,7 +103,19 @@ _V2_ARCHIVED = _sql(
     "CREATE INDEX runs_by_archived ON runs (archived, created_at DESC, id)",
 )
 
-MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED]
+# Runs whose MLflow run may not show their state (an MLflow write failed): every poll pass
+# tries again, also after a restart, until MLflow follows. `marked_at` tells a later failure
+# from the one a retry started from.
+_V3_MLFLOW_PENDING = _sql(
+    """CREATE TABLE mlflow_pending (
+        run_id    TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+        marked_at REAL NOT NULL,
+        error     TEXT
+    ) WITHOUT ROWID""",
+)
+
+# Append only; never edit a released step. Step i brings the schema to version i + 1.
+MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED, _V3_MLFLOW_PENDING]
 
 
 def _user_version(conn: sqlite3.Connection) -> int:
@@ -704,6 +716,7 @@ class RunStore:
             # Explicit, not only ON DELETE CASCADE: that needs foreign keys on in every opener.
             conn.execute("DELETE FROM state_history WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM sync_state WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM mlflow_pending WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         return current
 
@@ -715,6 +728,30 @@ class RunStore:
                 (snapshot_id,),
             ).fetchone()
         return row is not None
+
+    # -- MLflow writes to retry
+
+    def mark_mlflow_pending(self, run_id: str, error: str) -> None:
+        """Remember that the run's MLflow run may not show its state (see ``_V3``)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO mlflow_pending (run_id, marked_at, error) VALUES (?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET marked_at = excluded.marked_at,"
+                " error = excluded.error",
+                (run_id, time.time(), error[:2000]),
+            )
+
+    def mlflow_pending(self) -> builtins.list[tuple[str, float]]:
+        """(run id, marked_at) of every run waiting for an MLflow write."""
+        with self._read() as conn:
+            return [(r, float(t)) for r, t in conn.execute(
+                "SELECT run_id, marked_at FROM mlflow_pending ORDER BY marked_at")]
+
+    def clear_mlflow_pending(self, run_id: str, marked_at: float) -> None:
+        """Done, unless a newer failure was marked since ``marked_at`` was read."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM mlflow_pending WHERE run_id = ? AND marked_at = ?",
+                         (run_id, marked_at))
 
     # -- offline tracking sync offsets
 

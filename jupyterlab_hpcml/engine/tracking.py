@@ -206,6 +206,21 @@ class Tracker:
             )
         return exp.experiment_id
 
+    def find_run(self, experiment_name: str, hpcml_run_id: str) -> tuple[str, str] | None:
+        """(experiment id, MLflow run id) of the run created for hpcml run ``hpcml_run_id``
+        (its ``hpcml.run_id`` tag), or None: for a submission interrupted before the run
+        record learnt its MLflow run."""
+        load_mlflow()
+        from mlflow.entities import ViewType
+
+        exp = self.client.get_experiment_by_name(experiment_name)
+        if exp is None or not re.fullmatch(r"[0-9A-Za-z_-]+", hpcml_run_id):
+            return None
+        found = self.client.search_runs(
+            [exp.experiment_id], f"tags.`hpcml.run_id` = '{hpcml_run_id}'",
+            run_view_type=ViewType.ALL, max_results=1)
+        return (exp.experiment_id, found[0].info.run_id) if found else None
+
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         load_mlflow()
         from mlflow.entities import RunTag
