@@ -146,6 +146,34 @@ async def test_recent_manifest_is_kept_for_submissions_in_flight(api, toy_projec
     assert (hpcml_data / "snapshots" / f"{run['snapshot_id']}.json").is_file()
 
 
+async def test_only_the_runs_own_directory_is_removed(api, hpcml_data, tmp_path):
+    """A cluster's run directory is kept and reported; a local record naming a folder that is
+    not the backend's `<work dir>/<run id>` (an edited record) does not get it removed."""
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "data.txt").write_text("keep me")
+    store = RunStore(hpcml_data / "runs.sqlite")
+    for rid, backend, connection, run_dir in (
+        ("remote01", "ssh", "ssh:alice@cluster", "/scratch/alice/hpcml/remote01"),
+        ("local001", "local", None, str(outside)),
+    ):
+        store.insert(RunRecord(id=rid, name=rid, project_path="/p", project_name="p",
+                               entry_point="main", command="true", backend=backend,
+                               connection=connection, run_dir=run_dir,
+                               state=RunState.FINISHED))
+    store.close()
+
+    status, result = await api("DELETE", "runs/remote01")
+    assert status == 200 and result["run_dir_removed"] is False
+    assert result["kept"] == ["run directory kept on ssh:alice@cluster: "
+                              "/scratch/alice/hpcml/remote01"]
+    status, result = await api("DELETE", "runs/local001")
+    assert status == 200 and result["run_dir_removed"] is False
+    assert (outside / "data.txt").read_text() == "keep me"
+    status, listing = await api("GET", "runs", archived="true")
+    assert listing["total"] == 0
+
+
 # --------------------------------------------------------------------------- REST: archive
 
 
