@@ -489,8 +489,11 @@ class RunService:
                 log.exception("could not look up the MLflow run of run %s", run.id)
                 return
             if found:
-                run = await asyncio.to_thread(self.store.update, run.id,
-                                              mlflow_experiment_id=found[0], mlflow_run_id=found[1])
+                updated = await asyncio.to_thread(self.store.update, run.id,
+                                                  mlflow_experiment_id=found[0], mlflow_run_id=found[1])
+                if updated.state != run.state:
+                    return  # the submission ended meanwhile: decide nothing from an old snapshot
+                run = updated
         try:
             backend = self.registry.for_run(run)
             job_id = await backend.find_submitted(run) if run.run_dir else None
