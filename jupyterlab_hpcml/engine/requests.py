@@ -16,9 +16,11 @@ from pydantic import (
     Field,
     PlainValidator,
     StringConstraints,
+    ValidationError,
 )
 
 from . import limits
+from .errors import Problem, UserInputError
 
 Overrides = list[str] | dict[str, Any]
 
@@ -92,7 +94,32 @@ ExperimentName = _text(limits.MAX_EXPERIMENT_NAME_LENGTH)
 EntryPoint = _text(limits.MAX_ENTRY_POINT_LENGTH)
 
 
-class _RunOptions(BaseModel):
+def problems_of(exc: ValidationError) -> list[Problem]:
+    """pydantic's errors as Problems keyed by the field's dotted path."""
+    return [Problem(err["msg"].removeprefix("Value error, "),
+                    key=".".join(str(p) for p in err["loc"]) or None)
+            for err in exc.errors()]
+
+
+class _Request(BaseModel):
+    """A request model that raises ``UserInputError`` (as the REST API answers it, the CLI
+    prints it and the Python API documents it) instead of pydantic's ValidationError."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise UserInputError(problems_of(exc)) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise UserInputError(problems_of(exc)) from None
+
+
+class _RunOptions(_Request):
     """What a submission and a re-run share."""
 
     model_config = ConfigDict(extra="forbid", strict=True)

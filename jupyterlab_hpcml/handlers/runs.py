@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any
 
 from ..engine.errors import Problem, UserInputError
@@ -86,13 +87,17 @@ class RunsHandler(HpcmlHandler):
         if not 1 <= limit <= 1000 or offset < 0:
             raise UserInputError(Problem("limit must be 1..1000 and offset >= 0", key="limit"))
         states = parse_states(self.get_query_arguments("state"))
+        archived = parse_archived(self)  # checked with `since` too, which lists archived runs
         since = self.get_query_argument("since", None)
         store = self.engine.store
         if since is not None:
             try:
-                changed = await asyncio.to_thread(store.changed_since_json, float(since))
+                cursor = float(since)
+                if not math.isfinite(cursor):
+                    raise ValueError(since)
             except ValueError:
                 raise UserInputError(Problem(f"must be a number, got {since!r}", key="since")) from None
+            changed = await asyncio.to_thread(store.changed_since_json, cursor)
             write_runs(self, changed, len(changed))
             return
         runs, total = await asyncio.to_thread(
@@ -101,7 +106,7 @@ class RunsHandler(HpcmlHandler):
             project=self.get_query_argument("project", None),
             experiment=self.get_query_argument("experiment", None),
             text=self.get_query_argument("q", None),
-            archived=parse_archived(self),
+            archived=archived,
             limit=limit,
             offset=offset,
         )
@@ -121,7 +126,6 @@ class RunHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str) -> None:
         self.write_json(run_json(self, await self.engine.runs.get(run_id)))
-
 
     @authenticated
     async def delete(self, run_id: str) -> None:
