@@ -24,7 +24,13 @@ own job ids at the end (``scancel <ids>``, never ``-u``).
 Event-loop stalls are measured inside the server: the bench loads this file as a second
 server extension (``_load_jupyter_server_extension`` below), which samples the loop's lag
 every 10 ms and times Python's garbage collections, and answers ``/hpcml-bench/probe``.
-Then the same clients without think time give the saturation throughput.
+Lag is wall time; "busy" is the server's CPU time during a late sample, which tells a stall
+of the server's own making from the OS giving the core to someone else on a shared
+machine. Server CPU per request is printed for the same reason. Then the same clients
+without think time give the saturation throughput.
+
+To compare two versions, put a copy of the package first: ``PYTHONPATH=/tmp/old
+.venv/bin/python bench/bench_load.py`` (the server and the bench then import it).
 
 Run: ``.venv/bin/python bench/bench_load.py [--runs 1000 --clients 50 --think 1
 --duration 60 --repeat 3]`` (develop with ``--runs 100 --duration 20``). The machine may be
@@ -174,6 +180,7 @@ class Server:
             env={**env, "PYTHONPATH": os.pathsep.join(filter(None, [
                 str(REPO / "bench"), env.get("PYTHONPATH", "")]))},
             stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=tmp,  # `python -m` puts the working directory first on sys.path
         )
         for _ in range(600):
             if self.proc.poll() is not None:
@@ -380,7 +387,7 @@ async def measure(args: argparse.Namespace, load: Load, server: Server) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(REPO))
+    sys.path.append(str(REPO))  # after $PYTHONPATH: a copy of the package there is measured
     from tests.slurm_cluster import backend_config, cluster_settings, skip_reason, ssh_cmd
 
     reason = skip_reason()
