@@ -231,6 +231,26 @@ def _positive(case: schemathesis.Case, location: ParameterLocation) -> bool:
     return info is None or info.mode == GenerationMode.POSITIVE
 
 
+def _toy_submission() -> st.SearchStrategy[dict[str, Any]]:
+    """A submission of the toy project that can start (names and the rest stay generated):
+    a python -c that exits with a code, a script that writes its argument, or an unknown
+    entry point; the local backend as default or from the project's config."""
+    code = st.fixed_dictionaries({"code": st.integers(0, 255)})
+    value = st.fixed_dictionaries({"value": st.text(max_size=50)})
+    program = st.one_of(
+        st.fixed_dictionaries({"entry_point": st.just("fail"), "parameters": code}),
+        st.fixed_dictionaries({"entry_point": st.just("args"), "parameters": value}),
+        st.fixed_dictionaries({"entry_point": st.just("nope")}),
+    )
+    overrides = [[], ["Resources.Runtime=5m"], {"Resources": {"Runtime": 60}}]
+    where = st.fixed_dictionaries({
+        "project": st.just("toy"),
+        "backend_config": st.sampled_from([None, "local.yaml"]),
+        "overrides": st.sampled_from(overrides),
+    })
+    return st.tuples(program, where).map(lambda parts: {**parts[0], **parts[1]})
+
+
 @schema.hook("flatmap_case")
 def steer(context: Any, case: schemathesis.Case) -> st.SearchStrategy:
     """Half of the generated cases name real runs (ids or 8-character prefixes) and aim
@@ -257,9 +277,7 @@ def steer(context: Any, case: schemathesis.Case) -> st.SearchStrategy:
             lambda run: ("query", {**case.query, "run": run})))
     if (method == "POST" and path == "/runs" and isinstance(case.body, dict)
             and _positive(case, ParameterLocation.BODY)):
-        # A python -c that exits, a script that writes a file, an unknown entry point.
-        changes.append(st.sampled_from(["fail", "args", "nope"]).map(
-            lambda ep: ("body", {**case.body, "project": "toy", "entry_point": ep})))
+        changes.append(_toy_submission().map(lambda sub: ("body", {**case.body, **sub})))
     if not changes:
         return st.just(case)
 

@@ -15,18 +15,11 @@ from tornado import web
 
 from ..engine import limits
 from ..engine.errors import HpcmlError, NotFound, Problem, TooLarge, UserInputError
-from ..engine.requests import check_path
+from ..engine.requests import check_path, problems_of
 from ..engine.service import Engine
 from .jsonbody import parse_json_body
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def _pydantic_problems(exc: ValidationError) -> list[Problem]:
-    return [
-        Problem(err["msg"], key=".".join(str(p) for p in err["loc"]) or None)
-        for err in exc.errors()
-    ]
 
 
 @web.stream_request_body
@@ -127,7 +120,7 @@ class HpcmlHandler(APIHandler):
             super()._handle_request_exception(e)
             return
         if isinstance(e, ValidationError):
-            e = UserInputError(_pydantic_problems(e))
+            e = UserInputError(problems_of(e))
         problems = [p.to_dict() for p in getattr(e, "problems", [])]
         self.log.info("hpcml: %s %s → %s: %s", self.request.method, self.request.path, e.status, e)
         self.clear()
