@@ -302,7 +302,8 @@ async def test_project_lookup_stops_at_the_server_root(api, jp_root_dir, tmp_pat
         assert status == 400 and "ancestor" not in repr(answer), answer
     # Nor may a project folder or its MLproject link out of the root.
     (tmp_path / "ext").mkdir()
-    (tmp_path / "ext" / "MLproject").write_text("name: ext\nentry_points:\n  main:\n    command: id\n")
+    (tmp_path / "ext" / "MLproject").write_text(
+        "name: ext\nentry_points:\n  main:\n    command: id\n")
     (jp_root_dir / "linked").symlink_to(tmp_path / "ext", target_is_directory=True)
     (jp_root_dir / "half").mkdir()
     (jp_root_dir / "half" / "MLproject").symlink_to(tmp_path / "ext" / "MLproject")
