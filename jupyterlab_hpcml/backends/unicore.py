@@ -7,17 +7,26 @@ Config (Mantik's format, unchanged): ``UnicoreApiUrl: https://.../SITE/rest/core
 pyunicore's asyncio client has known bugs (``Client.get_jobs`` and ``Job.bss_details``
 fail on coroutines), so the synchronous client runs in worker threads
 (``asyncio.to_thread``); every call has an explicit timeout, idempotent calls are retried
-on 5xx and dropped connections, and failures become the engine's errors.
+on 5xx/429 and dropped connections, any call once more after a 401 with a fresh login, and
+failures become the engine's errors.
 
 * **Submit** (Mantik's flow): create the job with ``haveClientStageIn`` (it waits in
   READY), upload the project into its working directory with one ``PUT files/<path>``
-  per file, relative paths kept (nested folders intact), plus ``.hpcml/job.sh``, then
-  ``POST actions/start``. The job description: ``Executable``/``Arguments`` (bash
-  ``.hpcml/job.sh``), ``Environment`` (config Variables + the tracking environment),
-  ``Resources`` (Queue, Runtime, Nodes, CPUsPerNode, TotalCPUs, GPUsPerNode, Memory,
-  Reservation, NodeConstraints, QoS), ``Project``, ``Job type``, ``User precommand`` /
-  ``User postcommand`` with ``RunUserPre/PostcommandOnLoginNode`` for the login-node
-  commands, ``Stdout``/``Stderr`` = ``.hpcml/{stdout,stderr}.log``, ``Tags``.
+  per file, relative paths kept (nested folders intact), plus ``.hpcml/job.sh``,
+  ``.hpcml/env.sh`` and (secrets only) ``.hpcml/secrets.env``, then ``POST actions/start``.
+  The job description: ``Executable``/``Arguments`` (bash ``.hpcml/job.sh``), ``Resources``
+  (Queue, Runtime, Nodes, CPUsPerNode, TotalCPUs, GPUsPerNode, Memory, Reservation,
+  NodeConstraints, QoS), ``Project``, ``Job type``, ``User precommand`` / ``User
+  postcommand`` with ``RunUserPre/PostcommandOnLoginNode`` for the login-node commands,
+  ``Stdout``/``Stderr`` = ``.hpcml/{stdout,stderr}.log``, ``Tags``.
+* **Environment** never goes into the description's ``Environment``: UNICORE/X writes it into
+  the generated job script as ``KEY="value"; export KEY`` (unescaped: ``"``, ``$``, backticks
+  and newlines become shell code) after the TSI replaced ``$HOME``/``$USER`` in the text, and
+  it keeps the description (``/jobs/{id}/submitted``). Variables and the job's public
+  environment travel in ``.hpcml/env.sh`` (``export K='v'``, shell-quoted), sourced by
+  ``job.sh`` and in front of the login-node commands; secrets (the tracking token) in
+  ``.hpcml/secrets.env``, made ``rw-------`` with UNICORE's file-permission call, sourced by
+  ``job.sh`` and deleted when the job ends (and on cancel).
 * **Run directory**: the job's working directory (a UNICORE storage). It is only known
   once the job exists, after ``prepare``; so ``prepare`` returns ``.`` (the job's working
   directory seen from the job: offline tracking paths are relative) and every file
@@ -25,16 +34,23 @@ on 5xx and dropped connections, and failures become the engine's errors.
 * **Poll**: UNICORE has no bulk status call (the job list returns URLs only), so each
   active job costs one ``GET /jobs/{id}?fields=status,statusMessage,exitCode``; at most
   ``max_status_requests`` per cycle (round-robin, oldest first, in parallel), the rest
-  keep their last known state until their turn.
-* **Files**: HTTP ``Range`` reads (``Content-Range`` gives the size), directory listings
-  of the working-directory storage, streamed downloads; **cancel**: ``actions/abort``
-  (the job ends FAILED; the engine records CANCELLED because it asked).
+  keep their last known state until their turn. A job that failed answers UNKNOWN alone.
+  An ended FAILED job is judged once more (see :meth:`UnicoreBackend._ended`): UNICORE has no
+  timeout state — a wall-time kill is "Job did not complete normally on BSS…" or "User
+  application exited with non-zero exit code: <143>".
+* **Files**: a file's size comes from its JSON properties (ranged reads answer 206 WITHOUT
+  ``Content-Range``, and a range starting past the end makes a TSI-backed server loop), then
+  an HTTP ``Range`` read of what exists; listings page with ``offset``/``num``; streamed
+  downloads; **cancel**: ``actions/abort`` (the job ends FAILED; the engine records CANCELLED
+  because it asked).
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
+import math
 import re
 import shlex
 import threading
@@ -43,6 +59,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -61,18 +78,30 @@ from .base import (
     Snapshot,
     run_relpath,
 )
-from .batchscript import command_list
+from .batchscript import command_list, secrets_file_content, split_env
 from .credentials import MEMORY, CredentialsMissing, unicore_credentials
 
 log = logging.getLogger(__name__)
 
 JOB_SCRIPT = f"{META_DIR}/job.sh"
+ENV_FILE = f"{META_DIR}/env.sh"  # Variables + the job's public environment, shell-quoted
+SECRETS_FILE = f"{META_DIR}/secrets.env"  # rw------- , deleted by job.sh at the end
+EXIT_FILE = f"{META_DIR}/exit_code"
 HONOURED_RESOURCES = ("Queue", "Runtime", "Nodes", "TotalCPUs", "CPUsPerNode", "GPUsPerNode",
                       "MemoryPerNode", "Reservation", "NodeConstraints", "QoS", "Account")
 _SIMPLE_RESOURCES = ("Queue", "Nodes", "CPUsPerNode", "TotalCPUs", "GPUsPerNode", "Reservation",
                      "NodeConstraints", "QoS")
 LOGIN_QUEUES = {"login", "on_login_node"}
 _ERROR_RE = re.compile(r"^(\d{3}) Server Error: (.*) for url: ", re.S)
+# UNICORE/X caps one listing (SMSBaseImpl.MAX_LS_RESULTS); asking for more per page never helps.
+LIST_PAGE = 10_000
+# What batch systems call a wall-time kill, as the TSI reports it ("get job details": Slurm's
+# `scontrol show job` as JSON; PBS/LSF texts), in /details or the job log.
+_BSS_TIMEOUT_RE = re.compile(
+    r'"?JobState"?\s*[=:]\s*"?TIMEOUT|Reason"?\s*[=:]\s*"?TimeLimit|TERM_RUNLIMIT|walltime[^"\n]{0,40}exceeded',
+    re.I)
+ABORTED_MESSAGE = "Job aborted."  # DefaultProcessor: USER_ABORTED "Job aborted."
+_OCTETS = {"Accept": "application/octet-stream"}
 
 
 class RemoteError(HpcmlError):
@@ -87,12 +116,14 @@ class _Ambiguous(Exception):
 
 def unicore_state(props: dict[str, Any]) -> JobStatus:
     """UNICORE job properties → JobStatus (an aborted job is FAILED; the engine makes it
-    CANCELLED when a cancel was requested)."""
+    CANCELLED when a cancel was requested). UNICORE has no TIMEOUT: see
+    ``UnicoreBackend._ended``."""
     status = str(props.get("status") or "UNDEFINED").upper()
     message = props.get("statusMessage") or None
     code = _int(props.get("exitCode"))
     if status in ("CREATED", "UNDEFINED", "READY", "STAGINGIN", "QUEUED"):
-        return JobStatus(RunState.QUEUED, None, f"UNICORE: {status}" if status != "QUEUED" else None)
+        note = f"UNICORE: {status}" if status != "QUEUED" else None
+        return JobStatus(RunState.QUEUED, None, note)
     if status in ("RUNNING", "STAGINGOUT"):
         return JobStatus(RunState.RUNNING)
     if status == "SUCCESSFUL":
@@ -101,10 +132,28 @@ def unicore_state(props: dict[str, Any]) -> JobStatus:
         return JobStatus(RunState.FINISHED, 0 if code is None else code)
     if status == "FAILED":
         text = str(message or "")
-        if re.search(r"TIMEOUT|time ?limit|wall ?time", text, re.I):
-            return JobStatus(RunState.TIMEOUT, code, f"UNICORE: {text}")
         return JobStatus(RunState.FAILED, code, f"UNICORE: {text}" if text else "UNICORE: FAILED")
     return JobStatus(RunState.UNKNOWN, code, f"unrecognised UNICORE status {status!r}")
+
+
+def judge_end(status: JobStatus, record: dict[str, Any] | None, details: str | None) -> JobStatus:
+    """A FAILED job's final state from what else is known: ``record`` = the job's own
+    ``.hpcml/exit_code`` (None: missing), ``details`` = the batch system's report (the job log's
+    "Detailed job information…" or ``/details``; None: unavailable).
+
+    TIMEOUT only on the batch system's word (JobState TIMEOUT): a SIGTERM seen by the job is
+    also what a cancel, a preemption or a node failure sends, and the limit UNICORE applies is
+    not the one asked for (the Slurm TSI floors Runtime to whole minutes, sites clamp it)."""
+    code = status.exit_code
+    if record is not None and _int(record.get("exit_code")) is not None:
+        code = _int(record.get("exit_code"))  # ours: also there when UNICORE's wrapper was killed
+    if details and _BSS_TIMEOUT_RE.search(details):
+        return JobStatus(RunState.TIMEOUT, code, "wall-time limit reached (the batch system "
+                         f"ended the job: TIMEOUT); {status.message or 'UNICORE: FAILED'}")
+    message = status.message
+    if record is not None and record.get("signal"):
+        message = f"{message}; the job received {record['signal']}"
+    return JobStatus(RunState.FAILED, code, message)
 
 
 def _int(value: Any) -> int | None:
@@ -125,24 +174,48 @@ def _mtime(text: Any) -> float | None:
     return None
 
 
-def job_script(job: JobSpec) -> str:
-    """``.hpcml/job.sh``: modules, venv, compute-node pre/post commands, the command, the exit code file."""
+def job_files(job: JobSpec) -> dict[str, bytes]:
+    """``.hpcml/env.sh`` (Variables + public job environment) and, when there are secrets,
+    ``.hpcml/secrets.env``: ``export K='v'`` lines, so values arrive verbatim."""
+    public, secret = split_env(job.env)
+    given = (job.environment or {}).get("Variables") or {}
+    variables = {str(k): _env_value(v) for k, v in given.items()}
+    files = {ENV_FILE: secrets_file_content({**public, **variables})}
+    if secret:
+        files[SECRETS_FILE] = secrets_file_content(secret)
+    return files
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def job_script(job: JobSpec, secrets: bool = False) -> str:
+    """``.hpcml/job.sh``: modules, venv, environment, compute-node pre/post commands, the
+    command, the exit record (``.hpcml/exit_code``: code and the signal that stopped the job)."""
     env = job.environment or {}
     q = shlex.quote
+    cleanup = f"; rm -f {SECRETS_FILE}" if secrets else ""
     out = [
         "#!/bin/bash",
         f"# jupyterlab-hpcml run {job.run_id}: generated, do not edit",
         'export HPCML_RUN_DIR="$PWD"',
         "mkdir -p .hpcml",
+        "__hpcml_signal=null",
         "__hpcml_record() {",
-        "  printf '{\"exit_code\": %d, \"timeout\": false, \"signal\": null, \"ended_at\": %s}\\n' "
-        '"$1" "$(date +%s)" > .hpcml/.exit_code.$$ && mv -f .hpcml/.exit_code.$$ .hpcml/exit_code',
+        "  printf '{\"exit_code\": %d, \"timeout\": false, \"signal\": %s, \"ended_at\": %s}\\n' "
+        '"$1" "$__hpcml_signal" "$(date +%s)" > .hpcml/.exit_code.$$ && '
+        f"mv -f .hpcml/.exit_code.$$ {EXIT_FILE}{cleanup}",
         "}",
         '__hpcml_fail() { echo "hpcml: $2" >&2; __hpcml_record "$1"; exit "$1"; }',
-        "trap '__hpcml_record 143; exit 143' TERM INT",
+        "trap '__hpcml_signal=\"\\\"SIGTERM\\\"\"; __hpcml_record 143; exit 143' TERM",
+        "trap '__hpcml_signal=\"\\\"SIGINT\\\"\"; __hpcml_record 130; exit 130' INT",
     ]
     for m in env.get("Modules") or []:
-        out.append(f"module load {q(str(m))} || __hpcml_fail 1 {q('module load ' + str(m) + ' failed')}")
+        failed = q(f"module load {m} failed")
+        out.append(f"module load {q(str(m))} || __hpcml_fail 1 {failed}")
     python = env.get("Python")
     if python:
         venv = str(python)
@@ -151,20 +224,29 @@ def job_script(job: JobSpec) -> str:
         out.append(f"[ -f {q(venv)}/bin/activate ] || __hpcml_fail 1 "
                    f"{q('Environment.Python: no virtual environment at ' + venv)}")
         out.append(f"VIRTUAL_ENV_DISABLE_PROMPT=1 . {q(venv)}/bin/activate")
+    out.append(f". ./{ENV_FILE} || __hpcml_fail 1 {q('cannot read ' + ENV_FILE)}")
+    if secrets:
+        out.append(f"[ -r {SECRETS_FILE} ] && . ./{SECRETS_FILE} || echo 'hpcml: the secrets "
+                   "file is missing: the job runs without credentials' >&2")
     out.append('export PYTHONUNBUFFERED="${PYTHONUNBUFFERED:-1}"')
     for cmd in command_list(env.get("PreRunCommandOnComputeNode")):
         out.append(f"bash -c {q(cmd)} || __hpcml_fail $? {q('pre-run command failed: ' + cmd)}")
     apptainer = env.get("Apptainer") if isinstance(env.get("Apptainer"), dict) else None
     if apptainer:
         opts = " ".join(q(str(o)) for o in (apptainer.get("Options") or []))
-        main = f"apptainer run {opts + ' ' if opts else ''}{q(str(apptainer.get('Path')))} bash -c {q(job.command)}"
+        image = q(str(apptainer.get("Path")))
+        main = f"apptainer run {opts + ' ' if opts else ''}{image} bash -c {q(job.command)}"
     else:
         main = f"bash -c {q(job.command)}"
     out.append("date +%s > .hpcml/started")
     out.append(f"{main} &")
-    out.append('__hpcml_child=$!; trap \'kill -TERM "$__hpcml_child" 2>/dev/null\' TERM INT')
+    out.append('__hpcml_child=$!')
+    for sig, name in (("TERM", "SIGTERM"), ("INT", "SIGINT")):
+        out.append(f"trap '__hpcml_signal=\"\\\"{name}\\\"\"; "
+                   f"kill -TERM \"$__hpcml_child\" 2>/dev/null' {sig}")
     out.append('wait "$__hpcml_child"; __hpcml_rc=$?')
-    out.append('while kill -0 "$__hpcml_child" 2>/dev/null; do wait "$__hpcml_child"; __hpcml_rc=$?; done')
+    out.append('while kill -0 "$__hpcml_child" 2>/dev/null; do '
+               'wait "$__hpcml_child"; __hpcml_rc=$?; done')
     for cmd in command_list(env.get("PostRunCommandOnComputeNode")):
         out.append(f"bash -c {q(cmd)} || echo {q('hpcml: post-run command failed: ' + cmd)} >&2")
     out.append('__hpcml_record "$__hpcml_rc"')
@@ -172,22 +254,30 @@ def job_script(job: JobSpec) -> str:
     return "\n".join(out) + "\n"
 
 
+def _with_env(commands: list[str], joiner: str) -> str:
+    """Login-node commands, after sourcing the job's environment (UNICORE runs them in the
+    working directory)."""
+    return f". ./{ENV_FILE} && {{ {joiner.join(commands)}; }}"
+
+
 def job_description(run_id: str, job: JobSpec) -> dict[str, Any]:
-    """The UNICORE job description (Mantik's mapping, login-node commands as user pre/post commands)."""
+    """The UNICORE job description (Mantik's mapping, login-node commands as user pre/post
+    commands). No ``Environment``: see the module docstring."""
     env = job.environment or {}
     res = job.resources or {}
-    resources: dict[str, Any] = {k: res[k] for k in _SIMPLE_RESOURCES if res.get(k) not in (None, "")}
+    resources: dict[str, Any] = {
+        k: res[k] for k in _SIMPLE_RESOURCES if res.get(k) not in (None, "")}
     if res.get("Runtime"):
-        resources["Runtime"] = str(int(res["Runtime"]))  # seconds
+        # The TSI floors Runtime to whole minutes (Slurm --time in minutes, at least 1): round
+        # up here so a job never gets less than asked for.
+        resources["Runtime"] = str(max(1, math.ceil(float(res["Runtime"]) / 60)) * 60)  # seconds
     if res.get("MemoryPerNode"):
         resources["Memory"] = f"{int(res['MemoryPerNode'])}M"
     on_login = str(res.get("Queue") or "").lower() in LOGIN_QUEUES
-    variables = {str(k): str(v) for k, v in (env.get("Variables") or {}).items()}
     desc: dict[str, Any] = {
         "Name": job.job_name,
         "Executable": "bash",
         "Arguments": [JOB_SCRIPT],
-        "Environment": {**variables, **{str(k): str(v) for k, v in job.env.items()}},
         "Job type": "ON_LOGIN_NODE" if on_login else "BATCH",
         "Stdout": f"{META_DIR}/stdout.log",
         "Stderr": f"{META_DIR}/stderr.log",
@@ -202,11 +292,11 @@ def job_description(run_id: str, job: JobSpec) -> dict[str, Any]:
         desc["Project"] = str(res["Account"])
     pre = command_list(env.get("PreRunCommandOnLoginNode"))
     if pre:
-        desc["User precommand"] = " && ".join(pre)
+        desc["User precommand"] = _with_env(pre, " && ")
         desc["RunUserPrecommandOnLoginNode"] = True
     post = command_list(env.get("PostRunCommandOnLoginNode"))
     if post:
-        desc["User postcommand"] = " ; ".join(post)
+        desc["User postcommand"] = _with_env(post, " ; ")
         desc["RunUserPostcommandOnLoginNode"] = True
     return desc
 
@@ -219,6 +309,7 @@ class UnicoreBackend(Backend):
     submit_retries = 5  # the job exists: try harder before giving up on it
     max_status_requests = 32  # per poll cycle
     upload_threads = 4
+    list_page = LIST_PAGE  # entries asked for per listing request
 
     def __init__(self, config: dict[str, Any], data_dir: Path):
         super().__init__(config, data_dir)
@@ -229,6 +320,7 @@ class UnicoreBackend(Backend):
         self._pending: dict[str, tuple[Snapshot, dict[str, bytes], ProgressCallback | None]] = {}
         self._storages: dict[str, str] = {}  # job id → working-directory storage URL
         self._last: dict[str, tuple[float, JobStatus]] = {}  # job id → (checked at, status)
+        self._staging: set[str] = set()  # jobs this process is uploading to (READY on purpose)
 
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
@@ -284,8 +376,8 @@ class UnicoreBackend(Backend):
             return exc
         if isinstance(exc, httpx.TransportError):
             if not idempotent and not isinstance(exc, httpx.ConnectError):
-                return _Ambiguous(BackendUnavailable(
-                    f"UNICORE ({self.url}) dropped the connection ({type(exc).__name__}) while {what}"))
+                return _Ambiguous(BackendUnavailable(f"UNICORE ({self.url}) dropped the connection "
+                                                     f"({type(exc).__name__}) while {what}"))
             return None
         code = _status_of(exc)
         if code is None:
@@ -298,29 +390,43 @@ class UnicoreBackend(Backend):
             return NotFound(f"UNICORE: not found while {what}")
         if code == 429 or code >= 500:
             if not idempotent:
-                return _Ambiguous(BackendUnavailable(f"UNICORE ({self.url}) answered HTTP {code} while {what}"))
+                return _Ambiguous(BackendUnavailable(
+                    f"UNICORE ({self.url}) answered HTTP {code} while {what}"))
             return None
         return RemoteError(f"UNICORE rejected the request while {what} ({_describe(exc)})")
 
     def _call_sync(self, what: str, fn: Callable[[], Any], idempotent: bool = True,
                    retries: int | None = None) -> Any:
+        """``fn`` with retries. ``fn`` must take the client from ``self._transport()`` on each
+        call: after a 401 (an expired token or session; the server did nothing) it runs once
+        more with a fresh login. pyunicore drops a 429's Retry-After, so 429s wait like 5xx."""
         attempts = 1 + ((self.retries if retries is None else retries) if idempotent else 0)
         last: Exception | None = None
-        for i in range(attempts):
+        relogged = False
+        i = 0
+        while True:
             try:
                 return fn()
             except Exception as exc:  # noqa: BLE001 - translated below
                 err = self._translate(what, exc, idempotent)
                 if err is not None:
+                    if not relogged and _status_of(exc) == 401:
+                        relogged = True
+                        continue
                     raise err from None
                 last = exc
-            if i < attempts - 1:
-                time.sleep(self.retry_backoff[min(i, len(self.retry_backoff) - 1)])
+            i += 1
+            if i >= attempts:
+                break
+            time.sleep(self.retry_backoff[min(i - 1, len(self.retry_backoff) - 1)])
         raise BackendUnavailable(
             f"UNICORE ({self.url}) cannot be reached or fails ({_describe(last)}) while {what}")
 
     async def _call(self, what: str, fn: Callable[[], Any], idempotent: bool = True) -> Any:
         return await asyncio.to_thread(self._call_sync, what, fn, idempotent)
+
+    def _transport(self) -> Any:
+        return self._sync_client().transport
 
     def _job_url(self, job_id: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9-]+", job_id or ""):
@@ -330,11 +436,17 @@ class UnicoreBackend(Backend):
     def _storage_url(self, job_id: str) -> str:
         url = self._storages.get(job_id)
         if url is None:
-            client = self._sync_client()
-            props = client.transport.get(url=self._job_url(job_id), params={"fields": "_links"})
+            props = self._transport().get(url=self._job_url(job_id), params={"fields": "_links"})
             url = props["_links"]["workingDirectory"]["href"]
             self._storages[job_id] = url
         return url
+
+    def _job_file_url(self, job_id: str, relpath: str) -> str:
+        storage = self._call_sync("opening the working directory",
+                                  lambda: self._storage_url(job_id))
+        rel = run_relpath(relpath)
+        # UNICORE URL-decodes the path (SMSBaseImpl.makeSMSLocal): '#', '?', '%' in names are safe.
+        return f"{storage}/files/{quote(rel)}" if rel else f"{storage}/files"
 
     # ------------------------------------------------------------ prepare and submit
 
@@ -358,91 +470,149 @@ class UnicoreBackend(Backend):
             raise UserInputError(Problem(f"run {run.id} was not prepared by this process"))
         snapshot, extras, progress = pending
         desc = job_description(run.id, job)
-        script = job_script(job).encode()
-        job_id = await asyncio.to_thread(self._submit_sync, run, desc, snapshot, extras, script, progress)
+        files = job_files(job)
+        files[JOB_SCRIPT] = job_script(job, secrets=SECRETS_FILE in files).encode()
+        job_id = await asyncio.to_thread(
+            self._submit_sync, run, desc, snapshot, extras, files, progress)
         return job_id, JobStatus(RunState.QUEUED)
 
-    def _submit_sync(self, run: RunRecord, desc: dict[str, Any], snapshot: Snapshot,
-                     extras: dict[str, bytes], script: bytes, progress: ProgressCallback | None) -> str:
-        from pyunicore.client import Job
-
-        client = self._sync_client()
-        transport = client.transport
-        try:
-            resp = self._call_sync("submitting the job",
-                                   lambda: transport.post(url=client.links["jobs"], json=desc), idempotent=False)
-            job_url = resp.headers["Location"]
+    def _create(self, desc: dict[str, Any]) -> str:
+        def post() -> str:
+            resp = self._transport().post(url=self._sync_client().links["jobs"], json=desc)
             resp.close()
-        except _Ambiguous:
-            found = self._find_sync(run.id)
-            if found is None:
-                resp = self._call_sync("submitting the job",
-                                       lambda: transport.post(url=client.links["jobs"], json=desc), idempotent=False)
-                job_url = resp.headers["Location"]
-            else:
-                job_url = self._job_url(found)
-        job_id = job_url.rstrip("/").rsplit("/", 1)[-1]
+            return str(resp.headers["Location"])
+
+        return self._call_sync("submitting the job", post, idempotent=False)
+
+    def _submit_sync(self, run: RunRecord, desc: dict[str, Any], snapshot: Snapshot,
+                     extras: dict[str, bytes], files: dict[str, bytes],
+                     progress: ProgressCallback | None) -> str:
+        ambiguous = False
         try:
-            self._stage_in_and_start(Job(transport, job_url), job_id, snapshot, extras, script, progress)
-        except Exception as exc:
-            # The job exists but cannot be started: remove it rather than leave the run hanging.
+            job_url = self._create(desc)
+        except _Ambiguous:
+            # Did the job get created? Look it up by its tag (unreachable → BackendUnavailable:
+            # the run is UNKNOWN and find_submitted settles it later), create it only if absent.
+            ambiguous = True
+            found = self._tagged_jobs(run.id)
             try:
-                self._call_sync("removing the unstarted job", lambda: transport.delete(url=job_url).close())
-            except Exception:  # noqa: BLE001 - best effort
+                job_url = self._job_url(found[0][0]) if found else self._create(desc)
+            except _Ambiguous as again:
+                raise again.error from None
+        job_id = job_url.rstrip("/").rsplit("/", 1)[-1]
+        self._staging.add(job_id)
+        try:
+            self._stage_in_and_start(job_id, snapshot, extras, files, progress)
+        except Exception as exc:
+            # The job exists but may not have started: remove it rather than leave the run hanging.
+            try:
+                self._call_sync("removing the unstarted job",
+                                lambda: self._transport().delete(url=job_url).close())
+            except Exception:  # noqa: BLE001 - we cannot tell whether it runs: let find_submitted decide
                 log.warning("could not remove UNICORE job %s after a failed submission", job_id)
+                raise BackendUnavailable(f"submission of UNICORE job {job_id} did not complete "
+                                         f"({exc}) and the job could not be removed") from None
             raise RemoteError(f"submission failed after the UNICORE job was created ({exc}); "
                               "the job was removed") from None
+        finally:
+            self._staging.discard(job_id)
+        if ambiguous:
+            self._drop_unstarted(run.id, keep=job_id)
         return job_id
 
-    def _stage_in_and_start(self, job: Any, job_id: str, snapshot: Snapshot, extras: dict[str, bytes],
-                            script: bytes, progress: ProgressCallback | None) -> None:
-        from pyunicore.client import Storage
-
-        transport = job.transport
+    def _stage_in_and_start(self, job_id: str, snapshot: Snapshot, extras: dict[str, bytes],
+                            files: dict[str, bytes], progress: ProgressCallback | None) -> None:
         retries = self.submit_retries
-        storage_url = self._call_sync("opening the working directory", lambda: job.links["workingDirectory"],
-                                      retries=retries)
-        self._storages[job_id] = storage_url
+        storage_url = self._call_sync("opening the working directory",
+                                      lambda: self._storage_url(job_id), retries=retries)
+
+        def put(rel: str, data: Callable[[], Any]) -> None:
+            url = f"{storage_url}/files/{quote(rel)}"
+            headers = {"Content-Type": "application/octet-stream"}
+            self._call_sync(f"uploading {rel}", lambda: self._transport().put(
+                url=url, headers=headers, content=data()).close(), retries=retries)
 
         items: list[tuple[str, Callable[[], Any], int]] = []
         for f in snapshot.files:
             path = snapshot.object_path(f)
             items.append((f.relpath, lambda p=path: p.read_bytes(), f.size))
-        for key, data in sorted(extras.items()):
-            if not key.endswith("/"):
+        for key, data in sorted({**extras, **files}.items()):
+            if not key.endswith("/") and key != SECRETS_FILE:
                 items.append((key, lambda d=data: d, len(data)))
-        items.append((JOB_SCRIPT, lambda: script, len(script)))
         dirs = sorted(k.rstrip("/") for k in extras if k.endswith("/"))
         total = sum(size for _, _, size in items)
         sent = 0
         lock = threading.Lock()
         if progress:
             progress(0, total)
+        if SECRETS_FILE in files:
+            secret = files[SECRETS_FILE]
+            put(SECRETS_FILE, lambda: secret)
+            # Files.modify (PUT with JSON): chmod; the answer says per item "OK" or "FAILED: …".
+            url = f"{storage_url}/files/{quote(SECRETS_FILE)}"
+            reply = self._call_sync("protecting the secrets file", lambda: self._transport().put(
+                url=url, json={"permissions": "rw-------"}), retries=retries)
+            answer = reply.json() if reply.content else {}
+            reply.close()
+            if answer.get("permissions") != "OK":
+                raise RemoteError(f"UNICORE could not make {SECRETS_FILE} private: "
+                                  f"{answer.get('permissions')}")
 
-        def put(item: tuple[str, Callable[[], Any], int]) -> None:
+        def upload(item: tuple[str, Callable[[], Any], int]) -> None:
             nonlocal sent
             rel, data, size = item
-            storage = Storage(transport, storage_url)
-            self._call_sync(f"uploading {rel}", lambda: storage.put(data(), rel), retries=retries)
+            put(rel, data)
             with lock:
                 sent += size
                 if progress:
                     progress(sent, total)
 
         with concurrent.futures.ThreadPoolExecutor(self.upload_threads) as pool:
-            list(pool.map(put, items))
-        storage = Storage(transport, storage_url)
+            list(pool.map(upload, items))
         for d in dirs:  # empty directories the offline MLflow store needs
-            self._call_sync(f"creating {d}", lambda d=d: storage.mkdir(d), retries=retries)
+            url = f"{storage_url}/files/{quote(d)}"
+            self._call_sync(f"creating {d}", lambda url=url: self._transport().post(
+                url=url, json={}).close(), retries=retries)
         # start is idempotent (a started job ignores it): safe to retry
-        self._call_sync("starting the job",
-                        lambda: transport.post(url=job.links["action:start"], json={}).close(), retries=retries)
+        start = f"{self._job_url(job_id)}/actions/start"
+        self._call_sync("starting the job", lambda: self._transport().post(
+            url=start, json={}).close(), retries=retries)
+
+    def _tagged_jobs(self, run_id: str) -> list[tuple[str, str]]:
+        """(job id, status) of the jobs tagged for this run, oldest first."""
+        urls = self._call_sync("listing jobs", lambda: self._transport().get(
+            url=self._sync_client().links["jobs"], params={"tags": f"hpcml-run-{run_id}"})["jobs"])
+        out = []
+        for url in urls:
+            job_id = url.rstrip("/").rsplit("/", 1)[-1]
+            try:
+                props = self._call_sync("reading the job status",
+                                        lambda job_id=job_id: self._transport().get(
+                                            url=self._job_url(job_id), params={"fields": "status"}))
+            except NotFound:
+                continue
+            out.append((job_id, str(props.get("status") or "")))
+        return out
+
+    def _drop_unstarted(self, run_id: str, keep: str | None) -> None:
+        """Remove jobs of this run that were created but never started (READY: waiting for our
+        stage-in, they would never run): leftovers of an interrupted or repeated submission."""
+        try:
+            for job_id, status in self._tagged_jobs(run_id):
+                if job_id != keep and status == "READY" and job_id not in self._staging:
+                    url = self._job_url(job_id)
+                    self._call_sync("removing an unstarted job",
+                                    lambda url=url: self._transport().delete(url=url).close())
+        except HpcmlError as exc:
+            log.warning("could not remove unstarted UNICORE jobs of run %s: %s", run_id, exc)
 
     def _find_sync(self, run_id: str) -> str | None:
-        client = self._sync_client()
-        urls = self._call_sync("listing jobs", lambda: client.transport.get(
-            url=client.links["jobs"], params={"tags": f"hpcml-run-{run_id}"})["jobs"])
-        return urls[0].rstrip("/").rsplit("/", 1)[-1] if urls else None
+        started = [job_id for job_id, status in self._tagged_jobs(run_id)
+                   if status != "READY" or job_id in self._staging]
+        # A READY job was never started (the submitter died before `start`): nothing runs, so
+        # the run FAILS ("submission interrupted") and the job is removed.
+        self._drop_unstarted(run_id, keep=started[0] if started else None)
+        return started[0] if started else None
 
     async def find_submitted(self, run: RunRecord) -> str | None:
         return await asyncio.to_thread(self._find_sync, run.id)
@@ -463,7 +633,8 @@ class UnicoreBackend(Backend):
         now = time.monotonic()
         out: dict[str, JobStatus] = {}
         for job_id, status in fresh.items():
-            self._last[job_id] = (now, status)
+            if status.state != RunState.UNKNOWN:
+                self._last[job_id] = (now, status)
             out[job_id] = status
         for ref in rest:
             cached = self._last.get(ref.job_id)
@@ -472,28 +643,74 @@ class UnicoreBackend(Backend):
         return out
 
     def _poll_sync(self, job_ids: list[str]) -> dict[str, JobStatus]:
-        client = self._sync_client()
+        self._sync_client()
 
-        def one(job_id: str) -> tuple[str, JobStatus | None]:
+        def one(job_id: str) -> tuple[str, JobStatus | HpcmlError | None]:
             try:
-                props = self._call_sync("reading the job status", lambda: client.transport.get(
+                props = self._call_sync("reading the job status", lambda: self._transport().get(
                     url=self._job_url(job_id), params={"fields": "status,statusMessage,exitCode"}))
+                status = unicore_state(props)
+                aborted = props.get("statusMessage") == ABORTED_MESSAGE
+                if status.state == RunState.FAILED and not aborted:
+                    status = self._ended(job_id, status)
             except NotFound:
                 return job_id, None  # the job was deleted: the engine records UNKNOWN
-            return job_id, unicore_state(props)
+            except HpcmlError as exc:  # this job only: the others are still known
+                return job_id, exc
+            return job_id, status
 
         with concurrent.futures.ThreadPoolExecutor(min(8, max(1, len(job_ids)))) as pool:
             results = list(pool.map(one, job_ids))
-        return {k: v for k, v in results if v is not None}
+        failures = [v for _, v in results if isinstance(v, HpcmlError)]
+        if failures and len(failures) == len(results):
+            raise BackendUnavailable(str(failures[0]))
+        return {k: (JobStatus(RunState.UNKNOWN, message=str(v)) if isinstance(v, HpcmlError) else v)
+                for k, v in results if v is not None}
+
+    def _ended(self, job_id: str, status: JobStatus) -> JobStatus:
+        """A FAILED job, judged once more (see :func:`judge_end`): the batch system's report
+        from the job log (UNICORE logs it when the job left no exit code, which is what a
+        wall-time kill does), the job's own ``.hpcml/exit_code``, and — when the job was
+        signalled or left no record — ``/details`` while the batch system still knows the job.
+        Trouble reading any of these raises: the job stays as it was until the next poll."""
+        props = self._call_sync("reading the job log", lambda: self._transport().get(
+            url=self._job_url(job_id), params={"fields": "log"}))
+        details = "\n".join(str(line) for line in props.get("log") or []
+                            if "information from batch system" in str(line)) or None
+        raw = self._small_file(job_id, EXIT_FILE)
+        record: dict[str, Any] | None = None
+        if raw is not None:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = None
+        said = bool(details and _BSS_TIMEOUT_RE.search(details))
+        if not said and (record is None or record.get("signal")):
+            url = f"{self._job_url(job_id)}/details"
+            try:
+                answer = self._call_sync("reading the batch system's details",
+                                         lambda: self._transport().get(url=url))
+                details = json.dumps(answer)
+            except HpcmlError:
+                pass  # the batch system forgot the job (Slurm's MinJobAge) or is not Slurm
+        return judge_end(status, record, details)
+
+    def _small_file(self, job_id: str, relpath: str) -> bytes | None:
+        url = self._job_file_url(job_id, relpath)
+
+        def get() -> bytes | None:
+            with self._transport().get_stream(url=url, headers=_OCTETS) as resp:
+                _raise_for(resp, url)
+                return resp.read() if resp.status_code == 200 else None
+
+        return self._call_sync(f"reading {relpath}", get)
 
     # ------------------------------------------------------------ files
 
     def _file_url(self, run: RunRecord, relpath: str) -> str | None:
         if not run.backend_job_id:
             return None
-        storage = self._call_sync("opening the working directory", lambda: self._storage_url(run.backend_job_id))
-        rel = run_relpath(relpath)
-        return f"{storage}/files/{rel}" if rel else f"{storage}/files"
+        return self._job_file_url(run.backend_job_id, relpath)
 
     async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
         if offset < 0 or max_bytes < 0:
@@ -504,37 +721,33 @@ class UnicoreBackend(Backend):
         url = self._file_url(run, relpath)
         if url is None:
             return Chunk(b"", offset, offset, None)
-        client = self._sync_client()
-        if max_bytes == 0:
-            try:
-                props = self._call_sync(f"reading {relpath}", lambda: client.transport.get(url=url))
-            except NotFound:
-                return Chunk(b"", offset, offset, None)
-            return Chunk(b"", offset, offset, int(props.get("size") or 0))
-
-        def ranged() -> tuple[int, bytes, str | None]:
-            headers = {"Accept": "application/octet-stream", "Range": f"bytes={offset}-{offset + max_bytes - 1}"}
-            with client.transport.get_stream(url=url, headers=headers) as resp:
-                if resp.status_code >= 500 or resp.status_code == 429:
-                    raise httpx.HTTPError(f"{resp.status_code} Server Error: range read failed for url: {url}")
-                if resp.status_code in (401, 403):
-                    raise httpx.HTTPError(f"{resp.status_code} Server Error: access denied for url: {url}")
-                body = resp.read() if resp.status_code in (200, 206) else b""
-                return resp.status_code, body, resp.headers.get("Content-Range")
-
+        # The size from the file's properties: a ranged read answers 206 without Content-Range,
+        # and must never start past the end (UNICORE/X's skip loop never ends on a TSI storage).
         try:
-            status, body, content_range = self._call_sync(f"reading {relpath}", ranged)
+            props = self._call_sync(f"reading {relpath}", lambda: self._transport().get(url=url))
         except NotFound:
             return Chunk(b"", offset, offset, None)
-        if status == 404:
+        if props.get("isDirectory"):
+            raise UserInputError(Problem(f"not a file: {relpath}"))
+        size = _int(props.get("size")) or 0
+        if max_bytes == 0 or offset >= size:
+            return Chunk(b"", offset, offset, size)
+        last = min(offset + max_bytes, size) - 1
+
+        def ranged() -> tuple[int, bytes]:
+            headers = {"Accept": "application/octet-stream", "Range": f"bytes={offset}-{last}"}
+            with self._transport().get_stream(url=url, headers=headers) as resp:
+                _raise_for(resp, url)
+                return resp.status_code, resp.read() if resp.status_code in (200, 206) else b""
+
+        try:
+            status, body = self._call_sync(f"reading {relpath}", ranged)
+        except NotFound:
             return Chunk(b"", offset, offset, None)
-        total = _total_of(content_range)
-        if status == 416:
-            return Chunk(b"", offset, offset, total if total is not None else offset)
         if status == 200:  # the server ignored the range: the whole file came
-            total = len(body)
-            body = body[offset: offset + max_bytes]
-        return Chunk(body, offset, offset + len(body), total if total is not None else offset + len(body))
+            body = body[offset:]
+        body = body[:max_bytes]
+        return Chunk(body, offset, offset + len(body), max(size, offset + len(body)))
 
     async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
         return await asyncio.to_thread(self._list_sync, run, relpath)
@@ -542,32 +755,58 @@ class UnicoreBackend(Backend):
     def _list_sync(self, run: RunRecord, relpath: str) -> list[FileInfo]:
         if not run.backend_job_id:
             raise NotFound("the job has not been submitted yet")
-        client = self._sync_client()
-        storage = self._call_sync("opening the working directory", lambda: self._storage_url(run.backend_job_id))
+        job_id = run.backend_job_id
         root = run_relpath(relpath)
         out: list[FileInfo] = []
         todo = [root]
         while todo:
             d = todo.pop()
-            url = f"{storage}/files/{d}" if d else f"{storage}/files"
+            url = self._job_file_url(job_id, d)
             try:
-                props = self._call_sync(f"listing {d or 'the run directory'}",
-                                        lambda url=url: client.transport.get(url=url))
+                entries = self._list_dir(url, d)
             except NotFound:
                 if d == root:
                     raise NotFound(f"no such directory in the run directory: {relpath}") from None
                 continue
-            if not props.get("isDirectory", True) and d == root:
-                raise UserInputError(Problem(f"not a directory: {relpath}"))
-            for name, meta in (props.get("content") or {}).items():
+            if entries is None:
+                if d == root:
+                    raise UserInputError(Problem(f"not a directory: {relpath}"))
+                continue
+            for name, meta in entries.items():
                 full = name.strip("/")
                 rel = full[len(root) + 1:] if root and full.startswith(root + "/") else full
                 is_dir = bool(meta.get("isDirectory"))
-                out.append(FileInfo(path=rel, is_dir=is_dir, size=None if is_dir else _int(meta.get("size")),
+                size = None if is_dir else _int(meta.get("size"))
+                out.append(FileInfo(path=rel, is_dir=is_dir, size=size,
                                     mtime=_mtime(meta.get("lastAccessed"))))
                 if is_dir:
                     todo.append(full)
         return sorted(out, key=lambda f: f.path)
+
+    def _list_dir(self, url: str, name: str) -> dict[str, Any] | None:
+        """All entries of one directory (None: not a directory). UNICORE answers at most
+        ``num`` entries from ``offset`` (the top level: at most 10,000, offset ignored) and
+        always adds a ``next`` link, so pages are asked for until one is short or brings
+        nothing new."""
+        entries: dict[str, Any] = {}
+        offset = 0
+        while True:
+            params = {"offset": offset, "num": self.list_page}
+            props = self._call_sync(f"listing {name or 'the run directory'}", lambda params=params:
+                                    self._transport().get(url=url, params=params))
+            if not props.get("isDirectory", True):
+                return None
+            page = props.get("content") or {}
+            new = {k: v for k, v in page.items() if k not in entries}
+            entries.update(new)
+            if len(page) < self.list_page:
+                return entries
+            if not new:
+                where = name or "the run directory's top level"
+                log.warning("UNICORE lists at most %d entries of %s (offset ignored): "
+                            "listing incomplete", len(page), where)
+                return entries
+            offset += len(page)
 
     async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
         await asyncio.to_thread(self._fetch_sync, run, relpath, Path(dest))
@@ -576,13 +815,11 @@ class UnicoreBackend(Backend):
         url = self._file_url(run, relpath)
         if url is None:
             raise NotFound("the job has not been submitted yet")
-        client = self._sync_client()
         dest.parent.mkdir(parents=True, exist_ok=True)
 
         def download() -> int:
-            with client.transport.get_stream(url=url, headers={"Accept": "application/octet-stream"}) as resp:
-                if resp.status_code >= 500 or resp.status_code in (401, 403, 429):
-                    raise httpx.HTTPError(f"{resp.status_code} Server Error: download failed for url: {url}")
+            with self._transport().get_stream(url=url, headers=_OCTETS) as resp:
+                _raise_for(resp, url)
                 if resp.status_code != 200:
                     return resp.status_code
                 with open(dest, "wb") as f:
@@ -590,22 +827,36 @@ class UnicoreBackend(Backend):
                         f.write(part)
                 return 200
 
-        if self._call_sync(f"downloading {relpath}", download) != 200:
+        status = self._call_sync(f"downloading {relpath}", download)
+        if status == 406:  # Files.download: a directory is "not acceptable" as octet-stream
+            raise UserInputError(Problem(f"not a file: {relpath}"))
+        if status != 200:
             raise NotFound(f"no such file in the run directory: {relpath}")
 
     async def cancel(self, run: RunRecord) -> None:
         if not run.backend_job_id:
             return
-        url = self._job_url(run.backend_job_id)
-
-        def abort() -> None:
-            c = self._sync_client()
-            c.transport.post(url=f"{url}/actions/abort", json={}).close()
-
+        job_id = run.backend_job_id
+        url = self._job_url(job_id)
         try:
-            await self._call("cancelling the job", abort)
+            await self._call("cancelling the job", lambda: self._transport().post(
+                url=f"{url}/actions/abort", json={}).close())
         except NotFound:
-            pass
+            return
+        # A job aborted before it ran never deletes its secrets file itself.
+        try:
+            secrets_url = await asyncio.to_thread(self._job_file_url, job_id, SECRETS_FILE)
+            await self._call("removing the secrets file",
+                             lambda: self._transport().delete(url=secrets_url).close())
+        except HpcmlError:
+            pass  # none (no secrets, or the job removed it), or the server is busy: it stays 0600
+
+
+def _raise_for(resp: httpx.Response, url: str) -> None:
+    """get_stream does not check the status: raise as pyunicore's checked calls do."""
+    code = resp.status_code
+    if code >= 500 or code in (401, 403, 429):
+        raise httpx.HTTPError(f"{code} Server Error: {resp.reason_phrase} for url: {url}")
 
 
 def _status_of(exc: Exception | None) -> int | None:
@@ -626,10 +877,3 @@ def _describe(exc: Exception | None) -> str:
     if isinstance(exc, httpx.TransportError):
         return type(exc).__name__
     return type(exc).__name__
-
-
-def _total_of(content_range: str | None) -> int | None:
-    if not content_range or "/" not in content_range:
-        return None
-    tail = content_range.rsplit("/", 1)[1].strip()
-    return int(tail) if tail.isdigit() else None

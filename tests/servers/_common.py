@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ def job_base_env(home: Path, user: str) -> dict[str, str]:
 
 @dataclass
 class FaultRule:
-    kind: str  # "500" | "429" | "drop" | "delay" | "401"
+    kind: str  # "500" | "429" | "drop" | "delay" | "hang" | "slow" | "401"
     method: str | None
     path_re: re.Pattern[str]
     times: int
@@ -116,11 +116,21 @@ class FaultyHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(self.error_body(status_code, str(msg)))
 
-    def prepare(self) -> None:
+    def prepare(self) -> Awaitable[None] | None:
         self.state.count(self.request.method, self.request.path)
         rule = self.state.faults.take(self.request.method, self.request.path)
         if rule is None:
-            return
+            return None
+        if rule.kind == "hang":
+            # Accepted, then no answer for ``arg`` seconds and the connection closed (a stuck
+            # back end): the client's own timeout ends the wait. Asynchronous, unlike "delay",
+            # so the server keeps answering other requests meanwhile. Subclasses that override
+            # prepare must return this awaitable for tornado to wait on it.
+            return self._hang(rule.arg)
+        if rule.kind == "slow":
+            # Carried out after ``arg`` seconds (non-blocking): with a client timeout below it, the
+            # work happens after the client gave up (and maybe after it looked for the result).
+            return asyncio.sleep(rule.arg)
         if rule.kind == "drop":
             stream = self.request.connection.detach()
             stream.close()
@@ -137,6 +147,12 @@ class FaultyHandler(tornado.web.RequestHandler):
             self.fail(401, "token expired")
             return
         self.fail(500, "injected internal server error")
+        return None
+
+    async def _hang(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.request.connection.detach().close()
+        self._finished = True  # tornado then skips the handler method
 
 
 class CountingState:
@@ -378,6 +394,21 @@ class LocalJob:
                 self._signal_group(signal.SIGKILL)
 
         threading.Thread(target=later, daemon=True).start()
+
+    def reap_group(self, grace: float) -> None:
+        """Like a batch system ending a job: wait up to ``grace`` s until no process of the
+        group is left (the job's shell may be gone while its children still write), then
+        SIGKILL what remains."""
+        if self._proc is None:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self._proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
+        self._signal_group(signal.SIGKILL)
 
     @property
     def done(self) -> bool:
