@@ -44,8 +44,8 @@ from .conftest import TERMINAL, TOY_PROJECT
 
 SPEC = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 # Per operation, for the fuzzing phase (valid and invalid data mixed); the examples and
-# coverage phases add their own boundary cases. 24 operations: about 1,900 requests, about
-# a minute on 2 idle cores.
+# coverage phases add their own boundary cases. 24 operations: about 1,300 requests, about
+# a minute on 2 busy cores (server start and seed runs included).
 MAX_EXAMPLES = 20
 MAX_RESPONSE_TIME = 2.0
 
