@@ -321,6 +321,7 @@ class UnicoreBackend(Backend):
         self._storages: dict[str, str] = {}  # job id → working-directory storage URL
         self._last: dict[str, tuple[float, JobStatus]] = {}  # job id → (checked at, status)
         self._staging: set[str] = set()  # jobs this process is uploading to (READY on purpose)
+        self._judged: dict[str, JobStatus] = {}  # ended FAILED jobs, judged once (see _ended)
 
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
@@ -652,7 +653,11 @@ class UnicoreBackend(Backend):
                 status = unicore_state(props)
                 aborted = props.get("statusMessage") == ABORTED_MESSAGE
                 if status.state == RunState.FAILED and not aborted:
-                    status = self._ended(job_id, status)
+                    # Judged once: the engine may poll an ended job again (its final sync retried).
+                    judged = self._judged.get(job_id)
+                    if judged is None:
+                        judged = self._judged[job_id] = self._ended(job_id, status)
+                    status = judged
             except NotFound:
                 return job_id, None  # the job was deleted: the engine records UNKNOWN
             except HpcmlError as exc:  # this job only: the others are still known
