@@ -121,6 +121,33 @@ async def test_names_and_values_over_limits_are_400_and_nothing_is_created(
                                        MlflowClient().search_experiments()]) == []
 
 
+async def test_nul_anywhere_in_a_body_is_400_before_anything_starts(api, toy_project):
+    # It used to make a run that failed to start ("embedded null byte" in its environment).
+    overrides = {"Environment": {"Variables": {"B": "x\x00y"}}}
+    status, answer = await api("POST", "runs", {"project": "toy", "entry_point": "fail",
+                                                "overrides": overrides})
+    assert status == 400, answer
+    assert answer["problems"][0]["key"] == "overrides.Environment.Variables.B"
+    assert await total_runs(api) == 0
+    before = (toy_project / "local.yaml").read_text()
+    status, answer = await api("POST", "project/config", {
+        "project": "toy", "path": "local.yaml",
+        "sections": {"Environment": {"Variables": {"A": "\x00"}}}})
+    assert status == 400 and answer["problems"][0]["key"] == "sections.Environment.Variables.A"
+    assert (toy_project / "local.yaml").read_text() == before
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("PUT", "credentials", {"project": "toy", "backend_config": "n" * 300 + ".yaml",
+                            "values": {"token": "t"}}),
+    ("POST", "project/config", {"project": "toy", "path": "n" * 300 + ".yaml",
+                                "sections": {"Resources": None}}),
+])
+async def test_over_long_names_in_other_bodies_are_400(api, toy_project, method, path, body):
+    status, answer = await api(method, path, body)
+    assert status == 400 and "longer than 255 bytes" in answer["message"], answer
+
+
 async def test_names_at_the_limits_are_taken(api, toy_project):
     run = await submit_run(api, entry_point="args", run_name="r" * limits.MAX_RUN_NAME_LENGTH,
                            experiment_name="e" * limits.MAX_EXPERIMENT_NAME_LENGTH,

@@ -20,6 +20,7 @@ from ..engine import config as config_mod
 from ..engine import paths
 from ..engine import project as project_mod
 from ..engine.errors import Problem, UserInputError
+from ..engine.requests import PathText
 from .base import HpcmlHandler, authenticated
 from .projects import describe_configs
 
@@ -29,8 +30,10 @@ EDITABLE_SECTIONS = ("Resources", "Environment")
 class SaveConfigRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    project: str = Field(description="Project folder (or a file in it), relative to the server root")
-    path: str = Field(description="Config file, relative to the project (as GET /project lists it)")
+    project: PathText = Field(
+        description="Project folder (or a file in it), relative to the server root")
+    path: PathText = Field(
+        description="Config file, relative to the project (as GET /project lists it)")
     sections: dict[str, dict[str, Any] | None] = Field(
         description="Top-level sections to write (Resources, Environment); null removes one"
     )

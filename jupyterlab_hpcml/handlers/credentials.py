@@ -12,14 +12,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine.errors import Problem, UserInputError
+from ..engine.requests import PathText
 from .base import HpcmlHandler, authenticated
 
 
 class CredentialsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    project: str = Field(description="Project folder, as in a submission")
-    backend_config: str = Field(description="Backend config file, as in a submission")
+    project: PathText = Field(description="Project folder, as in a submission")
+    backend_config: PathText = Field(description="Backend config file, as in a submission")
     values: dict[str, Any] = Field(description="One complete set: client_id + client_secret or "
                                    "api_key (FirecREST); username + password or token (UNICORE)")
 

@@ -1,8 +1,9 @@
 """Request bodies as JSON, refusing what would crash code further in.
 
 Not UTF-8, NaN/Infinity, numbers out of float range, integers Python will not convert
-(over 4300 digits) and nesting deeper than ``limits.MAX_JSON_DEPTH`` are each a
-``UserInputError`` (400) here instead of an exception somewhere in the engine (500).
+(over 4300 digits), nesting deeper than ``limits.MAX_JSON_DEPTH`` and NUL characters in
+strings are each a ``UserInputError`` (400) here instead of an exception somewhere in the
+engine (500) or a run that fails to start.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import math
 from typing import Any
 
 from ..engine import limits
-from ..engine.errors import UserInputError
+from ..engine.errors import Problem, UserInputError
 
 _TOO_DEEP = f"request body is nested deeper than {limits.MAX_JSON_DEPTH} levels"
 
@@ -27,16 +28,27 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_depth(data: Any) -> None:
+def _check_structure(data: Any) -> None:
+    """Nesting within the limit, and no NUL in any string: no field of this API can hold
+    one (paths, names, parameters, environment values, credentials), and one would only
+    fail later, e.g. when a job's environment is built."""
     # Iterative: a recursive walk would itself overflow on what it is meant to refuse.
-    stack = [(data, 1)]
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
     while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            if depth > limits.MAX_JSON_DEPTH:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                raise UserInputError(Problem("must not contain a NUL character",
+                                             key=".".join(path) or None))
+        elif isinstance(node, (dict, list)):
+            if len(path) >= limits.MAX_JSON_DEPTH:
                 raise UserInputError(_TOO_DEEP)
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children)
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, child in items:
+                if isinstance(key, str) and "\x00" in key:
+                    raise UserInputError(Problem("a key must not contain a NUL character",
+                                                 key=".".join(path) or None))
+                stack.append((child, (*path, str(key))))
 
 
 def parse_json_body(raw: bytes) -> Any:
@@ -53,5 +65,5 @@ def parse_json_body(raw: bytes) -> Any:
         raise UserInputError(_TOO_DEEP) from None
     except ValueError as exc:  # JSONDecodeError, a 5000-digit integer, NaN
         raise UserInputError(f"request body is not JSON: {exc}") from None
-    _check_depth(data)
+    _check_structure(data)
     return data
