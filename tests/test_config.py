@@ -332,7 +332,7 @@ def test_unknown_key_typo_in_queue_reports_both(tmp_path: Path) -> None:
 def test_unknown_key_without_close_match_lists_allowed(tmp_path: Path) -> None:
     problem = only_problem(write(tmp_path, "c.yaml", "Local:\n  Flavour: x\n"))
     assert problem.key == "Local.Flavour" and problem.line == 2
-    assert problem.message == "unknown key 'Flavour' (allowed here: WorkDir)"
+    assert problem.message == "unknown key 'Flavour' (allowed here: WorkDir, KillGrace)"
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
