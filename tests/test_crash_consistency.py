@@ -155,3 +155,23 @@ async def test_run_that_finished_before_the_cancel_took_effect_says_so(hpcml_dat
     assert (run.state, run.exit_code) == (RunState.FINISHED, 0)
     assert FINISHED_BEFORE_CANCEL in (run.state_history[-1].message or "")
     await engine.close()
+
+
+async def test_poll_from_before_a_cancel_records_the_cancel(hpcml_data, project):
+    """A poll pass reads its runs, then a cancel is recorded and signalled, then the pass
+    sees the job ended: CANCELLED, not FAILED (the kill -9 test met this race)."""
+    engine = Engine(data_dir=hpcml_data)
+    run = await submit(engine, project)
+    run = await until(engine, run.id, lambda r: r.state == RunState.RUNNING)
+    stdout = Path(run.run_dir or "") / ".hpcml" / "stdout.log"
+    while "started" not in stdout.read_text():  # the program runs: its end comes from the cancel
+        await asyncio.sleep(0.05)
+    snapshot = engine.store.get(run.id)  # what the poll pass read
+    await engine.runs.cancel(run.id)
+    exit_file = Path(run.run_dir or "") / ".hpcml" / "exit_code"
+    while not exit_file.exists():
+        await asyncio.sleep(0.05)
+    await engine.runs.refresh([snapshot])
+    run = engine.store.get(run.id)
+    assert (run.state, run.exit_code) == (RunState.CANCELLED, 128 + 15)
+    await engine.close()

@@ -106,3 +106,21 @@ async def test_runtime_limit_holds_when_the_runner_is_gone(env: Env) -> None:
     env.backend._reap()
     status = await wait_end(env.backend, ref, timeout=20)
     assert (status.state, status.exit_code) == (RunState.TIMEOUT, 128 + signal.SIGTERM)
+
+
+async def test_job_is_found_when_its_submitter_died_before_recording_the_pid(env: Env) -> None:
+    """The server died between starting the runner and writing its pid to job.json."""
+    run, ref = await env.start("touch ready; while [ ! -e go ]; do sleep 0.05; done")
+    run_dir = Path(ref.run_dir)
+    await wait_for_file(run_dir / "ready")
+    job_file = run_dir / ".hpcml" / "job.json"
+    job_file.write_text(json.dumps({**json.loads(job_file.read_text()), "pid": None,
+                                    "start_time": None}))
+    restarted = LocalBackend({}, env.data_dir)
+    assert await restarted.find_submitted(run) == ref.job_id  # the runner recorded itself
+    (run_dir / ".hpcml" / "runner.json").unlink()  # ... or had not done so yet
+    assert await restarted.find_submitted(run) == ref.job_id
+    (run_dir / "go").touch()
+    status = await wait_end(restarted, ref)
+    assert (status.state, status.exit_code) == (RunState.FINISHED, 0)
+    env.backend._reap()

@@ -42,7 +42,7 @@ from .base import (
     run_relpath,
 )
 from .local_env import inherited_environment
-from .local_runner import PROGRAM_EXIT
+from .local_runner import PROGRAM_EXIT, RUNNER_FILE
 
 # The runner is started by file path in isolated mode (-I): it is stdlib-only, so it
 # works whether or not the package is importable from the job's cwd and environment
@@ -109,6 +109,22 @@ def _killpg(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass  # the job already ended
+
+
+def _find_runner(run_dir: Path) -> int | None:
+    """The pid of a live runner started for ``run_dir``, found by its command line."""
+    wanted = [RUNNER.encode(), str(run_dir).encode()]
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[-3:-1] == wanted and _is_our_process(int(entry.name), None):
+            return int(entry.name)
+    return None
 
 
 def _group_alive(pgid: int) -> bool:
@@ -338,14 +354,24 @@ class LocalBackend(Backend):
     # ------------------------------------------------------------ find / poll
 
     def _launch_info(self, run_dir: Path) -> tuple[int, int | None] | None:
-        record = _read_json(run_dir / JOB_FILE)
-        if not record or not record.get("pid"):
-            return None
-        return int(record["pid"]), record.get("start_time")
+        """(pid, start time) of the job's runner: as the submitter recorded it, else as
+        the runner recorded itself (the submitter may have died in between)."""
+        for name in (JOB_FILE, f"{META_DIR}/{RUNNER_FILE}"):
+            try:
+                record = _read_json(run_dir / name)
+            except (ValueError, OSError):
+                record = None
+            if record and record.get("pid"):
+                return int(record["pid"]), record.get("start_time")
+        return None
 
     async def find_submitted(self, run: RunRecord) -> str | None:
-        info = await asyncio.to_thread(self._launch_info, self._run_dir(run))
-        return str(info[0]) if info else None
+        run_dir = self._run_dir(run)
+        info = await asyncio.to_thread(self._launch_info, run_dir)
+        if info is None:  # started, but too recently to have recorded itself
+            pid = await asyncio.to_thread(_find_runner, run_dir)
+            return str(pid) if pid else None
+        return str(info[0])
 
     def _reap(self) -> None:
         """Collect runners this process started, so that no zombie stays behind."""

@@ -36,6 +36,9 @@ from typing import Any
 META_DIR = ".hpcml"
 DEFAULT_KILL_GRACE = 10.0
 PROGRAM_EXIT = "program_exit"  # the program's own exit code, written by RECORDER
+# This runner's pid and start time, written first thing: the server that started it may die
+# before it records them in job.json, and a restarted one must find the job all the same.
+RUNNER_FILE = "runner.json"
 
 # Runs the program (``$1``, a shell command) in a child shell exactly as ``bash -c``
 # would, and writes its exit status to ``$2``. The trap keeps this recording shell alive
@@ -230,12 +233,24 @@ def run_job(run_dir: Path, state: RunnerState) -> StepResult:
     return result
 
 
+def _record_self(run_dir: Path) -> None:
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        start_time: int | None = int(stat[stat.rindex(b")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        start_time = None
+    _write_atomic(run_dir / META_DIR / RUNNER_FILE,
+                  json.dumps({"pid": os.getpid(), "start_time": start_time}))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m jupyterlab_hpcml.backends.local_runner <run_dir>", file=sys.stderr)
         return 2
     run_dir = Path(args[0]).resolve()
+    _record_self(run_dir)
     state = RunnerState(pgid=os.getpgid(0))
     _install_handlers(state)
     try:

@@ -323,6 +323,11 @@ class RunService:
         """Record what a backend reported, MLflow first: whoever sees a state in the store
         finds MLflow already there (setting the same MLflow status twice is harmless)."""
         state = status.state
+        if state.terminal and not run.cancel_requested and not run.state.terminal:
+            # A poll pass decides from a snapshot read before the poll: a cancel recorded
+            # since (whose signal may be what ended the job) must count.
+            fresh = await asyncio.to_thread(self.store.get, run.id)
+            run = run.model_copy(update={"cancel_requested": fresh.cancel_requested})
         if state == RunState.FAILED and run.cancel_requested:
             state = RunState.CANCELLED
         elif state == RunState.FINISHED and run.cancel_requested and state != run.state:
