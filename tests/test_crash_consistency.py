@@ -175,3 +175,28 @@ async def test_poll_from_before_a_cancel_records_the_cancel(hpcml_data, project)
     run = engine.store.get(run.id)
     assert (run.state, run.exit_code) == (RunState.CANCELLED, 128 + 15)
     await engine.close()
+
+
+async def test_cancel_during_the_submission_stops_the_job(hpcml_data, project):
+    """A cancel that arrives while the run is being submitted: the submitter cancels the
+    job as soon as it exists (it used to start and run on, unknown to the record)."""
+    engine = Engine(data_dir=hpcml_data)
+    submitting = asyncio.ensure_future(submit(engine, project))
+    while not engine.store.list()[0]:  # the record is stored before the MLflow run
+        await asyncio.sleep(0.002)
+    run_id = engine.store.list()[0][0].id
+    answer = await engine.runs.cancel(run_id)
+    assert answer.state == RunState.SUBMITTING and answer.cancel_requested
+    await submitting
+    run = await until(engine, run_id, lambda r: r.state.terminal)
+    assert run.state == RunState.CANCELLED
+    assert run.backend_job_id and not _alive(int(run.backend_job_id))
+    await engine.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
