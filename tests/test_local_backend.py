@@ -288,7 +288,8 @@ async def test_runtime_limit_gives_timeout(env: Env) -> None:
 
 
 async def test_cancel_kills_the_whole_process_group(env: Env) -> None:
-    command = "sleep 1000 & echo $! > grandchild.pid; sleep 1000"
+    # written then renamed: the test must never read a half-written pid file
+    command = "sleep 1000 & echo $! > gc.tmp && mv gc.tmp grandchild.pid; sleep 1000"
     run, ref = await env.start(command, {"PostRunCommandOnComputeNode": "touch post_ran"})
     run_dir = Path(ref.run_dir)
     await wait_for_file(run_dir / "grandchild.pid")
