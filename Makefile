@@ -30,7 +30,7 @@ lab: $(STAMP)
 test: $(STAMP) test-cluster
 	$(VENV)/bin/jlpm test
 	$(MAKE) test-ui
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 ## Galata tests: the real lab + server extension in Debian's headless Chromium.
 test-ui: $(STAMP)
