@@ -20,27 +20,16 @@ from jupyterlab_hpcml.engine.errors import BackendUnavailable
 from jupyterlab_hpcml.engine.models import RunState
 
 from .conftest import TERMINAL, mlflow_final, submit_run, wait_for_state
+from .firecrest_fixtures import CLIENT_ID, config, serve_firecrest
 from .servers.firecrest_server import FirecrestServer
 
-CLIENT_ID = "hpcml-test-client"
 CANARY = "canary-fc-7d1e9b3a-secret"  # the client secret: must never show up anywhere
 JOBS_LIST = "GET /compute/{system}/jobs"
 
 
 @pytest.fixture
 def firecrest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    server = FirecrestServer(tmp_path / "cluster", clients={CLIENT_ID: CANARY}).start()
-    monkeypatch.setenv("MANTIK_FIRECREST_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("MANTIK_FIRECREST_CLIENT_SECRET", CANARY)
-    yield server
-    server.stop()
-
-
-def config(server: FirecrestServer, **resources) -> dict:
-    return {
-        "Firecrest": {"ApiUrl": server.url, "TokenUrl": server.token_url, "Machine": "cluster"},
-        "Resources": {"Queue": "normal", "Runtime": "10m", **resources},
-    }
+    yield from serve_firecrest(tmp_path, monkeypatch, CANARY)
 
 
 @pytest.fixture

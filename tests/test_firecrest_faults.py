@@ -16,12 +16,11 @@ from jupyterlab_hpcml.backends.base import JobRef
 from jupyterlab_hpcml.backends.firecrest import FirecrestBackend
 from jupyterlab_hpcml.engine.errors import BackendUnavailable
 from jupyterlab_hpcml.engine.models import RunRecord, RunState
-from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 
+from .firecrest_fixtures import config, request, serve_firecrest
 from .servers.firecrest_server import FirecrestServer
 
-CLIENT_ID = "hpcml-test-client"
 SECRET = "canary-fc-faults-31c9a0-secret"
 SUBMIT = "POST /compute/{system}/jobs"
 JOBS = r"/compute/[^/]+/jobs$"
@@ -30,27 +29,12 @@ READS = r"/filesystem/[^/]+/ops/(ls|stat|tail|view|download)$"
 
 @pytest.fixture
 def firecrest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    server = FirecrestServer(tmp_path / "cluster", clients={CLIENT_ID: SECRET}).start()
-    monkeypatch.setenv("MANTIK_FIRECREST_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("MANTIK_FIRECREST_CLIENT_SECRET", SECRET)
     # Short waits, so that the test is quick: a request not answered in 3 s counts as lost,
     # a submission without answer is looked for in the job list for 5 s.
     monkeypatch.setattr(FirecrestBackend, "http_timeout", 3.0)
     monkeypatch.setattr(FirecrestBackend, "ambiguous_settle", 5.0)
     monkeypatch.setattr(FirecrestBackend, "retry_backoff", (0.1,))
-    yield server
-    server.stop()
-
-
-def config(server: FirecrestServer) -> dict:
-    return {
-        "Firecrest": {"ApiUrl": server.url, "TokenUrl": server.token_url, "Machine": "cluster"},
-        "Resources": {"Queue": "normal", "Runtime": "10m"},
-    }
-
-def request(project: Path, **fields) -> SubmitRequest:
-    return SubmitRequest(project=str(project), backend_config="firecrest.yaml", **fields)
-
+    yield from serve_firecrest(tmp_path, monkeypatch, SECRET)
 
 
 @pytest.fixture

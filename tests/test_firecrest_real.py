@@ -22,12 +22,11 @@ from jupyterlab_hpcml.backends.base import JobRef, JobSpec, Snapshot
 from jupyterlab_hpcml.backends.firecrest import FirecrestBackend, ls_name
 from jupyterlab_hpcml.engine.errors import UserInputError
 from jupyterlab_hpcml.engine.models import RunRecord, RunState
-from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 
+from .firecrest_fixtures import config, request, serve_firecrest
 from .servers.firecrest_server import USER, FirecrestServer
 
-CLIENT_ID = "hpcml-test-client"
 SECRET = "canary-fc-real-5b0c2f-secret"  # the OIDC client secret
 TOKEN = "canary-tracking-token-9e41d7"  # a job secret: the MLflow tracking token
 SUBMIT = "POST /compute/{system}/jobs"
@@ -35,22 +34,7 @@ SUBMIT = "POST /compute/{system}/jobs"
 
 @pytest.fixture
 def firecrest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    server = FirecrestServer(tmp_path / "cluster", clients={CLIENT_ID: SECRET}).start()
-    monkeypatch.setenv("MANTIK_FIRECREST_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("MANTIK_FIRECREST_CLIENT_SECRET", SECRET)
-    yield server
-    server.stop()
-
-
-def config(server: FirecrestServer, **resources) -> dict:
-    return {
-        "Firecrest": {"ApiUrl": server.url, "TokenUrl": server.token_url, "Machine": "cluster"},
-        "Resources": {"Queue": "normal", "Runtime": "10m", **resources},
-    }
-
-def request(project: Path, **fields) -> SubmitRequest:
-    return SubmitRequest(project=str(project), backend_config="firecrest.yaml", **fields)
-
+    yield from serve_firecrest(tmp_path, monkeypatch, SECRET)
 
 
 @pytest.fixture
