@@ -10,7 +10,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -310,9 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="run store folder (default: $HPCML_DATA_DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("submit", help="submit a run of an MLflow project")
-    cli_args.add_submit_arguments(p)
-    p.set_defaults(func=cmd_submit)
+    def command(
+        name: str, help: str, func: Callable[[argparse.Namespace], Awaitable[int]],
+        add_arguments: Callable[[argparse.ArgumentParser], None] = cli_args.add_run_argument,
+    ) -> argparse.ArgumentParser:
+        """A sub-command running ``func``, its arguments added by ``add_arguments``."""
+        p = sub.add_parser(name, help=help)
+        add_arguments(p)
+        p.set_defaults(func=func)
+        return p
+
+    command("submit", "submit a run of an MLflow project", cmd_submit,
+            cli_args.add_submit_arguments)
 
     p = sub.add_parser("validate", help="check the MLproject and backend configs")
     p.add_argument("project", nargs="?", default=".")
@@ -321,39 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("runs", help="list runs, newest first")
-    cli_args.add_runs_arguments(p)
-    p.set_defaults(func=cmd_runs)
-
-    p = sub.add_parser("show", help="show one run")
-    cli_args.add_run_argument(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_show)
-
-    p = sub.add_parser("logs", help="print a run's stdout (or stderr)")
-    cli_args.add_logs_arguments(p)
-    p.set_defaults(func=cmd_logs)
-
-    p = sub.add_parser("cancel", help="cancel a run")
-    cli_args.add_run_argument(p)
-    p.set_defaults(func=cmd_cancel)
-
-    p = sub.add_parser("delete", help="delete an ended run: its record and run directory "
-                       "(a remote run directory is kept), with --mlflow its MLflow run")
-    cli_args.add_delete_arguments(p)
-    p.set_defaults(func=cmd_delete)
-
-    p = sub.add_parser("archive", help="hide an ended run from listings (runs --archived shows it)")
-    cli_args.add_run_argument(p)
-    p.set_defaults(func=cmd_archive)
-
-    p = sub.add_parser("unarchive", help="show an archived run in listings again")
-    cli_args.add_run_argument(p)
-    p.set_defaults(func=cmd_unarchive)
-
-    p = sub.add_parser("rerun", help="run again, optionally with other parameters/resources")
-    cli_args.add_rerun_arguments(p)
-    p.set_defaults(func=cmd_rerun)
+    command("runs", "list runs, newest first", cmd_runs, cli_args.add_runs_arguments)
+    command("show", "show one run", cmd_show).add_argument("--json", action="store_true")
+    command("logs", "print a run's stdout (or stderr)", cmd_logs, cli_args.add_logs_arguments)
+    command("cancel", "cancel a run", cmd_cancel)
+    command("delete", "delete an ended run: its record and run directory "
+            "(a remote run directory is kept), with --mlflow its MLflow run", cmd_delete,
+            cli_args.add_delete_arguments)
+    command("archive", "hide an ended run from listings (runs --archived shows it)", cmd_archive)
+    command("unarchive", "show an archived run in listings again", cmd_unarchive)
+    command("rerun", "run again, optionally with other parameters/resources", cmd_rerun,
+            cli_args.add_rerun_arguments)
 
     p = sub.add_parser("artifacts", help="list or download a run's MLflow artifacts")
     p.add_argument("run")
