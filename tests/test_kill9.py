@@ -68,7 +68,9 @@ class Ledger:
 
 
 def new_params(rng: random.Random, marks: Path) -> dict[str, Any]:
-    return {"seconds": round(rng.uniform(0.3, 4.0), 2), "code": rng.choice([0, 0, 3]),
+    # Some programs outlive a restart or two, most end while the server is up or down.
+    seconds = rng.uniform(6.0, 12.0) if rng.random() < 0.25 else rng.uniform(0.3, 4.0)
+    return {"seconds": round(seconds, 2), "code": rng.choice([0, 0, 3]),
             "ignore_term": int(rng.random() < 0.3), "marks": str(marks)}
 
 
@@ -116,16 +118,27 @@ def kill_runner(data: Path, run_id: str) -> bool:
         return False
 
 
-def trial(rng: random.Random, server: Server, data: Path, marks: Path, ledger: Ledger) -> None:
-    """A few runs, then one kill of the server at a random moment of a random action."""
+ACTIONS = ("submit", "poll", "cancel", "runner")
+
+
+def trial(rng: random.Random, action: str, server: Server, data: Path, marks: Path,
+          ledger: Ledger) -> None:
+    """A few runs, then one kill of the server at a random moment of ``action``."""
+    before = set(ledger.params)
     for _ in range(rng.randint(1, 2)):
         submit(server, new_params(rng, marks), ledger)
-    live = [r for r in ledger.params if r not in ledger.cancel_sent]
-    action = rng.choice(["submit", "poll", "cancel", "runner"])
+    # Cancel or kill the runner of a run that is likely still running: a new one mostly.
+    fresh = [r for r in ledger.params if r not in before]
+    live = [r for r in (fresh if rng.random() < 0.7 else ledger.params)
+            if r not in ledger.cancel_sent]
     if action == "cancel" and live:
         run_id = rng.choice(live)
         thread = in_background(cancel, server, run_id, ledger)
-        time.sleep(rng.uniform(0, 0.4))
+        if rng.random() < 0.5:  # answered first: the kill falls in the SIGTERM → SIGKILL grace
+            thread.join(30)
+            time.sleep(rng.uniform(0, KILL_GRACE + 0.5))
+        else:
+            time.sleep(rng.uniform(0, 0.4))
     elif action == "runner" and live:
         time.sleep(rng.uniform(0.2, 1.0))
         run_id = rng.choice(live)
@@ -225,9 +238,11 @@ def test_kill_9_at_random_moments(server_env, tmp_path: Path) -> None:  # noqa: 
     started = time.monotonic()
     server = None
     try:
+        # Each action once in every four trials, in random order.
+        actions = [a for _ in range(0, TRIALS, 4) for a in rng.sample(ACTIONS, len(ACTIONS))]
         for number in range(TRIALS):
             server = Server(root, env, tmp_path / f"server{number}.log")
-            trial(rng, server, data, marks, ledger)
+            trial(rng, actions[number], server, data, marks, ledger)
         server = Server(root, env, tmp_path / "server-last.log")
         # Everything ends: the longest program runs 4 s, a cancel escalates within seconds.
         deadline = time.monotonic() + 90
@@ -272,7 +287,8 @@ def test_kill_9_at_random_moments(server_env, tmp_path: Path) -> None:  # noqa: 
         server = None
         problems += [f"left over: {p}" for p in leftover_processes(data, marks)]
         print(f"{TRIALS} kills, {len(runs)} runs ({len(ledger.params)} accepted, "
-              f"{len(ledger.cancel_ok)} cancelled) in {time.monotonic() - started:.0f} s")
+              f"{len(ledger.cancel_sent)} cancels sent, {len(ledger.cancel_ok)} answered 200) "
+              f"in {time.monotonic() - started:.0f} s; {'; '.join(ledger.events)}")
         assert not problems, (f"seed {seed} (HPCML_KILL9_SEED={seed} to replay): "
                               + "; ".join(problems) + f"\nevents: {ledger.events}")
     finally:

@@ -365,13 +365,17 @@ class LocalBackend(Backend):
                 return int(record["pid"]), record.get("start_time")
         return None
 
+    def _runner_info(self, run_dir: Path) -> tuple[int, int | None] | None:
+        """``_launch_info``, or a runner started too recently to have recorded itself."""
+        info = self._launch_info(run_dir)
+        if info is None:
+            pid = _find_runner(run_dir)
+            info = (pid, None) if pid else None
+        return info
+
     async def find_submitted(self, run: RunRecord) -> str | None:
-        run_dir = self._run_dir(run)
-        info = await asyncio.to_thread(self._launch_info, run_dir)
-        if info is None:  # started, but too recently to have recorded itself
-            pid = await asyncio.to_thread(_find_runner, run_dir)
-            return str(pid) if pid else None
-        return str(info[0])
+        info = await asyncio.to_thread(self._runner_info, self._run_dir(run))
+        return str(info[0]) if info else None
 
     def _reap(self) -> None:
         """Collect runners this process started, so that no zombie stays behind."""
@@ -463,7 +467,7 @@ class LocalBackend(Backend):
         """SIGTERM to the job's process group, once; what ignores it is killed after
         ``kill_grace`` by the runner, or (runner gone) by the next poll of any process."""
         run_dir = self._run_dir(run)
-        info = await asyncio.to_thread(self._launch_info, run_dir)
+        info = await asyncio.to_thread(self._runner_info, run_dir)
         if info is None:
             return  # nothing was launched
         await asyncio.to_thread(self._stop_group, run_dir, CANCEL_FILE, *info)
