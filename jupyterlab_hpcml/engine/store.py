@@ -26,7 +26,10 @@ import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on
 
 from .errors import Conflict, HpcmlError, NotFound
 from .models import CodeIdentity, RunRecord, RunState, StateChange
@@ -254,6 +257,18 @@ class RunJson(NamedTuple):
     started_at: float | None
     ended_at: float | None
     json: str
+
+
+class ListFilters(TypedDict, total=False):
+    """The keywords of ``RunStore.list`` and ``list_json`` (defaults in ``RunStore._page``)."""
+
+    states: Collection[RunState] | None
+    project: str | None
+    experiment: str | None
+    text: str | None
+    archived: bool | None
+    limit: int
+    offset: int
 
 
 _History = builtins.list[tuple[str, float, "str | None"]]
@@ -513,44 +528,23 @@ class RunStore:
         with self._read() as conn:
             return self._with_history(conn, [self._resolve(conn, run_id)])[0]
 
-    def list(
-        self,
-        *,
-        states: Collection[RunState] | None = None,
-        project: str | None = None,
-        experiment: str | None = None,
-        text: str | None = None,
-        archived: bool | None = False,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[builtins.list[RunRecord], int]:
+    def list(self, **filters: Unpack[ListFilters]) -> tuple[builtins.list[RunRecord], int]:
         """A page of runs, newest first, and how many runs match in all.
 
         ``states`` empty matches nothing (None means any state); ``archived`` as in
-        ``_filters`` (default: archived runs left out).
+        ``_filters`` (default: archived runs left out); 50 runs a page by default.
         """
-        return self._page(self._query, "record", states, project, experiment, text,
-                          archived, limit, offset)
+        return self._page(self._query, "record", **filters)
 
-    def list_json(
-        self,
-        *,
-        states: Collection[RunState] | None = None,
-        project: str | None = None,
-        experiment: str | None = None,
-        text: str | None = None,
-        archived: bool | None = False,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[builtins.list[RunJson], int]:
+    def list_json(self, **filters: Unpack[ListFilters]) -> tuple[builtins.list[RunJson], int]:
         """``list`` as JSON text: what a REST listing sends, without building the models."""
-        return self._page(self._query_json, "id, project_path, record", states, project,
-                          experiment, text, archived, limit, offset)
+        return self._page(self._query_json, "id, project_path, record", **filters)
 
-    def _page(self, query: Callable[..., builtins.list[Any]], columns: str,
-              states: Collection[RunState] | None, project: str | None,
-              experiment: str | None, text: str | None, archived: bool | None,
-              limit: int, offset: int) -> tuple[builtins.list[Any], int]:
+    def _page(self, query: Callable[..., builtins.list[Any]], columns: str, *,
+              states: Collection[RunState] | None = None, project: str | None = None,
+              experiment: str | None = None, text: str | None = None,
+              archived: bool | None = False,
+              limit: int = 50, offset: int = 0) -> tuple[builtins.list[Any], int]:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         where, params = _filters(states, project, experiment, text, archived)
