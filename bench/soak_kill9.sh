@@ -7,7 +7,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export HPCML_KILL9_TRIALS="${HPCML_KILL9_TRIALS:-70}"
 log="$(mktemp -t hpcml-kill9-XXXXXX.log)"
-.venv/bin/pytest -q -s -p no:cacheprovider -o faulthandler_timeout=600 tests/test_kill9.py "$@" >"$log" 2>&1
+.venv/bin/pytest -q -s -p no:cacheprovider \
+  tests/test_kill9.py "$@" >"$log" 2>&1
 status=$?
 grep -E "kill -9 test: seed|kills,|^E  |passed|failed" "$log" | cut -c1-2000
 echo "full output: $log"
