@@ -42,7 +42,7 @@ from .base import (
     run_relpath,
 )
 from .local_env import inherited_environment
-from .local_runner import PROGRAM_EXIT, RUNNER_FILE
+from .local_runner import PROGRAM_EXIT, RUNNER_FILE, group_members
 
 # The runner is started by file path in isolated mode (-I): it is stdlib-only, so it
 # works whether or not the package is importable from the job's cwd and environment
@@ -132,18 +132,7 @@ def _group_alive(pgid: int) -> bool:
 
     Only asked once the runner (the group's leader) is gone; then every member is what
     is left of our job, see ``_may_signal_group``."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        rest = stat[stat.rindex(b")") + 2 :].split()
-        if int(rest[2]) == pgid and rest[0] not in (b"Z", b"X"):  # field 5: process group
-            return True
-    return False
+    return bool(group_members(pgid, live_only=True))
 
 
 # ---------------------------------------------------------------- small file helpers

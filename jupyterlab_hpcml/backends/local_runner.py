@@ -84,16 +84,12 @@ def _commands(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Pids of the job's process group except this runner (read from /proc).
-
-    The runner must signal its children without signalling itself: a self-sent
-    signal would be indistinguishable from a user's cancel.
-    """
-    me = os.getpid()
+def group_members(pgid: int, *, skip: int | None = None, live_only: bool = False) -> list[int]:
+    """Pids in process group ``pgid`` (read from /proc), without ``skip``; with
+    ``live_only``, zombies and dead processes left out. Shared with the local backend."""
     pids: list[int] = []
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == me:
+        if not entry.name.isdigit() or int(entry.name) == skip:
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as f:
@@ -101,9 +97,20 @@ def _group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         rest = stat[stat.rindex(b")") + 2 :].split()
-        if int(rest[2]) == pgid:  # field 5: process group id
+        if int(rest[2]) != pgid:  # field 5: process group id
+            continue
+        if not (live_only and rest[0] in (b"Z", b"X")):
             pids.append(int(entry.name))
     return pids
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Pids of the job's process group except this runner.
+
+    The runner must signal its children without signalling itself: a self-sent
+    signal would be indistinguishable from a user's cancel.
+    """
+    return group_members(pgid, skip=os.getpid())
 
 
 def _signal_children(state: RunnerState, sig: signal.Signals) -> None:
