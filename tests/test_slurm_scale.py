@@ -172,8 +172,11 @@ async def test_remote_commands_per_poll_do_not_grow_with_running_runs(hpcml_data
 
         before = commands()
         await asyncio.gather(*(engine.runs.cancel(r.id) for r in records))
-        # Batched while one is on its way (it was one scancel per run).
-        assert set(delta(before)) == {"scancel"} and delta(before)["scancel"] <= 4, delta(before)
+        # Batched while one is on its way (it was one scancel per run). How many batches
+        # depends on how the 40 cancels interleave with the first scancel's round trip (4 on a
+        # quiet machine, 5 seen under CI load), so the bound is "far fewer than one per run".
+        assert set(delta(before)) == {"scancel"} and delta(before)["scancel"] <= N_LIVE // 4, \
+            delta(before)
         deadline = time.monotonic() + 60
         while True:
             ended = [await engine.runs.get(r.id) for r in records]
