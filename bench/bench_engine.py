@@ -68,7 +68,8 @@ async def bench_submit(tmp: Path) -> None:
 
 
 def fill_store(data: Path, n: int) -> None:
-    from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+    from jupyterlab_hpcml.core.states import RunState
+    from jupyterlab_hpcml.engine.models import RunRecord, StateChange
     from jupyterlab_hpcml.engine.store import RunStore
 
     store = RunStore(data / "runs.sqlite")

@@ -247,7 +247,8 @@ def add_active_runs(data: Path, template_id: str, job_ids: list[str]) -> None:
     """Copies of a real record, QUEUED, each following one held job."""
     import uuid
 
-    from jupyterlab_hpcml.engine.models import RunState, StateChange
+    from jupyterlab_hpcml.core.states import RunState
+    from jupyterlab_hpcml.engine.models import StateChange
     from jupyterlab_hpcml.engine.store import RunStore
 
     store = RunStore(data / "runs.sqlite")

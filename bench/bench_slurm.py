@@ -175,8 +175,9 @@ async def poll_pass(engine: Any, s: dict[str, str], sizes: list[int]) -> None:
     with its own run directory and offline MLflow store holding a param and a metric)."""
     import uuid
 
+    from jupyterlab_hpcml.core.states import RunState
     from jupyterlab_hpcml.engine.config import parse_backend_config
-    from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+    from jupyterlab_hpcml.engine.models import RunRecord, StateChange
 
     cfg = parse_backend_config(backend_config(s))
     backend = engine.registry.get(cfg.kind, cfg.data, cfg.connection_name)

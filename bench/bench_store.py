@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jupyterlab_hpcml.engine.models import RunRecord, RunState  # noqa: E402
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.models import RunRecord
 from jupyterlab_hpcml.engine.store import RunStore  # noqa: E402
 
 N = 10_000

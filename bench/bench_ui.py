@@ -51,7 +51,8 @@ def log_big_metric(tracking_uri: str) -> tuple[str, str]:
 
 
 def add_chart_run(data: Path, exp: str, mlflow_run: str) -> str:
-    from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+    from jupyterlab_hpcml.core.states import RunState
+    from jupyterlab_hpcml.engine.models import RunRecord, StateChange
     from jupyterlab_hpcml.engine.store import RunStore
 
     store = RunStore(data / "runs.sqlite")

@@ -33,9 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from .backends.base import FileInfo, Snapshot
+    from .core.files import FileInfo
+    from .core.snapshots import Snapshot
+    from .core.states import RunState
     from .engine.logs import LogChunk
-    from .engine.models import DeleteResult, RunRecord, RunState
+    from .engine.models import DeleteResult, RunRecord
     from .engine.service import Engine
     from .widget import RunView
 
@@ -216,8 +218,8 @@ async def _download(engine: Engine, run_id: str, path: str, to: Path) -> Path:
 
 
 def _states(state: str | RunState | Sequence[str | RunState] | None) -> list[RunState] | None:
-    from .engine.errors import UserInputError
-    from .engine.models import RunState
+    from .core.errors import UserInputError
+    from .core.states import RunState
 
     if state is None:
         return None
@@ -662,7 +664,7 @@ def cell_files(code: str, parameters: Mapping[str, ParamValue],
     the ``MLproject`` with an entry point ``hpcml_cell`` added."""
     import yaml
 
-    from .engine.errors import Problem, UserInputError
+    from .core.errors import Problem, UserInputError
 
     problems = [Problem(f"parameter name {name!r} must be a name like 'learning_rate'", key="-P")
                 for name in parameters if not name.isidentifier()]
@@ -700,7 +702,7 @@ def _with_files(snapshot: Snapshot, files: Mapping[str, bytes], object_dir: Path
     """A new snapshot: ``snapshot`` with ``files`` added or replaced (and ``replace`` removed)."""
     from dataclasses import asdict
 
-    from .backends.base import Snapshot, SnapshotFile
+    from .core.snapshots import Snapshot, SnapshotFile
     from .engine import snapshot as snapshot_mod
 
     gone = set(files) | set(replace)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import cli_args
-from .engine.errors import HpcmlError, Problem, UserInputError
-from .engine.models import RunRecord, RunState
+from .core.errors import HpcmlError, Problem, UserInputError
+from .core.states import RunState
+from .engine.models import RunRecord
 
 WAIT_POLL_SECONDS = 0.5
 

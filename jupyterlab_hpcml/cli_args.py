@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .engine.errors import Problem, UserInputError
+from .core.errors import Problem, UserInputError
 
 if TYPE_CHECKING:
     from .engine.requests import RerunRequest, SubmitRequest

@@ -106,7 +106,7 @@ def _reported(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from pydantic import ValidationError
 
-        from .engine.errors import HpcmlError
+        from .core.errors import HpcmlError
 
         try:
             return fn(*args, **kwargs)

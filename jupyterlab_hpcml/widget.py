@@ -498,7 +498,7 @@ class RunView(HasTraits):
         self._cancel_done(await _bridge.arun(self._cancel_engine()))
 
     async def _cancel_engine(self) -> str:
-        from .engine.errors import HpcmlError
+        from .core.errors import HpcmlError
 
         try:
             await self.run._engine.runs.cancel(self.run.id)

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from jupyterlab_hpcml.core.errors import Problem, UserInputError
 from jupyterlab_hpcml.engine import config as cfgmod
 from jupyterlab_hpcml.engine.config import (
     apply_overrides,
@@ -20,7 +21,6 @@ from jupyterlab_hpcml.engine.config import (
     parse_runtime,
     schema,
 )
-from jupyterlab_hpcml.engine.errors import Problem, UserInputError
 
 UNICORE_URL = "https://zam2125.zam.kfa-juelich.de:9112/JUWELS/rest/core"
 

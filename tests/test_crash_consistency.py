@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.models import RunRecord, StateChange
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.runs import FINISHED_BEFORE_CANCEL
 from jupyterlab_hpcml.engine.service import Engine
@@ -114,7 +115,7 @@ async def test_mlflow_run_of_an_interrupted_submission_is_closed(hpcml_data, pro
 
 async def test_submission_stores_the_record_before_the_mlflow_run(hpcml_data, project):
     """A submission refused by MLflow (deleted experiment) leaves nothing behind."""
-    from jupyterlab_hpcml.engine.errors import Conflict
+    from jupyterlab_hpcml.core.errors import Conflict
 
     engine = Engine(data_dir=hpcml_data)
     exp = engine.tracker.client.create_experiment("gone")

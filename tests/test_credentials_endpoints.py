@@ -19,8 +19,8 @@ import tornado.web
 import yaml
 
 from jupyterlab_hpcml.backends.firecrest import FirecrestBackend
+from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.engine.config import load_backend_config
-from jupyterlab_hpcml.engine.errors import UserInputError
 
 from .servers._common import ServerThread
 from .servers.firecrest_server import FirecrestServer

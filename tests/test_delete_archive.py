@@ -12,7 +12,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from jupyterlab_hpcml.engine.models import RunRecord, RunState
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.models import RunRecord
 from jupyterlab_hpcml.engine.store import MIGRATIONS, RunStore
 
 from .conftest import TERMINAL, submit_run, wait_for_state
@@ -304,7 +305,7 @@ SCRIPT = """
 import json, sys
 from IPython.core.interactiveshell import InteractiveShell
 from jupyterlab_hpcml import get_run, runs, submit
-from jupyterlab_hpcml.engine.errors import Conflict
+from jupyterlab_hpcml.core.errors import Conflict
 
 project = sys.argv[1]
 report = {}

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from jupyterlab_hpcml.backends import registry
-from jupyterlab_hpcml.backends.base import JobRef, JobSpec, JobStatus
+from jupyterlab_hpcml.backends.base import JobRef, JobSpec
 from jupyterlab_hpcml.backends.local import LocalBackend
+from jupyterlab_hpcml.core.errors import BackendUnavailable
+from jupyterlab_hpcml.core.states import JobStatus, RunState
 from jupyterlab_hpcml.engine import snapshot as snapshot_mod
-from jupyterlab_hpcml.engine.errors import BackendUnavailable
-from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+from jupyterlab_hpcml.engine.models import RunRecord, StateChange
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 

@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 from jupyterlab_hpcml.backends.base import JobRef
 from jupyterlab_hpcml.backends.credentials import AsyncClientCredentialsAuth, Secret
 from jupyterlab_hpcml.backends.firecrest import FirecrestBackend, slurm_state
-from jupyterlab_hpcml.engine.errors import BackendUnavailable
-from jupyterlab_hpcml.engine.models import RunState
+from jupyterlab_hpcml.core.errors import BackendUnavailable
+from jupyterlab_hpcml.core.states import RunState
 
 from .conftest import TERMINAL, mlflow_final, submit_run, wait_for_state
 from .firecrest_fixtures import CLIENT_ID, config, serve_firecrest

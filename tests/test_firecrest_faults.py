@@ -14,8 +14,9 @@ import yaml
 
 from jupyterlab_hpcml.backends.base import JobRef
 from jupyterlab_hpcml.backends.firecrest import FirecrestBackend
-from jupyterlab_hpcml.engine.errors import BackendUnavailable
-from jupyterlab_hpcml.engine.models import RunRecord, RunState
+from jupyterlab_hpcml.core.errors import BackendUnavailable
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.models import RunRecord
 from jupyterlab_hpcml.engine.service import Engine
 
 from .firecrest_fixtures import config, request, serve_firecrest

@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jupyterlab_hpcml.backends.base import JobRef, JobSpec, Snapshot
+from jupyterlab_hpcml.backends.base import JobRef, JobSpec
 from jupyterlab_hpcml.backends.firecrest import FirecrestBackend, ls_name
-from jupyterlab_hpcml.engine.errors import UserInputError
-from jupyterlab_hpcml.engine.models import RunRecord, RunState
+from jupyterlab_hpcml.core.errors import UserInputError
+from jupyterlab_hpcml.core.snapshots import Snapshot
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.models import RunRecord
 from jupyterlab_hpcml.engine.service import Engine
 
 from .firecrest_fixtures import config, request, serve_firecrest

@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.models import RunRecord, StateChange
 from jupyterlab_hpcml.engine.store import RunStore
 
 from .conftest import TERMINAL, wait_for_state

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.engine import limits
-from jupyterlab_hpcml.engine.errors import UserInputError
 from jupyterlab_hpcml.engine.requests import RerunRequest, SubmitRequest
 
 from .conftest import TERMINAL, TOY_PROJECT, submit_run, wait_for_state

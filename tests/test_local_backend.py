@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 import jupyterlab_hpcml
-from jupyterlab_hpcml.backends.base import JobRef, JobSpec, JobStatus, Snapshot, SnapshotFile
+from jupyterlab_hpcml.backends.base import JobRef, JobSpec
 from jupyterlab_hpcml.backends.local import NO_EXIT_CODE, LocalBackend
-from jupyterlab_hpcml.engine.errors import Conflict, NotFound, UserInputError
-from jupyterlab_hpcml.engine.models import RunRecord, RunState
+from jupyterlab_hpcml.core.errors import Conflict, NotFound, UserInputError
+from jupyterlab_hpcml.core.snapshots import Snapshot, SnapshotFile
+from jupyterlab_hpcml.core.states import JobStatus, RunState
+from jupyterlab_hpcml.engine.models import RunRecord
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jupyterlab_hpcml.backends.local import CANCEL_FILE, RUNNER_GONE, LocalBackend
-from jupyterlab_hpcml.engine.models import RunState
+from jupyterlab_hpcml.core.states import RunState
 
 from .test_local_backend import Env, alive, wait_end, wait_for_file
 

@@ -1,8 +1,9 @@
 """Log chunks never split a UTF-8 character, except at the very end of a finished log."""
 from __future__ import annotations
 
+from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.logs import complete_utf8_prefix, to_chunk
-from jupyterlab_hpcml.engine.models import RunRecord, RunState
+from jupyterlab_hpcml.engine.models import RunRecord
 
 TEXT = "loss ≈ 0.5 — ok ✓ 🚀\n".encode()
 

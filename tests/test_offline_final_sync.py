@@ -11,7 +11,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from jupyterlab_hpcml.engine.models import RunRecord, RunState
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.models import RunRecord
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 

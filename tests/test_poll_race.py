@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from jupyterlab_hpcml.engine.models import RunRecord, RunState
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.models import RunRecord
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyterlab_hpcml.engine.errors import UserInputError
+from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.engine.project import (
     EntryPointSpec,
     ParameterSpec,

@@ -26,7 +26,7 @@ import json, sys, time
 from pathlib import Path
 from jupyterlab_hpcml import submit, runs, get_run
 from jupyterlab_hpcml.api import submit_cell
-from jupyterlab_hpcml.engine.errors import Conflict, UserInputError
+from jupyterlab_hpcml.core.errors import Conflict, UserInputError
 
 project, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
 report = {"mlflow_imported_early": "mlflow" in sys.modules}
@@ -214,7 +214,8 @@ def test_magic_parsers_share_the_cli_options():
 
 
 def test_static_summaries_escape_and_draw():
-    from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+    from jupyterlab_hpcml.core.states import RunState
+    from jupyterlab_hpcml.engine.models import RunRecord, StateChange
     from jupyterlab_hpcml.widget import RunDetails, sparkline_svg, summary_html, summary_text
 
     assert sparkline_svg([]) == "" and sparkline_svg([None, float("nan")]) == ""

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from jupyterlab_hpcml.engine.models import CodeIdentity, RunRecord, RunState, StateChange
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.models import CodeIdentity, RunRecord, StateChange
 from jupyterlab_hpcml.engine.store import RunStore
 
 S = RunState

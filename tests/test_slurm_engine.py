@@ -13,8 +13,8 @@ import yaml
 from jupyterlab_hpcml.backends.base import JobRef
 from jupyterlab_hpcml.backends.ssh.connection import SSHConnection, SSHError
 from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
-from jupyterlab_hpcml.engine.errors import UserInputError
-from jupyterlab_hpcml.engine.models import RunState
+from jupyterlab_hpcml.core.errors import UserInputError
+from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 
@@ -200,7 +200,7 @@ async def test_login_node_commands_and_the_secrets_file_on_failures(engine, tmp_
 
 
 async def test_a_connection_lost_during_sbatch_does_not_submit_twice(engine, tmp_path, slurm):  # noqa: F811
-    from jupyterlab_hpcml.engine.errors import BackendUnavailable
+    from jupyterlab_hpcml.core.errors import BackendUnavailable
 
     project = make_project(tmp_path / "toy", slurm)
     req = SubmitRequest(project=str(project), backend_config="slurm.yaml", entry_point="fail", parameters={"code": 0})

@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 
 from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
+from jupyterlab_hpcml.core.errors import BackendUnavailable
+from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.config import parse_backend_config
-from jupyterlab_hpcml.engine.errors import BackendUnavailable
-from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+from jupyterlab_hpcml.engine.models import RunRecord, StateChange
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 

@@ -21,8 +21,9 @@ import pytest
 
 from jupyterlab_hpcml.backends.ssh.connection import MAX_COMMAND_BYTES
 from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
+from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.config import parse_backend_config
-from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+from jupyterlab_hpcml.engine.models import RunRecord, StateChange
 from jupyterlab_hpcml.engine.service import Engine
 
 from .slurm_cluster import backend_config, slurm, ssh_cmd  # noqa: F401 - fixture

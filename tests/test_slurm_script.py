@@ -23,8 +23,8 @@ from jupyterlab_hpcml.backends.ssh.slurm import (
     _sbatch_message,
     map_state,
 )
-from jupyterlab_hpcml.engine.errors import UserInputError
-from jupyterlab_hpcml.engine.models import RunState
+from jupyterlab_hpcml.core.errors import UserInputError
+from jupyterlab_hpcml.core.states import RunState
 
 HOSTILE = "$(touch pwned) `id` 'q' \"dq\" \\ ; ${HOME} && exit 9\nnext line"
 

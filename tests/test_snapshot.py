@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyterlab_hpcml.engine.errors import NotFound, UserInputError
+from jupyterlab_hpcml.core.errors import NotFound, UserInputError
 from jupyterlab_hpcml.engine.models import CodeIdentity
 from jupyterlab_hpcml.engine.snapshot import (
     code_identity,

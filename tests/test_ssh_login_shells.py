@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from jupyterlab_hpcml.backends.ssh.connection import SSHConnection
-from jupyterlab_hpcml.engine.models import RunState
+from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 

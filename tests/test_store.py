@@ -13,9 +13,10 @@ from typing import Any
 import pydantic
 import pytest
 
+from jupyterlab_hpcml.core.errors import Conflict, HpcmlError, NotFound
+from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine import store as store_module
-from jupyterlab_hpcml.engine.errors import Conflict, HpcmlError, NotFound
-from jupyterlab_hpcml.engine.models import RunRecord, RunState, StateChange
+from jupyterlab_hpcml.engine.models import RunRecord, StateChange
 from jupyterlab_hpcml.engine.store import MIGRATIONS, RunStore, _row, _sql
 
 S = RunState

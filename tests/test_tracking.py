@@ -16,19 +16,12 @@ from typing import Any
 
 import pytest
 
-from jupyterlab_hpcml.backends.base import (
-    OFFLINE_MLRUNS,
-    Backend,
-    Chunk,
-    Features,
-    FileInfo,
-    JobRef,
-    JobSpec,
-    JobStatus,
-    Snapshot,
-)
+from jupyterlab_hpcml.backends.base import Backend, Features, JobRef, JobSpec
+from jupyterlab_hpcml.core.files import OFFLINE_MLRUNS, Chunk, FileInfo
+from jupyterlab_hpcml.core.snapshots import Snapshot
+from jupyterlab_hpcml.core.states import JobStatus, RunState
 from jupyterlab_hpcml.engine.downsample import downsample
-from jupyterlab_hpcml.engine.models import RunRecord, RunState
+from jupyterlab_hpcml.engine.models import RunRecord
 from jupyterlab_hpcml.engine.offline_sync import OfflineSync
 from jupyterlab_hpcml.engine.tracking import (
     SECRET_ENV_VARS,
@@ -206,7 +199,7 @@ def test_create_run(tracker: Tracker, data_dir: Path) -> None:
 
 
 def test_a_deleted_experiment_is_noticed_although_its_id_was_remembered(tracker: Tracker) -> None:
-    from jupyterlab_hpcml.engine.errors import Conflict
+    from jupyterlab_hpcml.core.errors import Conflict
 
     exp_id, _ = tracker.create_run("sweep", "a", {}, {})
     other = Tracker(tracker.tracking_uri)  # e.g. the MLflow UI deletes it meanwhile

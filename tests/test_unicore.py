@@ -21,8 +21,8 @@ from jupyterlab_hpcml.backends.unicore import (
     job_files,
     unicore_state,
 )
-from jupyterlab_hpcml.engine.errors import BackendUnavailable
-from jupyterlab_hpcml.engine.models import RunState
+from jupyterlab_hpcml.core.errors import BackendUnavailable
+from jupyterlab_hpcml.core.states import RunState
 
 from .conftest import TERMINAL, mlflow_final, submit_run, wait_for_state
 from .servers.unicore_server import NOT_COMPLETED, UnicoreServer

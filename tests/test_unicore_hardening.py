@@ -16,10 +16,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from jupyterlab_hpcml.backends.base import JobStatus
 from jupyterlab_hpcml.backends.unicore import UnicoreBackend, judge_end
-from jupyterlab_hpcml.engine.errors import UserInputError
-from jupyterlab_hpcml.engine.models import RunState
+from jupyterlab_hpcml.core.errors import UserInputError
+from jupyterlab_hpcml.core.states import JobStatus, RunState
 
 from .conftest import TERMINAL, mlflow_final, submit_run, wait_for_state
 from .servers.unicore_server import NOT_COMPLETED, UnicoreServer

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from ..engine.connections import ConnectionIdentity, connection_identity
-from ..engine.errors import NotFound, Problem, UserInputError
-from ..engine.models import RunRecord, RunState
-
-# Inside every run directory: logs, job bookkeeping and the offline MLflow store.
-META_DIR = ".hpcml"
-OFFLINE_MLRUNS = f"{META_DIR}/mlruns"
-
-ProgressCallback = Callable[[int, int], None]  # (bytes_sent, bytes_total)
+from ..core.connections import ConnectionIdentity, connection_identity
+from ..core.errors import NotFound
+from ..core.files import META_DIR, Chunk, FileInfo
+from ..core.snapshots import ProgressCallback, Snapshot
+from ..core.states import JobStatus
+from ..engine.models import RunRecord
 
 
 class Features(BaseModel):
@@ -38,31 +35,6 @@ class Features(BaseModel):
     offline_tracking: bool = True
     # Resources keys the backend honours; the others are ignored with a note.
     resources: list[str] = []
-
-
-@dataclass
-class SnapshotFile:
-    relpath: str  # posix path relative to the project root
-    size: int
-    mode: int  # st_mode permission bits (0o755 for executables)
-    sha256: str
-
-
-@dataclass
-class Snapshot:
-    """A frozen view of the project: the manifest plus where each file's content lives."""
-
-    id: str  # == content hash of the manifest
-    files: list[SnapshotFile]
-    object_dir: Path  # content-addressed store: object_dir / sha256[:2] / sha256
-    notes: list[str] = field(default_factory=list)  # e.g. "skipped link.txt: points outside the project"
-
-    def object_path(self, f: SnapshotFile) -> Path:
-        return self.object_dir / f.sha256[:2] / f.sha256
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.size for f in self.files)
 
 
 @dataclass
@@ -84,38 +56,6 @@ class JobRef:
     run_id: str
     job_id: str
     run_dir: str
-
-
-@dataclass
-class JobStatus:
-    state: RunState
-    exit_code: int | None = None
-    message: str | None = None
-
-
-@dataclass
-class Chunk:
-    data: bytes
-    offset: int  # where ``data`` starts
-    next_offset: int  # offset to ask for next time
-    size: int | None  # current file size, if known (None: file does not exist yet)
-
-
-@dataclass
-class FileInfo:
-    path: str  # relative to the directory listed
-    is_dir: bool
-    size: int | None = None
-    mtime: float | None = None
-
-
-def run_relpath(relpath: str, what: str = "path") -> str:
-    """``relpath`` normalised ("" for the run directory itself), refused when absolute or
-    with ``..``: every backend's first line of defence against paths leaving the run."""
-    p = PurePosixPath(relpath.replace("\\", "/")) if relpath else PurePosixPath(".")
-    if p.is_absolute() or ".." in p.parts:
-        raise UserInputError(Problem(f"{what} must stay inside the run directory: {relpath!r}"))
-    return "" if str(p) == "." else str(p)
 
 
 class Backend(abc.ABC):

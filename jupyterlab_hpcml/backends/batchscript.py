@@ -39,7 +39,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from ..engine.errors import Problem, UserInputError
+from ..core.errors import Problem, UserInputError
 
 META_DIR = ".hpcml"
 SCRIPT_NAME = f"{META_DIR}/job.sbatch"  # where backends keep the script (viewable with the run)

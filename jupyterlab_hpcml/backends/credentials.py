@@ -4,7 +4,7 @@ Nothing here is ever written to disk, a run record, a log or a response:
 
 * values are wrapped in :class:`Secret`, whose ``repr``/``str`` is ``***``;
 * the in-memory store (:data:`MEMORY`) holds what a user typed once in the UI, per
-  connection identity (:mod:`..engine.connections`: for FirecREST the API URL, the
+  connection identity (:mod:`..core.connections`: for FirecREST the API URL, the
   token URL and the machine), for the life of the server process only, so a secret
   only ever goes to the endpoints of the config it was entered for;
 * credentials are never handed out for an ``http://`` URL off loopback;
@@ -37,8 +37,8 @@ from typing import Any
 
 import httpx
 
-from ..engine.connections import ConnectionIdentity, insecure_endpoint
-from ..engine.errors import Problem, UserInputError
+from ..core.connections import ConnectionIdentity, insecure_endpoint
+from ..core.errors import Problem, UserInputError
 
 
 class Secret:
@@ -139,7 +139,7 @@ def checked_values(kind: str, values: Any) -> dict[str, str]:
 class MemoryStore:
     """Credentials typed in the UI, per connection identity; process memory only.
 
-    Kept per :class:`~..engine.connections.ConnectionIdentity` (for FirecREST: API URL,
+    Kept per :class:`~..core.connections.ConnectionIdentity` (for FirecREST: API URL,
     token URL and machine), so credentials entered for one config are never handed to
     a config that would send them to another token endpoint or API.
     """

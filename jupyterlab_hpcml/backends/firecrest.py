@@ -61,21 +61,12 @@ from typing import Any
 
 import httpx
 
-from ..engine.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
-from ..engine.models import RunRecord, RunState
-from .base import (
-    META_DIR,
-    Backend,
-    Chunk,
-    Features,
-    FileInfo,
-    JobRef,
-    JobSpec,
-    JobStatus,
-    ProgressCallback,
-    Snapshot,
-    run_relpath,
-)
+from ..core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
+from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
+from ..core.snapshots import ProgressCallback, Snapshot
+from ..core.states import JobStatus, RunState
+from ..engine.models import RunRecord
+from .base import Backend, Features, JobRef, JobSpec
 from .credentials import (
     MEMORY,
     ApiKeyHeaderAuth,

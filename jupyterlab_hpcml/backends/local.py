@@ -25,22 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..engine.errors import Conflict, NotFound, Problem, UserInputError
-from ..engine.models import RunRecord, RunState
+from ..core.errors import Conflict, NotFound, Problem, UserInputError
+from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
+from ..core.snapshots import ProgressCallback, Snapshot
+from ..core.states import JobStatus, RunState
+from ..engine.models import RunRecord
 from ..engine.snapshot import materialize
-from .base import (
-    META_DIR,
-    Backend,
-    Chunk,
-    Features,
-    FileInfo,
-    JobRef,
-    JobSpec,
-    JobStatus,
-    ProgressCallback,
-    Snapshot,
-    run_relpath,
-)
+from .base import Backend, Features, JobRef, JobSpec
 from .local_env import inherited_environment
 from .local_runner import PROGRAM_EXIT, RUNNER_FILE, group_members
 

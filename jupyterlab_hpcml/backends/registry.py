@@ -5,8 +5,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from ..engine.connections import ConnectionIdentity, connection_identity
-from ..engine.errors import Unsupported
+from ..core.connections import ConnectionIdentity, connection_identity
+from ..core.errors import Unsupported
 from ..engine.models import RunRecord
 from .base import Backend, Features
 

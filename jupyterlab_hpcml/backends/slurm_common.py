@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal as signal_mod
 
-from ..engine.models import RunState
+from ..core.states import RunState
 
 # Slurm state → (engine state, message). Non-terminal states first.
 STATE_MAP: dict[str, tuple[RunState, str | None]] = {

@@ -63,21 +63,12 @@ from urllib.parse import quote
 
 import httpx
 
-from ..engine.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
-from ..engine.models import RunRecord, RunState
-from .base import (
-    META_DIR,
-    Backend,
-    Chunk,
-    Features,
-    FileInfo,
-    JobRef,
-    JobSpec,
-    JobStatus,
-    ProgressCallback,
-    Snapshot,
-    run_relpath,
-)
+from ..core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
+from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
+from ..core.snapshots import ProgressCallback, Snapshot
+from ..core.states import JobStatus, RunState
+from ..engine.models import RunRecord
+from .base import Backend, Features, JobRef, JobSpec
 from .batchscript import command_list, secrets_file_content, split_env
 from .credentials import MEMORY, CredentialsMissing, unicore_credentials
 

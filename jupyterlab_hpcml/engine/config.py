@@ -22,9 +22,9 @@ from typing import Any, Literal, cast
 import jsonschema
 import yaml
 
+from ..core.connections import ConnectionIdentity, connection_identity, endpoint_problems
+from ..core.errors import Problem, UserInputError
 from . import limits, yamlio
-from .connections import ConnectionIdentity, connection_identity, endpoint_problems
-from .errors import Problem, UserInputError
 from .filecache import StatCache
 
 BackendKind = Literal["local", "ssh", "firecrest", "unicore"]

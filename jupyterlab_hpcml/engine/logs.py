@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from .errors import UserInputError
+from ..core.errors import UserInputError
 from .models import RunRecord
 
 Stream = Literal["stdout", "stderr"]

@@ -6,30 +6,11 @@ Python API all serialise a run the same way.
 from __future__ import annotations
 
 import time
-from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-
-class RunState(str, Enum):
-    SUBMITTING = "SUBMITTING"
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    FINISHED = "FINISHED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    TIMEOUT = "TIMEOUT"
-    UNKNOWN = "UNKNOWN"  # backend unreachable; never silently FAILED
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_STATES
-
-
-TERMINAL_STATES = frozenset(
-    {RunState.FINISHED, RunState.FAILED, RunState.CANCELLED, RunState.TIMEOUT}
-)
+from ..core.states import RunState
 
 TrackingMode = Literal["direct", "offline"]
 

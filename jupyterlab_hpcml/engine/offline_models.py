@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..backends.base import OFFLINE_MLRUNS, Backend, FileInfo
+from ..backends.base import Backend
+from ..core.files import OFFLINE_MLRUNS, FileInfo
 from . import yamlio
 from .mlflow_import import load_mlflow
 from .models import RunRecord

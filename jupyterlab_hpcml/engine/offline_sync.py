@@ -35,8 +35,9 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..backends.base import Backend, FileInfo
-from .errors import NotFound, UserInputError
+from ..backends.base import Backend
+from ..core.errors import NotFound, UserInputError
+from ..core.files import FileInfo
 from .models import RunRecord
 from .offline_models import OfflineModelCopier
 from .run_files import READ_BYTES, read_text

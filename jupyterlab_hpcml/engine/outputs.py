@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from ..backends.base import FileInfo
+from ..core.errors import NotFound, Problem, UserInputError
+from ..core.files import FileInfo
 from . import paths
-from .errors import NotFound, Problem, UserInputError
 from .models import RunRecord
 from .store import RunStore
 from .tracking import Tracker

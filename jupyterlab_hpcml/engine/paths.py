@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import NotFound, Problem, UserInputError
+from ..core.errors import NotFound, Problem, UserInputError
 
 
 class NotAFolder(UserInputError):

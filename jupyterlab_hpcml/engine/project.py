@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ..core.errors import Problem, UserInputError
 from . import paths, yamlio
-from .errors import Problem, UserInputError
 from .filecache import StatCache
 from .mlflow_import import load_mlflow
 

@@ -19,8 +19,8 @@ from pydantic import (
     ValidationError,
 )
 
+from ..core.errors import Problem, UserInputError
 from . import limits
-from .errors import Problem, UserInputError
 
 Overrides = list[str] | dict[str, Any]
 

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from ..backends.base import Backend, FileInfo
+from ..backends.base import Backend
+from ..core.errors import NotFound
+from ..core.files import FileInfo
 from . import yamlio
-from .errors import NotFound
 from .models import RunRecord
 
 READ_BYTES = 1 << 20  # per backend.read call

@@ -21,15 +21,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..backends.base import Backend, JobRef, JobSpec, JobStatus, Snapshot
+from ..backends.base import Backend, JobRef, JobSpec
 from ..backends.registry import BackendRegistry
+from ..core.errors import BackendUnavailable, Conflict, HpcmlError
+from ..core.snapshots import Snapshot
+from ..core.states import TERMINAL_STATES, JobStatus, RunState
 from . import cleanup, logs, paths
 from . import config as config_mod
 from . import project as project_mod
 from . import snapshot as snapshot_mod
-from .errors import BackendUnavailable, Conflict, HpcmlError
 from .locks import try_lock
-from .models import TERMINAL_STATES, DeleteResult, RunRecord, RunState, StateChange
+from .models import DeleteResult, RunRecord, StateChange
 from .offline_sync import OfflineSync
 from .requests import Overrides, RerunRequest, SubmitRequest
 from .store import RunStore

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pathspec
 
-from ..backends.base import Snapshot, SnapshotFile
-from .errors import NotFound, Problem, UserInputError
+from ..core.errors import NotFound, Problem, UserInputError
+from ..core.snapshots import Snapshot, SnapshotFile
 from .models import CodeIdentity
 
 _CHUNK = 1 << 20

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on
 
-from .errors import Conflict, HpcmlError, NotFound
-from .models import CodeIdentity, RunRecord, RunState, StateChange
+from ..core.errors import Conflict, HpcmlError, NotFound
+from ..core.states import RunState
+from .models import CodeIdentity, RunRecord, StateChange
 
 log = logging.getLogger(__name__)
 

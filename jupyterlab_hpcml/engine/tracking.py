@@ -21,12 +21,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from ..backends.base import OFFLINE_MLRUNS, FileInfo
+from ..core.errors import Conflict, NotFound
+from ..core.files import OFFLINE_MLRUNS, FileInfo
+from ..core.states import RunState
 from . import paths, yamlio
-from .errors import Conflict, NotFound
 from .locks import hold_lock
 from .mlflow_import import load_mlflow
-from .models import RunState, TrackingMode
+from .models import TrackingMode
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, keeps mlflow out of the import path
     from mlflow import MlflowClient

@@ -13,8 +13,8 @@ from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
+from ..core.errors import HpcmlError, NotFound, Problem, TooLarge, UserInputError
 from ..engine import limits
-from ..engine.errors import HpcmlError, NotFound, Problem, TooLarge, UserInputError
 from ..engine.requests import check_path, problems_of
 from ..engine.service import Engine
 from .jsonbody import parse_json_body

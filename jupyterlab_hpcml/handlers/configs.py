@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..core.errors import Problem, UserInputError
 from ..engine import config as config_mod
 from ..engine import paths
 from ..engine import project as project_mod
-from ..engine.errors import Problem, UserInputError
 from ..engine.requests import PathText
 from .base import HpcmlHandler, authenticated
 from .projects import describe_configs

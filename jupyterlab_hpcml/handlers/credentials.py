@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..engine.errors import Problem, UserInputError
+from ..core.errors import Problem, UserInputError
 from ..engine.requests import PathText
 from .base import HpcmlHandler, authenticated
 

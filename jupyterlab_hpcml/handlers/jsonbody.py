@@ -11,8 +11,8 @@ import json
 import math
 from typing import Any
 
+from ..core.errors import Problem, UserInputError
 from ..engine import limits
-from ..engine.errors import Problem, UserInputError
 
 _TOO_DEEP = f"request body is nested deeper than {limits.MAX_JSON_DEPTH} levels"
 

@@ -5,10 +5,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import UserInputError
 from ..engine import config as config_mod
 from ..engine import paths
 from ..engine import project as project_mod
-from ..engine.errors import UserInputError
 from .base import HpcmlHandler, authenticated
 
 

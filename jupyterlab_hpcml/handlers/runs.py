@@ -6,8 +6,9 @@ import json
 import math
 from typing import Any
 
-from ..engine.errors import Problem, UserInputError
-from ..engine.models import RunRecord, RunState
+from ..core.errors import Problem, UserInputError
+from ..core.states import RunState
+from ..engine.models import RunRecord
 from ..engine.requests import RerunRequest, SubmitRequest
 from ..engine.store import RunJson
 from .base import HpcmlHandler, authenticated

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-from ..engine.errors import HpcmlError, Problem, UserInputError
+from ..core.errors import HpcmlError, Problem, UserInputError
 from ..engine.store import ROW_SORTS
 from .base import HpcmlHandler, authenticated
 from .runs import parse_archived, parse_states

@@ -40,7 +40,7 @@ from typing import Any
 
 import asyncssh
 
-from ...engine.errors import BackendUnavailable, HpcmlError
+from ...core.errors import BackendUnavailable, HpcmlError
 
 log = logging.getLogger(__name__)
 

@@ -41,23 +41,13 @@ from typing import Any
 
 import asyncssh
 
+from ...core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
+from ...core.files import META_DIR, OFFLINE_MLRUNS, Chunk, FileInfo, run_relpath
+from ...core.snapshots import ProgressCallback, Snapshot
+from ...core.states import JobStatus, RunState
 from ...engine import yamlio
-from ...engine.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
-from ...engine.models import RunRecord, RunState
-from ..base import (
-    META_DIR,
-    OFFLINE_MLRUNS,
-    Backend,
-    Chunk,
-    Features,
-    FileInfo,
-    JobRef,
-    JobSpec,
-    JobStatus,
-    ProgressCallback,
-    Snapshot,
-    run_relpath,
-)
+from ...engine.models import RunRecord
+from ..base import Backend, Features, JobRef, JobSpec
 from ..batchscript import (
     HONOURED_RESOURCES,
     SCRIPT_NAME,

@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...engine.errors import BackendUnavailable, HpcmlError, NotFound
-from ..base import ProgressCallback, Snapshot
+from ...core.errors import BackendUnavailable, HpcmlError, NotFound
+from ...core.snapshots import ProgressCallback, Snapshot
 from .connection import SSHConnection
 
 log = logging.getLogger(__name__)
