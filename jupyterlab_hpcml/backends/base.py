@@ -1,117 +1,267 @@
-"""The interface every compute backend implements (local, Slurm-SSH, FirecREST, UNICORE).
+"""The contract between the engine and a compute backend — a guide for backend authors.
 
-The engine above it is backend-neutral: it snapshots code, builds a ``JobSpec``
-and asks a backend to upload, submit, poll many jobs at once, read files by byte
-offset, list/fetch files and cancel. Backends never write the run store.
+A backend is one configured connection to a compute system (the local machine, a Slurm
+cluster over SSH, a FirecREST or UNICORE site, or a plug-in's own). The engine above it
+is backend-neutral: it takes the code snapshot, creates the MLflow run, keeps the run
+record and its state machine; a backend moves files, starts, watches and stops jobs.
+
+Lifecycle of a run
+------------------
+1. The engine parses the run's backend config once into the backend's
+   :attr:`Backend.config_model` and asks :meth:`~Backend.check_ready` (cheap, no network:
+   e.g. are there credentials?) and :meth:`~Backend.config_notes` (what of the config
+   this backend ignores). Nothing exists yet; a refusal here leaves nothing behind.
+2. ``run_dir = await run_dir_for(ctx)`` — where the run will live, when the backend can
+   say so before anything is uploaded (absolute paths then go into the job's environment
+   and into files such as the offline MLflow store). None: relative to the job's cwd.
+3. ``prepared = await prepare(ctx, snapshot, extra_files, progress)`` — get the code
+   (and ``extra_files``) to the target; returns a :class:`~..core.job.PreparedJob`. The
+   engine records ``prepared.run_dir`` before it submits.
+4. ``job_id, status = await submit(prepared)`` — start the job; the engine records both.
+5. ``await poll([JobRef, ...])`` — many jobs of this connection at once, again and again
+   until each reports a terminal state. ``read`` / ``list_files`` / ``fetch`` (logs,
+   offline tracking, artifacts) may come at any time, also after the job ended.
+6. ``await cancel(ref)`` on the user's request, possibly more than once.
+7. After a crash or restart of the engine (or in another process: the CLI, a kernel),
+   the engine rebuilds the context from its record and asks ``find_submitted(ctx)``
+   for a run interrupted in submission, and goes on polling the others.
+
+What the engine guarantees
+--------------------------
+* One backend instance per connection (:attr:`Backend.identity`), shared by all runs of
+  that connection and by every face of this process. Other processes may hold their own
+  instance for the same connection at the same time: keep state that matters on the
+  target (files in the run directory, job names/comments), not in memory.
+* ``prepare`` and ``submit`` are called at most once per run, in that order, in one
+  process; ``submit`` gets exactly the object ``prepare`` returned.
+* Paths a backend gets from the engine are checked with
+  :func:`~..core.files.run_relpath` again by the backend (they may come from a user).
+* ``poll`` gets only jobs that have a job id; an unknown job id in the answer is left out
+  and the engine records UNKNOWN for it ("the backend no longer knows this job").
+* The run's context carries ``env`` only in ``run_dir_for``/``prepare``/``submit``; it
+  is never stored. Credentials for the target itself are not in the context: ask the
+  credentials store (``backends/credentials.py``) at the moment of use.
+
+What a backend must do
+----------------------
+* Be async throughout; blocking work (file I/O, a blocking client library) goes to a
+  thread (``asyncio.to_thread``): the lab's event loop must never stall.
+* Report states with :class:`~..core.states.JobStatus`: ``exit_code`` 128+n for a job
+  killed by signal n; TIMEOUT when a runtime limit ended it; FAILED with a message that
+  says why. A system that cannot be reached raises
+  :class:`~..core.errors.BackendUnavailable` (the engine shows UNKNOWN, never FAILED).
+* Keep every path inside the run directory (``run_relpath``; no symlink out).
+* Write the job's stdout/stderr to :meth:`Backend.log_path` and, when the program ends,
+  its exit code where a restarted engine finds it (``.hpcml/exit_code``).
+* Make ``find_submitted`` answer None only when sure the job was never started, and
+  ``cancel`` safe to repeat (the engine re-sends a cancel after a crash).
+* Declare what it can in :meth:`supported_features`; the UI and engine offer only that.
+
+What a backend must not do
+--------------------------
+* Import from ``engine/``, the faces (handlers, CLI, magics, widget), tornado or
+  IPython (``tests/test_import_graph.py`` fails on it); read a raw config dict or a run
+  record; write the run store or MLflow.
+* Write a secret (``ctx.env`` values, credentials) to a log, an error message, a command
+  line, a run record, or a file other than one readable only by the user.
+* Keep state between ``prepare`` and ``submit`` on the instance: put it in the
+  ``PreparedJob`` (subclass it).
+
+What comes next (the contract's place for each; not implemented yet)
+--------------------------------------------------------------------
+* **Array jobs (sweeps)** — ``Features.job_arrays``; :meth:`Backend.submit_array` takes
+  the prepared tasks (each a run of its own) and starts them as one job; each task's
+  ``JobRef.job_id`` is "<array id>_<index>" and ``poll`` reports tasks by those ids.
+* **Requeue** — ``Features.requeue``; ``ctx.requeue`` (:class:`~..core.job.RequeuePolicy`)
+  asks for it. A requeued job keeps its job id and run directory; ``poll`` reports it
+  QUEUED/RUNNING again (never a terminal state in between), appending to the same logs.
+* **Service jobs (model serving)** — ``Features.services``; ``ctx.service``
+  (:class:`~..core.job.ServiceSpec`) names the port. :meth:`Backend.service_endpoint`
+  says where a running one listens; with ``Features.tunnel``, :meth:`Backend.open_tunnel`
+  makes it reachable from the lab.
+* **Data staging** — ``Features.data_staging``; ``ctx.data``
+  (:class:`~..core.job.DataStage`) lists data that ``prepare`` places in the run
+  directory next to the code (copied, or linked when it already lives on the target).
 """
 from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from ..core.config_models import BackendConfigModel
 from ..core.connections import ConnectionIdentity, connection_identity
-from ..core.errors import NotFound
+from ..core.errors import NotFound, Unsupported
 from ..core.files import META_DIR, Chunk, FileInfo
+from ..core.job import (
+    JobContext,
+    JobRef,
+    PreparedJob,
+    ServiceEndpoint,
+    Submission,
+)
 from ..core.snapshots import ProgressCallback, Snapshot
 from ..core.states import JobStatus
-from ..engine.models import RunRecord
+
+__all__ = [
+    "Backend", "Features", "JobContext", "JobRef", "JobSpec", "PreparedJob", "Submission",
+    "Tunnel",
+]
+
+C = TypeVar("C", bound=BackendConfigModel)
 
 
 class Features(BaseModel):
-    """What a backend can do, so the UI shows only the controls that work."""
+    """What a backend can do, so that the UI shows only the controls that work and the
+    engine asks only for what is there. Every optional capability is a field here."""
 
     cancel: bool = True
     logs: bool = True
     log_follow: bool = True
     artifacts: bool = True
     rerun: bool = True
-    upload_progress: bool = False
-    offline_tracking: bool = True
+    upload_progress: bool = False  # prepare() calls its progress callback as bytes go
+    offline_tracking: bool = True  # the job can log MLflow to files in its run directory
     # Resources keys the backend honours; the others are ignored with a note.
     resources: list[str] = []
+    # What comes next (see the module docstring); off unless a backend implements it.
+    job_arrays: bool = False  # submit_array(): many tasks, one job
+    max_array_size: int = 0  # tasks per array job (0: no limit known)
+    requeue: bool = False  # ctx.requeue honoured; a requeued job resumes under its run
+    services: bool = False  # ctx.service honoured; service_endpoint() answers
+    tunnel: bool = False  # open_tunnel() reaches a service job from the lab
+    data_staging: bool = False  # ctx.data placed in the run directory by prepare()
 
 
 @dataclass
 class JobSpec:
-    """What to run. ``env`` may hold secrets (tracking token): backends must pass it
-    to the job without writing it to disk in plain form, logs or the run record."""
+    """Deprecated: the context now carries all of this (``JobContext``). Kept while
+    backends move to the context; removed after."""
 
     run_id: str
-    command: str  # shell command, parameters already quoted
+    command: str
     env: dict[str, str] = field(default_factory=dict)
-    resources: dict[str, Any] = field(default_factory=dict)  # normalised (Runtime in s, Memory in MiB)
-    environment: dict[str, Any] = field(default_factory=dict)  # backend config "Environment" section
-    backend_config: dict[str, Any] = field(default_factory=dict)  # full config (unredacted)
+    resources: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    backend_config: dict[str, Any] = field(default_factory=dict)
     job_name: str = "hpcml"
 
 
-@dataclass
-class JobRef:
-    run_id: str
-    job_id: str
-    run_dir: str
+class Tunnel(abc.ABC):
+    """A way from the lab's machine to a service job's port (see ``open_tunnel``)."""
+
+    local_url: str  # e.g. "http://127.0.0.1:53012"
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
 
-class Backend(abc.ABC):
-    """One configured connection to a compute system. Async throughout."""
+class Backend(abc.ABC, Generic[C]):
+    """One configured connection to a compute system. Async throughout.
 
-    kind: str = "abstract"
+    A subclass sets :attr:`kind` (the config's backend kind) and :attr:`config_model`
+    (the pydantic model its config parses into), and implements the abstract methods.
+    """
 
-    def __init__(self, config: dict[str, Any], data_dir: Path):
-        self.config = config
-        self.data_dir = data_dir
+    kind: ClassVar[str] = "abstract"
+    # The typed config of this backend. The engine parses a run's config into it once
+    # (``JobContext.config``); the instance's own ``config`` is the connection's.
+    config_model: ClassVar[type[BackendConfigModel]] = BackendConfigModel
+
+    def __init__(self, config: C | Mapping[str, Any] | None, data_dir: Path):
+        """``config``: the connection's config, typed, or as written (parsed here). Only
+        its connection section matters to the instance: each run brings its own config
+        (resources, environment) in its context."""
+        self.config: C = self.parse_config(config)  # type: ignore[assignment]
+        self.data_dir = Path(data_dir)
+
+    @classmethod
+    def parse_config(cls, data: BaseModel | Mapping[str, Any] | None) -> BackendConfigModel:
+        """``data`` (a config as written, already checked against the JSON schema) as
+        :attr:`config_model`. Tolerant of missing fields: ``parse_config({})`` works."""
+        if isinstance(data, cls.config_model):
+            return data
+        if isinstance(data, BaseModel):
+            data = data.model_dump(by_alias=True, exclude_none=True)
+        return cls.config_model.model_validate(dict(data or {}))
 
     @functools.cached_property
     def identity(self) -> ConnectionIdentity:
         """The system this backend talks to and where its secrets go: the same function
         as the config's, so the registry, the credentials store and the backend agree."""
-        return connection_identity(self.kind, self.config)
+        return connection_identity(self.kind, self.config.model_dump(by_alias=True,
+                                                                     exclude_none=True))
 
     @property
     def connection_name(self) -> str:
         """A stable name for the connection (runs are polled per connection)."""
         return self.identity.name
 
+    # ------------------------------------------------------------ before anything exists
+
     @abc.abstractmethod
-    def supported_features(self) -> Features: ...
+    def supported_features(self) -> Features:
+        """What this backend can do (no network; works on an instance with an empty config)."""
 
     def check_ready(self) -> None:
         """Raise UserInputError when the backend cannot be used as configured (e.g. no
         credentials), before a submission creates anything. Cheap: no network."""
 
-    def run_dir_for(self, run: RunRecord) -> str | None:
-        """Where ``prepare`` will put the run, when known beforehand (absolute job-side paths
-        can then be baked into files such as the offline MLflow store)."""
+    def config_notes(self, config: C) -> list[str]:
+        """Notes for the run record about a run's config: what this backend ignores
+        (e.g. "Resources.GPUsPerNode ignored by the local backend")."""
+        return []
+
+    async def run_dir_for(self, ctx: JobContext[C]) -> str | None:
+        """Where ``prepare`` will put the run, when known beforehand (absolute job-side
+        paths can then be baked into the job's environment and files such as the offline
+        MLflow store). May ask the target (e.g. its home directory); None when the target
+        decides at submit."""
         return None
+
+    # ------------------------------------------------------------ starting a job
 
     @abc.abstractmethod
     async def prepare(
         self,
-        run: RunRecord,
+        ctx: JobContext[C],
         snapshot: Snapshot,
-        extra_files: dict[str, bytes] | None = None,
+        extra_files: Mapping[str, bytes] | None = None,
         progress: ProgressCallback | None = None,
-    ) -> str:
-        """Get the snapshot and ``extra_files`` (relative path → content, e.g. the offline
-        MLflow store layout) ready to become the run's working directory; return its path.
+    ) -> PreparedJob:
+        """Get the snapshot and ``extra_files`` (relative path → content; a key ending in
+        "/" is an empty directory, e.g. for the offline MLflow store) ready to become the
+        run's working directory, at ``ctx.run_dir`` when that is set.
 
         The directory must exist with all its files when ``submit`` starts the job; a
-        backend may create it here or in ``submit`` (Slurm over SSH does the latter, in the
-        same remote command as ``sbatch``, to save a round trip)."""
+        backend may create it here or in ``submit`` (Slurm over SSH does the latter, in
+        the same remote command as ``sbatch``, to save a round trip). Whatever ``submit``
+        needs goes into the returned ``PreparedJob`` (subclass it), not onto ``self``."""
 
     @abc.abstractmethod
-    async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
-        """Start the job in ``run.run_dir``; return (job id, initial status)."""
+    async def submit(self, prepared: PreparedJob) -> Submission:
+        """Start the job in ``prepared.run_dir``; return (job id, initial status).
+
+        If the outcome is unknown (the connection dropped after the request went out),
+        raise BackendUnavailable: the run becomes UNKNOWN and ``find_submitted`` decides."""
+
+    async def submit_array(self, prepared: Sequence[PreparedJob]) -> list[Submission]:
+        """Start many prepared runs (an array's tasks, in index order) as ONE job; one
+        ``Submission`` per task, its job id "<array id>_<index>" (``Features.job_arrays``)."""
+        raise Unsupported(f"the {self.kind} backend cannot submit array jobs")
 
     @abc.abstractmethod
-    async def find_submitted(self, run: RunRecord) -> str | None:
-        """After a crash mid-submission: the job id if the job was in fact submitted."""
+    async def find_submitted(self, ctx: JobContext[C]) -> str | None:
+        """After a crash mid-submission: the job id if the job was in fact submitted,
+        None only when sure it was not; BackendUnavailable while that cannot be told.
+        ``ctx.run_dir`` is what ``prepare`` answered; ``ctx.env`` is empty."""
+
+    # ------------------------------------------------------------ following jobs
 
     @abc.abstractmethod
     async def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
@@ -119,24 +269,25 @@ class Backend(abc.ABC):
         when the system cannot be reached (the engine records UNKNOWN)."""
 
     @abc.abstractmethod
-    async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
-        """Read up to ``max_bytes`` of a file in the run directory from ``offset``."""
+    async def read(self, ref: JobRef, relpath: str, offset: int, max_bytes: int) -> Chunk:
+        """Read up to ``max_bytes`` of a file in the run directory from ``offset``
+        (a missing file: an empty chunk with ``size`` None)."""
 
     @abc.abstractmethod
-    async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
+    async def list_files(self, ref: JobRef, relpath: str = "") -> list[FileInfo]:
         """List a directory of the run directory (recursively)."""
 
     async def list_files_many(
-        self, items: Sequence[tuple[RunRecord, str]]
+        self, items: Sequence[tuple[JobRef, str]]
     ) -> list[list[FileInfo] | BaseException]:
-        """``list_files`` for many (run, directory) pairs, in order; a directory that does not
-        exist lists as empty, another failure is returned in its place. A poll pass lists
-        the offline stores of all running runs so; remote backends override this with one
-        request for all (this default asks one by one)."""
+        """``list_files`` for many (job, directory) pairs, in order; a directory that does
+        not exist lists as empty, another failure is returned in its place. A poll pass
+        lists the offline stores of all running runs so; remote backends override this
+        with one request for all (this default asks one by one)."""
         out: list[list[FileInfo] | BaseException] = []
-        for run, relpath in items:
+        for ref, relpath in items:
             try:
-                out.append(await self.list_files(run, relpath))
+                out.append(await self.list_files(ref, relpath))
             except (NotFound, FileNotFoundError):
                 out.append([])
             except Exception as exc:  # noqa: BLE001 - returned in its place
@@ -144,11 +295,11 @@ class Backend(abc.ABC):
         return out
 
     @abc.abstractmethod
-    async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
+    async def fetch(self, ref: JobRef, relpath: str, dest: Path) -> None:
         """Copy one file of the run directory to a local path."""
 
     @abc.abstractmethod
-    async def cancel(self, run: RunRecord) -> JobStatus | None:
+    async def cancel(self, ref: JobRef) -> JobStatus | None:
         """Ask the job to stop; the next poll reports its final state. A backend that
         finds the job had already ended by itself returns that (terminal) status instead,
         so the run keeps its own end rather than being recorded as cancelled."""
@@ -156,6 +307,18 @@ class Backend(abc.ABC):
     def log_path(self, stream: str) -> str:
         """Path of stdout/stderr relative to the run directory."""
         return f"{META_DIR}/{stream}.log"
+
+    # ------------------------------------------------------------ service jobs
+
+    async def service_endpoint(self, ref: JobRef) -> ServiceEndpoint | None:
+        """Where a running service job listens (None while it is not running yet)
+        (``Features.services``)."""
+        raise Unsupported(f"the {self.kind} backend cannot run service jobs")
+
+    async def open_tunnel(self, ref: JobRef, endpoint: ServiceEndpoint) -> Tunnel:
+        """A way from the lab's machine to ``endpoint`` (``Features.tunnel``); the caller
+        closes it."""
+        raise Unsupported(f"the {self.kind} backend cannot reach a job's port")
 
     async def close(self) -> None:
         """Release connections."""

@@ -61,6 +61,7 @@ from typing import Any
 
 import httpx
 
+from ..core.config_models import FirecrestConfig
 from ..core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
 from ..core.snapshots import ProgressCallback, Snapshot
@@ -176,8 +177,9 @@ def _mtime(text: Any) -> float | None:
         return None
 
 
-class FirecrestBackend(Backend):
+class FirecrestBackend(Backend[FirecrestConfig]):
     kind = "firecrest"
+    config_model = FirecrestConfig
     http_timeout = 30.0
     max_429_retries = 3
     transient_retries = 2  # extra attempts of idempotent calls after 5xx / dropped connections

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..core.config_models import LocalConfig
 from ..core.errors import Conflict, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
 from ..core.snapshots import ProgressCallback, Snapshot
@@ -148,8 +149,9 @@ def _env_value(value: Any) -> str:
     return str(value)
 
 
-class LocalBackend(Backend):
+class LocalBackend(Backend[LocalConfig]):
     kind = "local"
+    config_model = LocalConfig
     # Seconds between cancel's SIGTERM and SIGKILL; the runner uses the same grace on timeout.
     kill_grace: float = 10.0
 
@@ -166,8 +168,7 @@ class LocalBackend(Backend):
 
     @property
     def work_dir(self) -> Path:
-        local = self.config.get("Local") or {}
-        wd = local.get("WorkDir") if isinstance(local, dict) else None
+        wd = self.config.local.work_dir
         return Path(wd).expanduser().absolute() if wd else Path(self.data_dir) / "runs"
 
     def _run_dir(self, run: RunRecord) -> Path:

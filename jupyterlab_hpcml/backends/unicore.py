@@ -63,6 +63,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ..core.config_models import UnicoreConfig
 from ..core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
 from ..core.snapshots import ProgressCallback, Snapshot
@@ -292,8 +293,9 @@ def job_description(run_id: str, job: JobSpec) -> dict[str, Any]:
     return desc
 
 
-class UnicoreBackend(Backend):
+class UnicoreBackend(Backend[UnicoreConfig]):
     kind = "unicore"
+    config_model = UnicoreConfig
     http_timeout = 30.0
     retries = 2  # extra attempts of idempotent calls after 5xx / dropped connections
     retry_backoff = (0.3, 1.0, 2.0)

@@ -41,6 +41,7 @@ from typing import Any
 
 import asyncssh
 
+from ...core.config_models import SSHConfig
 from ...core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ...core.files import META_DIR, OFFLINE_MLRUNS, Chunk, FileInfo, run_relpath
 from ...core.snapshots import ProgressCallback, Snapshot
@@ -94,8 +95,9 @@ class SubmitError(HpcmlError):
     status = 400
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(Backend[SSHConfig]):
     kind = "ssh"
+    config_model = SSHConfig
     # Poll backoff: after a poll that changed nothing, the next squeue waits this long
     # (doubling up to backoff_max); a change, a submit or a cancel resets it.
     backoff_start = 1.0
