@@ -28,10 +28,9 @@ from typing import Any
 from ..core.config_models import LocalConfig
 from ..core.errors import Conflict, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
-from ..core.snapshots import ProgressCallback, Snapshot
+from ..core.snapshots import ProgressCallback, Snapshot, materialize
 from ..core.states import JobStatus, RunState
 from ..engine.models import RunRecord
-from ..engine.snapshot import materialize
 from .base import Backend, Features, JobRef, JobSpec
 from .local_env import inherited_environment
 from .local_runner import PROGRAM_EXIT, RUNNER_FILE, group_members

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -24,12 +23,13 @@ from pathlib import Path
 
 import pathspec
 
-from ..core.errors import NotFound, Problem, UserInputError
+from ..core.errors import Problem, UserInputError
 from ..core.snapshots import Snapshot, SnapshotFile
+# Backends lay snapshots out too, so these two live in core/ (imported from here as before).
+from ..core.snapshots import load_snapshot, materialize  # noqa: F401
 from .models import CodeIdentity
 
 _CHUNK = 1 << 20
-_ID_RE = re.compile(r"[0-9a-f]{64}")
 _GIT_TIMEOUT = 60  # seconds; a huge work tree must not hang a submission forever
 
 # One .gitignore: (its folder relative to the project root, "" for the root or above;
@@ -269,17 +269,6 @@ def take_snapshot(
     return snapshot
 
 
-def load_snapshot(snapshot_id: str, object_dir: Path, manifest_dir: Path) -> Snapshot:
-    if not _ID_RE.fullmatch(snapshot_id or ""):  # also keeps the id from naming other paths
-        raise NotFound(f"snapshot {snapshot_id!r} not found")
-    try:
-        data = json.loads((manifest_dir / f"{snapshot_id}.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFound(f"snapshot {snapshot_id} not found") from None
-    files = [SnapshotFile(**f) for f in data["files"]]
-    return Snapshot(id=snapshot_id, files=files, object_dir=object_dir, notes=data.get("notes", []))
-
-
 # ---------------------------------------------------------------------------
 # Code identity
 
@@ -356,17 +345,3 @@ def code_identity(project_dir: Path, snapshot: Snapshot) -> CodeIdentity:
         if empty_tree:
             identity.git_dirty_hash = _dirty_hash(cwd, empty_tree.decode().strip())
     return identity
-
-
-def materialize(snapshot: Snapshot, dest: Path) -> None:
-    """Copy every file of the snapshot into ``dest`` with its permission bits.
-
-    Copies, not hard links: a program that rewrites its own files must not
-    corrupt the shared object store.
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in snapshot.files:
-        target = dest / f.relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(snapshot.object_path(f), target)
-        os.chmod(target, f.mode & 0o777)

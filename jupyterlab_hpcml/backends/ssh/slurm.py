@@ -46,7 +46,7 @@ from ...core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, Us
 from ...core.files import META_DIR, OFFLINE_MLRUNS, Chunk, FileInfo, run_relpath
 from ...core.snapshots import ProgressCallback, Snapshot
 from ...core.states import JobStatus, RunState
-from ...engine import yamlio
+from ...core import yamlio
 from ...engine.models import RunRecord
 from ..base import Backend, Features, JobRef, JobSpec
 from ..batchscript import (
@@ -56,15 +56,14 @@ from ..batchscript import (
     secrets_file_content,
     split_env,
 )
-from ..slurm_common import STATE_MAP, map_state  # noqa: F401 - Slurm states: one table for all
-from ..slurm_common import exit_from_sacct as _exit_from_sacct
+from ..exitrecord import EXIT_FILE, exit_file, parse_exit_record
+from ..slurm_common import JOB_ID, SlurmJob, array_state, array_task, job_status, sbatch_message
 from .connection import CommandPoisoned, CommandTooLong, SSHConnection, SSHError
 from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 
 log = logging.getLogger(__name__)
 
 JOB_ID_FILE = f"{META_DIR}/job_id"
-EXIT_FILE = f"{META_DIR}/exit_code"
 POST_LOGIN_SCRIPT = f"{META_DIR}/post_login.sh"
 LOGIN_LOG = f"{META_DIR}/login.log"
 CODE_FILE = f"{META_DIR}/code.json"
@@ -359,43 +358,41 @@ class SlurmBackend(Backend[SSHConfig]):
         res = await self.conn.run(f"squeue --me -t all -h -r -o {shlex.quote(SQUEUE_FORMAT)}", name="squeue")
         if res.exit_status != 0:
             raise BackendUnavailable(f"squeue failed on {self.conn.label}: {res.err or res.out}".strip())
-        by_id: dict[str, tuple[str, str]] = {}
+        by_id: dict[str, SlurmJob] = {}
         arrays: dict[str, list[str]] = {}
         for line in res.out.splitlines():
             parts = line.strip().split("|")
             if len(parts) < 4:
                 continue
             jid, raw, state, reason = parts[0], parts[1], parts[2], parts[3]
-            by_id[jid] = by_id.get(jid) or (state, reason)
-            by_id.setdefault(raw, (state, reason))
-            if "_" in jid:
-                arrays.setdefault(jid.split("_", 1)[0], []).append(state)
+            by_id.setdefault(jid, SlurmJob(state, reason))
+            by_id.setdefault(raw, SlurmJob(state, reason))
+            if array_task(jid)[1] is not None:
+                arrays.setdefault(array_task(jid)[0], []).append(state)
 
         out: dict[str, JobStatus] = {}
-        detail: list[JobRef] = []
+        detail: dict[str, SlurmJob | None] = {}  # ended (or unknown) jobs: what squeue said
         for ref in jobs:
             found = by_id.get(ref.job_id)
-            if found is None and ref.job_id in arrays:
-                found = (_aggregate(arrays[ref.job_id]), "None")
-            if found is None:
-                detail.append(ref)
-                continue
-            state, message = map_state(*found)
-            if state.terminal or state == RunState.UNKNOWN:
-                out[ref.job_id] = JobStatus(state, None, message)
-                detail.append(ref)
+            if found is None and ref.job_id in arrays:  # a run that is a whole array
+                found = SlurmJob(array_state(arrays[ref.job_id]))
+            status = job_status(found) if found is not None else None
+            if status is not None and not status.state.terminal and status.state != RunState.UNKNOWN:
+                out[ref.job_id] = status
             else:
-                out[ref.job_id] = JobStatus(state, None, message)
+                detail[ref.job_id] = found
         if detail:
-            await self._details(detail, out)
+            await self._details([r for r in jobs if r.job_id in detail], detail, out)
         return out
 
-    async def _details(self, refs: list[JobRef], out: dict[str, JobStatus]) -> None:
+    async def _details(self, refs: list[JobRef], squeued: dict[str, SlurmJob | None],
+                       out: dict[str, JobStatus]) -> None:
         """sacct for the ended jobs + their exit-code files (+ post-login commands): one
-        command per chunk of ``DETAILS_CHUNK`` jobs, the run directories on stdin."""
+        command per chunk of ``DETAILS_CHUNK`` jobs, the run directories on stdin. Then
+        :func:`~..slurm_common.job_status` decides, as for every Slurm backend."""
         use_sacct = time.monotonic() >= self._sacct_off_until
-        sacct: dict[str, tuple[str, str]] = {}
-        exits: dict[str, dict[str, Any]] = {}
+        sacct: dict[str, SlurmJob] = {}
+        exits: dict[str, str] = {}  # job id → its exit-code file's first line
         unsent: dict[str, str] = {}  # job id → why its details could not be fetched
         sacct_rc = 0
         sacct_text: list[str] = []
@@ -403,44 +400,34 @@ class SlurmBackend(Backend[SSHConfig]):
             rc, text = await self._details_chunk(chunk, use_sacct, sacct, exits, unsent)
             sacct_rc = sacct_rc or rc
             sacct_text += text
+        asked = use_sacct
         if use_sacct and (sacct_rc != 0 or any(s in " ".join(sacct_text).lower() for s in _SACCT_OFF)):
             log.info("sacct unavailable on %s (%s): using exit-code files", self.conn.label, " ".join(sacct_text)[:200])
             self._sacct_off_until = time.monotonic() + self.sacct_retry
-            sacct = {}
+            sacct, asked = {}, False
         for ref in refs:
             if ref.job_id in unsent:  # ended maybe, but with which exit code: not sure yet
                 out[ref.job_id] = JobStatus(RunState.UNKNOWN, None, unsent[ref.job_id])
                 continue
-            current = out.get(ref.job_id)
-            done = exits.get(ref.job_id) or {}
-            code = done.get("exit_code") if isinstance(done.get("exit_code"), int) else None
             acct = sacct.get(ref.job_id)
-            if current is None and acct is not None:
-                current = JobStatus(*map_state(acct[0]))
-            if acct is not None and code is None:
-                code = _exit_from_sacct(acct[1])
-            if current is None:  # Slurm forgot the job (no accounting): the exit-code file decides
-                if done:
-                    current = JobStatus(RunState.FINISHED if code == 0 else RunState.FAILED, code,
-                                        None if code == 0 else _exit_message(code, done))
-                else:
-                    current = JobStatus(RunState.UNKNOWN, None, "Slurm does not know this job any more "
-                                        "and it recorded no exit code")
-            if current.state == RunState.FAILED and current.message is None and code is not None:
-                current.message = _exit_message(code, done)
-            if current.state == RunState.FINISHED and code not in (None, 0):
-                current = JobStatus(RunState.FAILED, code, _exit_message(code, done))
-            current.exit_code = code if current.state.terminal else None
-            out[ref.job_id] = current
+            slurm = squeued.get(ref.job_id)
+            if slurm is None:
+                slurm = acct
+            elif acct is not None:  # squeue's state and reason, sacct's exit code
+                slurm = SlurmJob(slurm.state, slurm.reason, acct.code, acct.signal)
+            record = parse_exit_record(exits.get(ref.job_id))
+            # Accounting that answered without the job: Slurm has no record of it at all.
+            out[ref.job_id] = job_status(slurm, record,
+                                         forgotten=RunState.FAILED if asked else RunState.UNKNOWN)
 
-    async def _details_chunk(self, refs: list[JobRef], use_sacct: bool, sacct: dict[str, tuple[str, str]],
-                             exits: dict[str, dict[str, Any]], unsent: dict[str, str]) -> tuple[int, list[str]]:
+    async def _details_chunk(self, refs: list[JobRef], use_sacct: bool, sacct: dict[str, SlurmJob],
+                             exits: dict[str, str], unsent: dict[str, str]) -> tuple[int, list[str]]:
         """One details command for ``refs``; (sacct's exit status, its non-record lines).
         A command the connection dropped under twice is never sent again as it was: its
         batch is split in halves (each its own command) down to single jobs."""
         ids = ",".join(r.job_id for r in refs)
         command = (f"use_sacct={1 if use_sacct else 0}; ids={shlex.quote(ids)}\n{_DETAILS_SCRIPT}")
-        listing = "".join(f"{r.job_id}\t{r.run_dir}\n" for r in refs
+        listing = "".join(f"{r.job_id}\t{r.run_dir}\t{exit_file(array_task(r.job_id)[1])}\n" for r in refs
                           if r.run_dir and not any(c in r.run_dir for c in "\t\n"))
         try:
             res = await self.conn.run(command, input=listing.encode(), name="sacct" if use_sacct else "exit-codes")
@@ -459,15 +446,13 @@ class SlurmBackend(Backend[SSHConfig]):
                 sacct_rc = int(line.split()[1] or 0)
             elif line.startswith("__HPCML_EXIT "):
                 _, jid, *rest = line.split(" ", 2)
-                try:
-                    exits[jid] = json.loads(rest[0]) if rest and rest[0].strip() else {}
-                except ValueError:
-                    exits[jid] = {}
+                if rest and rest[0].startswith("+"):  # "+": the file exists ("+<first line>")
+                    exits[jid] = rest[0][1:]
             elif "|" in line:
                 f = line.split("|")
                 if len(f) >= 4:
-                    sacct.setdefault(f[0], (f[2], f[3]))
-                    sacct.setdefault(f[1], (f[2], f[3]))
+                    sacct.setdefault(f[0], SlurmJob.from_sacct(f[2], f[3]))
+                    sacct.setdefault(f[1], SlurmJob.from_sacct(f[2], f[3]))
             else:
                 sacct_text.append(line)
         return sacct_rc, sacct_text
@@ -479,7 +464,7 @@ class SlurmBackend(Backend[SSHConfig]):
         one ``scancel`` with many job ids, while the previous batch is still on its way."""
         if not run.backend_job_id:
             return
-        if not _JOB_ID.fullmatch(run.backend_job_id):
+        if not JOB_ID.fullmatch(run.backend_job_id):
             raise SubmitError(f"cannot cancel: {run.backend_job_id!r} is not a Slurm job id")
         secrets_path = None
         if re.fullmatch(r"[A-Za-z0-9_-]+", run.id or ""):
@@ -670,15 +655,15 @@ def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,
 
 
 # The details command: the jobs' ids in ``$ids`` (bounded by ``_chunks``), "<job id>\t<run
-# dir>" lines on stdin. Builtins only per job, except for a post-run command to start.
+# dir>\t<exit-code file>" lines on stdin. Builtins only per job, except for a post-run command to start.
 _DETAILS_SCRIPT = f"""\
 if [ "$use_sacct" = 1 ]; then
   sacct -X -n -P -j "$ids" -o {SACCT_FIELDS} </dev/null 2>&1; echo "__HPCML_SACCT_RC $?"
 fi
-while IFS='	' read -r jid d; do
+while IFS='	' read -r jid d e; do
   [ -n "$d" ] || continue
-  code=
-  if [ -f "$d/{EXIT_FILE}" ]; then IFS= read -r code < "$d/{EXIT_FILE}"; fi
+  code=-  # "-": no exit-code file; "+<its first line>"
+  if [ -f "$d/$e" ]; then line=; IFS= read -r line < "$d/$e"; code="+$line"; fi
   printf '__HPCML_EXIT %s %s\\n' "$jid" "$code"
   # Login-node post-run commands, once, after the job has ended.
   if [ -f "$d/{EXIT_FILE}" ] && [ -f "$d/{POST_LOGIN_SCRIPT}" ] && [ ! -e "$d/{META_DIR}/post_login.done" ]; then
@@ -691,7 +676,6 @@ done"""
 _LIST_SCRIPT = ("xargs -0 -r sh -c 'exec find \"$@\" -mindepth 1 \\( -type f -o -type d \\) "
                 "-printf \"%H\\0%y %s %T@ %P\\0\"' sh 2>/dev/null; exit 0")
 CANCEL_CHUNK = 200  # jobs per scancel (ids and secrets-file paths in its command line)
-_JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?(\+[0-9]+)?")  # 123, 123_4 (array), 123+1 (het)
 
 
 def _scancel_errors(stderr: str) -> dict[str, str]:
@@ -808,7 +792,7 @@ def _submitted_id(out: str) -> str | None:
 
 def _submit_failure(res: Any, pre: list[str], label: str) -> Exception:
     if res.exit_status == _SBATCH_FAILED:
-        return SubmitError(_sbatch_message(res.err or res.out))
+        return SubmitError(sbatch_message(res.err or res.out))
     if res.exit_status == _PRE_FAILED:
         _, marker, rest = res.out.partition("__HPCML_PRE ")
         head, _, tail = rest.partition("\n")
@@ -821,34 +805,6 @@ def _submit_failure(res: Any, pre: list[str], label: str) -> Exception:
         return TransferError(f"the code kept disappearing from the cache on {label}: {res.err or res.out}".strip())
     return TransferError(f"preparing the run directory on {label} failed (exit status {res.exit_status}): "
                          f"{(res.err or res.out).strip()[-2000:]}")
-
-
-def _aggregate(states: list[str]) -> str:
-    """State of a whole job array from its elements' states."""
-    words = {s.split()[0].rstrip("+") for s in states}
-    for live in ("RUNNING", "COMPLETING", "CONFIGURING", "PENDING", "REQUEUED", "SUSPENDED"):
-        if live in words:
-            return live
-    if words == {"COMPLETED"}:
-        return "COMPLETED"
-    for bad in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "FAILED"):
-        if bad in words:
-            return bad
-    return sorted(words)[0]
-
-
-def _exit_message(code: int | None, done: dict[str, Any]) -> str:
-    msg = f"exit code {code}"
-    if done.get("signal"):
-        msg += f" ({done['signal']})"
-    return msg
-
-
-def _sbatch_message(text: str) -> str:
-    """Slurm's reason, e.g. "Batch job submission failed: Invalid partition name specified"."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    errors = [ln.removeprefix("sbatch: error: ") for ln in lines if "error" in ln.lower()] or lines
-    return "Slurm rejected the job: " + "; ".join(errors[-3:]) if errors else "sbatch failed"
 
 
 def _absolute_offline_paths(key: str, data: bytes, run_dir: str) -> bytes:

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from ...core.errors import BackendUnavailable, HpcmlError, NotFound
-from ...core.snapshots import ProgressCallback, Snapshot
+from ...core.snapshots import ProgressCallback, Snapshot, load_snapshot
 from .connection import SSHConnection
 
 log = logging.getLogger(__name__)
@@ -472,13 +472,11 @@ class Uploader:
         return req
 
     def _base_manifest(self) -> tuple[str, dict[str, list[Any]]] | None:
-        from ...engine import snapshot as snapshot_mod
-
         if not self.manifest_dir or not self.state.snapshots:
             return None
         base_id = self.state.snapshots[-1]
         try:
-            base = snapshot_mod.load_snapshot(base_id, self.manifest_dir.parent / "objects", self.manifest_dir)
+            base = load_snapshot(base_id, self.manifest_dir.parent / "objects", self.manifest_dir)
         except NotFound:
             return None
         return base_id, {f.relpath: _entry(f) for f in base.files}
