@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Float, Unicode, default
 
+from . import kernel_env
 from .engine.service import Engine
 from .handlers import HANDLERS
 from .handlers.base import ApiNotFoundHandler
 from .heap import HeapSettler
-from .settings import DATA_DIR_ENV, default_data_dir
+from .settings import default_data_dir
 
 API_PREFIX = "/hpcml/api"
 
@@ -51,6 +53,7 @@ class HpcmlApp(ExtensionApp):
         return os.environ.get("MLFLOW_TRACKING_URI", "")
 
     heap = HeapSettler()  # replaced per instance in initialize_settings
+    _restore_env: Callable[[], None] | None = None  # set by initialize_settings
 
     def initialize_settings(self) -> None:
         self.heap = HeapSettler()
@@ -62,10 +65,11 @@ class HpcmlApp(ExtensionApp):
         )
         self.settings["hpcml_engine"] = self.engine
         # Kernels started by this server inherit its environment: the magics and the Python
-        # API then use the same run store and tracking store, also when set by traitlets.
-        os.environ[DATA_DIR_ENV] = str(self.engine.data_dir)
-        if self.mlflow_tracking_uri:
-            os.environ["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
+        # API then use the same run store, tracking store and default backend, also when set
+        # by traitlets (see kernel_env).
+        self._restore_env = kernel_env.export(
+            self.engine.data_dir, self.engine.tracking_uri, self.default_backend,
+            explicit_tracking=bool(self.mlflow_tracking_uri))
         self.log.info("hpcml: data dir %s, tracking %s", self.engine.data_dir, self.engine.tracking_uri)
 
     def initialize_handlers(self) -> None:
@@ -81,4 +85,6 @@ class HpcmlApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         self.heap.stop()
+        if self._restore_env is not None:
+            self._restore_env()
         await self.engine.close()

@@ -333,3 +333,53 @@ def test_example_notebook_executes(tmp_path, hpcml_data):
     first = next(o for o in submit_cell.outputs if o.output_type == "display_data")
     assert 'data-state="FINISHED"' in first["data"]["text/html"]
     assert "magics-demo': FINISHED" in first["data"]["text/plain"]
+
+
+# ---------------------------------------------------------------------------
+# Kernels started by the lab follow the server's settings
+
+
+@pytest.fixture
+def jp_server_config(hpcml_data: Path) -> dict[str, Any]:
+    # Only the test below starts a server in this module; its default backend is a config.
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyterlab_hpcml": True}},
+        "HpcmlApp": {"poll_interval": 0.2, "default_backend": "local.yaml"},
+    }
+
+
+async def test_a_kernel_started_by_the_lab_follows_its_default_backend(
+        api, jp_fetch, jp_serverapp, toy_project, hpcml_data):
+    """A notebook's kernel started through the server (POST /api/sessions, as the lab does)
+    submits with the server's ``default_backend`` when no -c is given (docs/magics.md)."""
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    resp = await jp_fetch("api", "sessions", method="POST", body=json.dumps({
+        "path": "toy/nb.ipynb", "type": "notebook", "name": "nb.ipynb",
+        "kernel": {"name": "python3"}}))
+    kernel_id = json.loads(resp.body)["kernel"]["id"]
+    # An async client on the server's own loop (the server shuts the kernel down).
+    kc = AsyncKernelClient()
+    kc.load_connection_info(jp_serverapp.kernel_manager.get_kernel(kernel_id)
+                            .get_connection_info())
+    kc.start_channels()
+    out: list[str] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+
+    try:
+        await kc.wait_for_ready(KERNEL_TIMEOUT)
+        reply = await kc.execute_interactive(
+            "%load_ext jupyterlab_hpcml\n"
+            "r = %hpc_submit -P steps=1 --run-name lab-kernel --wait\n"
+            "import json; print(json.dumps({'id': r.id, 'config': r.record.config_path}))",
+            timeout=KERNEL_TIMEOUT, output_hook=hook, allow_stdin=False)
+    finally:
+        kc.stop_channels()
+    assert reply["content"]["status"] == "ok", (reply["content"], out)
+    run = json.loads("".join(out).strip().splitlines()[-1])
+    assert run["config"] == str(toy_project / "local.yaml")
+    status, seen = await api("GET", f"runs/{run['id']}")  # in the server's store too
+    assert status == 200 and seen["name"] == "lab-kernel" and seen["config_path"] == run["config"]
