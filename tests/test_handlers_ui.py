@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from jupyterlab_hpcml.handlers.configs import replace_sections
+from jupyterlab_hpcml.engine.config_edit import replace_sections
 
 CONFIG = """\
 # Local runs, 2 threads (header comment is kept)

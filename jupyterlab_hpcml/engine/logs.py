@@ -1,7 +1,9 @@
 """Log chunks by byte offset: only new bytes travel, whole UTF-8 characters only, and
-the JSON answer no larger than what was asked for."""
+the JSON answer no larger than what was asked for; and the last N lines of a log (the
+one implementation every face uses)."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Literal
 
@@ -93,3 +95,74 @@ def to_chunk(run: RunRecord, stream: Stream, data: bytes, offset: int, size: int
         size=size,
         running=not run.state.terminal,
     )
+
+
+# ---------------------------------------------------------------------- the last N lines
+
+TAIL_STEP = 64 * 1024  # first read back from the end; each further read doubles
+MAX_TAIL_BYTES = 16 * 1024 * 1024  # a tail never holds more (its first line is cut then)
+
+# (offset, max_bytes) → (the bytes there, the file's size now or None if it does not exist)
+Reader = Callable[[int, int], Awaitable[tuple[bytes, "int | None"]]]
+
+
+def last_lines(text: str, n: int) -> str:
+    """The last ``n`` lines of ``text``; a line ends with ``\n`` (as for ``tail -n``: a
+    carriage return of a progress bar does not end one), the last may lack it."""
+    if n <= 0 or not text:
+        return ""
+    start = _tail_start(text, "\n", n)
+    return text[start:]
+
+
+def _tail_start(data: str | bytes, newline: str | bytes, n: int) -> int:
+    """Index where the last ``n`` lines of ``data`` begin (0 when it has no more);
+    a newline as the very last character ends the last line, it starts none."""
+    end = len(data) - 1 if data[-1:] == newline else len(data)
+    pos = end
+    for _ in range(n):
+        pos = data.rfind(newline, 0, pos)  # type: ignore[arg-type]
+        if pos < 0:
+            return 0
+    return pos + 1
+
+
+async def _read_range(read: Reader, offset: int, n: int) -> bytes:
+    """``n`` bytes from ``offset`` in as many reads as the backend needs (some cap a
+    read); fewer only if the file is shorter now."""
+    parts, got = [], 0
+    while got < n:
+        block, _ = await read(offset + got, n - got)
+        if not block:
+            break
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
+
+
+async def read_tail(read: Reader, lines: int, step: int = TAIL_STEP,
+                    limit: int = MAX_TAIL_BYTES) -> tuple[int, bytes, int | None]:
+    """(offset, bytes from there to the end, size) holding the last ``lines`` lines of a
+    file read through ``read``: blocks are read back from the end, each twice the last,
+    until enough newlines are in or the file's start is reached, so a short tail of a
+    long log costs one or two reads and a line longer than a block is still whole.
+    Past ``limit`` bytes the tail starts at the first whole character within it."""
+    _, size = await read(0, 1)
+    if not size or lines <= 0:
+        return size or 0, b"", size
+    start, data = size, b""
+    while start > 0 and len(data) < limit:
+        want = min(step, start, limit - len(data))
+        block = await _read_range(read, start - want, want)
+        if len(block) < want:  # truncated meanwhile (a log never shrinks otherwise)
+            _, now = await read(0, 1)
+            return now or 0, b"", now
+        start, data = start - want, block + data
+        step *= 2
+        cut = _tail_start(data, b"\n", lines)
+        if cut > 0:  # a newline before the first of the lines: the tail is complete
+            return start + cut, data[cut:], size
+    if start > 0:  # over the limit: drop a character split at the cut
+        skip = next((i for i, b in enumerate(data[:4]) if b & 0xC0 != 0x80), 0)
+        return start + skip, data[skip:], size
+    return 0, data, size

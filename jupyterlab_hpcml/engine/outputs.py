@@ -70,3 +70,9 @@ class RunOutputs:
             raise UserInputError("x must be 'step' or 'time'")
         _, mlflow_id = await self._mlflow_run(run_id)
         return await asyncio.to_thread(self.tracker.metric_history, mlflow_id, key, max_points, x)
+
+    async def metric_values(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+        """Every logged value of ``key`` (or of every metric), not downsampled:
+        ``[{key, step, value, timestamp}]`` (epoch seconds) sorted by key, step and time."""
+        _, mlflow_id = await self._mlflow_run(run_id)
+        return await asyncio.to_thread(self.tracker.metric_values, mlflow_id, key)

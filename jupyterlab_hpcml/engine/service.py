@@ -1,19 +1,53 @@
-"""The Engine: one object wiring store, backends, tracking and runs.
+"""The Engine: the one facade every face calls (REST handlers, CLI, Python API, magics,
+widget).
 
-The server extension, the CLI and the Python API each build one over the same
-data dir, so a run started anywhere is visible everywhere.
+It wires store, backends, tracking and runs over one data dir, so a run started
+anywhere is visible everywhere, and it is the only door into them: a face never
+reaches the store, MLflow's client or a backend itself. Every method is async
+(blocking work runs on worker threads) unless it only reads memory.
+
+Methods, by subject (sections below, in this order):
+
+- runs: ``submit``, ``get``, ``list_runs``, ``list_runs_json``, ``rows``,
+  ``changed_since``, ``changed_since_json``, ``refresh``, ``current``, ``cancel``,
+  ``rerun``, ``delete``, ``set_archived``, ``upload_progress``
+- logs: ``read_log``, ``read_log_all``, ``log_tail``
+- artifacts: ``list_artifacts``, ``open_artifact``, ``download_artifact``
+- metrics: ``metric_keys``, ``latest_metrics``, ``metric_history``,
+  ``metric_histories``, ``metric_values``
+- experiments, projects, configs, credentials: ``experiments``, ``features``,
+  ``config_schema``, ``find_project``, ``describe_project``, ``describe_configs``,
+  ``save_config_sections``, ``backend_config``, ``credentials``,
+  ``set_credentials``, ``forget_credentials``
 """
 from __future__ import annotations
 
+import asyncio
+import logging
+import tempfile
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
+from typing import Any, BinaryIO, Literal
 
 from ..backends.registry import BackendRegistry
+from ..core.errors import HpcmlError, Problem, UserInputError
+from ..core.files import FileInfo
+from ..core.states import RunState
 from ..settings import default_data_dir
+from . import logs
+from .logs import LogChunk
+from .models import DeleteResult, RunRecord
 from .outputs import RunOutputs
 from .poller import Poller
+from .requests import Overrides, RerunRequest, SubmitRequest
 from .runs import RunService
-from .store import RunStore
+from .store import ROW_SORTS, ListFilters, RunJson, RunStore  # RunJson: listings' type
 from .tracking import Tracker, default_tracking_uri
+
+log = logging.getLogger(__name__)
+
+XAxis = Literal["step", "time"]
+MAX_POINTS = 100_000  # a metric history is downsampled to at most this many points
 
 
 class Engine:
@@ -27,6 +61,7 @@ class Engine:
         self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tracking_uri = tracking_uri or default_tracking_uri(self.data_dir)
+        # The parts below are the engine's own; faces use the methods of this class.
         self.store = RunStore(self.data_dir / "runs.sqlite")
         self.registry = BackendRegistry(self.data_dir)
         self.tracker = Tracker(self.tracking_uri)
@@ -45,3 +80,286 @@ class Engine:
         await self.poller.stop()
         await self.registry.close()
         self.store.close()
+
+    # ------------------------------------------------------------------ runs
+
+    async def submit(self, req: SubmitRequest, *, root: Path | None = None) -> RunRecord:
+        """Submit a run; ``root`` confines project, config and path parameters (the lab)."""
+        run = await self.runs.submit(req, root=root)
+        self.poller.wake()
+        return run
+
+    async def get(self, run_id: str) -> RunRecord:
+        """The stored record (a unique id prefix is enough)."""
+        return await self.runs.get(run_id)
+
+    async def list_runs(self, **filters: Any) -> tuple[list[RunRecord], int]:
+        """A page of records, newest first, and the total (filters: ``store.ListFilters``)."""
+        return await asyncio.to_thread(self.store.list, **_filters(filters))
+
+    async def list_runs_json(self, **filters: Any) -> tuple[list[RunJson], int]:
+        """``list_runs`` as the stored JSON text (listings send it without re-encoding)."""
+        return await asyncio.to_thread(self.store.list_json, **_filters(filters))
+
+    async def rows(self, *, sort: str = "submitted", descending: bool = True,
+                   states: Collection[RunState] | None = None, text: str | None = None,
+                   archived: bool | None = False, limit: int = 100,
+                   offset: int = 0) -> dict[str, Any]:
+        """A page of compact rows for the runs tab: ``{rows, total, cursor}``."""
+        if sort not in ROW_SORTS:
+            raise UserInputError(Problem(
+                f"unknown sort {sort!r}; allowed: {', '.join(ROW_SORTS)}", key="sort"))
+        return await asyncio.to_thread(
+            self.store.rows, sort=sort, descending=descending, states=states, text=text,
+            archived=archived, limit=limit, offset=offset)
+
+    async def changed_since(self, cursor: float, limit: int = 500) -> list[RunRecord]:
+        """Runs changed after ``cursor`` (an ``updated_at``), oldest change first."""
+        return await asyncio.to_thread(self.store.changed_since, cursor, limit)
+
+    async def changed_since_json(self, cursor: float, limit: int = 500) -> list[RunJson]:
+        return await asyncio.to_thread(self.store.changed_since_json, cursor, limit)
+
+    async def refresh(self, runs: Iterable[RunRecord] | None = None) -> list[RunRecord]:
+        """Ask the backends about ``runs`` (default: every active run); the updated ones."""
+        return await self.runs.refresh(runs)
+
+    async def current(self, run_id: str) -> RunRecord:
+        """The record after asking its backend, for a face with no poller behind it."""
+        record = await self.runs.get(run_id)
+        if not record.state.terminal:
+            await self.runs.refresh([record])
+            record = await self.runs.get(record.id)
+        return record
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        run = await self.runs.cancel(run_id)
+        self.poller.wake()
+        return run
+
+    async def rerun(self, run_id: str, req: RerunRequest, *,
+                    root: Path | None = None) -> RunRecord:
+        run = await self.runs.rerun(run_id, req, root=root)
+        self.poller.wake()
+        return run
+
+    async def delete(self, run_id: str, *, delete_mlflow: bool = False) -> DeleteResult:
+        return await self.runs.delete(run_id, delete_mlflow=delete_mlflow)
+
+    async def set_archived(self, run_id: str, archived: bool) -> RunRecord:
+        return await self.runs.set_archived(run_id, archived)
+
+    def upload_progress(self, run_id: str) -> tuple[int, int] | None:
+        """(bytes sent, bytes to send) while a run's code is being uploaded, else None."""
+        return self.runs.upload_progress.get(run_id)
+
+    # ------------------------------------------------------------------ logs
+
+    async def read_log(self, run_id: str, stream: str, offset: int = 0,
+                       max_bytes: int = 256 * 1024) -> LogChunk:
+        """Bytes of stdout/stderr from ``offset`` (whole characters); ask again from
+        ``next_offset``."""
+        return await self.runs.read_log(run_id, stream, offset, max_bytes)
+
+    async def read_log_all(self, run_id: str, stream: str, offset: int = 0) -> LogChunk:
+        """Everything from ``offset`` to the current end, as one chunk."""
+        first = chunk = await self.read_log(run_id, stream, offset, logs.MAX_CHUNK)
+        parts = [chunk.data]
+        while chunk.data:
+            chunk = await self.read_log(run_id, stream, chunk.next_offset, logs.MAX_CHUNK)
+            parts.append(chunk.data)
+        return first.model_copy(update={"data": "".join(parts), "next_offset": chunk.next_offset,
+                                        "size": chunk.size, "running": chunk.running})
+
+    async def log_tail(self, run_id: str, stream: str, lines: int) -> LogChunk:
+        """The last ``lines`` lines (``data``, from ``offset``) and where to follow on
+        (``next_offset``); lines end with ``\\n``, as for ``tail -n``."""
+        logs.check_request(stream, 0, 1)
+        if lines < 0:
+            raise UserInputError(Problem("lines must be >= 0", key="lines"))
+        run = await self.runs.get(run_id)
+        if not run.run_dir:
+            return logs.to_chunk(run, stream, b"", 0, None)  # type: ignore[arg-type]
+        backend = self.registry.for_run(run)
+        path = backend.log_path(stream)
+
+        async def read(offset: int, max_bytes: int) -> tuple[bytes, int | None]:
+            chunk = await backend.read(run, path, offset, max_bytes)
+            return chunk.data, chunk.size
+
+        start, data, size = await logs.read_tail(read, lines)
+        return await asyncio.to_thread(
+            logs.to_chunk, run, stream, data, start, size)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ artifacts
+
+    async def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
+        """One level of the run's artifacts below ``path`` (logged models included)."""
+        return await self.outputs.list_artifacts(run_id, path)
+
+    async def open_artifact(self, run_id: str, path: str) -> tuple[BinaryIO, int]:
+        """One artifact file opened for reading, and its size; the caller closes it."""
+        return await self.outputs.open_artifact(run_id, path)
+
+    async def download_artifact(
+        self, run_id: str, path: str
+    ) -> tuple[Path, tempfile.TemporaryDirectory[str]]:
+        """A local copy of one artifact file; the caller cleans up the returned temp dir."""
+        return await self.outputs.download_artifact(run_id, path)
+
+    # ------------------------------------------------------------------ metrics
+
+    async def metric_keys(self, run_id: str) -> list[dict[str, Any]]:
+        """The latest value of each metric: ``[{key, value, step, timestamp}]`` by key."""
+        return await self.outputs.metric_keys(run_id)
+
+    async def latest_metrics(self, run_ids: Iterable[str]) -> dict[str, dict[str, float | None]]:
+        """``{run_id: {key: latest value}}``; runs without metrics to read are left out."""
+        out: dict[str, dict[str, float | None]] = {}
+        for run_id in run_ids:
+            try:
+                keys = await self.metric_keys(run_id)
+            except HpcmlError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - MLflow run deleted, store down: skip it
+                log.debug("no metrics for %s: %s", run_id, exc)
+                continue
+            out[run_id] = {m["key"]: m["value"] for m in keys}
+        return out
+
+    async def metric_history(self, run_id: str, key: str, max_points: int = 1000,
+                             x: str = "step") -> dict[str, Any]:
+        """One metric downsampled to ``max_points``: ``{key, total, points}`` (see
+        ``downsample``); ``x`` is the step or the time (epoch seconds)."""
+        return await self.outputs.metric_history(run_id, key, _max_points(max_points), _x(x))
+
+    async def metric_histories(self, run_ids: Iterable[str], max_points: int = 1000,
+                               x: str = "step",
+                               keys: Collection[str] = ()) -> list[dict[str, Any]]:
+        """Every metric history (or those in ``keys``) of each run:
+        ``[{id, metrics: [{key, total, points}], error}]``; a run whose metrics cannot be
+        read carries the reason in ``error``."""
+        max_points, axis = _max_points(max_points), _x(x)
+        answer = []
+        for run_id in run_ids:
+            entry: dict[str, Any] = {"id": run_id, "metrics": [], "error": None}
+            try:
+                for m in await self.metric_keys(run_id):
+                    if not keys or m["key"] in keys:
+                        entry["metrics"].append(await self.outputs.metric_history(
+                            run_id, m["key"], max_points, axis))
+            except UserInputError:
+                raise
+            except HpcmlError as exc:
+                entry["error"] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one run's store trouble, not the page's
+                entry["error"] = f"metrics unavailable: {exc}"
+            answer.append(entry)
+        return answer
+
+    async def metric_values(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+        """Every logged value, not downsampled: ``[{key, step, value, timestamp}]`` (time
+        in epoch seconds), sorted by key, step and time."""
+        return await self.outputs.metric_values(run_id, key)
+
+    # ------------------------------------------------------------------ experiments
+
+    async def experiments(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Active MLflow experiments, most recently updated first: ``[{id, name,
+        last_update_time}]``."""
+        return await asyncio.to_thread(self.tracker.list_experiments, limit)
+
+    # ------------------------------------------------------------------ projects, configs
+
+    def features(self) -> dict[str, Any]:
+        """Each backend kind's features, as JSON."""
+        return {k: f.model_dump() for k, f in self.registry.features().items()}
+
+    @staticmethod
+    def config_schema() -> dict[str, Any]:
+        """The backend-config JSON Schema (validation and the UI's forms)."""
+        from . import config as config_mod
+
+        return config_mod.schema()
+
+    @staticmethod
+    async def find_project(start: Path, root: Path | None = None) -> Path:
+        """The project folder at or above ``start`` (not above ``root``)."""
+        from . import project as project_mod
+
+        return await asyncio.to_thread(project_mod.find_project_root, start, root)
+
+    @staticmethod
+    async def describe_project(project_dir: Path, root: Path) -> dict[str, Any]:
+        """Entry points with parameter JSON Schemas, and the backend configs found."""
+        from . import project_info
+
+        return await asyncio.to_thread(project_info.describe_project, project_dir, root)
+
+    @staticmethod
+    async def describe_configs(project_dir: Path, root: Path) -> list[dict[str, Any]]:
+        from . import project_info
+
+        return await asyncio.to_thread(project_info.describe_configs, project_dir, root)
+
+    @staticmethod
+    async def save_config_sections(project_dir: Path, relpath: str,
+                                   sections: dict[str, dict[str, Any] | None]) -> str:
+        """Rewrite edited top-level sections of a project's config file; its clean path."""
+        from . import config_edit
+
+        return await asyncio.to_thread(config_edit.save_sections, project_dir, relpath, sections)
+
+    async def backend_config(self, project: Path, config: str | None,
+                             overrides: Overrides = (), root: Path | None = None) -> Any:
+        """The backend config a submission with these arguments would use (validated)."""
+        return await asyncio.to_thread(self.runs.backend_config, project, config, overrides, root)
+
+    # ------------------------------------------------------------------ credentials
+
+    @staticmethod
+    def credentials() -> list[dict[str, Any]]:
+        """Connections with credentials in server memory: names, field names and the
+        endpoints their secrets go to; never a value."""
+        from ..backends.credentials import MEMORY, describe  # with httpx: not at start-up
+
+        return [describe(identity, fields) for identity, fields in MEMORY.entries()]
+
+    async def set_credentials(self, project: Path, config: str | None,
+                              values: Mapping[str, Any], root: Path | None = None
+                              ) -> dict[str, Any]:
+        """Remember credentials (memory only) for the connection of a project's config."""
+        from ..backends.credentials import MEMORY, checked_values, describe
+
+        cfg = await self.backend_config(project, config, (), root)
+        checked = checked_values(cfg.kind, dict(values))
+        MEMORY.set(cfg.identity, checked)
+        return describe(cfg.identity, list(checked))
+
+    @staticmethod
+    def forget_credentials(connection: str) -> None:
+        from ..backends.credentials import MEMORY
+
+        if not connection:
+            raise UserInputError(Problem("give the connection to forget", key="connection"))
+        MEMORY.forget(connection)
+
+
+def _filters(filters: Mapping[str, Any]) -> ListFilters:
+    unknown = set(filters) - set(ListFilters.__annotations__)
+    if unknown:
+        raise TypeError(f"unknown run filters: {', '.join(sorted(unknown))}")
+    return filters  # type: ignore[return-value]
+
+
+def _max_points(max_points: int) -> int:
+    if not 2 <= max_points <= MAX_POINTS:
+        raise UserInputError(Problem(f"must be between 2 and {MAX_POINTS}", key="max_points"))
+    return max_points
+
+
+def _x(x: str) -> XAxis:
+    if x not in ("step", "time"):
+        raise UserInputError(Problem("x must be 'step' or 'time'", key="x"))
+    return x  # type: ignore[return-value]
+

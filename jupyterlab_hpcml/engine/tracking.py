@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 from ..core.errors import Conflict, NotFound
 from ..core.files import OFFLINE_MLRUNS, FileInfo
 from ..core.states import RunState
-from . import paths, yamlio
+from . import mlflow_sqlite, paths, yamlio
 from .locks import hold_lock
 from .mlflow_import import load_mlflow
 from .models import TrackingMode
@@ -75,19 +75,9 @@ def _is_file_store(uri: str) -> bool:
     return uri.startswith("file:") or "://" not in uri and not uri.startswith(("sqlite:", "databricks"))
 
 
-def _sqlite_path(tracking_uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI; None for other stores and in-memory ones."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    db = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
-    if not db or db == ":memory:":
-        return None
-    return Path(db).resolve()
-
-
 def _default_artifact_root(tracking_uri: str) -> str | None:
     """``<dir of the sqlite db>/mlartifacts`` for a SQLite store; None lets other stores decide."""
-    db = _sqlite_path(tracking_uri)
+    db = mlflow_sqlite.sqlite_path(tracking_uri)
     return (db.parent / "mlartifacts").as_uri() if db else None
 
 
@@ -128,7 +118,7 @@ class Tracker:
                 load_mlflow()
                 from mlflow import MlflowClient
 
-                db = _sqlite_path(self.tracking_uri)
+                db = mlflow_sqlite.sqlite_path(self.tracking_uri)
                 if db is None:
                     self._client = MlflowClient(self.tracking_uri)
                 else:
@@ -326,12 +316,36 @@ class Tracker:
 
     def metric_keys(self, run_id: str) -> list[dict[str, Any]]:
         """The latest value of each metric: ``[{key, value, step, timestamp}]`` sorted by key."""
+        fast = mlflow_sqlite.reader(self.tracking_uri)
+        latest = fast.latest_metrics(run_id) if fast is not None else None
+        if latest is not None:
+            return [{"key": k, "value": _json_float(v), "step": step, "timestamp": ts}
+                    for k, v, ts, step in sorted(latest)]
         proto = self.client.get_run(run_id).data.to_proto()
         out = [
             {"key": m.key, "value": _json_float(m.value), "step": m.step, "timestamp": m.timestamp}
             for m in proto.metrics
         ]
         return sorted(out, key=lambda d: d["key"])
+
+    def metric_series(self, run_id: str, key: str,
+                      x: Literal["step", "time"] = "step") -> list[tuple[int, int, float]]:
+        """Every logged value of one metric as ``(step, timestamp ms, value)``, NaN as NaN,
+        sorted by step then time (``x="time"``: time then step), ties as MLflow orders them.
+
+        The one way the package reads a metric history. On MLflow's SQLite store it is
+        one read-only SQL query (``mlflow_sqlite``: no MLflow import, no ORM object per
+        point); on any other store, or a schema it does not know, MLflow's public API."""
+        fast = mlflow_sqlite.reader(self.tracking_uri)
+        if fast is not None:
+            rows = fast.metric_series(run_id, key, x)
+            if rows is not None:
+                return rows
+        history = self.client.get_metric_history(run_id, key)
+        rows = [(m.step, m.timestamp, m.value) for m in history]
+        # Stable: ties keep MLflow's order (timestamp, step, value).
+        rows.sort(key=(lambda r: (r[1], r[0])) if x == "time" else (lambda r: (r[0], r[1])))
+        return rows
 
     def metric_history(
         self,
@@ -346,15 +360,32 @@ class Tracker:
         """
         from .downsample import downsample
 
-        history = list(self.client.get_metric_history(run_id, key))
-        if x == "time":
-            history.sort(key=lambda m: (m.timestamp, m.step))
-            xs: list[float] = [m.timestamp / 1000.0 for m in history]
-        else:
-            history.sort(key=lambda m: (m.step, m.timestamp))
-            xs = [m.step for m in history]
-        ys = [m.value for m in history]
-        return {"key": key, "total": len(history), "points": downsample(xs, ys, max_points)}
+        rows = self.metric_series(run_id, key, x)
+        xs: list[float] = ([r[1] / 1000.0 for r in rows] if x == "time"
+                           else [r[0] for r in rows])
+        ys = [r[2] for r in rows]
+        return {"key": key, "total": len(rows), "points": downsample(xs, ys, max_points)}
+
+    def metric_values(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+        """Every logged value of ``key`` (default: every metric), not downsampled:
+        ``[{key, step, value, timestamp}]`` (epoch seconds) sorted by key, step and time."""
+        keys = [key] if key else [m["key"] for m in self.metric_keys(run_id)]
+        return [
+            {"key": k, "step": step, "value": value, "timestamp": ts / 1000.0}
+            for k in sorted(keys)
+            for step, ts, value in self.metric_series(run_id, k)
+        ]
+
+    def list_experiments(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Active experiments, most recently updated first: ``[{id, name, last_update_time}]``."""
+        load_mlflow()
+        from mlflow.entities import ViewType
+
+        found = self.client.search_experiments(
+            view_type=ViewType.ACTIVE_ONLY, max_results=limit,
+            order_by=["last_update_time DESC"])
+        return [{"id": e.experiment_id, "name": e.name, "last_update_time": e.last_update_time}
+                for e in found]
 
     # MLflow 3 shows a run's logged models (``log_model(name="model")``) as the artifact path
     # ``model/``, but resolves them through the process's default tracking URI instead of the

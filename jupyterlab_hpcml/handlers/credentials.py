@@ -6,12 +6,10 @@ identity, so they only ever go to the endpoints of the config they were entered 
 """
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..core.errors import Problem, UserInputError
 from ..engine.requests import PathText
 from .base import HpcmlHandler, authenticated
 
@@ -30,31 +28,17 @@ class CredentialsHandler(HpcmlHandler):
     async def get(self) -> None:
         """The connections with credentials in memory: names, field names and the endpoints
         their secrets go to; never a value."""
-        from ..backends.credentials import MEMORY, describe  # with httpx: not at start-up
-
-        self.write_json({"connections": [describe(identity, fields)
-                                         for identity, fields in MEMORY.entries()]})
+        self.write_json({"connections": self.engine.credentials()})
 
     @authenticated
     async def put(self) -> None:
         """Remember credentials for the connection of a project's backend config."""
-        from ..backends.credentials import MEMORY, checked_values, describe
-
         req = self.body(CredentialsRequest)
-        cfg = await asyncio.to_thread(
-            self.engine.runs.backend_config, self.resolve_path(req.project), req.backend_config,
-            (), self.root_dir)
-        values = checked_values(cfg.kind, req.values)
-        MEMORY.set(cfg.identity, values)
-        self.write_json(describe(cfg.identity, list(values)))
+        self.write_json(await self.engine.set_credentials(
+            self.resolve_path(req.project), req.backend_config, req.values, self.root_dir))
 
     @authenticated
     async def delete(self) -> None:
-        connection = self.get_query_argument("connection", None)
-        if not connection:
-            raise UserInputError(Problem("give the connection to forget", key="connection"))
-        from ..backends.credentials import MEMORY
-
-        MEMORY.forget(connection)
+        self.engine.forget_credentials(self.get_query_argument("connection", ""))
         self.set_status(204)
         self.finish()

@@ -13,7 +13,7 @@ class LogHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str, stream: str) -> None:
         """Bytes of stdout/stderr from ``offset``; ask again with ``next_offset``."""
-        chunk = await self.engine.runs.read_log(
+        chunk = await self.engine.read_log(
             run_id, stream, self.int_arg("offset", 0), self.int_arg("max_bytes", 256 * 1024)
         )
         self.write_json(chunk)
@@ -23,7 +23,7 @@ class ArtifactsHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str) -> None:
         path = self.get_query_argument("path", "")
-        files = await self.engine.outputs.list_artifacts(run_id, path)
+        files = await self.engine.list_artifacts(run_id, path)
         self.write_json({"artifacts": [f.__dict__ for f in files]})
 
 
@@ -42,7 +42,7 @@ class ArtifactDownloadHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str) -> None:
         path = self.get_query_argument("path", "")
-        src, size = await self.engine.outputs.open_artifact(run_id, path)
+        src, size = await self.engine.open_artifact(run_id, path)
         with src:
             name = posixpath.basename(path)
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -58,13 +58,13 @@ class ArtifactDownloadHandler(HpcmlHandler):
 class MetricsHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str) -> None:
-        self.write_json({"metrics": await self.engine.outputs.metric_keys(run_id)})
+        self.write_json({"metrics": await self.engine.metric_keys(run_id)})
 
 
 class MetricHistoryHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str, key: str) -> None:
-        history = await self.engine.outputs.metric_history(
+        history = await self.engine.metric_history(
             run_id, key, self.int_arg("max_points", 1000), self.get_query_argument("x", "step")
         )
         self.write_json(history)

@@ -1,46 +1,7 @@
 """Project introspection: entry points, parameter schemas, backend configs."""
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-from typing import Any
-
-from ..core.errors import UserInputError
-from ..engine import config as config_mod
-from ..engine import paths
-from ..engine import project as project_mod
 from .base import HpcmlHandler, authenticated
-
-
-def describe_configs(project_dir: Path, root: Path) -> list[dict[str, Any]]:
-    """Each backend config found in the project, with its problems if it is invalid.
-
-    A config that links out of ``root`` (the server's root) is listed with that
-    problem and is not read: its content is none of the lab's business.
-    """
-    root_real = paths.real(root)
-    out = []
-    for path in config_mod.find_backend_configs(project_dir):
-        entry: dict[str, Any] = {"path": path.relative_to(project_dir).as_posix(),
-                                 "kind": None, "connection": None, "config": None}
-        if not paths.is_inside(root_real, paths.real(path)):
-            entry["problems"] = [{"message": "links outside the server's root; not read",
-                                  "file": entry["path"], "line": None, "key": None}]
-            out.append(entry)
-            continue
-        try:
-            cfg = config_mod.load_backend_config(path)
-            entry.update(kind=cfg.kind, connection=cfg.connection_name, config=cfg.redacted(),
-                         problems=[])
-        except UserInputError as exc:
-            entry.update(problems=[p.to_dict() for p in exc.problems])
-        out.append(entry)
-    return out
-
-
-def describe_project(project_dir: Path, root: Path) -> dict[str, Any]:
-    spec = project_mod.load_project(project_dir)
-    return {**spec.to_dict(), "backend_configs": describe_configs(project_dir, root)}
 
 
 class ProjectHandler(HpcmlHandler):
@@ -48,7 +9,7 @@ class ProjectHandler(HpcmlHandler):
     async def get(self) -> None:
         """The project at (or above) ``path``: entry points with parameter JSON Schemas, configs."""
         start = self.resolve_path(self.get_query_argument("path", ""))
-        root = await asyncio.to_thread(project_mod.find_project_root, start, self.root_dir)
-        data = await asyncio.to_thread(describe_project, root, self.root_dir)
+        root = await self.engine.find_project(start, self.root_dir)
+        data = await self.engine.describe_project(root, self.root_dir)
         data["path"] = self.relative(root)
         self.write_json(data)

@@ -1,7 +1,6 @@
 """Runs: list, submit, get, cancel, re-run, delete, archive."""
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from typing import Any
@@ -10,14 +9,14 @@ from ..core.errors import Problem, UserInputError
 from ..core.states import RunState
 from ..engine.models import RunRecord
 from ..engine.requests import RerunRequest, SubmitRequest
-from ..engine.store import RunJson
+from ..engine.service import RunJson
 from .base import HpcmlHandler, authenticated
 
 
 def _extras(handler: HpcmlHandler, run_id: str, project_path: str, started_at: float | None,
             ended_at: float | None) -> dict[str, Any]:
     """What the API adds to a stored record."""
-    progress = handler.engine.runs.upload_progress.get(run_id)
+    progress = handler.engine.upload_progress(run_id)
     return {
         "project_relpath": handler.relative(project_path),
         "started_at": started_at,
@@ -90,7 +89,7 @@ class RunsHandler(HpcmlHandler):
         states = parse_states(self.get_query_arguments("state"))
         archived = parse_archived(self)  # checked with `since` too, which lists archived runs
         since = self.get_query_argument("since", None)
-        store = self.engine.store
+        engine = self.engine
         if since is not None:
             try:
                 cursor = float(since)
@@ -98,11 +97,10 @@ class RunsHandler(HpcmlHandler):
                     raise ValueError(since)
             except ValueError:
                 raise UserInputError(Problem(f"must be a number, got {since!r}", key="since")) from None
-            changed = await asyncio.to_thread(store.changed_since_json, cursor)
+            changed = await engine.changed_since_json(cursor)
             write_runs(self, changed, len(changed))
             return
-        runs, total = await asyncio.to_thread(
-            store.list_json,
+        runs, total = await engine.list_runs_json(
             states=states,
             project=self.get_query_argument("project", None),
             experiment=self.get_query_argument("experiment", None),
@@ -118,46 +116,43 @@ class RunsHandler(HpcmlHandler):
         """Submit a run."""
         req = self.body(SubmitRequest)
         req.project = str(self.resolve_path(req.project))
-        run = await self.engine.runs.submit(req, root=self.root_dir)  # the lab's world only
-        self.engine.poller.wake()
+        run = await self.engine.submit(req, root=self.root_dir)  # the lab's world only
         self.write_json(run_json(self, run), status=201)
 
 
 class RunHandler(HpcmlHandler):
     @authenticated
     async def get(self, run_id: str) -> None:
-        self.write_json(run_json(self, await self.engine.runs.get(run_id)))
+        self.write_json(run_json(self, await self.engine.get(run_id)))
 
     @authenticated
     async def delete(self, run_id: str) -> None:
         """Delete an ended run (409 while active); ``delete_mlflow=true`` also its MLflow run."""
         delete_mlflow = bool_arg(self, "delete_mlflow")
-        self.write_json(await self.engine.runs.delete(run_id, delete_mlflow=delete_mlflow))
+        self.write_json(await self.engine.delete(run_id, delete_mlflow=delete_mlflow))
 
 
 class ArchiveHandler(HpcmlHandler):
     @authenticated
     async def post(self, run_id: str) -> None:
-        self.write_json(run_json(self, await self.engine.runs.set_archived(run_id, True)))
+        self.write_json(run_json(self, await self.engine.set_archived(run_id, True)))
 
 
 class UnarchiveHandler(HpcmlHandler):
     @authenticated
     async def post(self, run_id: str) -> None:
-        self.write_json(run_json(self, await self.engine.runs.set_archived(run_id, False)))
+        self.write_json(run_json(self, await self.engine.set_archived(run_id, False)))
 
 
 class CancelHandler(HpcmlHandler):
     @authenticated
     async def post(self, run_id: str) -> None:
-        run = await self.engine.runs.cancel(run_id)
-        self.engine.poller.wake()
+        run = await self.engine.cancel(run_id)
         self.write_json(run_json(self, run))
 
 
 class RerunHandler(HpcmlHandler):
     @authenticated
     async def post(self, run_id: str) -> None:
-        run = await self.engine.runs.rerun(run_id, self.body(RerunRequest), root=self.root_dir)
-        self.engine.poller.wake()
+        run = await self.engine.rerun(run_id, self.body(RerunRequest), root=self.root_dir)
         self.write_json(run_json(self, run), status=201)
