@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,7 @@ class FlakyBackend(LocalBackend):
 
 
 async def test_unreachable_backend_gives_unknown_then_recovers(engine, project, monkeypatch):
-    monkeypatch.setitem(registry.BACKEND_CLASSES, "local", "tests.test_engine:FlakyBackend")
+    monkeypatch.setitem(registry.available(), "local", EntryPoint("local", "tests.test_engine:FlakyBackend", registry.GROUP))
     run = await engine.runs.submit(SubmitRequest(project=str(project), entry_point="sleep",
                                                  parameters={"seconds": 1}))
     FlakyBackend.reachable = False

@@ -1,33 +1,110 @@
-"""Backend config → backend instance, one instance per connection (shared by all runs)."""
+"""Backend kinds → backend classes, found as plug-ins; one backend instance per connection.
+
+Every backend, the four built-ins included, is a plug-in: an entry point in the group
+``jupyterlab_hpcml.backends`` whose name is the kind (what a config selects) and whose
+value is ``"module:Class"``. A package installed next to this one adds a kind by declaring
+one in its own ``pyproject.toml``::
+
+    [project.entry-points."jupyterlab_hpcml.backends"]
+    tinyqueue = "hpcml_tinyqueue.backend:TinyQueueBackend"
+
+Discovery reads only the installed packages' metadata (once per process); a backend's
+module is imported the first time its kind is used, so start-up stays fast and a broken
+plug-in troubles only the configs that select it. See docs/backends.md.
+"""
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
+from collections.abc import Mapping
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
 
 from ..core.connections import ConnectionIdentity, connection_identity
 from ..core.errors import Unsupported
-from ..engine.models import RunRecord
 from .base import Backend, Features
 
-# kind → "module:Class", imported on first use so start-up stays fast.
-BACKEND_CLASSES: dict[str, str] = {
-    "local": "jupyterlab_hpcml.backends.local:LocalBackend",
-    "firecrest": "jupyterlab_hpcml.backends.firecrest:FirecrestBackend",
-    "unicore": "jupyterlab_hpcml.backends.unicore:UnicoreBackend",
-    "ssh": "jupyterlab_hpcml.backends.ssh.slurm:SlurmBackend",
-}
+log = logging.getLogger(__name__)
+
+GROUP = "jupyterlab_hpcml.backends"
+# The distribution whose entry points win when another package claims the same kind.
+OWN_DISTRIBUTION = "jupyterlab-hpcml"
+
+
+@functools.cache
+def available() -> dict[str, EntryPoint]:
+    """Installed backend kinds (entry point name → entry point), read once per process.
+
+    A kind claimed twice keeps this package's backend, or else the first one found, and
+    the clash is logged: a plug-in cannot silently replace a built-in."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=GROUP):
+        old = found.get(ep.name)
+        if old is not None and old.value != ep.value:
+            keep = ep if _is_own(ep) and not _is_own(old) else old
+            log.warning("backend kind %r is declared twice (%s and %s); using %s",
+                        ep.name, old.value, ep.value, keep.value)
+            found[ep.name] = keep
+        else:
+            found[ep.name] = ep
+    return found
+
+
+def _is_own(ep: EntryPoint) -> bool:
+    dist = getattr(ep, "dist", None)
+    return bool(dist and dist.name.replace("_", "-").lower() == OWN_DISTRIBUTION)
+
+
+def kinds() -> list[str]:
+    """The kinds a config may select, sorted."""
+    return sorted(available())
 
 
 def backend_class(kind: str) -> type[Backend]:
-    target = BACKEND_CLASSES.get(kind)
-    if target is None:
+    """The backend class of ``kind``, imported now (the first use of that kind)."""
+    ep = available().get(kind)
+    if ep is None:
         raise Unsupported(
-            f"the {kind} backend is not available in this version "
-            f"(available: {', '.join(sorted(BACKEND_CLASSES))})"
+            f"the {kind} backend is not installed (available: {', '.join(kinds())})"
         )
+    return _load(ep.name, ep.value)
+
+
+@functools.cache
+def _load(kind: str, target: str) -> type[Backend]:
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except Exception as exc:  # noqa: BLE001 - a broken plug-in is a clear error, not a crash
+        raise Unsupported(f"the {kind} backend ({target}) cannot be loaded: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise Unsupported(f"the {kind} backend ({target}) is not a Backend subclass")
+    return cls
+
+
+def section_problems(kind: str, section: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Problems of a plug-in's own config section, as (key path inside it, message),
+    judged by the plug-in's typed ``config_model``; none for a backend without one."""
+    model: type[BaseModel] | None = getattr(backend_class(kind), "config_model", None)
+    if model is None:
+        return []
+    try:
+        model.model_validate(dict(section))
+    except ValidationError as exc:
+        return [(tuple(err["loc"]), err["msg"].removeprefix("Value error, "))
+                for err in exc.errors()]
+    return []
+
+
+class RunLike(Protocol):
+    """What the registry needs of a run to find its backend (any run record has it)."""
+
+    backend: str
+    backend_config: dict[str, Any]
 
 
 class BackendRegistry:
@@ -49,16 +126,21 @@ class BackendRegistry:
             self._backends[key] = backend
         return backend
 
-    def for_run(self, run: RunRecord) -> Backend:
+    def for_run(self, run: RunLike) -> Backend:
         # The stored config is redacted (secrets only, never the identity's URLs or
         # names); backends take secrets from the environment or the lab's memory store.
         return self.get(run.backend, run.backend_config)
 
     def features(self) -> dict[str, Features]:
-        return {
-            kind: backend_class(kind)({}, self.data_dir).supported_features()
-            for kind in BACKEND_CLASSES
-        }
+        """Every installed kind and what it can do; a plug-in that fails to load is left
+        out (and logged), so one broken package does not hide the others."""
+        out: dict[str, Features] = {}
+        for kind in kinds():
+            try:
+                out[kind] = backend_class(kind)({}, self.data_dir).supported_features()
+            except Exception:  # noqa: BLE001 - a plug-in's fault must not break the list
+                log.exception("backend %r left out of the backend list", kind)
+        return out
 
     async def close(self) -> None:
         for backend in self._backends.values():
