@@ -180,11 +180,11 @@ class Engine:
         run = await self.runs.get(run_id)
         if not run.run_dir:
             return logs.to_chunk(run, stream, b"", 0, None)  # type: ignore[arg-type]
-        backend = self.registry.for_run(run)
+        backend, ref = self.registry.for_run(run), run.job_ref()
         path = backend.log_path(stream)
 
         async def read(offset: int, max_bytes: int) -> tuple[bytes, int | None]:
-            chunk = await backend.read(run, path, offset, max_bytes)
+            chunk = await backend.read(ref, path, offset, max_bytes)
             return chunk.data, chunk.size
 
         start, data, size = await logs.read_tail(read, lines)
