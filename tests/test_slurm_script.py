@@ -11,18 +11,21 @@ import pytest
 
 from jupyterlab_hpcml.backends.base import JobSpec
 from jupyterlab_hpcml.backends.batchscript import (
+    log_file,
     render_batch_script,
     secrets_file_content,
     slurm_time,
     split_env,
 )
-from jupyterlab_hpcml.backends.ssh.slurm import (
-    MAX_INLINE_BYTES,
-    _exit_from_sacct,
-    _inline_files,
-    _sbatch_message,
-    map_state,
+from jupyterlab_hpcml.backends.exitrecord import (
+    EXIT_FILE,
+    ExitRecord,
+    exit_code,
+    exit_file,
+    parse_exit_record,
 )
+from jupyterlab_hpcml.backends.slurm_common import map_state, sbatch_message
+from jupyterlab_hpcml.backends.ssh.slurm import MAX_INLINE_BYTES, _inline_files
 from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.core.states import RunState
 
@@ -128,8 +131,8 @@ def test_state_details():
     assert map_state("CANCELLED by 1001")[1] == "cancelled by 1001"
     assert map_state("PENDING", "ReqNodeNotAvail")[1] == "pending: ReqNodeNotAvail"
     assert map_state("OUT_OF_MEMORY")[1] == "out of memory"
-    assert _exit_from_sacct("3:0") == 3 and _exit_from_sacct("0:9") == 137
-    assert _sbatch_message("sbatch: error: invalid partition specified: x\nsbatch: error: Batch job "
+    assert exit_code(3, 0) == 3 and exit_code(0, 9) == 137
+    assert sbatch_message("sbatch: error: invalid partition specified: x\nsbatch: error: Batch job "
                            "submission failed: Invalid partition name specified") == (
         "Slurm rejected the job: invalid partition specified: x; "
         "Batch job submission failed: Invalid partition name specified")
@@ -158,3 +161,30 @@ def test_binary_or_big_per_run_files_go_by_stdin_instead() -> None:
     assert _inline_files("/r", {"a.bin": b"\xff\xfe"}) is None
     assert _inline_files("/r", {"a.txt": b"a\0b"}) is None
     assert _inline_files("/r", {"a.txt": b"x" * (MAX_INLINE_BYTES + 1)}) is None
+
+
+def test_a_program_killed_by_a_signal_is_recorded_like_the_local_runner_does(tmp_path):
+    """128 + n and the signal's name: the same record the local runner writes, read by
+    every backend through exitrecord.parse_exit_record."""
+    record, _, _ = run_script(tmp_path, job(env={}, command="kill -KILL $$"))
+    assert (record["exit_code"], record["signal"]) == (137, "SIGKILL")
+    assert parse_exit_record(json.dumps(record)) == ExitRecord(137, "SIGKILL")
+
+
+def test_array_jobs_get_one_log_and_exit_file_per_element(tmp_path):
+    spec = job(env={}, command='echo "task $SLURM_ARRAY_TASK_ID"; exit "$SLURM_ARRAY_TASK_ID"')
+    script = render_batch_script(spec, "/r", array="0-3%2")
+    assert "#SBATCH --array=0-3%2\n" in script
+    assert "#SBATCH --output=/r/.hpcml/stdout.%a.log\n" in script
+    assert "#SBATCH --error=/r/.hpcml/stderr.%a.log\n" in script
+    assert log_file("stdout", 2) == ".hpcml/stdout.2.log" and log_file("stdout") == ".hpcml/stdout.log"
+    with pytest.raises(UserInputError, match="array"):
+        render_batch_script(spec, "/r", array="1-3; rm -rf ~")
+    # Element 2 of an array (as Slurm starts it): its own exit-code file.
+    run_dir = tmp_path / "run"
+    (run_dir / ".hpcml").mkdir(parents=True)
+    subprocess.run(["bash", "-c", render_batch_script(spec, str(run_dir), array="0-3")],
+                   capture_output=True, timeout=30,
+                   env={"PATH": os.environ["PATH"], "SLURM_ARRAY_TASK_ID": "2", "SLURM_JOB_ID": "12"})
+    assert not (run_dir / EXIT_FILE).exists()
+    assert parse_exit_record((run_dir / exit_file(2)).read_bytes()) == ExitRecord(2)

@@ -34,16 +34,17 @@ Typical use (any backend that can write files next to the run directory)::
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ..core.errors import Problem, UserInputError
+from ..core.files import META_DIR
+from .exitrecord import EXIT_FILE
 
-META_DIR = ".hpcml"
 SCRIPT_NAME = f"{META_DIR}/job.sbatch"  # where backends keep the script (viewable with the run)
-EXIT_FILE = f"{META_DIR}/exit_code"
 
 # Names whose values must never be written into the script (see tracking.SECRET_ENV_VARS).
 _SECRET_NAME_RE = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|CREDENTIAL|PRIVATE_?KEY", re.I)
@@ -174,16 +175,32 @@ def sbatch_options(resources: Mapping[str, Any]) -> list[str]:
 
 # ---------------------------------------------------------------------- the script
 
+
+def exit_record_function(meta_dir: str, cleanup: str = "") -> str:
+    """The shell function ``__hpcml_record <exit code>`` that writes the exit-code file
+    (:mod:`.exitrecord`) atomically into ``meta_dir`` (a shell word: ``.hpcml``,
+    ``"$__hpcml_meta"``), then runs ``cleanup``. The one writer of every job script.
+
+    It reads ``$__hpcml_signal`` (JSON: ``null`` or ``"\\"SIGTERM\\""``, the signal the
+    script received); a code above 128 without one names the signal that killed the
+    program, as the local runner does. An array element writes ``exit_code.<task>``."""
+    return f"""__hpcml_record() {{  # <exit code>: the exit-code file, written atomically
+  local sig="$__hpcml_signal" tmp={meta_dir}/.exit_code.$$
+  if [ "$sig" = null ] && [ "$1" -gt 128 ] && [ "$1" -le 192 ]; then
+    sig=$(kill -l "$(( $1 - 128 ))" 2>/dev/null) && sig="\\"SIG${{sig#SIG}}\\"" || sig=null
+  fi
+  printf '{{"exit_code": %d, "timeout": false, "signal": %s, "ended_at": %s, "slurm_job_id": "%s"}}\\n' \\
+    "$1" "$sig" "$(date +%s)" "${{SLURM_JOB_ID:-}}" > "$tmp" && \\
+    mv -f "$tmp" {meta_dir}/{posixpath.basename(EXIT_FILE)}${{SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}}{f"; {cleanup}" if cleanup else ""}
+}}
+"""
+
 _PRELUDE = r"""set -u
 __hpcml_meta="$HPCML_RUN_DIR/.hpcml"
 __hpcml_signal=null
 __hpcml_child=""
 __hpcml_log() { printf 'hpcml: %s\n' "$*" >&2; }
-__hpcml_record() {  # <exit code>: write .hpcml/exit_code atomically, like the local runner
-  local tmp="$__hpcml_meta/.exit_code.$$"
-  printf '{"exit_code": %d, "timeout": false, "signal": %s, "ended_at": %s, "slurm_job_id": "%s"}\n' \
-    "$1" "$__hpcml_signal" "$(date +%s)" "${SLURM_JOB_ID:-}" > "$tmp" && mv -f "$tmp" "$__hpcml_meta/exit_code"
-}
+__HPCML_RECORD
 __hpcml_finish() {  # <exit code>
   __hpcml_record "$1"
   __HPCML_CLEANUP
@@ -241,6 +258,7 @@ def render_batch_script(
     secrets_file: str | None = None,
     apptainer_image: str | None = None,
     extra_sbatch: Sequence[str] = (),
+    array: str | None = None,
 ) -> str:
     """The batch script for ``job`` running in ``run_dir`` (an absolute path on the cluster).
 
@@ -248,6 +266,9 @@ def render_batch_script(
     (required when there is one; see :func:`split_env`). ``apptainer_image``: where the
     image is on the cluster (default: ``Environment.Apptainer.Path``, relative paths from
     the run directory). ``extra_sbatch``: more ``--option=value`` strings (e.g. a comment).
+    ``array``: make it a job array (sbatch ``--array``, e.g. ``"0-9%2"``): each element
+    ``<job id>_<task>`` writes its own logs (:func:`log_file`) and exit-code file
+    (``exitrecord.exit_file``); the script's command sees ``$SLURM_ARRAY_TASK_ID``.
     Raises ``UserInputError`` for values that cannot be put safely into ``#SBATCH`` lines.
     """
     if not run_dir.startswith("/") or not _SBATCH_VALUE_RE.fullmatch(run_dir):
@@ -265,9 +286,10 @@ def render_batch_script(
     sbatch = [
         f"--job-name={job_name(job.job_name)}",
         f"--chdir={run_dir}",
-        f"--output={run_dir}/{META_DIR}/stdout.log",
-        f"--error={run_dir}/{META_DIR}/stderr.log",
+        f"--output={run_dir}/{log_file('stdout', '%a' if array else None)}",
+        f"--error={run_dir}/{log_file('stderr', '%a' if array else None)}",
         "--open-mode=append",
+        *([f"--array={_array_spec(array)}"] if array else []),
         *sbatch_options(res),
         *extra_sbatch,
     ]
@@ -275,7 +297,8 @@ def render_batch_script(
     out.append("")
     out.append(f"export HPCML_RUN_DIR={shlex.quote(run_dir)}")
     cleanup = f"rm -f {shlex.quote(secrets_file)}" if secrets_file else ":"
-    out.append(_PRELUDE.replace("__HPCML_CLEANUP", cleanup).rstrip("\n"))
+    prelude = _PRELUDE.replace("__HPCML_RECORD", exit_record_function('"$__hpcml_meta"').rstrip("\n"))
+    out.append(prelude.replace("__HPCML_CLEANUP", cleanup).rstrip("\n"))
 
     modules = [str(m) for m in env.get("Modules") or []]
     if modules:
@@ -288,7 +311,7 @@ def render_batch_script(
     python = env.get("Python")
     if python:
         venv = str(python)
-        if venv.endswith("/bin/python") or venv.endswith("/bin/python3"):
+        if venv.endswith(("/bin/python", "/bin/python3")):
             venv = venv.rsplit("/bin/", 1)[0]
         expr = _path_expr(venv)
         msg = shlex.quote(f"Environment.Python: no virtual environment at {venv} (no bin/activate)")
@@ -343,6 +366,22 @@ def render_batch_script(
         out.append("fi")
     out.append('__hpcml_finish "$__hpcml_rc"')
     return "\n".join(out) + "\n"
+
+
+def log_file(stream: str, task: int | str | None = None) -> str:
+    """Where the job's ``stream`` ("stdout"/"stderr") goes in the run directory:
+    ``.hpcml/stdout.log``, for an array element ``.hpcml/stdout.<task>.log`` (``%a`` in
+    the ``#SBATCH`` line: Slurm puts in the element's index)."""
+    return f"{META_DIR}/{stream}.log" if task in (None, "") else f"{META_DIR}/{stream}.{task}.log"
+
+
+_ARRAY_RE = re.compile(r"[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?")
+
+
+def _array_spec(array: str) -> str:
+    if not _ARRAY_RE.fullmatch(array):
+        raise UserInputError(Problem(f"not a Slurm array range (like 0-9 or 1,3,5%2): {array!r}"))
+    return array
 
 
 def _dq(text: str) -> str:

@@ -1,16 +1,28 @@
-"""Slurm job states and exit codes → the engine's states: one table for every Slurm backend.
+"""What every backend that speaks Slurm knows of it, written once.
 
-Slurm over SSH reads ``squeue``/``sacct``; FirecREST serves the same ``sacct``/``squeue``
-values as JSON (``status.state``, ``status.exitCode``, ``status.interruptSignal``).
-Both spellings of a job ended by a signal land here: ``sacct``'s ``ExitCode`` is
-``"<code>:<signal>"`` (``"0:9"`` for a job killed by SIGKILL), FirecREST splits it into
-``exitCode: 0`` and ``interruptSignal: 9``. Like a shell, we report ``128 + signal``.
+* **States**: :data:`STATE_MAP`/:func:`map_state`: ``squeue``/``sacct`` words (also
+  "CANCELLED by 1234", "PENDING+", squeue's compact "CD") → the engine's states.
+* **Exit codes with signals**: ``sacct``'s ``ExitCode`` is ``"<code>:<signal>"`` (``"0:9"``
+  for a job killed by SIGKILL); FirecREST splits the same value into ``exitCode: 0`` and
+  ``interruptSignal: 9``. Both become :class:`SlurmJob` and then, like a shell, ``128 + n``.
+* **How a job ended**: :func:`job_status` weighs what Slurm says against the job's own
+  exit-code file (:mod:`.exitrecord`) with one set of rules, so that Slurm over SSH and
+  FirecREST report the same state, exit code and message for the same job.
+* **Job ids**: ``123``, an array element ``123_4``, a heterogeneous component ``123+1``
+  (:data:`JOB_ID`, :func:`array_task`); the elements of an array summed up as one state
+  (:func:`array_state`) for a run that is a whole array.
+* **sbatch's refusals** as a user message (:func:`sbatch_message`).
+
+The job script itself is rendered by :mod:`.batchscript`.
 """
 from __future__ import annotations
 
-import signal as signal_mod
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from ..core.states import RunState
+from ..core.states import JobStatus, RunState
+from .exitrecord import ExitRecord, exit_code, exit_message, record_status, signal_number
 
 # Slurm state → (engine state, message). Non-terminal states first.
 STATE_MAP: dict[str, tuple[RunState, str | None]] = {
@@ -56,51 +68,108 @@ _QUIET_REASONS = ("None", "(null)", "Priority", "Resources", "")
 
 def map_state(raw: str, reason: str | None = None) -> tuple[RunState, str | None]:
     """A Slurm state (also "CANCELLED by 1234", "PENDING+", "CD") → engine state and message."""
-    word = (raw or "").strip().split()[0].rstrip("+*").upper() if raw and raw.strip() else ""
-    word = SHORT_STATES.get(word, word)
+    word = _word(raw)
     state, message = STATE_MAP.get(word, (RunState.UNKNOWN, f"unknown Slurm state {raw!r}"))
-    if word == "CANCELLED" and raw.strip().upper() != word:
+    if word == "CANCELLED" and len(raw.split()) > 1:
         message = raw.strip().lower()  # "cancelled by 1234"
     if state == RunState.QUEUED and reason and reason not in _QUIET_REASONS:
         message = f"pending: {reason}"
     return state, message
 
 
-def exit_code(code: int | str | None, signal: int | str | None = None) -> int | None:
-    """Slurm's (exit code, signal) pair → one exit code: a signal with no code is ``128 + n``."""
+# ---------------------------------------------------------------------- job ids
+
+JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?(\+[0-9]+)?")  # 123, 123_4 (array element), 123+1 (het)
+
+
+def array_task(job_id: str) -> tuple[str, int | None]:
+    """``"123_4"`` → ("123", 4); ``"123"`` → ("123", None)."""
+    base, sep, task = job_id.partition("_")
+    return (base, int(task)) if sep and task.isdigit() else (job_id, None)
+
+
+# Live states first: while one element runs, so does the array.
+_ARRAY_LIVE = ("RUNNING", "COMPLETING", "CONFIGURING", "PENDING", "REQUEUED", "SUSPENDED")
+# Then the worst end: one cancelled or failed element decides for the array.
+_ARRAY_BAD = ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "FAILED")
+
+
+def array_state(states: Iterable[str]) -> str:
+    """The state of a whole job array from its elements' Slurm states."""
+    words = {word for s in states if (word := _word(s))}
+    for word in (*_ARRAY_LIVE, *_ARRAY_BAD):
+        if word in words:
+            return word
+    if words == {"COMPLETED"}:
+        return "COMPLETED"
+    return sorted(words)[0] if words else ""
+
+
+def _word(raw: str) -> str:
+    word = raw.strip().split()[0].rstrip("+*").upper() if raw and raw.strip() else ""
+    return SHORT_STATES.get(word, word)
+
+
+# ---------------------------------------------------------------------- how a job ended
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    """What Slurm says of one job, however it was asked (squeue, sacct, FirecREST)."""
+
+    state: str  # Slurm's word, as reported ("CANCELLED by 1000", "CD", "PENDING")
+    reason: str | None = None  # squeue's %r / FirecREST's stateReason
+    code: int | None = None  # the batch script's return code, if Slurm has it
+    signal: int | None = None  # the signal that ended it (sacct "0:9" → 9)
+
+    @classmethod
+    def from_sacct(cls, state: str, exit_field: str = "", reason: str | None = None) -> SlurmJob:
+        """``sacct -o State,ExitCode`` values: ``"FAILED"``, ``"0:9"``."""
+        code, _, sig = (exit_field or "").partition(":")
+        return cls(state, reason, _int(code), signal_number(sig or None))
+
+
+def job_status(job: SlurmJob | None, record: ExitRecord | None = None, *,
+               forgotten: RunState = RunState.FAILED) -> JobStatus:
+    """A Slurm job's status from Slurm's word (``job``; None: Slurm has no record of it)
+    and the job's exit-code file (``record``; None: none, or not read).
+
+    The exit code is the file's when it has one (it is the program's own, also there when
+    accounting is off), else Slurm's: ``128 + n`` for a job ended by signal n. A job Slurm
+    no longer knows ends as its file says; without one it is ``forgotten`` (FAILED where
+    Slurm's accounting was asked and has no record; UNKNOWN where it could not be asked).
+    """
+    if job is None:
+        if record is None and forgotten != RunState.FAILED:
+            return JobStatus(forgotten, None, "Slurm does not know this job any more and it "
+                             "recorded no exit code")
+        return record_status(record, missing="the job is no longer known to Slurm and left "
+                             "no exit code")
+    state, message = map_state(job.state, job.reason)
+    if not state.terminal:
+        return JobStatus(state, None, message)
+    slurm_code = exit_code(job.code, job.signal)
+    if record is not None and record.readable:
+        code: int | None = record.exit_code
+    elif state == RunState.FAILED and slurm_code == 0:
+        code = None  # e.g. NODE_FAIL "0:0": the program left no code of its own
+    else:
+        code = slurm_code
+    if state == RunState.FINISHED and code:
+        return JobStatus(RunState.FAILED, code, exit_message(code))
+    if state == RunState.FAILED:
+        detail = exit_message(code) if code is not None else None
+        return JobStatus(state, code, "; ".join(filter(None, [message, detail])) or "Slurm: FAILED")
+    return JobStatus(state, code, message)
+
+
+def _int(text: str | None) -> int | None:
     try:
-        code_i = None if code in (None, "") else int(code)  # type: ignore[arg-type]
-        sig_i = 0 if signal in (None, "") else int(signal)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    if sig_i and not code_i:
-        return 128 + sig_i
-    return code_i
-
-
-def exit_from_sacct(value: str) -> int | None:
-    """``"3:0"`` → 3; ``"0:9"`` (killed by signal 9) → 137."""
-    code, _, sig = (value or "").partition(":")
-    return exit_code(code, sig or None)
-
-
-def signal_name(number: int) -> str:
-    try:
-        return signal_mod.Signals(number).name
+        return int(str(text).strip()) if text not in (None, "") else None
     except ValueError:
-        return f"signal {number}"
+        return None
 
 
-def exit_message(code: int | None, signal: int | str | None = None) -> str:
-    """"exit code 137 (killed by SIGKILL)" / "exit code 3"."""
-    msg = f"exit code {code}"
-    try:
-        sig = int(signal) if signal not in (None, "", 0, "0") else 0  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        sig = 0
-    if sig:
-        msg += f" (killed by {signal_name(sig)})"
-    return msg
 
 
 def sbatch_message(text: str) -> str:
