@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from jupyterlab_hpcml.backends import registry
-from jupyterlab_hpcml.backends.base import JobRef, JobSpec
+from jupyterlab_hpcml.backends.base import JobRef
 from jupyterlab_hpcml.backends.local import LocalBackend
 from jupyterlab_hpcml.core.errors import BackendUnavailable
 from jupyterlab_hpcml.core.states import JobStatus, RunState
+from jupyterlab_hpcml.engine import job_context
 from jupyterlab_hpcml.engine import snapshot as snapshot_mod
 from jupyterlab_hpcml.engine.models import RunRecord, StateChange
 from jupyterlab_hpcml.engine.requests import SubmitRequest
@@ -81,8 +82,9 @@ async def test_interrupted_submission_whose_job_started_is_adopted_not_resubmitt
     backend = LocalBackend({}, engine.data_dir)
     snap = snapshot_mod.load_snapshot(record.snapshot_id or "", engine.data_dir / "objects",
                                       engine.data_dir / "snapshots")
-    record.run_dir = await backend.prepare(record, snap)
-    job_id, _ = await backend.submit(record, JobSpec(run_id=record.id, command=record.command))
+    prepared = await backend.prepare(job_context.recorded_context(record, backend), snap)
+    record.run_dir = prepared.run_dir
+    job_id, _ = await backend.submit(prepared)
     engine.store.insert(record)  # the crash happened before the job id was stored
 
     run = await wait_terminal(engine, record.id)

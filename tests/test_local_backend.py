@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 
 import jupyterlab_hpcml
-from jupyterlab_hpcml.backends.base import JobRef, JobSpec
+from jupyterlab_hpcml.backends.base import JobContext, JobRef, PreparedJob
 from jupyterlab_hpcml.backends.local import NO_EXIT_CODE, LocalBackend
 from jupyterlab_hpcml.core.errors import Conflict, NotFound, UserInputError
 from jupyterlab_hpcml.core.snapshots import Snapshot, SnapshotFile
 from jupyterlab_hpcml.core.states import JobStatus, RunState
-from jupyterlab_hpcml.engine.models import RunRecord
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
@@ -64,16 +63,20 @@ def make_project(tmp_path: Path) -> Path:
     return project
 
 
-def record(run_id: str, command: str = "true") -> RunRecord:
-    return RunRecord(
-        id=run_id,
-        name=run_id,
-        project_path="/nowhere",
-        project_name="demo",
-        entry_point="main",
-        command=command,
-        backend="local",
+def record(run_id: str, command: str = "true", config: dict[str, Any] | None = None,
+           environment: dict[str, Any] | None = None, resources: dict[str, Any] | None = None,
+           env: dict[str, str] | None = None) -> JobContext:
+    """A job context as the engine builds it (config normalised: Runtime in seconds)."""
+    data = {**(config or {}), "Environment": environment or {}, "Resources": resources or {}}
+    return JobContext(
+        run_id=run_id, run_name=run_id, project_name="demo", entry_point="main",
+        job_name="hpcml-demo-main", command=command, config=LocalBackend.parse_config(data),
+        project_path="/nowhere", env=env or {},
     )
+
+
+def as_ref(prepared: PreparedJob, job_id: str = "") -> JobRef:
+    return JobRef(prepared.ctx.run_id, job_id, prepared.run_dir)
 
 
 class Env:
@@ -88,11 +91,11 @@ class Env:
         self.snapshot = make_snapshot(self.project, self.data_dir / "objects")
         self._n = 0
 
-    async def prepare(self, extra_files: dict[str, bytes] | None = None) -> RunRecord:
+    async def prepare(self, extra_files: dict[str, bytes] | None = None, command: str = "true",
+                      **job: Any) -> PreparedJob:
         self._n += 1
-        run = record(f"run{self._n}")
-        run.run_dir = await self.backend.prepare(run, self.snapshot, extra_files)
-        return run
+        ctx = record(f"run{self._n}", command, self.config, **job)
+        return await self.backend.prepare(ctx, self.snapshot, extra_files)
 
     async def start(
         self,
@@ -100,20 +103,12 @@ class Env:
         environment: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         resources: dict[str, Any] | None = None,
-    ) -> tuple[RunRecord, JobRef]:
-        run = await self.prepare()
-        job = JobSpec(
-            run_id=run.id,
-            command=command,
-            env=env or {},
-            resources=resources or {},
-            environment=environment or {},
-            backend_config=self.config,
-        )
-        job_id, status = await self.backend.submit(run, job)
+    ) -> tuple[PreparedJob, JobRef]:
+        run = await self.prepare(command=command, environment=environment, env=env,
+                                 resources=resources)
+        job_id, status = await self.backend.submit(run)
         assert status.state == RunState.RUNNING
-        run.backend_job_id = job_id
-        return run, JobRef(run.id, job_id, run.run_dir or "")
+        return run, as_ref(run, job_id)
 
 
 async def wait_end(backend: LocalBackend, ref: JobRef, timeout: float = 30) -> JobStatus:
@@ -165,7 +160,7 @@ async def test_finished_with_stdout(env: Env) -> None:
     assert job["pid"] == int(ref.job_id) and isinstance(job["start_time"], int)
     done = json.loads((meta / "exit_code").read_text())
     assert done["exit_code"] == 0 and done["timeout"] is False and done["signal"] is None
-    assert Path(ref.run_dir) == env.data_dir / "runs" / run.id
+    assert Path(ref.run_dir) == env.data_dir / "runs" / run.ctx.run_id
 
 
 async def test_failed_with_exit_code(env: Env) -> None:
@@ -247,10 +242,9 @@ async def test_environment_python_venv_first_on_path(env: Env, tmp_path: Path) -
 
 
 async def test_missing_venv_is_a_user_error(env: Env, tmp_path: Path) -> None:
-    run = await env.prepare()
-    job = JobSpec(run.id, "true", environment={"Python": str(tmp_path / "nope")})
+    run = await env.prepare(environment={"Python": str(tmp_path / "nope")})
     with pytest.raises(UserInputError, match="Environment.Python"):
-        await env.backend.submit(run, job)
+        await env.backend.submit(run)
 
 
 async def test_secret_reaches_the_program_but_no_file(env: Env) -> None:
@@ -299,7 +293,7 @@ async def test_cancel_kills_the_whole_process_group(env: Env) -> None:
     assert alive(grandchild)
     assert (await env.backend.poll([ref]))[ref.job_id].state == RunState.RUNNING
 
-    await env.backend.cancel(run)
+    await env.backend.cancel(as_ref(run))
     status = await wait_end(env.backend, ref, timeout=8)  # well before the 10 s SIGKILL
     assert (status.state, status.exit_code) == (RunState.FAILED, 128 + signal.SIGTERM)
     done = json.loads((run_dir / ".hpcml" / "exit_code").read_text())
@@ -308,7 +302,7 @@ async def test_cancel_kills_the_whole_process_group(env: Env) -> None:
     assert not alive(grandchild)
     assert not alive(int(ref.job_id))
     assert not (run_dir / "post_ran").exists()  # a cancel stops everything
-    await env.backend.cancel(run)  # already ended: no error
+    await env.backend.cancel(as_ref(run))  # already ended: no error
     await env.backend.close()
 
 
@@ -316,7 +310,7 @@ async def test_cancel_escalates_to_sigkill(env: Env) -> None:
     env.backend.kill_grace = 0.5
     run, ref = await env.start("trap '' TERM; touch ready; sleep 1000")  # ignores SIGTERM
     await wait_for_file(Path(ref.run_dir) / "ready")
-    await env.backend.cancel(run)
+    await env.backend.cancel(as_ref(run))
     status = await wait_end(env.backend, ref, timeout=10)
     # The runner killed its program after the grace and recorded it (engine: CANCELLED).
     assert (status.state, status.exit_code) == (RunState.FAILED, 128 + signal.SIGKILL)
@@ -326,8 +320,8 @@ async def test_cancel_escalates_to_sigkill(env: Env) -> None:
 
 async def test_cancel_before_submit_is_harmless(env: Env) -> None:
     run = await env.prepare()
-    assert await env.backend.find_submitted(run) is None
-    await env.backend.cancel(run)
+    assert await env.backend.find_submitted(run.ctx) is None
+    await env.backend.cancel(as_ref(run))
 
 
 # ---------------------------------------------------------------- re-attach
@@ -368,7 +362,7 @@ def poll_in_other_process(data_dir: Path, ref: JobRef) -> dict[str, Any]:
 async def test_reattach_from_another_instance_and_process(env: Env) -> None:
     run, ref = await env.start("while [ ! -e go ]; do sleep 0.05; done; echo done; exit 4")
     other = LocalBackend({}, env.data_dir)
-    assert await other.find_submitted(run) == ref.job_id
+    assert await other.find_submitted(run.ctx.replace(run_dir=run.run_dir)) == ref.job_id
     assert (await other.poll([ref]))[ref.job_id].state == RunState.RUNNING
     assert await asyncio.to_thread(poll_in_other_process, env.data_dir, ref) == {
         "state": "RUNNING",
@@ -417,12 +411,12 @@ async def test_pid_reuse_is_not_mistaken_for_the_job(env: Env) -> None:
 async def test_read_by_offset_and_path_escapes(env: Env, tmp_path: Path) -> None:
     blob = os.urandom(1000)
     run = await env.prepare({"data/blob.bin": blob, ".hpcml/mlruns/meta.yaml": b"x: 1\n"})
-    run_dir = Path(run.run_dir or "")
+    run_dir = Path(run.run_dir)
     assert (run_dir / ".hpcml" / "mlruns" / "meta.yaml").read_bytes() == b"x: 1\n"
 
     parts, offset = [], 0
     while True:
-        chunk = await env.backend.read(run, "data/blob.bin", offset, 97)
+        chunk = await env.backend.read(as_ref(run), "data/blob.bin", offset, 97)
         assert chunk.offset == offset and chunk.size == 1000
         if not chunk.data:
             break
@@ -430,7 +424,7 @@ async def test_read_by_offset_and_path_escapes(env: Env, tmp_path: Path) -> None
         offset = chunk.next_offset
     assert b"".join(parts) == blob and offset == 1000
 
-    missing = await env.backend.read(run, ".hpcml/stdout.log", 0, 100)
+    missing = await env.backend.read(as_ref(run), ".hpcml/stdout.log", 0, 100)
     assert (missing.data, missing.next_offset, missing.size) == (b"", 0, None)
 
     outside = tmp_path / "outside"
@@ -440,36 +434,36 @@ async def test_read_by_offset_and_path_escapes(env: Env, tmp_path: Path) -> None
     (run_dir / "inner").symlink_to(run_dir / "src")
     for bad in ("../data/objects", "/etc/passwd", "link/secret.txt", "src/../../run1"):
         with pytest.raises(UserInputError):
-            await env.backend.read(run, bad, 0, 10)
+            await env.backend.read(as_ref(run), bad, 0, 10)
         with pytest.raises(UserInputError):
-            await env.backend.fetch(run, bad, tmp_path / "dest")
+            await env.backend.fetch(as_ref(run), bad, tmp_path / "dest")
     with pytest.raises(UserInputError):
-        await env.backend.list_files(run, "link")
+        await env.backend.list_files(as_ref(run), "link")
     with pytest.raises(UserInputError):
         await env.backend.prepare(record("run9"), env.snapshot, {"../escape.txt": b"x"})
     assert not (env.data_dir / "runs" / "escape.txt").exists()
 
     # Symlinks that stay inside are fine.
-    assert (await env.backend.read(run, "inner/train.py", 0, 100)).data == b"print('training')\n"
+    assert (await env.backend.read(as_ref(run), "inner/train.py", 0, 100)).data == b"print('training')\n"
 
-    files = {f.path: f for f in await env.backend.list_files(run)}
+    files = {f.path: f for f in await env.backend.list_files(as_ref(run))}
     assert files["data/blob.bin"].size == 1000 and not files["data/blob.bin"].is_dir
     assert files["data"].is_dir and "src/train.py" in files and "inner" in files
     assert "link" not in files
-    assert [f.path for f in await env.backend.list_files(run, "src")] == ["train.py"]
+    assert [f.path for f in await env.backend.list_files(as_ref(run), "src")] == ["train.py"]
     with pytest.raises(NotFound):
-        await env.backend.list_files(run, "nope")
+        await env.backend.list_files(as_ref(run), "nope")
 
     dest = tmp_path / "fetched" / "blob.bin"
-    await env.backend.fetch(run, "data/blob.bin", dest)
+    await env.backend.fetch(as_ref(run), "data/blob.bin", dest)
     assert dest.read_bytes() == blob
     with pytest.raises(NotFound):
-        await env.backend.fetch(run, "data/none.bin", dest)
+        await env.backend.fetch(as_ref(run), "data/none.bin", dest)
 
 
 async def test_run_dir_is_isolated_from_later_project_edits(env: Env) -> None:
     run = await env.prepare()
-    run_dir = Path(run.run_dir or "")
+    run_dir = Path(run.run_dir)
     (env.project / "src" / "train.py").write_text("print('edited')\n")
     (env.project / "new.txt").write_text("new")
     assert (run_dir / "src" / "train.py").read_text() == "print('training')\n"
@@ -481,18 +475,18 @@ async def test_run_dir_is_isolated_from_later_project_edits(env: Env) -> None:
 async def test_prepare_progress_workdir_and_relaunch_guard(tmp_path: Path) -> None:
     env = Env(tmp_path, {"Local": {"WorkDir": str(tmp_path / "work")}})
     calls: list[tuple[int, int]] = []
-    run = record("r1")
+    run = record("r1", config=env.config)
     extra = {"a.txt": b"12345"}
-    run_dir = await env.backend.prepare(run, env.snapshot, extra, lambda *a: calls.append(a))
+    prepared = await env.backend.prepare(run, env.snapshot, extra, lambda *a: calls.append(a))
+    run_dir = prepared.run_dir
     assert run_dir == str(tmp_path / "work" / "r1")
     total = env.snapshot.total_bytes + 5
     assert calls == [(total, total)]
-    run.run_dir = run_dir
-    job_id, _ = await env.backend.submit(run, JobSpec(run.id, "true"))
+    job_id, _ = await env.backend.submit(prepared)
     assert await env.backend.find_submitted(run) == job_id
     with pytest.raises(Conflict):
         await env.backend.prepare(run, env.snapshot)
-    await wait_end(env.backend, JobRef(run.id, job_id, run_dir))
+    await wait_end(env.backend, JobRef(run.run_id, job_id, run_dir))
 
 
 # ---------------------------------------------------------------- features and notes
@@ -504,16 +498,16 @@ def test_features_and_notes(tmp_path: Path) -> None:
     assert features.cancel and features.logs and features.artifacts and features.rerun
     assert not features.upload_progress
     assert features.resources == ["Runtime"]
-    notes = backend.notes_for(
+    notes = backend.config_notes(backend.parse_config(
         {
-            "Resources": {"Runtime": "1h", "GPUsPerNode": 4, "Queue": "gpu"},
+            "Resources": {"Runtime": 3600, "GPUsPerNode": 4, "Queue": "gpu"},
             "Environment": {"Modules": ["CUDA"], "Apptainer": {"Path": "x.sif"}, "Python": "/venv"},
         }
-    )
+    ))
     assert notes == [
-        "Resources.GPUsPerNode ignored by the local backend",
         "Resources.Queue ignored by the local backend",
+        "Resources.GPUsPerNode ignored by the local backend",
         "Environment.Modules ignored by the local backend (no module system)",
         "Environment.Apptainer ignored by the local backend (runs without a container)",
     ]
-    assert backend.notes_for({}) == []
+    assert backend.config_notes(backend.parse_config({})) == []

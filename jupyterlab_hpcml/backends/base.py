@@ -176,7 +176,9 @@ class Backend(abc.ABC, Generic[C]):
     def __init__(self, config: C | Mapping[str, Any] | None, data_dir: Path):
         """``config``: the connection's config, typed, or as written (parsed here). Only
         its connection section matters to the instance: each run brings its own config
-        (resources, environment) in its context."""
+        (resources, environment: normalised by the engine) in its context."""
+        if isinstance(config, Mapping):  # as written: "Runtime: 2h" is the engine's to convert
+            config = {k: v for k, v in config.items() if k not in ("Resources", "Environment")}
         self.config: C = self.parse_config(config)  # type: ignore[assignment]
         self.data_dir = Path(data_dir)
 

@@ -21,17 +21,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..core.config_models import LocalConfig
+from ..core.config_models import Environment, LocalConfig
 from ..core.errors import Conflict, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
+from ..core.job import JobContext, JobRef, PreparedJob, Submission
 from ..core.snapshots import ProgressCallback, Snapshot, materialize
 from ..core.states import JobStatus, RunState
-from ..engine.models import RunRecord
-from .base import Backend, Features, JobRef, JobSpec
+from .base import Backend, Features
+from .exitrecord import EXIT_FILE, exit_message, parse_exit_record, record_status
 from .local_env import inherited_environment
 from .local_runner import PROGRAM_EXIT, RUNNER_FILE, group_members
 
@@ -40,7 +41,6 @@ from .local_runner import PROGRAM_EXIT, RUNNER_FILE, group_members
 # (no PYTHONPATH/PYTHONHOME from Variables, no package __init__ to import: fast start).
 RUNNER = str(Path(__file__).with_name("local_runner.py"))
 JOB_FILE = f"{META_DIR}/job.json"
-EXIT_FILE = f"{META_DIR}/exit_code"
 PROGRAM_EXIT_FILE = f"{META_DIR}/{PROGRAM_EXIT}"
 # Written when a cancel's SIGTERM went out: when it was sent and when to SIGKILL what is
 # left. On disk, so that the SIGKILL also happens after a restart (any poll acts on it).
@@ -142,47 +142,50 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _env_value(value: Any) -> str:
-    if isinstance(value, bool):  # YAML true/false → the shell's usual spelling
-        return "true" if value else "false"
-    return str(value)
-
-
 class LocalBackend(Backend[LocalConfig]):
     kind = "local"
     config_model = LocalConfig
     # Seconds between cancel's SIGTERM and SIGKILL; the runner uses the same grace on timeout.
     kill_grace: float = 10.0
 
-    def __init__(self, config: dict[str, Any], data_dir: Path):
+    def __init__(self, config: LocalConfig | Mapping[str, Any] | None, data_dir: Path):
         super().__init__(config, data_dir)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # job id → runner, to reap it
 
-    def _kill_grace(self, config: dict[str, Any]) -> float:
-        local = config.get("Local") or {}
-        grace = local.get("KillGrace") if isinstance(local, dict) else None
+    def _kill_grace(self, config: LocalConfig) -> float:
+        grace = config.local.kill_grace
         return self.kill_grace if grace is None else float(grace)
 
     # ------------------------------------------------------------ layout
 
-    @property
-    def work_dir(self) -> Path:
-        wd = self.config.local.work_dir
+    def _work_dir(self, config: LocalConfig) -> Path:
+        wd = config.local.work_dir
         return Path(wd).expanduser().absolute() if wd else Path(self.data_dir) / "runs"
 
-    def _run_dir(self, run: RunRecord) -> Path:
-        if run.run_dir:
-            return Path(run.run_dir)
-        if not run.id or "/" in run.id or "\\" in run.id or run.id in (".", ".."):
-            raise UserInputError(Problem(f"invalid run id {run.id!r}"))
-        return self.work_dir / run.id
+    @property
+    def work_dir(self) -> Path:
+        return self._work_dir(self.config)
 
-    def run_dir_for(self, run: RunRecord) -> str:
-        return str(self._run_dir(run))
+    def _run_dir(self, run_id: str, run_dir: str | None, config: LocalConfig | None = None) -> Path:
+        """The run's directory: as recorded, else ``<WorkDir>/<run id>``."""
+        if run_dir:
+            return Path(run_dir)
+        if not run_id or "/" in run_id or "\\" in run_id or run_id in (".", ".."):
+            raise UserInputError(Problem(f"invalid run id {run_id!r}"))
+        return self._work_dir(config or self.config) / run_id
 
-    def _resolve(self, run: RunRecord, relpath: str) -> Path:
+    def _ctx_dir(self, ctx: JobContext[LocalConfig]) -> Path:
+        return self._run_dir(ctx.run_id, ctx.run_dir, ctx.config)
+
+    def _ref_dir(self, ref: JobRef) -> Path:
+        return self._run_dir(ref.run_id, ref.run_dir)
+
+    async def run_dir_for(self, ctx: JobContext[LocalConfig]) -> str:
+        return str(self._ctx_dir(ctx))
+
+    def _resolve(self, ref: JobRef, relpath: str) -> Path:
         """``relpath`` inside the run directory, also after following symlinks."""
-        root = self._run_dir(run).resolve()
+        root = self._ref_dir(ref).resolve()
         target = (root / run_relpath(relpath)).resolve()
         if target != root and not target.is_relative_to(root):
             raise UserInputError(Problem(f"path leaves the run directory: {relpath!r}"))
@@ -200,27 +203,27 @@ class LocalBackend(Backend[LocalConfig]):
             resources=list(HONOURED_RESOURCES),
         )
 
-    def notes_for(self, config: dict[str, Any]) -> list[str]:
+    def config_notes(self, config: LocalConfig) -> list[str]:
         """Human notes for the run record: what of the config has no local meaning."""
         notes = [
             f"Resources.{key} ignored by the local backend"
-            for key in (config.get("Resources") or {})
+            for key in config.resources.given()
             if key not in HONOURED_RESOURCES
         ]
-        env = config.get("Environment") or {}
-        notes += [note for key, note in IGNORED_ENVIRONMENT.items() if env.get(key)]
+        given = config.environment.given()
+        notes += [note for key, note in IGNORED_ENVIRONMENT.items() if given.get(key)]
         return notes
 
     # ------------------------------------------------------------ prepare
 
     async def prepare(
         self,
-        run: RunRecord,
+        ctx: JobContext[LocalConfig],
         snapshot: Snapshot,
-        extra_files: dict[str, bytes] | None = None,
+        extra_files: Mapping[str, bytes] | None = None,
         progress: ProgressCallback | None = None,
-    ) -> str:
-        run_dir = self._run_dir(run)
+    ) -> PreparedJob:
+        run_dir = self._ctx_dir(ctx)
         # A key ending in "/" is an empty directory (the offline MLflow store needs some).
         extras = {
             (PurePosixPath(run_relpath(k, "extra file")), k.endswith("/")): v
@@ -230,7 +233,7 @@ class LocalBackend(Backend[LocalConfig]):
         if progress:
             total = snapshot.total_bytes + sum(len(v) for v in extras.values())
             progress(total, total)
-        return str(run_dir)
+        return PreparedJob(ctx, str(run_dir))
 
     def _prepare_sync(
         self, run_dir: Path, snapshot: Snapshot, extras: dict[tuple[PurePosixPath, bool], bytes]
@@ -249,8 +252,8 @@ class LocalBackend(Backend[LocalConfig]):
 
     # ------------------------------------------------------------ submit
 
-    def _venv_dir(self, environment: dict[str, Any], run_dir: Path) -> Path | None:
-        python = environment.get("Python")
+    def _venv_dir(self, environment: Environment, run_dir: Path) -> Path | None:
+        python = environment.python
         if not python:
             return None
         venv = run_dir / Path(str(python)).expanduser()  # relative paths: from the job's cwd
@@ -265,13 +268,12 @@ class LocalBackend(Backend[LocalConfig]):
             )
         return venv
 
-    def _job_environment(self, job: JobSpec, venv: Path | None) -> dict[str, str]:
+    def _job_environment(self, ctx: JobContext[LocalConfig], venv: Path | None) -> dict[str, str]:
         # The server's environment without its credentials (see local_env), then what
         # the engine hands this job, then the config's Variables.
         env = inherited_environment(os.environ)
-        env.update(job.env)
-        variables = job.environment.get("Variables") or {}
-        env.update({str(k): _env_value(v) for k, v in variables.items()})
+        env.update(ctx.env)
+        env.update(ctx.environment.variables)
         # Put the right Python first so `python` and `mlflow` resolve as intended:
         # the given venv, or else the Jupyter server's own environment.
         bin_dir = str(venv / "bin") if venv else os.path.dirname(sys.executable)
@@ -282,38 +284,38 @@ class LocalBackend(Backend[LocalConfig]):
         env.setdefault("PYTHONUNBUFFERED", "1")  # logs appear while the job runs
         return env
 
-    def _job_record(self, job: JobSpec, venv: Path | None) -> dict[str, Any]:
-        """What goes into job.json: non-secret data only (never ``job.env``)."""
-        e = job.environment
-        runtime = job.resources.get("Runtime")
+    def _job_record(self, ctx: JobContext[LocalConfig], venv: Path | None) -> dict[str, Any]:
+        """What goes into job.json: non-secret data only (never ``ctx.env``)."""
+        e = ctx.environment
+        runtime = ctx.resources.runtime
         return {
-            "run_id": job.run_id,
-            "command": job.command,
-            "pre_run_login": e.get("PreRunCommandOnLoginNode"),
-            "pre_run_compute": e.get("PreRunCommandOnComputeNode"),
-            "post_run_compute": e.get("PostRunCommandOnComputeNode"),
-            "post_run_login": e.get("PostRunCommandOnLoginNode"),
+            "run_id": ctx.run_id,
+            "command": ctx.command,
+            "pre_run_login": e.pre_run_login or None,
+            "pre_run_compute": e.pre_run_compute or None,
+            "post_run_compute": e.post_run_compute or None,
+            "post_run_login": e.post_run_login or None,
             "python": str(venv) if venv else None,
-            "variables": {str(k): _env_value(v) for k, v in (e.get("Variables") or {}).items()},
+            "variables": dict(e.variables),
             "runtime_seconds": float(runtime) if runtime else None,
-            "kill_grace": self._kill_grace(job.backend_config),
+            "kill_grace": self._kill_grace(ctx.config),
             "pid": None,
             "start_time": None,
             "submitted_at": time.time(),
         }
 
-    async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
-        run_dir = self._run_dir(run)
-        proc = await asyncio.to_thread(self._spawn, run_dir, job)
+    async def submit(self, prepared: PreparedJob) -> Submission:
+        run_dir = Path(prepared.run_dir)
+        proc = await asyncio.to_thread(self._spawn, run_dir, prepared.ctx)
         job_id = str(proc.pid)
         self._procs[job_id] = proc
-        return job_id, JobStatus(RunState.RUNNING)
+        return Submission(job_id, JobStatus(RunState.RUNNING))
 
-    def _spawn(self, run_dir: Path, job: JobSpec) -> subprocess.Popen[bytes]:
+    def _spawn(self, run_dir: Path, ctx: JobContext[LocalConfig]) -> subprocess.Popen[bytes]:
         meta = run_dir / META_DIR
         meta.mkdir(parents=True, exist_ok=True)
-        venv = self._venv_dir(job.environment, run_dir)
-        record = self._job_record(job, venv)
+        venv = self._venv_dir(ctx.environment, run_dir)
+        record = self._job_record(ctx, venv)
         job_file = run_dir / JOB_FILE
         _write_json_atomic(job_file, record)  # the runner reads its instructions from here
         with open(meta / "stdout.log", "ab") as out, open(meta / "stderr.log", "ab") as err:
@@ -324,7 +326,7 @@ class LocalBackend(Backend[LocalConfig]):
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                env=self._job_environment(job, venv),
+                env=self._job_environment(ctx, venv),
             )
         st = _proc_stat(proc.pid)  # unreaped, so /proc/<pid> exists even if it already exited
         record.update(pid=proc.pid, start_time=st[1] if st else None)
@@ -353,8 +355,8 @@ class LocalBackend(Backend[LocalConfig]):
             info = (pid, None) if pid else None
         return info
 
-    async def find_submitted(self, run: RunRecord) -> str | None:
-        info = await asyncio.to_thread(self._runner_info, self._run_dir(run))
+    async def find_submitted(self, ctx: JobContext[LocalConfig]) -> str | None:
+        info = await asyncio.to_thread(self._runner_info, self._ctx_dir(ctx))
         return str(info[0]) if info else None
 
     def _reap(self) -> None:
@@ -396,7 +398,7 @@ class LocalBackend(Backend[LocalConfig]):
             return JobStatus(RunState.TIMEOUT, code, f"runtime limit reached; {RUNNER_GONE}")
         if code == 0:
             return JobStatus(RunState.FINISHED, 0, RUNNER_GONE)
-        return JobStatus(RunState.FAILED, code, f"exit code {code}; {RUNNER_GONE}")
+        return JobStatus(RunState.FAILED, code, f"{exit_message(code)}; {RUNNER_GONE}")
 
     def _enforce_deadlines(
         self, run_dir: Path, pid: int, start_time: int | None, runner_alive: bool
@@ -426,27 +428,20 @@ class LocalBackend(Backend[LocalConfig]):
     def _final_status(run_dir: Path) -> JobStatus | None:
         """The job's end as recorded by the runner, or None while there is no record."""
         try:
-            done = _read_json(run_dir / EXIT_FILE)
-        except (ValueError, OSError) as exc:
+            data: bytes | None = (run_dir / EXIT_FILE).read_bytes()
+        except FileNotFoundError:
+            data = None
+        except OSError as exc:
             return JobStatus(RunState.FAILED, None, f"unreadable exit code file: {exc}")
-        if done is None:
-            return None
-        code = done.get("exit_code")
-        if done.get("timeout"):
-            return JobStatus(RunState.TIMEOUT, code, "runtime limit reached")
-        if code == 0:
-            return JobStatus(RunState.FINISHED, 0)
-        msg = f"exit code {code}"
-        if done.get("signal"):
-            msg += f" ({done['signal']})"
-        return JobStatus(RunState.FAILED, code, msg)
+        record = parse_exit_record(data)
+        return None if record is None else record_status(record, missing=NO_EXIT_CODE)
 
     # ------------------------------------------------------------ cancel
 
-    async def cancel(self, run: RunRecord) -> None:
+    async def cancel(self, ref: JobRef) -> None:
         """SIGTERM to the job's process group, once; what ignores it is killed after
         ``kill_grace`` by the runner, or (runner gone) by the next poll of any process."""
-        run_dir = self._run_dir(run)
+        run_dir = self._ref_dir(ref)
         info = await asyncio.to_thread(self._runner_info, run_dir)
         if info is None:
             return  # nothing was launched
@@ -471,10 +466,10 @@ class LocalBackend(Backend[LocalConfig]):
 
     # ------------------------------------------------------------ files
 
-    async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
+    async def read(self, ref: JobRef, relpath: str, offset: int, max_bytes: int) -> Chunk:
         if offset < 0 or max_bytes < 0:
             raise UserInputError(Problem("offset and max_bytes must not be negative"))
-        path = self._resolve(run, relpath)
+        path = self._resolve(ref, relpath)
         return await asyncio.to_thread(self._read_sync, path, offset, max_bytes)
 
     @staticmethod
@@ -492,9 +487,9 @@ class LocalBackend(Backend[LocalConfig]):
             raise UserInputError(Problem(f"not a file: {path.name}")) from None
         return Chunk(data, offset, offset + len(data), size)
 
-    async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
-        root = self._resolve(run, relpath)
-        return await asyncio.to_thread(self._list_sync, self._run_dir(run).resolve(), root)
+    async def list_files(self, ref: JobRef, relpath: str = "") -> list[FileInfo]:
+        root = self._resolve(ref, relpath)
+        return await asyncio.to_thread(self._list_sync, self._ref_dir(ref).resolve(), root)
 
     @staticmethod
     def _list_sync(run_root: Path, root: Path) -> list[FileInfo]:
@@ -525,8 +520,8 @@ class LocalBackend(Backend[LocalConfig]):
                 )
         return sorted(out, key=lambda f: f.path)
 
-    async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
-        src = self._resolve(run, relpath)
+    async def fetch(self, ref: JobRef, relpath: str, dest: Path) -> None:
+        src = self._resolve(ref, relpath)
         await asyncio.to_thread(self._fetch_sync, src, Path(dest), relpath)
 
     @staticmethod

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..core.job import JobRef
 from ..core.states import RunState
 
 TrackingMode = Literal["direct", "offline"]
@@ -65,6 +66,10 @@ class RunRecord(BaseModel):
     archived: bool = False  # hidden from default listings; reversible (RunService.archive)
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
+
+    def job_ref(self) -> JobRef:
+        """The run's job as a backend knows it (the job id is "" before it has one)."""
+        return JobRef(self.id, self.backend_job_id or "", self.run_dir or "")
 
     @property
     def started_at(self) -> float | None:

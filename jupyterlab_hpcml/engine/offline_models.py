@@ -133,7 +133,7 @@ class OfflineModelCopier:
                         rel = PurePosixPath(f.path[len("artifacts/"):])
                         dest = root.joinpath(*rel.parts)
                         dest.parent.mkdir(parents=True, exist_ok=True)
-                        await backend.fetch(run, f"{mdir}/{f.path}", dest)
+                        await backend.fetch(run.job_ref(), f"{mdir}/{f.path}", dest)
                     _retarget_mlmodel(root / "MLmodel", offline_id, model.model_id, model.artifact_location)
                     await asyncio.to_thread(client.log_model_artifacts, model.model_id, str(root))
             if LoggedModelStatus.is_finalized(offline.status):

@@ -90,7 +90,7 @@ class OfflineSync:
         dirs = FINAL_DIRS if final else LIVE_DIRS
         stores = [(r, offline_run_path(r.mlflow_experiment_id, r.mlflow_run_id)) for r in runs
                   if r.mlflow_experiment_id and r.mlflow_run_id]
-        results = await backend.list_files_many([(r, f"{base}/{d}") for r, base in stores for d in dirs])
+        results = await backend.list_files_many([(r.job_ref(), f"{base}/{d}") for r, base in stores for d in dirs])
         out: dict[str, Listing | BaseException] = {}
         for i, (run, _) in enumerate(stores):
             listing: Listing = {}
@@ -154,7 +154,7 @@ class OfflineSync:
         pending = b""  # bytes of an incomplete line: reads may end anywhere (short SFTP reads)
         pos = offset
         for _ in range(MAX_READS_PER_FILE):
-            chunk = await backend.read(run, relpath, pos, self.read_bytes)
+            chunk = await backend.read(run.job_ref(), relpath, pos, self.read_bytes)
             if chunk.size is None:
                 return  # no such file (any more)
             pending += chunk.data
@@ -237,7 +237,7 @@ class OfflineSync:
                 dest = root.joinpath(*rel.parts)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    await backend.fetch(run, f"{base}/artifacts/{f.path}", dest)
+                    await backend.fetch(run.job_ref(), f"{base}/artifacts/{f.path}", dest)
                 except (NotFound, UserInputError) as exc:
                     # One file the backend cannot fetch (gone, a name it cannot handle) must
                     # not cost the others: they are copied, this one is left out (logged).

@@ -18,7 +18,7 @@ READ_BYTES = 1 << 20  # per backend.read call
 async def list_tree(backend: Backend, run: RunRecord, relpath: str) -> list[FileInfo]:
     """Files (not directories) below ``relpath``, paths relative to it; none if it is missing."""
     try:
-        infos = await backend.list_files(run, relpath)
+        infos = await backend.list_files(run.job_ref(), relpath)
     except (NotFound, FileNotFoundError):
         return []
     return [
@@ -32,7 +32,7 @@ async def read_text(backend: Backend, run: RunRecord, relpath: str, info: FileIn
     """A small file's text; None when it changed size while listed (caught mid-write)."""
     data = b""
     while True:
-        chunk = await backend.read(run, relpath, len(data), READ_BYTES)
+        chunk = await backend.read(run.job_ref(), relpath, len(data), READ_BYTES)
         if chunk.size is None:
             return None
         data += chunk.data

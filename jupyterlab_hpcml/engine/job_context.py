@@ -1,0 +1,68 @@
+"""Run record + backend config → the typed job context a backend gets (``core/job.py``).
+
+The config is parsed into the backend's ``config_model`` once per submission, from the
+validated and normalised config (Runtime in seconds, Memory in MiB); after a restart,
+from what the record kept (redacted, without secrets: the typed sections hold none).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..backends.base import Backend
+from ..core.config_models import BackendConfigModel
+from ..core.errors import Problem, UserInputError
+from ..core.job import JobContext
+from .config import BackendConfig
+from .models import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+def job_config(backend: Backend[Any], cfg: BackendConfig) -> BackendConfigModel:
+    """The submission's config as the backend's typed model."""
+    data = {**cfg.data, "Resources": cfg.resources, "Environment": cfg.environment}
+    try:
+        return backend.parse_config(data)
+    except ValidationError as exc:  # a plug-in's model stricter than the schema
+        raise UserInputError([
+            Problem(err["msg"], key=".".join(str(p) for p in err["loc"]) or None)
+            for err in exc.errors()
+        ]) from None
+
+
+def job_name(run: RunRecord) -> str:
+    return f"hpcml-{run.project_name}-{run.entry_point}"
+
+
+def context(run: RunRecord, config: BackendConfigModel, run_dir: str | None = None,
+            env: Mapping[str, str] | None = None) -> JobContext[BackendConfigModel]:
+    """The context of ``run``'s job; ``env`` only while submitting (never stored)."""
+    return JobContext(
+        run_id=run.id,
+        run_name=run.name,
+        project_name=run.project_name,
+        entry_point=run.entry_point,
+        job_name=job_name(run),
+        command=run.command,
+        config=config,
+        project_path=run.project_path,
+        run_dir=run_dir if run_dir is not None else run.run_dir,
+        env=dict(env or {}),
+    )
+
+
+def recorded_context(run: RunRecord, backend: Backend[Any]) -> JobContext[BackendConfigModel]:
+    """The context rebuilt from the record alone (after a restart, in another process):
+    its config as recorded, its run directory as ``prepare`` answered, no env."""
+    data = {**run.backend_config, "Resources": run.resources}
+    try:
+        config = backend.parse_config(data)
+    except ValidationError as exc:  # an old record the model no longer reads: names and ids suffice
+        log.warning("run %s: recorded config not readable as %s (%s)", run.id,
+                    type(backend).config_model.__name__, exc.error_count())
+        config = backend.parse_config({})
+    return context(run, config)
