@@ -24,21 +24,18 @@ import yaml
 
 from ..core.connections import ConnectionIdentity, connection_identity, endpoint_problems
 from ..core.errors import Problem, UserInputError
-from . import limits, yamlio
+from . import backend_kind, limits, yamlio
 from .filecache import StatCache
 
-BackendKind = Literal["local", "ssh", "firecrest", "unicore"]
+# "local", "ssh", "firecrest", "unicore", or an installed plug-in's kind (backend_kind.py).
+BackendKind = str
 TrackingMode = Literal["direct", "offline"]
 KeyPath = tuple[str | int, ...]
 
-# Top-level key → backend kind, in the order used when (wrongly) several are given.
-BACKEND_KEYS: dict[str, BackendKind] = {
-    "UnicoreApiUrl": "unicore",
-    "Firecrest": "firecrest",
-    "SSH": "ssh",
-    "Local": "local",
-}
-KNOWN_TOP_LEVEL_KEYS = ("UnicoreApiUrl", "Firecrest", "SSH", "Local", "Resources", "Environment")
+# Top-level key → built-in backend kind.
+BACKEND_KEYS = backend_kind.BUILTIN_KEYS
+KNOWN_TOP_LEVEL_KEYS = ("Backend", "UnicoreApiUrl", "Firecrest", "SSH", "Local", "Resources",
+                        "Environment")
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 CONFIG_SUBDIRS = ("backend-configs", "configs")
 # Project files that are YAML but never backend configs.
@@ -422,8 +419,12 @@ def _build(
     data: dict[str, Any], path: Path | None, source: str | None, root: yaml.Node | None,
     overridden: dict[KeyPath, str] | None = None,
 ) -> BackendConfig:
-    kind = _detect_kind(data)
-    issues = _schema_issues(data, kind)
+    kind, selection = backend_kind.select(data)
+    # A plug-in's own sections are judged by its typed model, the rest by the schema.
+    own = backend_kind.own_keys(kind)
+    issues = [_Issue(key, message) for key, message in selection]
+    issues += _schema_issues({k: v for k, v in data.items() if k not in own}, kind)
+    issues += [_Issue(key, message) for key, message in backend_kind.own_issues(kind, data)]
     issues += _value_issues(data, {i.key for i in issues})
     if issues:
         raise UserInputError(_to_problems(issues, source, root, overridden or {}))
@@ -437,10 +438,6 @@ def _build(
         tracking_mode=mode, tracking_uri=tracking.get("Uri"),
         _root=root, _source=source,
     )
-
-
-def _detect_kind(data: dict[str, Any]) -> BackendKind:
-    return next((kind for key, kind in BACKEND_KEYS.items() if key in data), "local")
 
 
 def _schema_issues(data: dict[str, Any], kind: BackendKind) -> list[_Issue]:
