@@ -310,9 +310,8 @@ def test_resolve_fills_defaults_and_normalises(project, tmp_path: Path):
         "learning_rate": "0.5", "epochs": "3", "label": "", "data": "data.csv",
         "model": "runs:/abc/model", "tag": "t",
     }
-    data = project.path / "data.csv"
     assert command == (
-        f"python train.py --lr 0.5 --epochs 3 --label '' --data {data} "
+        "python train.py --lr 0.5 --epochs 3 --label '' --data data.csv "
         "--model runs:/abc/model --tag t"
     )
 
@@ -385,7 +384,16 @@ def test_all_value_problems_at_once(project):
 def test_path_relative_to_project_and_absolute(project, tmp_path: Path):
     command, values = resolve_command(project, "main", {"data": "data.csv", "tag": "t"}, tmp_path)
     assert values["data"] == "data.csv"  # the value as given
-    assert f"--data {project.path / 'data.csv'} " in command  # resolved for the job
+    # Relative for the job, whose working directory is the run's copy of the project
+    # (this folder does not exist on a cluster).
+    assert "--data data.csv " in command and str(project.path) not in command
+    (project.path / "sub").mkdir()
+    (project.path / "sub" / "x y.txt").write_text("")
+    command, _ = resolve_command(project, "main", {"data": "sub/x y.txt", "tag": "t"}, tmp_path)
+    assert "--data 'sub/x y.txt' " in command
+    command, _ = resolve_command(project, "main", {"data": "file:sub/x y.txt", "tag": "t"},
+                                 tmp_path)
+    assert "--data 'sub/x y.txt' " in command
     outside = tmp_path / "outside.csv"
     outside.write_text("")
     command, _ = resolve_command(project, "main", {"data": str(outside), "tag": "t"}, tmp_path)
@@ -400,6 +408,17 @@ def test_missing_path(project, tmp_path: Path):
         resolve_command(project, "main", {"data": "nope.csv", "tag": "t"}, tmp_path)
     (message,) = problems_of(exc)
     assert message.startswith("parameter 'data' is a path, but 'nope.csv' does not exist")
+
+
+def test_relative_path_leaving_the_project_is_refused(project, tmp_path: Path):
+    # It exists here, but not in the run's copy of the project, where the job looks.
+    (tmp_path / "outside.csv").write_text("")
+    with pytest.raises(UserInputError) as exc:
+        resolve_command(project, "main", {"data": "../outside.csv", "tag": "t"}, tmp_path)
+    (message,) = problems_of(exc)
+    assert message.startswith("parameter 'data' is a path, but '../outside.csv' leaves the "
+                              "project")
+    assert exc.value.problems[0].key == "parameters.data"
 
 
 def test_remote_path_is_fetched_by_mlflow(project, tmp_path: Path):

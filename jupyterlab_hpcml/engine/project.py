@@ -2,7 +2,8 @@
 
 Parsing and command building are MLflow's own (``mlflow.projects._project_spec``),
 so a project behaves here as under ``mlflow run``: same file lookup, same
-``{param}`` substitution, same shell quoting, same ``path``/``uri`` handling.
+``{param}`` substitution, same shell quoting, same ``uri`` handling and downloads of
+remote ``path`` values (a relative ``path`` stays relative: see ``resolve_command``).
 What this module adds is validation that reports every problem at once, with
 the file, line and key, before anything is submitted.
 
@@ -584,11 +585,13 @@ def resolve_command(
 
     Values are checked against their declared types first (all problems at once);
     MLflow's ``EntryPoint.compute_command`` then substitutes and shell-quotes them.
-    ``path`` values that are relative resolve against the project folder (MLflow
-    uses the current directory, which in a server is meaningless); remote ``path``
-    URIs are downloaded by MLflow into ``storage_dir/param_<i>`` (``storage_dir``
-    must exist). The returned values are the ones given (not downloaded paths),
-    as MLflow logs them.
+    A relative local ``path`` value names a file of the project and stays relative in
+    the command: every backend starts the job in the run's working copy of the project,
+    so it resolves there, wherever the job runs (MLflow would make it absolute against
+    the current directory, and this server's project folder does not exist on a
+    cluster). Remote ``path`` URIs are downloaded by MLflow into
+    ``storage_dir/param_<i>`` (``storage_dir`` must exist). The returned values are the
+    ones given (not downloaded paths), as MLflow logs them.
     """
     ep = _entry_point(project, entry_point)
     values = _check_values(project, ep, parameters)
@@ -596,17 +599,20 @@ def resolve_command(
     from mlflow.exceptions import MlflowException
     from mlflow.projects._project_spec import EntryPoint
 
+    remote = _remote_paths(ep, values)
+    # Only remote `path` values are MLflow's to handle (download); local ones are
+    # substituted as they are, checked above.
     mlflow_ep = EntryPoint(
         ep.name,
-        {p.name: {"type": p.type, "default": p.default} for p in ep.parameters},
+        {p.name: {"type": "string" if p.type == "path" and p.name not in remote else p.type,
+                  "default": p.default} for p in ep.parameters},
         ep.command,
     )
-    remote = _remote_paths(ep, values)
     if storage_dir and remote:
         Path(storage_dir).mkdir(parents=True, exist_ok=True)  # MLflow makes only param_<i>/
     try:
         command = mlflow_ep.compute_command(
-            _absolute_paths(project, ep, values), str(storage_dir) if storage_dir else None
+            _job_paths(ep, values), str(storage_dir) if storage_dir else None
         )
     except (MlflowException, OSError) as exc:
         # Only fetching remote `path` values can fail here; MLflow's message may not
@@ -691,17 +697,23 @@ def _local_path(value: str) -> str | None:
     return get_local_path_or_none(value)
 
 
-def _absolute_paths(
-    project: ProjectSpec, ep: EntryPointSpec, values: dict[str, str]
-) -> dict[str, str]:
+def _job_paths(ep: EntryPointSpec, values: dict[str, str]) -> dict[str, str]:
+    """Local ``path`` values as the job's command line has them: the local path of a
+    ``file:`` URI, a relative path unchanged (the job's working directory is the run's
+    copy of the project)."""
     out = dict(values)
     for p in ep.parameters:
         if p.type != "path" or p.name not in out:
             continue
         local = _local_path(out[p.name])
-        if local is not None and not os.path.isabs(local):
-            out[p.name] = str(project.path / local)
+        if local is not None:
+            out[p.name] = local
     return out
+
+
+def _leaves_project(local: str) -> bool:
+    """Whether a relative path points outside the project (so outside the run's copy)."""
+    return not os.path.isabs(local) and os.path.normpath(local).split(os.sep)[0] == os.pardir
 
 
 def _missing_paths(
@@ -713,7 +725,16 @@ def _missing_paths(
         if p.type != "path" or p.name not in values:
             continue
         local = _local_path(values[p.name])
-        if local is not None and not (project.path / local).exists():
+        if local is not None and _leaves_project(local):
+            problems.append(
+                Problem(
+                    f"parameter '{p.name}' is a path, but '{values[p.name]}' leaves the "
+                    "project: a relative path names a file of the project (the job reads it "
+                    "in its copy of the project); give a file elsewhere as an absolute path",
+                    key=f"parameters.{p.name}",
+                )
+            )
+        elif local is not None and not (project.path / local).exists():
             problems.append(
                 Problem(
                     f"parameter '{p.name}' is a path, but '{values[p.name]}' does not exist "
