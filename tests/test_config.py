@@ -17,10 +17,9 @@ from jupyterlab_hpcml.engine.config import (
     find_backend_configs,
     load_backend_config,
     parse_backend_config,
-    parse_memory,
-    parse_runtime,
     schema,
 )
+from jupyterlab_hpcml.engine.config_units import parse_memory, parse_runtime
 
 UNICORE_URL = "https://zam2125.zam.kfa-juelich.de:9112/JUWELS/rest/core"
 

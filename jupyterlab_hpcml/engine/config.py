@@ -13,7 +13,6 @@ import dataclasses
 import difflib
 import functools
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import yaml
 from ..core.connections import ConnectionIdentity, connection_identity, endpoint_problems
 from ..core.errors import Problem, UserInputError
 from . import backend_kind, limits, yamlio
+from .config_units import parse_memory, parse_runtime
 from .filecache import StatCache
 
 # "local", "ssh", "firecrest", "unicore", or an installed plug-in's kind (backend_kind.py).
@@ -68,79 +68,6 @@ def schema() -> dict[str, Any]:
 @functools.lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema())
-
-
-# ------------------------------------------------------------ Runtime / Memory
-
-# Same grammar as $defs.runtime/memory in the schema (which spells case-insensitivity
-# with character classes, as JSON Schema patterns have no flags); tests keep them in step.
-_UNIT = r"(?:d(?:ays?)?|h(?:rs?|ours?)?|m(?:ins?|inutes?)?|s(?:ecs?|econds?)?)"
-_RUNTIME_UNITS_RE = re.compile(rf"(?:[0-9]+(?:\.[0-9]+)? *{_UNIT} *)+", re.IGNORECASE)
-_RUNTIME_PART_RE = re.compile(rf"([0-9]+(?:\.[0-9]+)?) *({_UNIT}) *", re.IGNORECASE)
-_RUNTIME_CLOCK_RE = re.compile(  # Slurm: D-HH[:MM[:SS]], HH:MM:SS, MM:SS
-    r"(?P<d>[0-9]+)-(?P<dh>[01]?[0-9]|2[0-3])(?::(?P<dm>[0-5][0-9])(?::(?P<ds>[0-5][0-9]))?)?"
-    r"|(?P<a>[0-9]+):(?P<b>[0-5][0-9])(?::(?P<c>[0-5][0-9]))?"
-)
-_PLAIN_NUMBER_RE = re.compile(r"0*[1-9][0-9]*")
-_MEMORY_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) *([kmgt])(?:i?b)?", re.IGNORECASE)
-_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_UNIT_MIB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
-
-_RUNTIME_HINT = (
-    "must be a duration such as 1h30m, 90min, 01:30:00, 1-02:00:00 (days-hours:minutes:seconds), "
-    "2d, or a number of seconds"
-)
-_MEMORY_HINT = "must be a size such as 64G, 64GB, 64GiB, 65536M, 512MiB, or a number of MiB"
-
-
-def parse_runtime(value: str | int) -> int:
-    """Seconds of a Runtime value; ``ValueError`` says what is accepted."""
-    return _checked("Runtime", value, _runtime_seconds, "at least 1 second", _RUNTIME_HINT)
-
-
-def parse_memory(value: str | int) -> int:
-    """MiB of a MemoryPerNode value (binary units: 1G = 1024M); ``ValueError`` if invalid."""
-    return _checked("MemoryPerNode", value, _memory_mib, "at least 1 MiB", _MEMORY_HINT)
-
-
-def _checked(name: str, value: Any, convert: Any, minimum: str, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{name} {hint}, got {_describe(value)}")
-    result = value if isinstance(value, int) else convert(value)
-    if result is None:
-        raise ValueError(f"{name} {hint}, got {_describe(value)}")
-    if result < 1:
-        raise ValueError(f"{name} must be {minimum}, got {_describe(value)}")
-    return int(result)
-
-
-def _runtime_seconds(text: str) -> int | None:
-    if _PLAIN_NUMBER_RE.fullmatch(text):
-        return int(text)
-    clock = _RUNTIME_CLOCK_RE.fullmatch(text)
-    if clock:
-        g = {k: int(v) for k, v in clock.groupdict().items() if v is not None}
-        if "d" in g:
-            return g["d"] * 86400 + g["dh"] * 3600 + g.get("dm", 0) * 60 + g.get("ds", 0)
-        if "c" in g:  # HH:MM:SS
-            return g["a"] * 3600 + g["b"] * 60 + g["c"]
-        return g["a"] * 60 + g["b"]  # MM:SS, as Slurm reads it
-    if _RUNTIME_UNITS_RE.fullmatch(text):
-        total = sum(
-            float(num) * _UNIT_SECONDS[unit[0].lower()]
-            for num, unit in _RUNTIME_PART_RE.findall(text)
-        )
-        return round(total)
-    return None
-
-
-def _memory_mib(text: str) -> int | None:
-    if _PLAIN_NUMBER_RE.fullmatch(text):
-        return int(text)
-    match = _MEMORY_RE.fullmatch(text)
-    if not match:
-        return None
-    return math.ceil(float(match.group(1)) * _UNIT_MIB[match.group(2).lower()])
 
 
 # ---------------------------------------------------------------- the config
@@ -522,7 +449,7 @@ def _value_issues(data: dict[str, Any], already: set[KeyPath]) -> list[_Issue]:
                 try:
                     parse(resources[name])
                 except ValueError as exc:
-                    issues.append(_Issue(key, _strip_name(str(exc), name)))
+                    issues.append(_Issue(key, _unit_message(exc, name, resources[name])))
     environment = data.get("Environment")
     variables = environment.get("Variables") if isinstance(environment, dict) else None
     if isinstance(variables, dict):  # YAML allows `1: x`; propertyNames only checks strings
@@ -617,13 +544,15 @@ def _parser_message(name: str, value: Any) -> str:
     try:
         (parse_runtime if name == "Runtime" else parse_memory)(value)
     except ValueError as exc:
-        return _strip_name(str(exc), name)
+        return _unit_message(exc, name, value)
     return f"is invalid: {_describe(value)}"  # schema and parser disagree: should not happen
 
 
-def _strip_name(message: str, name: str) -> str:
-    # Problem.key already names the key; "Runtime must be ..." → "must be ...".
-    return message[len(name) + 1:] if message.startswith(name + " ") else message
+def _unit_message(exc: ValueError, name: str, value: Any) -> str:
+    # Problem.key already names the key; "Runtime must be ..." → "must be ..., got ...".
+    message = str(exc)
+    message = message[len(name) + 1:] if message.startswith(name + " ") else message
+    return f"{message}, got {_describe(value)}"
 
 
 def _unknown_key_message(key: str, allowed: list[str]) -> str:
