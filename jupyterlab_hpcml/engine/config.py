@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import functools
 import json
 import re
@@ -24,13 +23,23 @@ import yaml
 from ..core.connections import ConnectionIdentity, connection_identity, endpoint_problems
 from ..core.errors import Problem, UserInputError
 from . import backend_kind, limits, yamlio
+from .config_messages import (
+    Issue,
+    KeyPath,
+    describe,
+    dotted,
+    pattern_message,
+    to_problems,
+    translate,
+    unit_message,
+    variable_name_message,
+)
 from .config_units import parse_memory, parse_runtime
 from .filecache import StatCache
 
 # "local", "ssh", "firecrest", "unicore", or an installed plug-in's kind (backend_kind.py).
 BackendKind = str
 TrackingMode = Literal["direct", "offline"]
-KeyPath = tuple[str | int, ...]
 
 # Top-level key → built-in backend kind.
 BACKEND_KEYS = backend_kind.BUILTIN_KEYS
@@ -278,7 +287,7 @@ def _yaml_problem(exc: yaml.YAMLError, source: str) -> Problem:
 def _not_a_mapping(data: Any, source: str, root: yaml.Node | None) -> Problem:
     line = root.start_mark.line + 1 if root is not None else None
     return Problem(
-        f"the top level must be a mapping of keys (such as Resources:), got {_describe(data)}",
+        f"the top level must be a mapping of keys (such as Resources:), got {describe(data)}",
         file=source, line=line,
     )
 
@@ -286,7 +295,7 @@ def _not_a_mapping(data: Any, source: str, root: yaml.Node | None) -> Problem:
 def _check_duplicate_keys(root: yaml.Node | None, source: str) -> None:
     problems = [
         Problem(f"duplicate key '{name}' (first given on line {first})", file=source,
-                line=line, key=_dotted(path))
+                line=line, key=dotted(path))
         for path, name, line, first in _duplicate_keys(root, ())
     ]
     if problems:
@@ -309,37 +318,7 @@ def _duplicate_keys(node: yaml.Node | None, path: KeyPath) -> list[tuple[KeyPath
     return found
 
 
-def _line_of(root: yaml.Node | None, path: KeyPath) -> int | None:
-    """1-based line of the key (or list item) at ``path``, else of its nearest existing ancestor."""
-    if root is None:
-        return None
-    node, line = root, root.start_mark.line + 1
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            # The last occurrence wins, as in the loaded data.
-            match = [(k, v) for k, v in node.value if str(k.value) == str(part)]
-            if not match:
-                break
-            key_node, node = match[-1]
-            line = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 # ---------------------------------------------------------------- validation
-
-
-@dataclass
-class _Issue:
-    key: KeyPath  # the offending key
-    message: str
-    at: KeyPath | None = None  # where to look for its line (default: key)
 
 
 def _build(
@@ -349,12 +328,12 @@ def _build(
     kind, selection = backend_kind.select(data)
     # A plug-in's own sections are judged by its typed model, the rest by the schema.
     own = backend_kind.own_keys(kind)
-    issues = [_Issue(key, message) for key, message in selection]
+    issues = [Issue(key, message) for key, message in selection]
     issues += _schema_issues({k: v for k, v in data.items() if k not in own}, kind)
-    issues += [_Issue(key, message) for key, message in backend_kind.own_issues(kind, data)]
+    issues += [Issue(key, message) for key, message in backend_kind.own_issues(kind, data)]
     issues += _value_issues(data, {i.key for i in issues})
     if issues:
-        raise UserInputError(_to_problems(issues, source, root, overridden or {}))
+        raise UserInputError(to_problems(issues, source, root, overridden or {}))
     tracking = data.get("Tracking") or {}
     mode = tracking.get("Mode") or ("direct" if kind == "local" else "offline")
     return BackendConfig(
@@ -367,80 +346,16 @@ def _build(
     )
 
 
-def _schema_issues(data: dict[str, Any], kind: BackendKind) -> list[_Issue]:
-    issues: list[_Issue] = []
+def _schema_issues(data: dict[str, Any], kind: BackendKind) -> list[Issue]:
+    issues: list[Issue] = []
     for error in _validator().iter_errors(data):
-        issues.extend(_translate(error, kind))
+        issues.extend(translate(error, kind))
     return issues
 
 
-def _translate(error: jsonschema.ValidationError, kind: BackendKind) -> list[_Issue]:
-    """One jsonschema error → issues in the user's terms."""
-    path: KeyPath = tuple(error.absolute_path)
-    schema_path = list(error.absolute_schema_path)
-    validator = error.validator
-    if validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in allowed]
-        return [_Issue(path + (str(k),), _unknown_key_message(str(k), allowed)) for k in extra]
-    if validator == "required":
-        return _missing_issues(error, path, "then" in schema_path, kind)
-    if validator == "not":
-        # On a non-mapping, "not required" fails too; the type error already says it all.
-        return [_only_one_issue(error, path)] if isinstance(error.instance, dict) else []
-    if validator == "pattern" and "propertyNames" in schema_path:
-        return [_Issue(path + (error.instance,), _variable_name_message(error.instance))]
-    if validator == "pattern":
-        return [_Issue(path, _pattern_message(path, error.instance))]
-    if validator in ("type", "minimum", "maximum"):
-        return [_Issue(path, _type_message(path, error.schema, error.instance))]
-    if validator == "minLength":
-        return [_Issue(path, "must not be empty")]
-    if validator == "enum":
-        return [_Issue(path, _choice_message(error.validator_value, error.instance))]
-    return [_Issue(path, f"is invalid ({validator}): {_describe(error.instance)}")]
-
-
-def _missing_issues(
-    error: jsonschema.ValidationError, path: KeyPath, conditional: bool, kind: BackendKind
-) -> list[_Issue]:
-    issues: list[_Issue] = []
-    for name in error.validator_value:
-        if name in error.instance:
-            continue
-        key = path + (name,)
-        if conditional and key == ("Resources",):
-            backend_key = next(k for k, v in BACKEND_KEYS.items() if v == kind)
-            issues.append(_Issue(
-                ("Resources", "Queue"),
-                f"Queue is required for the {kind} backend (add a Resources section with a Queue)",
-                at=(backend_key,),
-            ))
-        elif conditional and key == ("Resources", "Queue"):
-            issues.append(_Issue(key, f"Queue is required for the {kind} backend", at=path))
-        elif conditional and key == ("Tracking", "Uri"):
-            issues.append(_Issue(key, (
-                f"Uri is required when Mode is direct on the {kind} backend: the compute nodes "
-                "must reach the tracking server (or use Mode: offline)"
-            ), at=path))
-        else:
-            issues.append(_Issue(key, f"{name} is required", at=path))
-    return issues
-
-
-def _only_one_issue(error: jsonschema.ValidationError, path: KeyPath) -> _Issue:
-    branches = error.validator_value.get("anyOf", [error.validator_value])
-    names: list[str] = []
-    for branch in branches:
-        names += [n for n in branch.get("required", []) if n not in names]
-    given = [n for n in names if n in error.instance]
-    message = f"only one of {', '.join(names)} may be given, found {' and '.join(given)}"
-    return _Issue(path + (given[-1],), message)
-
-
-def _value_issues(data: dict[str, Any], already: set[KeyPath]) -> list[_Issue]:
+def _value_issues(data: dict[str, Any], already: set[KeyPath]) -> list[Issue]:
     """What the schema lets through but Python rejects (zero durations, port range)."""
-    issues: list[_Issue] = []
+    issues: list[Issue] = []
     resources = data.get("Resources")
     if isinstance(resources, dict):
         for name, parse in (("Runtime", parse_runtime), ("MemoryPerNode", parse_memory)):
@@ -449,163 +364,21 @@ def _value_issues(data: dict[str, Any], already: set[KeyPath]) -> list[_Issue]:
                 try:
                     parse(resources[name])
                 except ValueError as exc:
-                    issues.append(_Issue(key, _unit_message(exc, name, resources[name])))
+                    issues.append(Issue(key, unit_message(exc, name, resources[name])))
     environment = data.get("Environment")
     variables = environment.get("Variables") if isinstance(environment, dict) else None
     if isinstance(variables, dict):  # YAML allows `1: x`; propertyNames only checks strings
-        issues += [_Issue(("Environment", "Variables", str(k)), _variable_name_message(k))
+        issues += [Issue(("Environment", "Variables", str(k)), variable_name_message(k))
                    for k in variables if not isinstance(k, str)]
     # URLs that would carry a secret in clear text (http:// off loopback) or hold one.
-    issues += [_Issue(key, message) for key, message in endpoint_problems(data) if key not in already]
+    issues += [Issue(key, message) for key, message in endpoint_problems(data)
+               if key not in already]
     ssh = data.get("SSH")
     port = ssh.get("Port") if isinstance(ssh, dict) else None
     if isinstance(port, str) and ("SSH", "Port") not in already:
         if not 1 <= int(port or 0) <= 65535:
-            issues.append(_Issue(("SSH", "Port"), _pattern_message(("SSH", "Port"), port)))
+            issues.append(Issue(("SSH", "Port"), pattern_message(("SSH", "Port"), port)))
     return issues
-
-
-def _to_problems(
-    issues: list[_Issue], source: str | None, root: yaml.Node | None, overridden: dict[KeyPath, str]
-) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[tuple[str, str]] = set()
-    for issue in issues:
-        key = _dotted(issue.key)
-        if (key, issue.message) in seen:
-            continue
-        seen.add((key, issue.message))
-        override = _override_for(issue.key, overridden)
-        if override is not None:  # the file's line would point at the wrong value
-            problems.append(Problem(f"{issue.message} (override {override})", file=source, key=key))
-        else:
-            line = _line_of(root, issue.at if issue.at is not None else issue.key)
-            problems.append(Problem(issue.message, file=source, line=line, key=key))
-    problems.sort(key=lambda p: (p.line is None, p.line or 0, p.key or ""))
-    return problems
-
-
-def _override_for(key: KeyPath, overridden: dict[KeyPath, str]) -> str | None:
-    for path, text in overridden.items():
-        shorter = min(len(path), len(key))
-        if path[:shorter] == key[:shorter]:
-            return text
-    return None
-
-
-# ---------------------------------------------------------------- messages
-
-_TYPE_WORDS = {
-    "integer": "an integer", "number": "a number", "string": "a string",
-    "object": "a mapping", "array": "a list", "boolean": "true/false", "null": "empty",
-}
-
-
-def _type_message(path: KeyPath, subschema: dict[str, Any], value: Any) -> str:
-    name = _last_name(path)
-    if name in ("Runtime", "MemoryPerNode"):  # the parser knows the formats
-        return _parser_message(name, value)
-    if name == "Port":
-        return _pattern_message(path, value)
-    types = subschema.get("type", [])
-    types = [types] if isinstance(types, str) else types
-    words = [_TYPE_WORDS.get(t, t) for t in types if t != "null"]
-    expected = " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
-    low, high = subschema.get("minimum"), subschema.get("maximum")
-    if low is not None and high is not None:
-        expected += f" between {low} and {high}"
-    elif low is not None:
-        expected += f" ≥ {low}"
-    return f"must be {expected}, got {_describe(value)}"
-
-
-def _pattern_message(path: KeyPath, value: Any) -> str:
-    name = _last_name(path)
-    if name in ("Runtime", "MemoryPerNode"):
-        return _parser_message(name, value)
-    if name in ("UnicoreApiUrl", "ApiUrl", "TokenUrl"):
-        return f"must be an http:// or https:// URL, got {_describe(value)}"
-    if name == "Uri":
-        return ("must be a URI with a scheme, e.g. https://mlflow.example.org, "
-                f"got {_describe(value)}")
-    if name == "Port":
-        return f"must be a port number between 1 and 65535, got {_describe(value)}"
-    if name == "Type":
-        return _choice_message(["local", "remote"], value)
-    if name == "Path" and "Apptainer" in path:
-        return ("must be an absolute path on the cluster when Type is remote, "
-                f"got {_describe(value)}")
-    if name in ("Hostname", "ProxyJump"):
-        return f"must not contain spaces, got {_describe(value)}"
-    return f"has an invalid format: {_describe(value)}"
-
-
-def _parser_message(name: str, value: Any) -> str:
-    try:
-        (parse_runtime if name == "Runtime" else parse_memory)(value)
-    except ValueError as exc:
-        return _unit_message(exc, name, value)
-    return f"is invalid: {_describe(value)}"  # schema and parser disagree: should not happen
-
-
-def _unit_message(exc: ValueError, name: str, value: Any) -> str:
-    # Problem.key already names the key; "Runtime must be ..." → "must be ..., got ...".
-    message = str(exc)
-    message = message[len(name) + 1:] if message.startswith(name + " ") else message
-    return f"{message}, got {_describe(value)}"
-
-
-def _unknown_key_message(key: str, allowed: list[str]) -> str:
-    suggestion = _did_you_mean(key, allowed)
-    if suggestion:
-        return f"unknown key '{key}' — did you mean '{suggestion}'?"
-    return f"unknown key '{key}' (allowed here: {', '.join(allowed)})"
-
-
-def _choice_message(choices: list[Any], value: Any) -> str:
-    listed = ", ".join(f"'{c}'" for c in choices)
-    message = f"must be one of {listed}, got {_describe(value)}"
-    suggestion = _did_you_mean(str(value), [str(c) for c in choices])
-    return message + (f" — did you mean '{suggestion}'?" if suggestion else "")
-
-
-def _variable_name_message(name: Any) -> str:
-    return (f"'{name}' is not a valid environment variable name "
-            "(letters, digits and _, not starting with a digit)")
-
-
-def _did_you_mean(word: str, options: list[str]) -> str | None:
-    by_lower = {o.lower(): o for o in options}
-    if word.lower() in by_lower:
-        return by_lower[word.lower()]
-    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
-    return by_lower[close[0]] if close else None
-
-
-def _describe(value: Any) -> str:
-    """A short rendering of a value for messages (no huge reprs)."""
-    if value is None:
-        return "nothing (empty value)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 60 else value[:57] + "...")
-    return str(value)
-
-
-def _last_name(path: KeyPath) -> str:
-    return next((str(p) for p in reversed(path) if isinstance(p, str)), "")
-
-
-def _dotted(path: KeyPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 # ---------------------------------------------------------------- normalising
@@ -676,7 +449,7 @@ def _merge_dict_overrides(
         if isinstance(value, dict) and isinstance(_get_path(data, path), dict):
             _merge_dict_overrides(data, value, applied, problems, path)
         elif _set_path(data, path, copy.deepcopy(value), problems):
-            applied[path] = f"'{_dotted(path)}={json.dumps(value, default=str)}'"
+            applied[path] = f"'{dotted(path)}={json.dumps(value, default=str)}'"
 
 
 def _get_path(data: dict[str, Any], path: KeyPath) -> Any:
@@ -698,10 +471,10 @@ def _set_path(data: dict[str, Any], path: KeyPath, value: Any, problems: list[Pr
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            where = _dotted(path[: depth + 1])
+            where = dotted(path[: depth + 1])
             problems.append(Problem(
-                f"cannot set {_dotted(path)}: {where} is {_describe(child)}, not a mapping",
-                key=_dotted(path),
+                f"cannot set {dotted(path)}: {where} is {describe(child)}, not a mapping",
+                key=dotted(path),
             ))
             return False
         node = child
