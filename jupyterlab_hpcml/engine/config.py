@@ -22,7 +22,7 @@ import yaml
 
 from ..core.connections import ConnectionIdentity, connection_identity, endpoint_problems
 from ..core.errors import Problem, UserInputError
-from . import backend_kind, limits, yamlio
+from . import backend_kind, config_overrides, limits, yamlio
 from .config_messages import (
     Issue,
     KeyPath,
@@ -158,22 +158,10 @@ def parse_backend_config(data: Any, source: str = "<request>") -> BackendConfig:
 def apply_overrides(
     cfg: BackendConfig, overrides: list[str] | dict[str, Any]
 ) -> BackendConfig:
-    """A new config with ``["Resources.Nodes=2", ...]`` or a nested dict merged in; re-validated.
-
-    List values are YAML scalars (``null`` removes the key); Environment.Variables
-    values stay the literal text. In a dict, ``None`` removes the key and top-level
-    dotted keys ("Resources.Nodes") are paths.
-    """
+    """A new config with ``["Resources.Nodes=2", ...]`` or a nested dict merged in
+    (``config_overrides.merge``); re-validated."""
     data = copy.deepcopy(cfg.data)
-    applied: dict[KeyPath, str] = {}  # path → override as the user wrote it
-    problems: list[Problem] = []
-    if isinstance(overrides, dict):
-        _merge_dict_overrides(data, overrides, applied, problems)
-    else:
-        for item in overrides:
-            _apply_override_item(data, item, applied, problems)
-    if problems:
-        raise UserInputError(problems)
+    applied = config_overrides.merge(data, overrides)  # path → override as written
     source = cfg._source or (str(cfg.path) if cfg.path else None)
     return _build(data, cfg.path, source, cfg._root, applied)
 
@@ -421,81 +409,6 @@ def _env_str(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-# ---------------------------------------------------------------- overrides
-
-
-def _apply_override_item(
-    data: dict[str, Any], item: Any, applied: dict[KeyPath, str], problems: list[Problem]
-) -> None:
-    text = item if isinstance(item, str) else repr(item)
-    key_text, eq, raw = text.partition("=")
-    path = tuple(part.strip() for part in key_text.split("."))
-    if not isinstance(item, str) or not eq or not all(path):
-        problems.append(Problem(f"override '{text}' must look like Key.Path=value"))
-        return
-    value = raw if path[:2] == ("Environment", "Variables") else _yaml_scalar(raw)
-    if _set_path(data, path, value, problems):
-        applied[path] = f"'{text}'"
-
-
-def _merge_dict_overrides(
-    data: dict[str, Any], overrides: dict[str, Any], applied: dict[KeyPath, str],
-    problems: list[Problem], prefix: KeyPath = (),
-) -> None:
-    for key, value in overrides.items():
-        path = prefix + tuple(str(key).split("."))
-        if isinstance(value, dict) and isinstance(_get_path(data, path), dict):
-            _merge_dict_overrides(data, value, applied, problems, path)
-        elif _set_path(data, path, copy.deepcopy(value), problems):
-            applied[path] = f"'{dotted(path)}={json.dumps(value, default=str)}'"
-
-
-def _get_path(data: dict[str, Any], path: KeyPath) -> Any:
-    node: Any = data
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _set_path(data: dict[str, Any], path: KeyPath, value: Any, problems: list[Problem]) -> bool:
-    """Set (or, for None, remove) ``path``; intermediate mappings are created."""
-    node: Any = data
-    for depth, part in enumerate(path[:-1]):
-        child = node.get(part)
-        if child is None and value is None:
-            return True  # removing what is not there
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            where = dotted(path[: depth + 1])
-            problems.append(Problem(
-                f"cannot set {dotted(path)}: {where} is {describe(child)}, not a mapping",
-                key=dotted(path),
-            ))
-            return False
-        node = child
-    if value is None:
-        node.pop(path[-1], None)
-    else:
-        node[path[-1]] = value
-    return True
-
-
-def _yaml_scalar(text: str) -> Any:
-    if text.strip() == "":
-        return ""
-    try:
-        value = yamlio.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    # Dates and other YAML-only types would only confuse validation: keep the text.
-    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
-        return value
-    return text
 
 
 # ---------------------------------------------------------------- redaction
