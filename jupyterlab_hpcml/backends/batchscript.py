@@ -18,7 +18,14 @@ text. The script it returns
   ``Environment.Apptainer`` is set), then the post-run commands;
 * records the program's exit code in ``<run_dir>/.hpcml/exit_code`` as JSON, like the
   local runner: ``{"exit_code": 0, "timeout": false, "signal": null, "ended_at": ...}``,
-  so the final state is right even when Slurm accounting is off.
+  so the final state is right even when Slurm accounting is off. The writer
+  (:func:`exit_record_function`) is the one every generated job script uses (UNICORE's
+  too); :mod:`.exitrecord` reads it for every backend, :mod:`.slurm_common` weighs it
+  against Slurm's word.
+
+Job arrays (``array="0-9%2"``): ``--array``, one log pair per element
+(``.hpcml/stdout.<task>.log``, ``%a`` in the ``#SBATCH`` lines) and one exit-code file per
+element (``.hpcml/exit_code.<task>``); the element ids are ``<job id>_<task>``.
 
 Login-node pre/post commands are not part of the script: the backend runs them over
 its own channel before submitting / after the job ended.
@@ -150,6 +157,32 @@ def _path_expr(path: str) -> str:
         if path.startswith(prefix):
             return '"$HOME"/' + shlex.quote(path[len(prefix):])
     return shlex.quote(path)
+
+
+def module_lines(modules: Sequence[Any]) -> list[str]:
+    """``module load`` lines for ``Environment.Modules``; a failing load stops the job."""
+    return [f"module load {shlex.quote(str(m))} || __hpcml_fail 1 {shlex.quote(f'module load {m} failed')}"
+            for m in modules]
+
+
+def apptainer_command(apptainer: Mapping[str, Any], image: str, command: str, launcher: str = "") -> str:
+    """``[launcher] apptainer run <Options> <image> bash -c <command>`` for
+    ``Environment.Apptainer`` (``image``: its path on the cluster; ``~/`` expands)."""
+    opts = " ".join(shlex.quote(o) for o in _options(apptainer.get("Options")))
+    return (f"{launcher} " if launcher else "") + "apptainer run " + (f"{opts} " if opts else "") + \
+        f"{_path_expr(image)} bash -c {shlex.quote(command)}"
+
+
+def venv_lines(python: Any) -> list[str]:
+    """Shell lines that activate ``Environment.Python`` (a venv, or its ``bin/python``;
+    ``~/`` expands on the cluster) or stop the job with ``__hpcml_fail`` and a clear message."""
+    venv = str(python)
+    if venv.endswith(("/bin/python", "/bin/python3")):
+        venv = venv.rsplit("/bin/", 1)[0]
+    expr = _path_expr(venv)
+    msg = shlex.quote(f"Environment.Python: no virtual environment at {venv} (no bin/activate)")
+    return [f"[ -f {expr}/bin/activate ] || __hpcml_fail 1 {msg}",
+            f"VIRTUAL_ENV_DISABLE_PROMPT=1 . {expr}/bin/activate"]
 
 
 def sbatch_options(resources: Mapping[str, Any]) -> list[str]:
@@ -304,20 +337,11 @@ def render_batch_script(
     if modules:
         out.append("# Environment.Modules")
         out.append(_MODULE_INIT.rstrip("\n"))
-        for m in modules:
-            q = shlex.quote(m)
-            out.append(f"module load {q} || __hpcml_fail 1 {shlex.quote(f'module load {m} failed')}")
+        out += module_lines(modules)
 
-    python = env.get("Python")
-    if python:
-        venv = str(python)
-        if venv.endswith(("/bin/python", "/bin/python3")):
-            venv = venv.rsplit("/bin/", 1)[0]
-        expr = _path_expr(venv)
-        msg = shlex.quote(f"Environment.Python: no virtual environment at {venv} (no bin/activate)")
+    if env.get("Python"):
         out.append("# Environment.Python")
-        out.append(f"[ -f {expr}/bin/activate ] || __hpcml_fail 1 {msg}")
-        out.append(f"VIRTUAL_ENV_DISABLE_PROMPT=1 . {expr}/bin/activate")
+        out += venv_lines(env["Python"])
 
     variables = env.get("Variables") or {}
     if variables or public:
@@ -345,10 +369,7 @@ def render_batch_script(
 
     if apptainer:
         image = apptainer_image or str(apptainer.get("Path"))
-        opts = " ".join(shlex.quote(str(o)) for o in _options(apptainer.get("Options")))
-        main = "srun apptainer run " + (f"{opts} " if opts else "") + \
-            f"{_path_expr(image)} bash -c {shlex.quote(job.command)}"
-        step = shlex.quote(main)
+        step = shlex.quote(apptainer_command(apptainer, image, job.command, launcher="srun"))
     else:
         step = shlex.quote(job.command)
     out.append('[ "$__hpcml_signal" = null ] || __hpcml_finish 143')
