@@ -14,11 +14,11 @@ from jupyterlab_hpcml.engine import config as cfgmod
 from jupyterlab_hpcml.engine.config import (
     apply_overrides,
     default_local_config,
-    find_backend_configs,
     load_backend_config,
     parse_backend_config,
     schema,
 )
+from jupyterlab_hpcml.engine.config_discovery import find_backend_configs
 from jupyterlab_hpcml.engine.config_units import parse_memory, parse_runtime
 
 UNICORE_URL = "https://zam2125.zam.kfa-juelich.de:9112/JUWELS/rest/core"

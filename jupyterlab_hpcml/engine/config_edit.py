@@ -16,7 +16,7 @@ import yaml
 
 from ..core.errors import Problem, UserInputError
 from . import config as config_mod
-from . import paths
+from . import config_discovery, paths
 
 EDITABLE_SECTIONS = ("Resources", "Environment")
 
@@ -82,7 +82,7 @@ def _find_config(project_dir: Path, relpath: str) -> str:
     lies, links resolved, inside the project."""
     rel = paths.clean_relpath(relpath, "config", root_name=_PROJECT)
     target = paths.confine(project_dir, rel, "config", root_name=_PROJECT) if rel else None
-    for found in config_mod.find_backend_configs(project_dir):
+    for found in config_discovery.find_backend_configs(project_dir):
         if paths.real(found) == target:
             return rel
     raise UserInputError(Problem(

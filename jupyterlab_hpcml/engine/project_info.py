@@ -7,7 +7,7 @@ from typing import Any
 
 from ..core.errors import UserInputError
 from . import config as config_mod
-from . import paths
+from . import config_discovery, paths
 from . import project as project_mod
 
 
@@ -19,7 +19,7 @@ def describe_configs(project_dir: Path, root: Path) -> list[dict[str, Any]]:
     """
     root_real = paths.real(root)
     out = []
-    for path in config_mod.find_backend_configs(project_dir):
+    for path in config_discovery.find_backend_configs(project_dir):
         entry: dict[str, Any] = {"path": path.relative_to(project_dir).as_posix(),
                                  "kind": None, "connection": None, "config": None}
         if not paths.is_inside(root_real, paths.real(path)):
