@@ -3,8 +3,11 @@
 The format is Mantik's compute backend config (UnicoreApiUrl / Firecrest / SSH,
 Resources, Environment, Exclude) plus our own keys (Local, Tracking, Name). One
 schema (``schema/backend-config.schema.json``) serves validation here and the
-forms in the UI; this module turns jsonschema's errors into problems a user can
-fix: file, line, dotted key and a plain message ("did you mean ...?").
+forms in the UI. This module holds the ``BackendConfig`` type, reading, parsing and
+validating; its helpers each do one job: ``config_messages`` (jsonschema's errors as
+problems a user can fix: file, line, dotted key, "did you mean ...?"),
+``config_units`` (Runtime/MemoryPerNode), ``config_overrides`` (``--set``) and
+``config_discovery`` (which files of a project are configs).
 """
 from __future__ import annotations
 
