@@ -117,7 +117,7 @@ class FaultyHandler(tornado.web.RequestHandler):
         self.finish(self.error_body(status_code, str(msg)))
 
     def prepare(self) -> Awaitable[None] | None:
-        self.state.count(self.request.method, self.request.path)
+        self.state.count(self.request.method, self.request.path, len(self.request.body or b""))
         rule = self.state.faults.take(self.request.method, self.request.path)
         if rule is None:
             return None
@@ -161,10 +161,13 @@ class CountingState:
     def __init__(self) -> None:
         self._count_lock = threading.Lock()
         self.requests: Counter[str] = Counter()
+        self.bytes_in: Counter[str] = Counter()  # request body bytes per route
 
-    def count(self, method: str, path: str) -> None:
+    def count(self, method: str, path: str, nbytes: int = 0) -> None:
         with self._count_lock:
-            self.requests[f"{method} {self.route_name(path)}"] += 1
+            route = f"{method} {self.route_name(path)}"
+            self.requests[route] += 1
+            self.bytes_in[route] += nbytes
 
     def route_name(self, path: str) -> str:
         return path
@@ -172,6 +175,7 @@ class CountingState:
     def reset_counts(self) -> None:
         with self._count_lock:
             self.requests.clear()
+            self.bytes_in.clear()
 
     def total_requests(self) -> int:
         with self._count_lock:

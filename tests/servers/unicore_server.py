@@ -30,6 +30,26 @@ quoted at the code that imitates it:
 * ``Resources.Runtime`` (seconds) is floored to whole minutes (minimum 1), as the Slurm TSI
   passes ``--time`` in minutes.
 
+Storages and stage-in, as UNICORE/X does them (``Storages.java``, ``SMSBaseImpl.java``,
+``Files.java``, xnjs ``JobProcessor.java``, ``io/impl/{DefaultTransferCreator,FileCopy,Link}.java``,
+``tsi/remote/RemoteTSI.java``; use ``ServicesBase``/``RESTRendererBase``):
+
+* ``GET /storages`` lists the user's storages (job directories only with ``filter=all``);
+  ``/storages/HOME`` is the user's home, kept across jobs, with its absolute ``mountPoint``
+  (ending in ``/``) and the ``action:copy``/``action:rename`` links;
+* ``POST /storages/{id}/actions/{copy|rename}`` with ``{"from", "to"}`` (paths within that
+  storage): the TSI's ``cp``/``mv -f``; answered 204 without body; a missing parameter is
+  400; a failure of the command (e.g. the source does not exist, which is what a rename sent
+  again after its answer was lost meets) is 500 ``"Error handling action: 'rename': …"``;
+* a file or directory that does not exist is 404 WITHOUT a JSON body (``throw new
+  WebApplicationException(404)`` / ``Response.status(404).build()``);
+* ``Imports`` of a job description are staged in right after the job is created, before
+  READY (``JobProcessor.handleCreated``: status STAGINGIN): ``file:///abs/path`` is a copy on
+  the cluster (``FileCopy``: ``cp`` into ``<workdir>/<To>``, parent directories created, the
+  mode from the umask, not the source's), ``link:/abs/path`` a symbolic link, ``inline://``
+  the ``Data``; a failed import ends the job FAILED "Staging in failed. Reason: …". A
+  ``start`` during stage-in is remembered (``AUTO_SUBMIT``): the job goes on once staged.
+
 Jobs EXECUTE for real as local processes in the job's working directory: READY (waiting
 for the client's stage-in and ``start``) → STAGINGIN → QUEUED → RUNNING → STAGINGOUT →
 SUCCESSFUL / FAILED. Switches for tests: ``state.faults`` (500, 429 + Retry-After, 401,
@@ -125,6 +145,7 @@ class UJob:
     bss_state: str | None = None  # Slurm's JobState once the job ran
     bss_ended: float | None = None
     limit_minutes: int | None = None
+    autostart: bool = False  # `start` arrived during stage-in (AUTO_SUBMIT)
 
 
 class UnicoreState(CountingState):
@@ -153,6 +174,14 @@ class UnicoreState(CountingState):
         self.max_ls_results = MAX_LS_RESULTS
         self.default_ls_num = DEFAULT_LS_NUM
         self._next_bss_id = 4000
+        self.stage_in_delay = 0.0  # seconds per import (a TSI command each on a real server)
+        self.home_storage = True  # False: a site without the HOME storage (404)
+        self.uploads: list[tuple[str, str]] = []  # (storage id, path) of each file upload
+
+    def home(self, user: str) -> Path:
+        path = self.root / "home" / user
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def bss_id(self) -> str:
         with self.lock:
@@ -162,6 +191,7 @@ class UnicoreState(CountingState):
     def route_name(self, path: str) -> str:
         path = re.sub(rf"^/{SITE}/rest/core", "", path) or "/"
         path = re.sub(r"/jobs/[0-9a-f-]{36}", "/jobs/{id}", path)
+        path = re.sub(r"/storages/HOME/files/.*", "/storages/HOME/files/{path}", path)
         path = re.sub(
             r"/storages/[0-9a-f-]{36}-uspace/files/.*", "/storages/{id}/files/{path}", path
         )
@@ -298,11 +328,60 @@ class JobsHandler(Base):
         job.log.append(f"{_iso(time.time())}: Created with ID {job_id}")
         with self.state.lock:
             self.state.jobs[job_id] = job
-        if not _truthy(desc.get("haveClientStageIn")):
+        if desc.get("Imports"):
+            job.status = "STAGINGIN"
+            threading.Thread(target=stage_in, args=(self.state, job), daemon=True).start()
+        elif not _truthy(desc.get("haveClientStageIn")):
             launch(self.state, job)
         self.set_header("Location", f"{self.state.base}/jobs/{job_id}")
         self.set_status(201)
         self.finish()
+
+
+def _import_one(state: UnicoreState, job: UJob, spec: dict[str, Any]) -> None:
+    """One entry of ``Imports`` (DefaultTransferCreator.createFileImport by the URI scheme)."""
+    source, to = str(spec.get("From") or ""), str(spec.get("To") or "")
+    target = Path(os.path.normpath(job.workdir / to))
+    if not to or job.workdir not in target.parents:
+        raise OSError(f"Invalid target filename {to}")
+    scheme, _, rest = source.partition(":")
+    if scheme == "inline":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = spec.get("Data")
+        target.write_text("\n".join(data) if isinstance(data, list) else str(data or ""))
+        return
+    # FileCopy uses `source.getRawPath()` (not URL-decoded); Link the scheme-specific part.
+    path = rest[2:] if scheme == "file" and rest.startswith("//") else rest
+    if scheme not in ("file", "link") or not path.startswith("/"):
+        raise OSError(f"Unsupported protocol or URL: {source}")
+    if state.root not in Path(os.path.normpath(path)).parents:  # the test machine's files only
+        raise OSError(f"Permission denied: {path}")
+    # FileCopy.createParentDirectories: `tsi.mkdir(parent)`; then tsi.cp(s, t) or tsi.link.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["cp", path, str(target)] if scheme == "file" else ["ln", "-s", path, str(target)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        what = "copy" if scheme == "file" else "link"
+        raise OSError(f"Could not {what} {path}->{target}: {done.stderr.strip()}")
+
+
+def stage_in(state: UnicoreState, job: UJob) -> None:
+    """JobProcessor.handleCreated → handleStagingIn: the imports, then READY (or on at once when
+    the client already said start, or never will: no haveClientStageIn)."""
+    try:
+        for spec in job.description.get("Imports") or []:
+            time.sleep(state.stage_in_delay)
+            _import_one(state, job, spec if isinstance(spec, dict) else {})
+    except OSError as exc:
+        # `setToDoneAndFailed("Staging in failed. Reason: "+res.getErrorMessage())`
+        job.status, job.status_message = "FAILED", f"Staging in failed. Reason: {exc}"
+        job.log.append(f"{_iso(time.time())}: {job.status_message}")
+        return
+    job.log.append(f"{_iso(time.time())}: Status set to READY.")
+    if job.autostart or not _truthy(job.description.get("haveClientStageIn")):
+        launch(state, job)
+    else:
+        job.status = "READY"
 
 
 def tsi_script(job: UJob, home: Path, body: list[str]) -> str:
@@ -344,7 +423,7 @@ def launch(state: UnicoreState, job: UJob) -> None:
     """After the client's start: stage-in, user pre-command on the login node, then the job."""
     job.status = "STAGINGIN"
     desc = job.description
-    home = state.root / "home" / job.owner
+    home = state.home(job.owner)
     env = job_base_env(home, job.owner)  # the login environment; Environment goes via the script
     stdout = job.workdir / str(desc.get("Stdout") or "stdout")
     stderr = job.workdir / str(desc.get("Stderr") or "stderr")
@@ -567,6 +646,8 @@ class ActionHandler(Base):
         if action == "start":
             if job.status == "READY":
                 launch(self.state, job)
+            elif job.status == "STAGINGIN":
+                job.autostart = True
         elif action == "abort":
             job.aborted = True
             if job.run and not job.run.done:
@@ -582,26 +663,77 @@ class ActionHandler(Base):
         self.reply({})
 
 
+class StoragesHandler(Base):
+    def get(self) -> None:
+        # Storages.createFilter: without filter=all, job directories ("-uspace") are left out.
+        sids = ["HOME"] if self.state.home_storage else []
+        if self.get_query_argument("filter", "") == "all":
+            with self.state.lock:
+                sids += [f"{j.id}-uspace" for j in self.state.jobs.values() if j.owner == self.user]
+        self.reply({"storages": [f"{self.state.base}/storages/{s}" for s in sids],
+                    "_links": {"self": self.link("/storages")}})
+
+
 class StorageHandler(Base):
     def storage(self, sid: str) -> Path:
+        if sid == "HOME":
+            if not self.state.home_storage:
+                raise tornado.web.HTTPError(404, log_message="Storage HOME not found")
+            return self.state.home(self.user or "")
         job = self.job(sid[: -len("-uspace")])
         return job.workdir
 
     def get(self, sid: str) -> None:
         root = self.storage(sid)
+        links = {
+            "self": self.link(f"/storages/{sid}"),
+            "files": self.link(f"/storages/{sid}/files"),
+            "action:copy": self.link(
+                f"/storages/{sid}/actions/copy", "Copy file 'from' to file 'to'."),
+            "action:rename": self.link(
+                f"/storages/{sid}/actions/rename", "Rename file 'from' to file 'to'."),
+        }
         self.reply(
             {
-                "mountPoint": str(root),
+                # SMSBaseImpl.getStorageRoot: "It is assumed to end with the file separator."
+                "mountPoint": f"{root}/",
                 "resourceStatus": "READY",
                 "umask": "77",
-                "filesystemDescription": "Job working directory",
+                "filesystemDescription": "Job working directory" if sid != "HOME" else "Home",
                 "owner": self.user,
-                "_links": {
-                    "self": self.link(f"/storages/{sid}"),
-                    "files": self.link(f"/storages/{sid}/files"),
-                },
+                "_links": links,
             }
         )
+
+
+class StorageActionHandler(Base):
+    """Storages.doHandleAction: copy and rename with 'from' and 'to', through the TSI (`cp`,
+    `mv -f` on the paths made absolute under the storage root)."""
+
+    def post(self, sid: str, action: str) -> None:
+        root = StorageHandler.storage(self, sid)  # type: ignore[arg-type]
+        try:
+            spec = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise tornado.web.HTTPError(400, log_message="action body must be JSON") from None
+        source, target = spec.get("from"), spec.get("to")
+        if source is None or target is None:
+            raise tornado.web.HTTPError(400, log_message="Parameters 'from' and 'to' are required.")
+        paths = []
+        for p in (source, target):
+            full = Path(os.path.normpath(f"{root}/{str(p).lstrip('/')}"))
+            if full != root and root not in full.parents:
+                raise tornado.web.HTTPError(403, log_message="Access denied")
+            paths.append(str(full))
+        argv = ["cp", "-r", *paths] if action == "copy" else ["mv", "-f", *paths]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            # ServicesBase.handleAction: handleError("Error handling action: '"+action+"'", ex)
+            self.fail(500, f"Error handling action: '{action}': TSI command failed: "
+                      f"{done.stderr.strip()}")
+            return
+        self.set_status(204)  # `reply==null ? Response.noContent()`
+        self.finish()
 
 
 _PERMISSION_RE = re.compile(r"[r-][w-][x-][r-][w-][x-][r-][w-][x-]")
@@ -632,10 +764,17 @@ class FilesHandler(Base):
             "lastAccessed": _iso(st.st_mtime),
         }
 
+    def not_found(self) -> None:
+        # Files.getProperties: `throw new WebApplicationException(404)`, rethrown as is by
+        # handleError; Files.download: `Response.status(404).build()`: no JSON body either way.
+        self.set_status(404)
+        self.finish()
+
     def get(self, sid: str, path: str = "") -> None:
         root, target = self.resolve(sid, path)
-        if not target.exists():
-            raise tornado.web.HTTPError(404, log_message=f"File {path} not found")
+        if not target.exists() and not target.is_symlink():
+            self.not_found()
+            return
         accept = self.request.headers.get("Accept", "application/json")
         if "application/octet-stream" in accept and "application/json" not in accept:
             if target.is_dir():
@@ -725,7 +864,8 @@ class FilesHandler(Base):
             # Files.modify: chmod with "permissions" (or "unixPermissions"); answers 200 with
             # what was done, e.g. {"permissions": "OK"}.
             if not target.exists():
-                raise tornado.web.HTTPError(404, log_message=f"File {path} not found")
+                self.not_found()
+                return
             try:
                 spec = json.loads(self.request.body or b"{}")
             except ValueError:
@@ -746,6 +886,7 @@ class FilesHandler(Base):
             self.reply(reply)
             return
         # Files.upload: createParentDirectories, then write (a 204 without body).
+        self.state.uploads.append((sid, path))
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(self.request.body)
         self.set_status(204)
@@ -773,6 +914,7 @@ def make_app(state: UnicoreState) -> tornado.web.Application:
     a = {"state": state}
     b = f"/{SITE}/rest/core"
     uid = r"([0-9a-f-]{36})"
+    sid = r"HOME|[0-9a-f-]{36}-uspace"
     return tornado.web.Application(
         [
             (rf"{b}/?", RootHandler, a),
@@ -780,8 +922,10 @@ def make_app(state: UnicoreState) -> tornado.web.Application:
             (rf"{b}/jobs/{uid}", JobHandler, a),
             (rf"{b}/jobs/{uid}/(details|submitted)", JobHandler, a),
             (rf"{b}/jobs/{uid}/actions/(start|abort|restart)", ActionHandler, a),
-            (rf"{b}/storages/({uid[1:-1]}-uspace)", StorageHandler, a),
-            (rf"{b}/storages/({uid[1:-1]}-uspace)/files/?(.*)", FilesHandler, a),
+            (rf"{b}/storages/?", StoragesHandler, a),
+            (rf"{b}/storages/({sid})", StorageHandler, a),
+            (rf"{b}/storages/({sid})/actions/(copy|rename)", StorageActionHandler, a),
+            (rf"{b}/storages/({sid})/files/?(.*)", FilesHandler, a),
         ]
     )
 
