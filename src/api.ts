@@ -46,11 +46,7 @@ export async function requestAPI<T>(
     headers.set('Content-Type', 'application/json');
   }
 
-  const response = await ServerConnection.makeRequest(
-    url,
-    { ...init, headers },
-    settings
-  );
+  const response = await ServerConnection.makeRequest(url, { ...init, headers }, settings);
   const text = await response.text();
   if (!response.ok) {
     throw errorFromResponse(response.status, response.statusText, text);
@@ -59,9 +55,7 @@ export async function requestAPI<T>(
 }
 
 /** What each backend kind can do, and the server's version. */
-export function getFeatures(
-  settings?: ServerConnection.ISettings
-): Promise<IFeaturesResponse> {
+export function getFeatures(settings?: ServerConnection.ISettings): Promise<IFeaturesResponse> {
   return requestAPI<IFeaturesResponse>('features', {}, settings);
 }
 

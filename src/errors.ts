@@ -89,9 +89,7 @@ export function readErrorBody(body: unknown): IErrorBody {
     return {};
   }
   const problems = Array.isArray(body.problems)
-    ? body.problems
-        .map(toProblem)
-        .filter((p): p is IProblem => p !== null)
+    ? body.problems.map(toProblem).filter((p): p is IProblem => p !== null)
     : [];
   // jupyter_server's own error pages answer {"message": ..., "reason": ...}.
   const message =
@@ -119,11 +117,7 @@ export function readErrorBody(body: unknown): IErrorBody {
  * @param statusText - the HTTP reason phrase, used when the body says nothing
  * @param text - the raw answer body (JSON or not)
  */
-export function errorFromResponse(
-  status: number,
-  statusText: string,
-  text: string
-): HpcmlApiError {
+export function errorFromResponse(status: number, statusText: string, text: string): HpcmlApiError {
   let parsed: unknown = undefined;
   try {
     parsed = text ? JSON.parse(text) : undefined;

@@ -2,6 +2,7 @@
  * The backends' features as a table: one row per backend kind, one column per
  * feature.
  */
+import { valueText } from './components/format';
 import { IBackendFeatures } from './types';
 
 /** Features in the order the server defines them; unknown ones follow. */
@@ -35,13 +36,11 @@ function toCell(value: unknown): FeatureCell {
   if (value === null || value === undefined) {
     return '';
   }
-  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return valueText(value);
 }
 
 /** Lay out the features of every backend kind, kinds sorted by name. */
-export function featureTable(
-  backends: Record<string, IBackendFeatures>
-): IFeatureTable {
+export function featureTable(backends: Record<string, IBackendFeatures>): IFeatureTable {
   const seen = new Set<string>();
   for (const features of Object.values(backends)) {
     Object.keys(features).forEach(name => seen.add(name));

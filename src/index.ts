@@ -1,10 +1,7 @@
 /**
  * The jupyterlab-hpcml frontend plugins.
  */
-import {
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
@@ -59,18 +56,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     app.commands.addCommand(CommandIDs.showStatus, {
       label: trans.__('Show HPC ML Server Status'),
-      caption: trans.__(
-        'Show the server extension version and what each backend can do'
-      ),
+      caption: trans.__('Show the server extension version and what each backend can do'),
       execute: async () => {
         try {
           const status = await getFeatures();
           await showStatusDialog(status, settings.defaultBackend, trans);
         } catch (error) {
-          await showErrorMessage(
-            trans.__('HPC ML server extension unavailable'),
-            error as Error
-          );
+          await showErrorMessage(trans.__('HPC ML server extension unavailable'), error as Error);
         }
       }
     });

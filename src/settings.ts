@@ -23,16 +23,7 @@ export const DEFAULT_SETTINGS: Readonly<IHpcmlSettings> = Object.freeze({
   pollInterval: 2,
   defaultBackend: 'local',
   mlflowUiUrl: '',
-  columns: [
-    'name',
-    'state',
-    'backend',
-    'entryPoint',
-    'jobId',
-    'submitted',
-    'duration',
-    'metrics'
-  ],
+  columns: ['name', 'state', 'backend', 'entryPoint', 'jobId', 'submitted', 'duration', 'metrics'],
   loadMagicsInKernels: false
 });
 
@@ -61,9 +52,7 @@ export function normalizeSettings(composite: unknown): IHpcmlSettings {
         ? backend.trim()
         : DEFAULT_SETTINGS.defaultBackend,
     mlflowUiUrl:
-      typeof raw.mlflowUiUrl === 'string'
-        ? raw.mlflowUiUrl.trim()
-        : DEFAULT_SETTINGS.mlflowUiUrl,
+      typeof raw.mlflowUiUrl === 'string' ? raw.mlflowUiUrl.trim() : DEFAULT_SETTINGS.mlflowUiUrl,
     columns: Array.isArray(columns)
       ? columns.filter((c): c is string => typeof c === 'string' && c !== '')
       : [...DEFAULT_SETTINGS.columns],

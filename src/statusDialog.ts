@@ -23,10 +23,7 @@ function featureLabel(name: string, trans: TranslationBundle): string {
   return labels[name] ?? name;
 }
 
-function renderCell(
-  cell: FeatureCell,
-  trans: TranslationBundle
-): HTMLTableCellElement {
+function renderCell(cell: FeatureCell, trans: TranslationBundle): HTMLTableCellElement {
   const td = document.createElement('td');
   if (typeof cell === 'boolean') {
     td.textContent = cell ? '✓' : '–';
@@ -66,10 +63,7 @@ export function createStatusBody(
   const table = document.createElement('table');
   table.className = 'jp-hpcml-Status-table';
   const head = table.createTHead().insertRow();
-  for (const text of [
-    trans.__('Backend'),
-    ...columns.map(c => featureLabel(c, trans))
-  ]) {
+  for (const text of [trans.__('Backend'), ...columns.map(c => featureLabel(c, trans))]) {
     const th = document.createElement('th');
     th.scope = 'col';
     th.textContent = text;

@@ -1,5 +1,13 @@
 import { runColor, RUN_COLORS } from '../charts/colors';
-import { align, appendPoints, groupByMetric, IRunHistories, lastX, replaceRun, unionX } from '../charts/data';
+import {
+  align,
+  appendPoints,
+  groupByMetric,
+  IRunHistories,
+  lastX,
+  replaceRun,
+  unionX
+} from '../charts/data';
 import { compareParams } from '../charts/params';
 import { IMetricPoint } from '../types';
 
@@ -44,7 +52,13 @@ describe('chart data', () => {
       { runId: 'a', points: [p(100.5, 1), p(101.5, 2)] },
       { runId: 'b', points: [p(100.0, 3), p(101.5, 4)] }
     ];
-    expect(align(s)).toEqual({ x: [100, 100.5, 101.5], ys: [[null, 1, 2], [3, null, 4]] });
+    expect(align(s)).toEqual({
+      x: [100, 100.5, 101.5],
+      ys: [
+        [null, 1, 2],
+        [3, null, 4]
+      ]
+    });
   });
 
   it('aligns 100,000 points of several runs fast', () => {
@@ -61,13 +75,21 @@ describe('chart data', () => {
 
   it('appends live points: later points added, the overlapping tail replaced', () => {
     const held = [p(1, 1), p(2, 2), p(3, 3)];
-    expect(appendPoints(held, [p(3, 3.5), p(4, 4)])).toEqual([p(1, 1), p(2, 2), p(3, 3.5), p(4, 4)]);
+    expect(appendPoints(held, [p(3, 3.5), p(4, 4)])).toEqual([
+      p(1, 1),
+      p(2, 2),
+      p(3, 3.5),
+      p(4, 4)
+    ]);
     expect(appendPoints(held, [])).toBe(held);
     expect(appendPoints([], [p(1, 1)])).toEqual([p(1, 1)]);
   });
 
   it('replaces one run on refresh, keeping order; finds the last x', () => {
-    const fresh: IRunHistories = { ...runA, metrics: [{ key: 'loss', total: 1, points: [p(9, 0)] }] };
+    const fresh: IRunHistories = {
+      ...runA,
+      metrics: [{ key: 'loss', total: 1, points: [p(9, 0)] }]
+    };
     const out = replaceRun([runA, runB], fresh);
     expect(out.map(r => r.id)).toEqual(['a', 'b']);
     expect(out[0]).toBe(fresh);

@@ -46,7 +46,11 @@ jest.mock('@jupyterlab/services', () => ({
       const { pathname } = new URL(url);
       const path = pathname.replace('/hpcml/api/', '');
       const method = init.method ?? 'GET';
-      const call = { method, path: url.replace('http://lab/hpcml/api/', ''), body: undefined as any };
+      const call = {
+        method,
+        path: url.replace('http://lab/hpcml/api/', ''),
+        body: undefined as any
+      };
       call.body = typeof init.body === 'string' ? JSON.parse(init.body) : undefined;
       calls.push(call);
       const queue = routes[`${method} ${path}`];
@@ -118,7 +122,9 @@ const project: IProject = {
 
 const run = { id: 'r1', name: 'main-1', state: 'UNKNOWN', state_history: [] } as unknown as IRun;
 
-const ok = (body: unknown): Route => () => [200, body];
+const ok =
+  (body: unknown): Route =>
+  () => [200, body];
 const missing: Route = () => [400, MISSING];
 const created: Route = () => [201, run];
 
@@ -198,10 +204,16 @@ describe('the credentials_missing answer', () => {
     expect(destinationText(uc, ['username', 'password'], trans)).toBe(
       `The password is sent only to ${API_URL}.`
     );
-    expect(destinationText(uc, ['token'], trans)).toBe(`The bearer token is sent only to ${API_URL}.`);
+    expect(destinationText(uc, ['token'], trans)).toBe(
+      `The bearer token is sent only to ${API_URL}.`
+    );
     // An older server that does not say where: no sentence rather than a wrong one.
     const silent = credentialsNeeded(
-      errorFromResponse(400, '', JSON.stringify({ ...FC_MISSING, api_url: undefined, token_url: undefined }))
+      errorFromResponse(
+        400,
+        '',
+        JSON.stringify({ ...FC_MISSING, api_url: undefined, token_url: undefined })
+      )
     )!;
     expect(secretDestination(silent, ['client_id', 'client_secret'])).toBeNull();
     expect(destinationText(silent, ['client_id', 'client_secret'], trans)).toBe('');
@@ -217,7 +229,9 @@ describe('the credentials_missing answer', () => {
   it('is not mistaken for other errors', () => {
     const answer = (status: number, body: unknown) =>
       credentialsNeeded(errorFromResponse(status, '', JSON.stringify(body)));
-    expect(answer(400, { message: 'invalid', problems: [{ message: 'x', key: 'Resources.Nodes' }] })).toBeNull();
+    expect(
+      answer(400, { message: 'invalid', problems: [{ message: 'x', key: 'Resources.Nodes' }] })
+    ).toBeNull();
     expect(answer(404, { message: '', reason: 'Not Found' })).toBeNull();
     expect(answer(500, MISSING)).toBeNull();
     expect(answer(400, { ...MISSING, connection: undefined })).toBeNull();
@@ -233,9 +247,13 @@ describe('the credentials_missing answer', () => {
     expect(fieldSetLabel(['client_id', 'client_secret'], trans)).toBe('Client ID and secret');
     expect(fieldSetLabel(['api_key'], trans)).toBe('API key');
     expect(fieldLabel('client_secret', trans)).toBe('Client secret');
-    expect(['password', 'client_secret', 'token', 'api_key', 'new'].every(isSecretField)).toBe(true);
+    expect(['password', 'client_secret', 'token', 'api_key', 'new'].every(isSecretField)).toBe(
+      true
+    );
     expect(['username', 'client_id'].some(isSecretField)).toBe(false);
-    expect(problemField({ message: 'must be a non-empty string', key: 'values.password' })).toBe('password');
+    expect(problemField({ message: 'must be a non-empty string', key: 'values.password' })).toBe(
+      'password'
+    );
     expect(problemField({ message: 'give exactly one', key: 'values' })).toBeNull();
   });
 });
@@ -275,7 +293,10 @@ describe('submitting without credentials', () => {
 
   it('asks, stores them on the server and submits once more', async () => {
     route('POST runs', missing, created);
-    route('PUT credentials', ok({ connection: CONNECTION, kind: 'unicore', fields: ['password', 'username'] }));
+    route(
+      'PUT credentials',
+      ok({ connection: CONNECTION, kind: 'unicore', fields: ['password', 'username'] })
+    );
     const { ask, seen } = asking({ choice: 0, values: { username: 'alice', password: SECRET } });
     model = await modelWith(ask);
 
@@ -287,7 +308,10 @@ describe('submitting without credentials', () => {
     expect(seen[0].problems).toEqual([]);
     const [first, retry] = posts('runs');
     expect(retry.body).toEqual(first.body);
-    expect(first.body).toMatchObject({ project: 'digits', backend_config: 'backend-configs/unicore.yaml' });
+    expect(first.body).toMatchObject({
+      project: 'digits',
+      backend_config: 'backend-configs/unicore.yaml'
+    });
     expect(posts('credentials').map(c => c.body)).toEqual([
       {
         project: 'digits',
@@ -340,7 +364,13 @@ describe('submitting without credentials', () => {
     route('POST runs', missing, created);
     route(
       'PUT credentials',
-      () => [400, { message: 'invalid', problems: [{ message: 'must be a non-empty string', key: 'values.password' }] }],
+      () => [
+        400,
+        {
+          message: 'invalid',
+          problems: [{ message: 'must be a non-empty string', key: 'values.password' }]
+        }
+      ],
       ok({ connection: CONNECTION, kind: 'unicore', fields: ['token'] })
     );
     const { ask, seen } = asking(
@@ -353,7 +383,10 @@ describe('submitting without credentials', () => {
 
     expect(seen.map(s => [s.choice, s.problems])).toEqual([
       [0, []],
-      [0, [{ message: 'must be a non-empty string', key: 'values.password', file: null, line: null }]]
+      [
+        0,
+        [{ message: 'must be a non-empty string', key: 'values.password', file: null, line: null }]
+      ]
     ]);
     expect(posts('credentials')).toHaveLength(2);
     expect(posts('runs')).toHaveLength(2);
@@ -362,7 +395,10 @@ describe('submitting without credentials', () => {
   it('retries only once', async () => {
     route('POST runs', missing);
     route('PUT credentials', ok({ connection: 'another', kind: 'unicore', fields: ['token'] }));
-    const { ask, seen } = asking({ choice: 1, values: { token: SECRET } }, { choice: 1, values: { token: SECRET } });
+    const { ask, seen } = asking(
+      { choice: 1, values: { token: SECRET } },
+      { choice: 1, values: { token: SECRET } }
+    );
     model = await modelWith(ask);
 
     expect(await model.submit()).toBeNull();
@@ -385,7 +421,10 @@ describe('submitting without credentials', () => {
   });
 
   it('asks nothing for other errors, or without a dialog', async () => {
-    route('POST runs', () => [400, { message: 'invalid', problems: [{ message: 'the server is unhappy' }] }]);
+    route('POST runs', () => [
+      400,
+      { message: 'invalid', problems: [{ message: 'the server is unhappy' }] }
+    ]);
     const { ask, seen } = asking({ choice: 1, values: { token: SECRET } });
     model = await modelWith(ask);
     expect(await model.submit()).toBeNull();

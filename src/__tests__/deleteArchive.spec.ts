@@ -61,7 +61,10 @@ describe('REST client', () => {
   });
 
   it('reports an active run (409) as an error with the server message', async () => {
-    answer = [409, { message: 'run abc is RUNNING: cancel it first, then delete it', problems: [] }];
+    answer = [
+      409,
+      { message: 'run abc is RUNNING: cancel it first, then delete it', problems: [] }
+    ];
     const error = await deleteRun('abc').catch(e => e);
     expect(error).toBeInstanceOf(HpcmlApiError);
     expect(error.status).toBe(409);

@@ -19,9 +19,7 @@ describe('errorFromResponse', () => {
   it("carries the server's message and problems", () => {
     const body = JSON.stringify({
       message: 'Invalid backend configuration',
-      problems: [
-        { message: 'unknown key', file: 'hpc.yaml', line: 2, key: 'Nodez' }
-      ]
+      problems: [{ message: 'unknown key', file: 'hpc.yaml', line: 2, key: 'Nodez' }]
     });
     const error = errorFromResponse(400, 'Bad Request', body);
     expect(error).toBeInstanceOf(HpcmlApiError);
@@ -30,9 +28,7 @@ describe('errorFromResponse', () => {
     expect(error.problems).toEqual([
       { message: 'unknown key', file: 'hpc.yaml', line: 2, key: 'Nodez' }
     ]);
-    expect(error.message).toBe(
-      'Invalid backend configuration\nhpc.yaml:2: Nodez: unknown key'
-    );
+    expect(error.message).toBe('Invalid backend configuration\nhpc.yaml:2: Nodez: unknown key');
   });
 
   it('does not repeat problems already in the message', () => {
@@ -40,9 +36,7 @@ describe('errorFromResponse', () => {
       message: 'Queue: bad',
       problems: [{ message: 'bad', key: 'Queue' }]
     });
-    expect(errorFromResponse(400, 'Bad Request', body).message).toBe(
-      'Queue: bad'
-    );
+    expect(errorFromResponse(400, 'Bad Request', body).message).toBe('Queue: bad');
   });
 
   it("falls back to jupyter_server's reason, then to the status line", () => {

@@ -30,12 +30,7 @@ describe('featureTable', () => {
       'gpu'
     ]);
     expect(table.rows.map(r => r.backend)).toEqual(['local', 'slurm']);
-    expect(table.rows[1].cells.slice(5)).toEqual([
-      false,
-      true,
-      'Nodes, Runtime',
-      'a100'
-    ]);
+    expect(table.rows[1].cells.slice(5)).toEqual([false, true, 'Nodes, Runtime', 'a100']);
     expect(table.rows[0].cells[8]).toBe('');
   });
 });

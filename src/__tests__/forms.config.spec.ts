@@ -11,7 +11,7 @@ import {
 import { configErrorMessage, errorPath } from '../forms/configMessages';
 import { JSONObject } from '../forms/jsonSchema';
 
-const form = configForm(schema as unknown as JSONObject);
+const form = configForm(schema);
 const props = form.schema.properties as Record<string, JSONObject>;
 const resources = props.Resources.properties as Record<string, JSONObject>;
 const environment = props.Environment.properties as Record<string, JSONObject>;
@@ -34,9 +34,7 @@ describe('configForm (backend-config JSON Schema → form)', () => {
     expect(resources.Runtime.minimum).toBeUndefined();
     expect(resources.MemoryPerNode.type).toBe('string');
     expect(resources.Nodes).toMatchObject({ type: 'integer', minimum: 1 });
-    expect(environment.Python).toEqual(
-      expect.objectContaining({ type: 'string', minLength: 1 })
-    );
+    expect(environment.Python).toEqual(expect.objectContaining({ type: 'string', minLength: 1 }));
     expect(environment.Python.properties).toBeUndefined();
     expect(environment.PreRunCommandOnComputeNode.type).toBe('array');
     expect((environment.PreRunCommandOnComputeNode.items as JSONObject).type).toBe('string');
@@ -150,10 +148,13 @@ describe('configErrorMessage (ajv → server wording)', () => {
 describe('empty values', () => {
   it('are no overrides (rjsf leaves empty lists and objects behind)', () => {
     expect(
-      configOverrides({ Resources: { Nodes: 1 } }, {
-        Resources: { Nodes: 1, Queue: '' },
-        Environment: { Apptainer: { Options: [] }, Modules: [] }
-      })
+      configOverrides(
+        { Resources: { Nodes: 1 } },
+        {
+          Resources: { Nodes: 1, Queue: '' },
+          Environment: { Apptainer: { Options: [] }, Modules: [] }
+        }
+      )
     ).toBeNull();
   });
 });

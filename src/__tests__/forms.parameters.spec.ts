@@ -50,7 +50,9 @@ describe('parameter checks (same messages as the server)', () => {
     expect(parameterError(epochs, 2.5)).toBe("parameter 'epochs' must be an int, got 2.5");
     expect(parameterError(epochs, 'ten')).toBe("parameter 'epochs' must be an int, got 'ten'");
     expect(parameterError(rate, '1e-3')).toBeNull();
-    expect(parameterError(rate, 'fast')).toBe("parameter 'learning_rate' must be a float, got 'fast'");
+    expect(parameterError(rate, 'fast')).toBe(
+      "parameter 'learning_rate' must be a float, got 'fast'"
+    );
     expect(parameterError(uri, 'no-scheme')).toBe(
       "parameter 'model_uri' must be a URI, got 'no-scheme'"
     );

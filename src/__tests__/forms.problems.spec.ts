@@ -1,9 +1,4 @@
-import {
-  errorCount,
-  keepUnchanged,
-  problemsToErrors,
-  toErrorSchema
-} from '../forms/problems';
+import { errorCount, keepUnchanged, problemsToErrors, toErrorSchema } from '../forms/problems';
 
 describe('problemsToErrors (server problems → fields)', () => {
   const errors = problemsToErrors([

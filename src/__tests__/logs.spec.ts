@@ -1,9 +1,14 @@
 import { LogBuffer } from '../logs/logBuffer';
 import { findMatches, nextMatchFrom, segments } from '../logs/search';
-import { atBottom, scrollTopFor, visibleWindow } from '../logs/virtualWindow';
+import { atBottom, scrollTopFor, visibleWindow } from '../components/virtualWindow';
 import { ILogChunk } from '../types';
 
-function chunk(offset: number, data: string, size: number | null = null, running = true): ILogChunk {
+function chunk(
+  offset: number,
+  data: string,
+  size: number | null = null,
+  running = true
+): ILogChunk {
   const bytes = new TextEncoder().encode(data).length;
   return {
     stream: 'stdout',
@@ -67,7 +72,14 @@ describe('LogBuffer', () => {
 
   it('an empty chunk of a file not created yet is accepted and changes nothing', () => {
     const b = new LogBuffer();
-    const r = b.append({ stream: 'stderr', data: '', offset: 0, next_offset: 0, size: null, running: true });
+    const r = b.append({
+      stream: 'stderr',
+      data: '',
+      offset: 0,
+      next_offset: 0,
+      size: null,
+      running: true
+    });
     expect(r.accepted).toBe(true);
     expect(b.lineCount).toBe(0);
     expect(b.caughtUp).toBe(true);

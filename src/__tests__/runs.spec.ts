@@ -1,5 +1,11 @@
 import { keyMetricsText, shownColumns } from '../runs/columns';
-import { overrideStrings, rerunCommand, shellQuote, submitCommand, mlflowRunUrl } from '../runs/reproduce';
+import {
+  overrideStrings,
+  rerunCommand,
+  shellQuote,
+  submitCommand,
+  mlflowRunUrl
+} from '../runs/reproduce';
 import { PAGE_SIZE, RowCache } from '../runs/rowCache';
 import {
   compareRows,
@@ -41,10 +47,18 @@ const q = (extra: Partial<IRowQuery> = {}): IRowQuery => ({ ...DEFAULT_QUERY, ..
 describe('rows', () => {
   it('derive start and end from the state history', () => {
     const run = {
-      id: 'x', name: 'n', project_name: 'p', entry_point: 'e', backend: 'local',
-      state: 'FINISHED', created_at: 1, updated_at: 9,
+      id: 'x',
+      name: 'n',
+      project_name: 'p',
+      entry_point: 'e',
+      backend: 'local',
+      state: 'FINISHED',
+      created_at: 1,
+      updated_at: 9,
       state_history: [
-        { state: 'SUBMITTING', at: 1 }, { state: 'RUNNING', at: 2 }, { state: 'FINISHED', at: 7 }
+        { state: 'SUBMITTING', at: 1 },
+        { state: 'RUNNING', at: 2 },
+        { state: 'FINISHED', at: 7 }
       ]
     } as unknown as IRun;
     const r = rowFromRun(run);
@@ -66,7 +80,10 @@ describe('rows', () => {
       row('d', { name: 'alpha', created_at: 4 })
     ];
     const ids = (query: IRowQuery): string[] =>
-      rows.slice().sort((x, y) => compareRows(x, y, query, 10)).map(r => r.id);
+      rows
+        .slice()
+        .sort((x, y) => compareRows(x, y, query, 10))
+        .map(r => r.id);
     expect(ids(q())).toEqual(['d', 'c', 'b', 'a']);
     expect(ids(q({ sort: 'name', descending: false }))).toEqual(['d', 'b', 'a', 'c']);
     expect(ids(q({ sort: 'job_id', descending: false }))).toEqual(['c', 'a', 'd', 'b']);
@@ -97,7 +114,11 @@ describe('RowCache', () => {
   it('knows which pages a window needs and places fetched rows', () => {
     const c = new RowCache(q());
     expect(c.missingPages(0, 50)).toEqual([0]);
-    c.setPage(0, Array.from({ length: PAGE_SIZE }, (_, i) => row(`r${i}`)), 1000);
+    c.setPage(
+      0,
+      Array.from({ length: PAGE_SIZE }, (_, i) => row(`r${i}`)),
+      1000
+    );
     expect(c.total).toBe(1000);
     expect(c.complete).toBe(false);
     expect(c.missingPages(150, 450)).toEqual([1, 2]);
@@ -108,7 +129,11 @@ describe('RowCache', () => {
 
   it('merges `since` updates into a complete list without the server: update, insert, drop, re-sort', () => {
     const c = new RowCache(q({ states: ['RUNNING', 'QUEUED'] }));
-    c.setPage(0, [row('b', { state: 'RUNNING', created_at: 2 }), row('a', { state: 'QUEUED', created_at: 1 })], 2);
+    c.setPage(
+      0,
+      [row('b', { state: 'RUNNING', created_at: 2 }), row('a', { state: 'QUEUED', created_at: 1 })],
+      2
+    );
     expect(c.complete).toBe(true);
     const r = c.merge(
       [
@@ -144,13 +169,24 @@ describe('RowCache', () => {
     f.setPage(0, page, 5000);
     expect(f.merge([row('r1', { state: 'FINISHED', created_at: 999 })], 2000).reload).toBe(true);
     // An unknown run that does not match the filter changes nothing.
-    expect(f.merge([row('zz', { state: 'FAILED' })], 2000)).toEqual({ changed: false, reload: false });
+    expect(f.merge([row('zz', { state: 'FAILED' })], 2000)).toEqual({
+      changed: false,
+      reload: false
+    });
   });
 
   it('a new total drops the other pages; invalidate keeps rows but refetches', () => {
     const c = new RowCache(q());
-    c.setPage(0, Array.from({ length: PAGE_SIZE }, (_, i) => row(`r${i}`)), 1000);
-    c.setPage(1, Array.from({ length: PAGE_SIZE }, (_, i) => row(`s${i}`)), 1001);
+    c.setPage(
+      0,
+      Array.from({ length: PAGE_SIZE }, (_, i) => row(`r${i}`)),
+      1000
+    );
+    c.setPage(
+      1,
+      Array.from({ length: PAGE_SIZE }, (_, i) => row(`s${i}`)),
+      1001
+    );
     expect(c.at(0)).toBeUndefined();
     expect(c.at(PAGE_SIZE)!.id).toBe('s0');
     c.invalidate();
@@ -191,11 +227,14 @@ describe('reproduce commands and columns', () => {
 
   it('shows the configured columns in order and the key metrics, validation first', () => {
     const trans = { __: (text: string) => text } as unknown as TranslationBundle;
-    expect(shownColumns(['state', 'name', 'bogus'], trans).map(c => c.id)).toEqual(['state', 'name']);
+    expect(shownColumns(['state', 'name', 'bogus'], trans).map(c => c.id)).toEqual([
+      'state',
+      'name'
+    ]);
     expect(shownColumns([], trans).length).toBeGreaterThan(3);
-    expect(keyMetricsText({ train_loss: 0.1234567, val_accuracy: 0.95, zeta: 3, epoch_time: 1e-5 })).toBe(
-      'val_accuracy=0.95  train_loss=0.1235  epoch_time=1.00e-5'
-    );
+    expect(
+      keyMetricsText({ train_loss: 0.1234567, val_accuracy: 0.95, zeta: 3, epoch_time: 1e-5 })
+    ).toBe('val_accuracy=0.95  train_loss=0.1235  epoch_time=1.00e-5');
     expect(keyMetricsText(undefined)).toBe('');
   });
 });

@@ -7,9 +7,9 @@ import { Message } from '@lumino/messaging';
 import { BoxLayout, Panel, SplitPanel, Widget } from '@lumino/widgets';
 
 import { getRun } from '../api';
+import { stateBadge } from '../components/stateBadge';
 import { RunsContext } from '../runs/context';
 import { isActive } from '../runs/rows';
-import { stateBadge } from '../runs/runsPanel';
 import { metricHistories } from '../runs/viewApi';
 import { IRun } from '../types';
 import { runColor } from './colors';
@@ -21,7 +21,10 @@ import { compareParams } from './params';
 export const MAX_POINTS = 1500;
 
 export class ChartsPanel extends Widget {
-  constructor(private _ctx: RunsContext, readonly runIds: string[]) {
+  constructor(
+    private _ctx: RunsContext,
+    readonly runIds: string[]
+  ) {
     super();
     const { trans } = _ctx;
     this.addClass('jp-hpcml-Charts');
@@ -108,10 +111,12 @@ export class ChartsPanel extends Widget {
     window.clearTimeout(this._timer);
     const { trans } = this._ctx;
     try {
-      const ids = all ? this.runIds : this.runIds.filter(id => {
-        const run = this._runs.get(id);
-        return !run || isActive(run.state);
-      });
+      const ids = all
+        ? this.runIds
+        : this.runIds.filter(id => {
+            const run = this._runs.get(id);
+            return !run || isActive(run.state);
+          });
       if (ids.length) {
         const [runs, histories] = await Promise.all([
           Promise.all(ids.map(id => getRun(id))),
@@ -142,7 +147,10 @@ export class ChartsPanel extends Widget {
       return !run || isActive(run.state);
     });
     if (live) {
-      this._timer = window.setTimeout(() => void this._refresh(false), Math.max(this._ctx.pollMs, 1000));
+      this._timer = window.setTimeout(
+        () => void this._refresh(false),
+        Math.max(this._ctx.pollMs, 1000)
+      );
     }
   }
 
@@ -171,7 +179,11 @@ export class ChartsPanel extends Widget {
     for (const [key, series] of byKey) {
       let chart = this._chartsByKey.get(key);
       if (!chart) {
-        chart = new LineChart(key, x === 'time' ? trans.__('time') : trans.__('step'), x === 'time');
+        chart = new LineChart(
+          key,
+          x === 'time' ? trans.__('time') : trans.__('step'),
+          x === 'time'
+        );
         this._chartsByKey.set(key, chart);
         this._charts.addWidget(chart);
       }
@@ -181,7 +193,9 @@ export class ChartsPanel extends Widget {
       }));
       chart.draw(styles, align(series));
     }
-    const errors = this._histories.filter(h => h.error).map(h => `${this._label(h.id)}: ${h.error}`);
+    const errors = this._histories
+      .filter(h => h.error)
+      .map(h => `${this._label(h.id)}: ${h.error}`);
     if (!byKey.size) {
       this._status.textContent = errors.length
         ? errors.join('; ')
@@ -215,7 +229,9 @@ export class ChartsPanel extends Widget {
     const title = document.createElement('h3');
     title.textContent = trans.__('Parameters');
     node.appendChild(title);
-    const rows = compareParams(runs.map(r => ({ id: r.id, name: r.name, parameters: r.parameters })));
+    const rows = compareParams(
+      runs.map(r => ({ id: r.id, name: r.name, parameters: r.parameters }))
+    );
     if (!rows.length) {
       const p = document.createElement('p');
       p.className = 'jp-hpcml-muted';

@@ -69,7 +69,7 @@ export function unionX(series: ISeries[]): number[] {
 export function align(series: ISeries[]): IAligned {
   const x = unionX(series);
   const ys = series.map(s => {
-    const y: (number | null)[] = new Array(x.length).fill(null);
+    const y = new Array<number | null>(x.length).fill(null);
     let j = 0;
     for (const p of s.points) {
       while (j < x.length && x[j] < p.x) {

@@ -7,22 +7,12 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { getRun } from '../api';
+import { el } from '../components/dom';
+import { stateBadge } from '../components/stateBadge';
 import { RunsContext } from '../runs/context';
 import { overrideStrings } from '../runs/reproduce';
 import { durationOf, formatDuration, formatTime, isActive, rowFromRun } from '../runs/rows';
-import { stateBadge } from '../runs/runsPanel';
 import { IRun } from '../types';
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = '', text = ''): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 function formatValue(value: unknown): string {
   if (value === null || value === undefined) {
@@ -98,16 +88,27 @@ export class RunDetailPanel extends Widget {
       [trans.__('Run id'), run.id],
       [trans.__('Project'), `${run.project_name} (${run.project_relpath || run.project_path})`],
       [trans.__('Entry point'), run.entry_point],
-      [trans.__('Backend'), run.connection && run.connection !== run.backend ? `${run.backend}: ${run.connection}` : run.backend],
+      [
+        trans.__('Backend'),
+        run.connection && run.connection !== run.backend
+          ? `${run.backend}: ${run.connection}`
+          : run.backend
+      ],
       [trans.__('Backend config'), run.config_path ?? trans.__('(defaults)')],
       [trans.__('Job id'), run.backend_job_id ?? ''],
-      [trans.__('Exit code'), run.exit_code === null || run.exit_code === undefined ? '' : String(run.exit_code)],
+      [
+        trans.__('Exit code'),
+        run.exit_code === null || run.exit_code === undefined ? '' : String(run.exit_code)
+      ],
       [trans.__('Submitted'), formatTime(run.created_at)],
       [trans.__('Started'), formatTime(row.started_at)],
       [trans.__('Ended'), formatTime(row.ended_at)],
       [trans.__('Duration'), formatDuration(durationOf(row, Date.now() / 1000))],
       [trans.__('Tracking'), run.tracking_mode],
-      [trans.__('MLflow experiment'), `${run.mlflow_experiment_name ?? ''} (${run.mlflow_experiment_id ?? ''})`],
+      [
+        trans.__('MLflow experiment'),
+        `${run.mlflow_experiment_name ?? ''} (${run.mlflow_experiment_id ?? ''})`
+      ],
       [trans.__('MLflow run'), run.mlflow_run_id ?? ''],
       [trans.__('Run directory'), run.run_dir ?? ''],
       [trans.__('Re-run of'), run.rerun_of ?? '']
@@ -116,11 +117,17 @@ export class RunDetailPanel extends Widget {
 
     this._section(
       trans.__('Parameters'),
-      this._pairs(Object.entries(run.parameters).map(([k, v]) => [k, v]), trans.__('No parameters.'))
+      this._pairs(
+        Object.entries(run.parameters).map(([k, v]) => [k, v]),
+        trans.__('No parameters.')
+      )
     );
     this._section(
       trans.__('Resources'),
-      this._pairs(Object.entries(run.resources ?? {}).map(([k, v]) => [k, formatValue(v)]), trans.__('Backend defaults.'))
+      this._pairs(
+        Object.entries(run.resources ?? {}).map(([k, v]) => [k, formatValue(v)]),
+        trans.__('Backend defaults.')
+      )
     );
     const overrides = overrideStrings(run.config_overrides);
     if (overrides.length) {

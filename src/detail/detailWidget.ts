@@ -3,6 +3,7 @@
  */
 import { MainAreaWidget } from '@jupyterlab/apputils';
 import { CommandToolbarButton } from '@jupyterlab/ui-components';
+import { ReadonlyJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { CommandIDs } from '../commands';
@@ -29,7 +30,7 @@ export function createDetailWidget(
   widget = new MainAreaWidget<Widget>({ content });
   widget.title.label = trans.__('Run %1', runId.slice(0, 8));
   widget.addClass('jp-hpcml-DetailWidget');
-  const actions: [string, Record<string, unknown>][] = [
+  const actions: [string, ReadonlyJSONObject][] = [
     [CommandIDs.openLogs, { runId }],
     [CommandIDs.openCharts, { runIds: [runId] }],
     [ActionIDs.cancel, { runId }],
@@ -45,7 +46,12 @@ export function createDetailWidget(
   for (const [id, args] of actions) {
     widget.toolbar.addItem(
       id,
-      new CommandToolbarButton({ commands: app.commands, id, args: args as any, label: app.commands.label(id, args as any) })
+      new CommandToolbarButton({
+        commands: app.commands,
+        id,
+        args,
+        label: app.commands.label(id, args)
+      })
     );
   }
   return widget;

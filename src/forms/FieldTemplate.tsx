@@ -27,8 +27,8 @@ function show(value: unknown): string {
 }
 
 export function FieldTemplate(props: FieldTemplateProps): JSX.Element {
-  const { id, label, required, children, rawErrors, schema, formData, displayLabel, hidden } =
-    props;
+  const { id, label, required, children, rawErrors, schema, displayLabel, hidden } = props;
+  const formData: unknown = props.formData;
   const context = props.formContext as IFormContext;
   if (hidden) {
     return <div className="jp-hpcml-hidden">{children}</div>;
@@ -84,9 +84,7 @@ export function FieldTemplate(props: FieldTemplateProps): JSX.Element {
         </div>
       )}
       {modified && defaultValue !== undefined && !isContainer && (
-        <div className="jp-hpcml-Field-default">
-          {trans.__('Default: %1', show(defaultValue))}
-        </div>
+        <div className="jp-hpcml-Field-default">{trans.__('Default: %1', show(defaultValue))}</div>
       )}
       {errors.length > 0 && (
         <div id={`${id}__error`} className="jp-hpcml-Field-error" role="alert">

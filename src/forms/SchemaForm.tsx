@@ -69,8 +69,7 @@ export function SchemaForm(props: ISchemaFormProps): JSX.Element {
     templates: { FieldTemplate },
     formContext,
     disabled: props.disabled,
-    onChange: (event: IChangeEvent) =>
-      props.onChange((event.formData ?? {}) as JSONObject),
+    onChange: (event: IChangeEvent) => props.onChange((event.formData ?? {}) as JSONObject),
     compact: true,
     buttonStyle: 'text',
     showModifiedFromDefault: false

@@ -4,6 +4,7 @@
  * conversions between a config file's sections, the form's data and the
  * per-run `overrides` of a submit request.
  */
+import { valueText } from '../components/format';
 import { clone, deepEqual, isObject, JSONObject } from './jsonSchema';
 
 /** Top-level sections of a backend config the sidebar edits. */
@@ -69,13 +70,9 @@ export function simplifySchema(node: unknown): unknown {
       continue;
     }
     if (key === 'properties' && isObject(value)) {
-      out[key] = Object.fromEntries(
-        Object.entries(value).map(([k, v]) => [k, simplifySchema(v)])
-      );
+      out[key] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, simplifySchema(v)]));
     } else if (key === '$defs' && isObject(value)) {
-      out[key] = Object.fromEntries(
-        Object.entries(value).map(([k, v]) => [k, simplifySchema(v)])
-      );
+      out[key] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, simplifySchema(v)]));
     } else {
       out[key] = simplifySchema(value);
     }
@@ -152,7 +149,7 @@ function coerce(value: unknown, schema: unknown): unknown {
       if (isObject(value) && typeof value.Path === 'string') {
         return value.Path; // Environment.Python: {Path: …}
       }
-      return typeof value === 'object' ? JSON.stringify(value) : String(value);
+      return valueText(value);
     case 'object': {
       if (!isObject(value)) {
         return value;
@@ -226,10 +223,7 @@ export function pruneEmpty(value: unknown): unknown {
  * changed leaves with their new value, removed keys with null (the server's
  * "remove"); arrays are replaced whole. Null when nothing changed.
  */
-export function configOverrides(
-  original: JSONObject,
-  edited: JSONObject
-): JSONObject | null {
+export function configOverrides(original: JSONObject, edited: JSONObject): JSONObject | null {
   const diff = (a: unknown, b: unknown): unknown => {
     if (deepEqual(a, b)) {
       return undefined;
@@ -263,7 +257,7 @@ export function sectionsToSave(
   const out: Partial<Record<ConfigSection, JSONObject | null>> = {};
   for (const section of CONFIG_SECTIONS) {
     if (!deepEqual(a[section], b[section])) {
-      out[section] = isObject(b[section]) ? (b[section] as JSONObject) : null;
+      out[section] = isObject(b[section]) ? b[section] : null;
     }
   }
   return out;

@@ -3,6 +3,7 @@
  * words them (engine/config.py `_type_message`, `_pattern_message`), so the
  * inline message is the one a submission would answer.
  */
+import { valueText } from '../components/format';
 
 /** The parts of an rjsf/ajv validation error used here. */
 export interface IAjvError {
@@ -15,8 +16,7 @@ export interface IAjvError {
 
 const RUNTIME_HINT =
   'must be a duration such as 1h30m, 90min, 01:30:00, 1-02:00:00 (days-hours:minutes:seconds), 2d, or a number of seconds';
-const MEMORY_HINT =
-  'must be a size such as 64G, 64GB, 64GiB, 65536M, 512MiB, or a number of MiB';
+const MEMORY_HINT = 'must be a size such as 64G, 64GB, 64GiB, 65536M, 512MiB, or a number of MiB';
 const TYPE_WORDS: Record<string, string> = {
   integer: 'an integer',
   number: 'a number',
@@ -41,7 +41,7 @@ export function describe(value: unknown): string {
   if (typeof value === 'object') {
     return 'a mapping';
   }
-  return String(value);
+  return valueText(value);
 }
 
 /** "Resources.Nodes" of ajv's ".Resources.Nodes" (or "['Resources']…"). */
@@ -65,7 +65,7 @@ export function configErrorMessage(error: IAjvError, value: unknown): string {
   }
   switch (error.name) {
     case 'minimum':
-      return `must be an integer ≥ ${params.limit}, got ${describe(value)}`;
+      return `must be an integer ≥ ${String(params.limit)}, got ${describe(value)}`;
     case 'minLength':
       return 'must not be empty';
     case 'type':
@@ -76,7 +76,7 @@ export function configErrorMessage(error: IAjvError, value: unknown): string {
       }
       return `has an invalid format: ${describe(value)}`;
     case 'propertyNames':
-      return `'${params.propertyName}' is not a valid environment variable name (letters, digits and _, not starting with a digit)`;
+      return `'${String(params.propertyName)}' is not a valid environment variable name (letters, digits and _, not starting with a digit)`;
     case 'not':
       if (name === 'Environment') {
         return 'only one of Apptainer, Python may be given, found Apptainer and Python';

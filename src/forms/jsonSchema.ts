@@ -20,9 +20,7 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   if (isObject(a) && isObject(b)) {
     const keys = Object.keys(a).filter(k => a[k] !== undefined);
     const other = Object.keys(b).filter(k => b[k] !== undefined);
-    return (
-      keys.length === other.length && keys.every(k => deepEqual(a[k], b[k]))
-    );
+    return keys.length === other.length && keys.every(k => deepEqual(a[k], b[k]));
   }
   return false;
 }
@@ -48,11 +46,7 @@ export function getPath(data: unknown, path: readonly string[]): unknown {
  * A copy of `data` with `path` set to `value` (removed when undefined);
  * emptied parent objects are removed too.
  */
-export function setPath(
-  data: JSONObject,
-  path: readonly string[],
-  value: unknown
-): JSONObject {
+export function setPath(data: JSONObject, path: readonly string[], value: unknown): JSONObject {
   if (path.length === 0) {
     return isObject(value) ? clone(value) : {};
   }
@@ -66,7 +60,7 @@ export function setPath(
     }
     return out;
   }
-  const child = isObject(out[head]) ? (out[head] as JSONObject) : {};
+  const child = isObject(out[head]) ? out[head] : {};
   const updated = setPath(child, rest, value);
   if (Object.keys(updated).length === 0 && value === undefined) {
     delete out[head];

@@ -3,6 +3,7 @@
  * `json_schema` the server derives from the MLproject, and the same checks
  * (and messages) as the server's `project._check_values`.
  */
+import { valueText } from '../components/format';
 import { IEntryPoint, IParameterSpec } from '../types';
 import { isObject, JSONObject } from './jsonSchema';
 
@@ -53,9 +54,7 @@ export function parameterForm(ep: IEntryPoint): IParameterForm {
   const uiSchema: JSONObject = { 'ui:order': ep.parameters.map(p => p.name) };
   const defaults: JSONObject = {};
   for (const spec of ep.parameters) {
-    const prop = cleanProperty(
-      isObject(props[spec.name]) ? (props[spec.name] as JSONObject) : {}
-    );
+    const prop = cleanProperty(isObject(props[spec.name]) ? (props[spec.name] as JSONObject) : {});
     // rjsf draws "*" for required; the type hint goes in the label.
     prop.title = `${spec.name} (${spec.type})`;
     properties[spec.name] = prop;
@@ -95,9 +94,7 @@ function valueError(type: IParameterSpec['type'], value: unknown): boolean {
   }
   switch (type) {
     case 'int':
-      return typeof value === 'number'
-        ? !Number.isInteger(value)
-        : !INT_RE.test(value);
+      return typeof value === 'number' ? !Number.isInteger(value) : !INT_RE.test(value);
     case 'float':
       return typeof value === 'number'
         ? !Number.isFinite(value)
@@ -116,15 +113,8 @@ function valueError(type: IParameterSpec['type'], value: unknown): boolean {
  * Why `value` is not acceptable for `spec`, worded as the server words it
  * (null when it is). Empty values count as "not given".
  */
-export function parameterError(
-  spec: IParameterSpec,
-  value: unknown
-): string | null {
-  if (
-    value === undefined ||
-    value === null ||
-    (value === '' && spec.type !== 'string')
-  ) {
+export function parameterError(spec: IParameterSpec, value: unknown): string | null {
+  if (value === undefined || value === null || (value === '' && spec.type !== 'string')) {
     return spec.default === null
       ? `parameter '${spec.name}' is required (${spec.type}, no default)`
       : null;
@@ -136,10 +126,7 @@ export function parameterError(
 }
 
 /** Every parameter problem of `values`, by parameter name. */
-export function parameterErrors(
-  ep: IEntryPoint,
-  values: JSONObject
-): Record<string, string> {
+export function parameterErrors(ep: IEntryPoint, values: JSONObject): Record<string, string> {
   const errors: Record<string, string> = {};
   for (const spec of ep.parameters) {
     const error = parameterError(spec, values[spec.name]);
@@ -164,7 +151,7 @@ export function parametersToSubmit(
     if (value === '' && spec.type !== 'string') {
       continue;
     }
-    out[spec.name] = typeof value === 'number' ? value : String(value);
+    out[spec.name] = typeof value === 'number' ? value : valueText(value);
   }
   return out;
 }
@@ -173,10 +160,7 @@ export function parametersToSubmit(
  * Form values from a run's parameters (strings, as MLflow logs them):
  * numbers for int/float parameters when they parse, the text otherwise.
  */
-export function parametersFromRun(
-  ep: IEntryPoint,
-  given: Record<string, string>
-): JSONObject {
+export function parametersFromRun(ep: IEntryPoint, given: Record<string, string>): JSONObject {
   const out: JSONObject = {};
   for (const spec of ep.parameters) {
     const text = given[spec.name];

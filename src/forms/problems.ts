@@ -35,7 +35,10 @@ export function emptyErrors(): ISubmitErrors {
 }
 
 function add(map: FieldErrors, key: string, message: string): void {
-  (map[key] ??= []).includes(message) || map[key].push(message);
+  const messages = (map[key] ??= []);
+  if (!messages.includes(message)) {
+    messages.push(message);
+  }
 }
 
 /** Sort each problem to the field it names (`parameters.epochs`, `Resources.Nodes`, …). */
@@ -62,9 +65,7 @@ export function problemsToErrors(problems: readonly IProblem[]): ISubmitErrors {
 
 /** Client-side parameter errors (by name) in the same shape. */
 export function fieldErrorsFrom(record: Record<string, string>): FieldErrors {
-  return Object.fromEntries(
-    Object.entries(record).map(([key, message]) => [key, [message]])
-  );
+  return Object.fromEntries(Object.entries(record).map(([key, message]) => [key, [message]]));
 }
 
 /** The rjsf `extraErrors` schema of a form's field errors. */
@@ -82,11 +83,7 @@ export function toErrorSchema(errors: FieldErrors): JSONObject {
 }
 
 /** The errors whose field kept its value (edited fields lose their error). */
-export function keepUnchanged(
-  errors: FieldErrors,
-  before: unknown,
-  after: unknown
-): FieldErrors {
+export function keepUnchanged(errors: FieldErrors, before: unknown, after: unknown): FieldErrors {
   const out: FieldErrors = {};
   for (const [key, messages] of Object.entries(errors)) {
     const path = key.split('.');
@@ -101,7 +98,5 @@ export function keepUnchanged(
 export function errorCount(errors: ISubmitErrors): number {
   const sum = (map: FieldErrors): number =>
     Object.values(map).reduce((n, list) => n + list.length, 0);
-  return (
-    sum(errors.parameters) + sum(errors.config) + sum(errors.fields) + errors.general.length
-  );
+  return sum(errors.parameters) + sum(errors.config) + sum(errors.fields) + errors.general.length;
 }

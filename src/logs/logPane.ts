@@ -2,21 +2,21 @@
  * One log stream of a run: fetched by offset (only new bytes travel), held as
  * lines, and rendered as a virtual list (only the lines in view are in the DOM).
  */
-import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
-import { Widget } from '@lumino/widgets';
 
 import { getLogChunk } from '../api';
+import { PaintedWidget } from '../components/paintedWidget';
+import { VirtualList } from '../components/virtualList';
+import { atBottom, scrollTopFor } from '../components/virtualWindow';
 import { LogStream } from '../types';
 import { LogBuffer } from './logBuffer';
 import { findMatches, IMatch, nextMatchFrom, segments } from './search';
-import { atBottom, scrollTopFor, visibleWindow } from './virtualWindow';
 
 export const LINE_HEIGHT = 17;
 /** Bytes asked for per request while catching up. */
 export const CHUNK_BYTES = 1024 * 1024;
 
-export class LogPane extends Widget {
+export class LogPane extends PaintedWidget {
   readonly buffer = new LogBuffer();
 
   constructor(
@@ -35,23 +35,32 @@ export class LogPane extends Widget {
     this._scroller.tabIndex = 0;
     this._scroller.setAttribute('role', 'log');
     this._scroller.setAttribute('aria-label', label);
-    this._spacer = document.createElement('div');
-    this._spacer.className = 'jp-hpcml-LogPane-spacer';
+    const spacer = document.createElement('div');
+    spacer.className = 'jp-hpcml-LogPane-spacer';
     this._lines = document.createElement('div');
     this._lines.className = 'jp-hpcml-LogPane-lines';
-    this._spacer.appendChild(this._lines);
-    this._scroller.appendChild(this._spacer);
+    spacer.appendChild(this._lines);
+    this._scroller.appendChild(spacer);
+    this._list = new VirtualList(this._scroller, spacer, this._lines, LINE_HEIGHT, 20);
     this._info = document.createElement('div');
     this._info.className = 'jp-hpcml-LogPane-info';
     this.node.append(title, this._scroller, this._info);
     this._scroller.addEventListener('scroll', () => {
-      if (!this._programmaticScroll && this._follow &&
-          !atBottom(this._scroller.scrollTop, this._scroller.clientHeight, this._scroller.scrollHeight, LINE_HEIGHT)) {
+      if (
+        !this._programmaticScroll &&
+        this._follow &&
+        !atBottom(
+          this._scroller.scrollTop,
+          this._scroller.clientHeight,
+          this._scroller.scrollHeight,
+          LINE_HEIGHT
+        )
+      ) {
         this._follow = false;
         this._followChanged.emit(false);
       }
       this._programmaticScroll = false;
-      this._schedulePaint();
+      this.schedulePaint();
     });
   }
 
@@ -104,8 +113,15 @@ export class LogPane extends Widget {
   setSearch(query: string, caseSensitive = false): void {
     this._query = query;
     this._caseSensitive = caseSensitive;
-    this._matches = findMatches(i => this.buffer.line(i), this.buffer.lineCount, query, caseSensitive);
-    this._current = this._matches.length ? nextMatchFrom(this._matches, this._firstVisibleLine()) : -1;
+    this._matches = findMatches(
+      i => this.buffer.line(i),
+      this.buffer.lineCount,
+      query,
+      caseSensitive
+    );
+    this._current = this._matches.length
+      ? nextMatchFrom(this._matches, this._firstVisibleLine())
+      : -1;
     this._revealCurrent();
     this._updated.emit();
   }
@@ -116,7 +132,7 @@ export class LogPane extends Widget {
       return;
     }
     const n = this._matches.length;
-    this._current = ((this._current < 0 ? 0 : this._current + direction) % n + n) % n;
+    this._current = (((this._current < 0 ? 0 : this._current + direction) % n) + n) % n;
     this.follow = false;
     this._followChanged.emit(false);
     this._revealCurrent();
@@ -126,13 +142,13 @@ export class LogPane extends Widget {
   scrollToTop(): void {
     this._programmaticScroll = true;
     this._scroller.scrollTop = 0;
-    this._schedulePaint();
+    this.schedulePaint();
   }
 
   scrollToBottom(): void {
     this._programmaticScroll = true;
     this._scroller.scrollTop = this._scroller.scrollHeight;
-    this._schedulePaint();
+    this.schedulePaint();
   }
 
   /** Read the rest of the log, then the whole text. */
@@ -145,16 +161,6 @@ export class LogPane extends Widget {
       }
     }
     return this.buffer.text();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this._paint();
-  }
-
-  protected onResize(msg: Widget.ResizeMessage): void {
-    super.onResize(msg);
-    this._schedulePaint();
   }
 
   private async _fetchOnce(): Promise<boolean> {
@@ -175,7 +181,15 @@ export class LogPane extends Widget {
       }
       this._matches = this._matches
         .slice(0, keep)
-        .concat(findMatches(i => this.buffer.line(i), this.buffer.lineCount, this._query, this._caseSensitive, from));
+        .concat(
+          findMatches(
+            i => this.buffer.line(i),
+            this.buffer.lineCount,
+            this._query,
+            this._caseSensitive,
+            from
+          )
+        );
     }
     return true;
   }
@@ -209,7 +223,7 @@ export class LogPane extends Widget {
   }
 
   private _afterAppend(): void {
-    this._paint();
+    this.paint();
     if (this._follow) {
       this.scrollToBottom();
     }
@@ -233,31 +247,23 @@ export class LogPane extends Widget {
       const count = this.buffer.lineCount;
       const view = this._scroller.clientHeight;
       const top = m.line * LINE_HEIGHT;
-      if (top < this._scroller.scrollTop || top > this._scroller.scrollTop + view - 2 * LINE_HEIGHT) {
+      if (
+        top < this._scroller.scrollTop ||
+        top > this._scroller.scrollTop + view - 2 * LINE_HEIGHT
+      ) {
         this._programmaticScroll = true;
         this._scroller.scrollTop = scrollTopFor(Math.max(0, m.line - 3), LINE_HEIGHT, count, view);
       }
     }
-    this._paint();
+    this.paint();
   }
 
-  private _schedulePaint(): void {
-    if (!this._frame) {
-      this._frame = requestAnimationFrame(() => {
-        this._frame = 0;
-        this._paint();
-      });
-    }
-  }
-
-  private _paint(): void {
+  protected paint(): void {
     if (!this.isVisible) {
       return;
     }
     const count = this.buffer.lineCount;
-    this._spacer.style.height = `${count * LINE_HEIGHT}px`;
-    const view = visibleWindow(this._scroller.scrollTop, this._scroller.clientHeight, LINE_HEIGHT, count, 20);
-    this._lines.style.transform = `translateY(${view.offset}px)`;
+    const view = this._list.layout(count);
     const fragment = document.createDocumentFragment();
     // Matches of the shown lines (binary search to the first one).
     let mi = nextMatchFrom(this._matches, view.start);
@@ -295,7 +301,7 @@ export class LogPane extends Widget {
   }
 
   private _scroller: HTMLDivElement;
-  private _spacer: HTMLDivElement;
+  private _list: VirtualList;
   private _lines: HTMLDivElement;
   private _info: HTMLDivElement;
   private _follow = true;
@@ -304,7 +310,6 @@ export class LogPane extends Widget {
   private _updated = new Signal<this, void>(this);
   private _fetching = false;
   private _timer = 0;
-  private _frame = 0;
   private _query = '';
   private _caseSensitive = false;
   private _matches: IMatch[] = [];

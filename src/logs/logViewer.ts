@@ -24,7 +24,11 @@ function button(label: string, text: string, onClick: () => void): HTMLButtonEle
 export class LogViewer extends Widget {
   readonly panes: Record<LogStream, LogPane>;
 
-  constructor(private _ctx: RunsContext, readonly runId: string, mode: LogMode = 'stdout') {
+  constructor(
+    private _ctx: RunsContext,
+    readonly runId: string,
+    mode: LogMode = 'stdout'
+  ) {
     super();
     const { trans } = _ctx;
     this.addClass('jp-hpcml-LogViewer');
@@ -90,8 +94,12 @@ export class LogViewer extends Widget {
       button(trans.__('Previous match'), '↑', () => this._step(-1)),
       button(trans.__('Next match'), '↓', () => this._step(1)),
       this._count,
-      button(trans.__('Jump to top'), trans.__('Top'), () => this._visible().forEach(p => p.scrollToTop())),
-      button(trans.__('Jump to bottom'), trans.__('Bottom'), () => this._visible().forEach(p => p.scrollToBottom())),
+      button(trans.__('Jump to top'), trans.__('Top'), () =>
+        this._visible().forEach(p => p.scrollToTop())
+      ),
+      button(trans.__('Jump to bottom'), trans.__('Bottom'), () =>
+        this._visible().forEach(p => p.scrollToBottom())
+      ),
       button(trans.__('Download the whole log'), trans.__('Download'), () => void this._download())
     );
 

@@ -3,7 +3,13 @@
  * detail view's toolbar and the context menu all use them. Each is shown only
  * when the run's backend supports it (GET features → backends[kind]).
  */
-import { Clipboard, Dialog, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import {
+  Clipboard,
+  Dialog,
+  Notification,
+  showDialog,
+  showErrorMessage
+} from '@jupyterlab/apputils';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
@@ -69,11 +75,18 @@ function runIdOf(args: ReadonlyPartialJSONObject, ctx: RunsContext): string {
 }
 
 /** Ask before cancelling; true when confirmed. */
-export async function confirmCancel(ctx: RunsContext, row: Pick<IRunRow, 'id' | 'name'>): Promise<boolean> {
+export async function confirmCancel(
+  ctx: RunsContext,
+  row: Pick<IRunRow, 'id' | 'name'>
+): Promise<boolean> {
   const { trans } = ctx;
   const result = await showDialog({
     title: trans.__('Cancel run?'),
-    body: trans.__('Stop run "%1" (%2)? The job is killed and the run ends CANCELLED.', row.name, row.id),
+    body: trans.__(
+      'Stop run "%1" (%2)? The job is killed and the run ends CANCELLED.',
+      row.name,
+      row.id
+    ),
     buttons: [
       Dialog.cancelButton({ label: trans.__('Keep running') }),
       Dialog.warnButton({ label: trans.__('Cancel run'), ariaLabel: trans.__('Cancel run') })
@@ -112,7 +125,10 @@ export async function confirmDelete(
 }
 
 class ArtifactList extends Widget {
-  constructor(private _ctx: RunsContext, private _runId: string) {
+  constructor(
+    private _ctx: RunsContext,
+    private _runId: string
+  ) {
     super();
     this.addClass('jp-hpcml-Artifacts');
     void this.show_('');
@@ -316,10 +332,9 @@ export function addActionCommands(ctx: RunsContext, directory: RunDirectory): vo
       try {
         const result = await deleteRun(id, answer.deleteMlflow);
         ctx.notifyRunsChanged({ id: result.id, deleted: true });
-        Notification.success(
-          [trans.__('Deleted run %1.', r.name), ...result.kept].join(' '),
-          { autoClose: 5000 }
-        );
+        Notification.success([trans.__('Deleted run %1.', r.name), ...result.kept].join(' '), {
+          autoClose: 5000
+        });
       } catch (error) {
         await showErrorMessage(trans.__('Cannot delete run'), error as Error);
       }

@@ -34,7 +34,8 @@ export function keyMetricsText(metrics: Record<string, number | null> | undefine
   if (!metrics) {
     return '';
   }
-  const rank = (k: string): number => (/^(val|test|eval)/i.test(k) ? 0 : /loss|acc/i.test(k) ? 1 : 2);
+  const rank = (k: string): number =>
+    /^(val|test|eval)/i.test(k) ? 0 : /loss|acc/i.test(k) ? 1 : 2;
   return Object.keys(metrics)
     .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
     .slice(0, MAX_KEY_METRICS)
@@ -44,23 +45,78 @@ export function keyMetricsText(metrics: Record<string, number | null> | undefine
 
 export function allColumns(trans: TranslationBundle): IColumn[] {
   return [
-    { id: 'name', label: trans.__('Name'), sort: 'name', width: 'minmax(120px, 2fr)', text: r => r.name },
+    {
+      id: 'name',
+      label: trans.__('Name'),
+      sort: 'name',
+      width: 'minmax(120px, 2fr)',
+      text: r => r.name
+    },
     { id: 'state', label: trans.__('State'), sort: 'state', width: '110px', text: r => r.state },
     {
       id: 'backend',
       label: trans.__('Backend'),
       sort: 'backend',
       width: 'minmax(80px, 1fr)',
-      text: r => (r.connection && r.connection !== r.backend ? `${r.backend}: ${r.connection}` : r.backend)
+      text: r =>
+        r.connection && r.connection !== r.backend ? `${r.backend}: ${r.connection}` : r.backend
     },
-    { id: 'entryPoint', label: trans.__('Entry point'), sort: 'entry_point', width: 'minmax(70px, 1fr)', text: r => r.entry_point },
-    { id: 'project', label: trans.__('Project'), sort: 'project', width: 'minmax(70px, 1fr)', text: r => r.project_name },
-    { id: 'jobId', label: trans.__('Job id'), sort: 'job_id', width: 'minmax(60px, 1fr)', text: r => r.backend_job_id ?? '' },
-    { id: 'submitted', label: trans.__('Submitted'), sort: 'submitted', width: '165px', text: r => formatTime(r.created_at) },
-    { id: 'duration', label: trans.__('Duration'), sort: 'duration', width: '80px', text: (r, now) => formatDuration(durationOf(r, now)) },
-    { id: 'metrics', label: trans.__('Key metrics'), sort: null, width: 'minmax(140px, 2fr)', text: (_r, _n, m) => keyMetricsText(m) },
-    { id: 'exitCode', label: trans.__('Exit'), sort: null, width: '50px', text: r => (r.exit_code === null ? '' : String(r.exit_code)) },
-    { id: 'mlflowRunId', label: trans.__('MLflow run'), sort: null, width: 'minmax(80px, 1fr)', text: r => r.mlflow_run_id ?? '' },
+    {
+      id: 'entryPoint',
+      label: trans.__('Entry point'),
+      sort: 'entry_point',
+      width: 'minmax(70px, 1fr)',
+      text: r => r.entry_point
+    },
+    {
+      id: 'project',
+      label: trans.__('Project'),
+      sort: 'project',
+      width: 'minmax(70px, 1fr)',
+      text: r => r.project_name
+    },
+    {
+      id: 'jobId',
+      label: trans.__('Job id'),
+      sort: 'job_id',
+      width: 'minmax(60px, 1fr)',
+      text: r => r.backend_job_id ?? ''
+    },
+    {
+      id: 'submitted',
+      label: trans.__('Submitted'),
+      sort: 'submitted',
+      width: '165px',
+      text: r => formatTime(r.created_at)
+    },
+    {
+      id: 'duration',
+      label: trans.__('Duration'),
+      sort: 'duration',
+      width: '80px',
+      text: (r, now) => formatDuration(durationOf(r, now))
+    },
+    {
+      id: 'metrics',
+      label: trans.__('Key metrics'),
+      sort: null,
+      width: 'minmax(140px, 2fr)',
+      text: (_r, _n, m) => keyMetricsText(m)
+    },
+    {
+      id: 'exitCode',
+      label: trans.__('Exit'),
+      sort: null,
+      width: '50px',
+      text: r => (r.exit_code === null ? '' : String(r.exit_code))
+    },
+    {
+      id: 'mlflowRunId',
+      label: trans.__('MLflow run'),
+      sort: null,
+      width: 'minmax(80px, 1fr)',
+      text: r => r.mlflow_run_id ?? ''
+    },
     { id: 'id', label: trans.__('Run id'), sort: null, width: '110px', text: r => r.id }
   ];
 }

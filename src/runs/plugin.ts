@@ -3,11 +3,7 @@
  * and the row actions. Implements the shared commands `hpcml:open-runs`,
  * `hpcml:open-run`, `hpcml:open-logs` and `hpcml:open-charts`.
  */
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
@@ -160,16 +156,25 @@ const runsPlugin: JupyterFrontEndPlugin<void> = {
     [CommandIDs.openRun, CommandIDs.openLogs].forEach((command, i) =>
       app.contextMenu.addItem({ command, selector, rank: 10 + i })
     );
-    [ActionIDs.cancel, ActionIDs.rerun, ActionIDs.artifacts, ActionIDs.copyRerun, ActionIDs.copySubmit, ActionIDs.openMlflow].forEach(
-      (command, i) => app.contextMenu.addItem({ command, selector, rank: 20 + i })
-    );
+    [
+      ActionIDs.cancel,
+      ActionIDs.rerun,
+      ActionIDs.artifacts,
+      ActionIDs.copyRerun,
+      ActionIDs.copySubmit,
+      ActionIDs.openMlflow
+    ].forEach((command, i) => app.contextMenu.addItem({ command, selector, rank: 20 + i }));
     [ActionIDs.archive, ActionIDs.unarchive, ActionIDs.remove].forEach((command, i) =>
       app.contextMenu.addItem({ command, selector, rank: 30 + i })
     );
     // A deleted run's own tabs (details, logs, its charts) have nothing left to show.
     ctx.runsChanged.connect((_, change) => {
       if (change.deleted) {
-        const ids = [`hpcml-run-${change.id}`, `hpcml-logs-${change.id}`, `hpcml-charts-${change.id}`];
+        const ids = [
+          `hpcml-run-${change.id}`,
+          `hpcml-logs-${change.id}`,
+          `hpcml-charts-${change.id}`
+        ];
         tracker.forEach(w => {
           if (ids.includes(w.id)) {
             w.dispose();
@@ -190,4 +195,4 @@ const runsPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export const runsPlugins: JupyterFrontEndPlugin<any>[] = [runsPlugin];
+export const runsPlugins: JupyterFrontEndPlugin<void>[] = [runsPlugin];

@@ -57,19 +57,14 @@ export interface IRowQuery {
 }
 
 export const DEFAULT_QUERY: Readonly<IRowQuery> = Object.freeze({
-  sort: 'submitted' as SortKey,
+  sort: 'submitted',
   descending: true,
   states: [] as RunState[],
   text: '',
   archived: false
 });
 
-export const ACTIVE_STATES: RunState[] = [
-  'SUBMITTING',
-  'QUEUED',
-  'RUNNING',
-  'UNKNOWN'
-];
+export const ACTIVE_STATES: RunState[] = ['SUBMITTING', 'QUEUED', 'RUNNING', 'UNKNOWN'];
 
 export function isActive(state: RunState): boolean {
   return !TERMINAL_STATES.has(state);
@@ -142,11 +137,7 @@ export function formatTime(epochSeconds: number | null | undefined): string {
 }
 
 /** The value a row is sorted by (null sorts last in either order, as on the server). */
-export function sortValue(
-  row: IRunRow,
-  key: SortKey,
-  now: number
-): string | number | null {
+export function sortValue(row: IRunRow, key: SortKey, now: number): string | number | null {
   switch (key) {
     case 'name':
       return row.name.toLowerCase();

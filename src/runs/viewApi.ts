@@ -15,11 +15,7 @@ function params(entries: [string, string | number][]): string {
 }
 
 /** A sorted, filtered page of run rows, the total and the change cursor. */
-export function listRunRows(
-  query: IRowQuery,
-  offset: number,
-  limit: number
-): Promise<IRowPage> {
+export function listRunRows(query: IRowQuery, offset: number, limit: number): Promise<IRowPage> {
   const entries: [string, string | number][] = [
     ['sort', query.sort],
     ['order', query.descending ? 'desc' : 'asc'],

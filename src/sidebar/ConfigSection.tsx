@@ -6,6 +6,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { RJSFValidationError } from '@rjsf/utils';
 import React from 'react';
 
+import { valueText } from '../components/format';
 import { configErrorMessage, errorPath } from '../forms/configMessages';
 import { getPath } from '../forms/jsonSchema';
 import { SchemaForm } from '../forms/SchemaForm';
@@ -39,7 +40,7 @@ export function ConfigSection(props: {
     ...project.backend_configs.map(c => ({
       value: c.path,
       label: c.config
-        ? `${String(c.config.Name ?? c.path)} — ${c.kind ?? ''}`
+        ? `${valueText(c.config.Name ?? c.path)} — ${c.kind ?? ''}`
         : trans.__('%1 (invalid)', c.path),
       disabled: c.config === null
     }))
@@ -68,7 +69,9 @@ export function ConfigSection(props: {
             <summary>{trans.__('%1 has problems', c.path)}</summary>
             <ul>
               {c.problems.map((p, i) => (
-                <li key={i}>{[p.line ? `${p.line}` : '', p.key, p.message].filter(x => x).join(': ')}</li>
+                <li key={i}>
+                  {[p.line ? `${p.line}` : '', p.key, p.message].filter(x => x).join(': ')}
+                </li>
               ))}
             </ul>
           </details>

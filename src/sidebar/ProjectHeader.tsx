@@ -26,7 +26,9 @@ export function ProjectHeader(props: {
         <p className="jp-hpcml-Muted">
           {model.loading
             ? trans.__('Looking for an MLproject…')
-            : trans.__('Open a folder with an MLproject file in the file browser, or give its path.')}
+            : trans.__(
+                'Open a folder with an MLproject file in the file browser, or give its path.'
+              )}
         </p>
       )}
       {model.projectError && !project && (

@@ -64,7 +64,10 @@ export function RunOptions(props: {
           ))}
         </datalist>
         <div id="hpcml-experiment__description" className="jp-hpcml-Field-description">
-          {trans.__('MLflow experiment; empty: the project name (%1). A new name creates it.', model.project.name)}
+          {trans.__(
+            'MLflow experiment; empty: the project name (%1). A new name creates it.',
+            model.project.name
+          )}
         </div>
         <Errors id="hpcml-experiment__error" errors={fields.experiment_name} />
       </div>

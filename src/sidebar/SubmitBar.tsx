@@ -26,7 +26,10 @@ export function SubmitBar(props: {
     <section className="jp-hpcml-Section jp-hpcml-SubmitBar" aria-label={trans.__('Submit')}>
       {model.rerunOf && (
         <p className="jp-hpcml-Note">
-          {trans.__('Re-run of %1 (same code snapshot when entry point and config are unchanged).', model.rerunOf.name)}
+          {trans.__(
+            'Re-run of %1 (same code snapshot when entry point and config are unchanged).',
+            model.rerunOf.name
+          )}
         </p>
       )}
       <button
@@ -55,7 +58,11 @@ export function SubmitBar(props: {
       )}
       {fieldErrors > 0 && (
         <div className="jp-hpcml-Field-error" role="alert">
-          {trans._n('%1 problem, shown next to its field.', '%1 problems, shown next to their fields.', fieldErrors)}
+          {trans._n(
+            '%1 problem, shown next to its field.',
+            '%1 problems, shown next to their fields.',
+            fieldErrors
+          )}
         </div>
       )}
       {model.errors.general.length > 0 && (

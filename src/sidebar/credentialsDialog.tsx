@@ -153,7 +153,9 @@ export async function forgetCredentialsDialog(trans: TranslationBundle): Promise
   }
   // Each item says where that connection's secret is sent.
   const items = stored.map(c =>
-    c.secret_sent_to ? trans.__('%1 (secret sent to %2)', c.connection, c.secret_sent_to) : c.connection
+    c.secret_sent_to
+      ? trans.__('%1 (secret sent to %2)', c.connection, c.secret_sent_to)
+      : c.connection
   );
   const answer = await InputDialog.getItem({
     title,

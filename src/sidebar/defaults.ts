@@ -1,6 +1,7 @@
 /**
  * Default choices of the submit form: entry point, backend config, run name.
  */
+import { valueText } from '../components/format';
 import { IBackendConfigInfo, IProject } from '../types';
 
 /** `main` when the project has it (MLflow's default), else the first one. */
@@ -26,7 +27,7 @@ export function defaultConfigPath(
     c =>
       c.path.toLowerCase() === wanted ||
       stem(c.path) === wanted ||
-      String(c.config?.Name ?? '').toLowerCase() === wanted
+      valueText(c.config?.Name ?? '').toLowerCase() === wanted
   );
   if (exact) {
     return exact.path;

@@ -144,9 +144,7 @@ export class SubmitModel {
       this.errors = emptyErrors();
       this.notice = null;
       this.setEntryPoint(defaultEntryPoint(project));
-      this.setConfigPath(
-        defaultConfigPath(project.backend_configs, this.options.defaultBackend())
-      );
+      this.setConfigPath(defaultConfigPath(project.backend_configs, this.options.defaultBackend()));
       this.experiment = '';
       this.dirty = false;
       return true;
@@ -280,7 +278,12 @@ export class SubmitModel {
     const configPath = this.configPath;
     const send = (): Promise<IRun> =>
       sameSource
-        ? rerun(rerunOf.id, { parameters, overrides, run_name: runName, experiment_name: experiment })
+        ? rerun(rerunOf.id, {
+            parameters,
+            overrides,
+            run_name: runName,
+            experiment_name: experiment
+          })
         : submitRun({
             project: project.path,
             entry_point: ep.name,

@@ -3,18 +3,19 @@
  * `hpcml:open-submit` command (palette, file browser context menu on
  * MLproject files), following the file browser's folder.
  */
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { CommandIDs, IOpenSubmitArgs } from '../commands';
-import { DEFAULT_SETTINGS, IHpcmlSettings, normalizeSettings, SETTINGS_PLUGIN_ID } from '../settings';
+import {
+  DEFAULT_SETTINGS,
+  IHpcmlSettings,
+  normalizeSettings,
+  SETTINGS_PLUGIN_ID
+} from '../settings';
 import { askCredentials, forgetCredentialsDialog } from './credentialsDialog';
 import { hpcmlIcon } from './icon';
 import { SubmitModel } from './model';
@@ -61,8 +62,7 @@ export const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     const model = new SubmitModel({
       defaultBackend: () => settings.defaultBackend,
       pollInterval: () => settings.pollInterval,
-      askCredentials: (needed, problems, choice) =>
-        askCredentials(needed, problems, choice, trans)
+      askCredentials: (needed, problems, choice) => askCredentials(needed, problems, choice, trans)
     });
     const openRun = (runId: string): void => {
       if (app.commands.hasCommand(CommandIDs.openRun)) {

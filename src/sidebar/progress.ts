@@ -38,9 +38,7 @@ export async function watchUpload<T>(
       }
       try {
         const { runs } = await listRuns({ since: startedAt - 1 });
-        const run = runs.find(
-          (r: IRun) => r.name === runName && r.state === 'SUBMITTING'
-        );
+        const run = runs.find((r: IRun) => r.name === runName && r.state === 'SUBMITTING');
         if (!finished && run?.upload_progress) {
           onProgress(run.upload_progress);
         }
