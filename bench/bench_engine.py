@@ -64,7 +64,9 @@ async def bench_submit(tmp: Path) -> None:
         proc.wait()
     print(f"submit→RUNNING, local backend: median {statistics.median(submit_ms):.1f} ms "
           f"(p95 {pct(submit_ms, 0.95):.1f} ms) over 20 submissions")
-    print(f"plain subprocess.Popen of the same command: median {statistics.median(plain_ms):.1f} ms")
+    print(
+        f"plain subprocess.Popen of the same command: median {statistics.median(plain_ms):.1f} ms"
+    )
 
 
 def fill_store(data: Path, n: int) -> None:
@@ -119,7 +121,12 @@ def bench_rest_list(tmp: Path, n: int = 10_000, calls: int = 200) -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        for query in ("limit=50", "limit=50&state=FAILED", "limit=50&q=run-99", "limit=50&offset=5000"):
+        for query in (
+            "limit=50",
+            "limit=50&state=FAILED",
+            "limit=50&q=run-99",
+            "limit=50&offset=5000",
+        ):
             times = [get(query) for _ in range(calls)]
             print(f"GET /hpcml/api/runs?{query} with {n} runs: p50 {pct(times, 0.5):.1f} ms, "
                   f"p95 {pct(times, 0.95):.1f} ms ({calls} calls)")

@@ -38,7 +38,9 @@ from bench.netdelay import delayed_forwarder  # noqa: E402
 from tests.slurm_cluster import backend_config, cluster_settings, skip_reason  # noqa: E402
 
 N_SUBMIT = 10
-SUBMITTED: list[str] = []  # job ids of this bench: only these are cancelled (tests may share the cluster)
+SUBMITTED: list[
+    str
+] = []  # job ids of this bench: only these are cancelled (tests may share the cluster)
 
 
 async def cancel_ours(conn: Any) -> None:
@@ -56,7 +58,9 @@ def via_port(s: dict[str, str], port: int, tmp: Path) -> dict[str, str]:
     """Cluster settings reaching sshd through the forwarder on ``port`` (same host key)."""
     known = Path(s["HPCML_TEST_SSH_KNOWN_HOSTS"]).read_text()
     host = s["HPCML_TEST_SSH_HOST"]
-    lines = [f"[{host}]:{port} {line.split(None, 1)[1]}" for line in known.splitlines() if line.strip()]
+    lines = [
+        f"[{host}]:{port} {line.split(None, 1)[1]}" for line in known.splitlines() if line.strip()
+    ]
     path = tmp / f"known_hosts_{port}"
     path.write_text(known + "\n".join(lines) + "\n")
     os.environ["HPCML_SSH_KNOWN_HOSTS"] = os.pathsep.join(
@@ -105,7 +109,12 @@ async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argp
                     spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
         return wrapper
 
-    originals = (snapshot_mod.take_snapshot, snapshot_mod.code_identity, backend.prepare, backend.submit)
+    originals = (
+        snapshot_mod.take_snapshot,
+        snapshot_mod.code_identity,
+        backend.prepare,
+        backend.submit,
+    )
     snapshot_mod.take_snapshot = timed("snapshot", snapshot_mod.take_snapshot)
     snapshot_mod.code_identity = timed("snapshot", snapshot_mod.code_identity)
     backend.prepare = timed("backend", backend.prepare, True)
@@ -129,11 +138,15 @@ async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argp
             for key in parts:
                 parts[key].append(spent.get(key, 0.0))
             t = time.perf_counter()
-            res = await conn.run(f"cd {shlex.quote(run_dir)} && sbatch --parsable .hpcml/job.sbatch")
+            res = await conn.run(
+                f"cd {shlex.quote(run_dir)} && sbatch --parsable .hpcml/job.sbatch"
+            )
             raw.append(time.perf_counter() - t)
             assert res.exit_status == 0, res.err
             SUBMITTED.append(res.out.strip().split(";")[0])
-        snap = await asyncio.to_thread(originals[0], small, engine.runs.object_dir, engine.runs.manifest_dir)
+        snap = await asyncio.to_thread(
+            originals[0], small, engine.runs.object_dir, engine.runs.manifest_dir
+        )
         for _ in range(args.n):
             run = await engine.runs.submit(req)  # a record to prepare/submit again
             SUBMITTED.append(run.backend_job_id or "")
@@ -147,18 +160,29 @@ async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argp
         rounds.append({"raw": med(raw), "backend": med(backend_only), "ext": med(ext),
                        **{f"ext_{k}": med(v) for k, v in parts.items()}})
         await cancel_ours(conn)
-    snapshot_mod.take_snapshot, snapshot_mod.code_identity, backend.prepare, backend.submit = originals
+    snapshot_mod.take_snapshot, snapshot_mod.code_identity, backend.prepare, backend.submit = (
+        originals
+    )
     for obj, names in ((tracker, ("create_run", "set_tags", "set_status")),
                        (store, ("insert", "update", "transition", "get"))):
         for name in names:
             delattr(obj, name)
     r = {k: statistics.median(x[k] for x in rounds) for k in rounds[0]}
     other = r["ext"] - r["ext_snapshot"] - r["ext_mlflow"] - r["ext_store"] - r["ext_backend"]
-    print(f"1. submit latency, {rtt_ms:g} ms round trip added (median of {args.n} x {args.rounds} round(s), "
-          "warm connection, code already on the cluster)")
+    print(
+        f"1. submit latency, {rtt_ms:g} ms round trip added "
+        f"(median of {args.n} x {args.rounds} round(s), "
+        "warm connection, code already on the cluster)"
+    )
     print(f"   ssh sbatch on the open connection : {r['raw'] * 1000:7.1f} ms")
-    print(f"   backend prepare+submit            : {r['backend'] * 1000:7.1f} ms  ({r['backend'] / r['raw']:.2f}x)")
-    print(f"   extension submit (engine, total)  : {r['ext'] * 1000:7.1f} ms  ({r['ext'] / r['raw']:.2f}x)")
+    print(
+        f"   backend prepare+submit            : {r['backend'] * 1000:7.1f} ms  "
+        f"({r['backend'] / r['raw']:.2f}x)"
+    )
+    print(
+        f"   extension submit (engine, total)  : {r['ext'] * 1000:7.1f} ms  "
+        f"({r['ext'] / r['raw']:.2f}x)"
+    )
     print(f"     of which backend prepare+submit : {r['ext_backend'] * 1000:7.1f} ms")
     print(f"     engine: snapshot + code identity: {r['ext_snapshot'] * 1000:7.1f} ms")
     print(f"     engine: MLflow on the path      : {r['ext_mlflow'] * 1000:7.1f} ms  "
@@ -166,8 +190,13 @@ async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argp
     print(f"     engine: run store (sqlite)      : {r['ext_store'] * 1000:7.1f} ms")
     print(f"     engine: the rest (config, ...)  : {other * 1000:7.1f} ms")
     if len(rounds) > 1:
-        print("   per round (raw / backend / extension, ms): " + "; ".join(
-            f"{x['raw'] * 1000:.1f} / {x['backend'] * 1000:.1f} / {x['ext'] * 1000:.1f}" for x in rounds))
+        print(
+            "   per round (raw / backend / extension, ms): "
+            + "; ".join(
+                f"{x['raw'] * 1000:.1f} / {x['backend'] * 1000:.1f} / {x['ext'] * 1000:.1f}"
+                for x in rounds
+            )
+        )
 
 
 async def poll_pass(engine: Any, s: dict[str, str], sizes: list[int]) -> None:
@@ -200,13 +229,28 @@ async def poll_pass(engine: Any, s: dict[str, str], sizes: list[int]) -> None:
                     engine.runs.tracker.create_run, "bench-live", f"live-{i}", {}, {})
                 store = f"{scratch}/{run_id}/.hpcml/mlruns/{exp_id}/{mlflow_id}"
                 setup.append(f"{store}/metrics/loss {store}/params/p")
-                records.append(RunRecord(
-                    id=run_id, name=f"live-{i}", project_path="/nonexistent", project_name="bench",
-                    entry_point="main", command="true", backend=cfg.kind, connection=cfg.connection_name,
-                    backend_config=cfg.redacted(), tracking_mode="offline", backend_job_id=job,
-                    run_dir=f"{scratch}/{run_id}", mlflow_experiment_id=exp_id, mlflow_run_id=mlflow_id,
-                    state=RunState.RUNNING, state_history=[StateChange(state=RunState.RUNNING, at=now)],
-                    created_at=now, updated_at=now))
+                records.append(
+                    RunRecord(
+                        id=run_id,
+                        name=f"live-{i}",
+                        project_path="/nonexistent",
+                        project_name="bench",
+                        entry_point="main",
+                        command="true",
+                        backend=cfg.kind,
+                        connection=cfg.connection_name,
+                        backend_config=cfg.redacted(),
+                        tracking_mode="offline",
+                        backend_job_id=job,
+                        run_dir=f"{scratch}/{run_id}",
+                        mlflow_experiment_id=exp_id,
+                        mlflow_run_id=mlflow_id,
+                        state=RunState.RUNNING,
+                        state_history=[StateChange(state=RunState.RUNNING, at=now)],
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
             # Each store: one param, one metric line (paths on stdin: any N fits)
             script = ('while read -r m p; do mkdir -p "${m%/*}" "${p%/*}" && '
                       'printf "1000 0.5 0\n" > "$m" && printf 1 > "$p"; done')
@@ -215,7 +259,9 @@ async def poll_pass(engine: Any, s: dict[str, str], sizes: list[int]) -> None:
             for r in records:
                 await asyncio.to_thread(engine.store.insert, r)
 
-            async def one_pass(append: bool, scratch: str = scratch) -> tuple[dict[str, int], float]:
+            async def one_pass(
+                append: bool, scratch: str = scratch
+            ) -> tuple[dict[str, int], float]:
                 if append:  # every run logged one more metric line since the last pass
                     await conn.run(f"for f in {scratch}/*/.hpcml/mlruns/*/*/metrics/loss; do "
                                    "printf '1001 0.25 1\n' >> $f; done")
@@ -293,9 +339,12 @@ async def main(args: argparse.Namespace) -> None:
         # ---------------------------------------------------------------- 1. submit latency
         for rtt_ms in args.rtt_ms:
             if rtt_ms:
-                async with delayed_forwarder(s["HPCML_TEST_SSH_HOST"], int(s["HPCML_TEST_SSH_PORT"]),
-                                             rtt_ms / 1000) as port:
-                    await submit_latency(engine, via_port(s, port, tmp), tmp / f"rtt{rtt_ms}", args, rtt_ms)
+                async with delayed_forwarder(
+                    s["HPCML_TEST_SSH_HOST"], int(s["HPCML_TEST_SSH_PORT"]), rtt_ms / 1000
+                ) as port:
+                    await submit_latency(
+                        engine, via_port(s, port, tmp), tmp / f"rtt{rtt_ms}", args, rtt_ms
+                    )
             else:
                 await submit_latency(engine, s, tmp / "direct", args, rtt_ms)
         if args.only_submit:
@@ -327,8 +376,13 @@ async def main(args: argparse.Namespace) -> None:
                                          engine.runs.manifest_dir)
             before = conn.stats.command_bytes
             rec = record(run_id)
-            spec = JobSpec(run_id=run_id, command="true", env={}, job_name="big",
-                           resources={"Queue": s.get("HPCML_TEST_SLURM_PARTITION", "debug"), "Runtime": 60})
+            spec = JobSpec(
+                run_id=run_id,
+                command="true",
+                env={},
+                job_name="big",
+                resources={"Queue": s.get("HPCML_TEST_SLURM_PARTITION", "debug"), "Runtime": 60},
+            )
             t = time.perf_counter()
             rec.run_dir = await backend.prepare(rec, sn, {})  # the upload
             await backend.submit(rec, spec)  # the run directory (a copy of the code) and sbatch
@@ -344,17 +398,26 @@ async def main(args: argparse.Namespace) -> None:
             tar.add(big, arcname="big")
         data = buf.getvalue()
         target = f"/tmp/hpcml-bench-{salt}.tgz"
-        res = await conn.run(f"cat > {target} && mkdir -p {target}.d && tar xzf {target} -C {target}.d "
-                             f"&& rm -rf {target} {target}.d", input=data, timeout=600)
+        res = await conn.run(
+            f"cat > {target} && mkdir -p {target}.d && tar xzf {target} -C {target}.d "
+            f"&& rm -rf {target} {target}.d",
+            input=data,
+            timeout=600,
+        )
         t_tar = time.perf_counter() - t
         assert res.exit_status == 0, res.err
         print(f"2. 5,000-file project ({mib(total)}): bytes sent / time")
-        print(f"   first submission (content-addressed): {mib(up_full.uploaded_bytes + cb_full):>11} "
-              f"/ {t_full:6.2f} s  ({up_full.uploaded_files} files)")
+        print(
+            f"   first submission (content-addressed): {mib(up_full.uploaded_bytes + cb_full):>11} "
+            f"/ {t_full:6.2f} s  ({up_full.uploaded_files} files)"
+        )
         print(f"   after a one-file change             : {mib(up_one.uploaded_bytes + cb_one):>11} "
               f"/ {t_one:6.2f} s  ({up_one.uploaded_files} file of {up_one.uploaded_bytes} B "
               f"+ {up_one.manifest_bytes} B manifest delta)")
-        print(f"   full tar.gz upload (Mantik's way)   : {mib(len(data)):>11} / {t_tar:6.2f} s  (+ unpack)")
+        print(
+            f"   full tar.gz upload (Mantik's way)   : {mib(len(data)):>11} / {t_tar:6.2f} s  "
+            "(+ unpack)"
+        )
 
         # ---------------------------------------------------------------- 3. poll cycle
         # slurmctld keeps ended jobs for MinJobAge (1 h on the test cluster); past MaxJobCount
@@ -363,10 +426,15 @@ async def main(args: argparse.Namespace) -> None:
                              "sed -n 's/^MaxJobCount *= *//p'")
         held, limit = (int(x) for x in res.out.split()[:2])
         if held + 1000 > limit:
-            print(f"3. poll cycle: skipped, slurmctld holds {held} job records (MaxJobCount {limit}); "
-                  "ended ones are purged after MinJobAge")
+            print(
+                f"3. poll cycle: skipped, slurmctld holds {held} job records "
+                f"(MaxJobCount {limit}); "
+                "ended ones are purged after MinJobAge"
+            )
             return
-        res = await conn.run("sbatch --parsable --hold --array=0-999 -p debug -o /dev/null --wrap 'true'")
+        res = await conn.run(
+            "sbatch --parsable --hold --array=0-999 -p debug -o /dev/null --wrap 'true'"
+        )
         array = res.out.strip().split(";")[0]
         assert res.exit_status == 0 and array, res.err
         print("3. one poll cycle (held jobs, so all stay active)")
@@ -383,8 +451,11 @@ async def main(args: argparse.Namespace) -> None:
                     wall.append(time.perf_counter() - w0)
                     cmds.append(sum(conn.stats.commands.values()) - before)
                     assert len(statuses) == n
-                print(f"   {n:5d} active jobs: {statistics.median(cmds):.0f} scheduler command(s), "
-                      f"server CPU {statistics.median(cpu) * 1000:6.1f} ms, wall {statistics.median(wall) * 1000:6.1f} ms")
+                print(
+                    f"   {n:5d} active jobs: {statistics.median(cmds):.0f} scheduler command(s), "
+                    f"server CPU {statistics.median(cpu) * 1000:6.1f} ms, "
+                    f"wall {statistics.median(wall) * 1000:6.1f} ms"
+                )
         finally:
             await conn.run(f"scancel {array}")
             await cancel_ours(conn)
@@ -396,13 +467,29 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", type=int, default=N_SUBMIT, help="submissions per round (default %(default)s)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="rounds of the submit-latency part; medians of the rounds' medians are printed")
+    parser.add_argument(
+        "-n", type=int, default=N_SUBMIT, help="submissions per round (default %(default)s)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of the submit-latency part; medians of the rounds' medians are printed",
+    )
     parser.add_argument("--only-submit", action="store_true", help="only the submit-latency part")
-    parser.add_argument("--only-poll", action="store_true", help="only part 4 (running offline runs)")
-    parser.add_argument("--live", type=lambda v: [int(x) for x in v.split(",")], default=[1, 30, 300],
-                        help="numbers of running runs for part 4, comma-separated (default 1,30,300)")
-    parser.add_argument("--rtt-ms", type=lambda v: [float(x) for x in v.split(",")], default=[0.0, 20.0],
-                        help="round-trip times to emulate for part 1, comma-separated (default 0,20)")
+    parser.add_argument(
+        "--only-poll", action="store_true", help="only part 4 (running offline runs)"
+    )
+    parser.add_argument(
+        "--live",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1, 30, 300],
+        help="numbers of running runs for part 4, comma-separated (default 1,30,300)",
+    )
+    parser.add_argument(
+        "--rtt-ms",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[0.0, 20.0],
+        help="round-trip times to emulate for part 1, comma-separated (default 0,20)",
+    )
     asyncio.run(main(parser.parse_args()))

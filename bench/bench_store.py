@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.models import RunRecord
-from jupyterlab_hpcml.engine.store import RunStore  # noqa: E402
+from jupyterlab_hpcml.engine.store import RunStore
 
 N = 10_000
 
@@ -53,7 +53,9 @@ def main() -> None:
         cases: dict[str, Callable[[], object]] = {
             "page 1": lambda: store.list(limit=50),
             "page 100 (offset 4950)": lambda: store.list(limit=50, offset=4950),
-            "state in (RUNNING, QUEUED)": lambda: store.list(states=[RunState.RUNNING, RunState.QUEUED]),
+            "state in (RUNNING, QUEUED)": lambda: store.list(
+                states=[RunState.RUNNING, RunState.QUEUED]
+            ),
             "project": lambda: store.list(project="project-3"),
             "experiment": lambda: store.list(experiment="exp-2"),
             "text 'sweep 12'": lambda: store.list(text="sweep 12"),

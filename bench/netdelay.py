@@ -45,7 +45,9 @@ async def delayed_forwarder(target_host: str, target_port: int, rtt: float) -> A
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection(target_host, target_port)
         try:
-            await asyncio.gather(_pump(client_r, server_w, rtt / 2), _pump(server_r, client_w, rtt / 2))
+            await asyncio.gather(
+                _pump(client_r, server_w, rtt / 2), _pump(server_r, client_w, rtt / 2)
+            )
         except asyncio.CancelledError:
             pass  # the forwarder is closing
         finally:

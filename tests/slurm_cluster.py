@@ -38,7 +38,9 @@ def skip_reason() -> str | None:
         return (f"no test cluster ({CLUSTER_DIR}/cluster.env missing): "
                 "run `sudo scripts/test-cluster-start.sh` to run the Slurm tests")
     try:
-        with socket.create_connection((s["HPCML_TEST_SSH_HOST"], int(s["HPCML_TEST_SSH_PORT"])), timeout=2):
+        with socket.create_connection(
+            (s["HPCML_TEST_SSH_HOST"], int(s["HPCML_TEST_SSH_PORT"])), timeout=2
+        ):
             pass
     except OSError as exc:
         return (f"the test cluster's sshd on {s['HPCML_TEST_SSH_HOST']}:{s['HPCML_TEST_SSH_PORT']} "
@@ -79,8 +81,18 @@ def make_project(dest: Path, s: dict[str, str], **extra: Any) -> Path:
 def ssh_cmd(s: dict[str, str], command: str, check: bool = True) -> str:
     """Run a command as the test user with the ssh client (independent of the code under test)."""
     res = subprocess.run(
-        ["ssh", "-F", s["HPCML_TEST_SSH_CONFIG"], "-o", "BatchMode=yes", "hpcml-test-cluster", command],
-        capture_output=True, text=True, timeout=60,
+        [
+            "ssh",
+            "-F",
+            s["HPCML_TEST_SSH_CONFIG"],
+            "-o",
+            "BatchMode=yes",
+            "hpcml-test-cluster",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if check and res.returncode != 0:
         raise AssertionError(f"ssh {command!r} failed: {res.stderr}")

@@ -59,7 +59,9 @@ async def test_log_chunks_by_offset_reassemble_the_log(api, toy_project):
     whole = ""
     offset = 0
     while True:
-        status, chunk = await api("GET", f"runs/{run['id']}/logs/stdout", offset=offset, max_bytes=7)
+        status, chunk = await api(
+            "GET", f"runs/{run['id']}/logs/stdout", offset=offset, max_bytes=7
+        )
         assert status == 200
         if not chunk["data"]:
             break
@@ -271,7 +273,9 @@ async def test_offline_tracking_syncs_metrics_into_main_store(api, toy_project):
     assert live and during["state"] == "RUNNING"
     run = await wait_for_state(api, run["id"], TERMINAL)
     assert run["state"] == "FINISHED", run
-    assert [m.step for m in client.get_metric_history(run["mlflow_run_id"], "loss")] == list(range(6))
+    assert [m.step for m in client.get_metric_history(run["mlflow_run_id"], "loss")] == list(
+        range(6)
+    )
     assert [a.path for a in client.list_artifacts(run["mlflow_run_id"])] == ["result.txt"]
     assert client.get_run(run["mlflow_run_id"]).info.status == "FINISHED"
 

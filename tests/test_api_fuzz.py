@@ -303,7 +303,7 @@ def test_api_fuzz(case: schemathesis.Case, live_server: LiveServer) -> None:
 def test_fuzzing_reached_real_runs(live_server: LiveServer) -> None:
     """The steering worked: each run-id operation found a real run at least once (an answer
     other than 404), and submissions were accepted."""
-    tested = {label for label in live_server.statuses}
+    tested = set(live_server.statuses)
     if len(tested) < len(list(schema.get_all_operations())):
         pytest.skip("only part of the fuzz test ran")
     for label, statuses in live_server.statuses.items():

@@ -27,7 +27,9 @@ def hpcml(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         capture_output=True, text=True, env=os.environ.copy(), timeout=180,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"hpcml {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"hpcml {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -61,7 +63,9 @@ def test_submit_wait_json_then_show_logs_runs_artifacts(project, hpcml_data, tmp
 
 
 def test_wait_exits_nonzero_unless_finished(project, hpcml_data):
-    proc = hpcml("submit", str(project), "-e", "fail", "-P", "code=5", "--wait", "--json", check=False)
+    proc = hpcml(
+        "submit", str(project), "-e", "fail", "-P", "code=5", "--wait", "--json", check=False
+    )
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["exit_code"] == 5
     assert "failing now" in hpcml("logs", json.loads(proc.stdout)["id"]).stdout
@@ -90,7 +94,10 @@ def test_validate(project, hpcml_data):
     assert proc.returncode == 1 and "bad.yaml:2" in proc.stdout and "Runtime" in proc.stdout
     proc = hpcml("validate", str(project), "-P", "stpes=3", check=False)
     assert proc.returncode == 1 and "steps" in proc.stdout
-    (project / "MLproject").write_text("name: toy\nentry_points:\n  main:\n    parameters: {x: {type: tensor}}\n    command: echo\n")
+    (project / "MLproject").write_text(
+        "name: toy\nentry_points:\n  main:\n"
+        "    parameters: {x: {type: tensor}}\n    command: echo\n"
+    )
     proc = hpcml("validate", str(project), check=False)
     assert proc.returncode == 1 and "MLproject" in proc.stdout and "tensor" in proc.stdout
 

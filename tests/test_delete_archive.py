@@ -18,7 +18,7 @@ from jupyterlab_hpcml.engine.store import MIGRATIONS, RunStore
 
 from .conftest import TERMINAL, submit_run, wait_for_state
 from .test_cli import hpcml
-from .test_cli import project as project  # noqa: F401 - the CLI tests' project fixture
+from .test_cli import project as project  # the CLI tests' fixture (the alias marks it used)
 
 # `fail` with code=0 is a quick run that ends FINISHED (no MLflow import in the job).
 QUICK = {"entry_point": "fail", "parameters": {"code": 0}}
@@ -246,7 +246,7 @@ def test_a_store_from_before_archiving_is_migrated(tmp_path):
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_delete_archive_unarchive(project, hpcml_data):  # noqa: F811
+def test_cli_delete_archive_unarchive(project, hpcml_data):
     def submit() -> dict:
         out = hpcml("submit", str(project), "-e", "fail", "-P", "code=0", "--wait", "--json")
         return json.loads(out.stdout)
@@ -285,7 +285,7 @@ def test_cli_delete_archive_unarchive(project, hpcml_data):  # noqa: F811
     assert proc.returncode == 1 and "no run" in proc.stderr
 
 
-def test_cli_refuses_an_active_run_without_asking(project, hpcml_data):  # noqa: F811
+def test_cli_refuses_an_active_run_without_asking(project, hpcml_data):
     run_id = hpcml("submit", str(project), "-e", "sleep", "-P", "seconds=300").stdout.strip()
     try:
         proc = subprocess.run([sys.executable, "-m", "jupyterlab_hpcml.cli", "delete", run_id],
@@ -334,7 +334,7 @@ print(json.dumps(report))
 """
 
 
-def test_python_api_and_magics(project, hpcml_data):  # noqa: F811
+def test_python_api_and_magics(project, hpcml_data):
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(project)], capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -47,7 +47,9 @@ def dead_pid() -> int:
 
 def interrupted_record(engine: Engine, project: Path, run_id: str) -> RunRecord:
     """What the store holds when the submitting process died before recording a job id."""
-    snap = snapshot_mod.take_snapshot(project, engine.data_dir / "objects", engine.data_dir / "snapshots")
+    snap = snapshot_mod.take_snapshot(
+        project, engine.data_dir / "objects", engine.data_dir / "snapshots"
+    )
     return RunRecord(
         id=run_id, name="interrupted", project_path=str(project), project_name="toy",
         entry_point="main", command="python train.py --steps 1 --lr 0.1 --label x --delay 0",
@@ -126,7 +128,11 @@ class FlakyBackend(LocalBackend):
 
 
 async def test_unreachable_backend_gives_unknown_then_recovers(engine, project, monkeypatch):
-    monkeypatch.setitem(registry.available(), "local", EntryPoint("local", "tests.test_engine:FlakyBackend", registry.GROUP))
+    monkeypatch.setitem(
+        registry.available(),
+        "local",
+        EntryPoint("local", "tests.test_engine:FlakyBackend", registry.GROUP),
+    )
     run = await engine.runs.submit(SubmitRequest(project=str(project), entry_point="sleep",
                                                  parameters={"seconds": 1}))
     FlakyBackend.reachable = False
@@ -157,19 +163,25 @@ async def test_default_backend_setting_picks_the_config(hpcml_data, project):
 
 async def test_failure_after_store_insert_leaves_a_definite_state(engine, project):
     """A fault while preparing the run directory ends FAILED with the reason, never stuck."""
-    (engine.data_dir / "runs").write_text("not a directory")  # prepare cannot create run dirs under a file
+    (engine.data_dir / "runs").write_text(
+        "not a directory"
+    )  # prepare cannot create run dirs under a file
     run = await engine.runs.submit(SubmitRequest(project=str(project), parameters={"steps": 1}))
     assert run.state == RunState.FAILED
     assert "submission failed" in (run.state_history[-1].message or "")
     from mlflow.tracking import MlflowClient
 
-    assert MlflowClient(engine.tracking_uri).get_run(run.mlflow_run_id or "").info.status == "FAILED"
+    assert (
+        MlflowClient(engine.tracking_uri).get_run(run.mlflow_run_id or "").info.status == "FAILED"
+    )
     await engine.close()
 
 
 async def test_declared_environments_are_not_built_and_the_run_says_so(engine, project):
     mlproject = project / "MLproject"
-    mlproject.write_text(mlproject.read_text().replace("name: toy\n", "name: toy\npython_env: python_env.yaml\n"))
+    mlproject.write_text(
+        mlproject.read_text().replace("name: toy\n", "name: toy\npython_env: python_env.yaml\n")
+    )
     (project / "python_env.yaml").write_text("python: '3.11'\ndependencies: [mlflow]\n")
     run = await engine.runs.submit(SubmitRequest(project=str(project), parameters={"steps": 1}))
     notes = [n for n in run.notes if "python_env" in n]

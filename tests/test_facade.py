@@ -147,7 +147,8 @@ async def test_metric_history_equals_mlflows(tmp_path: Path, store: str):
         for x in ("step", "time"):
             for max_points in (100_000, 1000, 7, 2):
                 got = await engine.metric_history("facade1", "loss", max_points, x)
-                assert _same(got, _expected(uri, mlflow_run, "loss", x, max_points)), (x, max_points)
+                want = _expected(uri, mlflow_run, "loss", x, max_points)
+                assert _same(got, want), (x, max_points)
         (histories,) = await engine.metric_histories(["facade1"], 50, "time")
         assert histories["error"] is None
         assert _same(histories["metrics"], [_expected(uri, mlflow_run, k, "time", 50)
@@ -241,7 +242,7 @@ async def test_tail_lines_longer_than_a_read_and_multibyte(tmp_path: Path, final
     lines = text.splitlines(keepends=True)
     lines = [*lines[:4], lines[4] + lines[5], *lines[6:]]  # "\r" joined back: \n lines only
     assert len(lines) == 6
-    for n in range(0, 9):
+    for n in range(9):
         for step in (3, 8, 64 * 1024):
             start, data, size = await logs.read_tail(_file_reader(path), n, step=step)
             want = "".join(lines[-n:]) if n else ""

@@ -29,7 +29,9 @@ def counting_loader(path: Path):
     return calls, load
 
 
-def test_reused_until_the_file_changes_even_with_same_size_and_mtime(tmp_path: Path, settled: None) -> None:
+def test_reused_until_the_file_changes_even_with_same_size_and_mtime(
+    tmp_path: Path, settled: None
+) -> None:
     f = tmp_path / "a.yaml"
     f.write_text("Nodes: 2\n")
     cache: StatCache[str] = StatCache()
@@ -71,7 +73,9 @@ def test_loaded_configs_and_projects_are_private_copies(tmp_path: Path, settled:
     cfg_file = tmp_path / "local.yaml"
     cfg_file.write_text("Resources:\n  Runtime: 1h\nEnvironment:\n  Variables: {A: '1'}\n")
     (tmp_path / "MLproject").write_text(
-        "name: p\nentry_points:\n  main:\n    parameters: {n: {type: int, default: 1}}\n    command: echo {n}\n")
+        "name: p\nentry_points:\n  main:\n"
+        "    parameters: {n: {type: int, default: 1}}\n    command: echo {n}\n"
+    )
     first = load_backend_config(cfg_file)
     first.data["Environment"]["Variables"]["A"] = "changed"
     first.resources["Runtime"] = 1
@@ -81,6 +85,7 @@ def test_loaded_configs_and_projects_are_private_copies(tmp_path: Path, settled:
     spec = load_project(tmp_path)
     spec.entry_points["main"].parameters.clear()
     assert [p.name for p in load_project(tmp_path).entry_points["main"].parameters] == ["n"]
-    # A new environment file in the folder changes the project's note although MLproject did not change.
+    # A new environment file in the folder changes the project's note although MLproject did not
+    # change.
     (tmp_path / "python_env.yaml").write_text("python: '3.11'\n")
     assert "python_env.yaml" in (load_project(tmp_path).env_note or "")

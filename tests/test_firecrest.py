@@ -62,7 +62,12 @@ async def test_submit_to_finished_with_metrics_logs_artifacts_and_no_secret(
 
     client = MlflowClient()
     assert await mlflow_final(run) == "FINISHED"  # set after the final offline sync
-    assert [m.value for m in client.get_metric_history(run["mlflow_run_id"], "loss")] == [1.0, 0.5, 1 / 3, 0.25]
+    assert [m.value for m in client.get_metric_history(run["mlflow_run_id"], "loss")] == [
+        1.0,
+        0.5,
+        1 / 3,
+        0.25,
+    ]
     assert [a.path for a in client.list_artifacts(run["mlflow_run_id"])] == ["result.txt"]
 
     status, log = await api("GET", f"runs/{run['id']}/logs/stdout")
@@ -153,7 +158,9 @@ async def test_nested_folders_and_large_file_through_staged_transfer(api, fc_pro
     assert reqs["PUT /s3/{id}/part/1"] == 1 and reqs["PUT /s3/{id}/part/2"] == 1
 
 
-async def test_token_expiry_and_faults_survived_with_state_kept(api, fc_project, firecrest, monkeypatch):
+async def test_token_expiry_and_faults_survived_with_state_kept(
+    api, fc_project, firecrest, monkeypatch
+):
     # A dropped submission is looked for in the job list this long before it is sent again.
     monkeypatch.setattr(FirecrestBackend, "ambiguous_settle", 3.0)
     firecrest.state.tokens.lifetime = 1.5  # tokens expire several times during the run
@@ -167,7 +174,9 @@ async def test_token_expiry_and_faults_survived_with_state_kept(api, fc_project,
     run = await wait_for_state(api, run["id"], TERMINAL, timeout=60)
     assert run["state"] == "FINISHED", run
     assert "FAILED" not in states(run)
-    assert len([j for j in firecrest.state.jobs.values() if not j.transfer]) == 1  # no double submission
+    assert (
+        len([j for j in firecrest.state.jobs.values() if not j.transfer]) == 1
+    )  # no double submission
     assert firecrest.state.tokens.issued >= 3
     assert faults.fired["500"] == 2 and faults.fired["429"] == 2 and faults.fired["drop"] == 3
     assert await mlflow_final(run) == "FINISHED"

@@ -105,6 +105,8 @@ async def test_histories_match_the_single_metric_endpoint(api, toy_project):
     run = await wait_for_state(api, run["id"], TERMINAL)
     for x in ("step", "time"):
         for max_points in (1000, 7):
-            _, many = await api("GET", "runs-view/histories", run=run["id"], max_points=max_points, x=x)
+            _, many = await api(
+                "GET", "runs-view/histories", run=run["id"], max_points=max_points, x=x
+            )
             _, one = await api("GET", f"runs/{run['id']}/metrics/loss", max_points=max_points, x=x)
             assert many["runs"][0]["metrics"] == [one], (x, max_points)

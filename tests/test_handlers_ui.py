@@ -49,7 +49,9 @@ def test_replace_sections_removes_and_appends():
     assert "# Environment of the job" in out  # a comment before a key stays
     out = replace_sections("Local: {}\n", {"Resources": {"Runtime": "5m"}}, is_json=False)
     assert yaml.safe_load(out) == {"Local": {}, "Resources": {"Runtime": "5m"}}
-    out = replace_sections('{"Local": {}, "Resources": {"Nodes": 1}}', {"Resources": {"Nodes": 3}}, True)
+    out = replace_sections(
+        '{"Local": {}, "Resources": {"Nodes": 1}}', {"Resources": {"Nodes": 3}}, True
+    )
     assert json.loads(out) == {"Local": {}, "Resources": {"Nodes": 3}}
 
 
@@ -65,7 +67,9 @@ async def test_save_config_writes_the_sections(api, toy_project):
     assert answer["config"]["path"] == "backend-configs/local.yaml"
     assert answer["config"]["config"]["Resources"] == {"Runtime": "2h", "Nodes": 1}
     text = path.read_text()
-    assert text.startswith("# Local runs, 2 threads (header comment is kept)\nName: Local, 2 threads\n")
+    assert text.startswith(
+        "# Local runs, 2 threads (header comment is kept)\nName: Local, 2 threads\n"
+    )
     assert yaml.safe_load(text)["Environment"]["Variables"] == {"OMP_NUM_THREADS": "4"}
     assert "Exclude:                # on top of the project's .gitignore" in text
 

@@ -444,7 +444,9 @@ async def test_read_by_offset_and_path_escapes(env: Env, tmp_path: Path) -> None
     assert not (env.data_dir / "runs" / "escape.txt").exists()
 
     # Symlinks that stay inside are fine.
-    assert (await env.backend.read(as_ref(run), "inner/train.py", 0, 100)).data == b"print('training')\n"
+    assert (
+        await env.backend.read(as_ref(run), "inner/train.py", 0, 100)
+    ).data == b"print('training')\n"
 
     files = {f.path: f for f in await env.backend.list_files(as_ref(run))}
     assert files["data/blob.bin"].size == 1000 and not files["data/blob.bin"].is_dir

@@ -21,7 +21,9 @@ from jupyterlab_hpcml.engine.service import Engine
 def project(tmp_path: Path) -> Path:
     p = tmp_path / "proj"
     p.mkdir()
-    (p / "MLproject").write_text("name: syncy\nentry_points:\n  main:\n    command: python job.py\n")
+    (p / "MLproject").write_text(
+        "name: syncy\nentry_points:\n  main:\n    command: python job.py\n"
+    )
     (p / "job.py").write_text(textwrap.dedent("""
         import mlflow
         with mlflow.start_run():
@@ -51,10 +53,14 @@ def block_artifacts(engine: Engine, run: RunRecord) -> Path:
     return blocker
 
 
-async def test_a_failed_final_copy_keeps_the_run_open_until_it_succeeds(hpcml_data: Path, project: Path):
+async def test_a_failed_final_copy_keeps_the_run_open_until_it_succeeds(
+    hpcml_data: Path, project: Path
+):
     engine = Engine(data_dir=hpcml_data)
     try:
-        run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="offline.yaml"))
+        run = await engine.runs.submit(
+            SubmitRequest(project=str(project), backend_config="offline.yaml")
+        )
         blocker = block_artifacts(engine, run)
         run = await job_ended_and_polled(engine, run)
         assert run.state == RunState.RUNNING  # the job ended, but its artifacts are not copied yet
@@ -71,16 +77,23 @@ async def test_a_failed_final_copy_keeps_the_run_open_until_it_succeeds(hpcml_da
         await engine.close()
 
 
-async def test_a_final_copy_failing_for_too_long_ends_the_run_with_a_note(hpcml_data: Path, project: Path):
+async def test_a_final_copy_failing_for_too_long_ends_the_run_with_a_note(
+    hpcml_data: Path, project: Path
+):
     engine = Engine(data_dir=hpcml_data)
     engine.runs.final_sync_patience = 0.0
     try:
-        run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="offline.yaml"))
+        run = await engine.runs.submit(
+            SubmitRequest(project=str(project), backend_config="offline.yaml")
+        )
         block_artifacts(engine, run)
         run = await job_ended_and_polled(engine, run)
         assert (run.state, run.exit_code) == (RunState.FINISHED, 0)
         note = run.state_history[-1].message or ""
-        assert "MLflow copy of the run's offline tracking incomplete" in note and "card.txt" not in note
+        assert (
+            "MLflow copy of the run's offline tracking incomplete" in note
+            and "card.txt" not in note
+        )
         # What could be copied was: the metrics are there, the artifact is not.
         assert engine.tracker.client.get_run(run.mlflow_run_id).data.metrics == {"loss": 0.5}
     finally:
@@ -94,11 +107,16 @@ async def test_params_and_status_are_in_mlflow_when_submit_returns(hpcml_data: P
         "    command: python job.py\n")
     engine = Engine(data_dir=hpcml_data)
     try:
-        run = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="offline.yaml",
-                                                     parameters={"lr": 0.5}))
+        run = await engine.runs.submit(
+            SubmitRequest(
+                project=str(project), backend_config="offline.yaml", parameters={"lr": 0.5}
+            )
+        )
         mlflow_run = engine.tracker.client.get_run(run.mlflow_run_id)
         assert mlflow_run.data.params == {"lr": "0.5"}
         assert run.state in (RunState.QUEUED, RunState.RUNNING)
-        assert mlflow_run.info.status == ("SCHEDULED" if run.state == RunState.QUEUED else "RUNNING")
+        assert mlflow_run.info.status == (
+            "SCHEDULED" if run.state == RunState.QUEUED else "RUNNING"
+        )
     finally:
         await engine.close()

@@ -51,7 +51,9 @@ async def test_finished_with_metrics_logs_script_and_artifacts(api, project, slu
     stdout = await read_all(api, run["id"])
     assert "step 3 loss 0.250" in stdout
     # Offsets: the tail of the log without reading it all.
-    status, tail = await api("GET", f"runs/{run['id']}/logs/stdout", offset=len(stdout.encode()) - 6)
+    status, tail = await api(
+        "GET", f"runs/{run['id']}/logs/stdout", offset=len(stdout.encode()) - 6
+    )
     assert status == 200 and tail["data"] == stdout[-6:]
 
     status, arts = await api("GET", f"runs/{run['id']}/artifacts")
@@ -106,7 +108,9 @@ async def test_rejected_at_submit_shows_slurm_message(api, project):
     assert "Invalid feature specification" in run["state_history"][-1]["message"]
 
 
-async def test_hostile_parameter_arrives_literally_and_secret_never_shows(api, project, slurm, monkeypatch):  # noqa: F811
+async def test_hostile_parameter_arrives_literally_and_secret_never_shows(
+    api, project, slurm, monkeypatch  # noqa: F811
+):
     canary = "canary-" + os.urandom(6).hex()
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", canary)
     hostile = "$(touch /tmp/hpcml-pwned); `id` 'q' \"dq\" \\ ; echo ${HOME} && exit 9"
@@ -115,7 +119,9 @@ async def test_hostile_parameter_arrives_literally_and_secret_never_shows(api, p
     (project / "direct.yaml").write_text((project / "slurm.yaml").read_text() +
                                          "Tracking: {Mode: direct, Uri: 'https://mlflow.invalid'}\n")
     (project / "token_check.py").write_text(
-        "import os\nprint('SECRET_TOKEN_SET' if os.environ.get('MLFLOW_TRACKING_TOKEN') else 'no token')\n")
+        "import os\n"
+        "print('SECRET_TOKEN_SET' if os.environ.get('MLFLOW_TRACKING_TOKEN') else 'no token')\n"
+    )
     with open(project / "MLproject", "a") as f:
         f.write("  token:\n    command: python token_check.py\n")
     args = await submit(api, entry_point="args", parameters={"value": hostile})
@@ -133,7 +139,13 @@ async def test_hostile_parameter_arrives_literally_and_secret_never_shows(api, p
     assert "SECRET_TOKEN_SET" in stdout  # the job got the token...
     script = ssh_cmd(slurm, f"cat {tracked['run_dir']}/.hpcml/job.sbatch")
     scontrol = ssh_cmd(slurm, f"scontrol show job -dd {job_id}", check=False)
-    everything = script + scontrol + stdout + await read_all(api, tracked["id"], "stderr") + json.dumps(tracked)
+    everything = (
+        script
+        + scontrol
+        + stdout
+        + await read_all(api, tracked["id"], "stderr")
+        + json.dumps(tracked)
+    )
     assert canary not in everything  # ...but it is nowhere to be seen
     leftovers = ssh_cmd(slurm, f"grep -rl {canary} ~/hpcml 2>/dev/null || true")
     assert leftovers.strip() == ""  # the 0600 secrets file is removed when the job ends
@@ -146,7 +158,9 @@ def _sshd_pid() -> int:
 def _stop_sshd() -> None:
     """Stop the test sshd and the sessions it serves (our own connection among them)."""
     master = _sshd_pid()
-    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True).stdout
+    children = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True
+    ).stdout
     os.kill(master, signal.SIGTERM)
     for pid in children.split():
         try:
@@ -168,7 +182,10 @@ async def test_sshd_restart_during_polling_is_survived(api, project):
     try:
         down = await wait_for_state(api, run["id"], {"UNKNOWN"} | TERMINAL, timeout=60)
         assert down["state"] == "UNKNOWN", down  # unreachable is not FAILED
-        assert "cannot reach" in down["state_history"][-1]["message"] or "lost" in down["state_history"][-1]["message"]
+        assert (
+            "cannot reach" in down["state_history"][-1]["message"]
+            or "lost" in down["state_history"][-1]["message"]
+        )
     finally:
         for _ in range(50):
             try:

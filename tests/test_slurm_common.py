@@ -149,19 +149,29 @@ def test_a_job_slurm_forgot_ends_as_its_file_says():
 # ------------------------------------------------------------ the exit-code file
 
 
-@pytest.mark.parametrize("data,expected", [
-    (None, None),  # missing
-    (b"", None), (b"  \n", None),  # empty: not written yet
-    (b"garbage", ExitRecord(None)), (b"{not json", ExitRecord(None)),  # there, unreadable
-    (b"137", ExitRecord(137)), (b"137\n", ExitRecord(137)), ("0", ExitRecord(0)),  # bare codes
-    (b"[1, 2]", ExitRecord(None)), (b"null", ExitRecord(None)),
-    (b'{"exit_code": 3, "timeout": false, "signal": null, "ended_at": 1}', ExitRecord(3)),
-    (b'{"exit_code": 143, "timeout": false, "signal": "SIGTERM"}', ExitRecord(143, "SIGTERM")),
-    (b'{"exit_code": "137", "signal": 9}', ExitRecord(137, "SIGKILL")),
-    (b'{"exit_code": 143, "timeout": true}', ExitRecord(143, None, True)),
-    (b'{"exit_code": true}', ExitRecord(None)), (b'{"signal": "SIGTERM"}', ExitRecord(None, "SIGTERM")),
-    ('{"exit_code": 1, "note": "\u00fc"}'.encode(), ExitRecord(1)), (b"\xff\xfe", ExitRecord(None)),
-])
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        (None, None),  # missing
+        (b"", None),
+        (b"  \n", None),  # empty: not written yet
+        (b"garbage", ExitRecord(None)),
+        (b"{not json", ExitRecord(None)),  # there, unreadable
+        (b"137", ExitRecord(137)),
+        (b"137\n", ExitRecord(137)),
+        ("0", ExitRecord(0)),  # bare codes
+        (b"[1, 2]", ExitRecord(None)),
+        (b"null", ExitRecord(None)),
+        (b'{"exit_code": 3, "timeout": false, "signal": null, "ended_at": 1}', ExitRecord(3)),
+        (b'{"exit_code": 143, "timeout": false, "signal": "SIGTERM"}', ExitRecord(143, "SIGTERM")),
+        (b'{"exit_code": "137", "signal": 9}', ExitRecord(137, "SIGKILL")),
+        (b'{"exit_code": 143, "timeout": true}', ExitRecord(143, None, True)),
+        (b'{"exit_code": true}', ExitRecord(None)),
+        (b'{"signal": "SIGTERM"}', ExitRecord(None, "SIGTERM")),
+        ('{"exit_code": 1, "note": "\u00fc"}'.encode(), ExitRecord(1)),
+        (b"\xff\xfe", ExitRecord(None)),
+    ],
+)
 def test_exit_file_parsing(data, expected):
     assert parse_exit_record(data) == expected
 

@@ -46,16 +46,22 @@ def ssh_pids(s: dict[str, str], job_id: str) -> list[tuple[int, str]]:
     """(pid, command line) of every process of a Slurm job on the test cluster."""
     out = ssh_cmd(s, f"for p in $(scontrol listpids {job_id} | awk 'NR>1{{print $1}}'); do "
                   "ps -o pid=,args= -p $p; done", check=False)
-    return [(int(pid), args) for pid, _, args in (ln.strip().partition(" ") for ln in out.splitlines())
-            if pid.isdigit()]
+    return [
+        (int(pid), args)
+        for pid, _, args in (ln.strip().partition(" ") for ln in out.splitlines())
+        if pid.isdigit()
+    ]
 
 
 def local_pids(pgid: int) -> list[tuple[int, str]]:
     """(pid, command line) of a FirecREST test job's processes (they run on this machine)."""
     out = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(pgid)], capture_output=True,
                          text=True).stdout
-    return [(int(pid), args) for pid, _, args in (ln.strip().partition(" ") for ln in out.splitlines())
-            if pid.isdigit()]
+    return [
+        (int(pid), args)
+        for pid, _, args in (ln.strip().partition(" ") for ln in out.splitlines())
+        if pid.isdigit()
+    ]
 
 
 async def program_started(list_pids) -> list[tuple[int, str]]:
@@ -89,7 +95,7 @@ async def test_a_job_killed_by_a_signal_ends_the_same_over_ssh_and_firecrest(
             job_id = run.backend_job_id
             assert job_id
             if name == "slurm":
-                pids = await program_started(lambda: ssh_pids(slurm, job_id))
+                pids = await program_started(lambda job_id=job_id: ssh_pids(slurm, job_id))
                 ssh_cmd(slurm, "kill -KILL " + " ".join(map(str, victims(pids, how))), check=False)
             else:
                 job = firecrest.state.jobs[job_id]
@@ -97,7 +103,7 @@ async def test_a_job_killed_by_a_signal_ends_the_same_over_ssh_and_firecrest(
                 while not (job.run and job.run._proc):
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.1)
-                pids = await program_started(lambda: local_pids(job.run._proc.pid))
+                pids = await program_started(lambda job=job: local_pids(job.run._proc.pid))
                 for pid in victims(pids, how):
                     os.kill(pid, signal.SIGKILL)
             run = await until(engine, run.id, lambda r: r.state.terminal)

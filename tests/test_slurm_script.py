@@ -33,13 +33,15 @@ HOSTILE = "$(touch pwned) `id` 'q' \"dq\" \\ ; ${HOME} && exit 9\nnext line"
 
 
 def job(**kw) -> JobSpec:
-    base = dict(run_id="r1", command="echo hello", job_name="hpcml-my project-train",
-                env={"MLFLOW_RUN_ID": "abc", "MLFLOW_TRACKING_TOKEN": "tok-canary"})
+    base = {"run_id": "r1", "command": "echo hello", "job_name": "hpcml-my project-train",
+            "env": {"MLFLOW_RUN_ID": "abc", "MLFLOW_TRACKING_TOKEN": "tok-canary"}}
     base.update(kw)
     return JobSpec(**base)
 
 
-def run_script(tmp_path: Path, spec: JobSpec, secrets: dict[str, str] | None = None) -> tuple[dict, str, str]:
+def run_script(
+    tmp_path: Path, spec: JobSpec, secrets: dict[str, str] | None = None
+) -> tuple[dict, str, str]:
     run_dir = tmp_path / "run"
     (run_dir / ".hpcml").mkdir(parents=True)
     secrets_file = None
@@ -56,14 +58,38 @@ def run_script(tmp_path: Path, spec: JobSpec, secrets: dict[str, str] | None = N
 
 
 def test_resources_become_sbatch_lines():
-    spec = job(resources={"Queue": "gpu", "Runtime": 5400, "Nodes": 2, "TotalCPUs": 8, "CPUsPerNode": 4,
-                          "GPUsPerNode": 1, "MemoryPerNode": 32768, "Reservation": "r", "QoS": "high",
-                          "NodeConstraints": "haswell&ib", "Account": "proj"})
+    spec = job(
+        resources={
+            "Queue": "gpu",
+            "Runtime": 5400,
+            "Nodes": 2,
+            "TotalCPUs": 8,
+            "CPUsPerNode": 4,
+            "GPUsPerNode": 1,
+            "MemoryPerNode": 32768,
+            "Reservation": "r",
+            "QoS": "high",
+            "NodeConstraints": "haswell&ib",
+            "Account": "proj",
+        }
+    )
     script = render_batch_script(spec, "/scratch/u/hpcml/p/r1", secrets_file="/s/r1.env")
-    for line in ["--partition=gpu", "--time=01:30:00", "--nodes=2", "--ntasks=8", "--ntasks-per-node=4",
-                 "--gpus-per-node=1", "--mem=32768M", "--reservation=r", "--qos=high",
-                 "--constraint=haswell&ib", "--account=proj", "--job-name=hpcml-my-project-train",
-                 "--output=/scratch/u/hpcml/p/r1/.hpcml/stdout.log", "--chdir=/scratch/u/hpcml/p/r1"]:
+    for line in [
+        "--partition=gpu",
+        "--time=01:30:00",
+        "--nodes=2",
+        "--ntasks=8",
+        "--ntasks-per-node=4",
+        "--gpus-per-node=1",
+        "--mem=32768M",
+        "--reservation=r",
+        "--qos=high",
+        "--constraint=haswell&ib",
+        "--account=proj",
+        "--job-name=hpcml-my-project-train",
+        "--output=/scratch/u/hpcml/p/r1/.hpcml/stdout.log",
+        "--chdir=/scratch/u/hpcml/p/r1",
+    ]:
         assert f"#SBATCH {line}\n" in script
     assert "tok-canary" not in script and "MLFLOW_RUN_ID=abc" in script
     assert slurm_time(90061) == "1-01:01:01" and slurm_time(59.2) == "00:01:00"
@@ -81,10 +107,14 @@ def test_apptainer_runs_through_srun_with_options():
 
 
 def test_script_runs_quotes_values_and_records_exit_code(tmp_path):
-    spec = job(command="printf '%s\\n' \"$HOSTILE\"; echo \"token=${MLFLOW_TRACKING_TOKEN:-}\"; exit 3",
-               environment={"Variables": {"HOSTILE": HOSTILE},
-                            "PreRunCommandOnComputeNode": ["echo pre"],
-                            "PostRunCommandOnComputeNode": ["echo post"]})
+    spec = job(
+        command='printf \'%s\\n\' "$HOSTILE"; echo "token=${MLFLOW_TRACKING_TOKEN:-}"; exit 3',
+        environment={
+            "Variables": {"HOSTILE": HOSTILE},
+            "PreRunCommandOnComputeNode": ["echo pre"],
+            "PostRunCommandOnComputeNode": ["echo post"],
+        },
+    )
     _, secret = split_env(spec.env)
     record, out, err = run_script(tmp_path, spec, secret)
     assert record["exit_code"] == 3 and record["signal"] is None
@@ -101,7 +131,9 @@ def test_failing_pre_command_stops_the_job_with_a_message(tmp_path):
 
 
 def test_missing_venv_and_missing_mlflow_are_explained(tmp_path):
-    record, _, err = run_script(tmp_path, job(env={}, environment={"Python": str(tmp_path / "nope")}))
+    record, _, err = run_script(
+        tmp_path, job(env={}, environment={"Python": str(tmp_path / "nope")})
+    )
     assert record["exit_code"] == 1 and "no virtual environment" in err
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -177,14 +209,19 @@ def test_array_jobs_get_one_log_and_exit_file_per_element(tmp_path):
     assert "#SBATCH --array=0-3%2\n" in script
     assert "#SBATCH --output=/r/.hpcml/stdout.%a.log\n" in script
     assert "#SBATCH --error=/r/.hpcml/stderr.%a.log\n" in script
-    assert log_file("stdout", 2) == ".hpcml/stdout.2.log" and log_file("stdout") == ".hpcml/stdout.log"
+    assert (
+        log_file("stdout", 2) == ".hpcml/stdout.2.log" and log_file("stdout") == ".hpcml/stdout.log"
+    )
     with pytest.raises(UserInputError, match="array"):
         render_batch_script(spec, "/r", array="1-3; rm -rf ~")
     # Element 2 of an array (as Slurm starts it): its own exit-code file.
     run_dir = tmp_path / "run"
     (run_dir / ".hpcml").mkdir(parents=True)
-    subprocess.run(["bash", "-c", render_batch_script(spec, str(run_dir), array="0-3")],
-                   capture_output=True, timeout=30,
-                   env={"PATH": os.environ["PATH"], "SLURM_ARRAY_TASK_ID": "2", "SLURM_JOB_ID": "12"})
+    subprocess.run(
+        ["bash", "-c", render_batch_script(spec, str(run_dir), array="0-3")],
+        capture_output=True,
+        timeout=30,
+        env={"PATH": os.environ["PATH"], "SLURM_ARRAY_TASK_ID": "2", "SLURM_JOB_ID": "12"},
+    )
     assert not (run_dir / EXIT_FILE).exists()
     assert parse_exit_record((run_dir / exit_file(2)).read_bytes()) == ExitRecord(2)

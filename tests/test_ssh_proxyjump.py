@@ -84,7 +84,7 @@ async def test_proxyjump_uses_the_configured_key_and_known_hosts(env, dials, hop
     assert [(c["host"], c["port"], c["user"]) for c in dials] == \
         [("127.0.0.1", port, "hpcml-test")] * hops + [("localhost", port, "hpcml-test")]
     assert dials[0]["tunnel"] in ((), None)
-    for prev, call in zip(dials, dials[1:]):
+    for prev, call in zip(dials, dials[1:], strict=False):
         assert call["tunnel"] is prev["conn"]
     assert not any(c["conn"].is_closed() for c in dials)
     # The server saw the target session come from sshd's forwarding socket, not from ours.
@@ -179,7 +179,7 @@ async def test_proxyjump_from_an_ssh_config_alias(env, dials, tmp_path, monkeypa
     assert res.out.strip() == env["s"]["HPCML_TEST_SSH_USER"]
     assert conn.stats.connects == 1
     assert [c["host"] for c in dials] == ["127.0.0.1", "127.0.0.1", "localhost"]
-    for prev, call in zip(dials, dials[1:]):
+    for prev, call in zip(dials, dials[1:], strict=False):
         assert call["tunnel"] is prev["conn"]
     await conn.close()
     assert all(c["conn"].is_closed() for c in dials)

@@ -266,7 +266,9 @@ def test_changed_since(store: RunStore) -> None:
     assert [r.id for r in store.changed_since(0, limit=1)] == ["chg00002"]
 
 
-def test_changed_since_within_one_clock_tick(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_changed_since_within_one_clock_tick(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A frozen clock: every write must still be strictly after the previous one.
     monkeypatch.setattr(store_module.time, "time", lambda: 5000.0)
     store.insert(make_run("tick0001"))

@@ -68,7 +68,9 @@ class LocalDirBackend(Backend):
         out = []
         for p in sorted(root.rglob("*")):
             st = p.stat()
-            out.append(FileInfo(p.relative_to(root).as_posix(), p.is_dir(), st.st_size, st.st_mtime))
+            out.append(
+                FileInfo(p.relative_to(root).as_posix(), p.is_dir(), st.st_size, st.st_mtime)
+            )
         return out
 
     async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
@@ -77,7 +79,9 @@ class LocalDirBackend(Backend):
     def supported_features(self) -> Features:
         return Features()
 
-    async def prepare(self, run: RunRecord, snapshot: Snapshot, extra_files: Any = None, progress: Any = None) -> str:
+    async def prepare(
+        self, run: RunRecord, snapshot: Snapshot, extra_files: Any = None, progress: Any = None
+    ) -> str:
         raise NotImplementedError
 
     async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
@@ -122,7 +126,9 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def run_job(script: str, env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_job(
+    script: str, env: dict[str, str], cwd: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), *args],
         env=clean_env(env), cwd=cwd, capture_output=True, text=True, timeout=180,
@@ -139,7 +145,9 @@ def record(run_dir: Path, exp_id: str, run_id: str) -> RunRecord:
     )
 
 
-def offline_metric_lines(run_dir: Path, exp_id: str, run_id: str) -> dict[str, list[tuple[int, float, int]]]:
+def offline_metric_lines(
+    run_dir: Path, exp_id: str, run_id: str
+) -> dict[str, list[tuple[int, float, int]]]:
     """What the job wrote, read straight from its metric files: key → [(timestamp, value, step)]."""
     root = run_dir / OFFLINE_MLRUNS / exp_id / run_id / "metrics"
     out = {}
@@ -225,12 +233,17 @@ def test_logged_models_are_listed_and_downloaded_from_our_store_not_mlflows_defa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     fresh = Tracker(tracker.tracking_uri)
-    assert {(e.path, e.is_dir) for e in fresh.list_artifacts(run_id)} == {("notes", True), ("model", True)}
+    assert {(e.path, e.is_dir) for e in fresh.list_artifacts(run_id)} == {
+        ("notes", True),
+        ("model", True),
+    }
     files = {e.path for e in fresh.list_artifacts(run_id, "model")}
     assert {"model/MLmodel", "model/model.skops"} <= files
     local = fresh.download_artifact(run_id, "model/MLmodel", tmp_path / "dl")
     assert "sklearn" in local.read_text()
-    assert fresh.download_artifact(run_id, "notes/readme.txt", tmp_path / "dl2").read_text() == "notes"
+    assert (
+        fresh.download_artifact(run_id, "notes/readme.txt", tmp_path / "dl2").read_text() == "notes"
+    )
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
 
 
@@ -262,7 +275,12 @@ def test_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
         "print(Tracker(sys.argv[1]).create_run('race', 'r', {'a': '1'}, {})[1])"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, uri],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(6)
     ]
     results = [p.communicate(timeout=120) for p in procs]
@@ -304,7 +322,9 @@ def test_set_status(tracker: Tracker) -> None:
     tracker.set_status("0" * 32, RunState.FINISHED)  # never existed
 
 
-def test_direct_job_logs_into_our_run(tracker: Tracker, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_direct_job_logs_into_our_run(
+    tracker: Tracker, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     exp_id, run_id = tracker.create_run("direct", "job", {"lr": "0.1"}, ENGINE_TAGS)
     env = job_tracking_env("direct", tracker.tracking_uri, exp_id, run_id)
     script = """
@@ -326,7 +346,11 @@ def test_direct_job_logs_into_our_run(tracker: Tracker, data_dir: Path, monkeypa
     assert (data_dir / "mlartifacts").is_dir()
     assert not (data_dir.parent / "mlruns").exists()
     keys = tracker.metric_keys(run_id)
-    assert keys[0]["key"] == "loss" and keys[0]["step"] == 2 and keys[0]["value"] == pytest.approx(1 / 3)
+    assert (
+        keys[0]["key"] == "loss"
+        and keys[0]["step"] == 2
+        and keys[0]["value"] == pytest.approx(1 / 3)
+    )
 
 
 def test_tracking_env_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,7 +360,9 @@ def test_tracking_env_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert direct["MLFLOW_TRACKING_URI"] == "https://mlflow.example"
     assert all(direct[name] == f"secret-{name}" for name in SECRET_ENV_VARS)
     assert "MLFLOW_ALLOW_FILE_STORE" not in direct
-    offline = job_tracking_env("offline", "https://mlflow.example", "1", "abc", "file:/scratch/r/.hpcml/mlruns")
+    offline = job_tracking_env(
+        "offline", "https://mlflow.example", "1", "abc", "file:/scratch/r/.hpcml/mlruns"
+    )
     assert offline == {
         "MLFLOW_TRACKING_URI": "file:/scratch/r/.hpcml/mlruns",
         "MLFLOW_ALLOW_FILE_STORE": "true",
@@ -390,7 +416,9 @@ async def test_offline_job_and_sync(tracker: CountingTracker, tmp_path: Path) ->
     ctl.mkdir()
     # As the engine does today: the run dir is not known yet, so the artifact URI is relative.
     write_extra_files(run_dir, offline_store_files(exp_id, "offline", run_id, "job"))
-    env = job_tracking_env("offline", tracker.tracking_uri, exp_id, run_id, f"file:{run_dir / OFFLINE_MLRUNS}")
+    env = job_tracking_env(
+        "offline", tracker.tracking_uri, exp_id, run_id, f"file:{run_dir / OFFLINE_MLRUNS}"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(OFFLINE_JOB), str(ctl)],
         env=clean_env(env), cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -405,7 +433,13 @@ async def test_offline_job_and_sync(tracker: CountingTracker, tmp_path: Path) ->
             await asyncio.sleep(0.05)
 
         state = await sync.sync(backend, run, state)  # mid-way: the job is waiting
-        assert [v for _, v, _ in main_history(tracker, run_id, "loss")] == [1.0, 1 / 2, 1 / 3, 1 / 4, 1 / 5]
+        assert [v for _, v, _ in main_history(tracker, run_id, "loss")] == [
+            1.0,
+            1 / 2,
+            1 / 3,
+            1 / 4,
+            1 / 5,
+        ]
         assert len(main_history(tracker, run_id, "eval/acc")) == 5
         assert tracker.client.get_run(run_id).data.params == {"lr": "0.1", "batch": "32"}
         state = json.loads(json.dumps(state))  # the caller stores it as JSON
@@ -427,7 +461,8 @@ async def test_offline_job_and_sync(tracker: CountingTracker, tmp_path: Path) ->
     for key, rows in written.items():
         got = main_history(tracker, run_id, key)
         assert len(got) == len(rows)
-        for (ts, v, s), (ts2, v2, s2) in zip(sorted(rows, key=lambda r: (r[2], r[0])), got):
+        expected = sorted(rows, key=lambda r: (r[2], r[0]))
+        for (ts, v, s), (ts2, v2, s2) in zip(expected, got, strict=True):
             assert (ts, s) == (ts2, s2) and (v == v2 or math.isnan(v) and math.isnan(v2))
     # Exactly once: every line went to the main store a single time.
     assert len(tracker.metric_rows) == sum(len(r) for r in written.values())
@@ -439,7 +474,9 @@ async def test_offline_job_and_sync(tracker: CountingTracker, tmp_path: Path) ->
     assert data.tags["mlflow.source.git.commit"] == "abc123"
     assert data.tags["mlflow.runName"] == "job"
     assert {a.path for a in tracker.list_artifacts(run_id)} == {"model.txt", "ckpt"}
-    assert [a.path for a in tracker.list_artifacts(run_id, "ckpt/epoch1")] == ["ckpt/epoch1/model.txt"]
+    assert [a.path for a in tracker.list_artifacts(run_id, "ckpt/epoch1")] == [
+        "ckpt/epoch1/model.txt"
+    ]
     local = tracker.download_artifact(run_id, "ckpt/epoch1/model.txt", tmp_path / "dl")
     assert local.read_text() == "weights"
     hist = tracker.metric_history(run_id, "eval/acc")
@@ -459,7 +496,11 @@ async def test_offline_partial_line(tracker: CountingTracker, tmp_path: Path) ->
     write_extra_files(run_dir, offline_store_files(exp_id, "partial", run_id, "job"))
     metric = run_dir / OFFLINE_MLRUNS / exp_id / run_id / "metrics" / "loss"
     # A tiny read size forces several reads and chunk boundaries inside lines.
-    backend, sync, run = LocalDirBackend(), OfflineSync(tracker, read_bytes=7), record(run_dir, exp_id, run_id)
+    backend, sync, run = (
+        LocalDirBackend(),
+        OfflineSync(tracker, read_bytes=7),
+        record(run_dir, exp_id, run_id),
+    )
 
     metric.write_text("1000 0.5 0\n1001 0.25 1\n1002 0.1")  # the job is mid-write
     state = await sync.sync(backend, run, {})
@@ -531,12 +572,24 @@ async def test_offline_logged_model_reaches_the_main_store(
 
     exp_id, run_id = tracker.create_run("models", "job", {"lr": "0.1"}, ENGINE_TAGS)
     run_dir = tmp_path / "run"
-    write_extra_files(run_dir, offline_store_files(
-        exp_id, "models", run_id, "job", offline_artifact_uri(str(run_dir), exp_id, run_id), params={"lr": "0.1"},
-    ))
-    env = job_tracking_env("offline", tracker.tracking_uri, exp_id, run_id, str(run_dir / OFFLINE_MLRUNS))
+    write_extra_files(
+        run_dir,
+        offline_store_files(
+            exp_id,
+            "models",
+            run_id,
+            "job",
+            offline_artifact_uri(str(run_dir), exp_id, run_id),
+            params={"lr": "0.1"},
+        ),
+    )
+    env = job_tracking_env(
+        "offline", tracker.tracking_uri, exp_id, run_id, str(run_dir / OFFLINE_MLRUNS)
+    )
     offline_id = run_job(LOGGED_MODEL_JOB, env, tmp_path).stdout.split()[-1]
-    assert (run_dir / OFFLINE_MLRUNS / exp_id / "models" / offline_id / "artifacts" / "MLmodel").is_file()
+    assert (
+        run_dir / OFFLINE_MLRUNS / exp_id / "models" / offline_id / "artifacts" / "MLmodel"
+    ).is_file()
 
     backend, sync, run = LocalDirBackend(), OfflineSync(tracker), record(run_dir, exp_id, run_id)
     state = await sync.sync(backend, run, {})
@@ -586,20 +639,30 @@ async def test_offline_logged_model_half_copied_is_completed(
 
     exp_id, run_id = tracker.create_run("half", "job", {"lr": "0.1"}, {})
     run_dir = tmp_path / "run"
-    write_extra_files(run_dir, offline_store_files(exp_id, "half", run_id, "job", params={"lr": "0.1"}))
-    env = job_tracking_env("offline", tracker.tracking_uri, exp_id, run_id, str(run_dir / OFFLINE_MLRUNS))
+    write_extra_files(
+        run_dir, offline_store_files(exp_id, "half", run_id, "job", params={"lr": "0.1"})
+    )
+    env = job_tracking_env(
+        "offline", tracker.tracking_uri, exp_id, run_id, str(run_dir / OFFLINE_MLRUNS)
+    )
     offline_id = run_job(LOGGED_MODEL_JOB, env, run_dir).stdout.split()[-1]
     # What the first step of an interrupted sync leaves behind.
     stub = tracker.client.create_logged_model(
         exp_id, name="model", source_run_id=run_id, tags={"hpcml.offline_model_id": offline_id}
     )
-    state = await OfflineSync(tracker).sync(LocalDirBackend(), record(run_dir, exp_id, run_id), {}, final=True)
+    state = await OfflineSync(tracker).sync(
+        LocalDirBackend(), record(run_dir, exp_id, run_id), {}, final=True
+    )
     assert state["models"] == {offline_id: stub.model_id}
     (model,) = tracker.client.search_logged_models([exp_id])
     assert model.model_id == stub.model_id and model.status == LoggedModelStatus.READY
-    assert [(o.model_id, o.step) for o in tracker.client.get_run(run_id).outputs.model_outputs] == [(stub.model_id, 3)]
+    assert [(o.model_id, o.step) for o in tracker.client.get_run(run_id).outputs.model_outputs] == [
+        (stub.model_id, 3)
+    ]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracker.tracking_uri)
-    assert {"model/MLmodel", "model/model.skops"} <= {a.path for a in tracker.list_artifacts(run_id, "model")}
+    assert {"model/MLmodel", "model/model.skops"} <= {
+        a.path for a in tracker.list_artifacts(run_id, "model")
+    }
 
 
 def test_offline_store_holds_the_engine_params(tracker: Tracker, tmp_path: Path) -> None:
@@ -608,7 +671,9 @@ def test_offline_store_holds_the_engine_params(tracker: Tracker, tmp_path: Path)
     run_dir = tmp_path / "run"
     params = tracker.client.get_run(run_id).data.params
     write_extra_files(run_dir, offline_store_files(exp_id, "params", run_id, "job", params=params))
-    env = job_tracking_env("offline", tracker.tracking_uri, exp_id, run_id, str(run_dir / OFFLINE_MLRUNS))
+    env = job_tracking_env(
+        "offline", tracker.tracking_uri, exp_id, run_id, str(run_dir / OFFLINE_MLRUNS)
+    )
     script = """
         import mlflow
         from mlflow.exceptions import MlflowException
@@ -626,8 +691,12 @@ def test_offline_store_holds_the_engine_params(tracker: Tracker, tmp_path: Path)
     run_job(script, env, tmp_path)
     root = run_dir / OFFLINE_MLRUNS / exp_id / run_id / "params"
     assert (root / "alpha").read_text() == "0" and (root / "dir" / "sub").read_text() == "x"
-    files = offline_store_files(exp_id, "params", run_id, "job", params={"../evil": "1", "/abs": "2", "ok": "3"})
-    assert [k.rsplit("/params/", 1)[1] for k in files if "/params/" in k and not k.endswith("/")] == ["ok"]
+    files = offline_store_files(
+        exp_id, "params", run_id, "job", params={"../evil": "1", "/abs": "2", "ok": "3"}
+    )
+    assert [
+        k.rsplit("/params/", 1)[1] for k in files if "/params/" in k and not k.endswith("/")
+    ] == ["ok"]
 
 
 # ---------------------------------------------------------------------- history and downsampling

@@ -68,7 +68,12 @@ async def test_submit_to_finished_with_metrics_logs_artifacts_and_no_secret(
     run = await wait_for_state(api, run["id"], TERMINAL, timeout=60)
     assert run["state"] == "FINISHED", run
     client = MlflowClient()
-    assert [m.value for m in client.get_metric_history(run["mlflow_run_id"], "loss")] == [1.0, 0.5, 1 / 3, 0.25]
+    assert [m.value for m in client.get_metric_history(run["mlflow_run_id"], "loss")] == [
+        1.0,
+        0.5,
+        1 / 3,
+        0.25,
+    ]
     await mlflow_final(run)  # the final sync (artifacts) runs after the record turns FINISHED
     assert [a.path for a in client.list_artifacts(run["mlflow_run_id"])] == ["result.txt"]
 
@@ -181,13 +186,21 @@ async def test_token_entered_in_the_lab_is_used_and_never_shown(
     body = {"project": "toy", "backend_config": "unicore.yaml", "parameters": {"steps": 1}}
     status, missing = await api("POST", "runs", body)
     assert status == 400 and missing["reason"] == "credentials_missing"
-    assert missing["kind"] == "unicore" and missing["fields"] == [["username", "password"], ["token"]]
+    assert missing["kind"] == "unicore" and missing["fields"] == [
+        ["username", "password"],
+        ["token"],
+    ]
     where = {"project": "toy", "backend_config": "unicore.yaml"}
-    status, answer = await api("PUT", "credentials", {**where, "values": {"username": USER, "password": "wrong-pw-canary"}})
+    status, answer = await api(
+        "PUT", "credentials", {**where, "values": {"username": USER, "password": "wrong-pw-canary"}}
+    )
     assert status == 200
     status, run = await api("POST", "runs", body)
     run = await wait_for_state(api, run["id"], TERMINAL, timeout=30)
-    assert run["state"] == "FAILED" and "refused the credentials" in run["state_history"][-1]["message"]
+    assert (
+        run["state"] == "FAILED"
+        and "refused the credentials" in run["state_history"][-1]["message"]
+    )
     # Entered again: the backend logs in with the new ones (no restart).
     status, answer = await api("PUT", "credentials", {**where, "values": {"token": TOKEN}})
     assert status == 200 and answer["fields"] == ["token"]
@@ -212,18 +225,42 @@ async def test_bearer_token_auth(api, uc_project, monkeypatch):
 
 def test_job_description_mapping():
     job = JobSpec(
-        run_id="abc", command="python train.py", env={"MLFLOW_RUN_ID": "r1"},
-        resources={"Queue": "booster", "Runtime": 5400, "Nodes": 2, "CPUsPerNode": 48, "TotalCPUs": 96,
-                   "GPUsPerNode": 4, "MemoryPerNode": 65536, "Reservation": "res1", "NodeConstraints": "gpu",
-                   "QoS": "normal", "Account": "deepacf"},
-        environment={"Variables": {"A": "1"}, "PreRunCommandOnLoginNode": ["module avail"],
-                     "PostRunCommandOnLoginNode": ["echo done"]},
+        run_id="abc",
+        command="python train.py",
+        env={"MLFLOW_RUN_ID": "r1"},
+        resources={
+            "Queue": "booster",
+            "Runtime": 5400,
+            "Nodes": 2,
+            "CPUsPerNode": 48,
+            "TotalCPUs": 96,
+            "GPUsPerNode": 4,
+            "MemoryPerNode": 65536,
+            "Reservation": "res1",
+            "NodeConstraints": "gpu",
+            "QoS": "normal",
+            "Account": "deepacf",
+        },
+        environment={
+            "Variables": {"A": "1"},
+            "PreRunCommandOnLoginNode": ["module avail"],
+            "PostRunCommandOnLoginNode": ["echo done"],
+        },
         job_name="hpcml-toy-main",
     )
     desc = job_description("abc", job)
-    assert desc["Resources"] == {"Queue": "booster", "Runtime": "5400", "Nodes": 2, "CPUsPerNode": 48,
-                                 "TotalCPUs": 96, "GPUsPerNode": 4, "Memory": "65536M", "Reservation": "res1",
-                                 "NodeConstraints": "gpu", "QoS": "normal"}
+    assert desc["Resources"] == {
+        "Queue": "booster",
+        "Runtime": "5400",
+        "Nodes": 2,
+        "CPUsPerNode": 48,
+        "TotalCPUs": 96,
+        "GPUsPerNode": 4,
+        "Memory": "65536M",
+        "Reservation": "res1",
+        "NodeConstraints": "gpu",
+        "QoS": "normal",
+    }
     assert desc["Project"] == "deepacf" and desc["Job type"] == "BATCH"
     assert "Environment" not in desc
     assert job_files(job) == {".hpcml/env.sh": b"export MLFLOW_RUN_ID=r1\nexport A=1\n"}
@@ -243,11 +280,17 @@ def test_job_description_mapping():
 @pytest.mark.parametrize(
     ("props", "expected"),
     [
-        ({"status": "READY"}, RunState.QUEUED), ({"status": "STAGINGIN"}, RunState.QUEUED),
-        ({"status": "QUEUED"}, RunState.QUEUED), ({"status": "RUNNING"}, RunState.RUNNING),
-        ({"status": "STAGINGOUT"}, RunState.RUNNING), ({"status": "SUCCESSFUL", "exitCode": "0"}, RunState.FINISHED),
+        ({"status": "READY"}, RunState.QUEUED),
+        ({"status": "STAGINGIN"}, RunState.QUEUED),
+        ({"status": "QUEUED"}, RunState.QUEUED),
+        ({"status": "RUNNING"}, RunState.RUNNING),
+        ({"status": "STAGINGOUT"}, RunState.RUNNING),
+        ({"status": "SUCCESSFUL", "exitCode": "0"}, RunState.FINISHED),
         ({"status": "SUCCESSFUL", "exitCode": "3"}, RunState.FAILED),
-        ({"status": "FAILED", "exitCode": "1", "statusMessage": "non-zero exit code"}, RunState.FAILED),
+        (
+            {"status": "FAILED", "exitCode": "1", "statusMessage": "non-zero exit code"},
+            RunState.FAILED,
+        ),
         ({"status": "FAILED", "statusMessage": "Job was aborted by the user."}, RunState.FAILED),
         # UNICORE has no TIMEOUT status (judge_end decides from the batch system's report)
         ({"status": "FAILED", "statusMessage": NOT_COMPLETED}, RunState.FAILED),
@@ -258,7 +301,7 @@ def test_status_mapping(props, expected):
 
 
 async def test_poll_requests_are_bounded_per_cycle(unicore, tmp_path):
-    """No bulk status call in UNICORE: one small GET per job, at most max_status_requests per cycle."""
+    """No bulk status call in UNICORE: one small GET per job, max_status_requests per cycle."""
     backend = UnicoreBackend(config(unicore), tmp_path)
     backend.max_status_requests = 10
     refs = [JobRef(f"r{i}", f"00000000-0000-0000-0000-{i:012d}", ".") for i in range(25)]

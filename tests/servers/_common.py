@@ -235,7 +235,9 @@ class TokenHandler(FaultyHandler):
         issued = self.state.tokens.issue(cid, secret)
         if issued is None:
             self.set_status(401)
-            self.finish({"error": "invalid_client", "error_description": "Invalid client credentials"})
+            self.finish(
+                {"error": "invalid_client", "error_description": "Invalid client credentials"}
+            )
             return
         token, lifetime = issued
         self.finish({"access_token": token, "token_type": "Bearer", "expires_in": lifetime,
@@ -274,7 +276,9 @@ class ServerThread:
         self.port = sockets[0].getsockname()[1]
 
         async def setup() -> None:
-            self._server = tornado.httpserver.HTTPServer(self._make_app(), max_buffer_size=512 << 20)
+            self._server = tornado.httpserver.HTTPServer(
+                self._make_app(), max_buffer_size=512 << 20
+            )
             self._server.add_sockets(sockets)
 
         loop.run_until_complete(setup())

@@ -330,9 +330,14 @@ class SystemsHandler(Base):
 class UserInfoHandler(Base):
     def get(self, system: str) -> None:
         self.check_system(system)
-        self.reply({"user": {"id": str(UID), "name": USER}, "group": {"id": str(GID), "name": GROUP},
-                    "groups": [{"id": str(GID), "name": GROUP}],
-                    "accounts": [{"name": "proj", "default": True}]})
+        self.reply(
+            {
+                "user": {"id": str(UID), "name": USER},
+                "group": {"id": str(GID), "name": GROUP},
+                "groups": [{"id": str(GID), "name": GROUP}],
+                "accounts": [{"name": "proj", "default": True}],
+            }
+        )
 
 
 # ---------------------------------------------------------------- compute
@@ -478,7 +483,11 @@ class JobsHandler(Base):
         chdir = self.state.path(opts["chdir"]) if opts.get("chdir") else wd
 
         def out_path(key: str, default: str) -> Path:
-            v = pick(spec, "standardOutput" if key == "output" else "standardError") or opts.get(key) or default
+            v = (
+                pick(spec, "standardOutput" if key == "output" else "standardError")
+                or opts.get(key)
+                or default
+            )
             v = v.replace("%j", job_id)
             return self.state.path(v if v.startswith("/") else str(chdir / v))
 
@@ -650,9 +659,22 @@ class OpsGetHandler(Base):
 
     def op_stat(self, raw: str, p: Path) -> None:
         st = p.stat() if self.flag("dereference") else p.lstat()
-        self.reply({"output": {"mode": st.st_mode, "ino": st.st_ino, "dev": st.st_dev, "nlink": st.st_nlink,
-                               "uid": UID, "gid": GID, "size": st.st_size, "atime": int(st.st_atime),
-                               "ctime": int(st.st_ctime), "mtime": int(st.st_mtime)}})
+        self.reply(
+            {
+                "output": {
+                    "mode": st.st_mode,
+                    "ino": st.st_ino,
+                    "dev": st.st_dev,
+                    "nlink": st.st_nlink,
+                    "uid": UID,
+                    "gid": GID,
+                    "size": st.st_size,
+                    "atime": int(st.st_atime),
+                    "ctime": int(st.st_ctime),
+                    "mtime": int(st.st_mtime),
+                }
+            }
+        )
 
     def _file(self, p: Path) -> bytes:
         if p.is_dir():
@@ -665,11 +687,17 @@ class OpsGetHandler(Base):
         size = int(self.get_query_argument("size", str(OPS_SIZE_LIMIT)))
         offset = int(self.get_query_argument("offset", "0"))
         if offset < 0:
-            raise tornado.web.HTTPError(400, log_message="`offset` value must be an integer value equal or greater than 0")
+            raise tornado.web.HTTPError(
+                400, log_message="`offset` value must be an integer value equal or greater than 0"
+            )
         if size <= 0:
-            raise tornado.web.HTTPError(400, log_message="`size` value must be an integer value greater than 0")
+            raise tornado.web.HTTPError(
+                400, log_message="`size` value must be an integer value greater than 0"
+            )
         if size > OPS_SIZE_LIMIT:
-            raise tornado.web.HTTPError(400, log_message=f"`size` value must be less than {OPS_SIZE_LIMIT} bytes")
+            raise tornado.web.HTTPError(
+                400, log_message=f"`size` value must be less than {OPS_SIZE_LIMIT} bytes"
+            )
         # Real FirecREST (DdCommand): `dd bs=size skip=offset//size count=2`, the output
         # decoded as UTF-8 (errors="replace"), then `stdout[offset % size:][:size]`: the
         # block start is a byte offset, the rest of the offset and the size count
@@ -687,7 +715,9 @@ class OpsGetHandler(Base):
     def _bytes_lines(self) -> tuple[int | None, int | None]:
         b, n = self.get_query_argument("bytes", None), self.get_query_argument("lines", None)
         if b and n:
-            raise tornado.web.HTTPError(400, log_message="Only one of `bytes` or `lines` can be specified.")
+            raise tornado.web.HTTPError(
+                400, log_message="Only one of `bytes` or `lines` can be specified."
+            )
         return (int(b) if b else None), (int(n) if n else None)
 
     def op_head(self, raw: str, p: Path) -> None:
@@ -721,7 +751,14 @@ class OpsGetHandler(Base):
                                "startPosition": start, "endPosition": -1}})
 
     def op_checksum(self, raw: str, p: Path) -> None:
-        self.reply({"output": {"algorithm": "SHA-256", "checksum": hashlib.sha256(self._file(p)).hexdigest()}})
+        self.reply(
+            {
+                "output": {
+                    "algorithm": "SHA-256",
+                    "checksum": hashlib.sha256(self._file(p)).hexdigest(),
+                }
+            }
+        )
 
     def op_download(self, raw: str, p: Path) -> None:
         data = self._file(p)
@@ -786,7 +823,9 @@ class MkdirHandler(Base):
         except FileNotFoundError:
             raise no_such(f"mkdir: cannot create directory '{raw}'") from None
         except FileExistsError:
-            raise tornado.web.HTTPError(400, log_message=f"mkdir: cannot create directory '{raw}': File exists") from None
+            raise tornado.web.HTTPError(
+                400, log_message=f"mkdir: cannot create directory '{raw}': File exists"
+            ) from None
         self.reply({"output": file_model(p, raw)}, 201)
 
 
@@ -834,7 +873,9 @@ def transfer_job(state: FirecrestState, name: str) -> Job:
     job_id = state.new_id()
     logs = state.home / USER / ".f7t"
     logs.mkdir(parents=True, exist_ok=True)
-    job = Job(job_id, name, str(logs), None, partition="xfer", transfer=True, state_override="PENDING")
+    job = Job(
+        job_id, name, str(logs), None, partition="xfer", transfer=True, state_override="PENDING"
+    )
     with state.lock:
         state.jobs[job_id] = job
     return job
@@ -863,7 +904,9 @@ class TransferUploadHandler(Base):
         method = pick(directives, "transferMethod", "transfer_method")
         size = pick(directives, "fileSize", "file_size")
         if method != "s3":
-            raise tornado.web.HTTPError(400, log_message=f"transfer method {method!r} is not available")
+            raise tornado.web.HTTPError(
+                400, log_message=f"transfer method {method!r} is not available"
+            )
         if size is None:
             raise tornado.web.HTTPError(422, log_message="transferDirectives.fileSize is required")
         dest = self.state.path(target)
@@ -902,11 +945,18 @@ class TransferDownloadHandler(Base):
         staged.job = transfer_job(self.state, "OutgressFileTransfer")
         self.state.staged[staged.id] = staged
         finish_transfer(staged.job, True, f"File was successfully staged: {src}")
-        self.reply({
-            "transferJob": transfer_info(self.state, staged.job),
-            "transferDirectives": {"transferMethod": "s3",
-                                   "downloadUrl": f"{self.state.base_url}/s3/{staged.id}/object?X-Amz-Signature=test"},
-        }, 201)
+        self.reply(
+            {
+                "transferJob": transfer_info(self.state, staged.job),
+                "transferDirectives": {
+                    "transferMethod": "s3",
+                    "downloadUrl": (
+                        f"{self.state.base_url}/s3/{staged.id}/object?X-Amz-Signature=test"
+                    ),
+                },
+            },
+            201,
+        )
 
 
 class S3Handler(FaultyHandler):
@@ -958,24 +1008,30 @@ class OIDCHandler(TokenHandler):
 def make_app(state: FirecrestState) -> tornado.web.Application:
     a = {"state": state}
     sysp = r"([^/]+)"
-    return tornado.web.Application([
-        (r"/auth/token", OIDCHandler, a),
-        (r"/status/systems", SystemsHandler, a),
-        (rf"/status/{sysp}/userinfo", UserInfoHandler, a),
-        (rf"/compute/{sysp}/jobs", JobsHandler, a),
-        (rf"/compute/{sysp}/jobs/([A-Za-z0-9]+)", JobHandler, a),
-        (rf"/filesystem/{sysp}/ops/(ls|stat|view|head|tail|checksum|download|file)", OpsGetHandler, a),
-        (rf"/filesystem/{sysp}/ops/upload", UploadHandler, a),
-        (rf"/filesystem/{sysp}/ops/mkdir", MkdirHandler, a),
-        (rf"/filesystem/{sysp}/ops/extract", ExtractHandler, a),
-        (rf"/filesystem/{sysp}/ops/rm", RmHandler, a),
-        (rf"/filesystem/{sysp}/ops/chmod", ChmodHandler, a),
-        (rf"/filesystem/{sysp}/transfer/upload", TransferUploadHandler, a),
-        (rf"/filesystem/{sysp}/transfer/download", TransferDownloadHandler, a),
-        (r"/s3/([0-9a-f]+)/part/(\d+)", S3Handler, a),
-        (r"/s3/([0-9a-f]+)/complete", S3Handler, a),
-        (r"/s3/([0-9a-f]+)/object", S3Handler, a),
-    ])
+    return tornado.web.Application(
+        [
+            (r"/auth/token", OIDCHandler, a),
+            (r"/status/systems", SystemsHandler, a),
+            (rf"/status/{sysp}/userinfo", UserInfoHandler, a),
+            (rf"/compute/{sysp}/jobs", JobsHandler, a),
+            (rf"/compute/{sysp}/jobs/([A-Za-z0-9]+)", JobHandler, a),
+            (
+                rf"/filesystem/{sysp}/ops/(ls|stat|view|head|tail|checksum|download|file)",
+                OpsGetHandler,
+                a,
+            ),
+            (rf"/filesystem/{sysp}/ops/upload", UploadHandler, a),
+            (rf"/filesystem/{sysp}/ops/mkdir", MkdirHandler, a),
+            (rf"/filesystem/{sysp}/ops/extract", ExtractHandler, a),
+            (rf"/filesystem/{sysp}/ops/rm", RmHandler, a),
+            (rf"/filesystem/{sysp}/ops/chmod", ChmodHandler, a),
+            (rf"/filesystem/{sysp}/transfer/upload", TransferUploadHandler, a),
+            (rf"/filesystem/{sysp}/transfer/download", TransferDownloadHandler, a),
+            (r"/s3/([0-9a-f]+)/part/(\d+)", S3Handler, a),
+            (r"/s3/([0-9a-f]+)/complete", S3Handler, a),
+            (r"/s3/([0-9a-f]+)/object", S3Handler, a),
+        ]
+    )
 
 
 class FirecrestServer:
