@@ -25,7 +25,7 @@ class Problem:
         prefix = ": ".join(parts)
         return f"{prefix}: {self.message}" if prefix else self.message
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, str | int | None]:
         return {"message": self.message, "file": self.file, "line": self.line, "key": self.key}
 
 

@@ -35,7 +35,8 @@ class Snapshot:
     id: str  # == content hash of the manifest
     files: list[SnapshotFile]
     object_dir: Path  # content-addressed store: object_dir / sha256[:2] / sha256
-    notes: list[str] = field(default_factory=list)  # e.g. "skipped link.txt: points outside the project"
+    # e.g. "skipped link.txt: points outside the project"
+    notes: list[str] = field(default_factory=list)
 
     def object_path(self, f: SnapshotFile) -> Path:
         return self.object_dir / f.sha256[:2] / f.sha256

@@ -22,4 +22,5 @@ def compose(text: str) -> yaml.Node | None:
 
 
 def safe_dump(data: Any, **kwargs: Any) -> str:
-    return yaml.dump(data, Dumper=SafeDumper, **kwargs)
+    text: str = yaml.dump(data, Dumper=SafeDumper, **kwargs)  # a str, as no stream is given
+    return text
