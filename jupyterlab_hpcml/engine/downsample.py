@@ -33,28 +33,23 @@ def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int) -> lis
     return _bucketed(xs, ys, max_points)
 
 
-def _bucketed(xs: Sequence[float], ys: Sequence[float], m: int) -> list[dict[str, Any]]:
-    # numpy (an MLflow dependency) does 100k points in a few ms; imported here to keep
-    # it out of the server's import time.
-    import numpy as np
+_INF = math.inf
 
-    y = np.asarray(ys, dtype=np.float64)
-    n = len(y)
-    starts = (np.arange(m, dtype=np.int64) * n) // m  # equal-count buckets, all non-empty (n > m)
-    finite = np.isfinite(y)
-    counts = np.add.reduceat(finite.astype(np.int64), starts)
-    sums = np.add.reduceat(np.where(finite, y, 0.0), starts)
-    mins = np.minimum.reduceat(np.where(finite, y, np.inf), starts)
-    maxs = np.maximum.reduceat(np.where(finite, y, -np.inf), starts)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        means = sums / counts
-    empty = counts == 0
-    # A bucket of only NaN/inf, or a sum that overflowed, has no finite value to show.
-    means = np.where(empty | ~np.isfinite(means), np.nan, means)
-    mins = np.where(empty, np.nan, mins)
-    maxs = np.where(empty, np.nan, maxs)
+
+def _bucketed(xs: Sequence[float], ys: Sequence[float], m: int) -> list[dict[str, Any]]:
+    # Plain Python: 100,000 points take a few tens of ms, about what numpy takes once
+    # imported, but importing numpy made a server's first chart ~0.3 s slower.
+    n = len(ys)
     out = []
-    for i, mean, lo, hi in zip(starts.tolist(), means.tolist(), mins.tolist(), maxs.tolist()):
-        out.append({"x": xs[i], "value": None if mean != mean else mean,
-                    "min": None if lo != lo else lo, "max": None if hi != hi else hi})
+    end = 0
+    for b in range(m):
+        start, end = end, ((b + 1) * n) // m  # equal-count buckets, all non-empty (n > m)
+        # NaN fails both comparisons: only finite values are kept.
+        finite = [v for v in ys[start:end] if -_INF < v < _INF]
+        if finite:
+            mean = sum(finite) / len(finite)  # inf if the sum overflowed: no value to show
+            out.append({"x": xs[start], "value": mean if -_INF < mean < _INF else None,
+                        "min": min(finite), "max": max(finite)})
+        else:
+            out.append({"x": xs[start], "value": None, "min": None, "max": None})
     return out

@@ -18,6 +18,7 @@ import math
 import sqlite3
 import threading
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal
 from urllib.parse import quote
 
@@ -30,11 +31,6 @@ SCHEMA = {
     "latest_metrics": {"key", "value", "timestamp", "step", "is_nan", "run_uuid"},
     "alembic_version": {"version_num"},
 }
-
-# Stable orders equal to MLflow's: it sorts by (timestamp, step, value) and callers then
-# sort stably by the chart's x.
-_ORDER = {"step": "step, timestamp, value", "time": "timestamp, step, value"}
-
 
 def sqlite_path(tracking_uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI; None for other stores and in-memory ones."""
@@ -84,15 +80,24 @@ class MetricsReader:
             log.debug("MLflow database %s not read directly: %s", self.db, exc)
             return None
 
-    def metric_series(self, run_id: str, key: str,
-                      x: Literal["step", "time"] = "step") -> list[tuple[int, int, float]] | None:
-        """``[(step, timestamp ms, value)]`` of one metric, NaN as NaN; None: ask MLflow."""
-        rows = self._query(
-            "SELECT step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ?"
-            f" ORDER BY {_ORDER[x]}", (run_id, key))
+    def metric_series(self, run_id: str, key: str, x: Literal["step", "time"] = "step"
+                      ) -> tuple[Sequence[int], Sequence[int], list[float]] | None:
+        """(steps, timestamps in ms, values with NaN as NaN) of one metric, sorted by step
+        then time (``x="time"``: time then step), then value, as MLflow orders ties;
+        None: ask MLflow."""
+        first = "step, timestamp" if x == "step" else "timestamp, step"
+        rows = self._query(f"SELECT {first}, value, is_nan FROM metrics"
+                           f" WHERE run_uuid = ? AND key = ? ORDER BY {first}, value",
+                           (run_id, key))
         if rows is None:
             return None
-        return [(s, t, math.nan if nan else v) for s, t, v, nan in rows]
+        if not rows:
+            return [], [], []
+        a, b, values, nans = zip(*rows)
+        steps, times = (a, b) if x == "step" else (b, a)
+        if any(nans):
+            return steps, times, [math.nan if nan else v for v, nan in zip(values, nans)]
+        return steps, times, list(values)
 
     def latest_metrics(self, run_id: str) -> list[tuple[str, float, int, int]] | None:
         """``[(key, value, timestamp ms, step)]``: each metric's latest value (what

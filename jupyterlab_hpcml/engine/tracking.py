@@ -328,24 +328,26 @@ class Tracker:
         ]
         return sorted(out, key=lambda d: d["key"])
 
-    def metric_series(self, run_id: str, key: str,
-                      x: Literal["step", "time"] = "step") -> list[tuple[int, int, float]]:
-        """Every logged value of one metric as ``(step, timestamp ms, value)``, NaN as NaN,
-        sorted by step then time (``x="time"``: time then step), ties as MLflow orders them.
+    def metric_series(self, run_id: str, key: str, x: Literal["step", "time"] = "step"
+                      ) -> tuple[Sequence[int], Sequence[int], Sequence[float]]:
+        """Every logged value of one metric: (steps, timestamps in ms, values with NaN as
+        NaN), sorted by step then time (``x="time"``: time then step), ties as MLflow
+        orders them.
 
         The one way the package reads a metric history. On MLflow's SQLite store it is
         one read-only SQL query (``mlflow_sqlite``: no MLflow import, no ORM object per
         point); on any other store, or a schema it does not know, MLflow's public API."""
         fast = mlflow_sqlite.reader(self.tracking_uri)
         if fast is not None:
-            rows = fast.metric_series(run_id, key, x)
-            if rows is not None:
-                return rows
-        history = self.client.get_metric_history(run_id, key)
-        rows = [(m.step, m.timestamp, m.value) for m in history]
+            found = fast.metric_series(run_id, key, x)
+            if found is not None:
+                return found
+        history = list(self.client.get_metric_history(run_id, key))
         # Stable: ties keep MLflow's order (timestamp, step, value).
-        rows.sort(key=(lambda r: (r[1], r[0])) if x == "time" else (lambda r: (r[0], r[1])))
-        return rows
+        history.sort(key=(lambda m: (m.timestamp, m.step)) if x == "time"
+                     else (lambda m: (m.step, m.timestamp)))
+        return ([m.step for m in history], [m.timestamp for m in history],
+                [m.value for m in history])
 
     def metric_history(
         self,
@@ -360,11 +362,9 @@ class Tracker:
         """
         from .downsample import downsample
 
-        rows = self.metric_series(run_id, key, x)
-        xs: list[float] = ([r[1] / 1000.0 for r in rows] if x == "time"
-                           else [r[0] for r in rows])
-        ys = [r[2] for r in rows]
-        return {"key": key, "total": len(rows), "points": downsample(xs, ys, max_points)}
+        steps, times, values = self.metric_series(run_id, key, x)
+        xs: Sequence[float] = [t / 1000.0 for t in times] if x == "time" else steps
+        return {"key": key, "total": len(values), "points": downsample(xs, values, max_points)}
 
     def metric_values(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
         """Every logged value of ``key`` (default: every metric), not downsampled:
@@ -373,7 +373,7 @@ class Tracker:
         return [
             {"key": k, "step": step, "value": value, "timestamp": ts / 1000.0}
             for k in sorted(keys)
-            for step, ts, value in self.metric_series(run_id, k)
+            for step, ts, value in zip(*self.metric_series(run_id, k))
         ]
 
     def list_experiments(self, limit: int = 1000) -> list[dict[str, Any]]:
