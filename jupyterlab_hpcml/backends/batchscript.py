@@ -161,16 +161,22 @@ def _path_expr(path: str) -> str:
 
 def module_lines(modules: Sequence[Any]) -> list[str]:
     """``module load`` lines for ``Environment.Modules``; a failing load stops the job."""
-    return [f"module load {shlex.quote(str(m))} || __hpcml_fail 1 {shlex.quote(f'module load {m} failed')}"
-            for m in modules]
+    lines = []
+    for m in modules:
+        failed = shlex.quote(f"module load {m} failed")
+        lines.append(f"module load {shlex.quote(str(m))} || __hpcml_fail 1 {failed}")
+    return lines
 
 
-def apptainer_command(apptainer: Mapping[str, Any], image: str, command: str, launcher: str = "") -> str:
+def apptainer_command(
+    apptainer: Mapping[str, Any], image: str, command: str, launcher: str = ""
+) -> str:
     """``[launcher] apptainer run <Options> <image> bash -c <command>`` for
     ``Environment.Apptainer`` (``image``: its path on the cluster; ``~/`` expands)."""
-    opts = " ".join(shlex.quote(o) for o in _options(apptainer.get("Options")))
-    return (f"{launcher} " if launcher else "") + "apptainer run " + (f"{opts} " if opts else "") + \
-        f"{_path_expr(image)} bash -c {shlex.quote(command)}"
+    words = [launcher] if launcher else []
+    words += ["apptainer", "run", *(shlex.quote(o) for o in _options(apptainer.get("Options")))]
+    words += [_path_expr(image), "bash", "-c", shlex.quote(command)]
+    return " ".join(words)
 
 
 def venv_lines(python: Any) -> list[str]:
@@ -217,16 +223,22 @@ def exit_record_function(meta_dir: str, cleanup: str = "") -> str:
     It reads ``$__hpcml_signal`` (JSON: ``null`` or ``"\\"SIGTERM\\""``, the signal the
     script received); a code above 128 without one names the signal that killed the
     program, as the local runner does. An array element writes ``exit_code.<task>``."""
+    name = posixpath.basename(EXIT_FILE)
     return f"""__hpcml_record() {{  # <exit code>: the exit-code file, written atomically
-  local sig="$__hpcml_signal" tmp={meta_dir}/.exit_code.$$
+  local sig="$__hpcml_signal" tmp={meta_dir}/.{name}.$$
+  local dest={meta_dir}/{name}${{SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}}
   if [ "$sig" = null ] && [ "$1" -gt 128 ] && [ "$1" -le 192 ]; then
     sig=$(kill -l "$(( $1 - 128 ))" 2>/dev/null) && sig="\\"SIG${{sig#SIG}}\\"" || sig=null
   fi
-  printf '{{"exit_code": %d, "timeout": false, "signal": %s, "ended_at": %s, "slurm_job_id": "%s"}}\\n' \\
-    "$1" "$sig" "$(date +%s)" "${{SLURM_JOB_ID:-}}" > "$tmp" && \\
-    mv -f "$tmp" {meta_dir}/{posixpath.basename(EXIT_FILE)}${{SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}}{f"; {cleanup}" if cleanup else ""}
+  printf '{_RECORD_FORMAT}' "$1" "$sig" "$(date +%s)" "${{SLURM_JOB_ID:-}}" > "$tmp" &&
+    mv -f "$tmp" "$dest"{cleanup and f"; {cleanup}"}
 }}
 """
+
+
+# The exit-code file's line (printf format: code, signal as JSON, end time, Slurm job id).
+_RECORD_FORMAT = ('{"exit_code": %d, "timeout": false, "signal": %s, "ended_at": %s, '
+                  '"slurm_job_id": "%s"}\\n')
 
 _PRELUDE = r"""set -u
 __hpcml_meta="$HPCML_RUN_DIR/.hpcml"
@@ -268,18 +280,23 @@ cd "$HPCML_RUN_DIR" || { echo "hpcml: cannot enter the run directory $HPCML_RUN_
 """
 
 _MODULE_INIT = r"""if ! type module >/dev/null 2>&1; then
-  for __hpcml_init in /etc/profile.d/lmod.sh /usr/share/lmod/lmod/init/bash /etc/profile.d/modules.sh /usr/share/modules/init/bash; do
+  for __hpcml_init in /etc/profile.d/lmod.sh /usr/share/lmod/lmod/init/bash \
+      /etc/profile.d/modules.sh /usr/share/modules/init/bash; do
     if [ -f "$__hpcml_init" ]; then . "$__hpcml_init"; break; fi
   done
 fi
-type module >/dev/null 2>&1 || __hpcml_fail 1 "Environment.Modules: no module command on the compute node"
+type module >/dev/null 2>&1 ||
+  __hpcml_fail 1 "Environment.Modules: no module command on the compute node"
 """
 
 _MLFLOW_CHECK = r"""__hpcml_py=$(command -v python || command -v python3 || true)
 if [ -z "$__hpcml_py" ]; then
-  __hpcml_log "no python on PATH: nothing will be tracked in MLflow (set Environment.Python to a venv with mlflow)"
-elif ! "$__hpcml_py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("mlflow") is None)' 2>/dev/null; then
-  __hpcml_log "mlflow is not installed in the job's Python ($__hpcml_py): the run works but nothing is tracked in MLflow (install mlflow into Environment.Python)"
+  __hpcml_log "no python on PATH: nothing will be tracked in MLflow" \
+    "(set Environment.Python to a venv with mlflow)"
+elif ! "$__hpcml_py" 2>/dev/null -c \
+    'import importlib.util, sys; sys.exit(importlib.util.find_spec("mlflow") is None)'; then
+  __hpcml_log "mlflow is not installed in the job's Python ($__hpcml_py): the run works" \
+    "but nothing is tracked in MLflow (install mlflow into Environment.Python)"
 fi
 """
 
@@ -306,7 +323,8 @@ def render_batch_script(
     """
     if not run_dir.startswith("/") or not _SBATCH_VALUE_RE.fullmatch(run_dir):
         raise UserInputError(Problem(
-            f"the run directory on the cluster must be an absolute path without spaces or quotes: {run_dir!r}",
+            "the run directory on the cluster must be an absolute path without spaces or "
+            f"quotes: {run_dir!r}",
             key="SSH.WorkDir",
         ))
     public, secret = split_env(job.env)
@@ -330,7 +348,8 @@ def render_batch_script(
     out.append("")
     out.append(f"export HPCML_RUN_DIR={shlex.quote(run_dir)}")
     cleanup = f"rm -f {shlex.quote(secrets_file)}" if secrets_file else ":"
-    prelude = _PRELUDE.replace("__HPCML_RECORD", exit_record_function('"$__hpcml_meta"').rstrip("\n"))
+    record = exit_record_function('"$__hpcml_meta"').rstrip("\n")
+    prelude = _PRELUDE.replace("__HPCML_RECORD", record)
     out.append(prelude.replace("__HPCML_CLEANUP", cleanup).rstrip("\n"))
 
     modules = [str(m) for m in env.get("Modules") or []]
@@ -352,7 +371,8 @@ def render_batch_script(
     if secrets_file:
         q = shlex.quote(secrets_file)
         out.append("# secrets (tracking token): from a file only the user can read")
-        out.append(f"if [ -r {q} ]; then . {q}; else __hpcml_log 'the secrets file is missing: the job runs without credentials'; fi")
+        out.append(f"if [ -r {q} ]; then . {q}; else __hpcml_log 'the secrets file is missing: "
+                   "the job runs without credentials'; fi")
 
     apptainer = env.get("Apptainer") if isinstance(env.get("Apptainer"), dict) else None
     if not apptainer:
