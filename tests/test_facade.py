@@ -195,19 +195,47 @@ print(json.dumps(out))
 
 
 def test_unknown_sqlite_schema_falls_back_to_mlflow(tmp_path: Path):
-    """A database without MLflow's tables (or another schema) is never queried directly."""
+    """A database without MLflow's tables (or another schema) is never queried directly;
+    one that MLflow creates (or migrates) later is, from then on."""
+    import sqlite3
+
     from jupyterlab_hpcml.engine import mlflow_sqlite
 
     db = tmp_path / "other.db"
-    import sqlite3
-
+    reader = mlflow_sqlite.reader(f"sqlite:///{db}")
+    assert reader is not None and reader.metric_series("r", "loss") is None  # no file yet
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE metrics (key TEXT, value REAL)")
-    reader = mlflow_sqlite.reader(f"sqlite:///{db}")
-    assert reader is not None
     assert reader.metric_series("r", "loss") is None and reader.latest_metrics("r") is None
+    db.unlink()
+    _, run = _log_metric(f"sqlite:///{db}", n=10)  # MLflow creates its schema there now
+    steps, _, values = reader.metric_series(run, "loss")
+    assert len(values) == 12 and list(steps) == sorted(steps)
+    assert reader.metric_series("no-such-run", "loss") is None  # MLflow's own error then
     assert mlflow_sqlite.reader((tmp_path / "mlruns").as_uri()) is None
     assert mlflow_sqlite.reader("http://127.0.0.1:5000") is None
+
+
+def test_downsample_buckets():
+    """Equal-count buckets (first x, mean/min/max of the finite values); NaN and ±inf
+    ignored, None where nothing finite is left or the mean overflows."""
+    from jupyterlab_hpcml.engine.downsample import downsample
+
+    # n=10, m=4: buckets [0:2] [2:5] [5:7] [7:10]
+    ys = [1.0, math.nan, 3.0, math.inf, math.nan, -math.inf, math.nan, 1e308, 1e308, 2.0]
+    assert downsample(list(range(10, 20)), ys, 4) == [
+        {"x": 10, "value": 1.0, "min": 1.0, "max": 1.0},
+        {"x": 12, "value": 3.0, "min": 3.0, "max": 3.0},
+        {"x": 15, "value": None, "min": None, "max": None},
+        {"x": 17, "value": None, "min": 2.0, "max": 1e308},  # the sum overflowed
+    ]
+    n, m = 100_003, 1500
+    points = downsample(list(range(n)), [float(i % 7) for i in range(n)], m)
+    starts = [p["x"] for p in points]
+    assert len(points) == m and starts == [(b * n) // m for b in range(m)]
+    assert downsample([1, 2], [math.nan, 5], 10) == [
+        {"x": 1, "value": None, "min": None, "max": None},
+        {"x": 2, "value": 5.0, "min": 5.0, "max": 5.0}]
 
 
 # ---------------------------------------------------------------------- log tails

@@ -48,20 +48,21 @@ class MetricsReader:
     def __init__(self, db: Path):
         self.db = db
         self._uri = f"file:{quote(str(db))}?mode=ro"
-        self._schema_ok: bool | None = None  # None: not checked yet (or no database yet)
+        # Known once it matched; a mismatch is checked again next time (cheap), since a
+        # database being created or migrated by MLflow matches a moment later.
+        self._schema_ok = False
 
     def _connect(self) -> sqlite3.Connection | None:
         if not self.db.is_file():
             return None  # MLflow creates it on first use; until then MLflow's API answers
         conn = sqlite3.connect(self._uri, uri=True, timeout=10.0, check_same_thread=False)
-        if self._schema_ok is None:
+        if not self._schema_ok:
             self._schema_ok = _schema_matches(conn)
             if not self._schema_ok:
-                log.info("MLflow database %s has an unknown schema: metrics read through MLflow",
-                         self.db)
-        if not self._schema_ok:
-            conn.close()
-            return None
+                log.debug("MLflow database %s: schema not (yet) known, read through MLflow",
+                          self.db)
+                conn.close()
+                return None
         return conn
 
     def _query(self, sql: str, args: tuple[str, ...]) -> list[tuple] | None:
