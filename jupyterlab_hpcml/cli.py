@@ -1,6 +1,7 @@
 """`hpcml`: the command line on the same engine and run store as the lab.
 
 Flags follow `mlflow run` (-e, -P name=value, -c/--backend-config) so MLflow users feel at home.
+Every command calls the Engine facade (``engine/service.py``) only.
 """
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import cli_args
-from .core.errors import HpcmlError, Problem, UserInputError
+from .core.errors import HpcmlError, UserInputError
 from .core.states import RunState
 from .engine.models import RunRecord
+
+if TYPE_CHECKING:
+    from .engine.service import Engine
 
 WAIT_POLL_SECONDS = 0.5
 
@@ -28,7 +32,7 @@ _sets = cli_args.sets
 _config_path = cli_args.config_path
 
 
-def _engine(args: argparse.Namespace) -> Any:
+def _engine(args: argparse.Namespace) -> Engine:
     from .engine.service import Engine
 
     return Engine(data_dir=Path(args.data_dir) if args.data_dir else None)
@@ -55,7 +59,8 @@ def _record_json(run: RunRecord) -> dict[str, Any]:
 def _print_run(run: RunRecord) -> None:
     rows = [
         ("id", run.id), ("name", run.name), ("state", run.state.value),
-        ("exit code", run.exit_code), ("project", run.project_path), ("entry point", run.entry_point),
+        ("exit code", run.exit_code), ("project", run.project_path),
+        ("entry point", run.entry_point),
         ("command", run.command), ("parameters", json.dumps(run.parameters)),
         ("backend", f"{run.backend} ({run.connection})"), ("job id", run.backend_job_id),
         ("run dir", run.run_dir), ("resources", json.dumps(run.resources)),
@@ -81,27 +86,26 @@ def _print_table(runs: list[RunRecord]) -> None:
          _duration(r))
         for r in runs
     ]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     for row in (header, *rows):
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
-async def _wait(engine: Any, run: RunRecord) -> RunRecord:
+async def _wait(engine: Engine, run: RunRecord) -> RunRecord:
     while not run.state.terminal:
         await asyncio.sleep(WAIT_POLL_SECONDS)
-        await engine.runs.refresh([await engine.runs.get(run.id)])
-        run = await engine.runs.get(run.id)
+        run = await engine.current(run.id)
     return run
 
 
 async def cmd_submit(args: argparse.Namespace) -> int:
     engine = _engine(args)
     req = cli_args.submit_request(args)
-    run = await engine.runs.submit(req)
+    run = await engine.submit(req)
     return await _report(engine, run, args)
 
 
-async def _report(engine: Any, run: RunRecord, args: argparse.Namespace) -> int:
+async def _report(engine: Engine, run: RunRecord, args: argparse.Namespace) -> int:
     if not args.json:
         print(f"submitted run {run.id} ({run.name}) on {run.backend}: {run.state.value}",
               file=sys.stderr)
@@ -120,49 +124,25 @@ async def _report(engine: Any, run: RunRecord, args: argparse.Namespace) -> int:
 
 
 async def cmd_validate(args: argparse.Namespace) -> int:
-    from .engine import config as config_mod
-    from .engine import project as project_mod
+    from .engine.service import Engine
 
-    problems: list[Problem] = []
-    project = None
-    try:
-        root = project_mod.find_project_root(Path(args.project).resolve())
-        project = project_mod.load_project(root)
-    except UserInputError as exc:
-        problems += exc.problems
-    if args.backend_config:
-        given = Path(_config_path(args.backend_config) or "")
-        if not given.is_absolute() and project:
-            given = project.path / given
-        configs = [given]
-    else:
-        configs = config_mod.find_backend_configs(project.path) if project else []
-    for path in configs:
-        try:
-            config_mod.load_backend_config(path.resolve())
-        except UserInputError as exc:
-            problems += exc.problems
-    if project and (args.param or args.entry_point != "main" or "main" in project.entry_points):
-        try:
-            project_mod.resolve_command(project, args.entry_point, _key_values(args.param, "-P"),
-                                        None)
-        except UserInputError as exc:
-            problems += exc.problems
-    for p in problems:
+    found = await Engine.validate(Path(args.project), _config_path(args.backend_config),
+                                  args.entry_point, _key_values(args.param, "-P"))
+    for p in found.problems:
         print(p)
-    if not problems:
-        checked = ", ".join(str(c) for c in configs) or "no backend configs"
-        print(f"OK: {project.mlproject_file if project else args.project}; {checked}")
-    return 1 if problems else 0
+    if not found.problems:
+        checked = ", ".join(str(c) for c in found.configs) or "no backend configs"
+        print(f"OK: {found.mlproject_file or args.project}; {checked}")
+    return 1 if found.problems else 0
 
 
 async def cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    await engine.runs.refresh()
+    await engine.refresh()
     states = [RunState(s) for s in cli_args.states(args.state) or []] or None
-    runs, total = engine.store.list(states=states, project=args.project, text=args.query,
-                                    archived=cli_args.archived_filter(args.archived),
-                                    limit=args.limit)
+    runs, total = await engine.list_runs(states=states, project=args.project, text=args.query,
+                                         archived=cli_args.archived_filter(args.archived),
+                                         limit=args.limit)
     if args.json:
         print(json.dumps({"runs": [_record_json(r) for r in runs], "total": total}, indent=2))
     else:
@@ -173,10 +153,7 @@ async def cmd_runs(args: argparse.Namespace) -> int:
 
 async def cmd_show(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    run = await engine.runs.get(args.run)
-    if not run.state.terminal:
-        await engine.runs.refresh([run])
-        run = await engine.runs.get(run.id)
+    run = await engine.current(args.run)
     if args.json:
         print(json.dumps(_record_json(run), indent=2))
     else:
@@ -188,12 +165,14 @@ async def cmd_show(args: argparse.Namespace) -> int:
 async def cmd_logs(args: argparse.Namespace) -> int:
     engine = _engine(args)
     stream = "stderr" if args.stderr else "stdout"
-    run = await engine.runs.get(args.run)
+    run = await engine.get(args.run)
     offset = 0
-    if args.tail is not None:
-        offset = await _print_tail(engine, run, stream, args.tail)
+    if args.tail is not None:  # the last lines, then (with --follow) what comes after them
+        chunk = await engine.log_tail(run.id, stream, args.tail)
+        sys.stdout.write(chunk.data)
+        offset = chunk.next_offset
     while True:
-        chunk = await engine.runs.read_log(run.id, stream, offset, 1024 * 1024)
+        chunk = await engine.read_log(run.id, stream, offset, 1024 * 1024)
         sys.stdout.write(chunk.data)
         sys.stdout.flush()
         offset = chunk.next_offset
@@ -202,37 +181,23 @@ async def cmd_logs(args: argparse.Namespace) -> int:
         if not args.follow or not chunk.running:
             break
         await asyncio.sleep(WAIT_POLL_SECONDS)
-        await engine.runs.refresh([await engine.runs.get(run.id)])
+        await engine.current(run.id)
     await engine.close()
     return 0
 
 
-async def _print_tail(engine: Any, run: RunRecord, stream: str, lines: int) -> int:
-    """Print the last ``lines`` lines; return the offset after them."""
-    size = (await engine.runs.read_log(run.id, stream, 0, 1)).size or 0
-    start = max(0, size - max(lines, 1) * 4096)  # generous window: 4 KiB per line
-    chunk = await engine.runs.read_log(run.id, stream, start, 4 * 1024 * 1024)
-    tail = chunk.data.splitlines(keepends=True)[-lines:] if lines > 0 else []
-    sys.stdout.write("".join(tail))
-    return chunk.next_offset
-
-
 async def cmd_cancel(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    run = await engine.runs.cancel(args.run)
+    run = await engine.cancel(args.run)
     print(f"cancel requested for run {run.id} ({run.state.value})", file=sys.stderr)
     await engine.close()
     return 0
 
 
-async def _ended(engine: Any, run_id: str) -> RunRecord:
+async def _ended(engine: Engine, run_id: str) -> RunRecord:
     """The run after asking its backend (no server may be polling): delete and archive
     need to know whether it ended."""
-    run = await engine.runs.get(run_id)
-    if not run.state.terminal:
-        await engine.runs.refresh([run])
-        run = await engine.runs.get(run.id)
-    return run
+    return await engine.current(run_id)
 
 
 def _confirm(question: str) -> bool:
@@ -248,14 +213,14 @@ async def cmd_delete(args: argparse.Namespace) -> int:
     try:
         run = await _ended(engine, args.run)
         if not run.state.terminal:  # refused before asking
-            await engine.runs.delete(run.id, delete_mlflow=args.mlflow)
+            await engine.delete(run.id, delete_mlflow=args.mlflow)
         mlflow_run = run.mlflow_run_id if args.mlflow else None
         what = f" and its MLflow run {mlflow_run}" if mlflow_run else ""
         if not args.yes and not _confirm(f"Delete run {run.id} ({run.name}, "
                                          f"{run.state.value}){what}?"):
             print("not deleted", file=sys.stderr)
             return 1
-        result = await engine.runs.delete(run.id, delete_mlflow=args.mlflow)
+        result = await engine.delete(run.id, delete_mlflow=args.mlflow)
     finally:
         await engine.close()
     print(f"deleted run {result.id}", file=sys.stderr)
@@ -268,7 +233,7 @@ async def _set_archived(args: argparse.Namespace, archived: bool) -> int:
     engine = _engine(args)
     try:
         run = await _ended(engine, args.run)
-        run = await engine.runs.set_archived(run.id, archived)
+        run = await engine.set_archived(run.id, archived)
     finally:
         await engine.close()
     print(f"run {run.id} {'archived' if run.archived else 'unarchived'}", file=sys.stderr)
@@ -286,21 +251,21 @@ async def cmd_unarchive(args: argparse.Namespace) -> int:
 async def cmd_rerun(args: argparse.Namespace) -> int:
     engine = _engine(args)
     req = cli_args.rerun_request(args)
-    run = await engine.runs.rerun(args.run, req)
+    run = await engine.rerun(args.run, req)
     return await _report(engine, run, args)
 
 
 async def cmd_artifacts(args: argparse.Namespace) -> int:
     engine = _engine(args)
     if args.download:
-        local, tmp = await engine.outputs.download_artifact(args.run, args.download)
+        local, tmp = await engine.download_artifact(args.run, args.download)
         dest = Path(args.to or ".") / local.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(local, dest)
         tmp.cleanup()
         print(dest)
     else:
-        for f in await engine.outputs.list_artifacts(args.run, args.path or ""):
+        for f in await engine.list_artifacts(args.run, args.path or ""):
             print(f"{f.path}/" if f.is_dir else f"{f.path}\t{f.size or 0}")
     await engine.close()
     return 0

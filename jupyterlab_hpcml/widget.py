@@ -1,11 +1,12 @@
-"""The live view of a run in a notebook, and static HTML/text summaries of runs.
+"""How runs look in a notebook: the live view, and static HTML/text summaries.
 
 ``RunView`` shows a state badge, the backend job id, the elapsed time, the last
 lines of the log, the latest value and a sparkline of each metric, and a Cancel
 button. In a kernel with ipywidgets it is an ipywidgets box, updated by an
-asyncio task on the kernel's own event loop: the engine work happens on the API's
-private loop thread (``api._bridge``) and the task only awaits it, so the kernel
-stays free between updates. The task stops when the run ends.
+asyncio task on the kernel's own event loop: the engine work happens on the
+bridge's loop thread (``bridge.py``) and the task only awaits it, so the kernel
+stays free between updates. The task stops when the run ends. What the view
+shows, and how it is fetched, is ``widget_state.py``.
 
 Every display also carries ``text/html`` and ``text/plain`` summaries, refreshed
 with ``update_display`` when the run ends, so a saved or converted notebook
@@ -13,9 +14,10 @@ with ``update_display`` when the run ends, so a saved or converted notebook
 the HTML summary itself is updated live.
 
 The view's state is plain traitlets on ``RunView`` (``state``, ``job_id``,
-``elapsed``, ``log_tail``, ``stderr_tail``, ``metrics``, ``done``, ``error``),
-readable from the kernel; the widgets (``view.widget``, ``view.header``,
-``view.metrics_html``, ``view.log_html``, ``view.cancel_button``) mirror it.
+``elapsed``, ``log_tail``, ``stderr_tail``, ``metrics``, ``done``, ``error``; see
+``RunViewState``), readable from the kernel; the widgets (``view.widget``,
+``view.header``, ``view.metrics_html``, ``view.log_html``, ``view.cancel_button``)
+mirror it.
 """
 from __future__ import annotations
 
@@ -26,23 +28,18 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Bool, Dict, HasTraits, Unicode
+from .bridge import bridge
+from .widget_state import RunViewState, elapsed_seconds, fmt_elapsed
 
 if TYPE_CHECKING:
     from .api import Run, RunList
     from .engine.models import RunRecord
-    from .engine.service import Engine
 
 log = logging.getLogger(__name__)
 
-LOG_LINES = 12  # lines of the log the view keeps
-MAX_METRICS = 8  # metrics with a sparkline
-SPARK_POINTS = 60
-MAX_LOG_STEP = 256 * 1024  # more new bytes than this: jump to the tail
 UPDATE_INTERVAL = 1.0  # seconds between two updates of a live view
 MAX_ERRORS = 10  # consecutive failed updates before the view gives up
 
@@ -60,18 +57,6 @@ STATE_COLORS = {
 
 # ---------------------------------------------------------------------------
 # Formatting
-
-
-def fmt_elapsed(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    secs = max(0, int(seconds))
-    return f"{secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
-
-
-def _elapsed(record: RunRecord) -> float | None:
-    start = record.started_at
-    return None if start is None else (record.ended_at or time.time()) - start
 
 
 def fmt_value(value: float | None) -> str:
@@ -153,7 +138,7 @@ def summary_html(record: RunRecord, stdout: str = "", stderr: str = "",
     """The static HTML summary of a run (what the live view shows, without widgets)."""
     return (f'<div class="hpcml-run" data-run-id="{html.escape(record.id)}" '
             f'data-state="{record.state.value}" style="line-height:1.5">'
-            f"<div>{_header_html(record, fmt_elapsed(_elapsed(record)))}</div>"
+            f"<div>{_header_html(record, fmt_elapsed(elapsed_seconds(record)))}</div>"
             f"{_metrics_html(metrics or {})}{_log_html(stdout, stderr, error)}</div>")
 
 
@@ -161,7 +146,7 @@ def summary_text(record: RunRecord, stdout: str = "", stderr: str = "",
                  metrics: dict[str, dict[str, Any]] | None = None, error: str = "") -> str:
     lines = [f"run {record.id} {record.name!r}: {record.state.value} "
              f"({record.backend} job {record.backend_job_id or '-'}, "
-             f"elapsed {fmt_elapsed(_elapsed(record))}"
+             f"elapsed {fmt_elapsed(elapsed_seconds(record))}"
              + (f", exit code {record.exit_code})" if record.exit_code is not None else ")")]
     lines += [f"  {k} = {fmt_value(m.get('value'))} (step {m.get('step')})"
               for k, m in (metrics or {}).items()]
@@ -177,7 +162,7 @@ def summary_text(record: RunRecord, stdout: str = "", stderr: str = "",
 def runs_table_html(runs: RunList) -> str:
     head = "".join(f'<th style="text-align:left">{h}</th>' for h in runs.HEADER)
     body = []
-    for run, row in zip(runs, runs.rows()):
+    for run, row in zip(runs, runs.rows(), strict=True):
         cells = [f"<td><code>{html.escape(row[0])}</code></td>"]
         cells += [f"<td>{html.escape(v)}</td>" for v in row[1:5]]
         cells.append(f"<td>{badge_html(row[5])}</td>")
@@ -209,7 +194,7 @@ class RunDetails:
             ("job id", r.backend_job_id or "-"),
             ("run dir", r.run_dir or "-"), ("resources", json.dumps(r.resources)),
             ("mlflow", f"experiment {r.mlflow_experiment_id}, run {r.mlflow_run_id}"),
-            ("elapsed", fmt_elapsed(_elapsed(r))),
+            ("elapsed", fmt_elapsed(elapsed_seconds(r))),
         ]
         rows += [("history", f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(c.at))} "
                              f"{c.state.value}{'  ' + c.message if c.message else ''}")
@@ -234,58 +219,6 @@ class RunDetails:
 
 
 # ---------------------------------------------------------------------------
-# Fetching what the view shows (runs on the API's private loop)
-
-
-@dataclass
-class _Progress:
-    """What a view has read so far; only new log bytes and changed metrics are fetched."""
-
-    offsets: dict[str, int] = field(default_factory=dict)
-    tails: dict[str, str] = field(default_factory=lambda: {"stdout": "", "stderr": ""})
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # One poll at a time (the task and a blocking update() may overlap); used on the API loop.
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def _last_lines(text: str, n: int) -> str:
-    return "".join(text.splitlines(keepends=True)[-n:])
-
-
-async def _poll(engine: Engine, run_id: str, progress: _Progress) -> RunRecord:
-    async with progress.lock:
-        return await _poll_locked(engine, run_id, progress)
-
-
-async def _poll_locked(engine: Engine, run_id: str, progress: _Progress) -> RunRecord:
-    from .api import _current, _read_tail
-
-    record = await _current(engine, run_id)
-    for stream in ("stdout", "stderr"):
-        offset = progress.offsets.get(stream)
-        if offset is not None:
-            chunk = await engine.runs.read_log(run_id, stream, offset, MAX_LOG_STEP)
-            behind = (chunk.size or 0) - chunk.next_offset > MAX_LOG_STEP
-        if offset is None or behind:
-            chunk = await _read_tail(engine, run_id, stream, LOG_LINES)
-            progress.tails[stream] = ""
-        progress.offsets[stream] = chunk.next_offset
-        progress.tails[stream] = _last_lines(progress.tails[stream] + chunk.data, LOG_LINES)
-    if record.mlflow_run_id:
-        try:
-            latest = await engine.outputs.metric_keys(run_id)
-        except Exception:  # noqa: BLE001 - no metrics yet / tracking store busy: next time
-            latest = []
-        for m in latest[:MAX_METRICS]:
-            known = progress.metrics.get(m["key"])
-            if known and (known["step"], known["timestamp"]) == (m["step"], m["timestamp"]):
-                continue
-            hist = await engine.outputs.metric_history(run_id, m["key"], max_points=SPARK_POINTS)
-            progress.metrics[m["key"]] = {**m, "history": [p["value"] for p in hist["points"]]}
-    return record
-
-
-# ---------------------------------------------------------------------------
 # The live view
 
 
@@ -300,31 +233,19 @@ def _kernel_widgets() -> bool:
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
-class RunView(HasTraits):
+class RunView(RunViewState):
     """The live view of one run; see the module docstring."""
-
-    run_id = Unicode()
-    state = Unicode()
-    job_id = Unicode()
-    elapsed = Unicode("-")
-    log_tail = Unicode()
-    stderr_tail = Unicode()
-    metrics = Dict()  # key → {"value", "step", "timestamp", "history": [values]}
-    done = Bool(False)  # the run ended and the view stopped updating
-    error = Unicode()
 
     def __init__(self, run: Run, *, interval: float = UPDATE_INTERVAL,
                  widgets: bool | None = None):
-        super().__init__()
-        self.run = run
+        super().__init__(run)
         self.interval = interval
         self.display_id = f"hpcml-run-{run.id}-{uuid.uuid4().hex[:8]}"
-        self._progress = _Progress()
+        self.shown_in: int | None = None  # execution count of the cell that displayed it
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._displayed = False
         self.widget: Any = None
-        self._apply(run.record)
         if widgets if widgets is not None else _kernel_widgets():
             self._build_widgets()
             self._render()
@@ -361,18 +282,7 @@ class RunView(HasTraits):
         if record.state.terminal:
             self.cancel_button.layout.display = "none"
 
-    # -- state
-
-    def _apply(self, record: RunRecord) -> None:
-        run = self.run
-        run._record, run._fetched = record, time.monotonic()
-        self.run_id = record.id
-        self.state = record.state.value
-        self.job_id = record.backend_job_id or ""
-        self.elapsed = fmt_elapsed(_elapsed(record))
-        self.log_tail = self._progress.tails["stdout"]
-        self.stderr_tail = self._progress.tails["stderr"]
-        self.metrics = {k: dict(v) for k, v in self._progress.metrics.items()}
+    # -- display
 
     def _bundle(self) -> dict[str, Any]:
         args = (self.run.record, self.log_tail, self.stderr_tail, self.metrics, self.error)
@@ -420,13 +330,10 @@ class RunView(HasTraits):
 
     def update(self) -> None:
         """One update, blocking (for scripts and tests)."""
-        from .api import _bridge
-
-        record = _bridge.run(_poll(self.run._engine, self.run.id, self._progress))
-        self._after_poll(record)
+        self._after_poll(bridge.run(self.fetch()))
 
     def _after_poll(self, record: RunRecord) -> None:
-        self._apply(record)
+        self.apply(record)
         self._render()
         if record.state.terminal:
             self.done = True
@@ -440,21 +347,18 @@ class RunView(HasTraits):
 
         try:
             update_display(self, display_id=self.display_id)
-        except Exception:  # noqa: BLE001 - no frontend to update
+        except Exception:  # no frontend to update
             log.debug("update_display failed", exc_info=True)
 
     async def _updates(self) -> None:
-        from .api import _bridge
-
         errors = 0
         try:
             while not self.done:
                 try:
-                    record = await _bridge.arun(_poll(self.run._engine, self.run.id,
-                                                      self._progress))
+                    record = await bridge.arun(self.fetch())
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - shown in the view, retried
+                except Exception as exc:  # shown in the view, retried
                     errors += 1
                     self.error = f"cannot update: {exc}"
                     self._render()
@@ -488,23 +392,24 @@ class RunView(HasTraits):
         if self._loop is not None and self._loop.is_running():
             self._loop.create_task(self._cancel())
         else:
-            from .api import _bridge
-
-            self._cancel_done(_bridge.run(self._cancel_engine()))
+            self._cancel_done(bridge.run(self._cancel_engine()))
 
     async def _cancel(self) -> None:
-        from .api import _bridge
+        self._cancel_done(await bridge.arun(self._cancel_engine()))
 
-        self._cancel_done(await _bridge.arun(self._cancel_engine()))
-
-    async def _cancel_engine(self) -> str:
+    def _cancel_engine(self) -> Coroutine[Any, Any, str]:
         from .core.errors import HpcmlError
 
-        try:
-            await self.run._engine.runs.cancel(self.run.id)
-        except HpcmlError as exc:
-            return str(exc)
-        return ""
+        engine, run_id = self.run.engine, self.run.id  # found here, outside the bridge's loop
+
+        async def cancel() -> str:
+            try:
+                await engine.cancel(run_id)
+            except HpcmlError as exc:
+                return str(exc)
+            return ""
+
+        return cancel()
 
     def _cancel_done(self, error: str) -> None:
         if error:
@@ -519,7 +424,8 @@ def display_run(run: Run) -> None:
 
     ip = get_ipython()
     count = getattr(ip, "execution_count", None) if ip is not None else None
-    if count is not None and getattr(run, "_shown_in", None) == count:
+    view = run.view()
+    if count is not None and view.shown_in == count:
         return
-    run._shown_in = count
-    run.view().display()
+    view.shown_in = count
+    view.display()

@@ -359,9 +359,9 @@ async def test_a_kernel_started_by_the_lab_follows_its_default_backend(
         "kernel": {"name": "python3"}}))
     kernel_id = json.loads(resp.body)["kernel"]["id"]
     # An async client on the server's own loop (the server shuts the kernel down).
-    kc = AsyncKernelClient()
-    kc.load_connection_info(jp_serverapp.kernel_manager.get_kernel(kernel_id)
-                            .get_connection_info())
+    km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    kc = AsyncKernelClient(parent=km)  # alive as the manager sees it, not by heartbeat
+    kc.load_connection_info(km.get_connection_info())
     kc.start_channels()
     out: list[str] = []
 

@@ -167,12 +167,11 @@ def test_import_is_light():
 
 
 def test_cell_files_types_line_numbers_and_params(tmp_path):
-    from jupyterlab_hpcml.api import cell_files
+    from jupyterlab_hpcml.engine.cells import Cell, cell_files, values
 
-    files, values = cell_files("x = lr * 2\nprint(x)", {"lr": "0.5", "n": "3", "tag": "a b",
-                                                       "e": "1e-3", "flag": True},
-                               {"name": "toy", "entry_points": {"main": {"command": "true"}}},
-                               "-P lr=0.5 --wait")
+    params = {"lr": "0.5", "n": "3", "tag": "a b", "e": "1e-3", "flag": True}
+    files = cell_files(Cell("x = lr * 2\nprint(x)", "-P lr=0.5 --wait"), params,
+                       {"name": "toy", "entry_points": {"main": {"command": "true"}}})
     script = files["hpcml_cell.py"].decode().splitlines()
     assert script[0].startswith("from hpcml_params import params; globals().update(params)")
     assert script[1:] == ["x = lr * 2", "print(x)"]  # line N of the file is line N of the cell
@@ -185,7 +184,7 @@ def test_cell_files_types_line_numbers_and_params(tmp_path):
         "lr": "float", "n": "int", "tag": "string", "e": "float", "flag": "string"}
     assert ep["command"] == ("python hpcml_cell.py --lr {lr} --n {n} --tag {tag} --e {e} "
                              "--flag {flag}")
-    assert values == {"lr": "0.5", "n": "3", "tag": "a b", "e": "1e-3", "flag": "True"}
+    assert values(params) == {"lr": "0.5", "n": "3", "tag": "a b", "e": "1e-3", "flag": "True"}
 
     (tmp_path / "hpcml_params.py").write_bytes(files["hpcml_params.py"])
     out = subprocess.run(

@@ -26,7 +26,7 @@ from ..backends.registry import BackendRegistry
 from ..core.errors import BackendUnavailable, Conflict, HpcmlError
 from ..core.snapshots import Snapshot
 from ..core.states import TERMINAL_STATES, JobStatus, RunState
-from . import cleanup, logs, paths
+from . import cells, cleanup, logs, paths
 from . import config as config_mod
 from . import project as project_mod
 from . import snapshot as snapshot_mod
@@ -109,17 +109,26 @@ class RunService:
     # ------------------------------------------------------------------ submit
 
     async def submit(self, req: SubmitRequest, *, rerun_of: RunRecord | None = None,
-                     snapshot: Snapshot | None = None, root: Path | None = None) -> RunRecord:
+                     snapshot: Snapshot | None = None, root: Path | None = None,
+                     cell: cells.Cell | None = None) -> RunRecord:
         """Validate everything first (nothing is created on bad input), then submit.
 
         ``root``: the project and the config must lie inside it (the server's root for the
-        lab; see ``paths``). The CLI and the Python API pass none.
+        lab; see ``paths``). The CLI and the Python API pass none. ``cell``: run this
+        source as entry point ``hpcml_cell`` (see ``cells``).
         """
         project_dir = await asyncio.to_thread(
             project_mod.find_project_root, Path(req.project), root)
         project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
         cfg = await asyncio.to_thread(
             self._load_config, project_dir, req.backend_config, req.overrides, root)
+        if cell is not None:
+            # The cell's files join the project's snapshot; its MLproject (with the cell's
+            # entry point) is then read from the snapshot, as for a re-run.
+            snapshot, req = await asyncio.to_thread(
+                cells.snapshot, cell, req, project, self.object_dir, self.manifest_dir,
+                cfg.exclude)
+            project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
         run_id = uuid.uuid4().hex[:12]
         storage_dir = self.data_dir / "param-storage" / run_id
         command, params = await asyncio.to_thread(
@@ -132,6 +141,8 @@ class RunService:
             snapshot = await asyncio.to_thread(
                 snapshot_mod.take_snapshot, project_dir, self.object_dir, self.manifest_dir, cfg.exclude
             )
+            code = await asyncio.to_thread(snapshot_mod.code_identity, project_dir, snapshot)
+        elif cell is not None:  # the project's git identity, the content hash with the cell
             code = await asyncio.to_thread(snapshot_mod.code_identity, project_dir, snapshot)
         else:
             code = rerun_of.code if rerun_of and rerun_of.code else None
@@ -149,6 +160,7 @@ class RunService:
             "hpcml.code.content_hash": code.content_hash if code else "",
             "mlflow.source.git.commit": (code.git_commit or "") if code else "",
             "hpcml.code.git_dirty_hash": (code.git_dirty_hash or "") if code else "",
+            **({"hpcml.cell": "true"} if cell is not None else {}),
         }
         now = time.time()
         record = RunRecord(

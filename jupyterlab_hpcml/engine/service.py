@@ -8,7 +8,7 @@ reaches the store, MLflow's client or a backend itself. Every method is async
 
 Methods, by subject (sections below, in this order):
 
-- runs: ``submit``, ``get``, ``list_runs``, ``list_runs_json``, ``rows``,
+- runs: ``submit`` (cell runs too), ``get``, ``list_runs``, ``list_runs_json``, ``rows``,
   ``changed_since``, ``changed_since_json``, ``refresh``, ``current``, ``cancel``,
   ``rerun``, ``delete``, ``set_archived``, ``upload_progress``
 - logs: ``read_log``, ``read_log_all``, ``log_tail``
@@ -16,7 +16,7 @@ Methods, by subject (sections below, in this order):
 - metrics: ``metric_keys``, ``latest_metrics``, ``metric_history``,
   ``metric_histories``, ``metric_values``
 - experiments, projects, configs, credentials: ``experiments``, ``features``,
-  ``config_schema``, ``find_project``, ``describe_project``, ``describe_configs``,
+  ``config_schema``, ``find_project``, ``validate``, ``describe_project``, ``describe_configs``,
   ``save_config_sections``, ``backend_config``, ``credentials``,
   ``set_credentials``, ``forget_credentials``
 """
@@ -35,6 +35,7 @@ from ..core.files import FileInfo
 from ..core.states import RunState
 from ..settings import default_data_dir
 from . import logs
+from .cells import Cell
 from .logs import LogChunk
 from .models import DeleteResult, RunRecord
 from .outputs import RunOutputs
@@ -43,6 +44,7 @@ from .requests import Overrides, RerunRequest, SubmitRequest
 from .runs import RunService
 from .store import ROW_SORTS, ListFilters, RunJson, RunStore  # RunJson: listings' type
 from .tracking import Tracker, default_tracking_uri
+from .validation import Validation
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +85,11 @@ class Engine:
 
     # ------------------------------------------------------------------ runs
 
-    async def submit(self, req: SubmitRequest, *, root: Path | None = None) -> RunRecord:
-        """Submit a run; ``root`` confines project, config and path parameters (the lab)."""
-        run = await self.runs.submit(req, root=root)
+    async def submit(self, req: SubmitRequest, *, root: Path | None = None,
+                     cell: Cell | None = None) -> RunRecord:
+        """Submit a run; ``root`` confines project, config and path parameters (the lab);
+        ``cell``: run this Python source as entry point ``hpcml_cell`` (``%%hpc_submit``)."""
+        run = await self.runs.submit(req, root=root, cell=cell)
         self.poller.wake()
         return run
 
@@ -288,6 +292,17 @@ class Engine:
         from . import project as project_mod
 
         return await asyncio.to_thread(project_mod.find_project_root, start, root)
+
+    @staticmethod
+    async def validate(project: Path, backend_config: str | None = None,
+                       entry_point: str = "main",
+                       parameters: Mapping[str, str] | None = None) -> Validation:
+        """Every problem of a project's MLproject, its backend configs (or the one given)
+        and an entry point's parameters, without submitting (``hpcml validate``)."""
+        from . import validation
+
+        return await asyncio.to_thread(validation.validate, project, backend_config,
+                                       entry_point, parameters)
 
     @staticmethod
     async def describe_project(project_dir: Path, root: Path) -> dict[str, Any]:

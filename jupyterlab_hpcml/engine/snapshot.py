@@ -17,7 +17,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -249,18 +249,41 @@ def _write_json_atomic(path: Path, data: dict) -> None:
         raise
 
 
+def _store_bytes(content: bytes, object_dir: Path) -> str:
+    staging = object_dir / "tmp"
+    staging.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=staging)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        return _store_copy(Path(tmp), object_dir)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def take_snapshot(
-    project_dir: Path, object_dir: Path, manifest_dir: Path, exclude: Sequence[str] = ()
+    project_dir: Path, object_dir: Path, manifest_dir: Path, exclude: Sequence[str] = (),
+    add: Mapping[str, bytes] | None = None, drop: Collection[str] = (),
 ) -> Snapshot:
-    """Store the project's files (each content once) and write the manifest."""
+    """Store the project's files (each content once) and write the manifest.
+
+    ``add``: files (relative path → content) put into the snapshot only, replacing a
+    project file of the same path; ``drop``: project files left out (a cell run's own
+    ``MLproject`` replaces the project's, whatever its spelling)."""
     paths, notes = collect_files(project_dir, exclude)
+    gone = set(add or ()) | set(drop)
     files: list[SnapshotFile] = []
     for rel, path in paths:
+        if rel in gone:
+            continue
         mode = stat.S_IMODE(os.stat(path).st_mode) & 0o777  # follows links, like the content
         digest = _store_file(path, object_dir)
         # The size of what was stored, in case the file changed while it was read.
         size = _object_path(object_dir, digest).stat().st_size
         files.append(SnapshotFile(relpath=rel, size=size, mode=mode, sha256=digest))
+    for rel, content in (add or {}).items():
+        files.append(SnapshotFile(relpath=rel, size=len(content), mode=0o644,
+                                  sha256=_store_bytes(content, object_dir)))
     snapshot = Snapshot(id=_snapshot_id(files), files=files, object_dir=object_dir, notes=notes)
     _write_json_atomic(
         manifest_dir / f"{snapshot.id}.json",
