@@ -67,10 +67,10 @@ async def test_resubmit_after_one_file_edit_sends_only_that_file(engine, tmp_pat
     for run in (first, second):
         run = await wait_terminal(engine, run.id)
         assert run.state == RunState.FINISHED, run
-    listing = await backend.list_files(second)
+    listing = await backend.list_files(second.job_ref())
     paths = {f.path for f in listing}
     assert "data/part7.txt" in paths and "secret.ckpt" not in paths and ".hpcml/job.sbatch" in paths
-    chunk = await backend.read(second, "data/part7.txt", 0, 100)
+    chunk = await backend.read(second.job_ref(), "data/part7.txt", 0, 100)
     assert chunk.data == new_content and chunk.size == len(new_content)
     await engine.close()
 
@@ -95,9 +95,9 @@ async def test_one_squeue_per_poll_whatever_the_number_of_jobs(engine, tmp_path,
     # A path outside the run directory is refused, also through a symlink.
     ssh_cmd(slurm, f"ln -sf ~/.ssh/authorized_keys {runs[0].run_dir}/escape")
     with pytest.raises(UserInputError):
-        await backend.read(runs[0], "../../x", 0, 10)
+        await backend.read(runs[0].job_ref(), "../../x", 0, 10)
     with pytest.raises(UserInputError):
-        await backend.read(runs[0], "escape", 0, 10)
+        await backend.read(runs[0].job_ref(), "escape", 0, 10)
     await engine.close()
 
 
@@ -244,7 +244,7 @@ async def test_large_files_and_local_images_are_hard_linked_from_the_cache(engin
         out = ssh_cmd(slurm, f"cd {run.run_dir} && stat -c '%h %s %n' weights/big.bin .hpcml/apptainer/img.sif")
         assert out.split("\n")[:2] == ["3 6000 weights/big.bin", "3 5000 .hpcml/apptainer/img.sif"], out
         await engine.runs.cancel(run.id)
-    chunk = await backend.read(runs[1], "weights/big.bin", 0, 10000)
+    chunk = await backend.read(runs[1].job_ref(), "weights/big.bin", 0, 10000)
     assert chunk.data == (project / "weights" / "big.bin").read_bytes()
     await engine.close()
 

@@ -129,6 +129,11 @@ class Features(BaseModel):
     offline_tracking: bool = True  # the job can log MLflow to files in its run directory
     # Resources keys the backend honours; the others are ignored with a note.
     resources: list[str] = []
+    # Jobs may wait QUEUED for resources before they start (False: they start at once).
+    queue: bool = True
+    # Characters a run file's name cannot hold here: such a file cannot be listed, read or
+    # fetched (e.g. "'" on FirecREST, which pastes paths between single quotes).
+    unsupported_name_chars: str = ""
     # What comes next (see the module docstring); off unless a backend implements it.
     job_arrays: bool = False  # submit_array(): many tasks, one job
     max_array_size: int = 0  # tasks per array job (0: no limit known)
@@ -140,16 +145,27 @@ class Features(BaseModel):
 
 @dataclass
 class JobSpec:
-    """Deprecated: the context now carries all of this (``JobContext``). Kept while
-    backends move to the context; removed after."""
+    """A context's job as the script renderers read it (``batchscript.JobLike``, UNICORE's
+    job description): Resources/Environment in the config's spelling, normalised, taken
+    from the typed config (:meth:`from_context`). Not handed to backends by the engine."""
 
     run_id: str
     command: str
-    env: dict[str, str] = field(default_factory=dict)
-    resources: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    resources: dict[str, Any] = field(default_factory=dict)  # Runtime in s, Memory in MiB
     environment: dict[str, Any] = field(default_factory=dict)
-    backend_config: dict[str, Any] = field(default_factory=dict)
     job_name: str = "hpcml"
+
+    @classmethod
+    def from_context(cls, ctx: JobContext[Any]) -> JobSpec:
+        return cls(
+            run_id=ctx.run_id,
+            command=ctx.command,
+            env=dict(ctx.env),
+            resources=ctx.resources.given(),
+            environment=ctx.environment.model_dump(by_alias=True, exclude_none=True),
+            job_name=ctx.job_name,
+        )
 
 
 class Tunnel(abc.ABC):

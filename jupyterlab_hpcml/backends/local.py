@@ -201,6 +201,7 @@ class LocalBackend(Backend[LocalConfig]):
             rerun=True,
             upload_progress=False,
             resources=list(HONOURED_RESOURCES),
+            queue=False,  # a job starts the moment it is submitted
         )
 
     def config_notes(self, config: LocalConfig) -> list[str]:

@@ -55,7 +55,7 @@ class SSHSection(Section):
     """``SSH``: a Slurm cluster reached over SSH (keys from the agent or IdentityFile)."""
 
     hostname: str = Field("", alias="Hostname")
-    port: int = Field(22, alias="Port")
+    port: int | None = Field(None, alias="Port")  # None: ~/.ssh/config's, else 22
     user: str | None = Field(None, alias="User")
     identity_file: str | None = Field(None, alias="IdentityFile")
     proxy_jump: str | None = Field(None, alias="ProxyJump")
@@ -64,7 +64,11 @@ class SSHSection(Section):
     @field_validator("port", mode="before")
     @classmethod
     def _port(cls, value: Any) -> Any:
-        return 22 if value in (None, "") else int(value)
+        return None if value in (None, "") else int(value)
+
+    def as_written(self) -> dict[str, Any]:
+        """The keys set, in the config's spelling (for the SSH connection's options)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
 
 
 class FirecrestSection(Section):
