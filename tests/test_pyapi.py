@@ -166,6 +166,48 @@ def test_import_is_light():
     assert out.stdout.strip() == "[]"
 
 
+KERNEL_FACES = ("api.py", "bridge.py", "kernel_env.py", "magics.py", "widget.py",
+                "widget_state.py", "cli.py", "cli_args.py")
+# What a kernel-side face may import of engine/: the facade and the types it speaks in.
+FACE_ENGINE_MODULES = {"service", "requests", "models", "cells"}
+ENGINE_PARTS = {"store", "runs", "tracker", "outputs", "registry", "poller"}
+
+
+def test_kernel_faces_talk_only_to_the_facade():
+    """The Python API, magics, widget and CLI import nothing of engine/ but the facade and
+    its types, nothing of backends/ or MLflow, no private name of another module, and
+    never reach into the Engine's parts (engine.store, engine.runs, ...)."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "jupyterlab_hpcml"
+    problems = []
+    for name in KERNEL_FACES:
+        tree = ast.parse((package / name).read_text(), name)
+        for node in ast.walk(tree):
+            where = f"{name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                module = ("." * node.level) + (node.module or "")
+                parts = module.lstrip(".").split(".")
+                names = [a.name for a in node.names]
+                if parts[0] in ("mlflow", "backends") or module.startswith("..") or \
+                        (parts[0] == "engine" and len(parts) > 1
+                         and parts[1] not in FACE_ENGINE_MODULES) or \
+                        (module == ".engine" and set(names) - FACE_ENGINE_MODULES):
+                    problems.append(f"{where} imports from {module}")
+                problems += [f"{where} imports private {module}.{n}" for n in names
+                             if n.startswith("_") and node.level]
+            elif isinstance(node, ast.Import):
+                problems += [f"{where} imports {a.name}" for a in node.names
+                             if a.name.split(".")[0] == "mlflow"]
+            elif isinstance(node, ast.Attribute) and node.attr in ENGINE_PARTS:
+                owner = node.value
+                owner_name = owner.id if isinstance(owner, ast.Name) else \
+                    owner.attr if isinstance(owner, ast.Attribute) else ""
+                if "engine" in owner_name:
+                    problems.append(f"{where} reaches {owner_name}.{node.attr}")
+    assert not problems, "\n".join(problems)
+
+
 def test_cell_files_types_line_numbers_and_params(tmp_path):
     from jupyterlab_hpcml.engine.cells import Cell, cell_files, values
 
