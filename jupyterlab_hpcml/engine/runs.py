@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,20 @@ FINISHED_BEFORE_CANCEL = "finished before the cancel took effect"
 SYNC_CONCURRENCY = 8  # runs of one poll pass applied / synced at once (remote commands in flight)
 
 
+def poll_key(run: RunRecord) -> str:
+    """The connection a run is polled through: one ``poll`` call, schedule and backoff each."""
+    return run.connection or run.backend
+
+
+@dataclass
+class PollResult:
+    """What one poll pass over a connection did."""
+
+    runs: list[RunRecord] = field(default_factory=list)  # polled, as recorded after the pass
+    answered: bool = True  # False: the backend could not be asked (its poller backs off)
+    active: int = 0  # active runs of the connection the pass started from (0: nothing to poll)
+
+
 def _default_run_name(entry_point: str) -> str:
     return f"{entry_point}-{datetime.now().strftime('%m%d-%H%M%S')}"
 
@@ -94,7 +109,10 @@ class RunService:
         self.offline_sync = OfflineSync(tracker)
         # Upload progress of runs being submitted by this process: run id → (sent, total).
         self.upload_progress: dict[str, tuple[int, int]] = {}
-        self._refresh_lock = asyncio.Lock()
+        # One poll of a connection at a time (its passes work from a snapshot of its runs);
+        # different connections are polled side by side, each on its own schedule.
+        self._poll_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._mlflow_lock = asyncio.Lock()
         # Config file used when a submission names none (None: the built-in local config).
         self.default_backend_config = default_backend_config
         # How long a run whose job ended waits for its final offline-tracking copy to succeed
@@ -388,8 +406,12 @@ class RunService:
             log.warning("could not update MLflow for run %s (will retry): %r", run.id, exc)
             await asyncio.to_thread(self.store.mark_mlflow_pending, run.id, repr(exc))
 
-    async def _retry_mlflow(self) -> None:
+    async def retry_mlflow(self) -> None:
         """Make MLflow show what the store says for runs whose MLflow write failed."""
+        async with self._mlflow_lock:  # one at a time: the same writes, not twice
+            await self._retry_mlflow_pending()
+
+    async def _retry_mlflow_pending(self) -> None:
         pending = await asyncio.to_thread(self.store.mlflow_pending)
         now = time.monotonic()
         for run_id, marked_at in pending:
@@ -412,17 +434,40 @@ class RunService:
 
     async def _send_cancel(self, run: RunRecord) -> JobStatus | None:
         """Hand a recorded cancel to the backend (backends take a repeated cancel calmly)."""
-        ended = await self.registry.for_run(run).cancel(run)
+        ended = await self.registry.for_run(run).cancel(run.job_ref())
         self._cancels_sent.add(run.id)
         return ended
 
     async def refresh(self, runs: Iterable[RunRecord] | None = None) -> list[RunRecord]:
-        """One poll pass: one ``poll`` call per backend connection for all its active runs."""
-        async with self._refresh_lock:
-            active = list(runs) if runs is not None else await asyncio.to_thread(self.store.active)
-            await self._retry_mlflow()
+        """One poll pass over every connection at once (the CLI, the Python API, tests):
+        one ``poll`` call per backend connection for all its active runs; the polled runs
+        as recorded after it. The server's poller polls each connection on its own
+        schedule instead (``poll_connection``)."""
+        await self.retry_mlflow()
+        if runs is None:
+            # Each connection reads its runs again under its own lock (a pass of it in
+            # progress may change them); this read only says which connections to poll.
+            active = await asyncio.to_thread(self.store.active)
+            polled = await asyncio.gather(*(self.poll_connection(key)
+                                            for key in dict.fromkeys(map(poll_key, active))))
+        else:
             groups: dict[str, list[RunRecord]] = defaultdict(list)
-            for run in active:
+            for run in runs:
+                groups[poll_key(run)].append(run)
+            polled = await asyncio.gather(*(self.poll_connection(key, group)
+                                            for key, group in groups.items()))
+        return [r for result in polled for r in result.runs]
+
+    async def poll_connection(self, key: str, runs: Iterable[RunRecord] | None = None) -> PollResult:
+        """One poll pass over one connection (``poll_key``): ``runs``, by default its
+        active runs as the store has them now. A slow connection holds only its own lock."""
+        async with self._poll_locks[key]:
+            if runs is None:
+                active = await asyncio.to_thread(self.store.active)
+                runs = [r for r in active if poll_key(r) == key]
+            runs = list(runs)
+            polled: list[RunRecord] = []
+            for run in runs:
                 if run.cancel_requested and run.backend_job_id and run.id not in self._cancels_sent:
                     # Recorded but perhaps never delivered (a crash between the two, or
                     # recorded by another process): deliver it now.
@@ -433,20 +478,25 @@ class RunService:
                 if run.state == RunState.SUBMITTING or not run.backend_job_id:
                     await self._resolve_interrupted(run)
                     continue
-                groups[run.connection or run.backend].append(run)
-            updated = await asyncio.gather(*(self._poll_group(g) for g in groups.values()))
-            return [r for group in updated for r in group]
+                polled.append(run)
+            if not polled:
+                return PollResult(active=len(runs))
+            result = await self._poll_group(polled)
+            result.active = len(runs)
+            return result
 
-    async def _poll_group(self, runs: list[RunRecord]) -> list[RunRecord]:
+    async def _poll_group(self, runs: list[RunRecord]) -> PollResult:
         try:
             backend = self.registry.for_run(runs[0])
         except HpcmlError as exc:
-            return [await self._apply(r, JobStatus(RunState.UNKNOWN, message=str(exc))) for r in runs]
+            return PollResult([await self._apply(r, JobStatus(RunState.UNKNOWN, message=str(exc)))
+                               for r in runs], answered=False)
         refs = [JobRef(r.id, r.backend_job_id or "", r.run_dir or "") for r in runs]
         try:
             statuses = await backend.poll(refs)
         except BackendUnavailable as exc:
-            return [await self._apply(r, JobStatus(RunState.UNKNOWN, message=str(exc))) for r in runs]
+            return PollResult([await self._apply(r, JobStatus(RunState.UNKNOWN, message=str(exc)))
+                               for r in runs], answered=False)
         # Runs that ended copy their offline tracking (several remote commands each) before
         # the end is recorded: side by side, within a bound, not one run after another.
         bound = asyncio.Semaphore(SYNC_CONCURRENCY)
@@ -461,7 +511,7 @@ class RunService:
         out = list(await asyncio.gather(*(apply(r) for r in runs)))
         await self._sync_running(backend, [r for r in out if r.state == RunState.RUNNING
                                            and r.tracking_mode == "offline"], bound)
-        return out
+        return PollResult(out)
 
     async def _sync_running(self, backend: Backend, runs: list[RunRecord], bound: asyncio.Semaphore) -> None:
         """What running runs logged offline: their stores listed with one backend call for

@@ -90,7 +90,7 @@ class Engine:
         """Submit a run; ``root`` confines project, config and path parameters (the lab);
         ``cell``: run this Python source as entry point ``hpcml_cell`` (``%%hpc_submit``)."""
         run = await self.runs.submit(req, root=root, cell=cell)
-        self.poller.wake()
+        self.poller.wake(run)  # its connection polls now; the others keep their pace
         return run
 
     async def get(self, run_id: str) -> RunRecord:
@@ -138,13 +138,13 @@ class Engine:
 
     async def cancel(self, run_id: str) -> RunRecord:
         run = await self.runs.cancel(run_id)
-        self.poller.wake()
+        self.poller.wake(run)  # its connection polls now; the others keep their pace
         return run
 
     async def rerun(self, run_id: str, req: RerunRequest, *,
                     root: Path | None = None) -> RunRecord:
         run = await self.runs.rerun(run_id, req, root=root)
-        self.poller.wake()
+        self.poller.wake(run)  # its connection polls now; the others keep their pace
         return run
 
     async def delete(self, run_id: str, *, delete_mlflow: bool = False) -> DeleteResult:
