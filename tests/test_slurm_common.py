@@ -23,6 +23,7 @@ from jupyterlab_hpcml.backends.slurm_common import (
     SlurmJob,
     array_state,
     array_task,
+    index_jobs,
     job_status,
     map_state,
 )
@@ -193,3 +194,14 @@ def test_one_name_and_array_elements():
     assert array_state(["COMPLETED", "CD"]) == "COMPLETED"
     assert array_state(["PD", "CD"]) == "PENDING"
 
+
+
+def test_a_run_that_is_a_whole_array_is_found_under_the_arrays_id():
+    listed = [("41", SlurmJob("RUNNING")), ("42_1", SlurmJob("COMPLETED", code=0)),
+              ("42_2", SlurmJob("FAILED", code=3)), ("42_3", SlurmJob("COMPLETED", code=0))]
+    jobs = index_jobs(listed)
+    assert jobs["42_2"] == SlurmJob("FAILED", code=3)  # an element, as Slurm said
+    assert job_status(jobs["42"]).exit_code == 3 and jobs["42"].state == "FAILED"
+    assert job_status(jobs["41"]).state == RunState.RUNNING
+    running = index_jobs([("7_0", SlurmJob("COMPLETED", code=0)), ("7_1", SlurmJob("R"))])
+    assert job_status(running["7"]).state == RunState.RUNNING

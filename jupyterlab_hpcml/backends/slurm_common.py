@@ -9,8 +9,8 @@
   exit-code file (:mod:`.exitrecord`) with one set of rules, so that Slurm over SSH and
   FirecREST report the same state, exit code and message for the same job.
 * **Job ids**: ``123``, an array element ``123_4``, a heterogeneous component ``123+1``
-  (:data:`JOB_ID`, :func:`array_task`); the elements of an array summed up as one state
-  (:func:`array_state`) for a run that is a whole array.
+  (:data:`JOB_ID`, :func:`array_task`); a job list indexed by id with the elements of an
+  array summed up as one job (:func:`index_jobs`) for a run that is a whole array.
 * **sbatch's refusals** as a user message (:func:`sbatch_message`).
 
 The job script itself is rendered by :mod:`.batchscript`.
@@ -161,6 +161,25 @@ def job_status(job: SlurmJob | None, record: ExitRecord | None = None, *,
         detail = exit_message(code) if code is not None else None
         return JobStatus(state, code, "; ".join(filter(None, [message, detail])) or "Slurm: FAILED")
     return JobStatus(state, code, message)
+
+
+def index_jobs(listed: Iterable[tuple[str, SlurmJob]]) -> dict[str, SlurmJob]:
+    """Slurm's job list by job id (the first entry of an id wins), plus one entry per job
+    array under the array's own id: its elements summed up (:func:`array_state`, with the
+    exit code of the first element in that state), for a run that is a whole array."""
+    out: dict[str, SlurmJob] = {}
+    arrays: dict[str, list[SlurmJob]] = {}
+    for job_id, job in listed:
+        out.setdefault(job_id, job)
+        base, task = array_task(job_id)
+        if task is not None:
+            arrays.setdefault(base, []).append(job)
+    for base, elements in arrays.items():
+        state = array_state(e.state for e in elements)
+        first = next((e for e in elements if _word(e.state) == state), None)
+        out.setdefault(base, SlurmJob(state, None, first.code if first else None,
+                                      first.signal if first else None))
+    return out
 
 
 def _int(text: str | None) -> int | None:
