@@ -43,9 +43,9 @@ test-cluster:
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/test-cluster-start.sh; \
 	else echo "not root: no test cluster, the Slurm-over-SSH tests will skip"; fi
 
-## The lint gate: the three checkers run side by side, each one's output kept together.
+## The lint gate: the checkers run side by side (each one's output kept together), all report.
 lint: $(STAMP)
-	@$(MAKE) --no-print-directory -j3 --output-sync=target lint-ruff lint-mypy lint-ts
+	@$(MAKE) --no-print-directory -j3 -k --output-sync=target lint-ruff lint-mypy lint-ts
 	@echo "lint: clean"
 
 lint-ruff:
