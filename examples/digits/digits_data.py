@@ -46,5 +46,7 @@ def confusion_text(cm: np.ndarray, labels) -> str:
     """A fixed-width confusion matrix: rows are true labels, columns predictions."""
     width = max(4, len(str(int(cm.max()))) + 1)
     head = "true\\pred" + "".join(f"{label:>{width}}" for label in labels)
-    rows = [f"{label:>9}" + "".join(f"{n:>{width}}" for n in row) for label, row in zip(labels, cm)]
+    # zip without strict=: the job may run on a cluster Python older than 3.10.
+    pairs = zip(labels, cm)  # noqa: B905
+    rows = [f"{label:>9}" + "".join(f"{n:>{width}}" for n in row) for label, row in pairs]
     return "\n".join([head, *rows]) + "\n"

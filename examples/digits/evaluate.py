@@ -18,9 +18,8 @@ def main(argv=None) -> int:
 
     import mlflow
     import mlflow.sklearn
-    from sklearn.metrics import accuracy_score, classification_report, f1_score
-
     from digits_data import load_splits, log_params_once
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
 
     X_test, y_test = load_splits()["test"]
 

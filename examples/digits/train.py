@@ -52,13 +52,12 @@ def main(argv=None) -> int:
 
     import mlflow
     import mlflow.sklearn
+    from digits_data import confusion_text, load_splits, log_params_once
     from mlflow.models import infer_signature
     from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
-
-    from digits_data import confusion_text, load_splits, log_params_once
 
     splits = load_splits()
     X_train, y_train = splits["train"]
@@ -80,7 +79,8 @@ def main(argv=None) -> int:
 
     with mlflow.start_run() as run:
         run_id = run.info.run_id
-        say(f"mlflow run {run_id} (experiment {run.info.experiment_id}) at {mlflow.get_tracking_uri()}")
+        say(f"mlflow run {run_id} (experiment {run.info.experiment_id}) "
+            f"at {mlflow.get_tracking_uri()}")
         say(f"data: {len(y_train)} train / {len(y_val)} val images, {X_train.shape[1]} pixels, "
             f"{len(classes)} classes")
         log_params_once({
