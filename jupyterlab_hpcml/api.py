@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import run_text
 from .bridge import bridge
 
 if TYPE_CHECKING:
@@ -57,18 +58,6 @@ def _states(state: str | RunState | Sequence[str | RunState] | None) -> list[Run
     except ValueError:
         raise UserInputError(f"unknown state in {items!r}; one of: "
                              + ", ".join(s.value for s in RunState)) from None
-
-
-def _fmt_time(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
-
-
-def _fmt_duration(record: RunRecord) -> str:
-    start = record.started_at
-    if not start:
-        return "-"
-    secs = int((record.ended_at or time.time()) - start)
-    return f"{secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
 
 
 class Run:
@@ -158,8 +147,7 @@ class Run:
     @property
     def elapsed(self) -> float | None:
         """Seconds since the job started running (until it ended); None before it starts."""
-        start = self._record.started_at
-        return None if start is None else (self._record.ended_at or time.time()) - start
+        return run_text.elapsed_seconds(self._record)
 
     def refresh(self) -> Run:
         """Fetch the record again, asking the backend first if the run has not ended."""
@@ -322,24 +310,16 @@ class RunList(list[Run]):
 
     total: int = 0  # how many runs matched in all (the list holds at most ``limit``)
 
-    def rows(self) -> list[tuple[str, ...]]:
-        return [
-            (r.id, r.name, r.entry_point, r.backend, r.record.backend_job_id or "-",
-             r.record.state.value + (" (archived)" if r.record.archived else ""),
-             _fmt_time(r.record.created_at), _fmt_duration(r.record))
-            for r in self
-        ]
+    HEADER = run_text.HEADER
 
-    HEADER = ("ID", "NAME", "ENTRY", "BACKEND", "JOB", "STATE", "SUBMITTED", "DURATION")
+    def rows(self) -> list[tuple[str, ...]]:
+        return [run_text.table_row(r.record) for r in self]
 
     def __str__(self) -> str:
-        rows = [self.HEADER, *self.rows()]
-        widths = [max(len(str(x)) for x in col) for col in zip(*rows, strict=True)]
-        lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-                 for row in rows]
+        text = run_text.table(self.rows())
         if self.total > len(self):
-            lines.append(f"({len(self)} of {self.total} runs)")
-        return "\n".join(lines)
+            text += f"\n({len(self)} of {self.total} runs)"
+        return text
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self) if self else "no runs")

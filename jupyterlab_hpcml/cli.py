@@ -10,16 +10,15 @@ import asyncio
 import json
 import shutil
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cli_args
+from . import cli_args, run_text
 from .core.errors import HpcmlError, UserInputError
 from .core.states import RunState
 from .engine.models import RunRecord
+from .run_text import fmt_time
 
 if TYPE_CHECKING:
     from .engine.service import Engine
@@ -38,18 +37,6 @@ def _engine(args: argparse.Namespace) -> Engine:
     return Engine(data_dir=Path(args.data_dir) if args.data_dir else None)
 
 
-def _fmt_time(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _duration(run: RunRecord) -> str:
-    start = run.started_at
-    if not start:
-        return "-"
-    secs = int((run.ended_at or time.time()) - start)
-    return f"{secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
-
-
 def _record_json(run: RunRecord) -> dict[str, Any]:
     data = run.model_dump(mode="json")
     data["started_at"], data["ended_at"] = run.started_at, run.ended_at
@@ -66,29 +53,20 @@ def _print_run(run: RunRecord) -> None:
         ("run dir", run.run_dir), ("resources", json.dumps(run.resources)),
         ("mlflow", f"experiment {run.mlflow_experiment_id}, run {run.mlflow_run_id}"),
         ("code", run.code.model_dump_json() if run.code else "-"),
-        ("submitted", _fmt_time(run.created_at)), ("duration", _duration(run)),
+        ("submitted", fmt_time(run.created_at)), ("duration", run_text.duration(run)),
     ]
     for key, value in rows:
         print(f"{key:>12}: {value if value is not None else '-'}")
     print(f"{'history':>12}:")
     for change in run.state_history:
         msg = f"  {change.message}" if change.message else ""
-        print(f"{'':>14}{_fmt_time(change.at)}  {change.state.value}{msg}")
+        print(f"{'':>14}{fmt_time(change.at)}  {change.state.value}{msg}")
     for note in run.notes:
         print(f"{'note':>12}: {note}")
 
 
 def _print_table(runs: list[RunRecord]) -> None:
-    header = ("ID", "NAME", "ENTRY", "BACKEND", "JOB", "STATE", "SUBMITTED", "DURATION")
-    rows = [
-        (r.id, r.name, r.entry_point, r.backend, r.backend_job_id or "-",
-         r.state.value + (" (archived)" if r.archived else ""), _fmt_time(r.created_at),
-         _duration(r))
-        for r in runs
-    ]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    for row in (header, *rows):
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    print(run_text.table(run_text.table_row(r) for r in runs))
 
 
 async def _wait(engine: Engine, run: RunRecord) -> RunRecord:

@@ -42,7 +42,8 @@ def settings(data_dir: Path | str | None = None,
     """The settings for an engine in this process: ``data_dir`` if given, else those the
     server exported (or the user set), else the defaults."""
     env = os.environ if environ is None else environ
-    resolved = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
+    given = data_dir or env.get(DATA_DIR_ENV)
+    resolved = Path(given).expanduser().resolve() if given else default_data_dir()
     return EngineSettings(
         data_dir=resolved,
         tracking_uri=env.get(TRACKING_URI_ENV) or env.get("MLFLOW_TRACKING_URI", ""),

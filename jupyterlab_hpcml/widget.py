@@ -31,8 +31,9 @@ import uuid
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import run_text
 from .bridge import bridge
-from .widget_state import RunViewState, elapsed_seconds, fmt_elapsed
+from .widget_state import RunViewState
 
 if TYPE_CHECKING:
     from .api import Run, RunList
@@ -138,7 +139,7 @@ def summary_html(record: RunRecord, stdout: str = "", stderr: str = "",
     """The static HTML summary of a run (what the live view shows, without widgets)."""
     return (f'<div class="hpcml-run" data-run-id="{html.escape(record.id)}" '
             f'data-state="{record.state.value}" style="line-height:1.5">'
-            f"<div>{_header_html(record, fmt_elapsed(elapsed_seconds(record)))}</div>"
+            f"<div>{_header_html(record, run_text.duration(record))}</div>"
             f"{_metrics_html(metrics or {})}{_log_html(stdout, stderr, error)}</div>")
 
 
@@ -146,7 +147,7 @@ def summary_text(record: RunRecord, stdout: str = "", stderr: str = "",
                  metrics: dict[str, dict[str, Any]] | None = None, error: str = "") -> str:
     lines = [f"run {record.id} {record.name!r}: {record.state.value} "
              f"({record.backend} job {record.backend_job_id or '-'}, "
-             f"elapsed {fmt_elapsed(elapsed_seconds(record))}"
+             f"elapsed {run_text.duration(record)}"
              + (f", exit code {record.exit_code})" if record.exit_code is not None else ")")]
     lines += [f"  {k} = {fmt_value(m.get('value'))} (step {m.get('step')})"
               for k, m in (metrics or {}).items()]
@@ -194,9 +195,9 @@ class RunDetails:
             ("job id", r.backend_job_id or "-"),
             ("run dir", r.run_dir or "-"), ("resources", json.dumps(r.resources)),
             ("mlflow", f"experiment {r.mlflow_experiment_id}, run {r.mlflow_run_id}"),
-            ("elapsed", fmt_elapsed(elapsed_seconds(r))),
+            ("elapsed", run_text.duration(r)),
         ]
-        rows += [("history", f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(c.at))} "
+        rows += [("history", f"{run_text.fmt_time(c.at)} "
                              f"{c.state.value}{'  ' + c.message if c.message else ''}")
                  for c in r.state_history]
         rows += [("note", n) for n in r.notes]

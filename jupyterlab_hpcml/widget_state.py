@@ -8,12 +8,13 @@ only new log bytes and changed metrics are read. How it looks is ``widget.py``'s
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from traitlets import Bool, Dict, HasTraits, Unicode
+
+from . import run_text
 
 if TYPE_CHECKING:
     from .api import Run
@@ -25,23 +26,6 @@ MAX_METRICS = 8  # metrics with a sparkline
 SPARK_POINTS = 60
 MAX_LOG_STEP = 256 * 1024  # more new bytes than this: jump to the tail
 STREAMS = ("stdout", "stderr")
-
-
-def elapsed_seconds(record: RunRecord) -> float | None:
-    """Seconds since the job started running (until it ended); None before it starts."""
-    start = record.started_at
-    return None if start is None else (record.ended_at or time.time()) - start
-
-
-def fmt_elapsed(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    secs = max(0, int(seconds))
-    return f"{secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
-
-
-def _last_lines(text: str, n: int) -> str:
-    return "".join(text.splitlines(keepends=True)[-n:])
 
 
 @dataclass
@@ -75,8 +59,10 @@ async def _poll_log(engine: Engine, run_id: str, stream: str, progress: Progress
     if offset is None or behind:  # first look, or far behind: start from the tail
         chunk = await engine.log_tail(run_id, stream, LOG_LINES)
         progress.tails[stream] = ""
+    from .engine.logs import last_lines  # the one "last N lines" (the engine is loaded here)
+
     progress.offsets[stream] = chunk.next_offset
-    progress.tails[stream] = _last_lines(progress.tails[stream] + chunk.data, LOG_LINES)
+    progress.tails[stream] = last_lines(progress.tails[stream] + chunk.data, LOG_LINES)
 
 
 async def _poll_metrics(engine: Engine, run_id: str, progress: Progress) -> None:
@@ -117,7 +103,7 @@ class RunViewState(HasTraits):
         self.run_id = record.id
         self.state = record.state.value
         self.job_id = record.backend_job_id or ""
-        self.elapsed = fmt_elapsed(elapsed_seconds(record))
+        self.elapsed = run_text.duration(record)
         self.log_tail = self.progress.tails["stdout"]
         self.stderr_tail = self.progress.tails["stderr"]
         self.metrics = {k: dict(v) for k, v in self.progress.metrics.items()}

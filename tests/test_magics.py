@@ -383,3 +383,21 @@ async def test_a_kernel_started_by_the_lab_follows_its_default_backend(
     assert run["config"] == str(toy_project / "local.yaml")
     status, seen = await api("GET", f"runs/{run['id']}")  # in the server's store too
     assert status == 200 and seen["name"] == "lab-kernel" and seen["config_path"] == run["config"]
+
+
+def test_the_servers_exports_are_put_back_when_it_stops(tmp_path):
+    """What a server exports for its kernels is read back by a kernel's engine settings, and
+    a stopped server leaves the environment as it found it (unless changed since)."""
+    from jupyterlab_hpcml import kernel_env
+
+    env = {"HPCML_DEFAULT_BACKEND": "mine.yaml", "OTHER": "x"}
+    restore = kernel_env.export(tmp_path, "sqlite:///t.db", "cluster.yaml",
+                                explicit_tracking=False, environ=env)
+    got = kernel_env.settings(environ=env)
+    assert (got.tracking_uri, got.default_backend) == ("sqlite:///t.db", "cluster.yaml")
+    assert env["HPCML_DATA_DIR"] == str(tmp_path) and "MLFLOW_TRACKING_URI" not in env
+    env["HPCML_MLFLOW_TRACKING_URI"] = "changed-since"
+    restore()
+    assert env == {"HPCML_DEFAULT_BACKEND": "mine.yaml", "OTHER": "x",
+                   "HPCML_MLFLOW_TRACKING_URI": "changed-since"}
+    assert kernel_env.settings(environ={}).default_backend == "local"

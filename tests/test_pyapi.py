@@ -167,9 +167,10 @@ def test_import_is_light():
 
 
 KERNEL_FACES = ("api.py", "bridge.py", "kernel_env.py", "magics.py", "widget.py",
-                "widget_state.py", "cli.py", "cli_args.py")
-# What a kernel-side face may import of engine/: the facade and the types it speaks in.
-FACE_ENGINE_MODULES = {"service", "requests", "models", "cells"}
+                "widget_state.py", "run_text.py", "cli.py", "cli_args.py")
+# What a kernel-side face may import of engine/: the facade and the types it speaks in
+# (logs: LogChunk and the one last_lines).
+FACE_ENGINE_MODULES = {"service", "requests", "models", "cells", "logs"}
 ENGINE_PARTS = {"store", "runs", "tracker", "outputs", "registry", "poller"}
 
 
