@@ -23,9 +23,11 @@ from jupyterlab_hpcml.backends.slurm_common import (
     SlurmJob,
     array_state,
     array_task,
+    cancel_moot,
     index_jobs,
     job_status,
     map_state,
+    slurm_transient,
 )
 from jupyterlab_hpcml.core.states import RunState
 
@@ -205,3 +207,14 @@ def test_a_run_that_is_a_whole_array_is_found_under_the_arrays_id():
     assert job_status(jobs["41"]).state == RunState.RUNNING
     running = index_jobs([("7_0", SlurmJob("COMPLETED", code=0)), ("7_1", SlurmJob("R"))])
     assert job_status(running["7"]).state == RunState.RUNNING
+
+
+def test_what_slurm_commands_answer():
+    assert cancel_moot("scancel: error: Kill job error on job id 5: "
+                       "Job/step already completing or completed")
+    assert cancel_moot("Invalid job id specified")
+    assert not cancel_moot("Access/permission denied")
+    assert slurm_transient("sbatch: error: Batch job submission failed: "
+                           "Socket timed out on send/recv")
+    assert slurm_transient("unable to contact SLURM CONTROLLER (connect failure)")
+    assert not slurm_transient("Invalid partition name specified")

@@ -11,7 +11,8 @@
 * **Job ids**: ``123``, an array element ``123_4``, a heterogeneous component ``123+1``
   (:data:`JOB_ID`, :func:`array_task`); a job list indexed by id with the elements of an
   array summed up as one job (:func:`index_jobs`) for a run that is a whole array.
-* **sbatch's refusals** as a user message (:func:`sbatch_message`).
+* **Slurm commands' answers**: sbatch's refusals as a user message (:func:`sbatch_message`),
+  scancel on a job that has ended (:func:`cancel_moot`), slurmctld away (:func:`slurm_transient`).
 
 The job script itself is rendered by :mod:`.batchscript`.
 """
@@ -189,6 +190,25 @@ def _int(text: str | None) -> int | None:
         return None
 
 
+
+
+# scancel on a job that ended already or that Slurm never had: nothing left to cancel.
+_SCANCEL_GONE = ("already completing or completed", "Invalid job id specified")
+# sbatch/scancel failures that say nothing about the request (slurmctld busy or away).
+_TRANSIENT = ("Socket timed out", "Unable to contact slurm controller",
+              "Zero Bytes were transmitted", "temporarily unable", "Connection refused",
+              "Resource temporarily unavailable", "Error executing Slurm command")
+
+
+def cancel_moot(message: str) -> bool:
+    """Whether scancel's complaint only says the job has ended (or never was)."""
+    return any(g in message for g in _SCANCEL_GONE)
+
+
+def slurm_transient(message: str) -> bool:
+    """Whether a Slurm command's failure is slurmctld's trouble, not the request's."""
+    low = message.lower()
+    return any(t.lower() in low for t in _TRANSIENT)
 
 
 def sbatch_message(text: str) -> str:
