@@ -14,8 +14,6 @@ import asyncio
 import contextlib
 import runpy
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from jupyterlab_hpcml.engine.service import Engine
 from . import slurm_cluster
 from .firecrest_fixtures import CLIENT_ID
 from .firecrest_fixtures import config as firecrest_config
+from .plugin_fixtures import install_plugin, plugin_on_path
 from .servers.firecrest_server import FirecrestServer
 from .servers.unicore_server import UnicoreServer
 
@@ -42,7 +41,6 @@ CONTRACT_PROJECT = Path(__file__).parent / "projects" / "contract"
 _JOBS = runpy.run_path(str(CONTRACT_PROJECT / "jobs.py"))
 ARTIFACTS: list[str] = _JOBS["ARTIFACTS"]
 GROW_LINES: list[str] = _JOBS["GROW_LINES"]
-PLUGIN_SOURCE = Path(__file__).parents[1] / "examples" / "backend-plugin"
 BACKENDS = ("local", "ssh", "firecrest", "unicore", "tinyqueue")
 SCENARIOS = ("finished", "failed", "signal", "cancel_queued", "cancel_running",
              "log_offsets", "artifacts", "reattach")
@@ -70,33 +68,6 @@ class Queued:
 
 
 # ---------------------------------------------------------------- the plug-in
-
-
-def install_plugin(target: Path) -> Path:
-    """pip-install the example plug-in into ``target`` (never into the venv itself)."""
-    if not (target / "hpcml_tinyqueue").is_dir():
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-             "--disable-pip-version-check", "--target", str(target), str(PLUGIN_SOURCE)],
-            check=True, capture_output=True, timeout=300,
-        )
-    return target
-
-
-@contextlib.contextmanager
-def plugin_on_path(target: Path) -> Iterator[None]:
-    """The installed plug-in importable and its entry point found, as if pip had put it
-    next to this package; both undone afterwards."""
-    sys.path.insert(0, str(target))
-    registry.available.cache_clear()
-    try:
-        yield
-    finally:
-        sys.path.remove(str(target))
-        for name in [m for m in sys.modules if m.split(".")[0] == "hpcml_tinyqueue"]:
-            del sys.modules[name]
-        registry.available.cache_clear()
-        registry._load.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -437,7 +408,7 @@ async def run_all(target: Target, data_dir: Path) -> dict[str, BaseException | N
         queued = asyncio.ensure_future(one("cancel_queued"))
         others = [n for n in SCENARIOS if n != "cancel_queued"]
         results = await asyncio.gather(queued, *(one(n) for n in others))
-        return dict(zip(["cancel_queued", *others], results))
+        return dict(zip(["cancel_queued", *others], results, strict=True))
     finally:
         active = [r for r in (await engine.list_runs(limit=1000))[0] if not r.state.terminal]
         for run in active:  # nothing left running on a cluster after the suite

@@ -17,12 +17,9 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Protocol
-
-from pydantic import BaseModel, ValidationError
 
 from ..core.connections import ConnectionIdentity, connection_identity
 from ..core.errors import Unsupported
@@ -31,6 +28,7 @@ from .base import Backend, Features
 log = logging.getLogger(__name__)
 
 GROUP = "jupyterlab_hpcml.backends"
+AnyBackend = Backend[Any]  # one instance per connection, whatever its config model
 # The distribution whose entry points win when another package claims the same kind.
 OWN_DISTRIBUTION = "jupyterlab-hpcml"
 
@@ -64,7 +62,7 @@ def kinds() -> list[str]:
     return sorted(available())
 
 
-def backend_class(kind: str) -> type[Backend]:
+def backend_class(kind: str) -> type[AnyBackend]:
     """The backend class of ``kind``, imported now (the first use of that kind)."""
     ep = available().get(kind)
     if ep is None:
@@ -75,7 +73,7 @@ def backend_class(kind: str) -> type[Backend]:
 
 
 @functools.cache
-def _load(kind: str, target: str) -> type[Backend]:
+def _load(kind: str, target: str) -> type[AnyBackend]:
     module, _, name = target.partition(":")
     try:
         cls = getattr(importlib.import_module(module), name)
@@ -84,20 +82,6 @@ def _load(kind: str, target: str) -> type[Backend]:
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise Unsupported(f"the {kind} backend ({target}) is not a Backend subclass")
     return cls
-
-
-def section_problems(kind: str, section: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
-    """Problems of a plug-in's own config section, as (key path inside it, message),
-    judged by the plug-in's typed ``config_model``; none for a backend without one."""
-    model: type[BaseModel] | None = getattr(backend_class(kind), "config_model", None)
-    if model is None:
-        return []
-    try:
-        model.model_validate(dict(section))
-    except ValidationError as exc:
-        return [(tuple(err["loc"]), err["msg"].removeprefix("Value error, "))
-                for err in exc.errors()]
-    return []
 
 
 class RunLike(Protocol):
@@ -110,9 +94,9 @@ class RunLike(Protocol):
 class BackendRegistry:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
-        self._backends: dict[ConnectionIdentity, Backend] = {}
+        self._backends: dict[ConnectionIdentity, AnyBackend] = {}
 
-    def get(self, kind: str, config: dict[str, Any], connection: str | None = None) -> Backend:
+    def get(self, kind: str, config: dict[str, Any], connection: str | None = None) -> AnyBackend:
         """The shared backend for the config's connection; created on first use.
 
         Keyed by the full connection identity computed from ``config`` (for FirecREST the
@@ -126,7 +110,7 @@ class BackendRegistry:
             self._backends[key] = backend
         return backend
 
-    def for_run(self, run: RunLike) -> Backend:
+    def for_run(self, run: RunLike) -> AnyBackend:
         # The stored config is redacted (secrets only, never the identity's URLs or
         # names); backends take secrets from the environment or the lab's memory store.
         return self.get(run.backend, run.backend_config)

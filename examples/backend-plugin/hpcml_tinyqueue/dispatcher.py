@@ -47,7 +47,8 @@ def main(root_arg: str) -> None:
 class Dispatcher:
     def __init__(self, root: Path):
         self.root = root
-        self.children: dict[str, tuple[subprocess.Popen[bytes], str]] = {}  # id → (process, run dir)
+        # job id → (its process, its run directory)
+        self.children: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
 
     def loop(self, lock_file: Any) -> None:
         idle_since = time.monotonic()
