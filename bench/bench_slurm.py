@@ -73,6 +73,7 @@ async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argp
     """Part 1 for one network round-trip time (0: loopback as it is)."""
     import yaml
 
+    from jupyterlab_hpcml.engine import job_context
     from jupyterlab_hpcml.engine import snapshot as snapshot_mod
     from jupyterlab_hpcml.engine.filecache import RACY_SECONDS
     from jupyterlab_hpcml.engine.requests import SubmitRequest
@@ -150,11 +151,12 @@ async def submit_latency(engine: Any, s: dict[str, str], where: Path, args: argp
         for _ in range(args.n):
             run = await engine.runs.submit(req)  # a record to prepare/submit again
             SUBMITTED.append(run.backend_job_id or "")
-            spec = engine.runs._job_spec(run, engine.runs._load_config(small, "slurm.yaml", []))
+            cfg = engine.runs._load_config(small, "slurm.yaml", [])
             rec = run.model_copy(update={"id": run.id + "b", "run_dir": None})
+            ctx = job_context.context(rec, job_context.job_config(backend, cfg))
             t = time.perf_counter()
-            rec.run_dir = await originals[2](rec, snap, {})
-            SUBMITTED.append((await originals[3](rec, spec))[0])
+            prepared = await originals[2](ctx, snap, {})
+            SUBMITTED.append((await originals[3](prepared))[0])
             backend_only.append(time.perf_counter() - t)
         med = statistics.median
         rounds.append({"raw": med(raw), "backend": med(backend_only), "ext": med(ext),
@@ -324,8 +326,9 @@ async def main(args: argparse.Namespace) -> None:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/data/mlflow.db"
     import yaml
 
-    from jupyterlab_hpcml.backends.base import JobRef, JobSpec
+    from jupyterlab_hpcml.backends.base import JobRef
     from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
+    from jupyterlab_hpcml.engine import job_context
     from jupyterlab_hpcml.engine import snapshot as snapshot_mod
     from jupyterlab_hpcml.engine.config import parse_backend_config
     from jupyterlab_hpcml.engine.service import Engine
@@ -375,17 +378,11 @@ async def main(args: argparse.Namespace) -> None:
             sn = await asyncio.to_thread(snapshot_mod.take_snapshot, big, engine.runs.object_dir,
                                          engine.runs.manifest_dir)
             before = conn.stats.command_bytes
-            rec = record(run_id)
-            spec = JobSpec(
-                run_id=run_id,
-                command="true",
-                env={},
-                job_name="big",
-                resources={"Queue": s.get("HPCML_TEST_SLURM_PARTITION", "debug"), "Runtime": 60},
-            )
+            resources = {"Queue": s.get("HPCML_TEST_SLURM_PARTITION", "debug"), "Runtime": 60}
+            ctx = job_context.context(record(run_id), backend.parse_config({"Resources": resources}))
             t = time.perf_counter()
-            rec.run_dir = await backend.prepare(rec, sn, {})  # the upload
-            await backend.submit(rec, spec)  # the run directory (a copy of the code) and sbatch
+            prepared = await backend.prepare(ctx, sn, {})  # the upload
+            await backend.submit(prepared)  # the run directory (a copy of the code) and sbatch
             return time.perf_counter() - t, backend.last_upload, conn.stats.command_bytes - before
 
         t_full, up_full, cb_full = await prepare(f"big{salt}a")

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jupyterlab_hpcml.backends.base import JobRef, JobSpec
+from jupyterlab_hpcml.backends.base import JobRef, PreparedJob
 from jupyterlab_hpcml.backends.firecrest import FirecrestBackend, ls_name
 from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.core.snapshots import Snapshot
 from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine import job_context
 from jupyterlab_hpcml.engine.models import RunRecord
 from jupyterlab_hpcml.engine.service import Engine
 
@@ -54,8 +55,15 @@ def record(run_id: str, **fields) -> RunRecord:
 
 async def prepared(backend: FirecrestBackend, run_id: str, tmp_path: Path) -> RunRecord:
     empty = Snapshot(id="empty", files=[], object_dir=tmp_path)
-    run_dir = await backend.prepare(record(run_id), empty)
-    return record(run_id, run_dir=run_dir)
+    prep = await backend.prepare(job_context.context(record(run_id), backend.config), empty)
+    return record(run_id, run_dir=prep.run_dir)
+
+
+def job(backend: FirecrestBackend, run: RunRecord, command: str = "true",
+        env: dict[str, str] | None = None) -> PreparedJob:
+    """What submit takes for a prepared run: its context with ``command`` and ``env``."""
+    run = run.model_copy(update={"command": command})
+    return PreparedJob(job_context.context(run, backend.config, env=env), run.run_dir or "")
 
 
 async def until_ended(backend: FirecrestBackend, run: RunRecord, job_id: str, timeout: float = 60):
@@ -140,7 +148,7 @@ async def test_a_script_sbatch_refuses_is_reported_not_retried(backend, firecres
     # Our renderer never writes such a script: one in its place.
     monkeypatch.setattr(batchscript, "render_batch_script", lambda *a, **k: "echo no shebang\n")
     with pytest.raises(SubmitRejected, match="does not look like a batch script"):
-        await backend.submit(run, JobSpec(run_id=run.id, command="true"))
+        await backend.submit(job(backend, run))
     assert firecrest.state.requests[SUBMIT] == 1
 
 
@@ -169,7 +177,7 @@ async def test_cancelling_a_job_that_ended_by_itself_keeps_its_own_end(hpcml_dat
 async def test_cancel_of_a_job_slurm_never_had_is_not_an_error(backend, firecrest, tmp_path):
     run = await prepared(backend, "ghost1", tmp_path)
     run = run.model_copy(update={"backend_job_id": "424242"})
-    status = await backend.cancel(run)  # HTTP 500 "Invalid job id specified"
+    status = await backend.cancel(run.job_ref())  # HTTP 500 "Invalid job id specified"
     assert status is not None and status.state == RunState.FAILED
     assert "no longer known" in (status.message or "")
 
@@ -211,7 +219,7 @@ async def test_listing_decodes_names_and_survives_unreadable_subdirectories(back
     (root / "locked" / "hidden.txt").write_text("secret")
     (root / "locked").chmod(0)
     try:
-        files = {f.path for f in await backend.list_files(run)}
+        files = {f.path for f in await backend.list_files(run.job_ref())}
     finally:
         (root / "locked").chmod(0o755)
     assert {"über", "über/ça va.txt", "it's.txt", "locked"} <= files
@@ -228,8 +236,8 @@ async def test_a_quote_in_a_path_is_a_clear_error_not_unavailable(backend, firec
         await backend.client().stat("cluster", f"{run.run_dir}/it's.txt")
     answer = raw.value.responses[-1]
     assert answer.status_code == 500 and "Unterminated quoted string" in answer.json()["message"]
-    for call in (backend.read(run, "it's.txt", 0, 100),
-                 backend.fetch(run, "it's.txt", tmp_path / "x")):
+    for call in (backend.read(run.job_ref(), "it's.txt", 0, 100),
+                 backend.fetch(run.job_ref(), "it's.txt", tmp_path / "x")):
         with pytest.raises(UserInputError, match="single quotes"):
             await call
     cfg = config(firecrest)
@@ -257,11 +265,11 @@ async def test_following_a_log_with_multibyte_characters_is_exact(backend, firec
             f.flush()
             written += chunk
             if i % 37 == 0:
-                c = await backend.read(run, "log.txt", offset, 1000)
+                c = await backend.read(run.job_ref(), "log.txt", offset, 1000)
                 got += c.data
                 offset = c.next_offset
     while offset < len(written):
-        c = await backend.read(run, "log.txt", offset, 777)
+        c = await backend.read(run.job_ref(), "log.txt", offset, 777)
         assert c.data, (offset, len(written))
         got += c.data
         offset = c.next_offset
@@ -277,7 +285,7 @@ async def test_large_files_are_read_in_pieces_exactly(backend, firecrest, tmp_pa
     offset = 0
     reads = 0
     while offset < len(text):  # the engine may ask for more than the server's 5 MiB limit
-        c = await backend.read(run, "big.txt", offset, 8 << 20)
+        c = await backend.read(run.job_ref(), "big.txt", offset, 8 << 20)
         assert c.data and c.size == len(text)
         got += c.data
         offset = c.next_offset
@@ -285,7 +293,7 @@ async def test_large_files_are_read_in_pieces_exactly(backend, firecrest, tmp_pa
     assert got == text and reads < 40
     mib = 1 << 20
     for start in (1, 2, mib, mib + 1, len(text) - 5_000_001, len(text) - 3):  # mid-character too
-        c = await backend.read(run, "big.txt", start, 100_000)
+        c = await backend.read(run.job_ref(), "big.txt", start, 100_000)
         assert c.data == text[start: start + len(c.data)]
         assert len(c.data) >= min(1000, len(text) - start - 3)
 
@@ -304,7 +312,7 @@ async def test_invalid_utf8_keeps_offsets_moving(backend, firecrest, tmp_path):
                               ("cut.bin", cut, None)):
         got, offset, reads = b"", 0, 0
         while offset < len(data):
-            c = await backend.read(run, name, offset, 300_000)
+            c = await backend.read(run.job_ref(), name, offset, 300_000)
             assert c.data and c.next_offset == offset + len(c.data)
             got += c.data
             offset = c.next_offset
@@ -327,8 +335,7 @@ async def test_job_environment_with_nasty_values_and_a_secret(backend, firecrest
     names = sorted(env)
     dump = ("import json, os; "
             f"json.dump({{k: os.environ.get(k) for k in {names!r}}}, open('env.json', 'w'))")
-    job = JobSpec(run_id=run.id, command=f"python -c \"{dump}\"", env=env)
-    job_id, _ = await backend.submit(run, job)
+    job_id, _ = await backend.submit(job(backend, run, f"python -c \"{dump}\"", env))
 
     secrets = firecrest.state.scratch / USER / "hpcml" / ".secrets"
     secret_file = secrets / f"{run.id}.env"
@@ -379,7 +386,7 @@ async def test_jobs_that_left_the_job_list_are_looked_up_not_failed(backend, fir
     runs = []
     for name, command in (("old-ok", "true"), ("old-bad", "exit 4")):
         run = await prepared(backend, name, tmp_path)
-        job_id, _ = await backend.submit(run, JobSpec(run_id=run.id, command=command))
+        job_id, _ = await backend.submit(job(backend, run, command))
         await until_ended(backend, run, job_id)
         runs.append((run, job_id))
     backend._submitted_at.clear()  # a server restarted since: no memory of the submissions
@@ -406,7 +413,7 @@ async def test_a_runs_offline_store_is_listed_with_one_request(backend, firecres
             (d / "loss").write_text("1 0.5 0\n")
     (Path(runs[0].run_dir) / base / "metrics" / "nested").mkdir()
     (Path(runs[0].run_dir) / base / "metrics" / "nested" / "acc").write_text("x")
-    items = [(r, f"{base}/{d}") for r in runs for d in ("params", "tags", "metrics")]
+    items = [(r.job_ref(), f"{base}/{d}") for r in runs for d in ("params", "tags", "metrics")]
     firecrest.state.reset_counts()
     found = await backend.list_files_many(items)
     assert firecrest.state.requests["GET /filesystem/{system}/ops/ls"] == 3  # one per run, not 9

@@ -107,7 +107,8 @@ def violations(root: Path, package: str) -> list[str]:
         for imp in imports_of(path, root, package):
             why = problem(imp, package)
             if why:
-                out.append(f"{path.relative_to(root.parent)}:{imp.line}: imports {imp.target}: {why}")
+                where = f"{path.relative_to(root.parent)}:{imp.line}"
+                out.append(f"{where}: imports {imp.target}: {why}")
     return out
 
 
@@ -145,7 +146,8 @@ def test_the_check_finds_each_kind_of_violation(tmp_path: Path) -> None:
         "backends/f.py": "from IPython import get_ipython\n",
         "engine/g.py": "from ..widget import show\n",
         "engine/models.py": "from ..backends.base import Backend\nfrom ..core import states\n",
-        "backends/ok.py": "from ..core.job import JobRef\nfrom .. import settings\nimport asyncssh\n",
+        "backends/ok.py": ("from ..core.job import JobRef\nfrom .. import settings\n"
+                           "import asyncssh\n"),
         "backends/attr.py": "from .. import __version__\n",  # the package's __init__ is a face
         "handlers/runs.py": "from ..engine import models\n",
         "widget.py": "from .engine import models\n",

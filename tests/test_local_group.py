@@ -67,9 +67,9 @@ async def test_cancel_of_a_program_whose_runner_was_killed(env: Env) -> None:
     program = int((run_dir / "pid").read_text())
     kill_runner(ref.job_id)
     env.backend._reap()
-    await env.backend.cancel(run)
+    await env.backend.cancel(ref)
     deadline = json.loads((run_dir / CANCEL_FILE).read_text())["kill_at"]
-    await env.backend.cancel(run)  # a repeated cancel keeps the first deadline
+    await env.backend.cancel(ref)  # a repeated cancel keeps the first deadline
     assert json.loads((run_dir / CANCEL_FILE).read_text())["kill_at"] == deadline
     await env.backend.close()
 
@@ -88,7 +88,7 @@ async def test_runner_escalates_a_cancel_on_its_own(env: Env) -> None:
     run_dir = Path(ref.run_dir)
     await wait_for_file(run_dir / "pid")
     program = int((run_dir / "pid").read_text())
-    await env.backend.cancel(run)
+    await env.backend.cancel(ref)
     await env.backend.close()  # no poll, no timer from here on
     await wait_for_file(run_dir / ".hpcml" / "exit_code", timeout=10)
     done = json.loads((run_dir / ".hpcml" / "exit_code").read_text())
@@ -117,9 +117,9 @@ async def test_job_is_found_when_its_submitter_died_before_recording_the_pid(env
     job_file.write_text(json.dumps({**json.loads(job_file.read_text()), "pid": None,
                                     "start_time": None}))
     restarted = LocalBackend({}, env.data_dir)
-    assert await restarted.find_submitted(run) == ref.job_id  # the runner recorded itself
+    assert await restarted.find_submitted(run.ctx) == ref.job_id  # the runner recorded itself
     (run_dir / ".hpcml" / "runner.json").unlink()  # ... or had not done so yet
-    assert await restarted.find_submitted(run) == ref.job_id
+    assert await restarted.find_submitted(run.ctx) == ref.job_id
     (run_dir / "go").touch()
     status = await wait_end(restarted, ref)
     assert (status.state, status.exit_code) == (RunState.FINISHED, 0)

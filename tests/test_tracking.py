@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from jupyterlab_hpcml.backends.base import Backend, Features, JobRef, JobSpec
+from jupyterlab_hpcml.backends.base import Backend, Features
 from jupyterlab_hpcml.core.files import OFFLINE_MLRUNS, Chunk, FileInfo
+from jupyterlab_hpcml.core.job import JobContext, JobRef, PreparedJob, Submission
 from jupyterlab_hpcml.core.snapshots import Snapshot
 from jupyterlab_hpcml.core.states import JobStatus, RunState
 from jupyterlab_hpcml.engine.downsample import downsample
@@ -47,11 +48,11 @@ class LocalDirBackend(Backend):
         super().__init__({}, Path("."))
         self.reads: list[tuple[str, int]] = []
 
-    def _path(self, run: RunRecord, relpath: str) -> Path:
+    def _path(self, run: JobRef, relpath: str) -> Path:
         assert run.run_dir
         return Path(run.run_dir) / relpath
 
-    async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
+    async def read(self, run: JobRef, relpath: str, offset: int, max_bytes: int) -> Chunk:
         self.reads.append((relpath, offset))
         path = self._path(run, relpath)
         if not path.is_file():
@@ -61,7 +62,7 @@ class LocalDirBackend(Backend):
             data = fh.read(max_bytes)
         return Chunk(data, offset, offset + len(data), path.stat().st_size)
 
-    async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
+    async def list_files(self, run: JobRef, relpath: str = "") -> list[FileInfo]:
         root = self._path(run, relpath)
         if not root.is_dir():
             return []
@@ -73,27 +74,27 @@ class LocalDirBackend(Backend):
             )
         return out
 
-    async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
+    async def fetch(self, run: JobRef, relpath: str, dest: Path) -> None:
         shutil.copyfile(self._path(run, relpath), dest)
 
     def supported_features(self) -> Features:
         return Features()
 
     async def prepare(
-        self, run: RunRecord, snapshot: Snapshot, extra_files: Any = None, progress: Any = None
-    ) -> str:
+        self, ctx: JobContext, snapshot: Snapshot, extra_files: Any = None, progress: Any = None
+    ) -> PreparedJob:
         raise NotImplementedError
 
-    async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
+    async def submit(self, prepared: PreparedJob) -> Submission:
         raise NotImplementedError
 
-    async def find_submitted(self, run: RunRecord) -> str | None:
+    async def find_submitted(self, ctx: JobContext) -> str | None:
         raise NotImplementedError
 
     async def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
         raise NotImplementedError
 
-    async def cancel(self, run: RunRecord) -> None:
+    async def cancel(self, run: JobRef) -> None:
         raise NotImplementedError
 
 

@@ -142,6 +142,15 @@ class Features(BaseModel):
     tunnel: bool = False  # open_tunnel() reaches a service job from the lab
     data_staging: bool = False  # ctx.data placed in the run directory by prepare()
 
+    def check(self, ctx: JobContext[Any]) -> None:
+        """Raise Unsupported when ``ctx`` asks for something that is off here. For the
+        engine to call before it creates anything, once it produces such contexts."""
+        asked = {"requeue": ctx.requeue is not None, "services": ctx.service is not None,
+                 "data_staging": bool(ctx.data)}
+        off = [name for name, wanted in asked.items() if wanted and not getattr(self, name)]
+        if off:
+            raise Unsupported(f"this backend does not support: {', '.join(off)}")
+
 
 @dataclass
 class JobSpec:
@@ -251,7 +260,7 @@ class Backend(abc.ABC, Generic[C]):
         snapshot: Snapshot,
         extra_files: Mapping[str, bytes] | None = None,
         progress: ProgressCallback | None = None,
-    ) -> PreparedJob:
+    ) -> PreparedJob[C]:
         """Get the snapshot and ``extra_files`` (relative path → content; a key ending in
         "/" is an empty directory, e.g. for the offline MLflow store) ready to become the
         run's working directory, at ``ctx.run_dir`` when that is set.
@@ -262,13 +271,13 @@ class Backend(abc.ABC, Generic[C]):
         needs goes into the returned ``PreparedJob`` (subclass it), not onto ``self``."""
 
     @abc.abstractmethod
-    async def submit(self, prepared: PreparedJob) -> Submission:
+    async def submit(self, prepared: PreparedJob[C]) -> Submission:
         """Start the job in ``prepared.run_dir``; return (job id, initial status).
 
         If the outcome is unknown (the connection dropped after the request went out),
         raise BackendUnavailable: the run becomes UNKNOWN and ``find_submitted`` decides."""
 
-    async def submit_array(self, prepared: Sequence[PreparedJob]) -> list[Submission]:
+    async def submit_array(self, prepared: Sequence[PreparedJob[C]]) -> list[Submission]:
         """Start many prepared runs (an array's tasks, in index order) as ONE job; one
         ``Submission`` per task, its job id "<array id>_<index>" (``Features.job_arrays``)."""
         raise Unsupported(f"the {self.kind} backend cannot submit array jobs")

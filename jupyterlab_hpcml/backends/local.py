@@ -137,9 +137,10 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError:
         return None
+    return data
 
 
 class LocalBackend(Backend[LocalConfig]):
@@ -223,7 +224,7 @@ class LocalBackend(Backend[LocalConfig]):
         snapshot: Snapshot,
         extra_files: Mapping[str, bytes] | None = None,
         progress: ProgressCallback | None = None,
-    ) -> PreparedJob:
+    ) -> PreparedJob[LocalConfig]:
         run_dir = self._ctx_dir(ctx)
         # A key ending in "/" is an empty directory (the offline MLflow store needs some).
         extras = {
@@ -305,7 +306,7 @@ class LocalBackend(Backend[LocalConfig]):
             "submitted_at": time.time(),
         }
 
-    async def submit(self, prepared: PreparedJob) -> Submission:
+    async def submit(self, prepared: PreparedJob[LocalConfig]) -> Submission:
         run_dir = Path(prepared.run_dir)
         proc = await asyncio.to_thread(self._spawn, run_dir, prepared.ctx)
         job_id = str(proc.pid)

@@ -117,7 +117,7 @@ class JobContext(Generic[ConfigT]):
     # context is rebuilt from a record (``find_submitted``): secrets are not stored.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     # What comes next: declared in ``Features`` by the backends that can; the engine
-    # refuses a context asking for one where the feature is off.
+    # refuses a context asking for one where the feature is off (``Features.check``).
     requeue: RequeuePolicy | None = None
     service: ServiceSpec | None = None
     data: tuple[DataStage, ...] = ()
@@ -135,12 +135,12 @@ class JobContext(Generic[ConfigT]):
 
 
 @dataclass(frozen=True)
-class PreparedJob:
+class PreparedJob(Generic[ConfigT]):
     """What ``prepare`` hands to ``submit``. A backend that needs more (e.g. where the
     code waits in a cache) subclasses it; the engine only reads ``run_dir`` and passes
     the object on unchanged."""
 
-    ctx: JobContext[BackendConfigModel]
+    ctx: JobContext[ConfigT]
     run_dir: str  # the run directory as the job will see it (recorded before submit)
 
 

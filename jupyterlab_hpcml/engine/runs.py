@@ -22,12 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..backends.base import Backend, JobRef, JobSpec
+from ..backends.base import Backend, JobRef
 from ..backends.registry import BackendRegistry
+from ..core.config_models import BackendConfigModel
 from ..core.errors import BackendUnavailable, Conflict, HpcmlError
 from ..core.snapshots import Snapshot
 from ..core.states import TERMINAL_STATES, JobStatus, RunState
-from . import cells, cleanup, logs, paths
+from . import cells, cleanup, job_context, logs, paths
 from . import config as config_mod
 from . import project as project_mod
 from . import snapshot as snapshot_mod
@@ -154,6 +155,7 @@ class RunService:
         )
         backend = self.registry.get(cfg.kind, cfg.data)
         backend.check_ready()  # e.g. credentials: refused before anything is created
+        config = job_context.job_config(backend, cfg)  # typed, once: for notes and the job
 
         if snapshot is None:
             snapshot = await asyncio.to_thread(
@@ -164,7 +166,7 @@ class RunService:
             code = await asyncio.to_thread(snapshot_mod.code_identity, project_dir, snapshot)
         else:
             code = rerun_of.code if rerun_of and rerun_of.code else None
-        notes = self._notes(project, cfg, backend, snapshot)
+        notes = self._notes(project, config, backend, snapshot)
         run_name = req.run_name or _default_run_name(req.entry_point)
         experiment_name = req.experiment_name or project.name
         # An offline job logs into its own store, so it needs only the run's id: the params
@@ -232,22 +234,26 @@ class RunService:
             if offline:
                 scheduling = asyncio.ensure_future(
                     asyncio.to_thread(self.tracker.schedule_run, mlflow_run_id, params))
-            return await self._launch(record, backend, snapshot, cfg, scheduling)
+            return await self._launch(record, backend, snapshot, cfg, config, scheduling)
         finally:
             IN_FLIGHT.discard(record.id)
 
-    async def _launch(self, record: RunRecord, backend: Backend, snapshot: Snapshot,
-                      cfg: config_mod.BackendConfig,
+    async def _launch(self, record: RunRecord, backend: Backend[Any], snapshot: Snapshot,
+                      cfg: config_mod.BackendConfig, config: BackendConfigModel,
                       scheduling: asyncio.Future[None] | None = None) -> RunRecord:
         """Upload and submit; any fault leaves the record in a definite state."""
         job_id: str | None = None
         try:
-            extra = self._offline_files(record, backend) if record.tracking_mode == "offline" else {}
-            run_dir = await backend.prepare(
-                record, snapshot, extra, progress=lambda s, t: self._progress(record.id, s, t)
+            ctx = job_context.context(record, config)
+            run_dir = await backend.run_dir_for(ctx)
+            ctx = ctx.replace(run_dir=run_dir, env=self._job_env(record, cfg, run_dir))
+            offline = record.tracking_mode == "offline"
+            extra = self._offline_files(record, run_dir) if offline else {}
+            prepared = await backend.prepare(
+                ctx, snapshot, extra, progress=lambda s, t: self._progress(record.id, s, t)
             )
-            record = await asyncio.to_thread(self.store.update, record.id, run_dir=run_dir)
-            job_id, status = await backend.submit(record, self._job_spec(record, cfg))
+            record = await asyncio.to_thread(self.store.update, record.id, run_dir=prepared.run_dir)
+            job_id, status = await backend.submit(prepared)
         except BackendUnavailable as exc:
             # We cannot know whether the job reached the backend: UNKNOWN, resolved later.
             status = JobStatus(RunState.UNKNOWN, message=str(exc))
@@ -305,19 +311,19 @@ class RunService:
             cfg = config_mod.default_local_config()
         return config_mod.apply_overrides(cfg, overrides) if overrides else cfg
 
-    def _notes(self, project: project_mod.ProjectSpec, cfg: config_mod.BackendConfig,
-               backend: Backend, snapshot: Snapshot) -> list[str]:
+    def _notes(self, project: project_mod.ProjectSpec, config: BackendConfigModel,
+               backend: Backend[Any], snapshot: Snapshot) -> list[str]:
         notes: list[str] = []
         if project.env_note:
             notes.append(project.env_note)
-        notes.extend(getattr(backend, "notes_for", lambda c: [])(cfg.data))
+        notes.extend(backend.config_notes(config))
         notes.extend(snapshot.notes)
         return notes
 
-    def _offline_files(self, record: RunRecord, backend: Backend) -> dict[str, bytes]:
+    def _offline_files(self, record: RunRecord, run_dir: str | None) -> dict[str, bytes]:
         assert record.mlflow_experiment_id and record.mlflow_run_id
         artifact_uri = offline_artifact_uri(
-            backend.run_dir_for(record), record.mlflow_experiment_id, record.mlflow_run_id
+            run_dir, record.mlflow_experiment_id, record.mlflow_run_id
         )
         return offline_store_files(
             record.mlflow_experiment_id,
@@ -328,26 +334,20 @@ class RunService:
             params=record.parameters,
         )
 
-    def _job_spec(self, record: RunRecord, cfg: config_mod.BackendConfig) -> JobSpec:
+    def _job_env(self, record: RunRecord, cfg: config_mod.BackendConfig,
+                 run_dir: str | None) -> dict[str, str]:
+        """The job's environment (tracking credentials in direct mode: never stored)."""
         assert record.mlflow_experiment_id and record.mlflow_run_id
         offline_uri = None
         if record.tracking_mode == "offline":
-            offline_uri = offline_tracking_uri(record.run_dir or ".")
+            offline_uri = offline_tracking_uri(run_dir or ".")
         tracking_uri = cfg.tracking_uri or self.tracking_uri
         env = job_tracking_env(
             record.tracking_mode, tracking_uri, record.mlflow_experiment_id,
             record.mlflow_run_id, offline_uri,
         )
         env["HPCML_RUN_ID"] = record.id
-        return JobSpec(
-            run_id=record.id,
-            command=record.command,
-            env=env,
-            resources=cfg.resources,
-            environment=cfg.environment,
-            backend_config=cfg.data,
-            job_name=f"hpcml-{record.project_name}-{record.entry_point}",
-        )
+        return env
 
     # ------------------------------------------------------------------ state
 
@@ -565,7 +565,8 @@ class RunService:
                 run = updated
         try:
             backend = self.registry.for_run(run)
-            job_id = await backend.find_submitted(run) if run.run_dir else None
+            job_id = (await backend.find_submitted(job_context.recorded_context(run, backend))
+                      if run.run_dir else None)
         except BackendUnavailable:
             return
         if job_id:
@@ -618,7 +619,9 @@ class RunService:
             if run.state == RunState.SUBMITTING and self._being_submitted(run):
                 return run  # its submitter cancels the job once it has an id (see _launch)
             # Its submission was interrupted: the job may exist all the same.
-            job_id = await self.registry.for_run(run).find_submitted(run) if run.run_dir else None
+            backend = self.registry.for_run(run)
+            job_id = (await backend.find_submitted(job_context.recorded_context(run, backend))
+                      if run.run_dir else None)
             if not job_id:
                 return await self._apply(run, JobStatus(
                     RunState.CANCELLED, message="cancelled before the job started"))
@@ -680,7 +683,7 @@ class RunService:
         if not run.run_dir:
             return logs.to_chunk(run, stream, b"", offset, None)  # type: ignore[arg-type]
         backend = self.registry.for_run(run)
-        chunk = await backend.read(run, backend.log_path(stream), offset, max_bytes)
+        chunk = await backend.read(run.job_ref(), backend.log_path(stream), offset, max_bytes)
         # The answer's text is cut to max_bytes of JSON too (binary output grows up to 12x
         # in JSON); a large chunk is measured off the event loop.
         args = (run, stream, chunk.data, chunk.offset, chunk.size, max_bytes)

@@ -25,8 +25,10 @@ import pathspec
 
 from ..core.errors import Problem, UserInputError
 from ..core.snapshots import Snapshot, SnapshotFile
+
 # Backends lay snapshots out too, so these two live in core/ (imported from here as before).
-from ..core.snapshots import load_snapshot, materialize  # noqa: F401
+from ..core.snapshots import load_snapshot as load_snapshot
+from ..core.snapshots import materialize as materialize
 from .models import CodeIdentity
 
 _CHUNK = 1 << 20
