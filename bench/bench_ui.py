@@ -92,8 +92,9 @@ def main() -> None:
     env = {**os.environ, "HPCML_DATA_DIR": str(data), "MLFLOW_TRACKING_URI": tracking,
            "JUPYTER_CONFIG_DIR": str(tmp / "jcfg"), "JUPYTER_RUNTIME_DIR": str(tmp / "jrt")}
     lab = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--ServerApp.port={port}",
-         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+         f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
+         f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={tmp}", "--ServerApp.jpserver_extensions=jupyterlab_hpcml=True",
          "--LabApp.expose_app_in_browser=True"],  # window.jupyterapp, as Galata uses it
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -101,7 +102,8 @@ def main() -> None:
     try:
         for _ in range(600):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+                urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
                 break
             except OSError:
                 time.sleep(0.2)

@@ -24,7 +24,8 @@ _TOP_KEY_RE = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:")
 
 
 def _block_spans(lines: list[str]) -> dict[str, tuple[int, int]]:
-    """Top-level key → (first line, end line) of its block, comments before the next key excluded."""
+    """Top-level key → (first line, end line) of its block, comments before the next key
+    excluded."""
     starts: list[tuple[str, int]] = []
     for i, line in enumerate(lines):
         match = _TOP_KEY_RE.match(line)
@@ -41,7 +42,8 @@ def _block_spans(lines: list[str]) -> dict[str, tuple[int, int]]:
 
 
 def _dump_section(key: str, value: dict[str, Any]) -> list[str]:
-    text = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    text = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False,
+                          allow_unicode=True)
     return text.splitlines(keepends=True)
 
 
@@ -96,7 +98,8 @@ def save_sections(project_dir: Path, relpath: str,
     unknown = [k for k in sections if k not in EDITABLE_SECTIONS]
     if unknown:
         raise UserInputError([
-            Problem(f"section {k!r} cannot be edited here; only {', '.join(EDITABLE_SECTIONS)}", key=k)
+            Problem(f"section {k!r} cannot be edited here; "
+                    f"only {', '.join(EDITABLE_SECTIONS)}", key=k)
             for k in unknown
         ])
     rel = _find_config(project_dir, relpath)

@@ -26,7 +26,7 @@ def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int) -> lis
         raise ValueError("max_points must be at least 1")
     if n <= max_points:
         out = []
-        for x, y in zip(xs, ys):
+        for x, y in zip(xs, ys, strict=True):
             v = _finite(float(y))
             out.append({"x": x, "value": v, "min": v, "max": v})
         return out

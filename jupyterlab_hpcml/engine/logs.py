@@ -4,7 +4,7 @@ one implementation every face uses)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from typing import Literal
 
 from pydantic import BaseModel
@@ -31,7 +31,8 @@ def complete_utf8_prefix(data: bytes) -> int:
     for back in range(1, min(4, len(data)) + 1):
         byte = data[-back]
         if byte & 0xC0 != 0x80:  # a lead byte or ASCII
-            need = 1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            need = (1 if byte < 0x80 else 2 if byte >> 5 == 0b110
+                    else 3 if byte >> 4 == 0b1110 else 4)
             return len(data) if need <= back else len(data) - back
     return len(data)
 

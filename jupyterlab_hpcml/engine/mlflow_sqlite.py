@@ -17,9 +17,9 @@ import logging
 import math
 import sqlite3
 import threading
-from pathlib import Path
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
@@ -65,14 +65,15 @@ class MetricsReader:
                 return None
         return conn
 
-    def _query(self, sql: str, args: tuple[str, ...]) -> list[tuple] | None:
+    def _query(self, sql: str, args: tuple[str, ...]) -> list[tuple[Any, ...]] | None:
         """Rows of ``sql`` when the run exists; None when this reader cannot answer."""
         try:
             conn = self._connect()
             if conn is None:
                 return None
             try:
-                if conn.execute("SELECT 1 FROM runs WHERE run_uuid = ?", args[:1]).fetchone() is None:
+                known = conn.execute("SELECT 1 FROM runs WHERE run_uuid = ?", args[:1]).fetchone()
+                if known is None:
                     return None  # no such run: MLflow's API raises its own error
                 return conn.execute(sql, args).fetchall()
             finally:
@@ -94,10 +95,11 @@ class MetricsReader:
             return None
         if not rows:
             return [], [], []
-        a, b, values, nans = zip(*rows)
+        a, b, values, nans = zip(*rows, strict=True)
         steps, times = (a, b) if x == "step" else (b, a)
         if any(nans):
-            return steps, times, [math.nan if nan else v for v, nan in zip(values, nans)]
+            return steps, times, [math.nan if nan else v
+                                  for v, nan in zip(values, nans, strict=True)]
         return steps, times, list(values)
 
     def latest_metrics(self, run_id: str) -> list[tuple[str, float, int, int]] | None:

@@ -326,9 +326,11 @@ class Engine:
         return await asyncio.to_thread(config_edit.save_sections, project_dir, relpath, sections)
 
     async def backend_config(self, project: Path, config: str | None,
-                             overrides: Overrides = (), root: Path | None = None) -> Any:
+                             overrides: Overrides | None = None,
+                             root: Path | None = None) -> Any:
         """The backend config a submission with these arguments would use (validated)."""
-        return await asyncio.to_thread(self.runs.backend_config, project, config, overrides, root)
+        return await asyncio.to_thread(
+            self.runs.backend_config, project, config, overrides or [], root)
 
     # ------------------------------------------------------------------ credentials
 
@@ -346,7 +348,7 @@ class Engine:
         """Remember credentials (memory only) for the connection of a project's config."""
         from ..backends.credentials import MEMORY, checked_values, describe
 
-        cfg = await self.backend_config(project, config, (), root)
+        cfg = await self.backend_config(project, config, None, root)
         checked = checked_values(cfg.kind, dict(values))
         MEMORY.set(cfg.identity, checked)
         return describe(cfg.identity, list(checked))

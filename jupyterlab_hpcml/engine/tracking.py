@@ -72,7 +72,8 @@ def default_tracking_uri(data_dir: Path) -> str:
 
 
 def _is_file_store(uri: str) -> bool:
-    return uri.startswith("file:") or "://" not in uri and not uri.startswith(("sqlite:", "databricks"))
+    return uri.startswith("file:") or (
+        "://" not in uri and not uri.startswith(("sqlite:", "databricks")))
 
 
 def _default_artifact_root(tracking_uri: str) -> str | None:
@@ -183,7 +184,7 @@ class Tracker:
         if exp is None:
             location = f"{self.artifact_root}/{_slug(name)}" if self.artifact_root else None
             try:
-                return self.client.create_experiment(name, artifact_location=location)
+                return str(self.client.create_experiment(name, artifact_location=location))
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -195,7 +196,7 @@ class Tracker:
                 f"MLflow experiment {name!r} is deleted: restore it in MLflow, "
                 "delete it permanently, or choose another experiment name"
             )
-        return exp.experiment_id
+        return str(exp.experiment_id)
 
     def find_run(self, experiment_name: str, hpcml_run_id: str) -> tuple[str, str] | None:
         """(experiment id, MLflow run id) of the run created for hpcml run ``hpcml_run_id``
@@ -247,7 +248,8 @@ class Tracker:
         except MlflowException as exc:
             if not self._is_gone(run_id, exc):
                 raise
-            log.warning("MLflow run %s was deleted; its status stays as it is (%s)", run_id, exc.message)
+            log.warning("MLflow run %s was deleted; its status stays as it is (%s)",
+                        run_id, exc.message)
 
     def delete_run(self, run_id: str) -> None:
         """MLflow's own soft delete (lifecycle stage "deleted"; restorable in MLflow until its
@@ -269,7 +271,7 @@ class Tracker:
         if getattr(exc, "error_code", None) in _GONE_CODES:
             return True
         try:
-            return self.client.get_run(run_id).info.lifecycle_stage == "deleted"
+            return bool(self.client.get_run(run_id).info.lifecycle_stage == "deleted")
         except MlflowException as again:
             return again.error_code in _GONE_CODES
 
@@ -373,7 +375,7 @@ class Tracker:
         return [
             {"key": k, "step": step, "value": value, "timestamp": ts / 1000.0}
             for k in sorted(keys)
-            for step, ts, value in zip(*self.metric_series(run_id, k))
+            for step, ts, value in zip(*self.metric_series(run_id, k), strict=True)
         ]
 
     def list_experiments(self, limit: int = 1000) -> list[dict[str, Any]]:
@@ -621,7 +623,7 @@ def offline_store_files(
         "name": experiment_name,
     }
     # Keys as MLflow 2.x and 3.x write them (run_uuid for 2.x readers; 3.x ignores it).
-    run = {
+    run: dict[str, Any] = {
         "artifact_uri": artifact_uri,
         "end_time": None,
         "entry_point_name": "",

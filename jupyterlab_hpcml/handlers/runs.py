@@ -55,7 +55,8 @@ def parse_states(raw: list[str]) -> list[RunState] | None:
         return [RunState(n) for n in names] or None
     except ValueError:
         allowed = ", ".join(s.value for s in RunState)
-        raise UserInputError(Problem(f"unknown state in {names}; allowed: {allowed}", key="state")) from None
+        raise UserInputError(
+            Problem(f"unknown state in {names}; allowed: {allowed}", key="state")) from None
 
 
 # `archived` query values → the store's filter (False: hide archived, None: both, True: only).
@@ -96,7 +97,8 @@ class RunsHandler(HpcmlHandler):
                 if not math.isfinite(cursor):
                     raise ValueError(since)
             except ValueError:
-                raise UserInputError(Problem(f"must be a number, got {since!r}", key="since")) from None
+                raise UserInputError(
+                    Problem(f"must be a number, got {since!r}", key="since")) from None
             changed = await engine.changed_since_json(cursor)
             write_runs(self, changed, len(changed))
             return
