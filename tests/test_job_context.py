@@ -13,7 +13,14 @@ from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
 from jupyterlab_hpcml.backends.unicore import UnicoreBackend
 from jupyterlab_hpcml.core.config_models import Resources, SSHConfig
 from jupyterlab_hpcml.core.errors import Unsupported, UserInputError
-from jupyterlab_hpcml.core.job import DataStage, JobContext, RequeuePolicy, ServiceSpec
+from jupyterlab_hpcml.core.job import (
+    DataStage,
+    JobContext,
+    JobRef,
+    PreparedJob,
+    RequeuePolicy,
+    ServiceSpec,
+)
 from jupyterlab_hpcml.engine import job_context
 from jupyterlab_hpcml.engine.config import parse_backend_config
 from jupyterlab_hpcml.engine.models import RunRecord
@@ -110,10 +117,13 @@ def test_a_plugin_model_stricter_than_the_schema_is_a_user_error(tmp_path: Path)
         job_context.job_config(StrictBackend({}, tmp_path), cfg)
 
 
+def ctx_of(backend: LocalBackend) -> JobContext:
+    return JobContext(run_id="r", run_name="r", project_name="p", entry_point="main",
+                      job_name="j", command="true", config=backend.parse_config({}))
+
+
 def test_features_refuse_what_a_backend_cannot_do(tmp_path: Path) -> None:
-    ctx: JobContext = JobContext(run_id="r", run_name="r", project_name="p", entry_point="main",
-                                 job_name="j", command="true",
-                                 config=LocalBackend.parse_config({}))
+    ctx = ctx_of(LocalBackend({}, tmp_path))
     off = Features()
     off.check(ctx)  # asks for nothing: fine
     for extra in ({"requeue": RequeuePolicy()}, {"service": ServiceSpec(port=8080)},
@@ -132,6 +142,9 @@ async def test_next_capabilities_raise_unsupported_by_default(tmp_path: Path) ->
                 or features.data_staging)
     ref = run_record(run_dir=str(tmp_path)).job_ref()
     with pytest.raises(Unsupported):
-        await backend.submit_array([])
+        await backend.submit_array(PreparedJob(ctx_of(backend), str(tmp_path)), [])
     with pytest.raises(Unsupported):
         await backend.service_endpoint(ref)
+    # An array task's logs are its own.
+    assert backend.log_path("stdout", ref) == ".hpcml/stdout.log"
+    assert backend.log_path("stderr", JobRef("r", "123_4", "/d", task=4)) == ".hpcml/stderr.4.log"

@@ -34,8 +34,6 @@ What the engine guarantees
   target (files in the run directory, job names/comments), not in memory.
 * ``prepare`` and ``submit`` are called at most once per run, in that order, in one
   process; ``submit`` gets exactly the object ``prepare`` returned.
-* Paths a backend gets from the engine are checked with
-  :func:`~..core.files.run_relpath` again by the backend (they may come from a user).
 * ``poll`` gets only jobs that have a job id; an unknown job id in the answer is left out
   and the engine records UNKNOWN for it ("the backend no longer knows this job").
 * The run's context carries ``env`` only in ``run_dir_for``/``prepare``/``submit``; it
@@ -50,7 +48,8 @@ What a backend must do
   killed by signal n; TIMEOUT when a runtime limit ended it; FAILED with a message that
   says why. A system that cannot be reached raises
   :class:`~..core.errors.BackendUnavailable` (the engine shows UNKNOWN, never FAILED).
-* Keep every path inside the run directory (``run_relpath``; no symlink out).
+* Keep every path inside the run directory: check each relative path it is given with
+  :func:`~..core.files.run_relpath` (they may come from a user), follow no symlink out.
 * Write the job's stdout/stderr to :meth:`Backend.log_path` and, when the program ends,
   its exit code where a restarted engine finds it (``.hpcml/exit_code``).
 * Make ``find_submitted`` answer None only when sure the job was never started, and
@@ -70,8 +69,11 @@ What a backend must not do
 What comes next (the contract's place for each; not implemented yet)
 --------------------------------------------------------------------
 * **Array jobs (sweeps)** — ``Features.job_arrays``; :meth:`Backend.submit_array` takes
-  the prepared tasks (each a run of its own) and starts them as one job; each task's
-  ``JobRef.job_id`` is "<array id>_<index>" and ``poll`` reports tasks by those ids.
+  one prepared run directory (the code, laid out once) and the tasks
+  (:class:`~..core.job.ArrayTask`: each a run of its own with its command and env) and
+  starts them as ONE job. Each task's ``JobRef`` has job id "<array id>_<index>" and
+  ``task=index``; ``poll`` reports tasks by those ids, ``log_path(stream, ref)`` and the
+  exit-code file are per task.
 * **Requeue** — ``Features.requeue``; ``ctx.requeue`` (:class:`~..core.job.RequeuePolicy`)
   asks for it. A requeued job keeps its job id and run directory; ``poll`` reports it
   QUEUED/RUNNING again (never a terminal state in between), appending to the same logs.
@@ -99,6 +101,7 @@ from ..core.connections import ConnectionIdentity, connection_identity
 from ..core.errors import NotFound, Unsupported
 from ..core.files import META_DIR, Chunk, FileInfo
 from ..core.job import (
+    ArrayTask,
     JobContext,
     JobRef,
     PreparedJob,
@@ -277,9 +280,10 @@ class Backend(abc.ABC, Generic[C]):
         If the outcome is unknown (the connection dropped after the request went out),
         raise BackendUnavailable: the run becomes UNKNOWN and ``find_submitted`` decides."""
 
-    async def submit_array(self, prepared: Sequence[PreparedJob[C]]) -> list[Submission]:
-        """Start many prepared runs (an array's tasks, in index order) as ONE job; one
-        ``Submission`` per task, its job id "<array id>_<index>" (``Features.job_arrays``)."""
+    async def submit_array(self, prepared: PreparedJob[C],
+                           tasks: Sequence[ArrayTask]) -> list[Submission]:
+        """Start ``tasks`` as ONE job in the run directory ``prepared`` (``Features.job_arrays``):
+        one ``Submission`` per task, in order, its job id "<array id>_<index>"."""
         raise Unsupported(f"the {self.kind} backend cannot submit array jobs")
 
     @abc.abstractmethod
@@ -331,8 +335,10 @@ class Backend(abc.ABC, Generic[C]):
         finds the job had already ended by itself returns that (terminal) status instead,
         so the run keeps its own end rather than being recorded as cancelled."""
 
-    def log_path(self, stream: str) -> str:
-        """Path of stdout/stderr relative to the run directory."""
+    def log_path(self, stream: str, ref: JobRef | None = None) -> str:
+        """Path of stdout/stderr relative to the run directory (an array task's own)."""
+        if ref is not None and ref.task is not None:
+            return f"{META_DIR}/{stream}.{ref.task}.log"
         return f"{META_DIR}/{stream}.log"
 
     # ------------------------------------------------------------ service jobs

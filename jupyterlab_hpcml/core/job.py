@@ -82,9 +82,12 @@ class DataStage:
 
 @dataclass(frozen=True)
 class ArrayTask:
-    """One task of an array job (a sweep point): a run of its own, submitted with its
-    siblings as one job. Its ``JobRef.job_id`` is the array's id and the task index
-    joined as the scheduler writes it (Slurm: "123_4")."""
+    """One task of an array job (a sweep point): a run of its own (its own record, MLflow
+    run, command and env in ``context``) submitted with its siblings as ONE job, in the
+    array's shared run directory. Its logs and exit code are its own
+    (``.hpcml/stdout.<index>.log``, ``.hpcml/exit_code.<index>``); its ``JobRef`` has the
+    array's id and the index joined as the scheduler writes it (Slurm: "123_4") and
+    ``task=index``."""
 
     index: int
     context: JobContext[BackendConfigModel]
@@ -159,3 +162,4 @@ class JobRef:
     run_id: str
     job_id: str
     run_dir: str
+    task: int | None = None  # the index of an array task (see ArrayTask); None: a whole job

@@ -683,7 +683,8 @@ class RunService:
         if not run.run_dir:
             return logs.to_chunk(run, stream, b"", offset, None)  # type: ignore[arg-type]
         backend = self.registry.for_run(run)
-        chunk = await backend.read(run.job_ref(), backend.log_path(stream), offset, max_bytes)
+        ref = run.job_ref()
+        chunk = await backend.read(ref, backend.log_path(stream, ref), offset, max_bytes)
         # The answer's text is cut to max_bytes of JSON too (binary output grows up to 12x
         # in JSON); a large chunk is measured off the event loop.
         args = (run, stream, chunk.data, chunk.offset, chunk.size, max_bytes)
