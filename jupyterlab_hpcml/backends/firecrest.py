@@ -53,7 +53,7 @@ import posixpath
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -64,48 +64,53 @@ import httpx
 from ..core.config_models import FirecrestConfig
 from ..core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
+from ..core.job import JobContext, JobRef, PreparedJob, Submission
 from ..core.snapshots import ProgressCallback, Snapshot
 from ..core.states import JobStatus, RunState
-from ..engine.models import RunRecord
-from .base import Backend, Features, JobRef, JobSpec
+from .base import Backend, Features, JobSpec
+from .cas_upload import MANIFEST, UploadPlan, copy_from_store_command, manifest0, plan_upload
 from .credentials import (
     MEMORY,
     ApiKeyHeaderAuth,
     AsyncClientCredentialsAuth,
     AsyncTokenCommandAuth,
     AuthenticationError,
-    CredentialsMissing,
     TokenEndpointUnavailable,
     firecrest_credentials,
 )
-from .slurm_common import exit_code as slurm_exit_code
-from .slurm_common import exit_message, map_state, sbatch_message
+from .exitrecord import EXIT_FILE, parse_exit_record, signal_number
+from .remote_calls import (
+    Attempts,
+    RateGate,
+    RemoteError,
+    RetryPolicy,
+    Service,
+    Verdict,
+    call_async,
+    judge_status,
+    judge_transport,
+    retry_after,
+    submit_looked_up,
+)
+from .slurm_common import (
+    SlurmJob,
+    cancel_moot,
+    index_jobs,
+    job_status,
+    sbatch_message,
+    slurm_transient,
+)
 
 log = logging.getLogger(__name__)
 
 OBJECTS = ".objects"
-MANIFEST = f"{META_DIR}/manifest0"  # NUL-separated: sha256, octal mode, relpath (per file)
 VIEW_LIMIT = 5 * 1024 * 1024  # the API's ops size limit
-EXIT_FILE = f"{META_DIR}/exit_code"
 
 READ_LIMIT = 1 << 20  # per read(): tail output and view blocks stay well below VIEW_LIMIT
 TAIL_LIMIT = 1 << 20  # read with `tail -c +N` when at most this much is left to the end
 VIEW_BLOCK = 1 << 20  # `view` = dd of two blocks: 2 MiB, under the server's 5 MiB output limit
 DOWNLOAD_LIMIT = 3 << 20  # `ops/download` is base64 through the same 5 MiB limit
 SECRETS_DIR = ".secrets"  # in <base>, mode 0700: the jobs' secrets files (0600)
-# sbatch/scancel failures that say nothing about the request (slurmctld busy or away).
-_TRANSIENT = ("Socket timed out", "Unable to contact slurm controller",
-              "Zero Bytes were transmitted",
-              "temporarily unable", "Connection refused", "Resource temporarily unavailable",
-              "Error executing Slurm command")
-# scancel on a job that ended or that Slurm never had (HTTP 500, never 404).
-_GONE = ("already completing or completed", "Invalid job id specified")
-
-
-class RemoteError(HpcmlError):
-    """FirecREST refused a request for a reason retrying will not fix."""
-
-    status = 502
 
 
 class Forbidden(RemoteError):
@@ -132,38 +137,30 @@ class SubmitRejected(HpcmlError):
 
 
 def slurm_state(job: dict[str, Any]) -> JobStatus:
-    """A FirecREST job model (``status.state`` may be a string, "A,B" or a list) → JobStatus."""
+    """A FirecREST job model → JobStatus, by the rules of every Slurm backend
+    (:func:`.slurm_common.job_status`)."""
+    slurm = slurm_job(job)
+    if slurm is None:
+        return JobStatus(RunState.UNKNOWN, None, "FirecREST reported no job state")
+    return job_status(slurm)
+
+
+def slurm_job(job: dict[str, Any]) -> SlurmJob | None:
+    """What Slurm said, from a FirecREST job model: ``status.state`` (a string, "A,B" or a
+    list), ``stateReason``, ``exitCode`` and ``interruptSignal`` (sacct's "0:9" split in two;
+    an ``exitCode`` given as "0:9" or as slurmrestd's ``{"return_code": ...}`` is read too)."""
     status = job.get("status") or {}
     raw = status.get("state")
     parts = raw if isinstance(raw, list) else str(raw or "").split(",")
     states = [str(p).strip() for p in parts if p and str(p).strip()]
-    signal = status.get("interruptSignal")
-    code = slurm_exit_code(_exit_code(status.get("exitCode")), signal)
     if not states:
-        return JobStatus(RunState.UNKNOWN, None, "FirecREST reported no job state")
-    state, message = map_state(states[0], _reason(status.get("stateReason")))
-    if not state.terminal:
-        return JobStatus(state, None, message)
-    if state == RunState.FINISHED and code:
-        return JobStatus(RunState.FAILED, code, exit_message(code, signal))
-    if state == RunState.FAILED:
-        if code == 0 and not signal:
-            code = None  # e.g. NODE_FAIL "0:0": no exit code of the program
-        detail = exit_message(code, signal) if code is not None else None
-        return JobStatus(state, code, "; ".join(filter(None, [message, detail])) or "Slurm: FAILED")
-    return JobStatus(state, code, message)
-
-
-def _exit_code(value: Any) -> int | None:
-    if value is None or value == "":
         return None
+    value = status.get("exitCode")
     if isinstance(value, dict):  # slurmrestd: {"return_code": {"number": 1}, ...}
         value = (value.get("return_code") or {}).get("number", value.get("number"))
-    text = str(value)
-    try:
-        return int(text.split(":")[0])  # sacct "1:0"
-    except ValueError:
-        return None
+    code = SlurmJob.from_sacct(states[0], "" if value is None else str(value))
+    signal = signal_number(status.get("interruptSignal")) or code.signal
+    return SlurmJob(states[0], _reason(status.get("stateReason")), code.code, signal)
 
 
 def _reason(reason: Any) -> str | None:
@@ -195,13 +192,13 @@ class FirecrestBackend(Backend[FirecrestConfig]):
     max_walk_entries = 100_000  # listing directory by directory stops here
     list_parallel = 8  # list_files_many: listings in flight at once
 
-    def __init__(self, config: dict[str, Any], data_dir: Path):
+    def __init__(self, config: FirecrestConfig | Mapping[str, Any] | None, data_dir: Path):
         super().__init__(config, data_dir)
-        fc = config.get("Firecrest") or {}
-        self.api_url = str(fc.get("ApiUrl") or "").rstrip("/")
-        self.token_url = str(fc.get("TokenUrl") or "")
-        self.machine = str(fc.get("Machine") or "")
-        self.work_dir = fc.get("WorkDir")
+        fc = self.config.firecrest
+        self.api_url = fc.api_url.strip().rstrip("/")
+        self.token_url = fc.token_url.strip()
+        self.machine = fc.machine
+        self.work_dir = fc.work_dir
         self._client: Any = None
         self._creds_version = 0  # MEMORY.version of the credentials the client was made with
         self._retired: list[Any] = []  # clients replaced after new credentials
@@ -210,7 +207,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         self._api_version: str | None = None
         self._submitted_at: dict[str, float] = {}
         self._ambiguous: dict[str, float] = {}  # run id → when a submission's answer was lost
-        self._paused_until = 0.0  # monotonic time a 429's Retry-After asked us to wait for
+        self._gate = RateGate()  # closed while a 429's long Retry-After lasts
         self._secrets_ready = False  # <base>/.secrets exists with mode 0700
         self._lock: asyncio.Lock | None = None
         if isinstance(self.work_dir, str) and self.work_dir.startswith("/"):
@@ -220,13 +217,14 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         from .batchscript import HONOURED_RESOURCES
 
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
-                        upload_progress=True, resources=list(HONOURED_RESOURCES))
+                        upload_progress=True, resources=list(HONOURED_RESOURCES),
+                        unsupported_name_chars="'")  # see _shell_safe
 
-    def notes_for(self, config: dict[str, Any]) -> list[str]:
-        env = config.get("Environment") or {}
+    def config_notes(self, config: FirecrestConfig) -> list[str]:
+        given = config.environment.given()
         notes = []
         for key in ("PreRunCommandOnLoginNode", "PostRunCommandOnLoginNode"):
-            if env.get(key):
+            if given.get(key):
                 notes.append(f"Environment.{key} runs at the start/end of the batch job "
                              "(FirecREST has no login-node shell)")
         return notes
@@ -266,91 +264,71 @@ class FirecrestBackend(Backend[FirecrestConfig]):
     def _unavailable(self, what: str, detail: str) -> BackendUnavailable:
         return BackendUnavailable(f"FirecREST ({self.api_url}, {self.machine}) {detail} while {what}")
 
-    async def _call(self, what: str, fn: Any, *args: Any, idempotent: bool = True, **kwargs: Any) -> Any:
-        """Run a client call; translate failures into the engine's errors (never a secret).
+    async def _call(self, what: str, fn: Any, *args: Any, idempotent: bool = True,
+                    **kwargs: Any) -> Any:
+        """Run a client call under the remote API policy (:mod:`.remote_calls`); failures
+        become the engine's errors (never a secret).
 
         ``idempotent=False`` (submit): a failure after the request may have reached the
-        server raises :class:`_Ambiguous` instead of being retried."""
+        server raises :class:`Ambiguous` instead of being retried."""
+        policy = RetryPolicy(self.transient_retries, tuple(self.retry_backoff),
+                             self.max_429_retries, self.max_retry_after)
+        attempts = Attempts(self._service(), what, policy, idempotent, self._gate)
+        judge = self._judge(what, idempotent)
+        return await call_async(lambda: fn(*args, **kwargs), judge, attempts)
+
+    def _service(self) -> Service:
+        return Service("FirecREST", f"{self.api_url}, {self.machine}")
+
+    def _judge(self, what: str, idempotent: bool) -> Callable[[BaseException], Verdict]:
+        """FirecREST's own answers first (403, 413, a command that ran and failed), then the
+        shared translation."""
         from firecrest.FirecrestException import FirecrestException
 
-        attempts = 1 + (self.transient_retries if idempotent else 0)
-        refreshed = False
-        limited = 0
-        err: Exception | None = None
-        i = 0
-        while i < attempts:
-            wait = self._paused_until - time.monotonic()
-            if wait > 0:  # a 429 asked for a pause: no request before it is over
-                why = f"is rate limiting requests (retry after {wait:.0f} s)"
-                raise self._unavailable(what, why)
-            try:
-                return await fn(*args, **kwargs)
-            except CredentialsMissing:
-                raise
-            except AuthenticationError as exc:
-                raise RemoteError(f"FirecREST authentication failed: {exc}") from None
-            except TokenEndpointUnavailable as exc:
-                err = BackendUnavailable(f"FirecREST: {exc} while {what}")
-            except httpx.TransportError as exc:  # refused, dropped, timed out
-                if not idempotent and not isinstance(exc, httpx.ConnectError):
-                    why = f"dropped the connection or did not answer in time ({type(exc).__name__})"
-                    raise _Ambiguous(self._unavailable(what, why)) from None
-                err = self._unavailable(what, f"cannot be reached ({type(exc).__name__})")
-            except FirecrestException as exc:
-                resp = exc.responses[-1] if exc.responses else None
-                code = resp.status_code if resp is not None else 0
-                message = _message(resp)
-                if code == 401 and not refreshed and hasattr(self._auth, "invalidate"):
-                    self._auth.invalidate()  # expired or revoked token: one fresh try
-                    refreshed = True
-                    continue
-                if code == 429:  # the request was not carried out: safe to send again, later
-                    delay = _retry_after(resp)
-                    if limited < self.max_429_retries and delay <= self.max_retry_after:
-                        limited += 1
-                        await asyncio.sleep(delay)
-                        continue
-                    self._paused_until = time.monotonic() + delay
-                    limit = f"rate limiting requests (retry after {delay:.0f} s)"
-                    if not idempotent:  # a submission: definitely not carried out
-                        raise RemoteError(
-                            f"FirecREST is {limit}: nothing was done while {what}") from None
-                    raise self._unavailable(what, f"is {limit}") from None
-                if code in (401, 403):
-                    cls = Forbidden if code == 403 else RemoteError
-                    raise cls(f"FirecREST refused the request while {what} "
-                              f"(HTTP {code}: {message})") from None
-                if code == 404:
-                    raise NotFound(f"FirecREST: {message} (while {what})") from None
-                if code == 413:
-                    raise OutputTooLarge(f"FirecREST: {message} (while {what})") from None
-                if code >= 500 and _command_failed(message):
-                    raise CommandFailed(f"FirecREST: a command failed while {what}: {message}",
-                                        message) from None
-                if code in (408, 424) or code >= 500:
-                    # The server's SSH command timed out (408), its SSH connection failed (424),
-                    # its plumbing failed (5xx): for a submission nobody knows what happened.
-                    if not idempotent:
-                        raise _Ambiguous(self._unavailable(what, f"answered HTTP {code} ({message})")) from None
-                    err = self._unavailable(what, f"answered HTTP {code} ({message})")
-                else:
-                    raise RemoteError(f"FirecREST rejected the request while {what}: HTTP {code}: {message}") from None
-            i += 1
-            if i < attempts:
-                await asyncio.sleep(self.retry_backoff[min(i - 1, len(self.retry_backoff) - 1)])
-        assert err is not None
-        raise err
+        service = self._service()
+
+        def judge(exc: BaseException) -> Verdict:
+            if isinstance(exc, AuthenticationError):
+                return Verdict("raise", RemoteError(f"FirecREST authentication failed: {exc}"))
+            if isinstance(exc, TokenEndpointUnavailable):
+                return Verdict("retry", BackendUnavailable(f"FirecREST: {exc} while {what}"))
+            if isinstance(exc, httpx.TransportError):
+                return judge_transport(service, what, exc, idempotent)
+            if not isinstance(exc, FirecrestException):
+                return Verdict("raise", exc)  # ours (CredentialsMissing...) or the client's
+            resp = exc.responses[-1] if exc.responses else None
+            code = resp.status_code if resp is not None else 0
+            message = _message(resp)
+            if code == 401 and hasattr(self._auth, "invalidate"):
+                self._auth.invalidate()  # expired or revoked token: one fresh try
+            elif code == 401:
+                return Verdict("raise", RemoteError(
+                    f"FirecREST refused the request while {what} (HTTP 401: {message})"))
+            if code == 403:
+                return Verdict("raise", Forbidden(
+                    f"FirecREST refused the request while {what} (HTTP 403: {message})"))
+            if code == 413:
+                return Verdict("raise", OutputTooLarge(f"FirecREST: {message} (while {what})"))
+            if code >= 500 and _command_failed(message):
+                return Verdict("raise", CommandFailed(
+                    f"FirecREST: a command failed while {what}: {message}", message))
+            headers = resp.headers if resp is not None else None
+            delay = retry_after(headers) if code == 429 else None
+            return judge_status(service, what, code, message, idempotent, delay)
+
+        return judge
 
     # ------------------------------------------------------------ layout
 
-    def run_dir_for(self, run: RunRecord) -> str | None:
-        return f"{self._base}/{_safe_id(run.id)}" if self._base else None
+    async def run_dir_for(self, ctx: JobContext[FirecrestConfig]) -> str:
+        """``<base>/<run id>``; asks the server for the base directory once."""
+        return f"{await self.base_dir()}/{_safe_id(ctx.run_id)}"
 
-    def _path(self, run: RunRecord, relpath: str = "") -> str:
-        if not run.run_dir:
-            raise NotFound(f"run {run.id} has no run directory yet")
+    def _path(self, ref: JobRef, relpath: str = "") -> str:
+        if not ref.run_dir:
+            raise NotFound(f"run {ref.run_id} has no run directory yet")
         rel = run_relpath(relpath)
-        path = f"{run.run_dir.rstrip('/')}/{rel}" if rel else run.run_dir.rstrip("/")
+        path = f"{ref.run_dir.rstrip('/')}/{rel}" if rel else ref.run_dir.rstrip("/")
         return _shell_safe(path, relpath or path)
 
     async def base_dir(self) -> str:
@@ -394,21 +372,22 @@ class FirecrestBackend(Backend[FirecrestConfig]):
 
     async def prepare(
         self,
-        run: RunRecord,
+        ctx: JobContext[FirecrestConfig],
         snapshot: Snapshot,
-        extra_files: dict[str, bytes] | None = None,
+        extra_files: Mapping[str, bytes] | None = None,
         progress: ProgressCallback | None = None,
-    ) -> str:
+    ) -> PreparedJob[FirecrestConfig]:
         c = self.client()
         base = await self.base_dir()
-        run_dir = f"{base}/{_safe_id(run.id)}"
-        present = await self._present_objects(f"{base}/{OBJECTS}")
+        run_id = ctx.run_id
+        run_dir = f"{base}/{_safe_id(run_id)}"
+        plan = plan_upload(snapshot, await self._present_objects(f"{base}/{OBJECTS}"))
         extras = {k: v for k, v in (extra_files or {}).items()}
         for key in extras:
             run_relpath(key.rstrip("/"))
         with tempfile.TemporaryDirectory(prefix="hpcml-fc-") as tmp:
-            archive = Path(tmp) / f".hpcml-upload-{_safe_id(run.id)}.tar.gz"
-            total = await asyncio.to_thread(_write_archive, archive, _safe_id(run.id), snapshot, extras, present)
+            archive = Path(tmp) / f".hpcml-upload-{_safe_id(run_id)}.tar.gz"
+            total = await asyncio.to_thread(_write_archive, archive, _safe_id(run_id), plan, extras)
             if progress:
                 progress(0, total)
             await self._call("uploading the code", c.upload, self.machine, archive, base, archive.name)
@@ -420,32 +399,34 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             await self._call("removing the upload archive", c.rm, self.machine, remote)
         except HpcmlError as exc:  # only litter: the run is fine
             log.warning("could not remove %s: %s", remote, exc)
-        return run_dir
+        return PreparedJob(ctx, run_dir)
 
-    async def _present_objects(self, objects_dir: str) -> set[str]:
+    async def _present_objects(self, objects_dir: str) -> dict[str, int | None]:
+        """hash → size of the objects the cluster holds."""
         try:
-            entries = await self._call("listing stored code", self.client().list_files, self.machine, objects_dir)
+            entries = await self._call("listing stored code", self.client().list_files,
+                                       self.machine, objects_dir)
         except (NotFound, OutputTooLarge):  # too many to list (413): send them all again
-            return set()
-        return {str(e.get("name")) for e in entries if e.get("type") == "-"}
+            return {}
+        return {str(e.get("name")): _size(e.get("size")) for e in entries if e.get("type") == "-"}
 
     # ------------------------------------------------------------ submit
 
-    def _script_job(self, run: RunRecord, job: JobSpec, api_fields: set[str]) -> JobSpec:
+    def _script_job(self, run_dir: str, job: JobSpec, api_fields: set[str]) -> JobSpec:
         """The JobSpec the shared renderer sees: the materialisation step first, login-node
         commands inside the job, the job name ending in the run id (``find_submitted``)."""
         from .batchscript import job_name
 
         env = dict(job.environment or {})
-        objects = f"{posixpath.dirname(run.run_dir.rstrip('/'))}/{OBJECTS}" if run.run_dir else OBJECTS
-        pre = [_materialize_command(objects)]
+        objects = f"{posixpath.dirname(run_dir.rstrip('/'))}/{OBJECTS}" if run_dir else OBJECTS
+        pre = [copy_from_store_command(objects)]
         pre += list(env.get("PreRunCommandOnLoginNode") or []) + list(env.get("PreRunCommandOnComputeNode") or [])
         post = list(env.get("PostRunCommandOnComputeNode") or []) + list(env.get("PostRunCommandOnLoginNode") or [])
         env.update(PreRunCommandOnComputeNode=pre, PostRunCommandOnComputeNode=post)
         env.pop("PreRunCommandOnLoginNode", None)
         env.pop("PostRunCommandOnLoginNode", None)
         resources = {k: v for k, v in (job.resources or {}).items() if k not in api_fields}
-        suffix = f"-{_safe_id(run.id)}"  # kept whole: Slurm job names are cut at 100 characters
+        suffix = f"-{_safe_id(job.run_id)}"  # kept whole: Slurm job names are cut at 100 characters
         name = job_name(job.job_name)[: 100 - len(suffix)] + suffix
         return replace(job, environment=env, resources=resources, job_name=name)
 
@@ -461,10 +442,10 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             fields |= {"Queue", "Reservation"}
         return fields
 
-    def _secrets_path(self, run: RunRecord) -> str | None:
-        return f"{self._base}/{SECRETS_DIR}/{_safe_id(run.id)}.env" if self._base else None
+    def _secrets_path(self, run_id: str) -> str | None:
+        return f"{self._base}/{SECRETS_DIR}/{_safe_id(run_id)}.env" if self._base else None
 
-    async def _upload_secrets(self, run: RunRecord, secret: dict[str, str]) -> str:
+    async def _upload_secrets(self, run_id: str, secret: dict[str, str]) -> str:
         """The job's secrets as a file only the user can read, for the script to source:
         the 0700 directory makes it private from the moment the upload creates it."""
         from .batchscript import secrets_file_content
@@ -477,7 +458,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             await self._call("protecting the secrets directory", c.chmod, self.machine, directory,
                              "700")
             self._secrets_ready = True
-        path = self._secrets_path(run)
+        path = self._secrets_path(run_id)
         assert path is not None
         with tempfile.TemporaryDirectory(prefix="hpcml-fc-") as tmp:
             local = Path(tmp) / posixpath.basename(path)
@@ -489,92 +470,93 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         await self._call("protecting the job's secrets", c.chmod, self.machine, path, "600")
         return path
 
-    async def _remove_secrets(self, run: RunRecord) -> None:
+    async def _remove_secrets(self, run_id: str) -> None:
         try:
             if not self._base:
                 await self.base_dir()
-            path = self._secrets_path(run)
+            path = self._secrets_path(run_id)
             if not path:
                 return
             await self._call("removing the job's secrets", self.client().rm, self.machine, path)
         except NotFound:
             pass
         except HpcmlError as exc:  # the job script removes it too when it runs
-            log.warning("could not remove the secrets file of run %s: %s", run.id, exc)
+            log.warning("could not remove the secrets file of run %s: %s", run_id, exc)
 
-    async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
+    async def submit(self, prepared: PreparedJob[FirecrestConfig]) -> Submission:
         from .batchscript import render_batch_script, split_env
 
         c = self.client()
-        if not run.run_dir:
-            raise UserInputError(Problem(f"run {run.id} was not prepared"))
+        run_id, run_dir = prepared.ctx.run_id, prepared.run_dir
+        if not run_dir:
+            raise UserInputError(Problem(f"run {run_id} was not prepared"))
+        job = JobSpec.from_context(prepared.ctx)
         api_fields = self._api_fields()
-        spec = self._script_job(run, job, api_fields)
+        spec = self._script_job(run_dir, job, api_fields)
         _, secret = split_env(spec.env)
-        secrets_path = await self._upload_secrets(run, secret) if secret else None
-        script = render_batch_script(spec, run.run_dir, secrets_file=secrets_path)
+        secrets_path = await self._upload_secrets(run_id, secret) if secret else None
+        script = render_batch_script(spec, run_dir, secrets_file=secrets_path)
         res = job.resources or {}
         kwargs = {
             "account": res.get("Account") if "Account" in api_fields else None,
             "partition": res.get("Queue") if "Queue" in api_fields else None,
             "reservation": res.get("Reservation") if "Reservation" in api_fields else None,
         }
-        job_id: str | None = None
-        for attempt in range(2):
+        async def send() -> str:
             try:
-                result = await self._call("submitting the job", c.submit, self.machine, run.run_dir,
+                result = await self._call("submitting the job", c.submit, self.machine, run_dir,
                                           script_str=script, idempotent=False,
                                           **{k: v for k, v in kwargs.items() if v is not None})
-                job_id = str(result["jobId"])
-                break
             except CommandFailed as exc:
                 # Real FirecREST: sbatch's refusal is HTTP 500 "Unexpected Slurm command
                 # response. exit_status:1 std_err:sbatch: error: ...": definite, nothing ran.
                 if secrets_path:
-                    await self._remove_secrets(run)
+                    await self._remove_secrets(run_id)
                 stderr = exc.detail.partition("std_err:")[2] or exc.detail
                 raise SubmitRejected(sbatch_message(stderr)) from None
-            except _Ambiguous as amb:
-                # The request may have reached Slurm: look for the job before sending it again.
-                self._ambiguous[run.id] = time.monotonic()
-                job_id = await self._await_submitted(run)
-                if job_id:
-                    break
-                if attempt == 1:
-                    raise amb.error from None  # UNKNOWN; the engine asks find_submitted later
-                log.info("run %s: no job in Slurm's list %.0f s after a submission without answer; "
-                         "submitting again", run.id, self.ambiguous_settle)
-        assert job_id is not None
-        self._ambiguous.pop(run.id, None)
-        self._submitted_at[job_id] = time.monotonic()
-        return job_id, JobStatus(RunState.QUEUED)
+            return str(result["jobId"])
 
-    async def _await_submitted(self, run: RunRecord) -> str | None:
+        async def look_up() -> str | None:
+            # The request may have reached Slurm: look for the job before sending it again.
+            self._ambiguous[run_id] = time.monotonic()
+            found = await self._await_submitted(run_id)
+            if not found:
+                log.info("run %s: no job in Slurm's list %.0f s after a submission without "
+                         "answer", run_id, self.ambiguous_settle)
+            return found
+
+        job_id: str | None = (await submit_looked_up(send, look_up)).value
+        assert job_id is not None
+        self._ambiguous.pop(run_id, None)
+        self._submitted_at[job_id] = time.monotonic()
+        return Submission(job_id, JobStatus(RunState.QUEUED))
+
+    async def _await_submitted(self, run_id: str) -> str | None:
         """Look for the run's job in Slurm's list until ``ambiguous_settle`` has passed."""
         deadline = time.monotonic() + self.ambiguous_settle
         while True:
             try:
-                found = await self._find(run)
+                found = await self._find(run_id)
             except BackendUnavailable:
                 found = None
             if found or time.monotonic() >= deadline:
                 return found
             await asyncio.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
 
-    async def _find(self, run: RunRecord) -> str | None:
+    async def _find(self, run_id: str) -> str | None:
         jobs = await self._call("listing jobs", self.client().job_info, self.machine)
-        suffix = f"-{_safe_id(run.id)}"
+        suffix = f"-{_safe_id(run_id)}"
         for j in jobs:
             if str(j.get("name", "")).endswith(suffix):
                 return str(j.get("jobId"))
         return None
 
-    async def find_submitted(self, run: RunRecord) -> str | None:
-        found = await self._find(run)
-        since = self._ambiguous.get(run.id)
+    async def find_submitted(self, ctx: JobContext[FirecrestConfig]) -> str | None:
+        found = await self._find(ctx.run_id)
+        since = self._ambiguous.get(ctx.run_id)
         if found is None and since is not None and time.monotonic() - since < self.ambiguous_settle:
             # The server may still be carrying out a submission whose answer we lost.
-            raise BackendUnavailable(f"waiting to see whether run {run.id}'s job reached Slurm")
+            raise BackendUnavailable(f"waiting to see whether run {ctx.run_id}'s job reached Slurm")
         return found
 
     # ------------------------------------------------------------ poll
@@ -588,13 +570,13 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             raise
         except HpcmlError as exc:  # auth trouble etc.: the jobs may well run on
             raise BackendUnavailable(str(exc)) from None
-        by_id = {str(j.get("jobId")): j for j in listed}
+        by_id = index_jobs((str(j.get("jobId")), sj) for j in listed if (sj := slurm_job(j)))
         out: dict[str, JobStatus] = {}
         fallback = 0
         for ref in jobs:
-            model = by_id.get(ref.job_id)
-            if model is not None:
-                out[ref.job_id] = slurm_state(model)
+            found = by_id.get(ref.job_id)
+            if found is not None:
+                out[ref.job_id] = job_status(found)
                 continue
             submitted = self._submitted_at.get(ref.job_id)
             if submitted is not None and time.monotonic() - submitted < self.submit_grace:
@@ -629,26 +611,14 @@ class FirecrestBackend(Backend[FirecrestConfig]):
 
     async def _status_from_exit_file(self, ref: JobRef) -> JobStatus:
         """A job Slurm no longer knows: its end as the batch script recorded it."""
-        import json
-
         if not ref.run_dir:
-            return JobStatus(RunState.FAILED, None, "the job is no longer known to Slurm")
+            return job_status(None)
         path = _shell_safe(f"{ref.run_dir.rstrip('/')}/{EXIT_FILE}", EXIT_FILE)
         try:
-            text = (await self._read_range(path, 0, 4096, 4096)).decode("utf-8", errors="replace")
+            data: bytes | None = await self._read_range(path, 0, 4096, 4096)
         except NotFound:
-            return JobStatus(RunState.FAILED, None, "the job is no longer known to Slurm and left no exit code")
-        try:
-            done = json.loads(text)
-        except ValueError:
-            return JobStatus(RunState.FAILED, None, "unreadable exit code file")
-        code = done.get("exit_code")
-        if done.get("timeout"):
-            return JobStatus(RunState.TIMEOUT, code, "runtime limit reached")
-        if code == 0:
-            return JobStatus(RunState.FINISHED, 0)
-        signal = f" ({done['signal']})" if done.get("signal") else ""
-        return JobStatus(RunState.FAILED, code, exit_message(code) + signal)
+            data = None
+        return job_status(None, parse_exit_record(data))
 
     # ------------------------------------------------------------ files
 
@@ -728,10 +698,10 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             return b"?"
         return _cut(data, want)
 
-    async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
+    async def read(self, ref: JobRef, relpath: str, offset: int, max_bytes: int) -> Chunk:
         if offset < 0 or max_bytes < 0:
             raise UserInputError(Problem("offset and max_bytes must not be negative"))
-        path = self._path(run, relpath)
+        path = self._path(ref, relpath)
         try:
             st = await self._call(f"reading {relpath}", self.client().stat, self.machine, path)
         except NotFound:
@@ -773,8 +743,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
                     todo.append(name)
         return out
 
-    async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
-        path = self._path(run, relpath)
+    async def list_files(self, ref: JobRef, relpath: str = "") -> list[FileInfo]:
+        path = self._path(ref, relpath)
         try:
             listed = await self._ls(path, recursive=True)
             entries = [{**e, "name": ls_name(str(e.get("name")))} for e in listed]
@@ -800,23 +770,23 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         return sorted(out, key=lambda f: f.path)
 
     async def list_files_many(
-        self, items: Sequence[tuple[RunRecord, str]]
+        self, items: Sequence[tuple[JobRef, str]]
     ) -> list[list[FileInfo] | BaseException]:
         """Sibling directories of a run (its offline store's params, tags, metrics) from ONE
         recursive ``ls`` of their parent instead of one each; up to ``list_parallel`` at once."""
         groups: dict[tuple[str, str], list[int]] = {}
-        for i, (run, rel) in enumerate(items):
+        for i, (ref, rel) in enumerate(items):
             parent = run_relpath(rel.rstrip("/")).rpartition("/")[0]
-            groups.setdefault((run.id, parent), []).append(i)
+            groups.setdefault((ref.run_id, parent), []).append(i)
         out: list[list[FileInfo] | BaseException] = [[] for _ in items]
         gate = asyncio.Semaphore(self.list_parallel)
 
         async def one(parent: str, idx: list[int]) -> None:
-            run = items[idx[0]][0]
+            ref = items[idx[0]][0]
             whole = len(idx) == 1
             async with gate:
                 try:
-                    files = await self.list_files(run, items[idx[0]][1] if whole else parent)
+                    files = await self.list_files(ref, items[idx[0]][1] if whole else parent)
                 except (NotFound, FileNotFoundError):
                     files = []
                 except Exception as exc:  # noqa: BLE001 - returned in its place
@@ -834,8 +804,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         await asyncio.gather(*(one(parent, idx) for (_, parent), idx in groups.items()))
         return out
 
-    async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
-        path = self._path(run, relpath)
+    async def fetch(self, ref: JobRef, relpath: str, dest: Path) -> None:
+        path = self._path(ref, relpath)
         dest = Path(dest)
         await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
         try:
@@ -843,27 +813,26 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         except FileNotFoundError:
             raise NotFound(f"no such file in the run directory: {relpath}") from None
 
-    async def cancel(self, run: RunRecord) -> JobStatus | None:
+    async def cancel(self, ref: JobRef) -> JobStatus | None:
         """Cancel the job; when it had already ended (the real server answers HTTP 500
         "Job/step already completing or completed" or "Invalid job id specified", never
         404), return how it really ended, so that its own end is recorded, not "cancelled"."""
-        if not run.backend_job_id:
+        if not ref.job_id:
             return None
         ended = False
         try:
-            await self._call("cancelling the job", self.client().cancel_job, self.machine, run.backend_job_id)
+            await self._call("cancelling the job", self.client().cancel_job, self.machine, ref.job_id)
         except NotFound:
             ended = True
         except CommandFailed as exc:
-            if not any(g in exc.detail for g in _GONE):
+            if not cancel_moot(exc.detail):  # (an ended job: HTTP 500, never 404)
                 why = exc.detail.partition("std_err:")[2].strip() or exc.detail
                 raise RemoteError(
-                    f"FirecREST could not cancel job {run.backend_job_id}: {why}") from None
+                    f"FirecREST could not cancel job {ref.job_id}: {why}") from None
             ended = True
-        await self._remove_secrets(run)  # a job cancelled while pending never deletes it
+        await self._remove_secrets(ref.run_id)  # a job cancelled while pending never deletes it
         if not ended:
             return None
-        ref = JobRef(run.id, run.backend_job_id, run.run_dir or "")
         status = await self._status_of_unlisted(ref)
         return status if status.state.terminal else None
 
@@ -876,14 +845,6 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             except Exception:  # noqa: BLE001 - closing must not fail shutdown
                 pass
         self._client, self._retired = None, []
-
-
-class _Ambiguous(Exception):
-    """A non-idempotent request failed after it may have reached the server."""
-
-    def __init__(self, error: BackendUnavailable):
-        super().__init__(str(error))
-        self.error = error
 
 
 _REPLACEMENT = "\ufffd"
@@ -940,28 +901,11 @@ def _cut(data: bytes, want: int) -> bytes:
     return data[:cut] if cut > 0 else data[:want]
 
 
-def _retry_after(resp: httpx.Response | None) -> float:
-    """Seconds a 429 asks to wait (delta-seconds or an HTTP date; 10 s when absent)."""
-    from email.utils import parsedate_to_datetime
-
-    value = resp.headers.get("Retry-After") if resp is not None else None
-    if not value:
-        return 10.0
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return 10.0
-
-
 def _command_failed(message: str) -> bool:
     """Whether a 500 reports a command that ran and failed (sbatch, scancel, a file
     operation), rather than trouble reaching Slurm or the login node."""
     ran = "exit_status:" in message or "Remote process failed with exit status" in message
-    return ran and not any(t.lower() in message.lower() for t in _TRANSIENT)
+    return ran and not slurm_transient(message)
 
 
 def _message(resp: httpx.Response | None) -> str:
@@ -993,23 +937,14 @@ def _safe_id(run_id: str) -> str:
     return run_id
 
 
-def _materialize_command(objects_dir: str) -> str:
-    """Copy the run's files from the object store (bash; NUL-separated manifest)."""
-    import shlex
-
-    o = shlex.quote(objects_dir)
-    return (
-        f"[ -f {MANIFEST} ] || exit 0; "
-        "while IFS= read -r -d '' __sha && IFS= read -r -d '' __mode && IFS= read -r -d '' __rel; do "
-        'mkdir -p -- "$(dirname -- "$__rel")" && '
-        f'cp -f -- {o}/"$__sha" "$__rel" && chmod "$__mode" -- "$__rel" '
-        '|| { echo "hpcml: could not place $__rel from the object store" >&2; exit 1; }; '
-        f"done < {MANIFEST}"
-    )
+def _size(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
 
 
-def _write_archive(archive: Path, run_id: str, snapshot: Snapshot, extras: dict[str, bytes],
-                   present: set[str]) -> int:
+def _write_archive(archive: Path, run_id: str, plan: UploadPlan, extras: dict[str, bytes]) -> int:
     """The upload: missing objects, the run's manifest, the extra files. Returns its size."""
     def add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
         info = tarfile.TarInfo(name)
@@ -1021,19 +956,14 @@ def _write_archive(archive: Path, run_id: str, snapshot: Snapshot, extras: dict[
         info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
         tar.addfile(info)
 
-    manifest = bytearray()
     with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
-        sent: set[str] = set()
         add_dir(tar, OBJECTS)
-        for f in snapshot.files:
-            if f.sha256 not in present and f.sha256 not in sent:
-                tar.add(str(snapshot.object_path(f)), arcname=f"{OBJECTS}/{f.sha256}", recursive=False)
-                sent.add(f.sha256)
-            mode = f"{(f.mode & 0o777) or 0o644:o}"
-            manifest += f.sha256.encode() + b"\0" + mode.encode() + b"\0" + f.relpath.encode() + b"\0"
+        for f in plan.missing:
+            path = str(plan.snapshot.object_path(f))
+            tar.add(path, arcname=f"{OBJECTS}/{f.sha256}", recursive=False)
         add_dir(tar, run_id)
         add_dir(tar, f"{run_id}/{META_DIR}")
-        add_bytes(tar, f"{run_id}/{MANIFEST}", bytes(manifest))
+        add_bytes(tar, f"{run_id}/{MANIFEST}", manifest0(plan.snapshot))
         for key, data in sorted(extras.items()):
             rel = key.rstrip("/")
             if key.endswith("/"):

@@ -52,13 +52,15 @@ import json
 import logging
 import math
 import re
+import secrets
 import shlex
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -66,19 +68,40 @@ import httpx
 from ..core.config_models import UnicoreConfig
 from ..core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
-from ..core.snapshots import ProgressCallback, Snapshot
+from ..core.job import JobContext, JobRef, PreparedJob, Submission
+from ..core.snapshots import ProgressCallback, Snapshot, SnapshotFile
 from ..core.states import JobStatus, RunState
-from ..engine.models import RunRecord
-from .base import Backend, Features, JobRef, JobSpec
-from .batchscript import command_list, secrets_file_content, split_env
+from .base import Backend, Features, JobSpec
+from .batchscript import (
+    apptainer_command,
+    command_list,
+    exit_record_function,
+    module_lines,
+    secrets_file_content,
+    split_env,
+    venv_lines,
+)
+from .cas_upload import Progress, file_mode, plan_upload, upload_missing
 from .credentials import MEMORY, CredentialsMissing, unicore_credentials
+from .exitrecord import EXIT_FILE, ExitRecord, parse_exit_record
+from .remote_calls import (
+    Ambiguous,
+    Attempts,
+    RemoteError,
+    RetryPolicy,
+    Service,
+    Verdict,
+    call_sync,
+    judge_status,
+    judge_transport,
+    submit_looked_up,
+)
 
 log = logging.getLogger(__name__)
 
 JOB_SCRIPT = f"{META_DIR}/job.sh"
 ENV_FILE = f"{META_DIR}/env.sh"  # Variables + the job's public environment, shell-quoted
 SECRETS_FILE = f"{META_DIR}/secrets.env"  # rw------- , deleted by job.sh at the end
-EXIT_FILE = f"{META_DIR}/exit_code"
 HONOURED_RESOURCES = ("Queue", "Runtime", "Nodes", "TotalCPUs", "CPUsPerNode", "GPUsPerNode",
                       "MemoryPerNode", "Reservation", "NodeConstraints", "QoS", "Account")
 _SIMPLE_RESOURCES = ("Queue", "Nodes", "CPUsPerNode", "TotalCPUs", "GPUsPerNode", "Reservation",
@@ -92,18 +115,13 @@ LIST_PAGE = 10_000
 _BSS_TIMEOUT_RE = re.compile(
     r'"?JobState"?\s*[=:]\s*"?TIMEOUT|Reason"?\s*[=:]\s*"?TimeLimit|TERM_RUNLIMIT|walltime[^"\n]{0,40}exceeded',
     re.I)
+STORE_DIR = ".hpcml/objects"  # in the HOME storage: code contents by sha256, kept across runs
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_URI_PATH = re.compile(r"/[A-Za-z0-9._~/+-]*")  # a mount point usable in a file:// URL as is
+_STAGING = ("CREATED", "STAGINGIN")  # UNICORE copies the job's Imports in
+_UNSTARTED = ("CREATED", "STAGINGIN", "READY")  # we start a job only once it is READY
 ABORTED_MESSAGE = "Job aborted."  # DefaultProcessor: USER_ABORTED "Job aborted."
 _OCTETS = {"Accept": "application/octet-stream"}
-
-
-class RemoteError(HpcmlError):
-    status = 502
-
-
-class _Ambiguous(Exception):
-    def __init__(self, error: BackendUnavailable):
-        super().__init__(str(error))
-        self.error = error
 
 
 def unicore_state(props: dict[str, Any]) -> JobStatus:
@@ -128,7 +146,7 @@ def unicore_state(props: dict[str, Any]) -> JobStatus:
     return JobStatus(RunState.UNKNOWN, code, f"unrecognised UNICORE status {status!r}")
 
 
-def judge_end(status: JobStatus, record: dict[str, Any] | None, details: str | None) -> JobStatus:
+def judge_end(status: JobStatus, record: ExitRecord | None, details: str | None) -> JobStatus:
     """A FAILED job's final state from what else is known: ``record`` = the job's own
     ``.hpcml/exit_code`` (None: missing), ``details`` = the batch system's report (the job log's
     "Detailed job information…" or ``/details``; None: unavailable).
@@ -137,14 +155,14 @@ def judge_end(status: JobStatus, record: dict[str, Any] | None, details: str | N
     also what a cancel, a preemption or a node failure sends, and the limit UNICORE applies is
     not the one asked for (the Slurm TSI floors Runtime to whole minutes, sites clamp it)."""
     code = status.exit_code
-    if record is not None and _int(record.get("exit_code")) is not None:
-        code = _int(record.get("exit_code"))  # ours: also there when UNICORE's wrapper was killed
+    if record is not None and record.readable:
+        code = record.exit_code  # ours: also there when UNICORE's wrapper was killed
     if details and _BSS_TIMEOUT_RE.search(details):
         return JobStatus(RunState.TIMEOUT, code, "wall-time limit reached (the batch system "
                          f"ended the job: TIMEOUT); {status.message or 'UNICORE: FAILED'}")
     message = status.message
-    if record is not None and record.get("signal"):
-        message = f"{message}; the job received {record['signal']}"
+    if record is not None and record.signal:
+        message = f"{message}; the job received {record.signal}"
     return JobStatus(RunState.FAILED, code, message)
 
 
@@ -189,33 +207,20 @@ def job_script(job: JobSpec, secrets: bool = False) -> str:
     command, the exit record (``.hpcml/exit_code``: code and the signal that stopped the job)."""
     env = job.environment or {}
     q = shlex.quote
-    cleanup = f"; rm -f {SECRETS_FILE}" if secrets else ""
     out = [
         "#!/bin/bash",
         f"# jupyterlab-hpcml run {job.run_id}: generated, do not edit",
         'export HPCML_RUN_DIR="$PWD"',
         "mkdir -p .hpcml",
         "__hpcml_signal=null",
-        "__hpcml_record() {",
-        "  printf '{\"exit_code\": %d, \"timeout\": false, \"signal\": %s, \"ended_at\": %s}\\n' "
-        '"$1" "$__hpcml_signal" "$(date +%s)" > .hpcml/.exit_code.$$ && '
-        f"mv -f .hpcml/.exit_code.$$ {EXIT_FILE}{cleanup}",
-        "}",
+        exit_record_function(".hpcml", f"rm -f {SECRETS_FILE}" if secrets else "").rstrip("\n"),
         '__hpcml_fail() { echo "hpcml: $2" >&2; __hpcml_record "$1"; exit "$1"; }',
         "trap '__hpcml_signal=\"\\\"SIGTERM\\\"\"; __hpcml_record 143; exit 143' TERM",
         "trap '__hpcml_signal=\"\\\"SIGINT\\\"\"; __hpcml_record 130; exit 130' INT",
     ]
-    for m in env.get("Modules") or []:
-        failed = q(f"module load {m} failed")
-        out.append(f"module load {q(str(m))} || __hpcml_fail 1 {failed}")
-    python = env.get("Python")
-    if python:
-        venv = str(python)
-        if venv.endswith(("/bin/python", "/bin/python3")):
-            venv = venv.rsplit("/bin/", 1)[0]
-        out.append(f"[ -f {q(venv)}/bin/activate ] || __hpcml_fail 1 "
-                   f"{q('Environment.Python: no virtual environment at ' + venv)}")
-        out.append(f"VIRTUAL_ENV_DISABLE_PROMPT=1 . {q(venv)}/bin/activate")
+    out += module_lines(env.get("Modules") or [])
+    if env.get("Python"):
+        out += venv_lines(env["Python"])
     out.append(f". ./{ENV_FILE} || __hpcml_fail 1 {q('cannot read ' + ENV_FILE)}")
     if secrets:
         out.append(f"[ -r {SECRETS_FILE} ] && . ./{SECRETS_FILE} || echo 'hpcml: the secrets "
@@ -225,9 +230,7 @@ def job_script(job: JobSpec, secrets: bool = False) -> str:
         out.append(f"bash -c {q(cmd)} || __hpcml_fail $? {q('pre-run command failed: ' + cmd)}")
     apptainer = env.get("Apptainer") if isinstance(env.get("Apptainer"), dict) else None
     if apptainer:
-        opts = " ".join(q(str(o)) for o in (apptainer.get("Options") or []))
-        image = q(str(apptainer.get("Path")))
-        main = f"apptainer run {opts + ' ' if opts else ''}{image} bash -c {q(job.command)}"
+        main = apptainer_command(apptainer, str(apptainer.get("Path")), job.command)
     else:
         main = f"bash -c {q(job.command)}"
     out.append("date +%s > .hpcml/started")
@@ -293,6 +296,15 @@ def job_description(run_id: str, job: JobSpec) -> dict[str, Any]:
     return desc
 
 
+@dataclass(frozen=True)
+class UnicorePrepared(PreparedJob[UnicoreConfig]):
+    """What ``submit`` uploads into the job's working directory once the job exists."""
+
+    snapshot: Snapshot
+    extras: dict[str, bytes]
+    progress: ProgressCallback | None
+
+
 class UnicoreBackend(Backend[UnicoreConfig]):
     kind = "unicore"
     config_model = UnicoreConfig
@@ -302,26 +314,24 @@ class UnicoreBackend(Backend[UnicoreConfig]):
     submit_retries = 5  # the job exists: try harder before giving up on it
     max_status_requests = 32  # per poll cycle
     upload_threads = 4
+    stage_in_timeout = 300.0  # UNICORE copying the code from HOME into the job's directory
     list_page = LIST_PAGE  # entries asked for per listing request
 
-    def __init__(self, config: dict[str, Any], data_dir: Path):
+    def __init__(self, config: UnicoreConfig | Mapping[str, Any] | None, data_dir: Path):
         super().__init__(config, data_dir)
-        self.url = str(config.get("UnicoreApiUrl") or "").rstrip("/")
+        self.url = self.config.api_url.rstrip("/")
         self._client: Any = None
         self._creds_version = 0  # MEMORY.version of the credentials the client was made with
         self._client_lock = threading.Lock()
-        self._pending: dict[str, tuple[Snapshot, dict[str, bytes], ProgressCallback | None]] = {}
         self._storages: dict[str, str] = {}  # job id → working-directory storage URL
         self._last: dict[str, tuple[float, JobStatus]] = {}  # job id → (checked at, status)
         self._staging: set[str] = set()  # jobs this process is uploading to (READY on purpose)
         self._judged: dict[str, JobStatus] = {}  # ended FAILED jobs, judged once (see _ended)
+        self._home: _HomeStore | bool | None = None  # object store (False: none, None: unknown)
 
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
                         upload_progress=True, resources=list(HONOURED_RESOURCES))
-
-    def run_dir_for(self, run: RunRecord) -> str | None:
-        return None  # the job's working directory exists only once the job does
 
     # ------------------------------------------------------------ client and errors
 
@@ -364,57 +374,36 @@ class UnicoreBackend(Backend[UnicoreConfig]):
                     raise RemoteError(f"UNICORE at {self.url}: {_describe(exc)}") from None
             return self._client
 
-    def _translate(self, what: str, exc: Exception, idempotent: bool) -> Exception | None:
-        """None: retry; an exception: give up with it."""
-        if isinstance(exc, (HpcmlError, CredentialsMissing)):
-            return exc
-        if isinstance(exc, httpx.TransportError):
-            if not idempotent and not isinstance(exc, httpx.ConnectError):
-                return _Ambiguous(BackendUnavailable(f"UNICORE ({self.url}) dropped the connection "
-                                                     f"({type(exc).__name__}) while {what}"))
-            return None
-        code = _status_of(exc)
-        if code is None:
-            return RemoteError(f"UNICORE: unexpected error while {what}: {type(exc).__name__}")
-        if code in (401, 403):
-            with self._client_lock:
-                self._client = None  # credentials may have changed: log in again next time
-            return RemoteError(f"UNICORE refused the request while {what} ({_describe(exc)})")
-        if code == 404:
-            return NotFound(f"UNICORE: not found while {what}")
-        if code == 429 or code >= 500:
-            if not idempotent:
-                return _Ambiguous(BackendUnavailable(
-                    f"UNICORE ({self.url}) answered HTTP {code} while {what}"))
-            return None
-        return RemoteError(f"UNICORE rejected the request while {what} ({_describe(exc)})")
+    def _judge(self, what: str, idempotent: bool) -> Callable[[BaseException], Verdict]:
+        """What a failure of pyunicore means (:mod:`.remote_calls` does the rest)."""
+        service = Service("UNICORE", self.url)
+
+        def judge(exc: BaseException) -> Verdict:
+            if isinstance(exc, (HpcmlError, CredentialsMissing)):
+                return Verdict("raise", exc)
+            if isinstance(exc, httpx.TransportError):
+                return judge_transport(service, what, exc, idempotent)
+            code = _status_of(exc)
+            if code is None:
+                return Verdict("raise", RemoteError(
+                    f"UNICORE: unexpected error while {what}: {type(exc).__name__}"))
+            if code in (401, 403):
+                with self._client_lock:
+                    self._client = None  # credentials may have changed: log in again next time
+            # pyunicore drops a 429's Retry-After: it waits like a 5xx.
+            return judge_status(service, what, code, _server_words(exc), idempotent)
+
+        return judge
 
     def _call_sync(self, what: str, fn: Callable[[], Any], idempotent: bool = True,
                    retries: int | None = None) -> Any:
-        """``fn`` with retries. ``fn`` must take the client from ``self._transport()`` on each
-        call: after a 401 (an expired token or session; the server did nothing) it runs once
-        more with a fresh login. pyunicore drops a 429's Retry-After, so 429s wait like 5xx."""
-        attempts = 1 + ((self.retries if retries is None else retries) if idempotent else 0)
-        last: Exception | None = None
-        relogged = False
-        i = 0
-        while True:
-            try:
-                return fn()
-            except Exception as exc:  # noqa: BLE001 - translated below
-                err = self._translate(what, exc, idempotent)
-                if err is not None:
-                    if not relogged and _status_of(exc) == 401:
-                        relogged = True
-                        continue
-                    raise err from None
-                last = exc
-            i += 1
-            if i >= attempts:
-                break
-            time.sleep(self.retry_backoff[min(i - 1, len(self.retry_backoff) - 1)])
-        raise BackendUnavailable(
-            f"UNICORE ({self.url}) cannot be reached or fails ({_describe(last)}) while {what}")
+        """``fn`` under the remote API policy. ``fn`` must take the client from
+        ``self._transport()`` on each call: after a 401 (an expired token or session; the
+        server did nothing) it runs once more with a fresh login."""
+        policy = RetryPolicy(self.retries if retries is None else retries,
+                             tuple(self.retry_backoff))
+        attempts = Attempts(Service("UNICORE", self.url), what, policy, idempotent)
+        return call_sync(fn, self._judge(what, idempotent), attempts)
 
     async def _call(self, what: str, fn: Callable[[], Any], idempotent: bool = True) -> Any:
         return await asyncio.to_thread(self._call_sync, what, fn, idempotent)
@@ -446,29 +435,31 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
     async def prepare(
         self,
-        run: RunRecord,
+        ctx: JobContext[UnicoreConfig],
         snapshot: Snapshot,
-        extra_files: dict[str, bytes] | None = None,
+        extra_files: Mapping[str, bytes] | None = None,
         progress: ProgressCallback | None = None,
-    ) -> str:
+    ) -> UnicorePrepared:
+        """Nothing travels yet: the job's working directory exists only once the job
+        does (``submit`` creates the job, uploads into it, then starts it). The run
+        directory is "." for the job, and unknown to the engine beforehand."""
         extras = dict(extra_files or {})
         for key in extras:
             run_relpath(key.rstrip("/"))
-        self._pending[run.id] = (snapshot, extras, progress)
         await asyncio.to_thread(self._sync_client)  # fail early on credentials
-        return "."
+        return UnicorePrepared(ctx, ".", snapshot, extras, progress)
 
-    async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
-        pending = self._pending.pop(run.id, None)
-        if pending is None:
-            raise UserInputError(Problem(f"run {run.id} was not prepared by this process"))
-        snapshot, extras, progress = pending
-        desc = job_description(run.id, job)
+    async def submit(self, prepared: PreparedJob[UnicoreConfig]) -> Submission:
+        if not isinstance(prepared, UnicorePrepared):
+            raise UserInputError(Problem(f"run {prepared.ctx.run_id} was not prepared by this backend"))
+        run_id = prepared.ctx.run_id
+        job = JobSpec.from_context(prepared.ctx)
+        desc = job_description(run_id, job)
         files = job_files(job)
         files[JOB_SCRIPT] = job_script(job, secrets=SECRETS_FILE in files).encode()
-        job_id = await asyncio.to_thread(
-            self._submit_sync, run, desc, snapshot, extras, files, progress)
-        return job_id, JobStatus(RunState.QUEUED)
+        job_id = await self._submit_job(run_id, desc, prepared.snapshot, prepared.extras, files,
+                                        prepared.progress)
+        return Submission(job_id, JobStatus(RunState.QUEUED))
 
     def _create(self, desc: dict[str, Any]) -> str:
         def post() -> str:
@@ -478,95 +469,145 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
         return self._call_sync("submitting the job", post, idempotent=False)
 
-    def _submit_sync(self, run: RunRecord, desc: dict[str, Any], snapshot: Snapshot,
-                     extras: dict[str, bytes], files: dict[str, bytes],
-                     progress: ProgressCallback | None) -> str:
-        ambiguous = False
-        try:
-            job_url = self._create(desc)
-        except _Ambiguous:
-            # Did the job get created? Look it up by its tag (unreachable → BackendUnavailable:
-            # the run is UNKNOWN and find_submitted settles it later), create it only if absent.
-            ambiguous = True
-            found = self._tagged_jobs(run.id)
+    def _adopt(self, run_id: str) -> str | None:
+        """After a creation whose answer was lost: the job it made, if any (by its tag)."""
+        found = self._tagged_jobs(run_id)
+        return self._job_url(found[0][0]) if found else None
+
+    def _object_store(self) -> _HomeStore | None:
+        """The user's HOME storage as the object store of the runs' code (None: the site has
+        none, or its mount point cannot stand in a ``file://`` URL: every file then goes into
+        the job's directory, every time)."""
+        if self._home is None:
             try:
-                job_url = self._job_url(found[0][0]) if found else self._create(desc)
-            except _Ambiguous as again:
-                raise again.error from None
+                props = self._call_sync("opening the HOME storage", lambda: self._transport().get(
+                    url=f"{self.url}/storages/HOME"))
+            except NotFound:
+                props = {}
+            links = props.get("_links") or {}
+            mount = str(props.get("mountPoint") or "")
+            rename = (links.get("action:rename") or {}).get("href")
+            if rename and _URI_PATH.fullmatch(mount):
+                url = (links.get("self") or {}).get("href") or f"{self.url}/storages/HOME"
+                self._home = _HomeStore(self, url, mount, rename)
+            else:
+                log.info("UNICORE %s: no usable HOME storage: code is uploaded with each job",
+                         self.url)
+                self._home = False
+        return self._home or None
+
+    async def _submit_job(self, run_id: str, desc: dict[str, Any], snapshot: Snapshot,
+                          extras: dict[str, bytes], files: dict[str, bytes],
+                          progress: ProgressCallback | None) -> str:
+        """The code contents HOME lacks into it, the job created with the code staged in from
+        there (``Imports``), the per-run files uploaded into its directory, the job started."""
+        store = await asyncio.to_thread(self._object_store)
+        per_run = {k: v for k, v in {**extras, **files}.items() if not k.endswith("/")}
+        dirs = sorted(k.rstrip("/") for k in extras if k.endswith("/"))
+        plan = plan_upload(snapshot, await asyncio.to_thread(store.present)) if store else None
+        code = [] if store else list(snapshot.files)  # without a store: each file, each time
+        code_bytes = plan.missing_bytes if plan else snapshot.total_bytes
+        meter = Progress(progress, code_bytes + sum(len(v) for v in per_run.values()))
+        if store and plan:
+            await asyncio.to_thread(upload_missing, store, plan, meter, self.upload_threads)
+            desc = {**desc, "Imports": store.imports(snapshot)}
+        submitted = await submit_looked_up(lambda: asyncio.to_thread(self._create, desc),
+                                           lambda: asyncio.to_thread(self._adopt, run_id))
+        job_url = submitted.value
         job_id = job_url.rstrip("/").rsplit("/", 1)[-1]
         self._staging.add(job_id)
         try:
-            self._stage_in_and_start(job_id, snapshot, extras, files, progress)
-        except Exception as exc:
-            # The job exists but may not have started: remove it rather than leave the run hanging.
-            try:
-                self._call_sync("removing the unstarted job",
-                                lambda: self._transport().delete(url=job_url).close())
-            except Exception:  # noqa: BLE001 - we cannot tell whether it runs: let find_submitted decide
-                log.warning("could not remove UNICORE job %s after a failed submission", job_id)
-                raise BackendUnavailable(f"submission of UNICORE job {job_id} did not complete "
-                                         f"({exc}) and the job could not be removed") from None
-            raise RemoteError(f"submission failed after the UNICORE job was created ({exc}); "
-                              "the job was removed") from None
+            await asyncio.to_thread(self._stage_in_and_start, job_id, snapshot, code, per_run,
+                                    dirs, meter, store is not None)
+        except Exception as exc:  # the job is removed, the error raised
+            await asyncio.to_thread(self._abandon, job_id, job_url, exc)
         finally:
             self._staging.discard(job_id)
-        if ambiguous:
-            self._drop_unstarted(run.id, keep=job_id)
+        if submitted.ambiguous:
+            await asyncio.to_thread(self._drop_unstarted, run_id, job_id)
         return job_id
 
-    def _stage_in_and_start(self, job_id: str, snapshot: Snapshot, extras: dict[str, bytes],
-                            files: dict[str, bytes], progress: ProgressCallback | None) -> None:
+    def _abandon(self, job_id: str, job_url: str, exc: Exception) -> NoReturn:
+        """The job exists but may not have started: remove it rather than leave the run
+        hanging."""
+        try:
+            self._call_sync("removing the unstarted job",
+                            lambda: self._transport().delete(url=job_url).close())
+        except Exception:  # we cannot tell whether it runs: find_submitted decides
+            log.warning("could not remove UNICORE job %s after a failed submission", job_id)
+            raise BackendUnavailable(f"submission of UNICORE job {job_id} did not complete "
+                                     f"({exc}) and the job could not be removed") from None
+        raise RemoteError(f"submission failed after the UNICORE job was created ({exc}); "
+                          "the job was removed") from None
+
+    def _chmod(self, storage_url: str, rel: str, perms: str, retries: int) -> None:
+        """Files.modify (PUT with JSON): the answer says per item "OK" or "FAILED: …"."""
+        url = f"{storage_url}/files/{quote(rel)}"
+        reply = self._call_sync(f"setting the permissions of {rel}", lambda: self._transport().put(
+            url=url, json={"permissions": perms}), retries=retries)
+        answer = reply.json() if reply.content else {}
+        reply.close()
+        if answer.get("permissions") != "OK":
+            raise RemoteError(f"UNICORE could not set the permissions of {rel}: "
+                              f"{answer.get('permissions')}")
+
+    def _await_stage_in(self, job_id: str, retries: int) -> None:
+        """Until UNICORE has copied the code in (STAGINGIN → READY; a failed import ends the job
+        FAILED "Staging in failed. Reason: …")."""
+        url, deadline, pause = self._job_url(job_id), time.monotonic() + self.stage_in_timeout, 0.05
+        while True:
+            props = self._call_sync("waiting for the code to be staged in", lambda: self._transport(
+                ).get(url=url, params={"fields": "status,statusMessage"}), retries=retries)
+            status = str(props.get("status") or "").upper()
+            if status not in _STAGING:
+                break
+            if time.monotonic() > deadline:
+                raise BackendUnavailable(f"UNICORE did not stage the code in within "
+                                         f"{self.stage_in_timeout:.0f} s")
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        if status == "FAILED":
+            raise RemoteError(f"UNICORE could not copy the code into the job's directory: "
+                              f"{props.get('statusMessage')}")
+
+    def _stage_in_and_start(self, job_id: str, snapshot: Snapshot, code: list[SnapshotFile],
+                            per_run: dict[str, bytes], dirs: list[str], meter: Progress,
+                            staged: bool) -> None:
+        """Upload ``code`` (the files not staged in by UNICORE) and the per-run files, one
+        ``PUT files/<path>`` each (nested folders kept), then start the job."""
         retries = self.submit_retries
         storage_url = self._call_sync("opening the working directory",
                                       lambda: self._storage_url(job_id), retries=retries)
 
-        def put(rel: str, data: Callable[[], Any]) -> None:
+        def put(rel: str, data: Callable[[], Any], size: int) -> None:
             url = f"{storage_url}/files/{quote(rel)}"
             headers = {"Content-Type": "application/octet-stream"}
             self._call_sync(f"uploading {rel}", lambda: self._transport().put(
                 url=url, headers=headers, content=data()).close(), retries=retries)
+            meter.add(size)
 
-        items: list[tuple[str, Callable[[], Any], int]] = []
-        for f in snapshot.files:
-            path = snapshot.object_path(f)
-            items.append((f.relpath, lambda p=path: p.read_bytes(), f.size))
-        for key, data in sorted({**extras, **files}.items()):
-            if not key.endswith("/") and key != SECRETS_FILE:
-                items.append((key, lambda d=data: d, len(data)))
-        dirs = sorted(k.rstrip("/") for k in extras if k.endswith("/"))
-        total = sum(size for _, _, size in items)
-        sent = 0
-        lock = threading.Lock()
-        if progress:
-            progress(0, total)
-        if SECRETS_FILE in files:
-            secret = files[SECRETS_FILE]
-            put(SECRETS_FILE, lambda: secret)
-            # Files.modify (PUT with JSON): chmod; the answer says per item "OK" or "FAILED: …".
-            url = f"{storage_url}/files/{quote(SECRETS_FILE)}"
-            reply = self._call_sync("protecting the secrets file", lambda: self._transport().put(
-                url=url, json={"permissions": "rw-------"}), retries=retries)
-            answer = reply.json() if reply.content else {}
-            reply.close()
-            if answer.get("permissions") != "OK":
-                raise RemoteError(f"UNICORE could not make {SECRETS_FILE} private: "
-                                  f"{answer.get('permissions')}")
+        def content(path: Path) -> Callable[[], bytes]:
+            return path.read_bytes
 
-        def upload(item: tuple[str, Callable[[], Any], int]) -> None:
-            nonlocal sent
-            rel, data, size = item
-            put(rel, data)
-            with lock:
-                sent += size
-                if progress:
-                    progress(sent, total)
-
+        items: list[tuple[str, Callable[[], Any], int]] = [
+            (f.relpath, content(snapshot.object_path(f)), f.size) for f in code]
+        items += [(k, lambda d=d: d, len(d)) for k, d in sorted(per_run.items())
+                  if k != SECRETS_FILE]
+        if SECRETS_FILE in per_run:
+            secret = per_run[SECRETS_FILE]
+            put(SECRETS_FILE, lambda: secret, len(secret))
+            self._chmod(storage_url, SECRETS_FILE, "rw-------", retries)
         with concurrent.futures.ThreadPoolExecutor(self.upload_threads) as pool:
-            list(pool.map(upload, items))
+            list(pool.map(lambda item: put(*item), items))
         for d in dirs:  # empty directories the offline MLflow store needs
             url = f"{storage_url}/files/{quote(d)}"
             self._call_sync(f"creating {d}", lambda url=url: self._transport().post(
                 url=url, json={}).close(), retries=retries)
+        if staged:
+            self._await_stage_in(job_id, retries)
+        for f in snapshot.files:  # copies and uploads get the umask's mode: executables back
+            if file_mode(f) & 0o111:
+                self._chmod(storage_url, f.relpath, _perms(file_mode(f)), retries)
         # start is idempotent (a started job ignores it): safe to retry
         start = f"{self._job_url(job_id)}/actions/start"
         self._call_sync("starting the job", lambda: self._transport().post(
@@ -589,11 +630,11 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         return out
 
     def _drop_unstarted(self, run_id: str, keep: str | None) -> None:
-        """Remove jobs of this run that were created but never started (READY: waiting for our
-        stage-in, they would never run): leftovers of an interrupted or repeated submission."""
+        """Remove jobs of this run that were created but never started (READY, or still staging
+        in: waiting for our upload and start, they would never run): leftovers of an interrupted or repeated submission."""
         try:
             for job_id, status in self._tagged_jobs(run_id):
-                if job_id != keep and status == "READY" and job_id not in self._staging:
+                if job_id != keep and status in _UNSTARTED and job_id not in self._staging:
                     url = self._job_url(job_id)
                     self._call_sync("removing an unstarted job",
                                     lambda url=url: self._transport().delete(url=url).close())
@@ -602,14 +643,14 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
     def _find_sync(self, run_id: str) -> str | None:
         started = [job_id for job_id, status in self._tagged_jobs(run_id)
-                   if status != "READY" or job_id in self._staging]
+                   if status not in _UNSTARTED or job_id in self._staging]
         # A READY job was never started (the submitter died before `start`): nothing runs, so
         # the run FAILS ("submission interrupted") and the job is removed.
         self._drop_unstarted(run_id, keep=started[0] if started else None)
         return started[0] if started else None
 
-    async def find_submitted(self, run: RunRecord) -> str | None:
-        return await asyncio.to_thread(self._find_sync, run.id)
+    async def find_submitted(self, ctx: JobContext[UnicoreConfig]) -> str | None:
+        return await asyncio.to_thread(self._find_sync, ctx.run_id)
 
     # ------------------------------------------------------------ poll
 
@@ -675,15 +716,9 @@ class UnicoreBackend(Backend[UnicoreConfig]):
             url=self._job_url(job_id), params={"fields": "log"}))
         details = "\n".join(str(line) for line in props.get("log") or []
                             if "information from batch system" in str(line)) or None
-        raw = self._small_file(job_id, EXIT_FILE)
-        record: dict[str, Any] | None = None
-        if raw is not None:
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                record = None
+        record = parse_exit_record(self._small_file(job_id, EXIT_FILE))
         said = bool(details and _BSS_TIMEOUT_RE.search(details))
-        if not said and (record is None or record.get("signal")):
+        if not said and (record is None or record.signal):
             url = f"{self._job_url(job_id)}/details"
             try:
                 answer = self._call_sync("reading the batch system's details",
@@ -705,18 +740,18 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
     # ------------------------------------------------------------ files
 
-    def _file_url(self, run: RunRecord, relpath: str) -> str | None:
-        if not run.backend_job_id:
+    def _file_url(self, ref: JobRef, relpath: str) -> str | None:
+        if not ref.job_id:
             return None
-        return self._job_file_url(run.backend_job_id, relpath)
+        return self._job_file_url(ref.job_id, relpath)
 
-    async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
+    async def read(self, ref: JobRef, relpath: str, offset: int, max_bytes: int) -> Chunk:
         if offset < 0 or max_bytes < 0:
             raise UserInputError(Problem("offset and max_bytes must not be negative"))
-        return await asyncio.to_thread(self._read_sync, run, relpath, offset, max_bytes)
+        return await asyncio.to_thread(self._read_sync, ref, relpath, offset, max_bytes)
 
-    def _read_sync(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
-        url = self._file_url(run, relpath)
+    def _read_sync(self, ref: JobRef, relpath: str, offset: int, max_bytes: int) -> Chunk:
+        url = self._file_url(ref, relpath)
         if url is None:
             return Chunk(b"", offset, offset, None)
         # The size from the file's properties: a ranged read answers 206 without Content-Range,
@@ -747,13 +782,13 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         body = body[:max_bytes]
         return Chunk(body, offset, offset + len(body), max(size, offset + len(body)))
 
-    async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
-        return await asyncio.to_thread(self._list_sync, run, relpath)
+    async def list_files(self, ref: JobRef, relpath: str = "") -> list[FileInfo]:
+        return await asyncio.to_thread(self._list_sync, ref, relpath)
 
-    def _list_sync(self, run: RunRecord, relpath: str) -> list[FileInfo]:
-        if not run.backend_job_id:
+    def _list_sync(self, ref: JobRef, relpath: str) -> list[FileInfo]:
+        if not ref.job_id:
             raise NotFound("the job has not been submitted yet")
-        job_id = run.backend_job_id
+        job_id = ref.job_id
         root = run_relpath(relpath)
         out: list[FileInfo] = []
         todo = [root]
@@ -806,11 +841,11 @@ class UnicoreBackend(Backend[UnicoreConfig]):
                 return entries
             offset += len(page)
 
-    async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
-        await asyncio.to_thread(self._fetch_sync, run, relpath, Path(dest))
+    async def fetch(self, ref: JobRef, relpath: str, dest: Path) -> None:
+        await asyncio.to_thread(self._fetch_sync, ref, relpath, Path(dest))
 
-    def _fetch_sync(self, run: RunRecord, relpath: str, dest: Path) -> None:
-        url = self._file_url(run, relpath)
+    def _fetch_sync(self, ref: JobRef, relpath: str, dest: Path) -> None:
+        url = self._file_url(ref, relpath)
         if url is None:
             raise NotFound("the job has not been submitted yet")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -831,10 +866,10 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         if status != 200:
             raise NotFound(f"no such file in the run directory: {relpath}")
 
-    async def cancel(self, run: RunRecord) -> None:
-        if not run.backend_job_id:
+    async def cancel(self, ref: JobRef) -> None:
+        if not ref.job_id:
             return
-        job_id = run.backend_job_id
+        job_id = ref.job_id
         url = self._job_url(job_id)
         try:
             await self._call("cancelling the job", lambda: self._transport().post(
@@ -855,6 +890,72 @@ def _raise_for(resp: httpx.Response, url: str) -> None:
     code = resp.status_code
     if code >= 500 or code in (401, 403, 429):
         raise httpx.HTTPError(f"{code} Server Error: {resp.reason_phrase} for url: {url}")
+
+
+class _HomeStore:
+    """The user's HOME storage as the runs' object store, ``~/.hpcml/objects/<sha256>``
+    (:class:`.cas_upload.ObjectStore`); UNICORE copies from it into each job's directory
+    through the job's ``Imports`` (``file://<mountPoint>/.hpcml/objects/<sha256>``: a copy on
+    the cluster, before the job is READY)."""
+
+    def __init__(self, backend: UnicoreBackend, url: str, mount: str, rename_url: str):
+        self.backend, self.url, self.mount, self.rename_url = backend, url, mount, rename_url
+
+    def _file_url(self, rel: str) -> str:
+        return f"{self.url}/files/{quote(rel)}"
+
+    def present(self) -> dict[str, int | None]:
+        try:
+            entries = self.backend._list_dir(self._file_url(STORE_DIR), STORE_DIR) or {}
+        except NotFound:  # a new store
+            return {}
+        out: dict[str, int | None] = {}
+        for name, meta in entries.items():
+            leaf = name.rstrip("/").rsplit("/", 1)[-1]
+            if not meta.get("isDirectory") and _SHA256.fullmatch(leaf):
+                out[leaf] = _int(meta.get("size"))
+        return out
+
+    def put(self, sha256: str, source: Path) -> None:
+        """Upload under a temporary name, then rename: a listed object is always whole."""
+        b = self.backend
+        part = f"{STORE_DIR}/.incoming/{sha256}.{secrets.token_hex(4)}"
+        final = f"{STORE_DIR}/{sha256}"
+        url = self._file_url(part)
+        b._call_sync(f"uploading code ({sha256[:12]})", lambda: b._transport().put(
+            url=url, headers={"Content-Type": "application/octet-stream"},
+            content=source.read_bytes()).close(), retries=b.submit_retries)
+        try:
+            b._call_sync("storing uploaded code", lambda: b._transport().post(
+                url=self.rename_url, json={"from": part, "to": final}).close(), idempotent=False)
+        except Ambiguous as amb:
+            # The rename is the TSI's `mv -f`: sent again after its answer was lost, it fails
+            # (HTTP 500, the source is gone) although it was done. Look at the result instead.
+            if self._size(final) != source.stat().st_size:
+                raise amb.error from None
+
+    def _size(self, rel: str) -> int | None:
+        b = self.backend
+        try:
+            props = b._call_sync("checking stored code", lambda: b._transport().get(
+                url=self._file_url(rel)), retries=b.submit_retries)
+        except NotFound:
+            return None
+        return _int(props.get("size"))
+
+    def imports(self, snapshot: Snapshot) -> list[dict[str, str]]:
+        root = f"{self.mount.rstrip('/')}/{STORE_DIR}"
+        return [{"From": f"file://{root}/{f.sha256}", "To": f.relpath} for f in snapshot.files]
+
+
+def _perms(mode: int) -> str:
+    return "".join(c if mode & (1 << (8 - i)) else "-" for i, c in enumerate("rwxrwxrwx"))
+
+
+def _server_words(exc: BaseException) -> str:
+    """The server's own message from pyunicore's "<code> Server Error: <message> for url: …"."""
+    m = _ERROR_RE.match(str(exc))
+    return m.group(2) if m else type(exc).__name__
 
 
 def _status_of(exc: Exception | None) -> int | None:

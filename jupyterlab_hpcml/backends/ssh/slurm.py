@@ -34,21 +34,21 @@ import re
 import shlex
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import asyncssh
 
+from ...core import yamlio
 from ...core.config_models import SSHConfig
 from ...core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ...core.files import META_DIR, OFFLINE_MLRUNS, Chunk, FileInfo, run_relpath
+from ...core.job import JobContext, JobRef, PreparedJob, Submission
 from ...core.snapshots import ProgressCallback, Snapshot
 from ...core.states import JobStatus, RunState
-from ...core import yamlio
-from ...engine.models import RunRecord
-from ..base import Backend, Features, JobRef, JobSpec
+from ..base import Backend, Features, JobSpec
 from ..batchscript import (
     HONOURED_RESOURCES,
     SCRIPT_NAME,
@@ -57,7 +57,15 @@ from ..batchscript import (
     split_env,
 )
 from ..exitrecord import EXIT_FILE, exit_file, parse_exit_record
-from ..slurm_common import JOB_ID, SlurmJob, array_state, array_task, job_status, sbatch_message
+from ..slurm_common import (
+    JOB_ID,
+    SlurmJob,
+    array_task,
+    cancel_moot,
+    index_jobs,
+    job_status,
+    sbatch_message,
+)
 from .connection import CommandPoisoned, CommandTooLong, SSHConnection, SSHError
 from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 
@@ -77,15 +85,16 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "project"
 
 
-@dataclass
-class _Prepared:
-    """What ``prepare`` left for ``submit`` (the run directory is made by submit's command)."""
+@dataclass(frozen=True)
+class SlurmPrepared(PreparedJob[SSHConfig]):
+    """What ``prepare`` hands to ``submit`` (the run directory is made by submit's command)."""
 
     snapshot: Snapshot
-    cache: str
-    links: dict[str, Path]
+    cache: str  # the cluster's object cache, where the code's tree waits
+    links: dict[str, Path]  # files outside the snapshot that go through the cache
     link_hashes: dict[str, str]
     extras: dict[str, bytes]
+    image: str | None  # the Apptainer image on the cluster, when prepare placed one
 
 
 class SubmitError(HpcmlError):
@@ -106,10 +115,9 @@ class SlurmBackend(Backend[SSHConfig]):
     # may still submit its job: until then the run stays UNKNOWN.
     orphan_submit_patience = 600.0
 
-    def __init__(self, config: dict[str, Any], data_dir: Path):
+    def __init__(self, config: SSHConfig | Mapping[str, Any] | None, data_dir: Path):
         super().__init__(config, data_dir)
-        self.ssh = dict(config.get("SSH") or {})
-        self.conn = SSHConnection(self.ssh)
+        self.conn = SSHConnection(self.config.ssh.as_written())
         self.uploader = Uploader(self.conn, Path(data_dir) / "snapshots")
         self.last_upload: UploadStats | None = None
         self._base: str | None = None
@@ -117,9 +125,7 @@ class SlurmBackend(Backend[SSHConfig]):
         self._next_poll = 0.0
         self._interval = 0.0
         self._sacct_off_until = 0.0
-        self._images: dict[str, str] = {}  # run id → image path on the cluster
         self._realroots: dict[str, str] = {}  # run dir → its realpath
-        self._prepared: dict[str, _Prepared] = {}  # run id → prepared, not yet submitted
         self._cancels: list[tuple[str, str | None, asyncio.Future[None]]] = []  # waiting for scancel
         self._cancelling: asyncio.Task[None] | None = None
 
@@ -128,9 +134,6 @@ class SlurmBackend(Backend[SSHConfig]):
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
                         upload_progress=True, offline_tracking=True, resources=list(HONOURED_RESOURCES))
-
-    def notes_for(self, config: dict[str, Any]) -> list[str]:
-        return []
 
     # ------------------------------------------------------------ layout
 
@@ -141,7 +144,7 @@ class SlurmBackend(Backend[SSHConfig]):
         await self.conn.connection()
         env = self.conn.login_env
         home = env.get("HOME") or ""
-        wd = self.ssh.get("WorkDir")
+        wd = self.config.ssh.work_dir
         if wd:
             base = str(wd)
             if base == "~" or base.startswith("~/"):
@@ -156,94 +159,93 @@ class SlurmBackend(Backend[SSHConfig]):
         self._base = posixpath.join(base.rstrip("/") or "/", "hpcml")
         return self._base
 
-    def _run_dir(self, run: RunRecord, base: str | None = None) -> str | None:
-        if run.run_dir:
-            return run.run_dir
-        base = base or self._base
-        if not base:
-            return None
-        if not run.id or not re.fullmatch(r"[A-Za-z0-9_-]+", run.id):
-            raise UserInputError(Problem(f"invalid run id {run.id!r}"))
-        return f"{base}/{_slug(run.project_name)}/{run.id}"
+    async def _definite_base_dir(self) -> str:
+        try:
+            return await self._base_dir()
+        except BackendUnavailable as exc:  # nothing was submitted: a definite failure
+            raise SSHError(str(exc)) from None
 
-    def run_dir_for(self, run: RunRecord) -> str | None:
-        return self._run_dir(run)
+    @staticmethod
+    def _run_dir(ctx: JobContext[SSHConfig], base: str) -> str:
+        if ctx.run_dir:
+            return ctx.run_dir
+        if not ctx.run_id or not re.fullmatch(r"[A-Za-z0-9_-]+", ctx.run_id):
+            raise UserInputError(Problem(f"invalid run id {ctx.run_id!r}"))
+        return f"{base}/{_slug(ctx.project_name)}/{ctx.run_id}"
 
-    def _path(self, run: RunRecord, relpath: str) -> tuple[str, str]:
-        root = run.run_dir
+    async def run_dir_for(self, ctx: JobContext[SSHConfig]) -> str:
+        """``<base>/<project>/<run id>``; asks the cluster for its base directory once."""
+        return self._run_dir(ctx, await self._definite_base_dir())
+
+    def _path(self, ref: JobRef, relpath: str) -> tuple[str, str]:
+        root = ref.run_dir
         if not root:
-            raise NotFound(f"run {run.id} has no run directory yet")
+            raise NotFound(f"run {ref.run_id} has no run directory yet")
         rel = run_relpath(relpath)
         return root, posixpath.join(root, rel) if rel else root
 
     # ------------------------------------------------------------ prepare
 
-    async def prepare(self, run: RunRecord, snapshot: Snapshot, extra_files: dict[str, bytes] | None = None,
-                      progress: ProgressCallback | None = None) -> str:
+    async def prepare(self, ctx: JobContext[SSHConfig], snapshot: Snapshot,
+                      extra_files: Mapping[str, bytes] | None = None,
+                      progress: ProgressCallback | None = None) -> SlurmPrepared:
         """Get the code onto the cluster (its tree in the object cache; nothing travels when
-        the tree is known to be there) and return the run directory. The run directory
-        itself is made by ``submit``, in the same command as ``sbatch``."""
-        try:
-            base = await self._base_dir()
-        except BackendUnavailable as exc:  # nothing was submitted: a definite failure
-            raise SSHError(str(exc)) from None
-        run_dir = self._run_dir(run, base)
-        assert run_dir
+        the tree is known to be there). The run directory itself is made by ``submit``, in
+        the same command as ``sbatch``."""
+        base = await self._definite_base_dir()
+        run_dir = self._run_dir(ctx, base)
         extras = {}
         for key, data in (extra_files or {}).items():
             run_relpath(key.rstrip("/"), "extra file")
             extras[key] = _absolute_offline_paths(key, data, run_dir)
-        links = self._apptainer_links(run, snapshot)
+        links, image = self._apptainer_links(ctx, snapshot)
         cache = f"{base}/.cache"
         link_hashes = await self.uploader.link_hashes(links)
         self.last_upload = await self.uploader.ensure(snapshot, cache, links, link_hashes, progress=progress)
-        if len(self._prepared) > 1000:  # prepared but never submitted (should not happen)
-            self._prepared.pop(next(iter(self._prepared)))
-        self._prepared[run.id] = _Prepared(snapshot, cache, links, link_hashes, extras)
-        return run_dir
+        return SlurmPrepared(ctx, run_dir, snapshot, cache, links, link_hashes, extras, image)
 
-    def _apptainer_links(self, run: RunRecord, snapshot: Snapshot) -> dict[str, Path]:
-        """A local Apptainer image outside the snapshot goes through the object cache too."""
-        app = ((run.backend_config or {}).get("Environment") or {}).get("Apptainer")
-        if not isinstance(app, dict) or str(app.get("Type") or "local").lower() != "local":
-            return {}
-        path = str(app.get("Path") or "")
+    @staticmethod
+    def _apptainer_links(ctx: JobContext[SSHConfig],
+                         snapshot: Snapshot) -> tuple[dict[str, Path], str | None]:
+        """A local Apptainer image outside the snapshot goes through the object cache too:
+        (files to link into the run directory, the image's path there)."""
+        app = ctx.environment.apptainer
+        if app is None or app.type != "local":
+            return {}, None
+        path = app.path
         if not path.startswith("/") and any(f.relpath == path for f in snapshot.files):
-            self._images[run.id] = path  # uploaded with the project (and hard-linked if large)
-            return {}
+            return {}, path  # uploaded with the project (and hard-linked if large)
         local = Path(path).expanduser()
         if not local.is_absolute():
-            local = Path(run.project_path) / local
+            local = Path(ctx.project_path) / local
         if not local.is_file():
             raise UserInputError(Problem(f"Apptainer image not found: {local}", key="Environment.Apptainer.Path"))
         rel = f"{META_DIR}/apptainer/{local.name}"
-        self._images[run.id] = rel
-        return {rel: local}
+        return {rel: local}, rel
 
     # ------------------------------------------------------------ submit
 
-    async def submit(self, run: RunRecord, job: JobSpec) -> tuple[str, JobStatus]:
+    async def submit(self, prepared: PreparedJob[SSHConfig]) -> Submission:
         """One command: materialise the run directory from the cached tree, unpack the
         per-run files (script, offline store, code.json, secrets) from a tar on stdin, run
         the login-node pre-commands, ``sbatch --parsable``, record the job id."""
-        run_dir = run.run_dir
-        prep = self._prepared.pop(run.id, None)
-        if not run_dir or prep is None:
+        if not isinstance(prepared, SlurmPrepared):
             raise SubmitError("prepare() must run before submit()")
+        prep, ctx, run_dir = prepared, prepared.ctx, prepared.run_dir
         base = await self._base_dir()
-        env = job.environment or {}
 
-        public, secret = split_env(job.env)
-        secrets_path = f"{base}/.secrets/{run.id}.env" if secret else None
-        image = self._images.pop(run.id, None)
-        app = env.get("Apptainer")
-        if isinstance(app, dict) and image is None:
-            image = str(app.get("Path")) if app.get("Type") == "remote" or str(app.get("Path", "")).startswith("/") \
-                else f"{META_DIR}/apptainer/{PurePosixPath(str(app.get('Path'))).name}"
-        script = render_batch_script(job, run_dir, secrets_file=secrets_path, apptainer_image=image,
-                                     extra_sbatch=[f"--comment=hpcml:{run.id}"])
-        pre = [str(c) for c in env.get("PreRunCommandOnLoginNode") or []]
-        post = [str(c) for c in env.get("PostRunCommandOnLoginNode") or []]
+        public, secret = split_env(ctx.env)
+        secrets_path = f"{base}/.secrets/{ctx.run_id}.env" if secret else None
+        image = prep.image
+        app = ctx.environment.apptainer
+        if app is not None and image is None:
+            image = app.path if app.type == "remote" or app.path.startswith("/") \
+                else f"{META_DIR}/apptainer/{PurePosixPath(app.path).name}"
+        script = render_batch_script(JobSpec.from_context(ctx), run_dir, secrets_file=secrets_path,
+                                     apptainer_image=image,
+                                     extra_sbatch=[f"--comment=hpcml:{ctx.run_id}"])
+        pre = list(ctx.environment.pre_run_login)
+        post = list(ctx.environment.post_run_login)
         files: dict[str, bytes | None] = dict(prep.extras)
         files[SCRIPT_NAME] = script.encode()
         files[CODE_FILE] = json.dumps({
@@ -265,7 +267,7 @@ class SlurmBackend(Backend[SSHConfig]):
         for attempt in range(2):
             command = _submit_command(
                 self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir, prep.link_hashes),
-                run_dir, secrets_path, pre, inline, self._submit_marker(base, run))
+                run_dir, secrets_path, pre, inline, self._submit_marker(base, ctx.run_id))
             try:
                 res = await self.conn.run(command, input=payload, retry=False, name="sbatch")
             except CommandTooLong as exc:
@@ -275,7 +277,7 @@ class SlurmBackend(Backend[SSHConfig]):
                 continue
             except BackendUnavailable:
                 # The connection dropped during the command: did the job reach Slurm?
-                job_id = await self.find_submitted(run)
+                job_id = await self.find_submitted(ctx.replace(run_dir=run_dir))
                 if job_id is None:
                     raise
                 break
@@ -292,27 +294,29 @@ class SlurmBackend(Backend[SSHConfig]):
             if job_id is None:
                 raise _submit_failure(res, pre, self.conn.label)
         self._interval, self._next_poll = 0.0, 0.0
-        return job_id, JobStatus(RunState.QUEUED)
+        return Submission(job_id, JobStatus(RunState.QUEUED))
 
-    def _submit_marker(self, base: str, run: RunRecord) -> str | None:
-        return f"{base}/.submitting/{run.id}" if re.fullmatch(r"[A-Za-z0-9_-]+", run.id or "") else None
+    @staticmethod
+    def _submit_marker(base: str, run_id: str) -> str | None:
+        return f"{base}/.submitting/{run_id}" if re.fullmatch(r"[A-Za-z0-9_-]+", run_id or "") else None
 
-    async def find_submitted(self, run: RunRecord) -> str | None:
+    async def find_submitted(self, ctx: JobContext[SSHConfig]) -> str | None:
         """The job id if the job reached Slurm; None only when sure it did not. While the
         submit command of a dropped connection still runs on the login node (its marker
         file names a live process), or may run on another login node, we cannot know:
         BackendUnavailable (the run stays UNKNOWN and is asked about again)."""
-        if run.run_dir:
+        run_dir, run_id = ctx.run_dir, ctx.run_id
+        if run_dir:
             async def read_id(sftp: asyncssh.SFTPClient) -> str | None:
                 try:
-                    async with sftp.open(f"{run.run_dir}/{JOB_ID_FILE}", "rb") as f:
+                    async with sftp.open(f"{run_dir}/{JOB_ID_FILE}", "rb") as f:
                         return (await f.read()).decode().strip().split(";")[0] or None
                 except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPFailure):
                     return None
             found = await self.conn.sftp_call(read_id)
             if found:
                 return found
-        marker = self._submit_marker(await self._base_dir(), run)
+        marker = self._submit_marker(await self._base_dir(), run_id)
         check = ""
         if marker:
             m = shlex.quote(marker)
@@ -325,16 +329,16 @@ class SlurmBackend(Backend[SSHConfig]):
         res = await self.conn.run(f"{check}squeue --me -t all -h -o '%i|%k'", name="squeue")
         for line in res.out.splitlines():
             jid, _, comment = line.partition("|")
-            if comment.strip() == f"hpcml:{run.id}":
+            if comment.strip() == f"hpcml:{run_id}":
                 return jid.strip()
         for line in res.out.splitlines():
             if line.startswith("__HPCML_SUBMIT running"):
-                raise BackendUnavailable(f"the interrupted submission of run {run.id} is still running "
+                raise BackendUnavailable(f"the interrupted submission of run {run_id} is still running "
                                          f"on {self.conn.label}: whether it submits the job is not known yet")
             if line.startswith("__HPCML_SUBMIT elsewhere"):
                 age = line.split()[-1]
                 if not age.isdigit() or int(age) < self.orphan_submit_patience:
-                    raise BackendUnavailable(f"the interrupted submission of run {run.id} may still be "
+                    raise BackendUnavailable(f"the interrupted submission of run {run_id} may still be "
                                              "running on another login node")
         return None
 
@@ -358,26 +362,23 @@ class SlurmBackend(Backend[SSHConfig]):
         res = await self.conn.run(f"squeue --me -t all -h -r -o {shlex.quote(SQUEUE_FORMAT)}", name="squeue")
         if res.exit_status != 0:
             raise BackendUnavailable(f"squeue failed on {self.conn.label}: {res.err or res.out}".strip())
-        by_id: dict[str, SlurmJob] = {}
-        arrays: dict[str, list[str]] = {}
+        listed: list[tuple[str, SlurmJob]] = []
         for line in res.out.splitlines():
             parts = line.strip().split("|")
             if len(parts) < 4:
                 continue
             jid, raw, state, reason = parts[0], parts[1], parts[2], parts[3]
-            by_id.setdefault(jid, SlurmJob(state, reason))
-            by_id.setdefault(raw, SlurmJob(state, reason))
-            if array_task(jid)[1] is not None:
-                arrays.setdefault(array_task(jid)[0], []).append(state)
+            listed.append((jid, SlurmJob(state, reason)))
+            if array_task(jid)[1] is None:  # an element's raw id may be the array's own
+                listed.append((raw, SlurmJob(state, reason)))
+        by_id = index_jobs(listed)
 
         out: dict[str, JobStatus] = {}
         detail: dict[str, SlurmJob | None] = {}  # ended (or unknown) jobs: what squeue said
         for ref in jobs:
             found = by_id.get(ref.job_id)
-            if found is None and ref.job_id in arrays:  # a run that is a whole array
-                found = SlurmJob(array_state(arrays[ref.job_id]))
             status = job_status(found) if found is not None else None
-            if status is not None and not status.state.terminal and status.state != RunState.UNKNOWN:
+            if status is not None and status.state in (RunState.QUEUED, RunState.RUNNING):
                 out[ref.job_id] = status
             else:
                 detail[ref.job_id] = found
@@ -420,15 +421,18 @@ class SlurmBackend(Backend[SSHConfig]):
             out[ref.job_id] = job_status(slurm, record,
                                          forgotten=RunState.FAILED if asked else RunState.UNKNOWN)
 
-    async def _details_chunk(self, refs: list[JobRef], use_sacct: bool, sacct: dict[str, SlurmJob],
-                             exits: dict[str, str], unsent: dict[str, str]) -> tuple[int, list[str]]:
+    async def _details_chunk(
+        self, refs: list[JobRef], use_sacct: bool, sacct: dict[str, SlurmJob],
+        exits: dict[str, str], unsent: dict[str, str],
+    ) -> tuple[int, list[str]]:
         """One details command for ``refs``; (sacct's exit status, its non-record lines).
         A command the connection dropped under twice is never sent again as it was: its
         batch is split in halves (each its own command) down to single jobs."""
         ids = ",".join(r.job_id for r in refs)
         command = (f"use_sacct={1 if use_sacct else 0}; ids={shlex.quote(ids)}\n{_DETAILS_SCRIPT}")
-        listing = "".join(f"{r.job_id}\t{r.run_dir}\t{exit_file(array_task(r.job_id)[1])}\n" for r in refs
-                          if r.run_dir and not any(c in r.run_dir for c in "\t\n"))
+        listing = "".join(
+            f"{r.job_id}\t{r.run_dir}\t{exit_file(array_task(r.job_id)[1])}\n" for r in refs
+            if r.run_dir and not any(c in r.run_dir for c in "\t\n"))
         try:
             res = await self.conn.run(command, input=listing.encode(), name="sacct" if use_sacct else "exit-codes")
         except CommandPoisoned as exc:
@@ -459,20 +463,20 @@ class SlurmBackend(Backend[SSHConfig]):
 
     # ------------------------------------------------------------ cancel
 
-    async def cancel(self, run: RunRecord) -> None:
+    async def cancel(self, ref: JobRef) -> None:
         """Cancels asked for at the same time (many runs cancelled at once) go out together:
         one ``scancel`` with many job ids, while the previous batch is still on its way."""
-        if not run.backend_job_id:
+        if not ref.job_id:
             return
-        if not JOB_ID.fullmatch(run.backend_job_id):
-            raise SubmitError(f"cannot cancel: {run.backend_job_id!r} is not a Slurm job id")
+        if not JOB_ID.fullmatch(ref.job_id):
+            raise SubmitError(f"cannot cancel: {ref.job_id!r} is not a Slurm job id")
         secrets_path = None
-        if re.fullmatch(r"[A-Za-z0-9_-]+", run.id or ""):
+        if re.fullmatch(r"[A-Za-z0-9_-]+", ref.run_id or ""):
             # A job cancelled while pending never runs the script that deletes its secrets
             # file; a running one has read it already.
-            secrets_path = f"{await self._base_dir()}/.secrets/{run.id}.env"
+            secrets_path = f"{await self._base_dir()}/.secrets/{ref.run_id}.env"
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._cancels.append((run.backend_job_id, secrets_path, done))
+        self._cancels.append((ref.job_id, secrets_path, done))
         if self._cancelling is None or self._cancelling.done():
             self._cancelling = asyncio.create_task(self._cancel_batches())
         await done
@@ -501,7 +505,7 @@ class SlurmBackend(Backend[SSHConfig]):
                     why = res.err or res.out or f"exit status {res.exit_status}"
                 if done.done():
                     continue
-                if why and "already completing or completed" not in why and "Invalid job id" not in why:
+                if why and not cancel_moot(why):
                     done.set_exception(SubmitError(f"scancel failed: {why}"))
                 else:
                     done.set_result(None)
@@ -520,10 +524,10 @@ class SlurmBackend(Backend[SSHConfig]):
         real_root, real = await asyncio.gather(self._realroot(sftp, root), sftp.realpath(path))
         return real == real_root or real.startswith(real_root.rstrip("/") + "/")
 
-    async def read(self, run: RunRecord, relpath: str, offset: int, max_bytes: int) -> Chunk:
+    async def read(self, ref: JobRef, relpath: str, offset: int, max_bytes: int) -> Chunk:
         if offset < 0 or max_bytes < 0:
             raise UserInputError(Problem("offset and max_bytes must not be negative"))
-        root, path = self._path(run, relpath)
+        root, path = self._path(ref, relpath)
 
         async def go(sftp: asyncssh.SFTPClient) -> Chunk:
             try:
@@ -548,8 +552,8 @@ class SlurmBackend(Backend[SSHConfig]):
 
         return await self.conn.sftp_call(go)
 
-    async def list_files(self, run: RunRecord, relpath: str = "") -> list[FileInfo]:
-        root, path = self._path(run, relpath)
+    async def list_files(self, ref: JobRef, relpath: str = "") -> list[FileInfo]:
+        root, path = self._path(ref, relpath)
         q = shlex.quote(path)
         res = await self.conn.run(
             f"if [ -d {q} ]; then cd {q} && find . -mindepth 1 \\( -type f -o -type d \\) "
@@ -570,15 +574,15 @@ class SlurmBackend(Backend[SSHConfig]):
         return sorted(out, key=lambda f: f.path)
 
     async def list_files_many(
-        self, items: Sequence[tuple[RunRecord, str]]
+        self, items: Sequence[tuple[JobRef, str]]
     ) -> list[list[FileInfo] | BaseException]:
         """One ``find`` for all the directories (their paths on stdin), however many runs:
         a poll pass lists the offline stores of every running run with one command."""
         out: list[list[FileInfo] | BaseException] = [[] for _ in items]
         where: dict[str, list[int]] = {}
-        for i, (run, relpath) in enumerate(items):
+        for i, (ref, relpath) in enumerate(items):
             try:
-                where.setdefault(self._path(run, relpath)[1], []).append(i)
+                where.setdefault(self._path(ref, relpath)[1], []).append(i)
             except Exception as exc:  # noqa: BLE001 - returned in its place
                 out[i] = exc
         paths = [p for p in where if "\0" not in p]
@@ -600,8 +604,8 @@ class SlurmBackend(Backend[SSHConfig]):
                 listing.sort(key=lambda f: f.path)
         return out
 
-    async def fetch(self, run: RunRecord, relpath: str, dest: Path) -> None:
-        root, path = self._path(run, relpath)
+    async def fetch(self, ref: JobRef, relpath: str, dest: Path) -> None:
+        root, path = self._path(ref, relpath)
         dest = Path(dest)
         await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
 
