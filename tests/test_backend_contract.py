@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
 from jupyterlab_hpcml.backends import registry
 from jupyterlab_hpcml.core.states import RunState
@@ -47,7 +48,7 @@ SCENARIOS = ("finished", "failed", "signal", "cancel_queued", "cancel_running",
 SIGKILL_EXIT = 128 + 9
 FC_SECRET = "canary-contract-fc-3b9d"
 UC_USER, UC_PASSWORD = "demouser", "canary-contract-uc-61e0"
-SCENARIO_TIMEOUT = 120.0
+SCENARIO_TIMEOUT = 150.0  # longer than a wait (90 s): a stuck run is named with its states
 
 
 class Skipped(Exception):
@@ -75,6 +76,13 @@ def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return install_plugin(tmp_path_factory.mktemp("plugin-site"))
 
 
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for all backends (creating one costs seconds; runs are apart by
+    their own experiments and run ids anyway)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('contract-mlflow')}/mlflow.db"
+
+
 # ---------------------------------------------------------------- one backend under test
 
 
@@ -89,6 +97,8 @@ class Target:
     make_queued: Callable[[Harness], Awaitable[Queued]] | None = None
     # Its queue is a switch on the server, read at each submission: one submit at a time.
     serial_submits: bool = False
+    # Filling its queue holds back every later job (a scheduler's priority order).
+    queue_last: bool = False
     project: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,6 +164,11 @@ class Harness:
     def features(self) -> dict[str, Any]:
         return self.engine.features()[self.target.name]
 
+    def mlflow_status(self, run: RunRecord) -> str:
+        """The MLflow run's status: set before the run's end is recorded (MLflow first)."""
+        assert run.mlflow_run_id
+        return MlflowClient(self.engine.tracking_uri).get_run(run.mlflow_run_id).info.status
+
     async def log_text(self, run_id: str) -> str:
         return (await self.engine.read_log_all(run_id, "stdout")).data
 
@@ -167,12 +182,14 @@ async def finished(h: Harness) -> None:
     run = await h.terminal(run.id)
     assert (run.state, run.exit_code) == (RunState.FINISHED, 0), run.state_history
     assert "hello from the job" in await h.log_text(run.id)
+    assert h.mlflow_status(run) == "FINISHED"
 
 
 async def failed(h: Harness) -> None:
     run = await h.terminal((await h.submit("fail", code=7)).id)
     assert (run.state, run.exit_code) == (RunState.FAILED, 7), run.state_history
     assert "failing now" in await h.log_text(run.id)
+    assert h.mlflow_status(run) == "FAILED"
 
 
 async def killed_by_signal(h: Harness) -> None:
@@ -208,6 +225,7 @@ async def cancel_running(h: Harness) -> None:
     await h.engine.cancel(run.id)
     run = await h.terminal(run.id, timeout=60)
     assert run.state == RunState.CANCELLED, run.state_history
+    assert h.mlflow_status(run) == "KILLED"
 
 
 async def log_offsets(h: Harness) -> None:
@@ -257,14 +275,14 @@ async def reattach(h: Harness) -> None:
     """A job submitted by one engine is followed to its end by a new engine over the same
     data dir (a restarted lab). Its own data dir: the suite's engine must not poll it."""
     data_dir = h.engine.data_dir.parent / f"{h.engine.data_dir.name}-restart"
-    first = Engine(data_dir=data_dir, poll_interval=0.3)
+    first = Engine(data_dir=data_dir, tracking_uri=h.engine.tracking_uri, poll_interval=0.3)
     first.start()
     try:
         run = await h.submit("sleep", engine=first, seconds=4)
         await h.wait(run.id, {RunState.RUNNING}, engine=first)
     finally:
         await first.close()
-    second = Engine(data_dir=data_dir, poll_interval=0.3)
+    second = Engine(data_dir=data_dir, tracking_uri=h.engine.tracking_uri, poll_interval=0.3)
     second.start()
     try:
         done = await h.terminal(run.id, engine=second)
@@ -315,7 +333,7 @@ def ssh_target(workdir: Path, env: pytest.MonkeyPatch, plugin: Path) -> Iterator
             await h.engine.cancel(blocker.id)
         return Queued(most_cpus, after_scenario=cleanup)
 
-    yield Target("ssh", workdir, slurm_cluster.backend_config(s), make_queued)
+    yield Target("ssh", workdir, slurm_cluster.backend_config(s), make_queued, queue_last=True)
 
 
 @contextlib.contextmanager
@@ -386,8 +404,9 @@ TARGETS = {"local": local_target, "ssh": ssh_target, "firecrest": firecrest_targ
 # ---------------------------------------------------------------- running it
 
 
-async def run_all(target: Target, data_dir: Path) -> dict[str, BaseException | None]:
-    engine = Engine(data_dir=data_dir, poll_interval=0.3)
+async def run_all(target: Target, data_dir: Path,
+                  tracking_uri: str) -> dict[str, BaseException | None]:
+    engine = Engine(data_dir=data_dir, tracking_uri=tracking_uri, poll_interval=0.3)
     engine.start()
     h = Harness(target, engine)
     h.cleanups = []
@@ -404,11 +423,14 @@ async def run_all(target: Target, data_dir: Path) -> dict[str, BaseException | N
         finally:  # shown with -s: where a backend's time goes
             print(f"contract {target.name}-{name}: {time.monotonic() - started:.1f} s")
     try:
-        # The queue scenario first: a filled queue then drains into the others.
-        queued = asyncio.ensure_future(one("cancel_queued"))
         others = [n for n in SCENARIOS if n != "cancel_queued"]
-        results = await asyncio.gather(queued, *(one(n) for n in others))
-        return dict(zip(["cancel_queued", *others], results, strict=True))
+        if target.queue_last:  # its filled queue would hold the others' jobs back
+            results = await asyncio.gather(*(one(n) for n in others))
+            results.append(await one("cancel_queued"))
+        else:  # first: a filled queue then drains into the others
+            queued = asyncio.ensure_future(one("cancel_queued"))
+            results = [*await asyncio.gather(*(one(n) for n in others)), await queued]
+        return dict(zip([*others, "cancel_queued"], results, strict=True))
     finally:
         active = [r for r in (await engine.list_runs(limit=1000))[0] if not r.state.terminal]
         for run in active:  # nothing left running on a cluster after the suite
@@ -421,7 +443,7 @@ _RESULTS: dict[str, dict[str, BaseException | None] | BaseException] = {}
 
 
 def results_for(backend: str, tmp_path_factory: pytest.TempPathFactory,
-                plugin: Path) -> dict[str, BaseException | None]:
+                plugin: Path, tracking_uri: str) -> dict[str, BaseException | None]:
     """Every scenario of ``backend``, run once (by its first test) and kept."""
     if backend not in _RESULTS:
         workdir = tmp_path_factory.mktemp(f"contract-{backend}")
@@ -430,7 +452,7 @@ def results_for(backend: str, tmp_path_factory: pytest.TempPathFactory,
             with pytest.MonkeyPatch.context() as env, \
                     TARGETS[backend](workdir, env, plugin) as target:
                 _RESULTS[backend] = loop.run_until_complete(
-                    run_all(target, workdir / "hpcml-data"))
+                    run_all(target, workdir / "hpcml-data", tracking_uri))
         except Skipped as exc:
             _RESULTS[backend] = exc
         finally:
@@ -447,8 +469,8 @@ def results_for(backend: str, tmp_path_factory: pytest.TempPathFactory,
                          [(b, s) for b in BACKENDS for s in SCENARIOS],
                          ids=[f"{b}-{s}" for b in BACKENDS for s in SCENARIOS])
 def test_contract(backend: str, scenario: str, tmp_path_factory: pytest.TempPathFactory,
-                  plugin_dir: Path) -> None:
-    outcome = results_for(backend, tmp_path_factory, plugin_dir)[scenario]
+                  plugin_dir: Path, tracking_uri: str) -> None:
+    outcome = results_for(backend, tmp_path_factory, plugin_dir, tracking_uri)[scenario]
     if isinstance(outcome, Skipped):
         pytest.skip(f"{backend}: {outcome}")
     if outcome is not None:

@@ -103,15 +103,6 @@ async def test_submit_to_finished_with_metrics_logs_artifacts_and_no_secret(
     assert CANARY not in json.dumps({**mlrun.data.params, **mlrun.data.tags})
 
 
-async def test_failed_job_records_exit_code(api, fc_project):
-    run = await submit(api, entry_point="fail", parameters={"code": 7})
-    run = await wait_for_state(api, run["id"], TERMINAL, timeout=60)
-    assert run["state"] == "FAILED" and run["exit_code"] == 7, run
-    _, log = await api("GET", f"runs/{run['id']}/logs/stdout")
-    assert "failing now" in log["data"]
-    assert await mlflow_final(run) == "FAILED"
-
-
 async def test_cancel_running_job_and_log_tail_while_running(api, fc_project, firecrest):
     run = await submit(api, entry_point="sleep")
     await wait_for_state(api, run["id"], {"RUNNING"}, timeout=30)
