@@ -379,7 +379,9 @@ async def main(args: argparse.Namespace) -> None:
                                          engine.runs.manifest_dir)
             before = conn.stats.command_bytes
             resources = {"Queue": s.get("HPCML_TEST_SLURM_PARTITION", "debug"), "Runtime": 60}
-            ctx = job_context.context(record(run_id), backend.parse_config({"Resources": resources}))
+            ctx = job_context.context(
+                record(run_id), backend.parse_config({"Resources": resources})
+            )
             t = time.perf_counter()
             prepared = await backend.prepare(ctx, sn, {})  # the upload
             await backend.submit(prepared)  # the run directory (a copy of the code) and sbatch

@@ -97,18 +97,21 @@ def test_cli_submits_to_the_plugin(world):
 def test_magics_and_python_api_submit_to_the_plugin(world, tmp_path):
     root, env = world
     script = tmp_path / "kernel.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json
         from IPython.core.interactiveshell import InteractiveShell
         from jupyterlab_hpcml import api
 
         shell = InteractiveShell.instance()
         shell.run_line_magic("load_ext", "jupyterlab_hpcml")
-        magic = shell.run_line_magic("hpc_submit", {str(root / 'contract')!r} + " -c tq.yaml --wait")
-        run = api.submit({str(root / 'contract')!r}, backend_config="tq.yaml", wait=True,
+        line = {str(root / "contract")!r} + " -c tq.yaml --wait"
+        magic = shell.run_line_magic("hpc_submit", line)
+        run = api.submit({str(root / "contract")!r}, backend_config="tq.yaml", wait=True,
                          timeout=120)
         print(json.dumps([[r.record.backend, r.state.value] for r in (magic, run)]))
-    """))
+    """)
+    )
     res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
                          text=True, timeout=240, cwd=tmp_path)
     assert res.returncode == 0, res.stderr

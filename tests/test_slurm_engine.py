@@ -136,8 +136,14 @@ async def test_unchanged_code_is_one_command_and_a_lost_tree_is_rebuilt(engine, 
 
     before = dict(backend.conn.stats.commands)
     second = await engine.runs.submit(req)
-    delta = {k: v - before.get(k, 0) for k, v in backend.conn.stats.commands.items() if v != before.get(k, 0)}
-    assert second.backend_job_id and delta == {"sbatch": 1}, delta  # no helper, no SFTP: one command
+    delta = {
+        k: v - before.get(k, 0)
+        for k, v in backend.conn.stats.commands.items()
+        if v != before.get(k, 0)
+    }
+    assert second.backend_job_id and delta == {"sbatch": 1}, (
+        delta
+    )  # no helper, no SFTP: one command
     assert backend.last_upload.commands == 0 and backend.last_upload.uploaded_bytes == 0
 
     # The cluster's cache lost the tree (pruned, cleaned): rebuilt from the cached objects.
@@ -145,7 +151,11 @@ async def test_unchanged_code_is_one_command_and_a_lost_tree_is_rebuilt(engine, 
     before = dict(backend.conn.stats.commands)
     third = await engine.runs.submit(req)
     assert third.state == RunState.QUEUED and third.backend_job_id, third
-    delta = {k: v - before.get(k, 0) for k, v in backend.conn.stats.commands.items() if v != before.get(k, 0)}
+    delta = {
+        k: v - before.get(k, 0)
+        for k, v in backend.conn.stats.commands.items()
+        if v != before.get(k, 0)
+    }
     assert delta == {"sbatch": 2, "hpcml-plan": 1}, delta  # refused before anything, then done
     assert backend.last_upload.uploaded_bytes == 0  # the contents were still in the cache
     for run in (first, second, third):
@@ -155,7 +165,9 @@ async def test_unchanged_code_is_one_command_and_a_lost_tree_is_rebuilt(engine, 
     await engine.close()
 
 
-async def test_login_node_commands_and_the_secrets_file_on_failures(engine, tmp_path, slurm, monkeypatch):  # noqa: F811
+async def test_login_node_commands_and_the_secrets_file_on_failures(
+    engine, tmp_path, slurm, monkeypatch  # noqa: F811
+):
     project = make_project(tmp_path / "toy", slurm, Environment={
         "PreRunCommandOnLoginNode": ["echo 'prepared on login' > from_login.txt"],
         "PostRunCommandOnLoginNode": ["echo done > post.txt"]})
@@ -169,21 +181,37 @@ async def test_login_node_commands_and_the_secrets_file_on_failures(engine, tmp_
     bad = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="bad.yaml"))
     assert bad.state == RunState.FAILED and not bad.backend_job_id
     message = bad.state_history[-1].message
-    assert "pre-run command on the login node failed with exit code 3: echo 'login trouble'" in message
+    assert (
+        "pre-run command on the login node failed with exit code 3: echo 'login trouble'" in message
+    )
     assert message.rstrip().endswith("fine\nlogin trouble"), message  # the tail of login.log
 
     # A token for direct tracking goes to a 0600 file, removed again when Slurm refuses the job.
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "canary-" + os.urandom(4).hex())
     (project / "direct.yaml").write_text((project / "slurm.yaml").read_text() +
                                          "Tracking: {Mode: direct, Uri: 'https://mlflow.invalid'}\n")
-    refused = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="direct.yaml",
-                                                     overrides=["Resources.Queue=nosuch"]))
-    assert refused.state == RunState.FAILED and "Slurm rejected the job" in refused.state_history[-1].message
+    refused = await engine.runs.submit(
+        SubmitRequest(
+            project=str(project), backend_config="direct.yaml", overrides=["Resources.Queue=nosuch"]
+        )
+    )
+    assert (
+        refused.state == RunState.FAILED
+        and "Slurm rejected the job" in refused.state_history[-1].message
+    )
     assert ssh_cmd(slurm, f"ls ~/hpcml/.secrets/ | grep -c {refused.id} || true").strip() == "0"
-    held = await engine.runs.submit(SubmitRequest(project=str(project), backend_config="direct.yaml",
-                                                  entry_point="sleep", parameters={"seconds": 60}))
+    held = await engine.runs.submit(
+        SubmitRequest(
+            project=str(project),
+            backend_config="direct.yaml",
+            entry_point="sleep",
+            parameters={"seconds": 60},
+        )
+    )
     assert held.backend_job_id, held
-    modes = ssh_cmd(slurm, f"stat -c '%a %n' ~/hpcml/.secrets ~/hpcml/.secrets/{held.id}.env").split()
+    modes = ssh_cmd(
+        slurm, f"stat -c '%a %n' ~/hpcml/.secrets ~/hpcml/.secrets/{held.id}.env"
+    ).split()
     assert modes[0::2] == ["700", "600"], modes  # only the user can read the token
     await engine.runs.cancel(held.id)  # pending or running: the secrets file goes
     assert ssh_cmd(slurm, f"ls ~/hpcml/.secrets/ | grep -c {held.id} || true").strip() == "0"
@@ -203,7 +231,12 @@ async def test_a_connection_lost_during_sbatch_does_not_submit_twice(engine, tmp
     from jupyterlab_hpcml.core.errors import BackendUnavailable
 
     project = make_project(tmp_path / "toy", slurm)
-    req = SubmitRequest(project=str(project), backend_config="slurm.yaml", entry_point="fail", parameters={"code": 0})
+    req = SubmitRequest(
+        project=str(project),
+        backend_config="slurm.yaml",
+        entry_point="fail",
+        parameters={"code": 0},
+    )
     first = await engine.runs.submit(req)  # connected, code on the cluster
     backend = engine.registry.for_run(first)
     real_run = backend.conn.run
@@ -219,11 +252,15 @@ async def test_a_connection_lost_during_sbatch_does_not_submit_twice(engine, tmp
     backend.conn.run = real_run
     assert run.state == RunState.QUEUED and run.backend_job_id, run  # found via .hpcml/job_id
     listed = ssh_cmd(slurm, "squeue --me -t all -h -o '%i %k'").split("\n")
-    assert [line.split()[0] for line in listed if line.endswith(f"hpcml:{run.id}")] == [run.backend_job_id]
+    assert [line.split()[0] for line in listed if line.endswith(f"hpcml:{run.id}")] == [
+        run.backend_job_id
+    ]
     await engine.close()
 
 
-async def test_large_files_and_local_images_are_hard_linked_from_the_cache(engine, tmp_path, slurm, monkeypatch):  # noqa: F811
+async def test_large_files_and_local_images_are_hard_linked_from_the_cache(
+    engine, tmp_path, slurm, monkeypatch  # noqa: F811
+):
     from jupyterlab_hpcml.backends.ssh import transfer
 
     monkeypatch.setattr(transfer, "LINK_THRESHOLD", 4096)
@@ -231,18 +268,31 @@ async def test_large_files_and_local_images_are_hard_linked_from_the_cache(engin
     image.write_bytes(os.urandom(5000))
     project = make_project(tmp_path / "toy", slurm)
     cfg = backend_config(slurm)
-    cfg["Environment"] = {"Apptainer": {"Path": str(image), "Type": "local"}}  # (the job fails: no apptainer)
+    cfg["Environment"] = {
+        "Apptainer": {"Path": str(image), "Type": "local"}
+    }  # (the job fails: no apptainer)
     (project / "slurm.yaml").write_text(yaml.safe_dump(cfg))
     (project / "weights").mkdir()
     (project / "weights" / "big.bin").write_bytes(os.urandom(6000))
-    req = SubmitRequest(project=str(project), backend_config="slurm.yaml", entry_point="fail", parameters={"code": 0})
+    req = SubmitRequest(
+        project=str(project),
+        backend_config="slurm.yaml",
+        entry_point="fail",
+        parameters={"code": 0},
+    )
     runs = [await engine.runs.submit(req) for _ in range(2)]
     backend = engine.registry.for_run(runs[0])
     assert backend.last_upload.commands == 0  # the second: tree and image known to be there
     for run in runs:
         assert run.backend_job_id, run
-        out = ssh_cmd(slurm, f"cd {run.run_dir} && stat -c '%h %s %n' weights/big.bin .hpcml/apptainer/img.sif")
-        assert out.split("\n")[:2] == ["3 6000 weights/big.bin", "3 5000 .hpcml/apptainer/img.sif"], out
+        out = ssh_cmd(
+            slurm,
+            f"cd {run.run_dir} && stat -c '%h %s %n' weights/big.bin .hpcml/apptainer/img.sif",
+        )
+        assert out.split("\n")[:2] == [
+            "3 6000 weights/big.bin",
+            "3 5000 .hpcml/apptainer/img.sif",
+        ], out
         await engine.runs.cancel(run.id)
     chunk = await backend.read(runs[1].job_ref(), "weights/big.bin", 0, 10000)
     assert chunk.data == (project / "weights" / "big.bin").read_bytes()
@@ -293,7 +343,9 @@ async def test_the_cluster_cache_drops_old_contents_no_kept_tree_uses(engine, tm
         f"{cache}/manifests/{old_unused}.json {cache}/objects/{kept_hash[:2]}/{kept_hash}",
         f"rm -f {cache}/gc.stamp",
     ]))
-    (project / "unique.txt").write_text(os.urandom(8).hex())  # a new tree: the helper prunes and collects
+    (project / "unique.txt").write_text(
+        os.urandom(8).hex()
+    )  # a new tree: the helper prunes and collects
     second = await engine.runs.submit(req)
     assert second.backend_job_id, second
     left = ssh_cmd(slurm, f"cd {cache} && ls objects/ab moded/ab manifests gc.stamp "
