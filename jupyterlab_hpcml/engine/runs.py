@@ -33,7 +33,7 @@ from . import config as config_mod
 from . import project as project_mod
 from . import snapshot as snapshot_mod
 from .locks import try_lock
-from .models import DeleteResult, RunRecord, StateChange
+from .models import CodeIdentity, DeleteResult, RunRecord, StateChange
 from .offline_sync import OfflineSync
 from .requests import Overrides, RerunRequest, SubmitRequest
 from .store import RunStore
@@ -69,6 +69,8 @@ FINAL_SYNC_PATIENCE = 600.0  # seconds
 # A failed MLflow write is tried again by later poll passes, at most this often per run.
 MLFLOW_RETRY_MAX_DELAY = 60.0  # seconds
 FINISHED_BEFORE_CANCEL = "finished before the cancel took effect"
+REATTACHED = "re-attached after an interrupted submission"
+INTERRUPTED = "submission was interrupted before the job started"
 SYNC_CONCURRENCY = 8  # runs of one poll pass applied / synced at once (remote commands in flight)
 
 
@@ -157,9 +159,11 @@ class RunService:
         backend.check_ready()  # e.g. credentials: refused before anything is created
         config = job_context.job_config(backend, cfg)  # typed, once: for notes and the job
 
+        code: CodeIdentity | None
         if snapshot is None:
             snapshot = await asyncio.to_thread(
-                snapshot_mod.take_snapshot, project_dir, self.object_dir, self.manifest_dir, cfg.exclude
+                snapshot_mod.take_snapshot, project_dir, self.object_dir, self.manifest_dir,
+                cfg.exclude,
             )
             code = await asyncio.to_thread(snapshot_mod.code_identity, project_dir, snapshot)
         elif cell is not None:  # the project's git identity, the content hash with the cell
@@ -275,7 +279,8 @@ class RunService:
     def _progress(self, run_id: str, sent: int, total: int) -> None:
         self.upload_progress[run_id] = (sent, total)
 
-    def _load_project(self, project_dir: Path, snapshot: Snapshot | None) -> project_mod.ProjectSpec:
+    def _load_project(self, project_dir: Path,
+                      snapshot: Snapshot | None) -> project_mod.ProjectSpec:
         if snapshot is None:
             return project_mod.load_project(project_dir)
         # Re-run of the same code: the MLproject as it was in the snapshot, not as it is now.
@@ -288,11 +293,11 @@ class RunService:
             spec.path = project_dir
             return spec
 
-    def backend_config(self, project: Path, config: str | None, overrides: Overrides = (),
+    def backend_config(self, project: Path, config: str | None, overrides: Overrides | None = None,
                        root: Path | None = None) -> config_mod.BackendConfig:
         """The backend config a submission of ``project`` naming ``config`` would use."""
         return self._load_config(project_mod.find_project_root(project, root), config,
-                                 overrides, root)
+                                 overrides or [], root)
 
     def _load_config(self, project_dir: Path, config: str | None, overrides: Overrides,
                      root: Path | None = None) -> config_mod.BackendConfig:
@@ -378,7 +383,8 @@ class RunService:
                 if time.time() - failing_since < self.final_sync_patience:
                     return run  # still running as far as anyone can see; the next poll retries
                 status = JobStatus(state, status.exit_code, message="; ".join(filter(None, (
-                    status.message, f"MLflow copy of the run's offline tracking incomplete: {why}"))))
+                    status.message,
+                    f"MLflow copy of the run's offline tracking incomplete: {why}"))))
         if state != run.state or "backend_job_id" in fields:
             await self._follow_in_mlflow(run, state, fields.get("backend_job_id"))
         # Compare-and-set on the state this was decided from: a poll pass works from a
@@ -513,7 +519,8 @@ class RunService:
                                            and r.tracking_mode == "offline"], bound)
         return PollResult(out)
 
-    async def _sync_running(self, backend: Backend, runs: list[RunRecord], bound: asyncio.Semaphore) -> None:
+    async def _sync_running(self, backend: Backend[Any], runs: list[RunRecord],
+                            bound: asyncio.Semaphore) -> None:
         """What running runs logged offline: their stores listed with one backend call for
         all, then only files that grew are read."""
         if not runs:
@@ -559,7 +566,8 @@ class RunService:
                 return
             if found:
                 updated = await asyncio.to_thread(self.store.update, run.id,
-                                                  mlflow_experiment_id=found[0], mlflow_run_id=found[1])
+                                                  mlflow_experiment_id=found[0],
+                                                  mlflow_run_id=found[1])
                 if updated.state != run.state:
                     return  # the submission ended meanwhile: decide nothing from an old snapshot
                 run = updated
@@ -570,10 +578,10 @@ class RunService:
         except BackendUnavailable:
             return
         if job_id:
-            await self._apply(run, JobStatus(RunState.QUEUED, message="re-attached after an interrupted submission"),
+            await self._apply(run, JobStatus(RunState.QUEUED, message=REATTACHED),
                               backend_job_id=job_id)
         else:
-            await self._apply(run, JobStatus(RunState.FAILED, message="submission was interrupted before the job started"))
+            await self._apply(run, JobStatus(RunState.FAILED, message=INTERRUPTED))
 
     async def _sync_offline(self, run: RunRecord, final: bool,
                             listing: dict[str, Any] | None = None) -> tuple[float, str] | None:
@@ -626,7 +634,7 @@ class RunService:
                 return await self._apply(run, JobStatus(
                     RunState.CANCELLED, message="cancelled before the job started"))
             run = await self._apply(run, JobStatus(
-                RunState.QUEUED, message="re-attached after an interrupted submission"),
+                RunState.QUEUED, message=REATTACHED),
                 backend_job_id=job_id)
             if run.state.terminal:
                 return run
@@ -717,8 +725,11 @@ def _merge_overrides(old: Overrides, new: Overrides) -> Overrides:
         return new
     if not new:
         return old
-    as_list = lambda o: o if isinstance(o, list) else _flatten(o)  # noqa: E731
-    return [*as_list(old), *as_list(new)]
+    return [*_as_list(old), *_as_list(new)]
+
+
+def _as_list(overrides: Overrides) -> list[str]:
+    return overrides if isinstance(overrides, list) else _flatten(overrides)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[str]:
