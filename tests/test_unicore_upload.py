@@ -71,6 +71,8 @@ def store(server: UnicoreServer) -> Path:
 
 
 async def run_check(api, server: UnicoreServer) -> tuple[dict, list[str]]:
+    status, _ = await api("GET", "experiments")  # MLflow opened before the submission's clock
+    assert status == 200
     run = await submit_run(api, backend_config="unicore.yaml", entry_point="check")
     run = await wait_for_state(api, run["id"], TERMINAL, timeout=60)
     job = server.state.jobs[run["backend_job_id"]]

@@ -356,13 +356,17 @@ def _import_one(state: UnicoreState, job: UJob, spec: dict[str, Any]) -> None:
         raise OSError(f"Unsupported protocol or URL: {source}")
     if state.root not in Path(os.path.normpath(path)).parents:  # the test machine's files only
         raise OSError(f"Permission denied: {path}")
-    # FileCopy.createParentDirectories: `tsi.mkdir(parent)`; then tsi.cp(s, t) or tsi.link.
+    # FileCopy.createParentDirectories: `tsi.mkdir(parent)`; then tsi.cp(s, t) (a new file:
+    # the mode from the umask, not the source's) or tsi.link (`ln -s`).
     target.parent.mkdir(parents=True, exist_ok=True)
-    argv = ["cp", path, str(target)] if scheme == "file" else ["ln", "-s", path, str(target)]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    try:
+        if scheme == "file":
+            shutil.copyfile(path, target)
+        else:
+            target.symlink_to(path)
+    except OSError as exc:
         what = "copy" if scheme == "file" else "link"
-        raise OSError(f"Could not {what} {path}->{target}: {done.stderr.strip()}")
+        raise OSError(f"Could not {what} {path}->{target}: {exc.strerror}: {path}") from None
 
 
 def stage_in(state: UnicoreState, job: UJob) -> None:
@@ -725,12 +729,22 @@ class StorageActionHandler(Base):
             if full != root and root not in full.parents:
                 raise tornado.web.HTTPError(403, log_message="Access denied")
             paths.append(str(full))
-        argv = ["cp", "-r", *paths] if action == "copy" else ["mv", "-f", *paths]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
+        src, dst = paths
+        if os.path.isdir(dst):  # cp/mv into an existing directory
+            dst = os.path.join(dst, os.path.basename(src))
+        try:
+            if action == "rename":
+                os.replace(src, dst)  # mv -f
+            elif os.path.isdir(src):
+                shutil.copytree(src, dst)  # cp -r
+            else:
+                shutil.copyfile(src, dst)
+        except OSError as exc:
             # ServicesBase.handleAction: handleError("Error handling action: '"+action+"'", ex)
-            self.fail(500, f"Error handling action: '{action}': TSI command failed: "
-                      f"{done.stderr.strip()}")
+            # with the TSI's "Command failed" (cp/mv's own message) as the cause.
+            tool = "mv" if action == "rename" else "cp"
+            self.fail(500, f"Error handling action: '{action}': TSI command failed: {tool}: "
+                      f"cannot stat '{src}': {exc.strerror}")
             return
         self.set_status(204)  # `reply==null ? Response.noContent()`
         self.finish()
