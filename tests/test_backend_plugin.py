@@ -5,18 +5,23 @@ API (each a real process with the plug-in on its PYTHONPATH), and its config sec
 by its own typed model."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from jupyterlab_hpcml.core.errors import UserInputError
+from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine import config as config_mod
+from jupyterlab_hpcml.engine.requests import SubmitRequest
+from jupyterlab_hpcml.engine.service import Engine
 
 from .plugin_fixtures import install_plugin, plugin_on_path
 from .test_restart import Server
@@ -142,3 +147,24 @@ def test_plugin_section_judged_by_its_model_with_lines(plugin_dir, tmp_path):
         with pytest.raises(UserInputError) as err:
             config_mod.parse_backend_config({"Backend": "ssh", "Local": {}})
         assert "the config has a Local section" in err.value.problems[0].message
+
+
+async def test_plugin_runtime_limit_gives_timeout(plugin_dir, hpcml_data, tmp_path):
+    """The plug-in honours what its Features declare (Resources.Runtime): a job still running
+    then is stopped (SIGTERM: exit 143) and ends TIMEOUT."""
+    project = tmp_path / "contract"
+    shutil.copytree(CONTRACT_PROJECT, project)
+    (project / "tq.yaml").write_text(TQ_CONFIG.replace("Runtime: 10m", "Runtime: 2s"))
+    with plugin_on_path(plugin_dir):
+        engine = Engine(data_dir=hpcml_data)
+        try:
+            run = await engine.submit(SubmitRequest(
+                project=str(project), backend_config="tq.yaml", entry_point="sleep",
+                parameters={"seconds": 60}))
+            deadline = time.monotonic() + 60
+            while not run.state.terminal and time.monotonic() < deadline:
+                await asyncio.sleep(0.3)
+                run = await engine.current(run.id)
+        finally:
+            await engine.close()
+    assert (run.state, run.exit_code) == (RunState.TIMEOUT, 128 + 15), run.state_history
