@@ -44,7 +44,8 @@ class RunRecord(BaseModel):
     connection: str | None = None  # which cluster/connection (host, API URL, machine)
     config_path: str | None = None
     backend_config: dict[str, Any] = Field(default_factory=dict)  # with overrides, secrets redacted
-    config_overrides: list[str] | dict[str, Any] = Field(default_factory=list)  # as given, for re-runs
+    # As given, for re-runs.
+    config_overrides: list[str] | dict[str, Any] = Field(default_factory=list)
     resources: dict[str, Any] = Field(default_factory=dict)
     tracking_mode: TrackingMode = "direct"
     backend_job_id: str | None = None
