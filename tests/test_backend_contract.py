@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import runpy
 import shutil
 import time
@@ -442,20 +443,43 @@ async def run_all(target: Target, data_dir: Path,
 _RESULTS: dict[str, dict[str, BaseException | None] | BaseException] = {}
 
 
+class _Keep(logging.Handler):
+    """What the engine and backends logged (warnings and errors) while a backend's
+    scenarios ran: a failed scenario shows it (they all share one test's run)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def explain(self, exc: BaseException | None) -> BaseException | None:
+        if exc is None or isinstance(exc, Skipped) or not self.lines:
+            return exc
+        log = "\n".join(self.lines[-40:])
+        return AssertionError(f"{exc}\n--- logged while the scenarios ran:\n{log}")
+
+
 def results_for(backend: str, tmp_path_factory: pytest.TempPathFactory,
                 plugin: Path, tracking_uri: str) -> dict[str, BaseException | None]:
     """Every scenario of ``backend``, run once (by its first test) and kept."""
     if backend not in _RESULTS:
         workdir = tmp_path_factory.mktemp(f"contract-{backend}")
         loop = asyncio.new_event_loop()
+        logged = _Keep()
+        logging.getLogger("jupyterlab_hpcml").addHandler(logged)
         try:
             with pytest.MonkeyPatch.context() as env, \
                     TARGETS[backend](workdir, env, plugin) as target:
-                _RESULTS[backend] = loop.run_until_complete(
+                results = loop.run_until_complete(
                     run_all(target, workdir / "hpcml-data", tracking_uri))
+            _RESULTS[backend] = {name: logged.explain(exc) for name, exc in results.items()}
         except Skipped as exc:
             _RESULTS[backend] = exc
         finally:
+            logging.getLogger("jupyterlab_hpcml").removeHandler(logged)
             loop.close()
     outcome = _RESULTS[backend]
     if isinstance(outcome, Skipped):
