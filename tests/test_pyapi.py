@@ -66,6 +66,7 @@ except Conflict as exc:
 
 cell = submit_cell("print('cell', params)\\n", project, {"n": 2, "name": "x"}, wait=True)
 report["cell"] = [cell.state, cell.entry_point, cell.logs()]
+report["cell_ids"] = [cell.mlflow_run_id, cell.record.code.content_hash]
 
 before = len(runs(limit=100))
 errors = []
@@ -113,6 +114,12 @@ def test_api_from_a_plain_script(project, hpcml_data, tmp_path):
     assert len(rep["listed_running"]) == 1
     assert rep["cancelled"] == "CANCELLED" and "already ended" in rep["cancel_again"]
     assert rep["cell"] == ["FINISHED", "hpcml_cell", "cell {'n': 2, 'name': 'x'}\n"]
+    # The engine tagged the cell run when it created it, with the code identity it recorded.
+    from mlflow.tracking import MlflowClient
+
+    mlflow_id, content_hash = rep["cell_ids"]
+    tags = MlflowClient().get_run(mlflow_id).data.tags
+    assert tags["hpcml.cell"] == "true" and tags["hpcml.code.content_hash"] == content_hash
 
     errors = rep["errors"]
     assert "unknown entry point 'trian'" in errors[0]
