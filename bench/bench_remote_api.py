@@ -23,12 +23,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jupyterlab_hpcml.backends.base import JobRef, JobSpec  # noqa: E402
+from jupyterlab_hpcml.backends.base import JobRef  # noqa: E402
 from jupyterlab_hpcml.backends.firecrest import FirecrestBackend  # noqa: E402
 from jupyterlab_hpcml.backends.unicore import UnicoreBackend  # noqa: E402
-from jupyterlab_hpcml.core.job import JobContext
-from jupyterlab_hpcml.core.states import RunState
-from jupyterlab_hpcml.engine.models import RunRecord
+from jupyterlab_hpcml.core.job import JobContext  # noqa: E402
+from jupyterlab_hpcml.core.states import RunState  # noqa: E402
+from jupyterlab_hpcml.engine.models import RunRecord  # noqa: E402
 from jupyterlab_hpcml.engine.snapshot import take_snapshot  # noqa: E402
 from tests.servers import firecrest_server as fcs  # noqa: E402
 from tests.servers import unicore_server as ucs  # noqa: E402
