@@ -10,7 +10,6 @@ import jsonschema
 import pytest
 
 from jupyterlab_hpcml.core.errors import Problem, UserInputError
-from jupyterlab_hpcml.engine import config as cfgmod
 from jupyterlab_hpcml.engine.config import (
     apply_overrides,
     default_local_config,
@@ -19,6 +18,7 @@ from jupyterlab_hpcml.engine.config import (
     schema,
 )
 from jupyterlab_hpcml.engine.config_discovery import find_backend_configs
+from jupyterlab_hpcml.engine.config_redaction import is_secret_key
 from jupyterlab_hpcml.engine.config_units import parse_memory, parse_runtime
 
 UNICORE_URL = "https://zam2125.zam.kfa-juelich.de:9112/JUWELS/rest/core"
@@ -611,7 +611,7 @@ def test_redacted_keeps_firecrest_token_url() -> None:
     ("Hostname", False),
 ])
 def test_secret_key_names(name: str, secret: bool) -> None:
-    assert cfgmod._is_secret_key(name) is secret
+    assert is_secret_key(name) is secret
 
 
 # ------------------------------------------------------------------ discovery

@@ -6,8 +6,9 @@ schema (``schema/backend-config.schema.json``) serves validation here and the
 forms in the UI. This module holds the ``BackendConfig`` type, reading, parsing and
 validating; its helpers each do one job: ``config_messages`` (jsonschema's errors as
 problems a user can fix: file, line, dotted key, "did you mean ...?"),
-``config_units`` (Runtime/MemoryPerNode), ``config_overrides`` (``--set``) and
-``config_discovery`` (which files of a project are configs).
+``config_units`` (Runtime/MemoryPerNode), ``config_overrides`` (``--set``),
+``config_redaction`` (secrets out of a stored config) and ``config_discovery`` (which
+files of a project are configs).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import copy
 import dataclasses
 import functools
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -38,6 +38,7 @@ from .config_messages import (
     unit_message,
     variable_name_message,
 )
+from .config_redaction import redact
 from .config_units import parse_memory, parse_runtime
 from .filecache import StatCache
 
@@ -105,7 +106,7 @@ class BackendConfig:
 
     def redacted(self) -> dict[str, Any]:
         """Deep copy of ``data`` with secret-looking values replaced by ``***``."""
-        return cast(dict, _redact(self.data))
+        return cast(dict, redact(self.data))
 
     @property
     def identity(self) -> ConnectionIdentity:
@@ -389,32 +390,3 @@ def _env_str(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-# ---------------------------------------------------------------- redaction
-
-_SECRET_FRAGMENTS = ("password", "passwd", "passphrase", "secret", "apikey", "api_key",
-                     "privatekey", "private_key")
-_NOT_SECRET_SUFFIXES = {"url", "uri", "file", "path", "dir", "endpoint"}
-_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+@")
-
-
-def _is_secret_key(name: str) -> bool:
-    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)]
-    if words and words[-1] in _NOT_SECRET_SUFFIXES:  # TokenUrl, IdentityFile: where, not what
-        return False
-    lowered = name.lower()
-    return any(f in lowered for f in _SECRET_FRAGMENTS) or "token" in words or "tokens" in words
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: ("***" if v is not None and _is_secret_key(str(k)) else _redact(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
-    if isinstance(value, str):
-        return _URL_CREDENTIALS.sub(r"\1***@", value)  # https://user:pw@host
-    return copy.deepcopy(value)
