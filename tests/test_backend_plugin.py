@@ -147,6 +147,11 @@ def test_plugin_section_judged_by_its_model_with_lines(plugin_dir, tmp_path):
         with pytest.raises(UserInputError) as err:
             config_mod.parse_backend_config({"Backend": "ssh", "Local": {}})
         assert "the config has a Local section" in err.value.problems[0].message
+        with pytest.raises(UserInputError) as err:
+            config_mod.parse_backend_config({"Backend": "firecrest"})
+        assert "needs its Firecrest section" in err.value.problems[0].message
+        assert config_mod.parse_backend_config({"Backend": "ssh", "SSH": {
+            "Hostname": "h"}, "Resources": {"Queue": "q"}}).kind == "ssh"
 
 
 async def test_plugin_runtime_limit_gives_timeout(plugin_dir, hpcml_data, tmp_path):

@@ -42,6 +42,10 @@ def select(data: Mapping[str, Any]) -> tuple[str, list[Issue]]:
         key = next(k for k, v in BUILTIN_KEYS.items() if v == detected)
         return detected, [((SELECT_KEY,), f"says {named}, but the config has a {key} "
                                           f"section, which is the {detected} backend's")]
+    if detected is None and named in BUILTIN_KEYS.values() and named != "local":
+        key = next(k for k, v in BUILTIN_KEYS.items() if v == named)
+        return named, [((SELECT_KEY,), f"the {named} backend needs its {key} section "
+                                       "(where and how to reach the system)")]
     if named not in registry.available():
         installed = ", ".join(registry.kinds())
         return "local", [((SELECT_KEY,), f"no backend {named!r} is installed (installed: "
