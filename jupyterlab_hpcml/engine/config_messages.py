@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import yaml
@@ -53,34 +53,39 @@ def translate(error: jsonschema.ValidationError, kind: BackendKind) -> list[Issu
     path: KeyPath = tuple(error.absolute_path)
     schema_path = list(error.absolute_schema_path)
     validator = error.validator
+    # jsonschema types these as "maybe unset"; an error from iter_errors has them all.
+    subschema = cast(dict[str, Any], error.schema)
+    instance: Any = error.instance
+    expected: Any = error.validator_value
     if validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in allowed]
+        allowed = list(subschema.get("properties", {}))
+        extra = [k for k in instance if k not in allowed]
         return [Issue(path + (str(k),), _unknown_key_message(str(k), allowed)) for k in extra]
     if validator == "required":
-        return _missing_issues(error, path, "then" in schema_path, kind)
+        return _missing_issues(instance, expected, path, "then" in schema_path, kind)
     if validator == "not":
         # On a non-mapping, "not required" fails too; the type error already says it all.
-        return [_only_one_issue(error, path)] if isinstance(error.instance, dict) else []
+        return [_only_one_issue(instance, expected, path)] if isinstance(instance, dict) else []
     if validator == "pattern" and "propertyNames" in schema_path:
-        return [Issue(path + (error.instance,), variable_name_message(error.instance))]
+        return [Issue(path + (instance,), variable_name_message(instance))]
     if validator == "pattern":
-        return [Issue(path, pattern_message(path, error.instance))]
+        return [Issue(path, pattern_message(path, instance))]
     if validator in ("type", "minimum", "maximum"):
-        return [Issue(path, _type_message(path, error.schema, error.instance))]
+        return [Issue(path, _type_message(path, subschema, instance))]
     if validator == "minLength":
         return [Issue(path, "must not be empty")]
     if validator == "enum":
-        return [Issue(path, _choice_message(error.validator_value, error.instance))]
-    return [Issue(path, f"is invalid ({validator}): {describe(error.instance)}")]
+        return [Issue(path, _choice_message(expected, instance))]
+    return [Issue(path, f"is invalid ({validator}): {describe(instance)}")]
 
 
 def _missing_issues(
-    error: jsonschema.ValidationError, path: KeyPath, conditional: bool, kind: BackendKind
+    instance: dict[str, Any], required: list[str], path: KeyPath, conditional: bool,
+    kind: BackendKind,
 ) -> list[Issue]:
     issues: list[Issue] = []
-    for name in error.validator_value:
-        if name in error.instance:
+    for name in required:
+        if name in instance:
             continue
         key = path + (name,)
         if conditional and key == ("Resources",):
@@ -102,12 +107,12 @@ def _missing_issues(
     return issues
 
 
-def _only_one_issue(error: jsonschema.ValidationError, path: KeyPath) -> Issue:
-    branches = error.validator_value.get("anyOf", [error.validator_value])
+def _only_one_issue(instance: dict[str, Any], forbidden: dict[str, Any], path: KeyPath) -> Issue:
+    branches = forbidden.get("anyOf", [forbidden])
     names: list[str] = []
     for branch in branches:
         names += [n for n in branch.get("required", []) if n not in names]
-    given = [n for n in names if n in error.instance]
+    given = [n for n in names if n in instance]
     message = f"only one of {', '.join(names)} may be given, found {' and '.join(given)}"
     return Issue(path + (given[-1],), message)
 

@@ -331,7 +331,7 @@ class _Checker:
                 self.check_entry_point(name, ep)
         self.check_env(data)
 
-    def check_env(self, data: dict) -> None:
+    def check_env(self, data: dict[str, Any]) -> None:
         # MLflow's loader calls .get() on these without checking their type.
         for key in ENV_KEYS:
             value = data.get(key)
@@ -533,7 +533,8 @@ def _load_with_mlflow(project_dir: Path, file: Path, checker: _Checker) -> Any:
     return None
 
 
-def _to_spec(project_dir: Path, file: Path, data: dict, mlflow_project: Any) -> ProjectSpec:
+def _to_spec(project_dir: Path, file: Path, data: dict[str, Any],
+             mlflow_project: Any) -> ProjectSpec:
     entry_points: dict[str, EntryPointSpec] = {}
     for name, ep in mlflow_project._entry_points.items():
         params = [
@@ -554,7 +555,7 @@ def _to_spec(project_dir: Path, file: Path, data: dict, mlflow_project: Any) -> 
     )
 
 
-def _env_note(project_dir: Path, data: dict) -> str | None:
+def _env_note(project_dir: Path, data: dict[str, Any]) -> str | None:
     """MLflow would build the declared environment; we do not, and say so."""
     for key in ENV_KEYS:
         value = data.get(key)
@@ -694,7 +695,8 @@ def _local_path(value: str) -> str | None:
     load_mlflow()
     from mlflow.utils.file_utils import get_local_path_or_none
 
-    return get_local_path_or_none(value)
+    local: str | None = get_local_path_or_none(value)
+    return local
 
 
 def _job_paths(ep: EntryPointSpec, values: dict[str, str]) -> dict[str, str]:
