@@ -16,6 +16,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from jupyterlab_hpcml.backends.exitrecord import ExitRecord
 from jupyterlab_hpcml.backends.unicore import UnicoreBackend, judge_end
 from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.core.states import JobStatus, RunState
@@ -282,7 +283,7 @@ async def test_wall_time_limit_is_timeout(api, uc_project, unicore, wrapper_surv
 
 def test_judge_end_needs_the_batch_system_to_say_timeout():
     failed = JobStatus(RunState.FAILED, None, f"UNICORE: {NOT_COMPLETED}")
-    term = {"exit_code": 143, "signal": "SIGTERM"}
+    term = ExitRecord(143, "SIGTERM")
     slurm = json.dumps({"JobState": "TIMEOUT", "Reason": "TimeLimit"})
     assert judge_end(failed, term, slurm).state == RunState.TIMEOUT
     log_line = 'Detailed job information from batch system: {"JobState": "TIMEOUT"}'
@@ -293,7 +294,7 @@ def test_judge_end_needs_the_batch_system_to_say_timeout():
     cancelled = json.dumps({"JobState": "CANCELLED", "Reason": "None"})
     assert judge_end(failed, term, cancelled).state == RunState.FAILED
     plain = judge_end(
-        JobStatus(RunState.FAILED, 5, "exit 5"), {"exit_code": 5, "signal": None}, None
+        JobStatus(RunState.FAILED, 5, "exit 5"), ExitRecord(5), None
     )
     assert (plain.state, plain.exit_code) == (RunState.FAILED, 5)
 
