@@ -230,19 +230,21 @@ async def cancel_running(h: Harness) -> None:
 
 
 async def log_offsets(h: Harness) -> None:
-    """Follow the log while it grows, 7 bytes at a time: multi-byte characters are split
-    across reads, and never garbled."""
+    """Follow the log while it grows, 13 bytes at a time (lines are 25): multi-byte
+    characters are split across reads, held back whole, and never garbled."""
     run = await h.submit("grow")
     expected = "".join(GROW_LINES)
-    text, offset, seen_growing = "", 0, False
+    text, offset, seen_growing, held_back = "", 0, False, False
     deadline = time.monotonic() + SCENARIO_TIMEOUT
     while time.monotonic() < deadline:
-        chunk = await h.engine.read_log(run.id, "stdout", offset, max_bytes=7)
+        chunk = await h.engine.read_log(run.id, "stdout", offset, max_bytes=13)
         assert chunk.offset == offset and chunk.next_offset >= offset
         text += chunk.data
         offset = chunk.next_offset
         if chunk.running and chunk.size and 0 < offset < len(expected.encode()):
             seen_growing = True  # read part of the log while the job still wrote it
+        if chunk.size and chunk.offset + 13 <= chunk.size and offset < chunk.offset + 13:
+            held_back = True  # the read ended inside a character: its start waits
         if chunk.data:
             continue
         if not chunk.running and chunk.size is not None and offset >= chunk.size:
@@ -251,6 +253,7 @@ async def log_offsets(h: Harness) -> None:
     assert "\ufffd" not in text, text
     assert text == expected
     assert seen_growing, "the log was never read while the job wrote it"
+    assert held_back, "no read ended inside a multi-byte character"
     run = await h.terminal(run.id)
     assert run.state == RunState.FINISHED, run.state_history
 
