@@ -72,10 +72,7 @@ class TinyQueueBackend(Backend[TinyQueueConfig]):
         ctx, run_dir = prepared.ctx, Path(prepared.run_dir)
         config = ctx.config if isinstance(ctx.config, TinyQueueConfig) else self.config
         env = {**ctx.environment.variables, **ctx.env}
-        python = ctx.environment.python
-        # `python` in the command: the configured environment's, else the lab's own.
-        path_prefix = str(Path(python).expanduser() / "bin") if python else str(
-            Path(sys.executable).parent)
+        path_prefix = _python_bin(ctx.environment.python)
         with jobfiles.locked(self.root):
             jobfiles.write_json(self.root / "settings.json",
                                 {"max_parallel": config.tinyqueue.max_parallel})
@@ -161,6 +158,15 @@ class TinyQueueBackend(Backend[TinyQueueConfig]):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _python_bin(python: str | None) -> str:
+    """The folder that goes first on the job's PATH, so that `python` in the command is the
+    configured environment's (a venv, or its bin/python), else the lab's own."""
+    if not python:
+        return str(Path(sys.executable).parent)
+    path = Path(python).expanduser()
+    return str(path.parent if path.name.startswith("python") else path / "bin")
 
 
 def _status(job: dict) -> JobStatus:
