@@ -53,11 +53,11 @@ import posixpath
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -102,6 +102,7 @@ from .slurm_common import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OBJECTS = ".objects"
 VIEW_LIMIT = 5 * 1024 * 1024  # the API's ops size limit
@@ -264,8 +265,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
     def _unavailable(self, what: str, detail: str) -> BackendUnavailable:
         return BackendUnavailable(f"FirecREST ({self.api_url}, {self.machine}) {detail} while {what}")
 
-    async def _call(self, what: str, fn: Any, *args: Any, idempotent: bool = True,
-                    **kwargs: Any) -> Any:
+    async def _call(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any,
+                    idempotent: bool = True, **kwargs: Any) -> T:
         """Run a client call under the remote API policy (:mod:`.remote_calls`); failures
         become the engine's errors (never a secret).
 

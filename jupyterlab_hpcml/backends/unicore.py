@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import math
@@ -60,7 +61,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -98,6 +99,7 @@ from .remote_calls import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 JOB_SCRIPT = f"{META_DIR}/job.sh"
 ENV_FILE = f"{META_DIR}/env.sh"  # Variables + the job's public environment, shell-quoted
@@ -383,7 +385,7 @@ class UnicoreBackend(Backend[UnicoreConfig]):
                 return Verdict("raise", exc)
             if isinstance(exc, httpx.TransportError):
                 return judge_transport(service, what, exc, idempotent)
-            code = _status_of(exc)
+            code = _status_of(exc) if isinstance(exc, Exception) else None
             if code is None:
                 return Verdict("raise", RemoteError(
                     f"UNICORE: unexpected error while {what}: {type(exc).__name__}"))
@@ -395,8 +397,8 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
         return judge
 
-    def _call_sync(self, what: str, fn: Callable[[], Any], idempotent: bool = True,
-                   retries: int | None = None) -> Any:
+    def _call_sync(self, what: str, fn: Callable[[], T], idempotent: bool = True,
+                   retries: int | None = None) -> T:
         """``fn`` under the remote API policy. ``fn`` must take the client from
         ``self._transport()`` on each call: after a 401 (an expired token or session; the
         server did nothing) it runs once more with a fresh login."""
@@ -410,6 +412,11 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
     def _transport(self) -> Any:
         return self._sync_client().transport
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> Callable[[], Any]:
+        """One call of pyunicore's transport for :meth:`_call_sync` (the client is taken at each
+        attempt: after a re-login it is a new one)."""
+        return lambda: getattr(self._transport(), method)(url=url, **kwargs)
 
     def _job_url(self, job_id: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9-]+", job_id or ""):
@@ -494,7 +501,7 @@ class UnicoreBackend(Backend[UnicoreConfig]):
                 log.info("UNICORE %s: no usable HOME storage: code is uploaded with each job",
                          self.url)
                 self._home = False
-        return self._home or None
+        return self._home if isinstance(self._home, _HomeStore) else None
 
     async def _submit_job(self, run_id: str, desc: dict[str, Any], snapshot: Snapshot,
                           extras: dict[str, bytes], files: dict[str, bytes],
@@ -591,7 +598,7 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
         items: list[tuple[str, Callable[[], Any], int]] = [
             (f.relpath, content(snapshot.object_path(f)), f.size) for f in code]
-        items += [(k, lambda d=d: d, len(d)) for k, d in sorted(per_run.items())
+        items += [(k, functools.partial(bytes, d), len(d)) for k, d in sorted(per_run.items())
                   if k != SECRETS_FILE]
         if SECRETS_FILE in per_run:
             secret = per_run[SECRETS_FILE]
@@ -601,8 +608,7 @@ class UnicoreBackend(Backend[UnicoreConfig]):
             list(pool.map(lambda item: put(*item), items))
         for d in dirs:  # empty directories the offline MLflow store needs
             url = f"{storage_url}/files/{quote(d)}"
-            self._call_sync(f"creating {d}", lambda url=url: self._transport().post(
-                url=url, json={}).close(), retries=retries)
+            self._call_sync(f"creating {d}", self._request("post", url, json={}), retries=retries)
         if staged:
             self._await_stage_in(job_id, retries)
         for f in snapshot.files:  # copies and uploads get the umask's mode: executables back
@@ -621,9 +627,8 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         for url in urls:
             job_id = url.rstrip("/").rsplit("/", 1)[-1]
             try:
-                props = self._call_sync("reading the job status",
-                                        lambda job_id=job_id: self._transport().get(
-                                            url=self._job_url(job_id), params={"fields": "status"}))
+                props = self._call_sync("reading the job status", self._request(
+                    "get", self._job_url(job_id), params={"fields": "status"}))
             except NotFound:
                 continue
             out.append((job_id, str(props.get("status") or "")))
@@ -631,13 +636,13 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
     def _drop_unstarted(self, run_id: str, keep: str | None) -> None:
         """Remove jobs of this run that were created but never started (READY, or still staging
-        in: waiting for our upload and start, they would never run): leftovers of an interrupted or repeated submission."""
+        in: waiting for our upload and start, they would never run): leftovers of an
+        interrupted or repeated submission."""
         try:
             for job_id, status in self._tagged_jobs(run_id):
                 if job_id != keep and status in _UNSTARTED and job_id not in self._staging:
                     url = self._job_url(job_id)
-                    self._call_sync("removing an unstarted job",
-                                    lambda url=url: self._transport().delete(url=url).close())
+                    self._call_sync("removing an unstarted job", self._request("delete", url))
         except HpcmlError as exc:
             log.warning("could not remove unstarted UNICORE jobs of run %s: %s", run_id, exc)
 
@@ -825,8 +830,8 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         offset = 0
         while True:
             params = {"offset": offset, "num": self.list_page}
-            props = self._call_sync(f"listing {name or 'the run directory'}", lambda params=params:
-                                    self._transport().get(url=url, params=params))
+            props = self._call_sync(f"listing {name or 'the run directory'}",
+                                    self._request("get", url, params=params))
             if not props.get("isDirectory", True):
                 return None
             page = props.get("content") or {}
@@ -854,7 +859,7 @@ class UnicoreBackend(Backend[UnicoreConfig]):
             with self._transport().get_stream(url=url, headers=_OCTETS) as resp:
                 _raise_for(resp, url)
                 if resp.status_code != 200:
-                    return resp.status_code
+                    return int(resp.status_code)
                 with open(dest, "wb") as f:
                     for part in resp.iter_bytes(1 << 16):
                         f.write(part)
