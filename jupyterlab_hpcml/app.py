@@ -70,7 +70,8 @@ class HpcmlApp(ExtensionApp):
         self._restore_env = kernel_env.export(
             self.engine.data_dir, self.engine.tracking_uri, self.default_backend,
             explicit_tracking=bool(self.mlflow_tracking_uri))
-        self.log.info("hpcml: data dir %s, tracking %s", self.engine.data_dir, self.engine.tracking_uri)
+        self.log.info("hpcml: data dir %s, tracking %s",
+                      self.engine.data_dir, self.engine.tracking_uri)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend((url_path_join(API_PREFIX, path), cls) for path, cls in HANDLERS)

@@ -31,7 +31,8 @@ from .tracking import Tracker, _is_file_store
 
 log = logging.getLogger(__name__)
 
-OFFLINE_MODEL_TAG = "hpcml.offline_model_id"  # on a main-store logged model: the offline id it copies
+# On a main-store logged model: the offline id it copies.
+OFFLINE_MODEL_TAG = "hpcml.offline_model_id"
 MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -39,7 +40,9 @@ class OfflineModelCopier:
     def __init__(self, tracker: Tracker):
         self.tracker = tracker
 
-    async def copy(self, backend: Backend, run: RunRecord, base: str, done: dict[str, str]) -> None:
+    async def copy(
+        self, backend: Backend[Any], run: RunRecord, base: str, done: dict[str, str]
+    ) -> None:
         """Recreate the job's logged models in the main store, linked to the run. ``done``
         (offline id → main id, kept in the sync state) is updated after each model."""
         assert run.mlflow_experiment_id and run.mlflow_run_id
@@ -48,7 +51,8 @@ class OfflineModelCopier:
         for f in await list_tree(backend, run, models_dir):
             model_id, _, rest = f.path.partition("/")
             if rest and is_safe_relpath(rest):
-                per_model[model_id].append(FileInfo(path=rest, is_dir=False, size=f.size, mtime=f.mtime))
+                per_model[model_id].append(
+                    FileInfo(path=rest, is_dir=False, size=f.size, mtime=f.mtime))
         if not per_model:
             return  # MLflow 2, or no model logged
         steps = await self._output_steps(backend, run, base)
@@ -57,7 +61,8 @@ class OfflineModelCopier:
             if offline_id in done:
                 continue
             if not MODEL_ID_RE.fullmatch(offline_id):  # MLflow's are m-<hex>; it goes into a filter
-                log.warning("skipping %r in the offline models of run %s: not a model id", offline_id, run.id)
+                log.warning("skipping %r in the offline models of run %s: not a model id",
+                            offline_id, run.id)
                 continue
             try:
                 main_id = await self._copy_one(
@@ -73,7 +78,9 @@ class OfflineModelCopier:
         if failed:
             raise RuntimeError(f"logged model(s) {', '.join(failed)} of run {run.id} not copied")
 
-    async def _output_steps(self, backend: Backend, run: RunRecord, base: str) -> dict[str, int]:
+    async def _output_steps(
+        self, backend: Backend[Any], run: RunRecord, base: str
+    ) -> dict[str, int]:
         """The run's model outputs: offline model id → step (``<run>/outputs/<id>/meta.yaml``)."""
         steps: dict[str, int] = {}
         for f in await list_tree(backend, run, f"{base}/outputs"):
@@ -86,7 +93,7 @@ class OfflineModelCopier:
         return steps
 
     async def _copy_one(
-        self, backend: Backend, run: RunRecord, mdir: str, offline_id: str,
+        self, backend: Backend[Any], run: RunRecord, mdir: str, offline_id: str,
         files: list[FileInfo], step: int | None,
     ) -> str | None:
         """Copy one offline logged model; return its id in the main store (None: not copied)."""
@@ -97,14 +104,18 @@ class OfflineModelCopier:
         run_id = run.mlflow_run_id
         by_path = {f.path: f for f in files}
         meta_info = by_path.get("meta.yaml")
-        meta = yaml_dict(await read_text(backend, run, f"{mdir}/meta.yaml", meta_info)) if meta_info else None
+        meta = None
+        if meta_info:
+            meta = yaml_dict(await read_text(backend, run, f"{mdir}/meta.yaml", meta_info))
         if meta is None:
-            log.warning("logged model %s of run %s has no readable meta.yaml: not copied", offline_id, run.id)
+            log.warning("logged model %s of run %s has no readable meta.yaml: not copied",
+                        offline_id, run.id)
             return None
         source = meta.get("source_run_id")
         if source and source != run_id and step is None:
             # Another run of the job's own store (nested run...): that run is not copied either.
-            log.info("logged model %s of run %s comes from offline run %s: not copied", offline_id, run.id, source)
+            log.info("logged model %s of run %s comes from offline run %s: not copied",
+                     offline_id, run.id, source)
             return None
         offline = _OfflineModel(
             offline_id=offline_id,
@@ -120,11 +131,15 @@ class OfflineModelCopier:
                 key = f.path[len("metrics/"):]
                 text = await read_text(backend, run, f"{mdir}/{f.path}", f)
                 offline.metrics.extend(parse_model_metric_lines(key, (text or "").encode()))
-        model = await asyncio.to_thread(self._find_or_create_model, run.mlflow_experiment_id, offline)
+        model = await asyncio.to_thread(
+            self._find_or_create_model, run.mlflow_experiment_id, offline)
+        model_id: str = model.model_id
         client = self.tracker.client
         if not LoggedModelStatus.is_finalized(model.status):  # else: done by an earlier sync
-            if offline.metrics and not model.metrics and not _is_file_store(self.tracker.tracking_uri):
-                await asyncio.to_thread(self._log_model_metrics, run_id, model.model_id, offline.metrics)
+            if (offline.metrics and not model.metrics
+                    and not _is_file_store(self.tracker.tracking_uri)):
+                await asyncio.to_thread(
+                    self._log_model_metrics, run_id, model_id, offline.metrics)
             artifacts = [f for f in files if f.path.startswith("artifacts/")]
             if artifacts:
                 with tempfile.TemporaryDirectory(prefix="hpcml-model-") as tmp:
@@ -134,22 +149,27 @@ class OfflineModelCopier:
                         dest = root.joinpath(*rel.parts)
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         await backend.fetch(run.job_ref(), f"{mdir}/{f.path}", dest)
-                    _retarget_mlmodel(root / "MLmodel", offline_id, model.model_id, model.artifact_location)
-                    await asyncio.to_thread(client.log_model_artifacts, model.model_id, str(root))
+                    _retarget_mlmodel(
+                        root / "MLmodel", offline_id, model_id, model.artifact_location)
+                    await asyncio.to_thread(client.log_model_artifacts, model_id, str(root))
             if LoggedModelStatus.is_finalized(offline.status):
-                await asyncio.to_thread(client.finalize_logged_model, model.model_id, offline.status)
+                await asyncio.to_thread(client.finalize_logged_model, model_id, offline.status)
         if step is not None:
             outputs = (await asyncio.to_thread(client.get_run, run_id)).outputs
-            if not any(o.model_id == model.model_id for o in (outputs.model_outputs if outputs else [])):
-                await asyncio.to_thread(client.log_outputs, run_id, [LoggedModelOutput(model.model_id, step)])
-        log.info("logged model %s of run %s copied as %s", offline_id, run.id, model.model_id)
-        return model.model_id
+            linked = outputs.model_outputs if outputs else []
+            if not any(o.model_id == model_id for o in linked):
+                await asyncio.to_thread(
+                    client.log_outputs, run_id, [LoggedModelOutput(model_id, step)])
+        log.info("logged model %s of run %s copied as %s", offline_id, run.id, model_id)
+        return model_id
 
     def _find_or_create_model(self, experiment_id: str, offline: _OfflineModel) -> Any:
         """The main-store copy of an offline model: found by its tag, else created (PENDING)."""
         client = self.tracker.client
         found = client.search_logged_models(
-            [experiment_id], filter_string=f"tags.`{OFFLINE_MODEL_TAG}` = '{offline.offline_id}'", max_results=1
+            [experiment_id],
+            filter_string=f"tags.`{OFFLINE_MODEL_TAG}` = '{offline.offline_id}'",
+            max_results=1,
         )
         if found:
             return found[0]
@@ -203,7 +223,8 @@ class _OfflineModel:
 
 
 def parse_model_metric_lines(key: str, data: bytes) -> list[_ModelMetric]:
-    """Lines of a logged model's metric file: ``ts value step run_id [dataset_name dataset_digest]``."""
+    """Lines of a logged model's metric file:
+    ``ts value step run_id [dataset_name dataset_digest]``."""
     rows: list[_ModelMetric] = []
     for line in data.decode("utf-8", errors="replace").splitlines():
         parts = line.split()
@@ -223,7 +244,8 @@ def parse_model_metric_lines(key: str, data: bytes) -> list[_ModelMetric]:
 
 
 def _model_status(value: Any) -> Any:
-    """A file store's model status (an int in meta.yaml; a name in other versions) as LoggedModelStatus."""
+    """A file store's model status (an int in meta.yaml; a name in other versions) as
+    LoggedModelStatus."""
     load_mlflow()
     from mlflow.entities import LoggedModelStatus
 
@@ -256,7 +278,7 @@ def _retarget_mlmodel(path: Path, old_id: str, new_id: str, artifact_location: s
 
 
 async def _read_text_files(
-    backend: Backend, run: RunRecord, mdir: str, sub: str, files: list[FileInfo]
+    backend: Backend[Any], run: RunRecord, mdir: str, sub: str, files: list[FileInfo]
 ) -> dict[str, str]:
     """``{key: text}`` of the files below ``<mdir>/<sub>/`` (a model's params or tags)."""
     out: dict[str, str] = {}

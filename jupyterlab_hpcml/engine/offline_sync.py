@@ -76,21 +76,23 @@ def parse_metric_lines(key: str, data: bytes) -> list[tuple[str, float, int, int
 
 
 class OfflineSync:
-    """Copies what a job appended to its offline file store into the main store, reading only new bytes."""
+    """Copies what a job appended to its offline file store into the main store, reading
+    only new bytes."""
 
     def __init__(self, tracker: Tracker, read_bytes: int = READ_BYTES):
         self.tracker = tracker
         self.read_bytes = read_bytes
         self.models = OfflineModelCopier(tracker)
 
-    async def list_runs(self, backend: Backend, runs: list[RunRecord],
+    async def list_runs(self, backend: Backend[Any], runs: list[RunRecord],
                         final: bool = False) -> dict[str, Listing | BaseException]:
         """The offline stores of ``runs`` listed by one ``list_files_many`` call: run id →
         its listing, or the error that stopped it."""
         dirs = FINAL_DIRS if final else LIVE_DIRS
         stores = [(r, offline_run_path(r.mlflow_experiment_id, r.mlflow_run_id)) for r in runs
                   if r.mlflow_experiment_id and r.mlflow_run_id]
-        results = await backend.list_files_many([(r.job_ref(), f"{base}/{d}") for r, base in stores for d in dirs])
+        results = await backend.list_files_many(
+            [(r.job_ref(), f"{base}/{d}") for r, base in stores for d in dirs])
         out: dict[str, Listing | BaseException] = {}
         for i, (run, _) in enumerate(stores):
             listing: Listing = {}
@@ -109,7 +111,7 @@ class OfflineSync:
         return out
 
     async def sync(
-        self, backend: Backend, run: RunRecord, state: dict[str, Any], final: bool = False,
+        self, backend: Backend[Any], run: RunRecord, state: dict[str, Any], final: bool = False,
         listing: Listing | None = None,
     ) -> dict[str, Any]:
         """Copy what is new. ``listing``: the store as a poll pass listed it (else listed here)."""
@@ -137,8 +139,8 @@ class OfflineSync:
 
     # ------------------------------------------------------------------ metrics
 
-    async def _sync_metrics(self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any],
-                            files: list[FileInfo]) -> None:
+    async def _sync_metrics(self, backend: Backend[Any], run: RunRecord, base: str,
+                            state: dict[str, Any], files: list[FileInfo]) -> None:
         offsets: dict[str, int] = state["metrics"]
         for f in files:
             key = f.path
@@ -148,7 +150,8 @@ class OfflineSync:
             await self._sync_metric(backend, run, f"{base}/metrics/{key}", key, offset, offsets)
 
     async def _sync_metric(
-        self, backend: Backend, run: RunRecord, relpath: str, key: str, offset: int, offsets: dict[str, int]
+        self, backend: Backend[Any], run: RunRecord, relpath: str, key: str, offset: int,
+        offsets: dict[str, int],
     ) -> None:
         assert run.mlflow_run_id
         pending = b""  # bytes of an incomplete line: reads may end anywhere (short SFTP reads)
@@ -176,7 +179,7 @@ class OfflineSync:
     # ------------------------------------------------------------------ params and tags
 
     async def _sync_params(
-        self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any], final: bool,
+        self, backend: Backend[Any], run: RunRecord, base: str, state: dict[str, Any], final: bool,
         files: list[FileInfo],
     ) -> None:
         assert run.mlflow_run_id
@@ -194,8 +197,8 @@ class OfflineSync:
             await asyncio.to_thread(self.tracker.log_params, run.mlflow_run_id, new)
             done.extend(new)
 
-    async def _sync_tags(self, backend: Backend, run: RunRecord, base: str, state: dict[str, Any],
-                         files: list[FileInfo]) -> None:
+    async def _sync_tags(self, backend: Backend[Any], run: RunRecord, base: str,
+                         state: dict[str, Any], files: list[FileInfo]) -> None:
         assert run.mlflow_run_id
         seen: dict[str, list[Any]] = state["tags"]
         changed = [f for f in files if seen.get(f.path) != [f.size, f.mtime]]
@@ -222,7 +225,7 @@ class OfflineSync:
 
     # ------------------------------------------------------------------ artifacts
 
-    async def _sync_artifacts(self, backend: Backend, run: RunRecord, base: str,
+    async def _sync_artifacts(self, backend: Backend[Any], run: RunRecord, base: str,
                               files: list[FileInfo]) -> None:
         assert run.mlflow_run_id
         if not files:

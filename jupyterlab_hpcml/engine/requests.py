@@ -65,7 +65,7 @@ def _param_value(value: Any) -> str | int | float:
     return _no_nul(value) if isinstance(value, str) else value
 
 
-def _overrides(value: Any) -> Overrides:
+def _overrides(value: object) -> Overrides:
     if isinstance(value, list):
         if not all(isinstance(item, str) for item in value):
             raise ValueError('a list of overrides holds strings such as "Resources.Nodes=2"')
@@ -81,17 +81,17 @@ def _overrides(value: Any) -> Overrides:
     return value
 
 
-def _text(max_length: int) -> Any:
-    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(_no_nul)]
-
-
 PathText = Annotated[str, StringConstraints(max_length=limits.MAX_PATH_LENGTH),
                      AfterValidator(check_path)]
 ParamName = Annotated[str, AfterValidator(_param_name)]
 ParamValue = Annotated[Any, PlainValidator(_param_value)]
-RunName = _text(limits.MAX_RUN_NAME_LENGTH)
-ExperimentName = _text(limits.MAX_EXPERIMENT_NAME_LENGTH)
-EntryPoint = _text(limits.MAX_ENTRY_POINT_LENGTH)
+# Written out (not built by a function) so that type checkers see them as types.
+RunName = Annotated[str, StringConstraints(max_length=limits.MAX_RUN_NAME_LENGTH),
+                    AfterValidator(_no_nul)]
+ExperimentName = Annotated[str, StringConstraints(max_length=limits.MAX_EXPERIMENT_NAME_LENGTH),
+                           AfterValidator(_no_nul)]
+EntryPoint = Annotated[str, StringConstraints(max_length=limits.MAX_ENTRY_POINT_LENGTH),
+                       AfterValidator(_no_nul)]
 
 
 def problems_of(exc: ValidationError) -> list[Problem]:

@@ -15,20 +15,23 @@ from .models import RunRecord
 READ_BYTES = 1 << 20  # per backend.read call
 
 
-async def list_tree(backend: Backend, run: RunRecord, relpath: str) -> list[FileInfo]:
+async def list_tree(backend: Backend[Any], run: RunRecord, relpath: str) -> list[FileInfo]:
     """Files (not directories) below ``relpath``, paths relative to it; none if it is missing."""
     try:
         infos = await backend.list_files(run.job_ref(), relpath)
     except (NotFound, FileNotFoundError):
         return []
     return [
-        FileInfo(path=posixpath.normpath(i.path).lstrip("/"), is_dir=False, size=i.size, mtime=i.mtime)
+        FileInfo(path=posixpath.normpath(i.path).lstrip("/"), is_dir=False,
+                 size=i.size, mtime=i.mtime)
         for i in infos
         if not i.is_dir
     ]
 
 
-async def read_text(backend: Backend, run: RunRecord, relpath: str, info: FileInfo) -> str | None:
+async def read_text(
+    backend: Backend[Any], run: RunRecord, relpath: str, info: FileInfo
+) -> str | None:
     """A small file's text; None when it changed size while listed (caught mid-write)."""
     data = b""
     while True:

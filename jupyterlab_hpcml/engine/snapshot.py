@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pathspec
 
@@ -110,7 +111,9 @@ class _Collector:
                 continue
             self.visit(entry, f"{rel}/{entry.name}" if rel else entry.name, rules, active)
 
-    def visit(self, entry: os.DirEntry, rel: str, rules: _Rules, active: frozenset[Path]) -> None:
+    def visit(
+        self, entry: os.DirEntry[str], rel: str, rules: _Rules, active: frozenset[Path]
+    ) -> None:
         path = Path(entry.path)
         if entry.is_symlink():
             self.visit_link(path, rel, rules, active)
@@ -238,7 +241,7 @@ def _snapshot_id(files: list[SnapshotFile]) -> str:
     return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:

@@ -194,7 +194,9 @@ _COLUMNS = tuple(
                    command="", backend="")).keys()
 )
 _TERMINAL_VALUES = tuple(s.value for s in RunState if s.terminal)
-_STARTED = "(SELECT MIN(h.at) FROM state_history h WHERE h.run_id = runs.id AND h.state = 'RUNNING')"
+_STARTED = (
+    "(SELECT MIN(h.at) FROM state_history h WHERE h.run_id = runs.id AND h.state = 'RUNNING')"
+)
 _ENDED = (
     "(SELECT MIN(h.at) FROM state_history h WHERE h.run_id = runs.id AND h.state IN "
     f"({', '.join(repr(s) for s in _TERMINAL_VALUES)}))"
@@ -573,7 +575,7 @@ class RunStore:
                "LIMIT :limit OFFSET :offset")
         args = {**params, "now": time.time(), "limit": limit, "offset": offset}
         with self._read() as conn:
-            rows = [dict(zip(_ROW_KEYS, r)) for r in conn.execute(sql, args)]
+            rows = [dict(zip(_ROW_KEYS, r, strict=True)) for r in conn.execute(sql, args)]
             for row in rows:
                 row["archived"] = bool(row["archived"])  # SQLite answers 0/1
             (total,) = conn.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()
