@@ -192,3 +192,27 @@ async def test_a_long_retry_after_pauses_all_requests_until_it_is_over(firecrest
         assert firecrest.state.requests["GET /compute/{system}/jobs"] == before + 2
     finally:
         await backend.close()
+
+
+
+async def test_a_refused_submission_ends_failed_at_once_even_with_file_reads_down(
+        hpcml_data, project, firecrest):
+    """sbatch refuses the job (no such partition) while the file endpoints are down: no job
+    ran, so there is no offline store to copy and the run is FAILED at once. It used to stay
+    SUBMITTING for the final-sync patience (10 minutes), retrying a copy of a job that never
+    existed."""
+    engine = Engine(data_dir=hpcml_data)
+    try:
+        first = await engine.runs.submit(request(project))  # the code is on the cluster now
+        assert first.backend_job_id, first.state_history
+        # Reads inside run directories fail (the stored code can still be listed).
+        firecrest.state.faults.add("500", path=READS, method="GET", times=1000,
+                                   query=r"path=[^&]*/\.hpcml")
+        run = await engine.runs.submit(request(project, overrides=["Resources.Queue=nope"]))
+        assert run.state == RunState.FAILED, run.state_history
+        assert not run.backend_job_id
+        assert "Invalid partition" in (run.state_history[-1].message or ""), run.state_history
+        assert engine.tracker.client.get_run(run.mlflow_run_id).info.status == "FAILED"
+    finally:
+        await engine.close()
+    assert len(compute_jobs(firecrest)) == 1

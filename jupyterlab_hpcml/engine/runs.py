@@ -375,8 +375,10 @@ class RunService:
             return run
         if status.exit_code is not None:
             fields["exit_code"] = status.exit_code
-        if state.terminal and not run.state.terminal and run.tracking_mode == "offline":
-            # The last metrics and the artifacts, before anyone can see the run ended.
+        ran = bool(run.backend_job_id or fields.get("backend_job_id"))
+        if state.terminal and not run.state.terminal and run.tracking_mode == "offline" and ran:
+            # The last metrics and the artifacts, before anyone can see the run ended. A job
+            # that was never submitted wrote nothing to copy (and its run dir may not exist).
             trouble = await self._sync_offline(run, final=True)
             if trouble is not None:
                 failing_since, why = trouble

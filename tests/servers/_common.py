@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class FaultRule:
     times: int
     arg: float = 0.0  # delay seconds / Retry-After
     hits: int = 0
+    query_re: re.Pattern[str] | None = None  # also match the query string (e.g. one file's path)
 
 
 class Faults:
@@ -70,8 +72,9 @@ class Faults:
         self.fired: Counter[str] = Counter()
 
     def add(self, kind: str, path: str = ".*", method: str | None = None, times: int = 1,
-            arg: float = 0.0) -> FaultRule:
-        rule = FaultRule(kind, method.upper() if method else None, re.compile(path), times, arg)
+            arg: float = 0.0, query: str | None = None) -> FaultRule:
+        rule = FaultRule(kind, method.upper() if method else None, re.compile(path), times, arg,
+                         query_re=re.compile(query) if query else None)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -80,12 +83,14 @@ class Faults:
         with self._lock:
             self.rules.clear()
 
-    def take(self, method: str, path: str) -> FaultRule | None:
+    def take(self, method: str, path: str, query: str = "") -> FaultRule | None:
         with self._lock:
             for rule in self.rules:
                 if rule.hits >= rule.times:
                     continue
                 if rule.method and rule.method != method:
+                    continue
+                if rule.query_re and not rule.query_re.search(query):
                     continue
                 if rule.path_re.search(path):
                     rule.hits += 1
@@ -118,7 +123,8 @@ class FaultyHandler(tornado.web.RequestHandler):
 
     def prepare(self) -> Awaitable[None] | None:
         self.state.count(self.request.method, self.request.path, len(self.request.body or b""))
-        rule = self.state.faults.take(self.request.method, self.request.path)
+        rule = self.state.faults.take(self.request.method, self.request.path,
+                                      urllib.parse.unquote(self.request.query))
         if rule is None:
             return None
         if rule.kind == "hang":
