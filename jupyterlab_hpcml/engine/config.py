@@ -69,7 +69,7 @@ def schema() -> dict[str, Any]:
     )
     for candidate in candidates:
         if candidate.is_file():
-            return cast(dict, json.loads(candidate.read_text(encoding="utf-8")))
+            return cast(dict[str, Any], json.loads(candidate.read_text(encoding="utf-8")))
     raise RuntimeError(f"{_SCHEMA_NAME} not found (looked in {', '.join(map(str, candidates))})")
 
 
@@ -106,7 +106,7 @@ class BackendConfig:
 
     def redacted(self) -> dict[str, Any]:
         """Deep copy of ``data`` with secret-looking values replaced by ``***``."""
-        return cast(dict, redact(self.data))
+        return cast(dict[str, Any], redact(self.data))
 
     @property
     def identity(self) -> ConnectionIdentity:
@@ -304,7 +304,8 @@ def _build(
     if issues:
         raise UserInputError(to_problems(issues, source, root, overridden or {}))
     tracking = data.get("Tracking") or {}
-    mode = tracking.get("Mode") or ("direct" if kind == "local" else "offline")
+    # The schema allows only "direct" and "offline" (checked above).
+    mode = cast(TrackingMode, tracking.get("Mode") or ("direct" if kind == "local" else "offline"))
     return BackendConfig(
         data=data, path=path, kind=kind,
         resources=_normalise_resources(data.get("Resources") or {}),

@@ -48,7 +48,8 @@ class Poller:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._dispatch(), name="hpcml-poller")
+            self._task = asyncio.get_running_loop().create_task(self._dispatch(),
+                                                                name="hpcml-poller")
 
     def wake(self, run: RunRecord | None = None) -> None:
         """Poll ``run``'s connection now (a run was submitted or cancelled); without a run,

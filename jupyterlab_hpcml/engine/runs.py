@@ -466,7 +466,8 @@ class RunService:
                                             for key, group in groups.items()))
         return [r for result in polled for r in result.runs]
 
-    async def poll_connection(self, key: str, runs: Iterable[RunRecord] | None = None) -> PollResult:
+    async def poll_connection(self, key: str,
+                              runs: Iterable[RunRecord] | None = None) -> PollResult:
         """One poll pass over one connection (``poll_key``): ``runs``, by default its
         active runs as the store has them now. A slow connection holds only its own lock."""
         async with self._poll_locks[key]:

@@ -34,15 +34,18 @@ import re
 import shlex
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 
 from ...core.errors import BackendUnavailable, HpcmlError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CONNECT_TIMEOUT = 20.0
 COMMAND_TIMEOUT = 120.0
@@ -96,7 +99,7 @@ class Stats:
     """What travelled over the connection (the bench and the tests read these)."""
 
     connects: int = 0
-    commands: Counter = field(default_factory=Counter)  # first word of each command → count
+    commands: Counter[str] = field(default_factory=Counter)  # first word of each command → count
     upload_bytes: int = 0  # file content sent by SFTP
     command_bytes: int = 0  # command lines + stdin sent
     largest_command: int = 0  # the longest command line sent (bytes)
@@ -260,11 +263,12 @@ class SSHConnection:
         the login PATH). One command per connection."""
         marker = "__HPCML_ENV__"
         try:
-            res = await conn.run(f"bash -lc 'printf {marker}; env -0' </dev/null", check=False,
-                                 encoding=None, timeout=COMMAND_TIMEOUT)
+            res = await conn.run(f"bash -lc 'printf {marker}; env -0' </dev/null",
+                                 check=False, encoding=None, timeout=COMMAND_TIMEOUT)
         except (asyncio.TimeoutError, *_DROPS) as exc:
-            raise BackendUnavailable(f"lost the connection to {self.label}: {_why(exc)}") from None
-        out = bytes(res.stdout or b"")
+            raise BackendUnavailable(
+                f"lost the connection to {self.label}: {_why(exc)}") from None
+        out = _raw(res.stdout)
         env: dict[str, str] = {}
         if marker.encode() in out:
             for item in out.split(marker.encode(), 1)[1].split(b"\0"):
@@ -281,7 +285,8 @@ class SSHConnection:
                     self._sftp = await conn.start_sftp_client()
                 except (asyncio.TimeoutError, *_DROPS) as exc:
                     self._drop()
-                    raise ConnectionLost(f"lost the connection to {self.label}: {_why(exc)}") from None
+                    raise ConnectionLost(
+                        f"lost the connection to {self.label}: {_why(exc)}") from None
                 except asyncssh.Error as exc:
                     raise SSHError(f"SFTP is not available on {self.label}: {exc}") from None
                 self._sftp_conn = conn
@@ -308,8 +313,9 @@ class SSHConnection:
         encoded = base64.b64encode(line.encode()).decode()
         return f"exec /bin/sh -c 'eval \"$(printf %s {encoded} | base64 -d)\"'"
 
-    async def run(self, command: str, *, input: bytes | None = None, timeout: float = COMMAND_TIMEOUT,
-                  retry: bool = True, name: str | None = None) -> Result:
+    async def run(self, command: str, *, input: bytes | None = None,
+                  timeout: float = COMMAND_TIMEOUT, retry: bool = True,
+                  name: str | None = None) -> Result:
         """Run a shell command on the login node. ``retry``: the command is safe to repeat
         after a dropped connection (once, unless it is poisoned by then). Raises
         BackendUnavailable when the cluster is unreachable (ConnectionLost: dropped while the
@@ -331,26 +337,29 @@ class SSHConnection:
             self.stats.largest_command = max(self.stats.largest_command, len(line))
             try:
                 async with self._channels:
-                    res = await conn.run(line, input=input, check=False, encoding=None, timeout=timeout)
+                    res = await conn.run(line, input=input, check=False, encoding=None,
+                                         timeout=timeout)
                 if res.exit_status is None and res.exit_signal is None:
                     # The channel closed without an exit status: the connection went away
                     # under the command (asyncssh reports no error then), not a failure of it.
                     raise ConnectionError("the channel closed without an exit status")
             except asyncssh.TimeoutError as exc:
-                raise BackendUnavailable(f"{label} on {self.label} timed out after {timeout:.0f} s") from exc
+                raise BackendUnavailable(
+                    f"{label} on {self.label} timed out after {timeout:.0f} s") from exc
             except _DROPS as exc:
                 self._drop()
                 self.stats.drops += 1
                 self._strike(key)
                 if attempt + 1 < attempts:
-                    log.info("SSH connection to %s dropped during %s (%s), reconnecting", self.label, label, _why(exc))
+                    log.info("SSH connection to %s dropped during %s (%s), reconnecting",
+                             self.label, label, _why(exc))
                     continue
                 raise ConnectionLost(f"lost the connection to {self.label}: {_why(exc)}") from None
             self._strikes.pop(key, None)  # it went through: earlier drops were not its doing
             status = res.exit_status if res.exit_status is not None else 128 + 15
             if res.exit_signal:
                 status = 128 + 15
-            return Result(status, bytes(res.stdout or b""), bytes(res.stderr or b""))
+            return Result(status, _raw(res.stdout), _raw(res.stderr))
         raise AssertionError("unreachable")
 
     def _strike(self, key: bytes) -> None:
@@ -371,7 +380,8 @@ class SSHConnection:
         raise CommandPoisoned(f"{label} was not sent to {self.label} again: the connection dropped "
                               f"{strikes} times while this exact command ran")
 
-    async def sftp_call(self, fn, *, retry: bool = True):
+    async def sftp_call(self, fn: Callable[[asyncssh.SFTPClient], Awaitable[T]], *,
+                        retry: bool = True) -> T:
         """``await fn(sftp)`` with one retry on a fresh connection after a drop."""
         attempts = 2 if retry else 1
         for attempt in range(attempts):
@@ -419,6 +429,13 @@ def _split_jump(spec: str) -> tuple[str, int | None, str | None]:
 def _why(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.strip()
+
+
+def _raw(data: bytes | str | None) -> bytes:
+    """A command's output: bytes, as run with ``encoding=None`` (asyncssh's types allow str)."""
+    if isinstance(data, str):
+        return data.encode()
+    return bytes(data or b"")
 
 
 def now() -> float:

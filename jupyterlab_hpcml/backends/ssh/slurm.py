@@ -79,7 +79,8 @@ CODE_FILE = f"{META_DIR}/code.json"
 _SBATCH_FAILED, _PRE_FAILED, _SETUP_FAILED = 96, 98, 99
 SQUEUE_FORMAT = "%i|%A|%T|%r"  # job id (123 or 123_4) | unique id | state | reason
 SACCT_FIELDS = "JobIDRaw,JobID,State,ExitCode"
-_SACCT_OFF = ("accounting storage is disabled", "slurmdbd", "connection refused", "unable to contact")
+_SACCT_OFF = ("accounting storage is disabled", "slurmdbd", "connection refused",
+              "unable to contact")
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "project"
@@ -126,14 +127,16 @@ class SlurmBackend(Backend[SSHConfig]):
         self._interval = 0.0
         self._sacct_off_until = 0.0
         self._realroots: dict[str, str] = {}  # run dir → its realpath
-        self._cancels: list[tuple[str, str | None, asyncio.Future[None]]] = []  # waiting for scancel
+        # waiting for scancel
+        self._cancels: list[tuple[str, str | None, asyncio.Future[None]]] = []
         self._cancelling: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ identity
 
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
-                        upload_progress=True, offline_tracking=True, resources=list(HONOURED_RESOURCES))
+                        upload_progress=True, offline_tracking=True,
+                        resources=list(HONOURED_RESOURCES))
 
     # ------------------------------------------------------------ layout
 
@@ -149,13 +152,16 @@ class SlurmBackend(Backend[SSHConfig]):
             base = str(wd)
             if base == "~" or base.startswith("~/"):
                 base = home + base[1:]
-            base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), m.group(0)), base)
+            base = re.sub(r"\$\{(\w+)\}|\$(\w+)",
+                          lambda m: env.get(m.group(1) or m.group(2), m.group(0)), base)
             if not base.startswith("/") or "$" in base:
-                raise SSHError(f"SSH.WorkDir must be an absolute path on the cluster, got {wd!r} (→ {base!r})")
+                raise SSHError("SSH.WorkDir must be an absolute path on the cluster, "
+                               f"got {wd!r} (→ {base!r})")
         else:
             base = env.get("SCRATCH") or home
             if not base.startswith("/"):
-                raise SSHError(f"cannot tell the home directory on {self.conn.label}: set SSH.WorkDir")
+                raise SSHError(
+                    f"cannot tell the home directory on {self.conn.label}: set SSH.WorkDir")
         self._base = posixpath.join(base.rstrip("/") or "/", "hpcml")
         return self._base
 
@@ -201,7 +207,8 @@ class SlurmBackend(Backend[SSHConfig]):
         links, image = self._apptainer_links(ctx, snapshot)
         cache = f"{base}/.cache"
         link_hashes = await self.uploader.link_hashes(links)
-        self.last_upload = await self.uploader.ensure(snapshot, cache, links, link_hashes, progress=progress)
+        self.last_upload = await self.uploader.ensure(snapshot, cache, links, link_hashes,
+                                                      progress=progress)
         return SlurmPrepared(ctx, run_dir, snapshot, cache, links, link_hashes, extras, image)
 
     @staticmethod
@@ -219,7 +226,8 @@ class SlurmBackend(Backend[SSHConfig]):
         if not local.is_absolute():
             local = Path(ctx.project_path) / local
         if not local.is_file():
-            raise UserInputError(Problem(f"Apptainer image not found: {local}", key="Environment.Apptainer.Path"))
+            raise UserInputError(Problem(f"Apptainer image not found: {local}",
+                                         key="Environment.Apptainer.Path"))
         rel = f"{META_DIR}/apptainer/{local.name}"
         return {rel: local}, rel
 
@@ -255,7 +263,8 @@ class SlurmBackend(Backend[SSHConfig]):
         if post:
             files[POST_LOGIN_SCRIPT] = "".join(
                 f"bash -c {shlex.quote(c)} </dev/null || echo \"hpcml: post-run command on the "
-                f"login node failed with exit code $?: \"{shlex.quote(c)} >&2\n" for c in post).encode()
+                f"login node failed with exit code $?: \"{shlex.quote(c)} >&2\n"
+                for c in post).encode()
         # Secrets travel on stdin only (a command line is visible in `ps` on the login node);
         # without them, small text files ride in the command itself: stdin costs a round trip.
         inline = None if secret else _inline_files(run_dir, files)
@@ -265,14 +274,16 @@ class SlurmBackend(Backend[SSHConfig]):
         res: Any = None
         job_id: str | None = None
         for attempt in range(2):
-            command = _submit_command(
-                self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir, prep.link_hashes),
-                run_dir, secrets_path, pre, inline, self._submit_marker(base, ctx.run_id))
+            materialise = self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir,
+                                                            prep.link_hashes)
+            command = _submit_command(materialise, run_dir, secrets_path, pre, inline,
+                                      self._submit_marker(base, ctx.run_id))
             try:
                 res = await self.conn.run(command, input=payload, retry=False, name="sbatch")
             except CommandTooLong as exc:
                 if inline is None:  # the login-node pre-commands alone are too long
-                    raise SubmitError(f"{exc}: shorten Environment.PreRunCommandOnLoginNode") from None
+                    raise SubmitError(
+                        f"{exc}: shorten Environment.PreRunCommandOnLoginNode") from None
                 inline, payload = None, _tar(run_dir, files, None, None)  # the files go on stdin
                 continue
             except BackendUnavailable:
@@ -283,7 +294,8 @@ class SlurmBackend(Backend[SSHConfig]):
                 break
             if res.exit_status == TREE_MISSING and attempt == 0:
                 # The cluster's cache lost the tree (pruned or cleaned): nothing was done yet.
-                log.info("snapshot tree %s missing on %s: rebuilding it", prep.snapshot.id, self.conn.label)
+                log.info("snapshot tree %s missing on %s: rebuilding it",
+                         prep.snapshot.id, self.conn.label)
                 self.uploader.forget_tree(prep.snapshot.id)
                 self.last_upload = await self.uploader.ensure(
                     prep.snapshot, prep.cache, prep.links, prep.link_hashes, force=True)
@@ -298,7 +310,9 @@ class SlurmBackend(Backend[SSHConfig]):
 
     @staticmethod
     def _submit_marker(base: str, run_id: str) -> str | None:
-        return f"{base}/.submitting/{run_id}" if re.fullmatch(r"[A-Za-z0-9_-]+", run_id or "") else None
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", run_id or ""):
+            return None
+        return f"{base}/.submitting/{run_id}"
 
     async def find_submitted(self, ctx: JobContext[SSHConfig]) -> str | None:
         """The job id if the job reached Slurm; None only when sure it did not. While the
@@ -310,7 +324,8 @@ class SlurmBackend(Backend[SSHConfig]):
             async def read_id(sftp: asyncssh.SFTPClient) -> str | None:
                 try:
                     async with sftp.open(f"{run_dir}/{JOB_ID_FILE}", "rb") as f:
-                        return (await f.read()).decode().strip().split(";")[0] or None
+                        data: bytes = await f.read()  # "rb": bytes
+                        return data.decode().strip().split(";")[0] or None
                 except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPFailure):
                     return None
             found = await self.conn.sftp_call(read_id)
@@ -333,13 +348,15 @@ class SlurmBackend(Backend[SSHConfig]):
                 return jid.strip()
         for line in res.out.splitlines():
             if line.startswith("__HPCML_SUBMIT running"):
-                raise BackendUnavailable(f"the interrupted submission of run {run_id} is still running "
-                                         f"on {self.conn.label}: whether it submits the job is not known yet")
+                raise BackendUnavailable(
+                    f"the interrupted submission of run {run_id} is still running on "
+                    f"{self.conn.label}: whether it submits the job is not known yet")
             if line.startswith("__HPCML_SUBMIT elsewhere"):
                 age = line.split()[-1]
                 if not age.isdigit() or int(age) < self.orphan_submit_patience:
-                    raise BackendUnavailable(f"the interrupted submission of run {run_id} may still be "
-                                             "running on another login node")
+                    raise BackendUnavailable(
+                        f"the interrupted submission of run {run_id} may still be "
+                        "running on another login node")
         return None
 
     # ------------------------------------------------------------ poll
@@ -354,14 +371,17 @@ class SlurmBackend(Backend[SSHConfig]):
         statuses = await self._poll_now(jobs)
         changed = any(self._cache.get(k) != v for k, v in statuses.items())
         self._cache = {k: v for k, v in {**self._cache, **statuses}.items() if k in wanted}
-        self._interval = 0.0 if changed else min(max(self._interval * 2, self.backoff_start), self.backoff_max)
+        self._interval = 0.0 if changed else min(max(self._interval * 2, self.backoff_start),
+                                                 self.backoff_max)
         self._next_poll = time.monotonic() + self._interval
         return statuses
 
     async def _poll_now(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        res = await self.conn.run(f"squeue --me -t all -h -r -o {shlex.quote(SQUEUE_FORMAT)}", name="squeue")
+        res = await self.conn.run(f"squeue --me -t all -h -r -o {shlex.quote(SQUEUE_FORMAT)}",
+                                  name="squeue")
         if res.exit_status != 0:
-            raise BackendUnavailable(f"squeue failed on {self.conn.label}: {res.err or res.out}".strip())
+            raise BackendUnavailable(
+                f"squeue failed on {self.conn.label}: {res.err or res.out}".strip())
         listed: list[tuple[str, SlurmJob]] = []
         for line in res.out.splitlines():
             parts = line.strip().split("|")
@@ -402,8 +422,10 @@ class SlurmBackend(Backend[SSHConfig]):
             sacct_rc = sacct_rc or rc
             sacct_text += text
         asked = use_sacct
-        if use_sacct and (sacct_rc != 0 or any(s in " ".join(sacct_text).lower() for s in _SACCT_OFF)):
-            log.info("sacct unavailable on %s (%s): using exit-code files", self.conn.label, " ".join(sacct_text)[:200])
+        said = " ".join(sacct_text)
+        if use_sacct and (sacct_rc != 0 or any(s in said.lower() for s in _SACCT_OFF)):
+            log.info("sacct unavailable on %s (%s): using exit-code files",
+                     self.conn.label, said[:200])
             self._sacct_off_until = time.monotonic() + self.sacct_retry
             sacct, asked = {}, False
         for ref in refs:
@@ -434,7 +456,8 @@ class SlurmBackend(Backend[SSHConfig]):
             f"{r.job_id}\t{r.run_dir}\t{exit_file(array_task(r.job_id)[1])}\n" for r in refs
             if r.run_dir and not any(c in r.run_dir for c in "\t\n"))
         try:
-            res = await self.conn.run(command, input=listing.encode(), name="sacct" if use_sacct else "exit-codes")
+            res = await self.conn.run(command, input=listing.encode(),
+                                      name="sacct" if use_sacct else "exit-codes")
         except CommandPoisoned as exc:
             if len(refs) == 1:
                 unsent[refs[0].job_id] = str(exc)
@@ -569,8 +592,8 @@ class SlurmBackend(Backend[SSHConfig]):
             if not item:
                 continue
             kind, size, mtime, name = item.split(" ", 3)
-            out.append(FileInfo(path=name, is_dir=kind == "d", size=None if kind == "d" else int(size),
-                                mtime=float(mtime)))
+            out.append(FileInfo(path=name, is_dir=kind == "d",
+                                size=None if kind == "d" else int(size), mtime=float(mtime)))
         return sorted(out, key=lambda f: f.path)
 
     async def list_files_many(
@@ -632,8 +655,9 @@ class SlurmBackend(Backend[SSHConfig]):
 def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,
          secret: bytes | None) -> bytes:
     """The per-run files as a tar to unpack with ``tar -xof - -C /``: ``files`` (relpath in
-    the run directory → content; a relpath ending in ``/`` or None content: a directory) and the secrets file (0600 in a
-    0700 directory, created with those modes: never readable by others, not even briefly)."""
+    the run directory → content; a relpath ending in ``/`` or None content: a directory) and
+    the secrets file (0600 in a 0700 directory, created with those modes: never readable by
+    others, not even briefly)."""
     buf = io.BytesIO()
     now = int(time.time())
 
@@ -650,7 +674,8 @@ def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for rel, data in files.items():
             is_dir = data is None or rel.endswith("/")  # "dir/": a directory (the offline store's)
-            add(f"{run_dir}/{rel.rstrip('/')}", None if is_dir else data, 0o755 if is_dir else 0o644)
+            add(f"{run_dir}/{rel.rstrip('/')}", None if is_dir else data,
+                0o755 if is_dir else 0o644)
         if secrets_path and secret is not None:
             add(posixpath.dirname(secrets_path), None, 0o700)
             add(secrets_path, secret, 0o600)
@@ -659,7 +684,8 @@ def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,
 
 
 # The details command: the jobs' ids in ``$ids`` (bounded by ``_chunks``), "<job id>\t<run
-# dir>\t<exit-code file>" lines on stdin. Builtins only per job, except for a post-run command to start.
+# dir>\t<exit-code file>" lines on stdin. Builtins only per job, except for a post-run
+# command to start.
 _DETAILS_SCRIPT = f"""\
 if [ "$use_sacct" = 1 ]; then
   sacct -X -n -P -j "$ids" -o {SACCT_FIELDS} </dev/null 2>&1; echo "__HPCML_SACCT_RC $?"
@@ -674,7 +700,7 @@ while IFS='	' read -r jid d e; do
     touch "$d/{META_DIR}/post_login.done"
     (cd "$d" && nohup bash {POST_LOGIN_SCRIPT} >> {LOGIN_LOG} 2>&1 </dev/null &)
   fi
-done"""
+done"""  # noqa: E501 (the script is sent as written: wrapping its lines would change it)
 # Many directories listed by one find (xargs splits a long list); "<start>\0<entry>\0" each.
 # Missing directories list as empty (find's complaint is dropped); links are not followed.
 _LIST_SCRIPT = ("xargs -0 -r sh -c 'exec find \"$@\" -mindepth 1 \\( -type f -o -type d \\) "
@@ -701,7 +727,8 @@ def _chunks(refs: list[JobRef]) -> list[list[JobRef]]:
     out: list[list[JobRef]] = [[]]
     size = 0
     for ref in refs:
-        if out[-1] and (len(out[-1]) >= DETAILS_CHUNK or size + len(ref.job_id) + 1 > DETAILS_IDS_BYTES):
+        full = len(out[-1]) >= DETAILS_CHUNK or size + len(ref.job_id) + 1 > DETAILS_IDS_BYTES
+        if out[-1] and full:
             out.append([])
             size = 0
         out[-1].append(ref)
@@ -738,7 +765,8 @@ def _inline_files(run_dir: str, files: dict[str, bytes | None]) -> str | None:
     if size > MAX_INLINE_BYTES:
         return None
     # The run directory itself comes from the materialised tree; mkdir only what is below it.
-    needed = sorted(d for d in dirs if d != run_dir and not any(o.startswith(d + "/") for o in dirs))
+    needed = sorted(d for d in dirs
+                    if d != run_dir and not any(o.startswith(d + "/") for o in dirs))
     lines = [f"mkdir -p {' '.join(q(d) for d in needed)} || fail {_SETUP_FAILED}"] if needed else []
     return "\n".join(lines + writes)
 
@@ -775,7 +803,8 @@ def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pr
     for i, cmd in enumerate(pre):
         lines.append(
             f"{{ bash -c {q(cmd)} </dev/null; }} >> {LOGIN_LOG} 2>&1 || "
-            f"{{ rc=$?; echo \"__HPCML_PRE {i} $rc\"; tail -c 2000 {LOGIN_LOG}; fail {_PRE_FAILED}; }}")
+            f"{{ rc=$?; echo \"__HPCML_PRE {i} $rc\"; tail -c 2000 {LOGIN_LOG}; "
+            f"fail {_PRE_FAILED}; }}")
     lines += [
         f"out=$(sbatch --parsable {q(SCRIPT_NAME)} </dev/null) || fail {_SBATCH_FAILED}",
         # The answer first: a failing job_id write must not hide a submitted job
@@ -802,13 +831,16 @@ def _submit_failure(res: Any, pre: list[str], label: str) -> Exception:
         head, _, tail = rest.partition("\n")
         parts = head.split()
         if not marker or len(parts) < 2 or not parts[0].isdigit() or int(parts[0]) >= len(pre):
-            return SubmitError(f"a pre-run command on the login node failed: {res.out.strip()[-2000:]}")
+            return SubmitError(
+                f"a pre-run command on the login node failed: {res.out.strip()[-2000:]}")
         cmd, rc = pre[int(parts[0])], parts[1]
-        return SubmitError(f"pre-run command on the login node failed with exit code {rc}: {cmd}\n{tail.strip()}")
+        return SubmitError(f"pre-run command on the login node failed with exit code {rc}: "
+                           f"{cmd}\n{tail.strip()}")
     if res.exit_status == TREE_MISSING:
-        return TransferError(f"the code kept disappearing from the cache on {label}: {res.err or res.out}".strip())
-    return TransferError(f"preparing the run directory on {label} failed (exit status {res.exit_status}): "
-                         f"{(res.err or res.out).strip()[-2000:]}")
+        return TransferError(
+            f"the code kept disappearing from the cache on {label}: {res.err or res.out}".strip())
+    return TransferError(f"preparing the run directory on {label} failed "
+                         f"(exit status {res.exit_status}): {(res.err or res.out).strip()[-2000:]}")
 
 
 def _absolute_offline_paths(key: str, data: bytes, run_dir: str) -> bytes:
