@@ -177,13 +177,14 @@ async def test_directories_are_not_files_and_listings_are_read_page_by_page(
     run = await wait_for_state(api, run["id"], TERMINAL, timeout=60)
     assert run["state"] == "FINISHED", run
     backend, record = backend_of(engine, run["id"])
+    ref = record.job_ref()  # the backend knows jobs by JobRef, not by the engine's record
     workdir = unicore.state.jobs[run["backend_job_id"]].workdir
 
     # A directory asked for as application/octet-stream: 406 on the real server.
     with pytest.raises(UserInputError, match="not a file"):
-        await backend.fetch(record, ".hpcml", Path(engine.data_dir) / "x")
+        await backend.fetch(ref, ".hpcml", Path(engine.data_dir) / "x")
     with pytest.raises(UserInputError, match="not a file"):
-        await backend.read(record, ".hpcml", 0, 100)
+        await backend.read(ref, ".hpcml", 0, 100)
 
     # Scaled down (the server's default page 50,000 → 500, our page 10,000 → 200): a
     # directory longer than a page is read to its end.
@@ -194,7 +195,7 @@ async def test_directories_are_not_files_and_listings_are_read_page_by_page(
     for i in range(1234):
         (many / f"f{i:04d}.txt").write_text("x" * (i % 7))
     unicore.state.reset_counts()
-    listed = await backend.list_files(record, "outputs/many")
+    listed = await backend.list_files(ref, "outputs/many")
     assert sorted(f.path for f in listed) == sorted(f"f{i:04d}.txt" for i in range(1234))
     assert {f.size for f in listed} == set(range(7))
     assert unicore.state.requests["GET /storages/{id}/files/{path}"] == 7  # 6 full pages + 1 short
@@ -205,7 +206,7 @@ async def test_directories_are_not_files_and_listings_are_read_page_by_page(
     for i in range(400):
         (workdir / f"top{i:03d}").write_text("")
     with caplog.at_level(logging.WARNING, logger="jupyterlab_hpcml.backends.unicore"):
-        top = await backend.list_files(record, "")
+        top = await backend.list_files(ref, "")
     assert len([f for f in top if "/" not in f.path]) == 300
     assert "listing incomplete" in caplog.text
 

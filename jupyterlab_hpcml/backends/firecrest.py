@@ -1,4 +1,5 @@
-"""The FirecREST backend: Slurm jobs through a site's FirecREST v2 API (``firecrest.v2.AsyncFirecrest``).
+"""The FirecREST backend: Slurm jobs through a site's FirecREST v2 API
+(``firecrest.v2.AsyncFirecrest``).
 
 Config (Mantik's format, unchanged)::
 
@@ -263,7 +264,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         return self._client
 
     def _unavailable(self, what: str, detail: str) -> BackendUnavailable:
-        return BackendUnavailable(f"FirecREST ({self.api_url}, {self.machine}) {detail} while {what}")
+        return BackendUnavailable(
+            f"FirecREST ({self.api_url}, {self.machine}) {detail} while {what}")
 
     async def _call(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any,
                     idempotent: bool = True, **kwargs: Any) -> T:
@@ -342,30 +344,37 @@ class FirecrestBackend(Backend[FirecrestConfig]):
                 return self._base
             c = self.client()
             systems = await self._call("listing systems", c.systems)
-            system = next((s for s in systems if str(s.get("name", "")).lower() == self.machine.lower()), None)
+            machine = self.machine.lower()
+            system = next((s for s in systems if str(s.get("name", "")).lower() == machine), None)
             if system is None:
                 names = ", ".join(sorted(str(s.get("name")) for s in systems)) or "none"
                 raise UserInputError(Problem(
-                    f"machine {self.machine!r} is not offered by {self.api_url} (available: {names})",
+                    f"machine {self.machine!r} is not offered by {self.api_url} "
+                    f"(available: {names})",
                     key="Firecrest.Machine"))
-            user = (await self._call("reading user info", c.userinfo, self.machine))["user"]["name"]
-            fss = {f.get("dataType"): str(f.get("path", "")).rstrip("/") for f in system.get("fileSystems") or []}
+            info = await self._call("reading user info", c.userinfo, self.machine)
+            user = info["user"]["name"]
+            fss = {f.get("dataType"): str(f.get("path", "")).rstrip("/")
+                   for f in system.get("fileSystems") or []}
             home = fss.get("users")
             wd = str(self.work_dir or "")
             if wd:
                 rest = wd[2:] if wd.startswith("~/") else wd[6:] if wd.startswith("$HOME/") else wd
                 if not home:
-                    raise UserInputError(Problem("WorkDir must be absolute: the system lists no home file system",
-                                                 key="Firecrest.WorkDir"))
+                    raise UserInputError(Problem(
+                        "WorkDir must be absolute: the system lists no home file system",
+                        key="Firecrest.WorkDir"))
                 base = f"{home}/{user}/{rest.strip('/')}"
             else:
                 root = fss.get("scratch") or home
                 if not root:
-                    raise UserInputError(Problem("the system lists neither a scratch nor a home file system: "
-                                                 "set Firecrest.WorkDir", key="Firecrest.WorkDir"))
+                    raise UserInputError(Problem(
+                        "the system lists neither a scratch nor a home file system: "
+                        "set Firecrest.WorkDir", key="Firecrest.WorkDir"))
                 base = f"{root}/{user}/hpcml"
             _shell_safe(base, "the work directory", key="Firecrest.WorkDir")
-            await self._call("creating the work directory", c.mkdir, self.machine, base, create_parents=True)
+            await self._call("creating the work directory", c.mkdir, self.machine, base,
+                             create_parents=True)
             self._base = base
             return base
 
@@ -383,7 +392,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         run_id = ctx.run_id
         run_dir = f"{base}/{_safe_id(run_id)}"
         plan = plan_upload(snapshot, await self._present_objects(f"{base}/{OBJECTS}"))
-        extras = {k: v for k, v in (extra_files or {}).items()}
+        extras = dict(extra_files or {})
         for key in extras:
             run_relpath(key.rstrip("/"))
         with tempfile.TemporaryDirectory(prefix="hpcml-fc-") as tmp:
@@ -391,7 +400,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             total = await asyncio.to_thread(_write_archive, archive, _safe_id(run_id), plan, extras)
             if progress:
                 progress(0, total)
-            await self._call("uploading the code", c.upload, self.machine, archive, base, archive.name)
+            await self._call("uploading the code", c.upload, self.machine, archive, base,
+                             archive.name)
             if progress:
                 progress(total, total)
             remote = f"{base}/{archive.name}"
@@ -421,8 +431,10 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         env = dict(job.environment or {})
         objects = f"{posixpath.dirname(run_dir.rstrip('/'))}/{OBJECTS}" if run_dir else OBJECTS
         pre = [copy_from_store_command(objects)]
-        pre += list(env.get("PreRunCommandOnLoginNode") or []) + list(env.get("PreRunCommandOnComputeNode") or [])
-        post = list(env.get("PostRunCommandOnComputeNode") or []) + list(env.get("PostRunCommandOnLoginNode") or [])
+        pre += list(env.get("PreRunCommandOnLoginNode") or [])
+        pre += list(env.get("PreRunCommandOnComputeNode") or [])
+        post = list(env.get("PostRunCommandOnComputeNode") or [])
+        post += list(env.get("PostRunCommandOnLoginNode") or [])
         env.update(PreRunCommandOnComputeNode=pre, PostRunCommandOnComputeNode=post)
         env.pop("PreRunCommandOnLoginNode", None)
         env.pop("PostRunCommandOnLoginNode", None)
@@ -650,8 +662,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         c = self.client()
 
         async def call() -> bytes:
-            resp = await c._get_request(endpoint=f"/filesystem/{self.machine}/ops/download",
-                                        params={"path": path})
+            resp: httpx.Response = await c._get_request(
+                endpoint=f"/filesystem/{self.machine}/ops/download", params={"path": path})
             c._check_response(resp, 200, return_json=False)
             return resp.content
 
@@ -762,10 +774,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         out = []
         for e in entries:
             is_dir = e.get("type") == "d"
-            try:
-                size = None if is_dir else int(e.get("size"))
-            except (TypeError, ValueError):
-                size = None
+            size = None if is_dir else _size(e.get("size"))
             out.append(FileInfo(path=str(e.get("name")), is_dir=is_dir, size=size,
                                 mtime=_mtime(e.get("lastModified"))))
         return sorted(out, key=lambda f: f.path)
@@ -810,7 +819,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         dest = Path(dest)
         await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
         try:
-            await self._call(f"downloading {relpath}", self.client().download, self.machine, path, dest)
+            await self._call(f"downloading {relpath}", self.client().download, self.machine, path,
+                             dest)
         except FileNotFoundError:
             raise NotFound(f"no such file in the run directory: {relpath}") from None
 
@@ -822,7 +832,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             return None
         ended = False
         try:
-            await self._call("cancelling the job", self.client().cancel_job, self.machine, ref.job_id)
+            await self._call("cancelling the job", self.client().cancel_job, self.machine,
+                             ref.job_id)
         except NotFound:
             ended = True
         except CommandFailed as exc:

@@ -364,15 +364,19 @@ class UnicoreBackend(Backend[UnicoreConfig]):
                         f"UNICORE ({self.url}) cannot be reached ({type(exc).__name__})") from None
                 except Exception as exc:
                     who = f"user {creds.username!r}" if creds.username else "the bearer token"
-                    if type(exc).__name__ == "AuthenticationFailedException" or _status_of(exc) in (401, 403):
+                    refused = (type(exc).__name__ == "AuthenticationFailedException"
+                               or _status_of(exc) in (401, 403))
+                    if refused:
                         raise RemoteError(
                             f"UNICORE at {self.url} refused the credentials of {who} "
-                            f"({_describe(exc)}): check MANTIK_UNICORE_USERNAME / MANTIK_UNICORE_PASSWORD "
+                            f"({_describe(exc)}): check MANTIK_UNICORE_USERNAME / "
+                            "MANTIK_UNICORE_PASSWORD "
                             "(or HPCML_UNICORE_TOKEN), or enter them again in the lab"
                         ) from None
                     code = _status_of(exc)
                     if code is not None and (code >= 500 or code == 429):
-                        raise BackendUnavailable(f"UNICORE ({self.url}) answered {_describe(exc)}") from None
+                        raise BackendUnavailable(
+                            f"UNICORE ({self.url}) answered {_describe(exc)}") from None
                     raise RemoteError(f"UNICORE at {self.url}: {_describe(exc)}") from None
             return self._client
 
@@ -458,7 +462,8 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
     async def submit(self, prepared: PreparedJob[UnicoreConfig]) -> Submission:
         if not isinstance(prepared, UnicorePrepared):
-            raise UserInputError(Problem(f"run {prepared.ctx.run_id} was not prepared by this backend"))
+            raise UserInputError(Problem(
+                f"run {prepared.ctx.run_id} was not prepared by this backend"))
         run_id = prepared.ctx.run_id
         job = JobSpec.from_context(prepared.ctx)
         desc = job_description(run_id, job)

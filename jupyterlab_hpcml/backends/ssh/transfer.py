@@ -3,7 +3,7 @@
 The cluster keeps a per-user object cache next to the run directories::
 
     <base>/hpcml/.cache/objects/ab/abcdef…   file contents by sha256 (read-only)
-    <base>/hpcml/.cache/manifests/<id>.json  snapshot manifests ([path, sha256, mode, size] per file)
+    <base>/hpcml/.cache/manifests/<id>.json  snapshot manifests ([path, sha256, mode, size] each)
     <base>/hpcml/.cache/trees/<id>-L<n>/     a snapshot materialised once (the most recent ones)
     <base>/hpcml/.cache/moded/ab/abcdef…-644  a copy of a content with a file mode (for trees)
     <base>/hpcml/.cache/incoming/            uploads in progress
@@ -55,8 +55,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncssh
+
 from ...core.errors import BackendUnavailable, HpcmlError, NotFound
-from ...core.snapshots import ProgressCallback, Snapshot, load_snapshot
+from ...core.snapshots import ProgressCallback, Snapshot, SnapshotFile, load_snapshot
 from .connection import SSHConnection
 
 log = logging.getLogger(__name__)
@@ -269,7 +271,7 @@ os.makedirs(req["cache"], exist_ok=True)
 SHARED = lock(req["cache"], fcntl.LOCK_SH)  # no collection while this command runs
 out = {"plan": plan, "tree": tree}[req["op"]](req)
 sys.stdout.write(json.dumps(out))
-'''
+'''  # noqa: E501 (a line of the cluster-side script: wrapping it would change what is sent)
 HELPER_VERSION = hashlib.sha256(HELPER.encode()).hexdigest()[:12]
 
 
@@ -299,7 +301,7 @@ class _RemoteState:
     helper: str | None = None  # path of the uploaded helper
 
 
-def _entry(f) -> list[Any]:
+def _entry(f: SnapshotFile) -> list[Any]:
     return [f.relpath, f.sha256, f.mode & 0o777, f.size]
 
 
@@ -327,7 +329,7 @@ class Uploader:
         if self.state.helper == path:
             return path
 
-        async def ensure(sftp):
+        async def ensure(sftp: asyncssh.SFTPClient) -> None:
             if await sftp.exists(path):
                 return
             await sftp.makedirs(cache, exist_ok=True)
@@ -340,23 +342,28 @@ class Uploader:
         self.state.helper = path
         return path
 
-    async def _call(self, cache: str, request: dict[str, Any], stats: UploadStats) -> dict[str, Any]:
+    async def _call(self, cache: str, request: dict[str, Any],
+                    stats: UploadStats) -> dict[str, Any]:
         helper = await self._helper(cache)
         body = json.dumps(request, separators=(",", ":")).encode()
         stats.manifest_bytes += len(body)
         stats.commands += 1
-        # -I -S: no user site, no site-packages scan: the helper is stdlib-only, this starts fastest.
+        # -I -S: no user site, no site-packages scan: the helper is stdlib-only, this starts
+        # fastest.
         res = await self.conn.run(f"python3 -I -S {shlex.quote(helper)}", input=body,
                                   name=f"hpcml-{request['op']}", retry=request["op"] == "plan")
         if res.exit_status == 127:
-            raise TransferError(f"python3 is needed on the login node of {self.conn.label} to unpack uploads")
+            raise TransferError(f"python3 is needed on the login node of {self.conn.label} "
+                                "to unpack uploads")
         if res.exit_status != 0:
             raise TransferError(f"preparing the run directory on {self.conn.label} failed: "
                                 f"{(res.err or res.out).strip()[-2000:]}")
         try:
-            return json.loads(res.stdout)
+            answer: dict[str, Any] = json.loads(res.stdout)
         except ValueError:
-            raise TransferError(f"unexpected answer from the upload helper: {res.out[:500]!r}") from None
+            raise TransferError(
+                f"unexpected answer from the upload helper: {res.out[:500]!r}") from None
+        return answer
 
     # ------------------------------------------------------------------ upload
 
@@ -369,7 +376,9 @@ class Uploader:
 
     def has_tree(self, snapshot_id: str, link_hashes: dict[str, str] | None = None) -> bool:
         """Whether this server saw the snapshot's tree (and the link objects) on the cluster."""
-        return snapshot_id in self.state.trees and all(h in self.state.objects for h in (link_hashes or {}).values())
+        objects = self.state.objects
+        return snapshot_id in self.state.trees and all(
+            h in objects for h in (link_hashes or {}).values())
 
     async def ensure(
         self,
@@ -404,7 +413,8 @@ class Uploader:
             answer = await self._call(cache, request, stats)
             if answer.get("need_full"):
                 stats.full_manifest = True
-                answer = await self._call(cache, self._plan_request(snapshot, cache, extra, full=True), stats)
+                full = self._plan_request(snapshot, cache, extra, full=True)
+                answer = await self._call(cache, full, stats)
             self._remember(snapshot.id)
         for _attempt in range(2):
             if answer.get("tree"):
@@ -455,9 +465,9 @@ class Uploader:
 
     def _plan_request(self, snapshot: Snapshot, cache: str, extra_hashes: list[str],
                       full: bool = False) -> dict[str, Any]:
-        req: dict[str, Any] = {"op": "plan", "cache": cache, "id": snapshot.id, "extra_hashes": extra_hashes,
-                               "link_threshold": LINK_THRESHOLD, "keep_trees": KEEP_TREES,
-                               "max_age": MAX_AGE}
+        req: dict[str, Any] = {"op": "plan", "cache": cache, "id": snapshot.id,
+                               "extra_hashes": extra_hashes, "link_threshold": LINK_THRESHOLD,
+                               "keep_trees": KEEP_TREES, "max_age": MAX_AGE}
         if snapshot.id in self.state.snapshots:
             return req  # the cluster has this manifest: nothing to describe
         base = None if full else self._base_manifest()
@@ -508,7 +518,8 @@ class Uploader:
             return []
         unknown = [h for h in missing if h not in local]
         if unknown:
-            raise TransferError(f"the cluster asks for contents this server does not have: {unknown[:3]}")
+            raise TransferError(
+                f"the cluster asks for contents this server does not have: {unknown[:3]}")
         sizes = {h: local[h].stat().st_size for h in missing}
         total = sum(sizes.values())
         sent_per_file: dict[str, int] = {}
