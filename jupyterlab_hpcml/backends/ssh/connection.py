@@ -193,11 +193,18 @@ class SSHConnection:
             if self._closed:
                 raise BackendUnavailable(f"the connection to {self.label} was closed")
             self._sftp = None
-            self._conn = await self._connect()
+            conn = await self._connect()
             self.stats.connects += 1
             if not self.login_env:
-                await self._load_login_env(self._conn)
-            return self._conn
+                # Before the connection is shared: callers that find it open (the fast
+                # path above, no lock) read login_env at once (e.g. the base directory).
+                try:
+                    await self._load_login_env(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            self._conn = conn
+            return conn
 
     async def _open(self, options: asyncssh.SSHClientConnectionOptions, host: str, *,
                     tunnel: asyncssh.SSHClientConnection | None = None,
