@@ -106,6 +106,10 @@ class Resources(Section):
     node_constraints: str | None = Field(None, alias="NodeConstraints")
     qos: str | None = Field(None, alias="QoS")
     account: str | None = Field(None, alias="Account")
+    # Survive preemption and the time limit: signal, checkpoint, requeue (RequeuePolicy).
+    requeue: bool | None = Field(None, alias="Requeue")
+    max_requeues: int | None = Field(None, alias="MaxRequeues")
+    requeue_signal_seconds: int | None = Field(None, alias="RequeueSignalSeconds")
 
     def given(self) -> dict[str, Any]:
         """The keys set in the config, in its spelling ({"Runtime": 3600, ...})."""

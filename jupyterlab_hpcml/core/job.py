@@ -35,16 +35,19 @@ ConfigT = TypeVar("ConfigT", bound=BackendConfigModel, covariant=True)
 
 @dataclass(frozen=True)
 class RequeuePolicy:
-    """The job may be requeued (preempted, node failure, time limit with a checkpoint)
-    and resume under the same run: same run id, same run directory, same job id.
+    """The job may be requeued (preempted, or cut at its time limit after a checkpoint)
+    and resume under the same run: same run id, MLflow run, run directory and job id.
 
-    ``max_requeues``: how often the backend may requeue before the run ends as it is.
-    ``signal_before_end``: seconds before the time limit the program gets SIGUSR1 to write
-    a checkpoint (Slurm's ``--signal``); None for none.
+    ``max_requeues``: how often the job script requeues itself before the run ends as it
+    is (``Resources.MaxRequeues``). ``signal_before_end``: seconds before the time limit
+    the job script gets SIGUSR2 (Slurm's ``--signal=B:USR2@<s>``), passes it on to the
+    program so it checkpoints, and requeues the job (``Resources.RequeueSignalSeconds``).
+    The program finds its checkpoint directory in ``$HPCML_CHECKPOINT_DIR`` and how often
+    it was restarted in ``$HPCML_RESTART_COUNT``.
     """
 
-    max_requeues: int = 1
-    signal_before_end: int | None = None
+    max_requeues: int = 3
+    signal_before_end: int = 120
 
 
 @dataclass(frozen=True)

@@ -32,3 +32,5 @@ class JobStatus:
     state: RunState
     exit_code: int | None = None
     message: str | None = None
+    # How often the scheduler has requeued the job (Slurm's restart count; None: not told).
+    restarts: int | None = None

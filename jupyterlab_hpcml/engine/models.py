@@ -60,6 +60,16 @@ class RunRecord(BaseModel):
     code: CodeIdentity | None = None
     snapshot_id: str | None = None  # manifest id in the local object store (re-run same code)
     rerun_of: str | None = None
+    # A sweep's child: the sweep's id, the child's point (row of the sweep's parameter
+    # table), and, when it runs as a task of an array job in the sweep's shared run
+    # directory, its task index there (None: the child is a job of its own).
+    sweep_id: str | None = None
+    sweep_index: int | None = None
+    array_task: int | None = None
+    # A child held back by the sweep's max-parallel cap (QUEUED, no job yet): the engine
+    # submits it when a slot frees up (see engine/sweeps.py).
+    held: bool = False
+    restarts: int = 0  # how often the scheduler requeued the job (the same run resumed)
     # Who is submitting: a SUBMITTING run whose submitter died is resolved, never resubmitted.
     submitter_host: str | None = None
     submitter_pid: int | None = None
@@ -70,7 +80,7 @@ class RunRecord(BaseModel):
 
     def job_ref(self) -> JobRef:
         """The run's job as a backend knows it (the job id is "" before it has one)."""
-        return JobRef(self.id, self.backend_job_id or "", self.run_dir or "")
+        return JobRef(self.id, self.backend_job_id or "", self.run_dir or "", self.array_task)
 
     @property
     def started_at(self) -> float | None:
@@ -89,3 +99,49 @@ class DeleteResult(BaseModel):
     mlflow_run_deleted: bool = False
     snapshot_removed: bool = False
     kept: list[str] = Field(default_factory=list)  # human notes: what stayed and where
+
+
+SweepMode = Literal["grid", "random", "rows"]
+
+
+class SweepDefinition(BaseModel):
+    """How a sweep's points were made, as given (enough to show and to make them again)."""
+
+    parameters: dict[str, str] = Field(default_factory=dict)  # name → override text as given
+    mode: SweepMode = "grid"
+    samples: int | None = None  # --random N
+    seed: int | None = None  # the random seed used (chosen and recorded when not given)
+    rows_source: str | None = None  # --from FILE: its name (the rows are the children's params)
+    points: int = 0  # how many children the definition made
+
+
+class SweepRecord(BaseModel):
+    """A sweep: many runs (its children, ``RunRecord.sweep_id``) of one entry point and
+    code snapshot, one MLflow parent run. Its state is its children's (``counts``)."""
+
+    id: str  # "s" + 11 hex digits: never a run id (those are hex only)
+    name: str
+    project_path: str
+    project_name: str
+    entry_point: str
+    definition: SweepDefinition
+    max_parallel: int | None = None  # children active at once (None: no cap)
+    backend: str
+    connection: str | None = None
+    config_path: str | None = None
+    backend_config: dict[str, Any] = Field(default_factory=dict)  # redacted, as for a run
+    config_overrides: list[str] | dict[str, Any] = Field(default_factory=list)
+    tracking_mode: TrackingMode = "direct"
+    mlflow_experiment_id: str | None = None
+    mlflow_experiment_name: str | None = None
+    mlflow_run_id: str | None = None  # the parent run
+    code: CodeIdentity | None = None
+    snapshot_id: str | None = None
+    array_jobs: list[str] = Field(default_factory=list)  # array job ids (Slurm), in order
+    run_dir: str | None = None  # the shared run directory of its array job(s)
+    notes: list[str] = Field(default_factory=list)
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    # Filled when read (not stored): children's counts by state and the sweep's state.
+    counts: dict[str, int] = Field(default_factory=dict)
+    state: RunState | None = None
