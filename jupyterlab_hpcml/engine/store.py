@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 from ..core.errors import Conflict, HpcmlError, NotFound
 from ..core.states import RunState
-from .models import CodeIdentity, RunRecord, StateChange
+from .models import CodeIdentity, RunRecord, StateChange, SweepRecord
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,25 @@ _V3_MLFLOW_PENDING = _sql(
     ) WITHOUT ROWID""",
 )
 
+# Sweeps: one row per sweep; its children are runs with `sweep_id` set (their counts by
+# state are read with the index, never stored twice).
+_V4_SWEEPS = _sql(
+    """CREATE TABLE sweeps (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        project_name TEXT NOT NULL,
+        project_path TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL,
+        record       TEXT NOT NULL
+    )""",
+    "CREATE INDEX sweeps_by_created ON sweeps (created_at DESC, id)",
+    "ALTER TABLE runs ADD COLUMN sweep_id TEXT",
+    "CREATE INDEX runs_by_sweep ON runs (sweep_id, state)",
+)
+
 # Append only; never edit a released step. Step i brings the schema to version i + 1.
-MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED, _V3_MLFLOW_PENDING]
+MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED, _V3_MLFLOW_PENDING, _V4_SWEEPS]
 
 
 def _user_version(conn: sqlite3.Connection) -> int:
@@ -185,7 +202,8 @@ def _row(record: RunRecord) -> dict[str, Any]:
         "updated_at": record.updated_at,
         # The history table is the one copy of the history.
         "record": _record_json(record),
-        "archived": int(record.archived),  # last: added by a migration (ALTER TABLE appends)
+        "archived": int(record.archived),  # last ones: added by migrations (ALTER TABLE appends)
+        "sweep_id": record.sweep_id,
     }
 
 
@@ -245,6 +263,24 @@ _UPDATE_RUN = (
 _INSERT_HISTORY = (
     "INSERT INTO state_history (run_id, seq, state, at, message) VALUES (?, ?, ?, ?, ?)"
 )
+
+
+def _sweep_json(sweep: SweepRecord) -> str:
+    return sweep.model_dump_json(exclude={"counts", "state"})
+
+
+def sweep_state(counts: dict[str, int]) -> RunState | None:
+    """A sweep's state from its children's counts: RUNNING while any is active, then
+    FINISHED when all finished, FAILED when any failed or timed out, else CANCELLED."""
+    if not counts:
+        return None
+    if any(not RunState(s).terminal for s in counts):
+        return RunState.RUNNING
+    if set(counts) == {RunState.FINISHED.value}:
+        return RunState.FINISHED
+    if counts.get(RunState.FAILED.value) or counts.get(RunState.TIMEOUT.value):
+        return RunState.FAILED
+    return RunState.CANCELLED
 
 
 def _record(json_text: str) -> RunRecord:
@@ -650,6 +686,85 @@ class RunStore:
                 _INSERT_HISTORY,
                 [(record.id, seq, c.state.value, c.at, c.message) for seq, c in enumerate(history)],
             )
+
+    def insert_many(self, records: Sequence[RunRecord]) -> None:
+        """Store new runs in one transaction (a sweep's children): all or none."""
+        with self._write() as conn:
+            for record in records:
+                history = builtins.list(record.state_history) or [
+                    StateChange(state=record.state, at=record.created_at)]
+                stored = record.model_copy(update={"updated_at": _next_updated_at(conn)})
+                try:
+                    conn.execute(_INSERT_RUN, _row(stored))
+                except sqlite3.IntegrityError as e:
+                    raise Conflict(f"run {record.id!r} already exists") from e
+                conn.executemany(_INSERT_HISTORY, [
+                    (record.id, seq, c.state.value, c.at, c.message)
+                    for seq, c in enumerate(history)])
+
+    # -- sweeps
+
+    def insert_sweep(self, sweep: SweepRecord) -> None:
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO sweeps (id, name, project_name, project_path, created_at,"
+                    " updated_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (sweep.id, sweep.name, sweep.project_name, sweep.project_path,
+                     sweep.created_at, _next_updated_at(conn), _sweep_json(sweep)))
+            except sqlite3.IntegrityError as e:
+                raise Conflict(f"sweep {sweep.id!r} already exists") from e
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord:
+        """Exact id, else a unique prefix of at least MIN_PREFIX characters; with counts."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT record FROM sweeps WHERE id = ?", (sweep_id,)).fetchall()
+            if not rows and len(sweep_id) >= MIN_PREFIX:
+                upper = sweep_id[:-1] + chr(ord(sweep_id[-1]) + 1)
+                rows = conn.execute("SELECT record FROM sweeps WHERE id >= ? AND id < ?"
+                                    " ORDER BY id LIMIT 2", (sweep_id, upper)).fetchall()
+            if not rows:
+                raise NotFound(f"no sweep {sweep_id!r}")
+            if len(rows) > 1:
+                raise NotFound(f"sweep id prefix {sweep_id!r} is ambiguous")
+            return self._with_counts(conn, [SweepRecord.model_validate_json(rows[0][0])])[0]
+
+    def update_sweep(self, sweep_id: str, **fields: Any) -> SweepRecord:
+        with self._write() as conn:
+            row = conn.execute("SELECT record FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no sweep {sweep_id!r}")
+            new = SweepRecord.model_validate_json(row[0]).model_copy(update=fields)
+            new = SweepRecord.model_validate(new.model_dump())
+            now = _next_updated_at(conn)
+            new.updated_at = now
+            conn.execute("UPDATE sweeps SET name = ?, updated_at = ?, record = ? WHERE id = ?",
+                         (new.name, now, _sweep_json(new), sweep_id))
+            return self._with_counts(conn, [new])[0]
+
+    def list_sweeps(self, *, limit: int = 100, offset: int = 0) -> builtins.list[SweepRecord]:
+        """Sweeps, newest first, with their children's counts by state."""
+        with self._read() as conn:
+            sweeps = [SweepRecord.model_validate_json(text) for (text,) in conn.execute(
+                "SELECT record FROM sweeps ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+                (limit, offset))]
+            return self._with_counts(conn, sweeps)
+
+    def sweep_children(self, sweep_id: str) -> builtins.list[RunRecord]:
+        """A sweep's children, by point (re-runs of a point after the first)."""
+        with self._read() as conn:
+            runs = self._query(conn, "SELECT record FROM runs WHERE sweep_id = ?", [sweep_id])
+        return sorted(runs, key=lambda r: (r.sweep_index or 0, r.created_at))
+
+    def _with_counts(self, conn: sqlite3.Connection,
+                     sweeps: builtins.list[SweepRecord]) -> builtins.list[SweepRecord]:
+        for sweep in sweeps:
+            counts = {state: n for state, n in conn.execute(
+                "SELECT state, COUNT(*) FROM runs WHERE sweep_id = ? GROUP BY state",
+                (sweep.id,))}
+            sweep.counts = counts
+            sweep.state = sweep_state(counts)
+        return sweeps
 
     def _save(self, conn: sqlite3.Connection, record: RunRecord, now: float) -> RunRecord:
         record = record.model_copy(update={"updated_at": now, "state_history": []})
