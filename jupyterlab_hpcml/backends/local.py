@@ -10,6 +10,12 @@ start time from ``/proc``.
 A job is judged by its whole process group, not by the runner alone: a runner killed
 on its own leaves its program running in the group, and the program's exit code
 (recorded beside it, see ``local_runner.RECORDER``) is what the run ends with.
+
+GPUs: on a machine with GPUs (``gpu_slots``), a job with ``Resources.GPUsPerNode`` g gets g
+GPUs of its own through ``CUDA_VISIBLE_DEVICES``; its runner waits for them (the job is
+QUEUED meanwhile) and holds them as locks, so two jobs never share a GPU and a job's end,
+cancel or crash frees them. GPUsPerNode 0 hides the GPUs; without GPUsPerNode a job sees
+what the server sees, as before.
 """
 from __future__ import annotations
 
@@ -31,10 +37,11 @@ from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
 from ..core.job import JobContext, JobRef, PreparedJob, Submission
 from ..core.snapshots import ProgressCallback, Snapshot, materialize
 from ..core.states import JobStatus, RunState
+from . import gpu_slots
 from .base import Backend, Features
 from .exitrecord import EXIT_FILE, exit_message, parse_exit_record, record_status
 from .local_env import inherited_environment
-from .local_runner import PROGRAM_EXIT, RUNNER_FILE, group_members
+from .local_runner import GPUS_FILE, PROGRAM_EXIT, RUNNER_FILE, group_members
 
 # The runner is started by file path in isolated mode (-I): it is stdlib-only, so it
 # works whether or not the package is importable from the job's cwd and environment
@@ -42,6 +49,7 @@ from .local_runner import PROGRAM_EXIT, RUNNER_FILE, group_members
 RUNNER = str(Path(__file__).with_name("local_runner.py"))
 JOB_FILE = f"{META_DIR}/job.json"
 PROGRAM_EXIT_FILE = f"{META_DIR}/{PROGRAM_EXIT}"
+GPU_FILE = f"{META_DIR}/{GPUS_FILE}"
 # Written when a cancel's SIGTERM went out: when it was sent and when to SIGKILL what is
 # left. On disk, so that the SIGKILL also happens after a restart (any poll acts on it).
 CANCEL_FILE = f"{META_DIR}/cancel.json"
@@ -53,8 +61,10 @@ RUNNER_GONE = "the job's wrapper ended before the program; post-run commands did
 # this much later, in case the runner itself is gone or stuck.
 KILL_MARGIN = 5.0
 
-# Resources keys the local backend honours (the rest are ignored with a note).
+# Resources keys the local backend honours (the rest are ignored with a note); GPUsPerNode
+# too on a machine with GPUs.
 HONOURED_RESOURCES = ("Runtime",)
+GPU_RESOURCE = "GPUsPerNode"
 IGNORED_ENVIRONMENT = {
     "Modules": "Environment.Modules ignored by the local backend (no module system)",
     "Apptainer": "Environment.Apptainer ignored by the local backend (runs without a container)",
@@ -129,6 +139,10 @@ def _group_alive(pgid: int) -> bool:
 # ---------------------------------------------------------------- small file helpers
 
 
+def _waiting(count: int) -> str:
+    return f"waiting for {count} GPU{'s' if count != 1 else ''}"
+
+
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1))
@@ -152,6 +166,7 @@ class LocalBackend(Backend[LocalConfig]):
     def __init__(self, config: LocalConfig | Mapping[str, Any] | None, data_dir: Path):
         super().__init__(config, data_dir)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # job id → runner, to reap it
+        gpu_slots.start_detection()  # nvidia-smi, once per process, off the event loop
 
     def _kill_grace(self, config: LocalConfig) -> float:
         grace = config.local.kill_grace
@@ -194,23 +209,36 @@ class LocalBackend(Backend[LocalConfig]):
 
     # ------------------------------------------------------------ features and notes
 
+    @staticmethod
+    def _honoured_resources() -> tuple[str, ...]:
+        # While nvidia-smi has not answered (None), it is there: GPUs are likely.
+        gpus = gpu_slots.known_gpus()
+        return HONOURED_RESOURCES + ((GPU_RESOURCE,) if gpus is None or gpus else ())
+
+    @property
+    def slots_dir(self) -> Path:
+        """Where the GPU slot locks live: one place for every job of this data dir."""
+        return Path(self.data_dir) / "gpu-slots"
+
     def supported_features(self) -> Features:
+        gpus = bool(gpu_slots.known_gpus())
         return Features(
             cancel=True,
             logs=True,
             artifacts=True,
             rerun=True,
             upload_progress=False,
-            resources=list(HONOURED_RESOURCES),
-            queue=False,  # a job starts the moment it is submitted
+            resources=list(HONOURED_RESOURCES + ((GPU_RESOURCE,) if gpus else ())),
+            queue=gpus,  # without GPUs a job starts the moment it is submitted
         )
 
     def config_notes(self, config: LocalConfig) -> list[str]:
         """Human notes for the run record: what of the config has no local meaning."""
+        honoured = self._honoured_resources()
         notes = [
             f"Resources.{key} ignored by the local backend"
             for key in config.resources.given()
-            if key not in HONOURED_RESOURCES
+            if key not in honoured
         ]
         given = config.environment.given()
         notes += [note for key, note in IGNORED_ENVIRONMENT.items() if given.get(key)]
@@ -226,6 +254,7 @@ class LocalBackend(Backend[LocalConfig]):
         progress: ProgressCallback | None = None,
     ) -> PreparedJob[LocalConfig]:
         run_dir = self._ctx_dir(ctx)
+        await self._gpu_request(ctx)  # more GPUs than the machine has: refused before copying
         # A key ending in "/" is an empty directory (the offline MLflow store needs some).
         extras = {
             (PurePosixPath(run_relpath(k, "extra file")), k.endswith("/")): v
@@ -252,6 +281,23 @@ class LocalBackend(Backend[LocalConfig]):
             target.write_bytes(data)
         (run_dir / META_DIR).mkdir(exist_ok=True)
 
+    # ------------------------------------------------------------ GPUs
+
+    async def _gpu_request(self, ctx: JobContext[LocalConfig]) -> dict[str, Any] | None:
+        """What the runner needs to take the job's GPUs ("gpus" in job.json); None when
+        the job asks for none or the machine has none (GPUsPerNode ignored, see notes)."""
+        count = ctx.resources.gpus_per_node
+        if not count:
+            return None
+        devices = await asyncio.to_thread(gpu_slots.machine_gpus)
+        if not devices:
+            return None
+        if count > len(devices):
+            raise UserInputError(Problem(
+                f"GPUsPerNode is {count} but this machine has {len(devices)} "
+                f"GPU{'s' if len(devices) != 1 else ''}", key="Resources.GPUsPerNode"))
+        return {"count": count, "devices": devices, "slots_dir": str(self.slots_dir)}
+
     # ------------------------------------------------------------ submit
 
     def _venv_dir(self, environment: Environment, run_dir: Path) -> Path | None:
@@ -276,6 +322,8 @@ class LocalBackend(Backend[LocalConfig]):
         env = inherited_environment(os.environ)
         env.update(ctx.env)
         env.update(ctx.environment.variables)
+        if ctx.resources.gpus_per_node == 0:  # asked for none: must not use others' GPUs
+            env["CUDA_VISIBLE_DEVICES"] = ""
         # Put the right Python first so `python` and `mlflow` resolve as intended:
         # the given venv, or else the Jupyter server's own environment.
         bin_dir = str(venv / "bin") if venv else os.path.dirname(sys.executable)
@@ -286,7 +334,8 @@ class LocalBackend(Backend[LocalConfig]):
         env.setdefault("PYTHONUNBUFFERED", "1")  # logs appear while the job runs
         return env
 
-    def _job_record(self, ctx: JobContext[LocalConfig], venv: Path | None) -> dict[str, Any]:
+    def _job_record(self, ctx: JobContext[LocalConfig], venv: Path | None,
+                    gpus: dict[str, Any] | None = None) -> dict[str, Any]:
         """What goes into job.json: non-secret data only (never ``ctx.env``)."""
         e = ctx.environment
         runtime = ctx.resources.runtime
@@ -301,6 +350,7 @@ class LocalBackend(Backend[LocalConfig]):
             "variables": dict(e.variables),
             "runtime_seconds": float(runtime) if runtime else None,
             "kill_grace": self._kill_grace(ctx.config),
+            "gpus": gpus,
             "pid": None,
             "start_time": None,
             "submitted_at": time.time(),
@@ -308,16 +358,20 @@ class LocalBackend(Backend[LocalConfig]):
 
     async def submit(self, prepared: PreparedJob[LocalConfig]) -> Submission:
         run_dir = Path(prepared.run_dir)
-        proc = await asyncio.to_thread(self._spawn, run_dir, prepared.ctx)
+        gpus = await self._gpu_request(prepared.ctx)
+        proc = await asyncio.to_thread(self._spawn, run_dir, prepared.ctx, gpus)
         job_id = str(proc.pid)
         self._procs[job_id] = proc
+        if gpus:  # the runner reports its GPUs in gpus.json once it has them
+            return Submission(job_id, JobStatus(RunState.QUEUED, message=_waiting(gpus["count"])))
         return Submission(job_id, JobStatus(RunState.RUNNING))
 
-    def _spawn(self, run_dir: Path, ctx: JobContext[LocalConfig]) -> subprocess.Popen[bytes]:
+    def _spawn(self, run_dir: Path, ctx: JobContext[LocalConfig],
+               gpus: dict[str, Any] | None = None) -> subprocess.Popen[bytes]:
         meta = run_dir / META_DIR
         meta.mkdir(parents=True, exist_ok=True)
         venv = self._venv_dir(ctx.environment, run_dir)
-        record = self._job_record(ctx, venv)
+        record = self._job_record(ctx, venv, gpus)
         job_file = run_dir / JOB_FILE
         _write_json_atomic(job_file, record)  # the runner reads its instructions from here
         with open(meta / "stdout.log", "ab") as out, open(meta / "stderr.log", "ab") as err:
@@ -385,9 +439,20 @@ class LocalBackend(Backend[LocalConfig]):
             # A runner killed on its own leaves the program running in its group.
             if runner_alive or (_may_signal_group(pid, start_time) and _group_alive(pid)):
                 self._enforce_deadlines(run_dir, pid, start_time, runner_alive)
-                return JobStatus(RunState.RUNNING)
+                return self._gpu_wait(run_dir) or JobStatus(RunState.RUNNING)
         # The runner may have written its exit code and exited since the first look.
         return self._final_status(run_dir) or self._status_without_runner(run_dir)
+
+    @staticmethod
+    def _gpu_wait(run_dir: Path) -> JobStatus | None:
+        """QUEUED while the job's runner waits for its GPUs (no gpus.json yet)."""
+        if (run_dir / GPU_FILE).exists():
+            return None
+        try:
+            gpus = (_read_json(run_dir / JOB_FILE) or {}).get("gpus")
+        except (ValueError, OSError):
+            return None
+        return JobStatus(RunState.QUEUED, message=_waiting(int(gpus["count"]))) if gpus else None
 
     def _status_without_runner(self, run_dir: Path) -> JobStatus:
         """The whole group is gone and the runner recorded nothing: it was killed. The
@@ -423,6 +488,10 @@ class LocalBackend(Backend[LocalConfig]):
         except (ValueError, OSError):
             return
         runtime, since = job.get("runtime_seconds"), job.get("submitted_at")
+        try:  # with GPUs, the Runtime counts from when the job got them
+            since = (_read_json(run_dir / GPU_FILE) or {}).get("acquired_at", since)
+        except (ValueError, OSError):
+            pass
         if runtime and since and now >= float(since) + float(runtime):
             self._stop_group(run_dir, TIMEOUT_FILE, pid, start_time)
 

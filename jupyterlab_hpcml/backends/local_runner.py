@@ -17,6 +17,10 @@ learns how it ended. On a cancel (SIGTERM) the wrapper forwards the signal and, 
 the program is still there after the grace period, kills it, so a program that
 ignores SIGTERM ends even when no server is running to escalate.
 
+A job given GPUs (``job.json`` "gpus") first waits for its GPU slots (``gpu_slots``,
+loaded by path), then runs every step with ``CUDA_VISIBLE_DEVICES`` set to them; its
+Runtime limit counts from then.
+
 Standard library only and no package imports: it must start fast and must not
 depend on the lab's heavier modules.
 """
@@ -31,6 +35,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 META_DIR = ".hpcml"
@@ -44,6 +49,9 @@ RUNNER_FILE = "runner.json"
 # would, and writes its exit status to ``$2``. The trap keeps this recording shell alive
 # through the SIGTERM of a cancel (it is in the job's process group too) until the program
 # has ended; a trap (unlike an ignored signal) is not inherited by the program.
+# The GPUs the job got, written once it has them (``LocalBackend`` reports QUEUED before).
+GPUS_FILE = "gpus.json"
+
 RECORDER = 'trap : TERM INT HUP; bash -c "$1"; rc=$?; printf "%s\\n" "$rc" > "$2"; exit "$rc"'
 
 
@@ -150,13 +158,16 @@ def run_step(
     deadline: float | None,
     grace: float,
     record_to: Path | None = None,
+    keep_fds: tuple[int, ...] = (),
 ) -> StepResult:
     """Run one ``bash -c`` step in the job's process group; kill it at ``deadline``.
-    With ``record_to``, the step's exit code is also written there by RECORDER."""
+    With ``record_to``, the step's exit code is also written there by RECORDER.
+    ``keep_fds`` are inherited by the step (GPU slot locks: held while the program lives,
+    even if this runner is killed on its own)."""
     argv = ["bash", "-c", command]
     if record_to is not None:
         argv = ["bash", "-c", RECORDER, "hpcml-program", command, str(record_to)]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=keep_fds)
     state.child = proc
     try:
         if state.cancelled:  # the cancel arrived just before the step started
@@ -222,9 +233,43 @@ def _run_post(state: RunnerState, spec: dict[str, Any], grace: float) -> None:
             _log(f"post-run command failed with exit code {res.exit_code}: {cmd}")
 
 
+def _gpu_slots() -> ModuleType:
+    """``gpu_slots.py`` beside this file, loaded by path (no package imports here)."""
+    import importlib.util
+
+    path = Path(__file__).with_name("gpu_slots.py")
+    spec = importlib.util.spec_from_file_location("hpcml_gpu_slots", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _take_gpus(run_dir: Path, state: RunnerState, gpus: dict[str, Any]) -> Any:
+    """Wait for the job's GPUs (a cancel stops the wait: None); every step then sees them."""
+    count = int(gpus["count"])
+    slots = _gpu_slots()
+    _log(f"waiting for {count} GPU{'s' if count != 1 else ''}")
+    claim = slots.acquire(Path(gpus["slots_dir"]), list(gpus["devices"]), count,
+                          lambda: state.cancelled)
+    if claim is None:
+        return None
+    os.environ["CUDA_VISIBLE_DEVICES"] = claim.visible_devices
+    _write_atomic(run_dir / META_DIR / GPUS_FILE, json.dumps({
+        "CUDA_VISIBLE_DEVICES": claim.visible_devices, "acquired_at": time.time()}))
+    _log(f"got GPU{'s' if count != 1 else ''} {claim.visible_devices}")
+    return claim
+
+
 def run_job(run_dir: Path, state: RunnerState) -> StepResult:
     spec = json.loads((run_dir / META_DIR / "job.json").read_text())
     grace = state.grace = float(spec.get("kill_grace") or DEFAULT_KILL_GRACE)
+    claim = None
+    if spec.get("gpus"):
+        claim = _take_gpus(run_dir, state, spec["gpus"])
+        if claim is None:  # cancelled while waiting: nothing ran, nothing to clean up
+            return StepResult(128 + signal.SIGTERM, signal.SIGTERM.name)
     runtime = spec.get("runtime_seconds")
     deadline = time.monotonic() + float(runtime) if runtime else None
 
@@ -235,7 +280,8 @@ def run_job(run_dir: Path, state: RunnerState) -> StepResult:
         else:
             _write_atomic(run_dir / META_DIR / "started", json.dumps({"started_at": time.time()}))
             record_to = run_dir / META_DIR / PROGRAM_EXIT
-            result = run_step(state, str(spec["command"]), deadline, grace, record_to)
+            keep = tuple(claim.fds) if claim else ()
+            result = run_step(state, str(spec["command"]), deadline, grace, record_to, keep)
     _run_post(state, spec, grace)
     return result
 
