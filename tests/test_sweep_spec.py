@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from jupyterlab_hpcml.core.errors import UserInputError
+from jupyterlab_hpcml.engine.limits import MAX_PARAM_VALUE_LENGTH
 from jupyterlab_hpcml.engine.project import load_project
 from jupyterlab_hpcml.engine.sweep_spec import (
     MAX_POINTS,
@@ -19,6 +20,7 @@ from jupyterlab_hpcml.engine.sweep_spec import (
     build,
     check_points,
     count_points,
+    literal,
     load_rows,
     parse_parameter,
 )
@@ -405,3 +407,19 @@ def test_float_parameters_draw_floats_from_int_bounds() -> None:
     assert all(p["hidden"].isdigit() for p in plan.points)  # int parameter: still ints
     assert {p["alpha"] for p in build(spec, samples=50, seed=2).points} <= {"0", "1"}
     check_points(project, "main", plan.points)
+
+
+@pytest.mark.parametrize("text", ["a,b", "f(x)", "it's", ' "q" ', "", "back\\slash", "plain"])
+def test_literal_reads_back_as_the_same_value(text: str) -> None:
+    assert parse_parameter("p", literal(text)) == Fixed(text)
+    assert literal("plain") == "plain"
+
+
+def test_values_longer_than_mlflow_keeps_are_refused() -> None:
+    project = load_project(TOY)
+    long = "x" * (MAX_PARAM_VALUE_LENGTH + 1)
+    with pytest.raises(UserInputError) as exc:
+        check_points(project, "main", [{"label": "ok"}, {"label": long}])
+    assert problems(exc) == [("parameters.label", f"parameter 'label' has a value of "
+                              f"{len(long)} characters; MLflow keeps at most "
+                              f"{MAX_PARAM_VALUE_LENGTH} (point 1)")]

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..core.errors import Problem, UserInputError
+from .limits import MAX_PARAM_VALUE_LENGTH
 from .models import SweepMode
 from .project import (
     EntryPointSpec,
@@ -542,12 +543,13 @@ def _typed(axes: dict[str, Axis], types: Mapping[str, str]) -> dict[str, Axis]:
 
 def _given_text(value: GivenValue) -> str:
     if isinstance(value, (list, tuple)):
-        return ",".join(_quote_if_needed(format_scalar(v)) for v in value)
+        return ",".join(literal(format_scalar(v)) for v in value)
     return format_scalar(value) if isinstance(value, (str, int, float)) else ""
 
 
-def _quote_if_needed(text: str) -> str:
-    """A list item as override text that reads back as the same literal."""
+def literal(text: str) -> str:
+    """Override text that reads back as exactly ``text`` (quoted when it has to be): for
+    a face holding a plain value (the form's "value" mode), so 'a,b' stays one value."""
     if text and not any(c in text for c in "\\,()'\"") and text == text.strip():
         return text
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -765,6 +767,10 @@ def check_points(project: ProjectSpec, entry_point: str,
             continue
         for value, indexes in values.items():
             own = _own_problems(project, ep, name, value)
+            if len(value) > MAX_PARAM_VALUE_LENGTH:  # MLflow would refuse it mid-submission
+                own.append(Problem(f"parameter '{name}' has a value of {len(value)} "
+                                   f"characters; MLflow keeps at most "
+                                   f"{MAX_PARAM_VALUE_LENGTH}", key=f"parameters.{name}"))
             problems += [Problem(f"{p.message} {_points_text(indexes, len(points))}",
                                  key=p.key) for p in own]
             normal[(name, value)] = _normalise(spec.type, value)
