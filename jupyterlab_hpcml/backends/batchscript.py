@@ -49,9 +49,13 @@ from typing import Any, Protocol
 
 from ..core.errors import Problem, UserInputError
 from ..core.files import META_DIR
+from ..core.job import ArrayTask, RequeuePolicy
 from .exitrecord import EXIT_FILE
 
 SCRIPT_NAME = f"{META_DIR}/job.sbatch"  # where backends keep the script (viewable with the run)
+TASKS_DIR = f"{META_DIR}/tasks"  # an array's per-task files (task_files)
+# Resources keys of the requeue policy (honoured where the backend passes ``requeue``).
+REQUEUE_RESOURCES = ("Requeue", "MaxRequeues", "RequeueSignalSeconds")
 
 # Names whose values must never be written into the script (see tracking.SECRET_ENV_VARS).
 _SECRET_NAME_RE = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|CREDENTIAL|PRIVATE_?KEY", re.I)
@@ -169,13 +173,16 @@ def module_lines(modules: Sequence[Any]) -> list[str]:
 
 
 def apptainer_command(
-    apptainer: Mapping[str, Any], image: str, command: str, launcher: str = ""
+    apptainer: Mapping[str, Any], image: str, command: str, launcher: str = "",
+    command_expr: str | None = None,
 ) -> str:
     """``[launcher] apptainer run <Options> <image> bash -c <command>`` for
-    ``Environment.Apptainer`` (``image``: its path on the cluster; ``~/`` expands)."""
+    ``Environment.Apptainer`` (``image``: its path on the cluster; ``~/`` expands).
+    ``command_expr``: a shell word that yields the command when the line runs (an array
+    task's ``"$(cat <its .cmd file>)"``), used instead of ``command``."""
     words = [launcher] if launcher else []
     words += ["apptainer", "run", *(shlex.quote(o) for o in _options(apptainer.get("Options")))]
-    words += [_path_expr(image), "bash", "-c", shlex.quote(command)]
+    words += [_path_expr(image), "bash", "-c", command_expr or shlex.quote(command)]
     return " ".join(words)
 
 
@@ -222,11 +229,12 @@ def exit_record_function(meta_dir: str, cleanup: str = "") -> str:
 
     It reads ``$__hpcml_signal`` (JSON: ``null`` or ``"\\"SIGTERM\\""``, the signal the
     script received); a code above 128 without one names the signal that killed the
-    program, as the local runner does. An array element writes ``exit_code.<task>``."""
+    program, as the local runner does. An array element writes ``exit_code.<task>``
+    (``$__hpcml_task``: its global index, set by the array script; unset elsewhere)."""
     name = posixpath.basename(EXIT_FILE)
     return f"""__hpcml_record() {{  # <exit code>: the exit-code file, written atomically
   local sig="$__hpcml_signal" tmp={meta_dir}/.{name}.$$
-  local dest={meta_dir}/{name}${{SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}}
+  local dest={meta_dir}/{name}${{__hpcml_task:+.$__hpcml_task}}
   if [ "$sig" = null ] && [ "$1" -gt 128 ] && [ "$1" -le 192 ]; then
     sig=$(kill -l "$(( $1 - 128 ))" 2>/dev/null) && sig="\\"SIG${{sig#SIG}}\\"" || sig=null
   fi
@@ -244,6 +252,7 @@ _PRELUDE = r"""set -u
 __hpcml_meta="$HPCML_RUN_DIR/.hpcml"
 __hpcml_signal=null
 __hpcml_child=""
+__hpcml_group=""  # the program's own process group (requeue mode): signalled as a whole
 __hpcml_log() { printf 'hpcml: %s\n' "$*" >&2; }
 __HPCML_RECORD
 __hpcml_finish() {  # <exit code>
@@ -256,7 +265,8 @@ __hpcml_on_signal() {
     __hpcml_signal="\"SIG$1\""
     __hpcml_log "received SIG$1, stopping the job"
   fi
-  [ -n "$__hpcml_child" ] && kill -TERM "$__hpcml_child" 2>/dev/null
+  if [ -n "$__hpcml_group" ]; then kill -TERM -- "-$__hpcml_group" 2>/dev/null
+  elif [ -n "$__hpcml_child" ]; then kill -TERM "$__hpcml_child" 2>/dev/null; fi
 }
 trap '__hpcml_on_signal TERM' TERM
 trap '__hpcml_on_signal INT' INT
@@ -309,6 +319,8 @@ def render_batch_script(
     apptainer_image: str | None = None,
     extra_sbatch: Sequence[str] = (),
     array: str | None = None,
+    array_offset: int | None = None,
+    requeue: RequeuePolicy | None = None,
 ) -> str:
     """The batch script for ``job`` running in ``run_dir`` (an absolute path on the cluster).
 
@@ -316,9 +328,28 @@ def render_batch_script(
     (required when there is one; see :func:`split_env`). ``apptainer_image``: where the
     image is on the cluster (default: ``Environment.Apptainer.Path``, relative paths from
     the run directory). ``extra_sbatch``: more ``--option=value`` strings (e.g. a comment).
-    ``array``: make it a job array (sbatch ``--array``, e.g. ``"0-9%2"``): each element
-    ``<job id>_<task>`` writes its own logs (:func:`log_file`) and exit-code file
-    (``exitrecord.exit_file``); the script's command sees ``$SLURM_ARRAY_TASK_ID``.
+
+    ``array``: make it a job array (sbatch ``--array``, e.g. ``"0-9%2"``).
+
+    * With ``array_offset`` (an int): a sweep's array. Element ``$SLURM_ARRAY_TASK_ID``
+      runs TASK ``array_offset + $SLURM_ARRAY_TASK_ID`` (the global index: a sweep split
+      into several arrays keeps one numbering): its logs ``.hpcml/stdout.<task>.log``
+      (:func:`log_file`; Slurm's own ``--output`` goes to ``.hpcml/array.%A_%a.log``), its
+      environment ``.hpcml/tasks/<task>.env`` sourced after ``job.env``'s public part, its
+      command ``.hpcml/tasks/<task>.cmd`` run instead of ``job.command``, its exit-code
+      file ``.hpcml/exit_code.<task>``. Write the task files with :func:`task_files`. The
+      secrets file is shared by all tasks; the last task to end removes it.
+    * Without: every element runs ``job.command`` (it sees ``$SLURM_ARRAY_TASK_ID``), task
+      = element index, logs through ``%a``.
+
+    ``requeue``: survive the time limit and preemption (:class:`RequeuePolicy`): Slurm
+    sends SIGUSR2 ``signal_before_end`` seconds before the limit; the script passes it on
+    to the program's process group, waits for the program to end (it checkpoints to
+    ``$HPCML_CHECKPOINT_DIR``), and requeues the job (``scontrol requeue``) without
+    recording an end, at most ``max_requeues`` times (``$HPCML_RESTART_COUNT``, from
+    ``$SLURM_RESTART_COUNT``). Once no requeue is left, SIGUSR2 is not passed on: the
+    program runs on and may still finish before the limit.
+
     Raises ``UserInputError`` for values that cannot be put safely into ``#SBATCH`` lines.
     """
     if not run_dir.startswith("/") or not _SBATCH_VALUE_RE.fullmatch(run_dir):
@@ -327,6 +358,12 @@ def render_batch_script(
             f"quotes: {run_dir!r}",
             key="SSH.WorkDir",
         ))
+    tasks = array_offset is not None
+    if tasks and not array:
+        raise ValueError("array_offset needs array")
+    if tasks and (isinstance(array_offset, bool) or not isinstance(array_offset, int)
+                  or array_offset < 0):
+        raise ValueError(f"array_offset must be an int >= 0, got {array_offset!r}")
     public, secret = split_env(job.env)
     if secret and not secrets_file:
         raise ValueError("job.env holds secrets: pass secrets_file (they never go into the script)")
@@ -334,13 +371,19 @@ def render_batch_script(
     res = job.resources or {}
     out: list[str] = ["#!/bin/bash", f"# jupyterlab-hpcml run {job.run_id}: generated, do not edit"]
 
+    if tasks:  # Slurm's own log of each element (the task's logs are redirected below)
+        logs = [f"--output={run_dir}/{META_DIR}/array.%A_%a.log",
+                f"--error={run_dir}/{META_DIR}/array.%A_%a.log"]
+    else:
+        logs = [f"--output={run_dir}/{log_file('stdout', '%a' if array else None)}",
+                f"--error={run_dir}/{log_file('stderr', '%a' if array else None)}"]
     sbatch = [
         f"--job-name={job_name(job.job_name)}",
         f"--chdir={run_dir}",
-        f"--output={run_dir}/{log_file('stdout', '%a' if array else None)}",
-        f"--error={run_dir}/{log_file('stderr', '%a' if array else None)}",
+        *logs,
         "--open-mode=append",
         *([f"--array={_array_spec(array)}"] if array else []),
+        *(_requeue_options(requeue) if requeue else []),
         *sbatch_options(res),
         *extra_sbatch,
     ]
@@ -348,9 +391,21 @@ def render_batch_script(
     out.append("")
     out.append(f"export HPCML_RUN_DIR={shlex.quote(run_dir)}")
     cleanup = f"rm -f {shlex.quote(secrets_file)}" if secrets_file else ":"
+    if secrets_file and tasks:
+        cleanup = "__hpcml_last_task_cleanup"  # shared by the tasks: the last one removes it
+    if secrets_file and requeue:
+        # An end by a signal may be a requeue (Slurm's or an admin's): the next start needs it.
+        cleanup = f'[ "$__hpcml_signal" != null ] || {cleanup}'
     record = exit_record_function('"$__hpcml_meta"').rstrip("\n")
     prelude = _PRELUDE.replace("__HPCML_RECORD", record)
     out.append(prelude.replace("__HPCML_CLEANUP", cleanup).rstrip("\n"))
+    if tasks:
+        out.append(_ARRAY_TASK.replace("__HPCML_OFFSET", str(array_offset)).replace(
+            "__HPCML_SECRETS", shlex.quote(secrets_file or "")).rstrip("\n"))
+    elif array:
+        out.append('__hpcml_task="${SLURM_ARRAY_TASK_ID:-}"  # this element\'s exit-code file')
+    if requeue:
+        out.append(_REQUEUE.replace("__HPCML_MAX", str(int(requeue.max_requeues))).rstrip("\n"))
 
     modules = [str(m) for m in env.get("Modules") or []]
     if modules:
@@ -362,11 +417,19 @@ def render_batch_script(
         out.append("# Environment.Python")
         out += venv_lines(env["Python"])
 
-    variables = env.get("Variables") or {}
+    variables = {str(k): v for k, v in (env.get("Variables") or {}).items()}
     if variables or public:
         out.append("# Environment.Variables and the job's tracking environment")
-    for name, value in {**public, **{str(k): v for k, v in variables.items()}}.items():
+    if tasks:  # the task's own environment (its MLflow run...) over the shared one
+        for name, value in public.items():
+            out.append(f"export {_env_name(name)}={shlex.quote(_env_value(value))}")
+        out.append(_task_file_check("env"))
+        out.append(r'. "$HPCML_TASK_DIR/$__hpcml_task.env"')
+        public = {}
+    for name, value in {**public, **variables}.items():
         out.append(f"export {_env_name(name)}={shlex.quote(_env_value(value))}")
+    if requeue:  # after the job's env: the scheduler's count wins over the engine's 0
+        out.append('export HPCML_RESTART_COUNT="${SLURM_RESTART_COUNT:-0}"')
     out.append('export PYTHONUNBUFFERED="${PYTHONUNBUFFERED:-1}"')
     if secrets_file:
         q = shlex.quote(secrets_file)
@@ -387,14 +450,25 @@ def render_batch_script(
             f'__hpcml_log "{_dq(msg)}"; __hpcml_finish "$__hpcml_rc"; fi'
         )
 
+    # The task's command is read from its file when the step runs: one bash -c reads it,
+    # nothing re-interprets it (parameter values stay words).
+    task_cmd = '"$(cat "$HPCML_TASK_DIR/$HPCML_TASK_INDEX.cmd")"'
     if apptainer:
         image = apptainer_image or str(apptainer.get("Path"))
-        step = shlex.quote(apptainer_command(apptainer, image, job.command, launcher="srun"))
+        step = shlex.quote(apptainer_command(apptainer, image, job.command, launcher="srun",
+                                             command_expr=task_cmd if tasks else None))
     else:
-        step = shlex.quote(job.command)
+        step = task_cmd if tasks else shlex.quote(job.command)
+    if tasks:
+        out.append(_task_file_check("cmd"))
     out.append('[ "$__hpcml_signal" = null ] || __hpcml_finish 143')
-    out.append('date +%s > "$__hpcml_meta/started"')
-    out.append(f"__hpcml_rc=0; __hpcml_run {step} || __hpcml_rc=$?")
+    started = '"$__hpcml_meta/started.$__hpcml_task"' if tasks else '"$__hpcml_meta/started"'
+    out.append(f"date +%s > {started}")
+    if requeue:
+        out.append(f"__hpcml_rc=0; __hpcml_run_program {step} || __hpcml_rc=$?")
+        out.append("__hpcml_requeue_if_asked")
+    else:
+        out.append(f"__hpcml_rc=0; __hpcml_run {step} || __hpcml_rc=$?")
 
     post = command_list(env.get("PostRunCommandOnComputeNode"))
     if post:
@@ -407,6 +481,122 @@ def render_batch_script(
         out.append("fi")
     out.append('__hpcml_finish "$__hpcml_rc"')
     return "\n".join(out) + "\n"
+
+
+# A sweep's array element: its task (global index), its own logs from here on, the task
+# files' directory. The shared secrets file goes when every task has recorded its end.
+_ARRAY_TASK = r"""# job array: this element's task (global index = offset + index in this array)
+[ -n "${SLURM_ARRAY_TASK_ID:-}" ] ||
+  { echo "hpcml: not started as a job array element" >&2; exit 1; }
+__hpcml_task=$(( __HPCML_OFFSET + SLURM_ARRAY_TASK_ID ))
+export HPCML_TASK_INDEX="$__hpcml_task" HPCML_TASK_DIR="$__hpcml_meta/tasks"
+exec >>"$__hpcml_meta/stdout.$__hpcml_task.log" 2>>"$__hpcml_meta/stderr.$__hpcml_task.log"
+__hpcml_last_task_cleanup() {  # the shared secrets file, once every task has ended
+  local f n=0 done=0
+  for f in "$HPCML_TASK_DIR"/*.cmd; do [ -e "$f" ] && n=$((n + 1)); done
+  for f in "$__hpcml_meta"/exit_code.*; do [ -e "$f" ] && done=$((done + 1)); done
+  [ "$done" -lt "$n" ] || rm -f __HPCML_SECRETS
+}
+"""
+
+# Requeue mode: the program runs in its own process group (setsid) so that SIGUSR2 reaches
+# all of it; the script waits for the whole group (the checkpoint being written), then
+# requeues itself instead of recording an end. A restart removes the previous run's
+# exit-code file (an admin's requeue ends that run by SIGTERM, which records one).
+_REQUEUE = r"""# Resources.Requeue: SIGUSR2 before the time limit → checkpoint → scontrol requeue
+__hpcml_requeue_max=__HPCML_MAX
+__hpcml_usr2=""
+__hpcml_restarts="${SLURM_RESTART_COUNT:-0}"
+[ "$__hpcml_restarts" -gt 0 ] && rm -f "$__hpcml_meta/exit_code${__hpcml_task:+.$__hpcml_task}"
+__hpcml_on_usr2() {
+  if [ "$__hpcml_restarts" -ge "$__hpcml_requeue_max" ]; then
+    __hpcml_log "received SIGUSR2 (time limit near); no requeue left ($__hpcml_restarts of" \
+      "$__hpcml_requeue_max done): the program runs on"
+    return 0
+  fi
+  [ -z "$__hpcml_usr2" ] || return 0
+  __hpcml_usr2=1
+  __hpcml_log "received SIGUSR2 (time limit or preemption near): the program checkpoints," \
+    "then the job is requeued"
+  [ -n "$__hpcml_group" ] && kill -USR2 -- "-$__hpcml_group" 2>/dev/null
+  return 0
+}
+trap '__hpcml_on_usr2' USR2
+__hpcml_run_program() {  # <shell command>: in its own process group, USR2 passed to all of it
+  if [ -n "$__hpcml_usr2" ]; then return 0; fi  # asked to stop before it started
+  if command -v setsid >/dev/null 2>&1; then
+    setsid bash -c "$1" </dev/null &
+    __hpcml_group=$!
+  else
+    bash -c "$1" </dev/null &
+  fi
+  __hpcml_child=$!
+  local rc=0
+  wait "$__hpcml_child" || rc=$?
+  while [ "$rc" -gt 128 ] && kill -0 "$__hpcml_child" 2>/dev/null; do
+    rc=0; wait "$__hpcml_child" || rc=$?   # interrupted by our trap: wait for the real end
+  done
+  if [ -n "$__hpcml_usr2" ] && [ -n "$__hpcml_group" ]; then
+    while kill -0 -- "-$__hpcml_group" 2>/dev/null; do sleep 1; done  # its last writes
+  fi
+  __hpcml_child="" __hpcml_group=""
+  return "$rc"
+}
+__hpcml_requeue_if_asked() {
+  [ -n "$__hpcml_usr2" ] && [ "$__hpcml_signal" = null ] || return 0
+  local id="${SLURM_JOB_ID:-}"
+  [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && id="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+  __hpcml_log "the program ended (exit code $__hpcml_rc): requeueing job $id" \
+    "(restart $((__hpcml_restarts + 1)) of at most $__hpcml_requeue_max)"
+  if scontrol requeue "$id"; then
+    exit 0  # no end recorded: the job runs again (Slurm ends this run now)
+  fi
+  __hpcml_log "scontrol requeue $id failed: the run ends here"
+}
+"""
+
+
+def _task_file_check(ext: str) -> str:
+    path = f"$HPCML_TASK_DIR/$__hpcml_task.{ext}"
+    return f'[ -r "{path}" ] || __hpcml_fail 1 "task $__hpcml_task: {path} is missing"'
+
+
+def _requeue_options(policy: RequeuePolicy) -> list[str]:
+    seconds = int(policy.signal_before_end)
+    if seconds < 1 or int(policy.max_requeues) < 0:
+        raise UserInputError(Problem(
+            "RequeueSignalSeconds must be at least 1 and MaxRequeues not negative",
+            key="Resources.RequeueSignalSeconds"))
+    return ["--requeue", f"--signal=B:USR2@{seconds}"]
+
+
+def task_files(tasks: Sequence[ArrayTask]) -> dict[str, bytes]:
+    """The per-task files of a sweep's array in its shared run directory (relative path →
+    content): ``.hpcml/tasks/<i>.env`` (``export``s of the task's PUBLIC env, each value
+    shell-quoted; the secret part is the same for all tasks and goes to the one secrets
+    file), ``.hpcml/tasks/<i>.cmd`` (its command, run by ``bash -c`` as it is), and
+    ``.hpcml/tasks/params.tsv`` (index, run id, run name, command: for people)."""
+    files: dict[str, bytes] = {}
+    rows = ["index\trun_id\trun_name\tcommand"]
+    seen: set[int] = set()
+    for task in tasks:
+        i = task.index
+        if isinstance(i, bool) or not isinstance(i, int) or i < 0 or i in seen:
+            raise ValueError(f"array task indexes must be distinct ints >= 0, got {i!r}")
+        seen.add(i)
+        ctx = task.context
+        public, _ = split_env(ctx.env)
+        files[f"{TASKS_DIR}/{i}.env"] = "".join(
+            f"export {_env_name(k)}={shlex.quote(_env_value(v))}\n"
+            for k, v in public.items()).encode()
+        files[f"{TASKS_DIR}/{i}.cmd"] = ctx.command.encode()
+        rows.append("\t".join(_tsv(x) for x in (str(i), ctx.run_id, ctx.run_name, ctx.command)))
+    files[f"{TASKS_DIR}/params.tsv"] = ("\n".join(rows) + "\n").encode()
+    return files
+
+
+def _tsv(text: str) -> str:
+    return re.sub(r"[\t\r\n]+", " ", text)
 
 
 def log_file(stream: str, task: int | str | None = None) -> str:
