@@ -34,6 +34,16 @@ def job_config(backend: Backend[Any], cfg: BackendConfig) -> BackendConfigModel:
         ]) from None
 
 
+CHECKPOINT_DIR = ".hpcml/checkpoint"
+
+
+def checkpoint_dir(run_dir: str | None, task: int | None = None) -> str:
+    """``$HPCML_CHECKPOINT_DIR``: a directory of the run's own that survives requeues
+    (an array task's own in the shared directory); relative when the run dir is unknown."""
+    rel = CHECKPOINT_DIR if task is None else f"{CHECKPOINT_DIR}.{task}"
+    return f"{run_dir.rstrip('/')}/{rel}" if run_dir else rel
+
+
 def job_name(run: RunRecord) -> str:
     return f"hpcml-{run.project_name}-{run.entry_point}"
 

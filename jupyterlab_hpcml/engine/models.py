@@ -142,6 +142,23 @@ class SweepRecord(BaseModel):
     notes: list[str] = Field(default_factory=list)
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
+    ended_at: float | None = None  # when its last child ended (its MLflow parent run closed)
     # Filled when read (not stored): children's counts by state and the sweep's state.
     counts: dict[str, int] = Field(default_factory=dict)
     state: RunState | None = None
+
+
+class SweepView(SweepRecord):
+    """A sweep with its children (by point), as every face shows it."""
+
+    children: list[RunRecord] = Field(default_factory=list)
+
+
+class SweepPreview(BaseModel):
+    """What a sweep definition would make, before anything is created."""
+
+    points: int
+    mode: SweepMode
+    sample: list[dict[str, str]] = Field(default_factory=list)  # the first points
+    varying: list[str] = Field(default_factory=list)  # the parameters that vary
+    max_parallel: int | None = None

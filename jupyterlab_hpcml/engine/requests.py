@@ -157,3 +157,30 @@ class RunQuery(BaseModel):
     text: str | None = None
     limit: int = Field(default=50, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
+
+
+MAX_SWEEP_ROWS = 10_000  # the same bound as a sweep's points (engine/sweep_spec.py)
+Row = Annotated[dict[ParamName, ParamValue], Field(max_length=limits.MAX_PARAMETERS)]
+
+
+class SweepRequest(SubmitRequest):
+    """A sweep: ``parameters`` values may be override texts (``0.1,0.01``, ``range(0,5)``,
+    ``interval(1e-4,1e-1)``...); grid by default, ``random`` points, or ``rows``."""
+
+    random: Annotated[int, Field(ge=1, le=MAX_SWEEP_ROWS)] | None = Field(
+        default=None, description="Draw this many random points instead of the grid")
+    seed: int | None = Field(default=None, description="Seed of the random draw (recorded)")
+    rows: Annotated[list[Row], Field(max_length=MAX_SWEEP_ROWS)] | None = Field(
+        default=None, description="The points, one object of parameter values each")
+    rows_source: PathText | None = Field(default=None, description="Where the rows came from")
+    max_parallel: Annotated[int, Field(ge=1, le=MAX_SWEEP_ROWS)] | None = Field(
+        default=None, description="Children running at once (default: no cap)")
+
+
+class SweepRerunRequest(_Request):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    failed: bool = Field(default=True, description="Re-run only the failed children")
+    parameters: Annotated[dict[ParamName, ParamValue],
+                          Field(max_length=limits.MAX_PARAMETERS)] = Field(default_factory=dict)
+    overrides: Annotated[Any, PlainValidator(_overrides)] = Field(default_factory=list)

@@ -16,11 +16,11 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..backends.base import Backend, JobRef
 from ..backends.registry import BackendRegistry
@@ -88,6 +88,30 @@ class PollResult:
     active: int = 0  # active runs of the connection the pass started from (0: nothing to poll)
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class SweepHooks(Protocol):
+    async def child_ended(self, run: RunRecord) -> None: ...
+    async def fill_slots(self, held: list[RunRecord]) -> None: ...
+
+
+@dataclass
+class Plan:
+    """A submission's checked project, config and backend; its code once taken."""
+
+    project_dir: Path
+    project: project_mod.ProjectSpec
+    cfg: config_mod.BackendConfig
+    backend: Backend[Any]
+    config: BackendConfigModel  # the backend's typed config of this submission
+    snapshot: Snapshot | None = None
+    code: CodeIdentity | None = None
+    notes: list[str] = field(default_factory=list)
+    experiment_name: str = ""
+
+
 def _default_run_name(entry_point: str) -> str:
     return f"{entry_point}-{datetime.now().strftime('%m%d-%H%M%S')}"
 
@@ -126,6 +150,8 @@ class RunService:
         self._cancels_sent: set[str] = set()
         # Backoff of MLflow retries: run id → (monotonic time of the next try, delay).
         self._mlflow_retry: dict[str, tuple[float, float]] = {}
+        # The sweep service, told when a child ends and when held children wait for a slot.
+        self.sweep_hooks: SweepHooks | None = None
 
     # ------------------------------------------------------------------ submit
 
@@ -138,82 +164,13 @@ class RunService:
         lab; see ``paths``). The CLI and the Python API pass none. ``cell``: run this
         source as entry point ``hpcml_cell`` (see ``cells``).
         """
-        project_dir = await asyncio.to_thread(
-            project_mod.find_project_root, Path(req.project), root)
-        project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
-        cfg = await asyncio.to_thread(
-            self._load_config, project_dir, req.backend_config, req.overrides, root)
-        if cell is not None:
-            # The cell's files join the project's snapshot; its MLproject (with the cell's
-            # entry point) is then read from the snapshot, as for a re-run.
-            snapshot, req = await asyncio.to_thread(
-                cells.snapshot, cell, req, project, self.object_dir, self.manifest_dir,
-                cfg.exclude)
-            project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
-        run_id = uuid.uuid4().hex[:12]
-        storage_dir = self.data_dir / "param-storage" / run_id
-        command, params = await asyncio.to_thread(
-            project_mod.resolve_command, project, req.entry_point, req.parameters, storage_dir
-        )
-        backend = self.registry.get(cfg.kind, cfg.data)
-        backend.check_ready()  # e.g. credentials: refused before anything is created
-        config = job_context.job_config(backend, cfg)  # typed, once: for notes and the job
-
-        code: CodeIdentity | None
-        if snapshot is None:
-            snapshot = await asyncio.to_thread(
-                snapshot_mod.take_snapshot, project_dir, self.object_dir, self.manifest_dir,
-                cfg.exclude,
-            )
-            code = await asyncio.to_thread(snapshot_mod.code_identity, project_dir, snapshot)
-        elif cell is not None:  # the project's git identity, the content hash with the cell
-            code = await asyncio.to_thread(snapshot_mod.code_identity, project_dir, snapshot)
-        else:
-            code = rerun_of.code if rerun_of and rerun_of.code else None
-        notes = self._notes(project, config, backend, snapshot)
-        run_name = req.run_name or _default_run_name(req.entry_point)
-        experiment_name = req.experiment_name or project.name
-        # An offline job logs into its own store, so it needs only the run's id: the params
-        # and the SCHEDULED status are written while the job is submitted (see _launch).
-        offline = cfg.tracking_mode == "offline"
-        tags = {
-            "hpcml.run_id": run_id,
-            "hpcml.backend": cfg.kind,
-            "hpcml.connection": cfg.connection_name,
-            "mlflow.project.entryPoint": req.entry_point,
-            "hpcml.code.content_hash": code.content_hash if code else "",
-            "mlflow.source.git.commit": (code.git_commit or "") if code else "",
-            "hpcml.code.git_dirty_hash": (code.git_dirty_hash or "") if code else "",
-            **({"hpcml.cell": "true"} if cell is not None else {}),
-        }
-        now = time.time()
-        record = RunRecord(
-            id=run_id,
-            name=run_name,
-            project_path=str(project_dir),
-            project_name=project.name,
-            entry_point=req.entry_point,
-            command=command,
-            parameters=params,
-            backend=cfg.kind,
-            connection=cfg.connection_name,
-            config_path=str(cfg.path) if cfg.path else None,
-            backend_config=cfg.redacted(),
-            config_overrides=req.overrides,
-            resources=cfg.resources,
-            tracking_mode=cfg.tracking_mode,
-            state=RunState.SUBMITTING,
-            state_history=[StateChange(state=RunState.SUBMITTING, at=now)],
-            mlflow_experiment_name=experiment_name,
-            code=code,
-            snapshot_id=snapshot.id,
-            rerun_of=rerun_of.id if rerun_of else None,
-            notes=notes,
-            submitter_host=HOST,
-            submitter_pid=os.getpid(),
-            created_at=now,
-            updated_at=now,
-        )
+        plan, req = await self.plan(req, root=root, snapshot=snapshot, cell=cell)
+        run_id = new_run_id()
+        command, params = await self.resolve(plan, req.entry_point, req.parameters, run_id)
+        await self.take_code(plan, rerun_of=rerun_of, cell=cell)
+        record = self.new_record(plan, req, run_id, command, params, rerun_of=rerun_of)
+        tags = self.run_tags(plan, record, cell=cell is not None)
+        offline = record.tracking_mode == "offline"
         IN_FLIGHT.add(record.id)
         try:
             # The record first, then the MLflow run: a crash in between leaves a SUBMITTING
@@ -224,7 +181,7 @@ class RunService:
             try:
                 exp_id, mlflow_run_id = await asyncio.to_thread(
                     functools.partial(self.tracker.create_run, schedule=not offline),
-                    experiment_name, run_name, params, tags,
+                    record.mlflow_experiment_name, record.name, record.parameters, tags,
                 )
             except Exception:
                 # E.g. a deleted experiment: a user error, after which nothing may remain.
@@ -237,22 +194,120 @@ class RunService:
             scheduling = None
             if offline:
                 scheduling = asyncio.ensure_future(
-                    asyncio.to_thread(self.tracker.schedule_run, mlflow_run_id, params))
-            return await self._launch(record, backend, snapshot, cfg, config, scheduling)
+                    asyncio.to_thread(self.tracker.schedule_run, mlflow_run_id, record.parameters))
+            return await self._launch(record, plan, scheduling)
         finally:
             IN_FLIGHT.discard(record.id)
 
-    async def _launch(self, record: RunRecord, backend: Backend[Any], snapshot: Snapshot,
-                      cfg: config_mod.BackendConfig, config: BackendConfigModel,
+    async def plan(self, req: SubmitRequest, *, root: Path | None = None,
+                   snapshot: Snapshot | None = None,
+                   cell: cells.Cell | None = None) -> tuple[Plan, SubmitRequest]:
+        """Project, config and backend of a submission, checked; no snapshot taken yet
+        (unless ``cell``: its files join the project's). ``req`` as it is to be run."""
+        project_dir = await asyncio.to_thread(
+            project_mod.find_project_root, Path(req.project), root)
+        project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
+        cfg = await asyncio.to_thread(
+            self._load_config, project_dir, req.backend_config, req.overrides, root)
+        if cell is not None:
+            # The cell's files join the project's snapshot; its MLproject (with the cell's
+            # entry point) is then read from the snapshot, as for a re-run.
+            snapshot, req = await asyncio.to_thread(
+                cells.snapshot, cell, req, project, self.object_dir, self.manifest_dir,
+                cfg.exclude)
+            project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
+        backend = self.registry.get(cfg.kind, cfg.data)
+        backend.check_ready()  # e.g. credentials: refused before anything is created
+        config = job_context.job_config(backend, cfg)  # typed, once: for notes and the job
+        return Plan(project_dir, project, cfg, backend, config, snapshot,
+                    experiment_name=req.experiment_name or project.name), req
+
+    async def resolve(self, plan: Plan, entry_point: str, parameters: Mapping[str, Any],
+                      run_id: str) -> tuple[str, dict[str, str]]:
+        """The run's command and its full parameter values (checked against the MLproject)."""
+        storage_dir = self.data_dir / "param-storage" / run_id
+        return await asyncio.to_thread(
+            project_mod.resolve_command, plan.project, entry_point, parameters, storage_dir)
+
+    async def take_code(self, plan: Plan, *, rerun_of: RunRecord | None = None,
+                        cell: cells.Cell | None = None) -> None:
+        """The plan's snapshot (taken now unless given) and code identity, and its notes."""
+        if plan.snapshot is None:
+            plan.snapshot = await asyncio.to_thread(
+                snapshot_mod.take_snapshot, plan.project_dir, self.object_dir,
+                self.manifest_dir, plan.cfg.exclude,
+            )
+            plan.code = await asyncio.to_thread(
+                snapshot_mod.code_identity, plan.project_dir, plan.snapshot)
+        elif cell is not None:  # the project's git identity, the content hash with the cell
+            plan.code = await asyncio.to_thread(
+                snapshot_mod.code_identity, plan.project_dir, plan.snapshot)
+        else:
+            plan.code = rerun_of.code if rerun_of and rerun_of.code else None
+        plan.notes = self._notes(plan.project, plan.config, plan.backend, plan.snapshot)
+
+    def new_record(self, plan: Plan, req: SubmitRequest, run_id: str, command: str,
+                   params: dict[str, str], *, rerun_of: RunRecord | None = None,
+                   run_name: str | None = None, **fields: Any) -> RunRecord:
+        """A new run's record (SUBMITTING unless ``fields`` say otherwise)."""
+        assert plan.snapshot is not None, "take_code first"
+        now = time.time()
+        state = fields.pop("state", RunState.SUBMITTING)
+        return RunRecord(
+            id=run_id,
+            name=run_name or req.run_name or _default_run_name(req.entry_point),
+            project_path=str(plan.project_dir),
+            project_name=plan.project.name,
+            entry_point=req.entry_point,
+            command=command,
+            parameters=params,
+            backend=plan.cfg.kind,
+            connection=plan.cfg.connection_name,
+            config_path=str(plan.cfg.path) if plan.cfg.path else None,
+            backend_config=plan.cfg.redacted(),
+            config_overrides=req.overrides,
+            resources=plan.cfg.resources,
+            tracking_mode=plan.cfg.tracking_mode,
+            state=state,
+            state_history=[StateChange(state=state, at=now, message=fields.pop("message", None))],
+            mlflow_experiment_name=plan.experiment_name,
+            code=plan.code,
+            snapshot_id=plan.snapshot.id,
+            rerun_of=rerun_of.id if rerun_of else None,
+            notes=plan.notes,
+            submitter_host=HOST,
+            submitter_pid=os.getpid(),
+            created_at=now,
+            updated_at=now,
+            **fields,
+        )
+
+    @staticmethod
+    def run_tags(plan: Plan, record: RunRecord, *, cell: bool = False) -> dict[str, str]:
+        """The MLflow tags of a run's MLflow run."""
+        code = plan.code
+        return {
+            "hpcml.run_id": record.id,
+            "hpcml.backend": plan.cfg.kind,
+            "hpcml.connection": plan.cfg.connection_name,
+            "mlflow.project.entryPoint": record.entry_point,
+            "hpcml.code.content_hash": code.content_hash if code else "",
+            "mlflow.source.git.commit": (code.git_commit or "") if code else "",
+            "hpcml.code.git_dirty_hash": (code.git_dirty_hash or "") if code else "",
+            **({"hpcml.cell": "true"} if cell else {}),
+        }
+
+    async def _launch(self, record: RunRecord, plan: Plan,
                       scheduling: asyncio.Future[None] | None = None) -> RunRecord:
         """Upload and submit; any fault leaves the record in a definite state."""
+        backend, snapshot = plan.backend, plan.snapshot
+        assert snapshot is not None
         job_id: str | None = None
         try:
-            ctx = job_context.context(record, config)
+            ctx = job_context.context(record, plan.config)
             run_dir = await backend.run_dir_for(ctx)
-            ctx = ctx.replace(run_dir=run_dir, env=self._job_env(record, cfg, run_dir))
-            offline = record.tracking_mode == "offline"
-            extra = self._offline_files(record, run_dir) if offline else {}
+            ctx = ctx.replace(run_dir=run_dir, env=self.job_env(record, plan.cfg, run_dir))
+            extra = self.run_files(record, run_dir)
             prepared = await backend.prepare(
                 ctx, snapshot, extra, progress=lambda s, t: self._progress(record.id, s, t)
             )
@@ -325,6 +380,15 @@ class RunService:
         notes.extend(snapshot.notes)
         return notes
 
+    def run_files(self, record: RunRecord, run_dir: str | None,
+                  task: int | None = None) -> dict[str, bytes]:
+        """Files the engine adds to a run's directory: its checkpoint directory, and in
+        offline tracking mode its MLflow store with the run in it."""
+        files = {f"{job_context.checkpoint_dir(None, task)}/": b""}
+        if record.tracking_mode == "offline":
+            files.update(self._offline_files(record, run_dir))
+        return files
+
     def _offline_files(self, record: RunRecord, run_dir: str | None) -> dict[str, bytes]:
         assert record.mlflow_experiment_id and record.mlflow_run_id
         artifact_uri = offline_artifact_uri(
@@ -339,8 +403,8 @@ class RunService:
             params=record.parameters,
         )
 
-    def _job_env(self, record: RunRecord, cfg: config_mod.BackendConfig,
-                 run_dir: str | None) -> dict[str, str]:
+    def job_env(self, record: RunRecord, cfg: config_mod.BackendConfig,
+                run_dir: str | None, task: int | None = None) -> dict[str, str]:
         """The job's environment (tracking credentials in direct mode: never stored)."""
         assert record.mlflow_experiment_id and record.mlflow_run_id
         offline_uri = None
@@ -352,6 +416,8 @@ class RunService:
             record.mlflow_run_id, offline_uri,
         )
         env["HPCML_RUN_ID"] = record.id
+        env["HPCML_CHECKPOINT_DIR"] = job_context.checkpoint_dir(run_dir, task)
+        env["HPCML_RESTART_COUNT"] = "0"  # a Slurm job script sets it from SLURM_RESTART_COUNT
         return env
 
     # ------------------------------------------------------------------ state
@@ -371,6 +437,10 @@ class RunService:
             # It did finish (exit 0, outputs complete), but the user asked it to stop.
             status = JobStatus(state, status.exit_code, "; ".join(
                 filter(None, (status.message, FINISHED_BEFORE_CANCEL))))
+        message = status.message
+        if status.restarts is not None and status.restarts != run.restarts:
+            fields["restarts"] = status.restarts  # requeued: the same run goes on
+            message = message or f"requeued (restart {status.restarts})"
         if state == run.state and not fields and status.exit_code == run.exit_code:
             return run
         if status.exit_code is not None:
@@ -392,11 +462,14 @@ class RunService:
         # Compare-and-set on the state this was decided from: a poll pass works from a
         # snapshot read earlier, and must not overwrite what a submission recorded since.
         new = await asyncio.to_thread(
-            self.store.transition, run.id, state, message=status.message,
+            self.store.transition, run.id, state, message=message if "restarts" in fields
+            else status.message, log_message="restarts" in fields,
             expect=() if run.state.terminal else (run.state,), **fields
         )
         if new is None:  # someone else recorded it first, or the run already ended
             return await asyncio.to_thread(self.store.get, run.id)
+        if new.sweep_id and new.state.terminal and self.sweep_hooks is not None:
+            await self.sweep_hooks.child_ended(new)
         return new
 
     async def _follow_in_mlflow(self, run: RunRecord, state: RunState, job_id: str | None) -> None:
@@ -476,7 +549,10 @@ class RunService:
                 runs = [r for r in active if poll_key(r) == key]
             runs = list(runs)
             polled: list[RunRecord] = []
+            held = [r for r in runs if r.held]
             for run in runs:
+                if run.held:
+                    continue  # a sweep's child waiting for a slot: no job to poll yet
                 if run.cancel_requested and run.backend_job_id and run.id not in self._cancels_sent:
                     # Recorded but perhaps never delivered (a crash between the two, or
                     # recorded by another process): deliver it now.
@@ -488,11 +564,11 @@ class RunService:
                     await self._resolve_interrupted(run)
                     continue
                 polled.append(run)
-            if not polled:
-                return PollResult(active=len(runs))
-            result = await self._poll_group(polled)
+            result = await self._poll_group(polled) if polled else PollResult()
             result.active = len(runs)
-            return result
+        if held and self.sweep_hooks is not None:
+            await self.sweep_hooks.fill_slots(held)  # outside the lock: submissions may be slow
+        return result
 
     async def _poll_group(self, runs: list[RunRecord]) -> PollResult:
         try:

@@ -11,6 +11,8 @@ Methods, by subject (sections below, in this order):
 - runs: ``submit`` (cell runs too), ``get``, ``list_runs``, ``list_runs_json``, ``rows``,
   ``changed_since``, ``changed_since_json``, ``refresh``, ``current``, ``cancel``,
   ``rerun``, ``delete``, ``set_archived``, ``upload_progress``
+- sweeps: ``submit_sweep``, ``preview_sweep``, ``get_sweep``, ``current_sweep``,
+  ``list_sweeps``, ``cancel_sweep``, ``rerun_sweep``, ``is_sweep_id``
 - logs: ``read_log``, ``read_log_all``, ``log_tail``
 - artifacts: ``list_artifacts``, ``open_artifact``, ``download_artifact``
 - metrics: ``metric_keys``, ``latest_metrics``, ``metric_history``,
@@ -37,12 +39,13 @@ from ..settings import default_data_dir
 from . import logs
 from .cells import Cell
 from .logs import LogChunk
-from .models import DeleteResult, RunRecord
+from .models import DeleteResult, RunRecord, SweepPreview, SweepRecord, SweepView
 from .outputs import RunOutputs
 from .poller import Poller
-from .requests import Overrides, RerunRequest, SubmitRequest
+from .requests import Overrides, RerunRequest, SubmitRequest, SweepRequest, SweepRerunRequest
 from .runs import RunService
 from .store import ROW_SORTS, ListFilters, RunJson, RunStore  # RunJson: listings' type
+from .sweeps import SweepService, is_sweep_id
 from .tracking import Tracker, default_tracking_uri
 from .validation import Validation
 
@@ -71,6 +74,7 @@ class Engine:
             self.store, self.registry, self.tracker, self.data_dir, self.tracking_uri,
             default_backend_config=None if default_backend == "local" else default_backend,
         )
+        self.sweeps = SweepService(self.runs)
         self.outputs = RunOutputs(self.store, self.tracker)
         self.poller = Poller(self.runs, interval=poll_interval)
 
@@ -152,6 +156,34 @@ class Engine:
 
     async def set_archived(self, run_id: str, archived: bool) -> RunRecord:
         return await self.runs.set_archived(run_id, archived)
+
+    # ------------------------------------------------------------------ sweeps
+
+    async def submit_sweep(self, req: SweepRequest, *, root: Path | None = None) -> SweepView:
+        return await self.sweeps.submit(req, root=root)
+
+    async def preview_sweep(self, req: SweepRequest, *,
+                            root: Path | None = None) -> SweepPreview:
+        return await self.sweeps.preview(req, root=root)
+
+    async def get_sweep(self, sweep_id: str) -> SweepView:
+        return await self.sweeps.get(sweep_id)
+
+    async def current_sweep(self, sweep_id: str) -> SweepView:
+        """The sweep after one poll of its active children (the CLI's view)."""
+        return await self.sweeps.current(sweep_id)
+
+    async def list_sweeps(self, *, limit: int = 100, offset: int = 0) -> list[SweepRecord]:
+        return await self.sweeps.list(limit=limit, offset=offset)
+
+    async def cancel_sweep(self, sweep_id: str) -> SweepView:
+        return await self.sweeps.cancel(sweep_id)
+
+    async def rerun_sweep(self, sweep_id: str, req: SweepRerunRequest, *,
+                          root: Path | None = None) -> SweepView:
+        return await self.sweeps.rerun(sweep_id, req, root=root)
+
+    is_sweep_id = staticmethod(is_sweep_id)
 
     def upload_progress(self, run_id: str) -> tuple[int, int] | None:
         """(bytes sent, bytes to send) while a run's code is being uploaded, else None."""

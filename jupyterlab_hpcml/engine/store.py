@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
@@ -231,12 +231,6 @@ ROW_SORTS: dict[str, str] = {
     "updated": "updated_at",
     "duration": f"(COALESCE({_ENDED}, :now) - {_STARTED})",
 }
-_ROW_SQL = f"""SELECT id, name, project_name, entry_point, backend,
-    json_extract(record, '$.connection'), backend_job_id, state, created_at, updated_at,
-    {_STARTED}, {_ENDED}, json_extract(record, '$.exit_code'),
-    json_extract(record, '$.mlflow_run_id'), json_extract(record, '$.mlflow_experiment_id'),
-    experiment_name, archived = 1
-    FROM runs"""
 _ROW_KEYS = ("id", "name", "project_name", "entry_point", "backend", "connection",
              "backend_job_id", "state", "created_at", "updated_at", "started_at", "ended_at",
              "exit_code", "mlflow_run_id", "mlflow_experiment_id", "mlflow_experiment_name",
@@ -602,21 +596,71 @@ class RunStore:
              archived: bool | None = False,
              limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """A page of compact rows for the runs tab, sorted by any ``ROW_SORTS`` column,
-        with the total and the change cursor (for ``changed_since``), read together."""
+        with the total and the change cursor (for ``changed_since``), read together.
+
+        Top-level items only: single runs (``kind`` "run") and one row per sweep (``kind``
+        "sweep", its children's ``counts`` by state and the state they make), merged in one
+        order; a sweep's children are listed by ``sweep_children``."""
         where, params = _named(*_filters(states, None, None, text, archived))
         order = "DESC" if descending else "ASC"
-        # NULLs (no job id, never started) last in either direction; id breaks ties stably.
         expr = ROW_SORTS[sort]
-        sql = (f"{_ROW_SQL}{where} ORDER BY ({expr}) IS NULL, {expr} {order}, created_at DESC, id "
-               "LIMIT :limit OFFSET :offset")
+        # A sweep's columns, as named in the runs table so that the same filters and sort
+        # keys apply; no job id but its first array job, no duration, never archived.
+        active = ", ".join(repr(s.value) for s in ACTIVE_STATES)
+        sweep_items = f"""SELECT s.id, s.name, s.project_name,
+            json_extract(s.record, '$.entry_point') AS entry_point,
+            json_extract(s.record, '$.backend') AS backend,
+            json_extract(s.record, '$.connection') AS connection,
+            json_extract(s.record, '$.array_jobs[0]') AS backend_job_id,
+            CASE WHEN c.total IS NULL THEN 'SUBMITTING' WHEN c.active > 0 THEN 'RUNNING'
+                 WHEN c.finished = c.total THEN 'FINISHED' WHEN c.failed > 0 THEN 'FAILED'
+                 ELSE 'CANCELLED' END AS state,
+            s.created_at, MAX(s.updated_at, COALESCE(c.updated, 0)) AS updated_at,
+            NULL AS started_at, NULL AS ended_at, NULL AS exit_code,
+            json_extract(s.record, '$.mlflow_run_id') AS mlflow_run_id,
+            json_extract(s.record, '$.mlflow_experiment_id') AS mlflow_experiment_id,
+            json_extract(s.record, '$.mlflow_experiment_name') AS mlflow_experiment_name,
+            0 AS archived, c.counts AS counts
+            FROM sweeps s LEFT JOIN (
+                SELECT sweep_id, json_group_object(state, n) AS counts, SUM(n) AS total,
+                    SUM(CASE WHEN state IN ({active}) THEN n ELSE 0 END) AS active,
+                    SUM(CASE WHEN state = 'FINISHED' THEN n ELSE 0 END) AS finished,
+                    SUM(CASE WHEN state IN ('FAILED', 'TIMEOUT') THEN n ELSE 0 END) AS failed,
+                    MAX(updated) AS updated
+                FROM (SELECT sweep_id, state, COUNT(*) AS n, MAX(updated_at) AS updated
+                      FROM runs WHERE sweep_id IS NOT NULL GROUP BY sweep_id, state)
+                GROUP BY sweep_id) c ON c.sweep_id = s.id"""
+        # Sorts a sweep has no value for (duration) put them last, as runs without one.
+        sweep_key = "NULL" if sort == "duration" else expr
+        # NULLs (no job id, never started) last in either direction; id breaks ties stably.
+        # A compound ORDER BY names result columns: each arm computes its key and NULL flag.
+        run_items = f"""SELECT 'run' AS kind, ({expr}) IS NULL AS key_null, ({expr}) AS key,
+            id, name, project_name, entry_point, backend,
+            json_extract(record, '$.connection'), backend_job_id, state, created_at, updated_at,
+            {_STARTED}, {_ENDED}, json_extract(record, '$.exit_code'),
+            json_extract(record, '$.mlflow_run_id'), json_extract(record, '$.mlflow_experiment_id'),
+            experiment_name, archived = 1, NULL AS counts
+            FROM runs{where} AND sweep_id IS NULL"""
+        sql = (f"{run_items} UNION ALL SELECT 'sweep', ({sweep_key}) IS NULL, ({sweep_key}),"
+               f" {', '.join(_ROW_KEYS)}, counts FROM ({sweep_items}){where}"
+               f" ORDER BY key_null, key {order}, created_at DESC, id LIMIT :limit OFFSET :offset")
         args = {**params, "now": time.time(), "limit": limit, "offset": offset}
         with self._read() as conn:
-            rows = [dict(zip(_ROW_KEYS, r, strict=True)) for r in conn.execute(sql, args)]
-            for row in rows:
+            rows = []
+            for kind, _null, _key, *values in conn.execute(sql, args):
+                row = dict(zip((*_ROW_KEYS, "counts"), values, strict=True))
+                row["kind"] = kind
                 row["archived"] = bool(row["archived"])  # SQLite answers 0/1
-            (total,) = conn.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()
+                row["counts"] = json.loads(row["counts"]) if row["counts"] else None
+                if kind == "run":
+                    del row["counts"]
+                rows.append(row)
+            (runs,) = conn.execute(
+                f"SELECT COUNT(*) FROM runs{where} AND sweep_id IS NULL", params).fetchone()
+            (sweeps,) = conn.execute(
+                f"SELECT COUNT(*) FROM ({sweep_items}){where}", params).fetchone()
             (cursor,) = conn.execute("SELECT MAX(updated_at) FROM runs").fetchone()
-        return {"rows": rows, "total": int(total), "cursor": cursor or 0.0}
+        return {"rows": rows, "total": int(runs) + int(sweeps), "cursor": cursor or 0.0}
 
     def active(self) -> builtins.list[RunRecord]:
         """Every run not in a terminal state (SUBMITTING and UNKNOWN included), newest first.
@@ -742,6 +786,15 @@ class RunStore:
                          (new.name, now, _sweep_json(new), sweep_id))
             return self._with_counts(conn, [new])[0]
 
+    def delete_sweep(self, sweep_id: str) -> None:
+        """Delete a sweep that has no children left (delete them first)."""
+        with self._write() as conn:
+            (n,) = conn.execute("SELECT COUNT(*) FROM runs WHERE sweep_id = ?",
+                                (sweep_id,)).fetchone()
+            if n:
+                raise Conflict(f"sweep {sweep_id} still has {n} runs")
+            conn.execute("DELETE FROM sweeps WHERE id = ?", (sweep_id,))
+
     def list_sweeps(self, *, limit: int = 100, offset: int = 0) -> builtins.list[SweepRecord]:
         """Sweeps, newest first, with their children's counts by state."""
         with self._read() as conn:
@@ -759,9 +812,9 @@ class RunStore:
     def _with_counts(self, conn: sqlite3.Connection,
                      sweeps: builtins.list[SweepRecord]) -> builtins.list[SweepRecord]:
         for sweep in sweeps:
-            counts = {state: n for state, n in conn.execute(
+            counts = dict(conn.execute(
                 "SELECT state, COUNT(*) FROM runs WHERE sweep_id = ? GROUP BY state",
-                (sweep.id,))}
+                (sweep.id,)))
             sweep.counts = counts
             sweep.state = sweep_state(counts)
         return sweeps
@@ -788,14 +841,17 @@ class RunStore:
         *,
         message: str | None = None,
         expect: Collection[RunState] | None = None,
+        where: Mapping[str, Any] | None = None,
+        log_message: bool = False,
         **fields: Any,
     ) -> RunRecord | None:
         """Compare-and-set the state (and ``fields``) in one write transaction.
 
         Applies only when the current state is in ``expect`` (default: any
         non-terminal state) and something changes; a new state is appended to
-        the history with ``message``. Returns the new record, or None when not
-        applied, so of two processes recording the same change only one wins.
+        the history with ``message`` (also without a new state: ``log_message``).
+        ``where``: fields that must have these values too. Returns the new record, or
+        None when not applied, so of two processes recording the same change only one wins.
         """
         state = RunState(state)
         allowed = frozenset(ACTIVE_STATES if expect is None else (RunState(s) for s in expect))
@@ -804,11 +860,13 @@ class RunStore:
             current = self._load(conn, run_id)
             if current.state not in allowed:
                 return None
+            if where and any(getattr(current, k) != v for k, v in where.items()):
+                return None
             new = _changed(current, fields, state)
             if new.model_dump() == current.model_dump():
                 return None
             now = _next_updated_at(conn)
-            if state != current.state:
+            if state != current.state or (log_message and message):
                 (seq,) = conn.execute(
                     "SELECT COALESCE(MAX(seq) + 1, 0) FROM state_history WHERE run_id = ?",
                     (run_id,),
