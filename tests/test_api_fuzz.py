@@ -44,7 +44,7 @@ from .conftest import TERMINAL, TOY_PROJECT
 
 SPEC = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 # Per operation, for the fuzzing phase (valid and invalid data mixed); the examples and
-# coverage phases add their own boundary cases. 24 operations: about 1,300 requests, about
+# coverage phases add their own boundary cases. 30 operations: about 1,300 requests, about
 # a minute on 2 busy cores (server start and seed runs included).
 MAX_EXAMPLES = 20
 MAX_RESPONSE_TIME = 2.0
@@ -54,7 +54,8 @@ MAX_RESPONSE_TIME = 2.0
 # 400 with a message is a right answer to valid-looking data there, and only there.
 SEMANTIC_OPERATIONS = (
     r"^(GET /project|POST /runs|POST /runs/\{run_id\}/rerun|DELETE /runs/\{run_id\}"
-    r"|GET /runs/\{run_id\}/artifacts(/download)?|POST /project/config|PUT /credentials)$"
+    r"|GET /runs/\{run_id\}/artifacts(/download)?|POST /project/config|PUT /credentials"
+    r"|POST /sweeps(/preview|/\{sweep_id\}/(cancel|rerun))?)$"
 )
 CONFIG = schemathesis.Config.from_dict({
     # The token goes with every request (not generated); `ignored_auth` checks it matters.

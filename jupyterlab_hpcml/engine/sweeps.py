@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import BackendUnavailable, Conflict, NotFound
+from ..core.errors import BackendUnavailable, Conflict, NotFound, Problem, UserInputError
 from ..core.job import ArrayTask
 from ..core.states import TERMINAL_STATES, JobStatus, RunState
 from . import job_context, sweep_spec
@@ -77,6 +77,10 @@ class SweepService:
         types = {p.name: p.type for p in ep.parameters} if ep else None
         plan = sweep_spec.build(req.parameters, samples=req.random, seed=req.seed,
                                 rows=req.rows, types=types)
+        if plan.mode == "random" and not plan.axes:
+            raise UserInputError(Problem(
+                "random sampling needs a parameter to sample: give one as a list, range(), "
+                "choice() or interval()", key="random"))
         return plan, sweep_spec.check_points(project, req.entry_point, plan.points)
 
     async def preview(self, req: SweepRequest, *, root: Path | None = None) -> SweepPreview:
@@ -97,6 +101,13 @@ class SweepService:
         resolved = await asyncio.to_thread(self._resolve_all, plan, req.entry_point, points, ids)
         await self.runs.take_code(plan)
         assert plan.snapshot is not None
+        notes = list(plan.notes)
+        if req.max_parallel is None and not plan.backend.supported_features().queue:
+            # No scheduler queues the children here (the local machine): as many at once
+            # as it has CPUs, unless the user says otherwise.
+            req.max_parallel = os.cpu_count() or 1
+            notes.append(f"max parallel {req.max_parallel} (this machine's CPUs): "
+                              "set it to run more or fewer children at once")
         now = time.time()
         name = req.run_name or f"{req.entry_point}-sweep-{time.strftime('%m%d-%H%M%S')}"
         sweep = SweepRecord(
@@ -110,12 +121,16 @@ class SweepService:
             config_path=str(plan.cfg.path) if plan.cfg.path else None,
             backend_config=plan.cfg.redacted(), config_overrides=req.overrides,
             tracking_mode=plan.cfg.tracking_mode, mlflow_experiment_name=plan.experiment_name,
-            code=plan.code, snapshot_id=plan.snapshot.id, notes=list(plan.notes),
+            code=plan.code, snapshot_id=plan.snapshot.id, notes=notes,
             created_at=now, updated_at=now)
         children = self._children(plan, req, sweep, ids, resolved, range(len(points)))
-        if not await self._create(sweep, plan, children, first=True):
-            return await self.get(sweep.id)
-        return await self._launch(sweep, plan, children, array_name=sweep.id)
+        IN_FLIGHT.update(ids)  # held ones too: no poll pass starts them before they are ready
+        try:
+            if not await self._create(sweep, plan, children, first=True):
+                return await self.get(sweep.id)
+            return await self._launch(sweep, plan, children, array_name=sweep.id)
+        finally:
+            IN_FLIGHT.difference_update(ids)
 
     def _resolve_all(self, plan: Plan, entry_point: str, points: Sequence[dict[str, str]],
                      ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
@@ -306,8 +321,11 @@ class SweepService:
         """Submit held children of sweeps whose active children are fewer than their cap."""
         by_sweep: defaultdict[str, list[RunRecord]] = defaultdict(list)
         for run in held:
-            if run.sweep_id and not run.cancel_requested:
-                by_sweep[run.sweep_id].append(run)
+            if not run.sweep_id or run.cancel_requested:
+                continue
+            if run.id in IN_FLIGHT or (not run.mlflow_run_id and self.runs._being_submitted(run)):
+                continue  # its sweep is still being created (here, or by another process)
+            by_sweep[run.sweep_id].append(run)
         async with self._fill_lock:  # one filler per process: counts stay right
             await asyncio.gather(*(self._fill(s, w) for s, w in by_sweep.items()))
 
@@ -329,8 +347,15 @@ class SweepService:
                 self.store.transition, child.id, RunState.SUBMITTING, message=SLOT_FREE,
                 expect=(RunState.QUEUED,), where={"held": True, "cancel_requested": False},
                 held=False, submitter_host=HOST, submitter_pid=os.getpid())
-            if got is not None:
-                claimed.append(got)
+            if got is None:
+                continue
+            if not got.mlflow_run_id:
+                # Its sweep's submission was interrupted before its MLflow run existed.
+                await self.runs._apply(got, JobStatus(RunState.FAILED, message=(
+                    "the sweep's submission was interrupted before this run was created "
+                    "in MLflow")))
+                continue
+            claimed.append(got)
         if not claimed:
             return
         IN_FLIGHT.update(c.id for c in claimed)
@@ -469,11 +494,15 @@ class SweepService:
         sweep.config_overrides = overrides
         children = self._children(plan, sub, sweep, ids, resolved,
                                   [c.sweep_index or 0 for c in again], rerun_of=again)
-        if not await self._create(sweep, plan, children, first=False):
-            return await self.get(sweep.id)
-        await self._reopen(sweep)
-        return await self._launch(sweep, plan, children,
-                                  array_name=f"{sweep.id}r{uuid.uuid4().hex[:4]}")
+        IN_FLIGHT.update(ids)
+        try:
+            if not await self._create(sweep, plan, children, first=False):
+                return await self.get(sweep.id)
+            await self._reopen(sweep)
+            return await self._launch(sweep, plan, children,
+                                      array_name=f"{sweep.id}r{uuid.uuid4().hex[:4]}")
+        finally:
+            IN_FLIGHT.difference_update(ids)
 
     async def _reopen(self, sweep: SweepRecord) -> None:
         if sweep.mlflow_run_id:

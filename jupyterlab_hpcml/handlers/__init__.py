@@ -22,8 +22,16 @@ from .runs import (
     UnarchiveHandler,
 )
 from .runs_view import LatestMetricsHandler, MetricHistoriesHandler, RunRowsHandler
+from .sweeps import (
+    SweepCancelHandler,
+    SweepHandler,
+    SweepPreviewHandler,
+    SweepRerunHandler,
+    SweepsHandler,
+)
 
 RUN = r"(?P<run_id>[A-Za-z0-9_-]+)"
+SWEEP = r"(?P<sweep_id>[A-Za-z0-9_-]+)"
 
 # (path relative to /hpcml/api, handler)
 HANDLERS = [
@@ -41,6 +49,11 @@ HANDLERS = [
     (rf"runs/{RUN}/artifacts/download", ArtifactDownloadHandler),
     (rf"runs/{RUN}/metrics", MetricsHandler),
     (rf"runs/{RUN}/metrics/(?P<key>.+)", MetricHistoryHandler),
+    (r"sweeps", SweepsHandler),
+    (r"sweeps/preview", SweepPreviewHandler),
+    (rf"sweeps/{SWEEP}", SweepHandler),
+    (rf"sweeps/{SWEEP}/cancel", SweepCancelHandler),
+    (rf"sweeps/{SWEEP}/rerun", SweepRerunHandler),
     # the lab's runs and charts tabs (handlers/runs_view.py)
     (r"runs-view/rows", RunRowsHandler),
     (r"runs-view/metrics", LatestMetricsHandler),
