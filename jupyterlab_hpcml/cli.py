@@ -1,7 +1,9 @@
 """`hpcml`: the command line on the same engine and run store as the lab.
 
 Flags follow `mlflow run` (-e, -P name=value, -c/--backend-config) so MLflow users feel at home.
-Every command calls the Engine facade (``engine/service.py``) only.
+Every command calls the Engine facade (``engine/service.py``) only. A sweep (``hpcml
+sweep``) is many runs handled as one: ``show``, ``cancel`` and ``rerun`` take its id (it
+starts with "s") as they take a run's, and ``runs`` lists it as one line.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import cli_args, run_text
 from .core.errors import HpcmlError, UserInputError
 from .core.states import RunState
-from .engine.models import RunRecord
+from .engine.models import RunRecord, SweepRecord, SweepView
 from .run_text import fmt_time
 
 if TYPE_CHECKING:
@@ -40,6 +42,13 @@ def _engine(args: argparse.Namespace) -> Engine:
 def _record_json(run: RunRecord) -> dict[str, Any]:
     data = run.model_dump(mode="json")
     data["started_at"], data["ended_at"] = run.started_at, run.ended_at
+    return data
+
+
+def _sweep_json(view: SweepView) -> dict[str, Any]:
+    """The sweep record with its children as full run records (as ``show --json`` a run)."""
+    data = view.model_dump(mode="json", exclude={"children"})
+    data["children"] = [_record_json(c) for c in view.children]
     return data
 
 
@@ -101,6 +110,55 @@ async def _report(engine: Engine, run: RunRecord, args: argparse.Namespace) -> i
     return 0 if run.state not in (RunState.FAILED,) else 1
 
 
+async def cmd_sweep(args: argparse.Namespace) -> int:
+    req = cli_args.sweep_request(args)  # bad input: nothing is created, not even the store
+    engine = _engine(args)
+    try:
+        view = await engine.submit_sweep(req)
+        if not args.json:
+            print(f"submitted sweep {view.id} ({view.name}): {len(view.children)} runs on "
+                  f"{view.backend}", file=sys.stderr)
+        return await _report_sweep(engine, view, args)
+    finally:
+        await engine.close()
+
+
+async def _wait_sweep(engine: Engine, view: SweepView, *, quiet: bool) -> SweepView:
+    """Poll until every child ended; unless ``quiet``, say on stderr how far it got."""
+    said = ""
+    while view.children and (view.state is None or not view.state.terminal):
+        if not quiet and (now := run_text.counts(view.counts)) != said:
+            print(f"sweep {view.id}: {now}", file=sys.stderr)
+            said = now
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+        view = await engine.current_sweep(view.id)
+    return view
+
+
+async def _report_sweep(engine: Engine, view: SweepView, args: argparse.Namespace) -> int:
+    """Print the sweep (after waiting, with --wait); the exit code: with --wait 0 only
+    when the last attempt of every point FINISHED."""
+    if args.wait:
+        view = await _wait_sweep(engine, view, quiet=args.json)
+    if args.json:
+        print(json.dumps(_sweep_json(view), indent=2))
+    else:
+        print(run_text.sweep_summary(view))
+    latest = run_text.latest_attempts(view.children)
+    if not args.wait:
+        return 1 if view.state == RunState.FAILED else 0
+    bad = [c for c in latest if c.state != RunState.FINISHED]
+    if bad:
+        said = "; ".join(
+            f"#{c.sweep_index} {c.id} {c.state.value}"
+            + ("" if c.exit_code is None else f" (exit code {c.exit_code})") for c in bad)
+        print(f"hpcml: sweep {view.id}: {len(bad)} of {len(latest)} children did not "
+              f"finish: {said}", file=sys.stderr)
+        return 1
+    print(f"sweep {view.id}: all {len(latest)} children FINISHED", file=sys.stderr)
+    return 0
+
+
 async def cmd_validate(args: argparse.Namespace) -> int:
     from .engine.service import Engine
 
@@ -118,19 +176,67 @@ async def cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine(args)
     await engine.refresh()
     states = [RunState(s) for s in cli_args.states(args.state) or []] or None
-    runs, total = await engine.list_runs(states=states, project=args.project, text=args.query,
-                                         archived=cli_args.archived_filter(args.archived),
-                                         limit=args.limit)
-    if args.json:
-        print(json.dumps({"runs": [_record_json(r) for r in runs], "total": total}, indent=2))
-    else:
-        _print_table(runs)
+    filters: dict[str, Any] = {"states": states, "project": args.project, "text": args.query,
+                               "archived": cli_args.archived_filter(args.archived)}
+    sweeps = _matching_sweeps(await engine.list_sweeps(limit=SWEEPS_LISTED), states,
+                              args.project, args.query)
+    if args.json:  # every run (a sweep's children with their sweep_id) and the sweeps
+        runs, total = await engine.list_runs(**filters, limit=args.limit)
+        print(json.dumps({"runs": [_record_json(r) for r in runs], "total": total,
+                          "sweeps": [s.model_dump(mode="json") for s in sweeps[:args.limit]]},
+                         indent=2))
+    else:  # single runs and one line per sweep, newest first
+        runs = await _single_runs(engine, filters, args.limit)
+        items: list[RunRecord | SweepRecord] = [*runs, *sweeps]
+        items.sort(key=lambda item: item.created_at, reverse=True)
+        print(run_text.table(
+            run_text.sweep_row(i) if isinstance(i, SweepRecord) else run_text.table_row(i)
+            for i in items[:args.limit]))
     await engine.close()
     return 0
 
 
+SWEEPS_LISTED = 1000  # sweeps are few; the listing filters them here
+RUN_PAGE = 200
+
+
+async def _single_runs(engine: Engine, filters: dict[str, Any], limit: int) -> list[RunRecord]:
+    """The newest ``limit`` runs that are no sweep's child (pages until enough)."""
+    out: list[RunRecord] = []
+    offset = 0
+    while len(out) < limit:
+        page, total = await engine.list_runs(**filters, limit=RUN_PAGE, offset=offset)
+        out += [r for r in page if r.sweep_id is None]
+        offset += len(page)
+        if not page or offset >= total:
+            break
+    return out[:limit]
+
+
+def _matching_sweeps(sweeps: list[SweepRecord], states: list[RunState] | None,
+                     project: str | None, text: str | None) -> list[SweepRecord]:
+    """The filters of ``runs`` applied to sweeps: their state, project, and text in id,
+    name or entry point (sweeps are never archived)."""
+    def matches(s: SweepRecord) -> bool:
+        if states is not None and (s.state or RunState.SUBMITTING) not in states:
+            return False
+        if project is not None and project not in (s.project_name, s.project_path):
+            return False
+        return not text or any(text.lower() in v.lower()
+                               for v in (s.id, s.name, s.entry_point, *s.array_jobs))
+    return [s for s in sweeps if matches(s)]
+
+
 async def cmd_show(args: argparse.Namespace) -> int:
     engine = _engine(args)
+    if engine.is_sweep_id(args.run):
+        try:
+            view = await engine.current_sweep(args.run)
+            print(json.dumps(_sweep_json(view), indent=2) if args.json
+                  else run_text.sweep_summary(view))
+        finally:
+            await engine.close()
+        return 0
     run = await engine.current(args.run)
     if args.json:
         print(json.dumps(_record_json(run), indent=2))
@@ -166,6 +272,15 @@ async def cmd_logs(args: argparse.Namespace) -> int:
 
 async def cmd_cancel(args: argparse.Namespace) -> int:
     engine = _engine(args)
+    if engine.is_sweep_id(args.run):
+        try:
+            view = await engine.cancel_sweep(args.run)
+        finally:
+            await engine.close()
+        asked = sum(1 for c in view.children if c.cancel_requested)
+        print(f"cancel requested for {asked} children of sweep {view.id} "
+              f"({run_text.counts(view.counts)})", file=sys.stderr)
+        return 0
     run = await engine.cancel(args.run)
     print(f"cancel requested for run {run.id} ({run.state.value})", file=sys.stderr)
     await engine.close()
@@ -227,10 +342,28 @@ async def cmd_unarchive(args: argparse.Namespace) -> int:
 
 
 async def cmd_rerun(args: argparse.Namespace) -> int:
+    from .engine.service import Engine
+
+    if Engine.is_sweep_id(args.run):
+        return await _rerun_sweep(args)
     engine = _engine(args)
     req = cli_args.rerun_request(args)
     run = await engine.rerun(args.run, req)
     return await _report(engine, run, args)
+
+
+async def _rerun_sweep(args: argparse.Namespace) -> int:
+    req = cli_args.sweep_rerun_request(args)
+    engine = _engine(args)
+    try:
+        before = {c.id for c in (await engine.get_sweep(args.run)).children}
+        view = await engine.rerun_sweep(args.run, req)
+        if not args.json:
+            new = sum(1 for c in view.children if c.id not in before)
+            print(f"re-running {new} children of sweep {view.id}", file=sys.stderr)
+        return await _report_sweep(engine, view, args)
+    finally:
+        await engine.close()
 
 
 async def cmd_artifacts(args: argparse.Namespace) -> int:
@@ -274,16 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE")
     p.set_defaults(func=cmd_validate)
 
-    command("runs", "list runs, newest first", cmd_runs, cli_args.add_runs_arguments)
-    command("show", "show one run", cmd_show).add_argument("--json", action="store_true")
+    command("sweep", "submit a sweep: runs of one entry point over many parameter values",
+            cmd_sweep, cli_args.add_sweep_arguments)
+    command("runs", "list runs (a sweep as one line), newest first", cmd_runs,
+            cli_args.add_runs_arguments)
+    command("show", "show one run, or a sweep and its children",
+            cmd_show).add_argument("--json", action="store_true")
     command("logs", "print a run's stdout (or stderr)", cmd_logs, cli_args.add_logs_arguments)
-    command("cancel", "cancel a run", cmd_cancel)
+    command("cancel", "cancel a run, or every active child of a sweep", cmd_cancel)
     command("delete", "delete an ended run: its record and run directory "
             "(a remote run directory is kept), with --mlflow its MLflow run", cmd_delete,
             cli_args.add_delete_arguments)
     command("archive", "hide an ended run from listings (runs --archived shows it)", cmd_archive)
     command("unarchive", "show an archived run in listings again", cmd_unarchive)
-    command("rerun", "run again, optionally with other parameters/resources", cmd_rerun,
+    command("rerun", "run again, optionally with other parameters/resources (a sweep: "
+            "its failed children with --failed)", cmd_rerun,
             cli_args.add_rerun_arguments)
 
     p = sub.add_parser("artifacts", help="list or download a run's MLflow artifacts")
@@ -298,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return asyncio.run(args.func(args))
+        code: int = asyncio.run(args.func(args))
+        return code
     except HpcmlError as exc:
         print(f"hpcml: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, UserInputError) else 1

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .core.errors import Problem, UserInputError
 
 if TYPE_CHECKING:
-    from .engine.requests import RerunRequest, SubmitRequest
+    from .engine.requests import RerunRequest, SubmitRequest, SweepRequest, SweepRerunRequest
 
 RUN_STATES = ("SUBMITTING", "QUEUED", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "TIMEOUT",
               "UNKNOWN")
@@ -65,7 +65,7 @@ def states(items: Sequence[str] | None) -> list[str] | None:
 
 
 def add_submit_arguments(p: argparse.ArgumentParser, *, json: bool = True,
-                         entry_point: bool = True) -> None:
+                         entry_point: bool = True, param_help: str | None = None) -> None:
     """``[PROJECT] -e -c --experiment-name`` and the run options of :func:`add_run_options`."""
     p.add_argument("project", nargs="?", default=".",
                    help="project folder, or a folder below it (default: the current folder)")
@@ -73,13 +73,14 @@ def add_submit_arguments(p: argparse.ArgumentParser, *, json: bool = True,
         p.add_argument("-e", "--entry-point", default="main")
     p.add_argument("-c", "--backend-config", help="backend config file (default: local backend)")
     p.add_argument("--experiment-name")
-    add_run_options(p, json=json)
+    add_run_options(p, json=json, param_help=param_help)
 
 
-def add_run_options(p: argparse.ArgumentParser, *, json: bool = True) -> None:
+def add_run_options(p: argparse.ArgumentParser, *, json: bool = True,
+                    param_help: str | None = None) -> None:
     """What a submission and a re-run share: -P, --set, --run-name, --wait (and --json)."""
     p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE",
-                   help="a parameter of the entry point (repeatable)")
+                   help=param_help or "a parameter of the entry point (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override the backend config for this run, e.g. Resources.Nodes=2")
     p.add_argument("--run-name")
@@ -88,9 +89,28 @@ def add_run_options(p: argparse.ArgumentParser, *, json: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print the run record as JSON")
 
 
+def add_sweep_arguments(p: argparse.ArgumentParser, *, json: bool = True) -> None:
+    """``hpcml sweep``: the submit options, -P taking sweep values (override grammar), and
+    how the points are made (grid by default, --random, --from) and run (--max-parallel)."""
+    add_submit_arguments(p, json=json, param_help=(
+        "a parameter's values: 0.1,0.01 | range(0,5) | choice(a,b) | interval(1e-4,1e-1) | "
+        "tag(log,interval(1e-4,1e-1)) | a fixed value; quote 'a,b' for one value "
+        "(repeatable)"))
+    p.add_argument("--random", type=int, metavar="N",
+                   help="draw N random points instead of the grid")
+    p.add_argument("--seed", type=int, help="seed of the random draw (recorded)")
+    p.add_argument("--from", dest="rows_file", metavar="FILE",
+                   help="the points as rows of a .csv (header: parameter names) or .json file")
+    p.add_argument("--max-parallel", type=int, metavar="K",
+                   help="children running at once (default: no cap)")
+
+
 def add_rerun_arguments(p: argparse.ArgumentParser, *, json: bool = True) -> None:
-    p.add_argument("run", help="run id or a unique prefix of it")
+    p.add_argument("run", help="run id or a unique prefix of it (or a sweep id: s...)")
     p.add_argument("--fresh-code", action="store_true", help="snapshot the project again")
+    p.add_argument("--failed", action="store_true",
+                   help="for a sweep: re-run only its failed children "
+                   "(without it: every ended one)")
     add_run_options(p, json=json)
 
 
@@ -150,8 +170,43 @@ def submit_request(args: argparse.Namespace, cwd: Path | None = None) -> SubmitR
     )
 
 
+def sweep_request(args: argparse.Namespace, cwd: Path | None = None) -> SweepRequest:
+    """The SweepRequest for parsed :func:`add_sweep_arguments` options; the rows of
+    ``--from`` are read here (the file is on this machine, relative to ``cwd``)."""
+    from .engine.requests import SweepRequest
+
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    single = submit_request(args, base)
+    rows = None
+    if args.rows_file:
+        from .engine.sweep_spec import load_rows
+
+        # A JSON null means "the parameter's default": the same as leaving it out.
+        rows = [{k: v for k, v in row.items() if v is not None}
+                for row in load_rows(base / Path(args.rows_file).expanduser())]
+    return SweepRequest(
+        **single.model_dump(), random=args.random, seed=args.seed, rows=rows,
+        rows_source=args.rows_file, max_parallel=args.max_parallel)
+
+
+def sweep_rerun_request(args: argparse.Namespace) -> SweepRerunRequest:
+    """``rerun SWEEP`` options; those that only a run takes are refused (nothing is done)."""
+    from .engine.requests import SweepRerunRequest
+
+    for flag, given in (("--fresh-code", args.fresh_code), ("--run-name", args.run_name)):
+        if given:
+            raise UserInputError(Problem(
+                "only a run takes it: a sweep's children re-run with the sweep's snapshot "
+                "and names", key=flag))
+    return SweepRerunRequest(failed=args.failed, parameters=key_values(args.param, "-P"),
+                             overrides=sets(args.set))
+
+
 def rerun_request(args: argparse.Namespace) -> RerunRequest:
     from .engine.requests import RerunRequest
 
+    if getattr(args, "failed", False):
+        raise UserInputError(Problem(f"only a sweep takes it (an id starting with 's'), "
+                                     f"not run {args.run!r}", key="--failed"))
     return RerunRequest(parameters=key_values(args.param, "-P"), overrides=sets(args.set),
                         fresh_code=args.fresh_code, run_name=args.run_name)
