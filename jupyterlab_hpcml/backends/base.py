@@ -280,10 +280,11 @@ class Backend(abc.ABC, Generic[C]):
         If the outcome is unknown (the connection dropped after the request went out),
         raise BackendUnavailable: the run becomes UNKNOWN and ``find_submitted`` decides."""
 
-    async def submit_array(self, prepared: PreparedJob[C],
-                           tasks: Sequence[ArrayTask]) -> list[Submission]:
+    async def submit_array(self, prepared: PreparedJob[C], tasks: Sequence[ArrayTask], *,
+                           max_parallel: int | None = None) -> list[Submission]:
         """Start ``tasks`` as ONE job in the run directory ``prepared`` (``Features.job_arrays``):
-        one ``Submission`` per task, in order, its job id "<array id>_<index>"."""
+        one ``Submission`` per task, in order, its job id "<array id>_<index>".
+        ``max_parallel``: at most this many tasks run at once (None: no limit)."""
         raise Unsupported(f"the {self.kind} backend cannot submit array jobs")
 
     @abc.abstractmethod

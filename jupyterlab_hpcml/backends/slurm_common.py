@@ -89,6 +89,30 @@ def array_task(job_id: str) -> tuple[str, int | None]:
     return (base, int(task)) if sep and task.isdigit() else (job_id, None)
 
 
+_PENDING_ELEMENTS = re.compile(r"([0-9]+)_\[([0-9,\-:]+)(?:%[0-9]+)?\]")
+
+
+def array_elements(job_id: str, limit: int = 100_000) -> list[str]:
+    """squeue's line for an array's elements that have not started yet, ``"123_[2-5%2]"``
+    or ``"123_[1,3-4]"``, as element ids ["123_2", "123_3", ...]; any other id as itself.
+    (``squeue -r`` lists them one by one; this is for the compact form.)"""
+    m = _PENDING_ELEMENTS.fullmatch(job_id)
+    if not m:
+        return [job_id]
+    out: list[str] = []
+    for part in m.group(2).split(","):
+        bounds, _, step = part.partition(":")
+        lo, _, hi = bounds.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()) or (step and not step.isdigit()):
+            return [job_id]
+        first, last = int(lo), int(hi or lo)
+        for i in range(first, last + 1, max(1, int(step or 1))):
+            out.append(f"{m.group(1)}_{i}")
+            if len(out) >= limit:
+                return out
+    return out
+
+
 # Live states first: while one element runs, so does the array.
 _ARRAY_LIVE = ("RUNNING", "COMPLETING", "CONFIGURING", "PENDING", "REQUEUED", "SUSPENDED")
 # Then the worst end: one cancelled or failed element decides for the array.
@@ -122,6 +146,8 @@ class SlurmJob:
     reason: str | None = None  # squeue's %r / FirecREST's stateReason
     code: int | None = None  # the batch script's return code, if Slurm has it
     signal: int | None = None  # the signal that ended it (sacct "0:9" → 9)
+    restarts: int | None = None  # how often Slurm requeued it (squeue's RestartCnt)
+    requeueable: bool = False  # Slurm requeues it when preempted (squeue's Requeue: 1)
 
     @classmethod
     def from_sacct(cls, state: str, exit_field: str = "", reason: str | None = None) -> SlurmJob:
@@ -147,8 +173,14 @@ def job_status(job: SlurmJob | None, record: ExitRecord | None = None, *,
         return record_status(record, missing="the job is no longer known to Slurm and left "
                              "no exit code")
     state, message = map_state(job.state, job.reason)
+    restarts = job.restarts
+    if _word(job.state) == "PREEMPTED" and job.requeueable:
+        # Still in the queue and requeueable: Slurm puts it back (Resources.Requeue).
+        return JobStatus(RunState.QUEUED, None, "preempted: to be requeued", restarts)
     if not state.terminal:
-        return JobStatus(state, None, message)
+        if restarts and state == RunState.QUEUED:
+            message = f"requeued (restart {restarts})"
+        return JobStatus(state, None, message, restarts)
     slurm_code = exit_code(job.code, job.signal)
     if record is not None and record.readable:
         code: int | None = record.exit_code
@@ -157,11 +189,12 @@ def job_status(job: SlurmJob | None, record: ExitRecord | None = None, *,
     else:
         code = slurm_code
     if state == RunState.FINISHED and code:
-        return JobStatus(RunState.FAILED, code, exit_message(code))
+        return JobStatus(RunState.FAILED, code, exit_message(code), restarts)
     if state == RunState.FAILED:
         detail = exit_message(code) if code is not None else None
-        return JobStatus(state, code, "; ".join(filter(None, [message, detail])) or "Slurm: FAILED")
-    return JobStatus(state, code, message)
+        return JobStatus(state, code, "; ".join(filter(None, [message, detail])) or "Slurm: FAILED",
+                         restarts)
+    return JobStatus(state, code, message, restarts)
 
 
 def index_jobs(listed: Iterable[tuple[str, SlurmJob]]) -> dict[str, SlurmJob]:

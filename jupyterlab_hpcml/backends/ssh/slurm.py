@@ -45,21 +45,24 @@ from ...core import yamlio
 from ...core.config_models import SSHConfig
 from ...core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ...core.files import META_DIR, OFFLINE_MLRUNS, Chunk, FileInfo, run_relpath
-from ...core.job import JobContext, JobRef, PreparedJob, Submission
+from ...core.job import ArrayTask, JobContext, JobRef, PreparedJob, Submission
 from ...core.snapshots import ProgressCallback, Snapshot
 from ...core.states import JobStatus, RunState
 from ..base import Backend, Features, JobSpec
 from ..batchscript import (
     HONOURED_RESOURCES,
+    REQUEUE_RESOURCES,
     SCRIPT_NAME,
     render_batch_script,
     secrets_file_content,
     split_env,
+    task_files,
 )
 from ..exitrecord import EXIT_FILE, exit_file, parse_exit_record
 from ..slurm_common import (
     JOB_ID,
     SlurmJob,
+    array_elements,
     array_task,
     cancel_moot,
     index_jobs,
@@ -72,12 +75,14 @@ from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 log = logging.getLogger(__name__)
 
 JOB_ID_FILE = f"{META_DIR}/job_id"
+ARRAYS_FILE = f"{META_DIR}/array_ids"  # a sweep's job arrays' ids, one a line, in order
 POST_LOGIN_SCRIPT = f"{META_DIR}/post_login.sh"
 LOGIN_LOG = f"{META_DIR}/login.log"
 CODE_FILE = f"{META_DIR}/code.json"
 # Exit statuses of the submit command (besides TREE_MISSING): nothing was submitted.
 _SBATCH_FAILED, _PRE_FAILED, _SETUP_FAILED = 96, 98, 99
-SQUEUE_FORMAT = "%i|%A|%T|%r"  # job id (123 or 123_4) | unique id | state | reason
+# job id (123 or 123_4) | unique id | state | restarts | requeue on preemption | reason
+SQUEUE_FORMAT = "JobArrayID:|,JobID:|,State:|,RestartCnt:|,Requeue:|,Reason:"
 SACCT_FIELDS = "JobIDRaw,JobID,State,ExitCode"
 _SACCT_OFF = ("accounting storage is disabled", "slurmdbd", "connection refused",
               "unable to contact")
@@ -115,6 +120,9 @@ class SlurmBackend(Backend[SSHConfig]):
     # How long an interrupted submission on another login node (not checkable from here)
     # may still submit its job: until then the run stays UNKNOWN.
     orphan_submit_patience = 600.0
+    # The site's MaxArraySize: asked of the cluster at the first array submission (set it
+    # to impose a smaller one).
+    max_array_size: int | None = None
 
     def __init__(self, config: SSHConfig | Mapping[str, Any] | None, data_dir: Path):
         super().__init__(config, data_dir)
@@ -136,7 +144,9 @@ class SlurmBackend(Backend[SSHConfig]):
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
                         upload_progress=True, offline_tracking=True,
-                        resources=list(HONOURED_RESOURCES))
+                        resources=[*HONOURED_RESOURCES, *REQUEUE_RESOURCES],
+                        job_arrays=True, max_array_size=self.max_array_size or 1001,
+                        requeue=True)
 
     # ------------------------------------------------------------ layout
 
@@ -237,25 +247,102 @@ class SlurmBackend(Backend[SSHConfig]):
         """One command: materialise the run directory from the cached tree, unpack the
         per-run files (script, offline store, code.json, secrets) from a tar on stdin, run
         the login-node pre-commands, ``sbatch --parsable``, record the job id."""
+        prep = self._prepared(prepared)
+        ctx, run_dir = prep.ctx, prep.run_dir
+        base = await self._base_dir()
+        secrets_path = self._secrets_path(base, ctx)
+        script = render_batch_script(JobSpec.from_context(ctx), run_dir, secrets_file=secrets_path,
+                                     apptainer_image=self._image(prep),
+                                     extra_sbatch=[f"--comment=hpcml:{ctx.run_id}"],
+                                     requeue=ctx.requeue)
+        ids = await self._submit_files(prep, base, {SCRIPT_NAME: script.encode()}, [SCRIPT_NAME])
+        self._interval, self._next_poll = 0.0, 0.0
+        return Submission(ids[0], JobStatus(RunState.QUEUED))
+
+    async def submit_array(self, prepared: PreparedJob[SSHConfig], tasks: Sequence[ArrayTask],
+                           *, max_parallel: int | None = None) -> list[Submission]:
+        """``tasks`` as ONE Slurm job array in the shared run directory ``prepared``: the task
+        files (:func:`~..batchscript.task_files`) next to the code, ``sbatch --array=…%K``
+        (K = ``max_parallel``). More tasks than the site's ``MaxArraySize`` allows become
+        several arrays, each after the one before (``--dependency=afterany:<id>``), so that
+        still at most K run at once. All in the same one remote command as ``submit``; a
+        refused later array cancels the ones before it (nothing is left half-submitted).
+        One ``Submission`` per task, in order, job id "<array id>_<index in its array>"."""
+        if not tasks:
+            return []
+        prep = self._prepared(prepared)
+        ctx, run_dir = prep.ctx, prep.run_dir
+        if max_parallel is not None and (isinstance(max_parallel, bool) or max_parallel < 1):
+            raise UserInputError(Problem(f"max parallel must be at least 1, got {max_parallel!r}"))
+        base = await self._base_dir()
+        limit = await self._site_max_array_size()
+        chunks = array_chunks([t.index for t in tasks], limit)
+        if len(chunks) > 1:
+            log.info("sweep %s: %d tasks in %d job arrays (MaxArraySize %d on %s)", ctx.run_id,
+                     len(tasks), len(chunks), limit, self.conn.label)
+        secrets_path = self._secrets_path(base, ctx)
+        files: dict[str, bytes] = dict(task_files(tasks))
+        scripts: list[str] = []
+        for k, (offset, locals_) in enumerate(chunks):
+            spec = _array_spec_of(locals_)
+            if max_parallel and max_parallel < len(locals_):
+                spec += f"%{max_parallel}"
+            name = SCRIPT_NAME if k == 0 else f"{META_DIR}/job.{k}.sbatch"
+            files[name] = render_batch_script(
+                JobSpec.from_context(ctx), run_dir, secrets_file=secrets_path,
+                apptainer_image=self._image(prep), array=spec, array_offset=offset,
+                extra_sbatch=[f"--comment=hpcml:{ctx.run_id}"], requeue=ctx.requeue).encode()
+            scripts.append(name)
+        ids = await self._submit_files(prep, base, files, scripts)
+        where: dict[int, str] = {}
+        for (offset, locals_), array_id in zip(chunks, ids, strict=True):
+            for local in locals_:
+                where[offset + local] = f"{array_id}_{local}"
+        self._interval, self._next_poll = 0.0, 0.0
+        return [Submission(where[t.index], JobStatus(RunState.QUEUED)) for t in tasks]
+
+    async def _site_max_array_size(self) -> int:
+        """The cluster's ``MaxArraySize`` (``scontrol show config``), asked once per
+        connection; ``max_array_size`` set on the instance wins (a site's policy, tests)."""
+        if self.max_array_size:
+            return self.max_array_size
+        res = await self.conn.run("scontrol show config | sed -n 's/^MaxArraySize *= *//p'",
+                                  name="scontrol")
+        text = res.out.strip()
+        self.max_array_size = int(text) if text.isdigit() and int(text) > 0 else 1001
+        return self.max_array_size
+
+    def _prepared(self, prepared: PreparedJob[SSHConfig]) -> SlurmPrepared:
         if not isinstance(prepared, SlurmPrepared):
             raise SubmitError("prepare() must run before submit()")
-        prep, ctx, run_dir = prepared, prepared.ctx, prepared.run_dir
-        base = await self._base_dir()
+        return prepared
 
-        public, secret = split_env(ctx.env)
-        secrets_path = f"{base}/.secrets/{ctx.run_id}.env" if secret else None
+    @staticmethod
+    def _secrets_path(base: str, ctx: JobContext[SSHConfig]) -> str | None:
+        _, secret = split_env(ctx.env)
+        return f"{base}/.secrets/{ctx.run_id}.env" if secret else None
+
+    @staticmethod
+    def _image(prep: SlurmPrepared) -> str | None:
         image = prep.image
-        app = ctx.environment.apptainer
+        app = prep.ctx.environment.apptainer
         if app is not None and image is None:
             image = app.path if app.type == "remote" or app.path.startswith("/") \
                 else f"{META_DIR}/apptainer/{PurePosixPath(app.path).name}"
-        script = render_batch_script(JobSpec.from_context(ctx), run_dir, secrets_file=secrets_path,
-                                     apptainer_image=image,
-                                     extra_sbatch=[f"--comment=hpcml:{ctx.run_id}"])
+        return image
+
+    async def _submit_files(self, prep: SlurmPrepared, base: str, run_files: dict[str, bytes],
+                            scripts: list[str]) -> list[str]:
+        """The one submit command with ``run_files`` (scripts, task files) added to the
+        per-run files; ``sbatch`` for each of ``scripts`` in order (each after the one
+        before when there are several). Returns their job ids."""
+        ctx, run_dir = prep.ctx, prep.run_dir
+        _, secret = split_env(ctx.env)
+        secrets_path = self._secrets_path(base, ctx)
         pre = list(ctx.environment.pre_run_login)
         post = list(ctx.environment.post_run_login)
         files: dict[str, bytes | None] = dict(prep.extras)
-        files[SCRIPT_NAME] = script.encode()
+        files.update(run_files)
         files[CODE_FILE] = json.dumps({
             "snapshot_id": prep.snapshot.id, "files": len(prep.snapshot.files),
             "bytes": prep.snapshot.total_bytes,
@@ -272,12 +359,12 @@ class SlurmBackend(Backend[SSHConfig]):
                                            secrets_file_content(secret) if secret else None)
 
         res: Any = None
-        job_id: str | None = None
+        job_ids: list[str] | None = None
         for attempt in range(2):
             materialise = self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir,
                                                             prep.link_hashes)
             command = _submit_command(materialise, run_dir, secrets_path, pre, inline,
-                                      self._submit_marker(base, ctx.run_id))
+                                      self._submit_marker(base, ctx.run_id), scripts)
             try:
                 res = await self.conn.run(command, input=payload, retry=False, name="sbatch")
             except CommandTooLong as exc:
@@ -288,9 +375,12 @@ class SlurmBackend(Backend[SSHConfig]):
                 continue
             except BackendUnavailable:
                 # The connection dropped during the command: did the job reach Slurm?
-                job_id = await self.find_submitted(ctx.replace(run_dir=run_dir))
-                if job_id is None:
+                if len(scripts) > 1:
+                    raise  # several arrays: find_submitted cannot tell them all
+                found = await self.find_submitted(ctx.replace(run_dir=run_dir))
+                if found is None:
                     raise
+                job_ids = [found]
                 break
             if res.exit_status == TREE_MISSING and attempt == 0:
                 # The cluster's cache lost the tree (pruned or cleaned): nothing was done yet.
@@ -301,12 +391,11 @@ class SlurmBackend(Backend[SSHConfig]):
                     prep.snapshot, prep.cache, prep.links, prep.link_hashes, force=True)
                 continue
             break
-        if job_id is None:
-            job_id = _submitted_id(res.out)
-            if job_id is None:
+        if job_ids is None:
+            job_ids = _submitted_ids(res.out)
+            if len(job_ids) != len(scripts):
                 raise _submit_failure(res, pre, self.conn.label)
-        self._interval, self._next_poll = 0.0, 0.0
-        return Submission(job_id, JobStatus(RunState.QUEUED))
+        return job_ids
 
     @staticmethod
     def _submit_marker(base: str, run_id: str) -> str | None:
@@ -377,20 +466,24 @@ class SlurmBackend(Backend[SSHConfig]):
         return statuses
 
     async def _poll_now(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        res = await self.conn.run(f"squeue --me -t all -h -r -o {shlex.quote(SQUEUE_FORMAT)}",
+        res = await self.conn.run(f"squeue --me -t all -h -r -O {shlex.quote(SQUEUE_FORMAT)}",
                                   name="squeue")
         if res.exit_status != 0:
             raise BackendUnavailable(
                 f"squeue failed on {self.conn.label}: {res.err or res.out}".strip())
         listed: list[tuple[str, SlurmJob]] = []
         for line in res.out.splitlines():
-            parts = line.strip().split("|")
-            if len(parts) < 4:
+            parts = line.strip().split("|", 5)
+            if len(parts) < 6:
                 continue
-            jid, raw, state, reason = parts[0], parts[1], parts[2], parts[3]
-            listed.append((jid, SlurmJob(state, reason)))
+            jid, raw, state, restarts, requeue, reason = (x.strip() for x in parts)
+            job = SlurmJob(state, reason, restarts=int(restarts) if restarts.isdigit() else None,
+                           requeueable=requeue == "1")
+            # An array's elements that have not started may be one line ("123_[2-5%2]").
+            for element in array_elements(jid):
+                listed.append((element, job))
             if array_task(jid)[1] is None:  # an element's raw id may be the array's own
-                listed.append((raw, SlurmJob(state, reason)))
+                listed.append((raw, job))
         by_id = index_jobs(listed)
 
         out: dict[str, JobStatus] = {}
@@ -403,11 +496,12 @@ class SlurmBackend(Backend[SSHConfig]):
             else:
                 detail[ref.job_id] = found
         if detail:
-            await self._details([r for r in jobs if r.job_id in detail], detail, out)
+            arrays = {array_task(j)[0] for j, _ in listed if array_task(j)[1] is not None}
+            await self._details([r for r in jobs if r.job_id in detail], detail, out, arrays)
         return out
 
     async def _details(self, refs: list[JobRef], squeued: dict[str, SlurmJob | None],
-                       out: dict[str, JobStatus]) -> None:
+                       out: dict[str, JobStatus], arrays: set[str] | None = None) -> None:
         """sacct for the ended jobs + their exit-code files (+ post-login commands): one
         command per chunk of ``DETAILS_CHUNK`` jobs, the run directories on stdin. Then
         :func:`~..slurm_common.job_status` decides, as for every Slurm backend."""
@@ -437,8 +531,17 @@ class SlurmBackend(Backend[SSHConfig]):
             if slurm is None:
                 slurm = acct
             elif acct is not None:  # squeue's state and reason, sacct's exit code
-                slurm = SlurmJob(slurm.state, slurm.reason, acct.code, acct.signal)
+                slurm = SlurmJob(slurm.state, slurm.reason, acct.code, acct.signal,
+                                 slurm.restarts, slurm.requeueable)
             record = parse_exit_record(exits.get(ref.job_id))
+            base, element = array_task(ref.job_id)
+            if slurm is None and record is None and asked and element is not None and (
+                    base in (arrays or ()) or any(array_task(k)[0] == base for k in sacct)):
+                # Slurm knows the array but keeps no record of this element: it was
+                # cancelled before it started (a pending element leaves no trace).
+                out[ref.job_id] = JobStatus(RunState.CANCELLED, None,
+                                            "cancelled before it started")
+                continue
             # Accounting that answered without the job: Slurm has no record of it at all.
             out[ref.job_id] = job_status(slurm, record,
                                          forgotten=RunState.FAILED if asked else RunState.UNKNOWN)
@@ -453,7 +556,7 @@ class SlurmBackend(Backend[SSHConfig]):
         ids = ",".join(r.job_id for r in refs)
         command = (f"use_sacct={1 if use_sacct else 0}; ids={shlex.quote(ids)}\n{_DETAILS_SCRIPT}")
         listing = "".join(
-            f"{r.job_id}\t{r.run_dir}\t{exit_file(array_task(r.job_id)[1])}\n" for r in refs
+            f"{r.job_id}\t{r.run_dir}\t{_exit_file_of(r)}\n" for r in refs
             if r.run_dir and not any(c in r.run_dir for c in "\t\n"))
         try:
             res = await self.conn.run(command, input=listing.encode(),
@@ -479,7 +582,8 @@ class SlurmBackend(Backend[SSHConfig]):
                 f = line.split("|")
                 if len(f) >= 4:
                     sacct.setdefault(f[0], SlurmJob.from_sacct(f[2], f[3]))
-                    sacct.setdefault(f[1], SlurmJob.from_sacct(f[2], f[3]))
+                    for element in array_elements(f[1]):  # "123_[4-5]": never started
+                        sacct.setdefault(element, SlurmJob.from_sacct(f[2], f[3]))
             else:
                 sacct_text.append(line)
         return sacct_rc, sacct_text
@@ -722,6 +826,12 @@ DETAILS_CHUNK = 2000  # jobs per details command
 DETAILS_IDS_BYTES = 24 * 1024  # their ids in the command line
 
 
+def _exit_file_of(ref: JobRef) -> str:
+    """A job's exit-code file: a sweep task's by its task (global) index, else an array
+    element's by its index in the array."""
+    return exit_file(ref.task if ref.task is not None else array_task(ref.job_id)[1])
+
+
 def _chunks(refs: list[JobRef]) -> list[list[JobRef]]:
     """``refs`` in batches whose id list stays far below a command line's limit."""
     out: list[list[JobRef]] = [[]]
@@ -772,7 +882,8 @@ def _inline_files(run_dir: str, files: dict[str, bytes | None]) -> str | None:
 
 
 def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pre: list[str],
-                    inline: str | None = None, marker: str | None = None) -> str:
+                    inline: str | None = None, marker: str | None = None,
+                    scripts: Sequence[str] = (SCRIPT_NAME,)) -> str:
     """The POSIX shell command of ``submit``: its stdin is the tar of :func:`_tar`, or
     ``inline`` (from :func:`_inline_files`) writes the per-run files instead.
 
@@ -780,7 +891,12 @@ def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pr
     connection dropped goes on running on the login node (sshd does not stop it) and may
     still submit the job: ``find_submitted`` is unsure, not "not submitted", while it lives.
 
-    Exit statuses: 0 with ``__HPCML_JOB <id>`` on stdout; ``TREE_MISSING`` (before anything
+    ``scripts``: the batch scripts to submit, in order; each after the one before
+    (``--dependency=afterany:<its id>``: a sweep's arrays, so that their ``%K`` holds across
+    them). A refused later one cancels those before it.
+
+    Exit statuses: 0 with ``__HPCML_JOB <id>`` on stdout (one line per script);
+    ``TREE_MISSING`` (before anything
     was written); 96 sbatch refused (its message on stderr); 98 a login-node pre-command
     failed (``__HPCML_PRE <index> <rc>`` and the log's tail on stdout); 99 setup failed.
     The secrets file is removed on every failure after it was written."""
@@ -805,22 +921,67 @@ def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pr
             f"{{ bash -c {q(cmd)} </dev/null; }} >> {LOGIN_LOG} 2>&1 || "
             f"{{ rc=$?; echo \"__HPCML_PRE {i} $rc\"; tail -c 2000 {LOGIN_LOG}; "
             f"fail {_PRE_FAILED}; }}")
-    lines += [
-        f"out=$(sbatch --parsable {q(SCRIPT_NAME)} </dev/null) || fail {_SBATCH_FAILED}",
-        # The answer first: a failing job_id write must not hide a submitted job
-        # (find_submitted also finds it by its --comment).
-        "printf '__HPCML_JOB %s\\n' \"$out\"",
-        f"printf '%s\\n' \"$out\" > {JOB_ID_FILE}",
-        "exit 0",
-    ]
+    if len(scripts) == 1:
+        lines += [
+            f"out=$(sbatch --parsable {q(scripts[0])} </dev/null) || fail {_SBATCH_FAILED}",
+            # The answer first: a failing job_id write must not hide a submitted job
+            # (find_submitted also finds it by its --comment).
+            "printf '__HPCML_JOB %s\\n' \"$out\"",
+            f"printf '%s\\n' \"$out\" > {JOB_ID_FILE}",
+            "exit 0",
+        ]
+        return "\n".join(lines)
+    lines.append("ids=; prev=; first=")
+    for script in scripts:
+        after = '${prev:+--dependency=afterany:$prev}'
+        lines += [
+            f"out=$(sbatch --parsable {after} {q(script)} </dev/null) || "
+            f"{{ [ -z \"$ids\" ] || scancel $ids; fail {_SBATCH_FAILED}; }}",
+            "prev=${out%%;*}; ids=\"$ids $prev\"; first=${first:-$prev}",
+            "printf '__HPCML_JOB %s\\n' \"$prev\"",
+        ]
+    lines += [f"printf '%s\\n' $ids > {ARRAYS_FILE}",
+              f"printf '%s\\n' \"$first\" > {JOB_ID_FILE}", "exit 0"]
     return "\n".join(lines)
 
 
-def _submitted_id(out: str) -> str | None:
+def _submitted_ids(out: str) -> list[str]:
+    ids = []
     for line in out.splitlines():
         if line.startswith("__HPCML_JOB "):
-            return line.split(None, 1)[1].split(";")[0].strip() or None
-    return None
+            job_id = line.split(None, 1)[1].split(";")[0].strip() if " " in line.strip() else ""
+            if job_id:
+                ids.append(job_id)
+    return ids
+
+
+def array_chunks(indexes: Sequence[int], max_array_size: int) -> list[tuple[int, list[int]]]:
+    """A sweep's task indexes as job arrays a site accepts: [(offset, [index in the array,
+    ...])], each array's indexes below ``max_array_size`` (Slurm's MaxArraySize bounds the
+    index, not the count); task = offset + index."""
+    limit = max(1, int(max_array_size))
+    out: list[tuple[int, list[int]]] = []
+    for i in sorted(set(indexes)):
+        if not out or i - out[-1][0] >= limit:
+            out.append((i, []))
+        out[-1][1].append(i - out[-1][0])
+    return out
+
+
+def _array_spec_of(indexes: Sequence[int]) -> str:
+    """[0, 1, 2, 5] → "0-2,5" (sbatch's --array)."""
+    parts: list[str] = []
+    run: list[int] = []
+    for i in sorted(indexes):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [i]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(parts)
 
 
 def _submit_failure(res: Any, pre: list[str], label: str) -> Exception:
