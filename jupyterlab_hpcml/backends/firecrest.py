@@ -51,6 +51,7 @@ import io
 import logging
 import os
 import posixpath
+import shlex
 import tarfile
 import tempfile
 import time
@@ -65,9 +66,10 @@ import httpx
 from ..core.config_models import FirecrestConfig
 from ..core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
-from ..core.job import JobContext, JobRef, PreparedJob, Submission
+from ..core.job import ArrayTask, JobContext, JobRef, PreparedJob, Submission
 from ..core.snapshots import ProgressCallback, Snapshot
 from ..core.states import JobStatus, RunState
+from .array_chunks import array_chunks
 from .base import Backend, Features, JobSpec
 from .cas_upload import MANIFEST, UploadPlan, copy_from_store_command, manifest0, plan_upload
 from .credentials import (
@@ -79,7 +81,7 @@ from .credentials import (
     TokenEndpointUnavailable,
     firecrest_credentials,
 )
-from .exitrecord import EXIT_FILE, parse_exit_record, signal_number
+from .exitrecord import exit_file, parse_exit_record, signal_number
 from .remote_calls import (
     Attempts,
     RateGate,
@@ -95,9 +97,11 @@ from .remote_calls import (
 )
 from .slurm_common import (
     SlurmJob,
+    array_task,
     cancel_moot,
     index_jobs,
     job_status,
+    map_state,
     sbatch_message,
     slurm_transient,
 )
@@ -113,6 +117,11 @@ TAIL_LIMIT = 1 << 20  # read with `tail -c +N` when at most this much is left to
 VIEW_BLOCK = 1 << 20  # `view` = dd of two blocks: 2 MiB, under the server's 5 MiB output limit
 DOWNLOAD_LIMIT = 3 << 20  # `ops/download` is base64 through the same 5 MiB limit
 SECRETS_DIR = ".secrets"  # in <base>, mode 0700: the jobs' secrets files (0600)
+# An array task's notes in the shared run directory (batchscript.TASKS_DIR): the Slurm job
+# id it runs as (written when it starts), and a request to stop before it starts.
+TASK_JOB_ID = f"{META_DIR}/tasks/{{task}}.jobid"
+TASK_CANCELLED = f"{META_DIR}/tasks/{{task}}.cancelled"
+PLACED = f"{META_DIR}/placed"  # the array's code is in place (the first task put it there)
 
 
 class Forbidden(RemoteError):
@@ -193,6 +202,10 @@ class FirecrestBackend(Backend[FirecrestConfig]):
     max_fallback_reads = 20  # per poll: look-ups of jobs no longer in the job list
     max_walk_entries = 100_000  # listing directory by directory stops here
     list_parallel = 8  # list_files_many: listings in flight at once
+    # Slurm's MaxArraySize (slurm.conf; default 1001: indexes 0..1000). FirecREST cannot read
+    # slurm.conf, so a sweep is split into arrays of at most this many tasks; a site with a
+    # smaller limit refuses the submission ("Invalid job array specification").
+    max_array_size = 1001
 
     def __init__(self, config: FirecrestConfig | Mapping[str, Any] | None, data_dir: Path):
         super().__init__(config, data_dir)
@@ -220,7 +233,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
 
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
                         upload_progress=True, resources=list(HONOURED_RESOURCES),
-                        unsupported_name_chars="'")  # see _shell_safe
+                        unsupported_name_chars="'",  # see _shell_safe
+                        job_arrays=True, max_array_size=self.max_array_size)
 
     def config_notes(self, config: FirecrestConfig) -> list[str]:
         given = config.environment.given()
@@ -423,14 +437,18 @@ class FirecrestBackend(Backend[FirecrestConfig]):
 
     # ------------------------------------------------------------ submit
 
-    def _script_job(self, run_dir: str, job: JobSpec, api_fields: set[str]) -> JobSpec:
+    def _script_job(self, run_dir: str, job: JobSpec, api_fields: set[str], *,
+                    array: bool = False, name_id: str | None = None) -> JobSpec:
         """The JobSpec the shared renderer sees: the materialisation step first, login-node
-        commands inside the job, the job name ending in the run id (``find_submitted``)."""
+        commands inside the job, the job name ending in the run id (``find_submitted``;
+        ``name_id``: an array chunk's own). An array task notes its Slurm job id first
+        (:func:`_task_note_command`), then places the shared code once."""
         from .batchscript import job_name
 
         env = dict(job.environment or {})
         objects = f"{posixpath.dirname(run_dir.rstrip('/'))}/{OBJECTS}" if run_dir else OBJECTS
-        pre = [copy_from_store_command(objects)]
+        pre = [_task_note_command(), _place_once_command(objects)] if array \
+            else [copy_from_store_command(objects)]
         pre += list(env.get("PreRunCommandOnLoginNode") or [])
         pre += list(env.get("PreRunCommandOnComputeNode") or [])
         post = list(env.get("PostRunCommandOnComputeNode") or [])
@@ -439,7 +457,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         env.pop("PreRunCommandOnLoginNode", None)
         env.pop("PostRunCommandOnLoginNode", None)
         resources = {k: v for k, v in (job.resources or {}).items() if k not in api_fields}
-        suffix = f"-{_safe_id(job.run_id)}"  # kept whole: Slurm job names are cut at 100 characters
+        suffix = f"-{_safe_id(name_id or job.run_id)}"  # kept whole: names are cut at 100
         name = job_name(job.job_name)[: 100 - len(suffix)] + suffix
         return replace(job, environment=env, resources=resources, job_name=name)
 
@@ -509,17 +527,12 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         _, secret = split_env(spec.env)
         secrets_path = await self._upload_secrets(run_id, secret) if secret else None
         script = render_batch_script(spec, run_dir, secrets_file=secrets_path)
-        res = job.resources or {}
-        kwargs = {
-            "account": res.get("Account") if "Account" in api_fields else None,
-            "partition": res.get("Queue") if "Queue" in api_fields else None,
-            "reservation": res.get("Reservation") if "Reservation" in api_fields else None,
-        }
+        kwargs = _submit_fields(job, api_fields)
+
         async def send() -> str:
             try:
                 result = await self._call("submitting the job", c.submit, self.machine, run_dir,
-                                          script_str=script, idempotent=False,
-                                          **{k: v for k, v in kwargs.items() if v is not None})
+                                          script_str=script, idempotent=False, **kwargs)
             except CommandFailed as exc:
                 # Real FirecREST: sbatch's refusal is HTTP 500 "Unexpected Slurm command
                 # response. exit_status:1 std_err:sbatch: error: ...": definite, nothing ran.
@@ -544,25 +557,126 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         self._submitted_at[job_id] = time.monotonic()
         return Submission(job_id, JobStatus(RunState.QUEUED))
 
-    async def _await_submitted(self, run_id: str) -> str | None:
+    async def submit_array(self, prepared: PreparedJob[FirecrestConfig],
+                           tasks: Sequence[ArrayTask], max_parallel: int | None = None
+                           ) -> list[Submission]:
+        """The tasks as ONE Slurm job array per chunk of at most ``max_array_size`` (one in
+        the usual case), each chunk after the previous has ended (``afterany``), so that at
+        most ``max_parallel`` run at once (``%K``). The code was uploaded once by
+        ``prepare``; the per-task files (env, command, parameter table) go up here in one
+        archive. Task ``i`` is element ``i - offset`` of its chunk: job id "<array>_<local>".
+
+        A later chunk that sbatch refuses fails its own tasks; the first one fails them all."""
+        from .batchscript import render_batch_script, split_env, task_files
+
+        run_id, run_dir = prepared.ctx.run_id, prepared.run_dir
+        if not run_dir:
+            raise UserInputError(Problem(f"run {run_id} was not prepared"))
+        if not tasks:
+            return []
+        if max_parallel is not None and max_parallel < 1:
+            raise UserInputError(Problem("max-parallel must be at least 1", key="max_parallel"))
+        await self._upload_into(run_dir, task_files(tasks))
+        job = JobSpec.from_context(prepared.ctx)
+        api_fields = self._api_fields()
+        _, secret = split_env(job.env)
+        secrets_path = await self._upload_secrets(run_id, secret) if secret else None
+        kwargs = _submit_fields(job, api_fields)
+        by_index = {t.index: t for t in tasks}
+        out: dict[int, Submission] = {}
+        previous: str | None = None
+        for n, chunk in enumerate(array_chunks(by_index, self.max_array_size)):
+            name_id = run_id if n == 0 else f"{run_id}-{n}"
+            spec = self._script_job(run_dir, job, api_fields, array=True, name_id=name_id)
+            after = [f"--dependency=afterany:{previous}"] if previous else []
+            script = render_batch_script(spec, run_dir, secrets_file=secrets_path,
+                                         array=chunk.spec(max_parallel),
+                                         array_offset=chunk.offset, extra_sbatch=after)
+            try:
+                array_id = await self._send_array(name_id, run_dir, script, kwargs)
+            except SubmitRejected as exc:
+                if n == 0:
+                    if secrets_path:
+                        await self._remove_secrets(run_id)
+                    raise
+                for i in chunk.tasks:  # the chunks before it run; these never will
+                    out[i] = Submission("", JobStatus(RunState.FAILED, None, str(exc)))
+                continue
+            previous = array_id
+            now = time.monotonic()
+            for local, i in zip(chunk.local, chunk.tasks, strict=True):
+                job_id = f"{array_id}_{local}"
+                self._submitted_at[job_id] = now
+                out[i] = Submission(job_id, JobStatus(RunState.QUEUED))
+        return [out[t.index] for t in tasks]
+
+    async def _send_array(self, name_id: str, run_dir: str, script: str,
+                          kwargs: dict[str, str]) -> str:
+        """sbatch one array chunk; a lost answer is looked for in Slurm's list first."""
+        c = self.client()
+
+        async def send() -> str:
+            try:
+                result = await self._call("submitting the array job", c.submit, self.machine,
+                                          run_dir, script_str=script, idempotent=False, **kwargs)
+            except CommandFailed as exc:
+                # Real FirecREST: sbatch's refusal (e.g. "Invalid job array specification"
+                # above the site's MaxArraySize) is HTTP 500 "... std_err:sbatch: error: ...".
+                stderr = exc.detail.partition("std_err:")[2] or exc.detail
+                raise SubmitRejected(sbatch_message(stderr)) from None
+            return str(result["jobId"])
+
+        async def look_up() -> str | None:
+            self._ambiguous[name_id] = time.monotonic()
+            return await self._await_submitted(name_id, array=True)
+
+        array_id: str | None = (await submit_looked_up(send, look_up)).value
+        assert array_id is not None
+        self._ambiguous.pop(name_id, None)
+        return array_id
+
+    async def _upload_into(self, run_dir: str, files: Mapping[str, bytes]) -> None:
+        """Files (relative path → content) into the run directory: one archive, one extract."""
+        c = self.client()
+        base, name = posixpath.split(run_dir.rstrip("/"))
+        for key in files:
+            run_relpath(key)
+        with tempfile.TemporaryDirectory(prefix="hpcml-fc-") as tmp:
+            archive = Path(tmp) / f".hpcml-tasks-{_safe_id(name)}.tar.gz"
+            await asyncio.to_thread(_write_files, archive, name, files)
+            await self._call("uploading the task files", c.upload, self.machine, archive, base,
+                             archive.name)
+        remote = f"{base}/{archive.name}"
+        await self._call("unpacking the task files", c.extract, self.machine, remote, base, "gzip")
+        try:
+            await self._call("removing the upload archive", c.rm, self.machine, remote)
+        except HpcmlError as exc:  # only litter
+            log.warning("could not remove %s: %s", remote, exc)
+
+    async def _await_submitted(self, run_id: str, array: bool = False) -> str | None:
         """Look for the run's job in Slurm's list until ``ambiguous_settle`` has passed."""
         deadline = time.monotonic() + self.ambiguous_settle
         while True:
             try:
-                found = await self._find(run_id)
+                found = await self._find(run_id, array)
             except BackendUnavailable:
                 found = None
             if found or time.monotonic() >= deadline:
                 return found
             await asyncio.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
 
-    async def _find(self, run_id: str) -> str | None:
+    async def _find(self, run_id: str, array: bool = False) -> str | None:
+        """The job id of the run's job (``array``: of an array chunk) in Slurm's list."""
         jobs = await self._call("listing jobs", self.client().job_info, self.machine)
         suffix = f"-{_safe_id(run_id)}"
-        for j in jobs:
-            if str(j.get("name", "")).endswith(suffix):
-                return str(j.get("jobId"))
-        return None
+        found = [str(j.get("jobId")) for j in jobs if str(j.get("name", "")).endswith(suffix)]
+        ids = [int(base) for f in found if (base := array_task(f)[0]).isdigit()]
+        if ids and (array or len(found) > 1):
+            # An array is listed as "<id>_<i>" (sacct), by each running element's own id
+            # and the pending rest under the array's id (squeue): the array's id is the
+            # smallest (Slurm numbers an element when it starts).
+            return str(min(ids))
+        return found[0] if found else None
 
     async def find_submitted(self, ctx: JobContext[FirecrestConfig]) -> str | None:
         found = await self._find(ctx.run_id)
@@ -584,25 +698,63 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         except HpcmlError as exc:  # auth trouble etc.: the jobs may well run on
             raise BackendUnavailable(str(exc)) from None
         by_id = index_jobs((str(j.get("jobId")), sj) for j in listed if (sj := slurm_job(j)))
+        # Ids as the server listed them (index_jobs also adds an array's summary).
+        literal = {str(j.get("jobId")) for j in listed}
         out: dict[str, JobStatus] = {}
         fallback = 0
+        arrays: dict[str, dict[str, dict[str, Any]] | None] = {}  # looked up this poll
         for ref in jobs:
             found = by_id.get(ref.job_id)
-            if found is not None:
+            if found is not None and (ref.job_id in literal or not _is_task(ref.job_id)):
                 out[ref.job_id] = job_status(found)
+                continue
+            base, _ = array_task(ref.job_id)
+            waiting = by_id.get(base) if _is_task(ref.job_id) and base in literal else None
+            if waiting is not None and map_state(waiting.state)[0] == RunState.QUEUED:
+                # Real FirecREST (squeue): an array's elements that have not started are ONE
+                # entry under the array's id, e.g. PENDING with reason JobArrayTaskLimit.
+                out[ref.job_id] = job_status(waiting)
                 continue
             submitted = self._submitted_at.get(ref.job_id)
             if submitted is not None and time.monotonic() - submitted < self.submit_grace:
                 out[ref.job_id] = JobStatus(RunState.QUEUED, message="not yet in Slurm's job list")
                 continue
+            if _is_task(ref.job_id) and base in arrays:
+                out[ref.job_id] = await self._task_status(ref, arrays[base])
+                continue
             if fallback >= self.max_fallback_reads:
                 continue  # the engine records UNKNOWN; looked at again next time
             fallback += 1
             try:
-                out[ref.job_id] = await self._status_of_unlisted(ref)
+                if _is_task(ref.job_id):
+                    arrays[base] = await self._array_models(base)
+                    out[ref.job_id] = await self._task_status(ref, arrays[base])
+                else:
+                    out[ref.job_id] = await self._status_of_unlisted(ref)
             except BackendUnavailable:
                 continue  # UNKNOWN this time
         return out
+
+    async def _array_models(self, array_id: str) -> dict[str, dict[str, Any]] | None:
+        """Slurm's record of every element of an array, by "<array>_<index>" (``GET
+        /jobs/<array id>``: ``sacct --jobs`` has no time window); None: Slurm has none."""
+        try:
+            models = await self._call(f"looking up job {array_id}", self.client().job_info,
+                                      self.machine, array_id)
+        except NotFound:
+            return None
+        except HpcmlError as exc:
+            if isinstance(exc, BackendUnavailable):
+                raise
+            return None
+        return {str(m.get("jobId")): m for m in models}
+
+    async def _task_status(self, ref: JobRef,
+                           models: dict[str, dict[str, Any]] | None) -> JobStatus:
+        model = (models or {}).get(ref.job_id)
+        if model is not None:
+            return slurm_state(model)
+        return await self._status_from_exit_file(ref)
 
     async def _status_of_unlisted(self, ref: JobRef) -> JobStatus:
         """A job missing from the job list (which shows the last 24 h of ended jobs):
@@ -626,7 +778,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         """A job Slurm no longer knows: its end as the batch script recorded it."""
         if not ref.run_dir:
             return job_status(None)
-        path = _shell_safe(f"{ref.run_dir.rstrip('/')}/{EXIT_FILE}", EXIT_FILE)
+        name = exit_file(ref.task)
+        path = _shell_safe(f"{ref.run_dir.rstrip('/')}/{name}", name)
         try:
             data: bytes | None = await self._read_range(path, 0, 4096, 4096)
         except NotFound:
@@ -830,6 +983,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         404), return how it really ended, so that its own end is recorded, not "cancelled"."""
         if not ref.job_id:
             return None
+        if _is_task(ref.job_id):
+            return await self._cancel_task(ref)
         ended = False
         try:
             await self._call("cancelling the job", self.client().cancel_job, self.machine,
@@ -846,6 +1001,42 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         if not ended:
             return None
         status = await self._status_of_unlisted(ref)
+        return status if status.state.terminal else None
+
+    async def _cancel_task(self, ref: JobRef) -> JobStatus | None:
+        """One element of an array, never its siblings. Real FirecREST takes only job ids
+        matching ``^[a-zA-Z0-9]+$`` (DELETE /jobs/123_4 is a 400), and ``scancel <array
+        id>`` would stop every element: so the task is cancelled by the Slurm job id it
+        noted when it started (``.hpcml/tasks/<i>.jobid``). One that has not started is
+        asked not to (``.hpcml/tasks/<i>.cancelled``, written before the note is looked
+        for) and is CANCELLED from now on."""
+        if ref.task is None or not ref.run_dir:
+            raise UserInputError(Problem(f"job {ref.job_id} is an array task without its index"))
+        c = self.client()
+        run_dir = ref.run_dir.rstrip("/")
+        asked = TASK_CANCELLED.format(task=ref.task)
+        await self._upload_into(run_dir, {asked: b"cancelled\n"})
+        note = _shell_safe(f"{run_dir}/{TASK_JOB_ID.format(task=ref.task)}", "task note")
+        try:
+            raw = (await self._read_range(note, 0, 64, 64)).decode().strip()
+        except NotFound:
+            raw = ""
+        if not raw.isdigit():
+            return JobStatus(RunState.CANCELLED, None, "cancelled before it started")
+        try:
+            await self._call(f"cancelling task {ref.task} (job {raw})", c.cancel_job,
+                             self.machine, raw)
+        except NotFound:
+            pass
+        except CommandFailed as exc:
+            if not cancel_moot(exc.detail):
+                why = exc.detail.partition("std_err:")[2].strip() or exc.detail
+                raise RemoteError(
+                    f"FirecREST could not cancel job {ref.job_id}: {why}") from None
+        else:
+            return None
+        models = await self._array_models(array_task(ref.job_id)[0])
+        status = await self._task_status(ref, models)
         return status if status.state.terminal else None
 
     async def close(self) -> None:
@@ -913,6 +1104,11 @@ def _cut(data: bytes, want: int) -> bytes:
     return data[:cut] if cut > 0 else data[:want]
 
 
+def _is_task(job_id: str) -> bool:
+    """An array element's id ("123_4"): the real server cannot take it in a path."""
+    return array_task(job_id)[1] is not None
+
+
 def _command_failed(message: str) -> bool:
     """Whether a 500 reports a command that ran and failed (sbatch, scancel, a file
     operation), rather than trouble reaching Slurm or the login node."""
@@ -954,6 +1150,53 @@ def _size(value: object) -> int | None:
         return int(str(value))
     except ValueError:
         return None
+
+
+def _submit_fields(job: JobSpec, api_fields: set[str]) -> dict[str, str]:
+    """``submit()``'s keyword fields for the Resources the server's API takes as fields."""
+    res = job.resources or {}
+    fields = {"account": "Account", "partition": "Queue", "reservation": "Reservation"}
+    return {k: str(res[key]) for k, key in fields.items()
+            if key in api_fields and res.get(key) not in (None, "")}
+
+
+def _task_note_command() -> str:
+    """An array task's first step: note the Slurm job id it runs as (the real server takes
+    only ``[a-zA-Z0-9]+`` job ids, so one task is cancelled by this id, not by
+    "<array>_<index>"), then stop if it was cancelled before it started (FirecREST cannot
+    cancel one pending element). Note first, check second: a cancel that finds no note
+    wrote its request before the task could look for it."""
+    note = '"$HPCML_TASK_DIR/$HPCML_TASK_INDEX.jobid"'
+    asked = '"$HPCML_TASK_DIR/$HPCML_TASK_INDEX.cancelled"'
+    return (f'printf "%s\\n" "$SLURM_JOB_ID" > {note} && '
+            f'{{ [ ! -e {asked} ] || {{ echo "hpcml: task $HPCML_TASK_INDEX was cancelled '
+            'before it started" >&2; exit 1; }; }')
+
+
+def _place_once_command(objects_dir: str) -> str:
+    """:func:`.cas_upload.copy_from_store_command` for the tasks of an array sharing one run
+    directory: each file copied beside its place and renamed into it (a task that already
+    runs never reads half a file another task is writing), skipped once done."""
+    o = shlex.quote(objects_dir)
+    return (
+        f"[ -e {PLACED} ] || [ ! -f {MANIFEST} ] || {{ "
+        "while IFS= read -r -d '' __sha && IFS= read -r -d '' __mode "
+        "&& IFS= read -r -d '' __rel; do "
+        'mkdir -p -- "$(dirname -- "$__rel")" && __tmp="$__rel.hpcml-$$" && '
+        f'cp -f -- {o}/"$__sha" "$__tmp" && chmod "$__mode" -- "$__tmp" && '
+        'mv -f -- "$__tmp" "$__rel" '
+        '|| { echo "hpcml: could not place $__rel from the object store" >&2; exit 1; }; '
+        f"done < {MANIFEST} && : > {PLACED}; }}"
+    )
+
+
+def _write_files(archive: Path, top: str, files: Mapping[str, bytes]) -> None:
+    """A gzip archive of ``files`` under the directory ``top``."""
+    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
+        for rel, data in sorted(files.items()):
+            info = tarfile.TarInfo(f"{top}/{rel}")
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
 
 
 def _write_archive(archive: Path, run_id: str, plan: UploadPlan, extras: dict[str, bytes]) -> int:

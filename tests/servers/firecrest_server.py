@@ -62,6 +62,7 @@ from ._common import (
     TokenIssuer,
     job_base_env,
 )
+from .slurm_arrays import MAX_ARRAY_SIZE, InvalidArray, expand_filename, parse_array
 
 API_VERSION = "2.5.6"
 OPS_SIZE_LIMIT = 5 * 1024 * 1024
@@ -70,6 +71,73 @@ OPS_SIZE_LIMIT = 5 * 1024 * 1024
 OUTPUT_LIMIT = OPS_SIZE_LIMIT
 JOB_LIST_WINDOW = 24 * 3600  # GET /jobs: sacct's default time window (`time_window=24h`)
 USER, UID, GROUP, GID = "testuser", 1000, "users", 100
+
+
+def job_model(system: str, job_id: str, name: str, working_dir: str, *, state: str,
+              reason: str, exit_code: int | None, signal: int | None, start: float | None,
+              end: float | None, limit: int | None, partition: str, account: str | None,
+              kill_user: str | None) -> dict[str, Any]:
+    """One entry of a job list, as the real server's ``SlurmJob`` model serialises it."""
+    s = int(start) if start else None
+    e = int(end) if end else None
+    return {
+        "jobId": job_id,
+        "name": name,
+        "status": {"state": state, "stateReason": reason,
+                   "exitCode": exit_code if exit_code is not None else 0,
+                   "interruptSignal": signal},
+        "time": {"elapsed": (e or int(time.time())) - s if s else 0, "start": s, "end": e,
+                 "suspended": 0, "limit": limit},
+        "account": account,
+        "allocationNodes": 1,
+        "cluster": system,
+        "group": GROUP,
+        "nodes": "nid000001",
+        "partition": partition,
+        "priority": 1,
+        "killRequestUser": kill_user,
+        "user": USER,
+        "workingDirectory": working_dir,
+        "tasks": [],
+    }
+
+
+def run_exit(run: LocalJob) -> tuple[int | None, int | None]:
+    """(exitCode, interruptSignal) of an ended process as the real server reports them.
+
+    Real FirecREST: sacct's ExitCode "0:9" becomes exitCode 0, interruptSignal 9
+    (`SlurmJob`: return_code / signal.id); the state is FAILED (CANCELLED after scancel)."""
+    if run.signal:
+        return 0, run.signal
+    return run.exit_code, None
+
+
+def run_state(run: LocalJob) -> str:
+    return f"CANCELLED by {UID}" if run.state == "CANCELLED" else run.state
+
+
+@dataclass
+class ArrayTask:
+    """One element of a job array. Slurm gives it a job id of its own when it starts
+    (``SLURM_JOB_ID``: a new id; the last element to start takes the array's id)."""
+
+    index: int
+    raw_id: str | None = None
+    run: LocalJob | None = None
+    cancelled_at: float | None = None  # cancelled while still pending
+    reason: str = "None"  # sacct's Reason: "JobArrayTaskLimit" once it waited for a slot
+
+    @property
+    def pending(self) -> bool:
+        return self.run is None and self.cancelled_at is None
+
+    @property
+    def ended(self) -> float | None:
+        return self.run.ended if self.run is not None else self.cancelled_at
+
+    @property
+    def live(self) -> bool:
+        return self.run is not None and not self.run.done
 
 
 @dataclass
@@ -85,55 +153,123 @@ class Job:
     state_override: str | None = None  # transfer jobs
     exit_override: int | None = None
     created: float = field(default_factory=time.time)
+    # Job arrays (``#SBATCH --array``) and jobs that wait (``--dependency``, queue_delay):
+    # started by the state's scheduler, not at submission.
+    tasks: list[ArrayTask] | None = None
+    throttle: int | None = None  # --array=...%K
+    after_any: tuple[str, ...] = ()  # --dependency=afterany:<id>[:<id>...]
+    launch: Any = None  # (raw id, task index | None) -> LocalJob, started by the scheduler
+    eligible_at: float = 0.0  # time.monotonic() from which it may start (queue_delay)
 
     def state(self) -> str:
         if self.state_override:
             return self.state_override
-        assert self.run is not None
-        if self.run.state == "CANCELLED":
-            return f"CANCELLED by {UID}"
-        return self.run.state
+        if self.tasks is not None:  # a summary for tests; the API lists the elements
+            states = self.task_states()
+            for word in ("RUNNING", "PENDING", "CANCELLED", "TIMEOUT", "FAILED"):
+                if any(st.startswith(word) for st in states):
+                    return word
+            return "COMPLETED"
+        if self.run is None:
+            return "PENDING"
+        return run_state(self.run)
+
+    def task_states(self) -> list[str]:
+        assert self.tasks is not None
+        return ["PENDING" if t.pending else f"CANCELLED by {UID}" if t.run is None
+                else run_state(t.run) for t in self.tasks]
 
     @property
     def ended(self) -> float | None:
+        if self.tasks is not None:
+            ends = [t.ended for t in self.tasks]
+            return None if any(e is None for e in ends) else max(e or 0 for e in ends)
         if self.run is not None:
             return self.run.ended
         return self.created if self.state_override in ("COMPLETED", "FAILED") else None
 
+    @property
+    def done(self) -> bool:
+        return self.ended is not None or self.state_override is not None and \
+            self.state_override not in ("PENDING", "RUNNING")
+
+    def pending_reason(self, state: FirecrestState) -> str:
+        """squeue's Reason for what still waits."""
+        if any(not state.job_done(d) for d in self.after_any):
+            return "Dependency"
+        if self.tasks is not None and self.throttle and \
+                sum(t.live for t in self.tasks) >= self.throttle:
+            return "JobArrayTaskLimit"
+        return "Priority"
+
     def model(self, system: str) -> dict[str, Any]:
         run = self.run
-        exit_code = self.exit_override if run is None else run.exit_code
-        signal = run.signal if run else None
-        if signal:
-            # Real FirecREST: sacct's ExitCode "0:9" becomes exitCode 0, interruptSignal 9
-            # (`SlurmJob`: return_code / signal.id); the state is FAILED (CANCELLED after scancel).
-            exit_code = 0
-        start = int(run.started) if run and run.started else None
-        end = int(run.ended) if run and run.ended else None
-        elapsed = (end or int(time.time())) - start if start else 0
-        return {
-            "jobId": self.job_id,
-            "name": self.name,
-            "status": {
-                "state": self.state(),
-                "stateReason": "None" if self.state() != "PENDING" else "Priority",
-                "exitCode": exit_code if exit_code is not None else 0,
-                "interruptSignal": signal,
-            },
-            "time": {"elapsed": elapsed, "start": start, "end": end, "suspended": 0,
-                     "limit": self.time_limit},
-            "account": self.account,
-            "allocationNodes": 1,
-            "cluster": system,
-            "group": GROUP,
-            "nodes": "nid000001",
-            "partition": self.partition,
-            "priority": 1,
-            "killRequestUser": USER if run and run.cancelled else None,
-            "user": USER,
-            "workingDirectory": self.working_dir,
-            "tasks": [],
-        }
+        exit_code, signal = (self.exit_override, None) if run is None else run_exit(run)
+        if run is not None and not run.done:
+            exit_code, signal = None, None
+        st = self.state()
+        return job_model(
+            system, self.job_id, self.name, self.working_dir, state=st,
+            reason="None" if st != "PENDING" else "Priority", exit_code=exit_code,
+            signal=signal, start=run.started if run else None, end=run.ended if run else None,
+            limit=self.time_limit, partition=self.partition, account=self.account,
+            kill_user=USER if run and run.cancelled else None)
+
+    def task_model(self, system: str, task: ArrayTask, job_id: str,
+                   reason: str = "None") -> dict[str, Any]:
+        run = task.run
+        if run is None:
+            state = "PENDING" if task.pending else f"CANCELLED by {UID}"
+            code, sig = 0, None
+        else:
+            state = run_state(run)
+            code, sig = run_exit(run) if run.done else (None, None)
+        return job_model(
+            system, job_id, self.name, self.working_dir, state=state, reason=reason,
+            exit_code=code, signal=sig, start=run.started if run else None,
+            end=task.ended, limit=self.time_limit, partition=self.partition,
+            account=self.account,
+            kill_user=USER if (run and run.cancelled) or task.cancelled_at else None)
+
+    def sacct_entries(self, system: str, *, by_id: bool = False,
+                      window: float | None = None) -> list[dict[str, Any]]:
+        """What ``sacct`` lists of an array: one line per element that started or was
+        cancelled, as "<array id>_<index>". Asked for by id (``sacct --jobs=<id>``), also the
+        pending rest as "<array id>_[<indexes>]"; in the time window of ``GET /jobs``
+        (``--starttime=now-24hours``) the pending rest is not listed.
+
+        Seen on Slurm 22.05: ``sacct --jobs=733`` → 733_0 COMPLETED, 733_1 RUNNING,
+        ``733_[1-3%1]`` PENDING; ``sacct --starttime=...`` → 733_0, 733_1 only."""
+        assert self.tasks is not None
+        now = time.time()
+        out = []
+        for t in self.tasks:
+            if t.pending:
+                continue
+            if window is not None and t.ended is not None and now - t.ended > window:
+                continue
+            out.append(self.task_model(system, t, f"{self.job_id}_{t.index}", t.reason))
+        rest = [t.index for t in self.tasks if t.pending]
+        if by_id and rest:
+            from .slurm_arrays import compact
+
+            pending = ArrayTask(-1)
+            out.append(self.task_model(system, pending,
+                                       f"{self.job_id}_[{compact(rest, self.throttle)}]"))
+        return out
+
+    def squeue_entries(self, system: str, state: FirecrestState) -> list[dict[str, Any]]:
+        """What ``squeue --Format=JobID,...`` lists of an array: each running element by its
+        OWN job id, the pending rest as ONE line with the array's id.
+
+        Seen on Slurm 22.05 (`--array=0-5%2`): ``719|PENDING|JobArrayTaskLimit`` (ArrayTaskID
+        2-5%2), ``720|RUNNING`` (task 0), ``721|RUNNING`` (task 1)."""
+        assert self.tasks is not None
+        out = [self.task_model(system, t, str(t.raw_id)) for t in self.tasks if t.live]
+        if any(t.pending for t in self.tasks):
+            out.append(self.task_model(system, ArrayTask(-1), self.job_id,
+                                       self.pending_reason(state)))
+        return out
 
 
 @dataclass
@@ -179,6 +315,11 @@ class FirecrestState(CountingState):
         self.node_memory_mb = 64 * 1024
         self.job_list_window = float(JOB_LIST_WINDOW)
         self.purged: set[str] = set()  # jobs Slurm forgot entirely (GET /jobs/{id} → 404)
+        # slurm.conf's MaxArraySize: an array index at or above it is refused by sbatch.
+        self.max_array_size = MAX_ARRAY_SIZE
+        self._scheduler: threading.Thread | None = None
+        self._started: set[int] = set()  # scheduled single jobs already started (id(run))
+        self._stopping = False
 
     def route_name(self, path: str) -> str:
         path = re.sub(r"^/(compute|status|filesystem)/[^/]+/", r"/\1/{system}/", path)
@@ -222,9 +363,92 @@ class FirecrestState(CountingState):
         return words[0] if words else ""
 
     def kill_all(self) -> None:
-        for job in self.jobs.values():
+        self._stopping = True
+        for job in list(self.jobs.values()):
+            for t in job.tasks or []:
+                if t.pending:
+                    t.cancelled_at = time.time()
+                elif t.run is not None and not t.run.done:
+                    t.run.kill()
             if job.run and not job.run.done:
                 job.run.kill()
+
+    # ------------------------------------------------------------ the scheduler
+
+    def job_done(self, job_id: str) -> bool:
+        """``afterany``: the job (every element of an array) has ended; a job Slurm does not
+        know counts as ended (sbatch accepts the dependency and the job runs)."""
+        job = self.jobs.get(job_id)
+        return job is None or job.done
+
+    def task_by_raw_id(self, job_id: str) -> tuple[Job, ArrayTask] | None:
+        for job in self.jobs.values():
+            for t in job.tasks or []:
+                if t.raw_id == job_id:
+                    return job, t
+        return None
+
+    def schedule_later(self, job: Job) -> None:
+        """Hand ``job`` to the scheduler thread (started on first use)."""
+        with self.lock:
+            self.jobs[job.job_id] = job
+            if self._scheduler is None:
+                self._scheduler = threading.Thread(target=self._schedule_loop, daemon=True,
+                                                   name="test-slurmctld")
+                self._scheduler.start()
+
+    def _schedule_loop(self) -> None:
+        while not self._stopping:
+            try:
+                self.schedule()
+            except Exception:  # noqa: BLE001 - a test server must keep scheduling
+                import traceback
+
+                traceback.print_exc()
+            time.sleep(0.05)
+
+    def schedule(self) -> None:
+        """Start what may start: dependencies met (``afterany``), queue_delay over, at most
+        ``%K`` elements of an array running at once, elements in index order."""
+        now = time.monotonic()
+        with self.lock:
+            waiting = [j for j in self.jobs.values() if j.launch is not None and not j.done]
+        for job in sorted(waiting, key=lambda j: int(j.job_id)):
+            if now < job.eligible_at or not all(self.job_done(d) for d in job.after_any):
+                continue
+            if job.tasks is None:
+                assert job.run is not None
+                if self.claim_start(job.run):
+                    job.run.start()
+                continue
+            with self.lock:
+                pending = [t for t in job.tasks if t.pending]
+                room = len(pending) if not job.throttle else \
+                    job.throttle - sum(t.live for t in job.tasks)
+                starting = pending[:max(room, 0)]
+                for t in pending[len(starting):]:
+                    t.reason = "JobArrayTaskLimit"  # (sacct keeps it after the start)
+                for t in starting:
+                    last = t is pending[-1]
+                    # Slurm: an element gets a job id of its own when it starts, the last
+                    # one to start keeps the array's (seen: 719_5 ran as job 719).
+                    t.raw_id = job.job_id if last else self._take_id()
+                    t.run = job.launch(t.raw_id, t.index)
+            for t in starting:
+                assert t.run is not None
+                t.run.start()
+
+    def claim_start(self, run: LocalJob) -> bool:
+        """Whether the caller is the one to start ``run`` (scheduler or a cancel, once)."""
+        with self.lock:
+            if id(run) in self._started:
+                return False
+            self._started.add(id(run))
+            return True
+
+    def _take_id(self) -> str:  # under self.lock
+        self._next_id += 1
+        return str(self._next_id)
 
 
 # ---------------------------------------------------------------- handlers
@@ -426,17 +650,36 @@ def sbatch_memory_mb(value: str) -> int | None:
     return int(int(m.group(1)) * factor)
 
 
+def merge_listings(*listings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Real FirecREST (SlurmCliClient.get_jobs/get_job): sacct's entries, then squeue's, in
+    one dict by ``jobId``: a later entry replaces an earlier one only when it is PENDING.
+    For an array that makes "719_0" (sacct) and "720" (squeue) two entries of one task."""
+    jobs: dict[str, dict[str, Any]] = {}
+    for listing in listings:
+        for entry in listing:
+            if entry["jobId"] not in jobs or entry["status"]["state"] == "PENDING":
+                jobs[entry["jobId"]] = entry
+    return list(jobs.values())
+
+
 class JobsHandler(Base):
     def get(self, system: str) -> None:
         self.check_system(system)
         window = self.state.job_list_window
         now = time.time()
         with self.state.lock:
-            # Real FirecREST: GET /jobs is sacct (time_window, default the last 24 h, for
-            # ended jobs) + squeue (pending and running): older jobs are not listed.
-            jobs = [j for j in self.state.jobs.values() if j.job_id not in self.state.purged
-                    and (j.ended is None or now - j.ended <= window)]
-        self.reply({"jobs": [j.model(system) for j in jobs]})
+            known = [j for j in self.state.jobs.values() if j.job_id not in self.state.purged]
+        # Real FirecREST: GET /jobs is sacct (time_window, default the last 24 h, for
+        # ended jobs) + squeue (pending and running): older jobs are not listed.
+        sacct: list[dict[str, Any]] = []
+        squeue: list[dict[str, Any]] = []
+        for j in known:
+            if j.tasks is not None:
+                sacct += j.sacct_entries(system, window=window)
+                squeue += j.squeue_entries(system, self.state)
+            elif j.ended is None or now - j.ended <= window:
+                sacct.append(j.model(system))
+        self.reply({"jobs": merge_listings(sacct, squeue)})
 
     def post(self, system: str) -> None:
         self.check_system(system)
@@ -479,69 +722,164 @@ class JobsHandler(Base):
             raise sbatch_error("Memory specification can not be satisfied",
                                "Batch job submission failed: "
                                "Requested node configuration is not available")
+        array = None
+        if opts.get("array"):
+            try:
+                array = parse_array(opts["array"], self.state.max_array_size)
+            except InvalidArray as exc:
+                raise sbatch_error(str(exc)) from None
+        after_any: tuple[str, ...] = ()
+        if opts.get("dependency"):
+            kind, _, ids = opts["dependency"].partition(":")
+            if kind != "afterany" or not all(x.isdigit() for x in ids.split(":")):
+                raise sbatch_error("Batch job submission failed: Job dependency problem")
+            after_any = tuple(ids.split(":"))
         job_id = self.state.new_id()
         chdir = self.state.path(opts["chdir"]) if opts.get("chdir") else wd
+        name = spec.get("name") or opts.get("job-name") or "sbatch"
+        limit = slurm_minutes(opts["time"]) if opts.get("time") else None
+        base_env = job_base_env(self.state.home / USER, USER)
+        # Real FirecREST: the env field reaches the job through that command line's --export.
+        export = shlex.split(line)[1].removeprefix("--export=")
+        base_env.update(sbatch_export(export.removeprefix("ALL,").removeprefix("ALL")))
+        base_env.update({"SLURM_JOB_NAME": name, "SLURM_SUBMIT_DIR": str(wd),
+                         "SLURM_CLUSTER_NAME": system})
+        if array is not None:
+            # Seen on Slurm 22.05 (task 3 of 719, --array=0-5%2): SLURM_JOB_ID=726 (its own),
+            # SLURM_ARRAY_JOB_ID=719, SLURM_ARRAY_TASK_ID=3, COUNT=6, MIN=0, MAX=5.
+            base_env.update({"SLURM_ARRAY_JOB_ID": job_id,
+                             "SLURM_ARRAY_TASK_COUNT": str(len(array.indexes)),
+                             "SLURM_ARRAY_TASK_MIN": str(array.indexes[0]),
+                             "SLURM_ARRAY_TASK_MAX": str(array.indexes[-1])})
+        spool = self.state.root / ".slurmd"
+        spool.mkdir(exist_ok=True)
+        script_file = spool / f"job{job_id}.sh"
+        script_file.write_text(script)
+        default_out = "slurm-%A_%a.out" if array is not None else "slurm-%j.out"
 
-        def out_path(key: str, default: str) -> Path:
+        def out_path(key: str, default: str, raw_id: str, task: int | None) -> Path:
             v = (
                 pick(spec, "standardOutput" if key == "output" else "standardError")
                 or opts.get(key)
                 or default
             )
-            v = v.replace("%j", job_id)
+            v = expand_filename(v, job_id=raw_id, array_id=job_id if task is not None else None,
+                                task=task, name=name, user=USER)
             return self.state.path(v if v.startswith("/") else str(chdir / v))
 
-        stdout = out_path("output", f"slurm-{job_id}.out")
-        stderr = out_path("error", str(stdout))
-        name = spec.get("name") or opts.get("job-name") or "sbatch"
-        limit = slurm_minutes(opts["time"]) if opts.get("time") else None
-        env = job_base_env(self.state.home / USER, USER)
-        # Real FirecREST: the env field reaches the job through that command line's --export.
-        export = shlex.split(line)[1].removeprefix("--export=")
-        env.update(sbatch_export(export.removeprefix("ALL,").removeprefix("ALL")))
-        env.update({"SLURM_JOB_ID": job_id, "SLURM_JOB_NAME": name, "SLURM_SUBMIT_DIR": str(wd),
-                    "SLURM_CLUSTER_NAME": system})
-        spool = self.state.root / ".slurmd"
-        spool.mkdir(exist_ok=True)
-        script_file = spool / f"job{job_id}.sh"
-        script_file.write_text(script)
-        run = LocalJob(
-            argv=["bash", str(script_file)], cwd=chdir, env=env, stdout=stdout, stderr=stderr,
-            time_limit=limit * 60 if limit else None,
-            append=opts.get("open-mode") == "append", start_delay=self.state.queue_delay,
-        )
-        job = Job(job_id, name, str(wd), run, partition=partition, account=account,
-                  time_limit=limit)
-        with self.state.lock:
-            self.state.jobs[job_id] = job
-        run.start()
+        def launch(raw_id: str, task: int | None, delay: float = 0.0) -> LocalJob:
+            env = {**base_env, "SLURM_JOB_ID": raw_id}
+            if task is not None:
+                env["SLURM_ARRAY_TASK_ID"] = str(task)
+            stdout = out_path("output", default_out, raw_id, task)
+            err_default = pick(spec, "standardOutput") or opts.get("output") or default_out
+            stderr = out_path("error", err_default, raw_id, task)
+            return LocalJob(
+                argv=["bash", str(script_file)], cwd=chdir, env=env, stdout=stdout,
+                stderr=stderr, time_limit=limit * 60 if limit else None,
+                append=opts.get("open-mode") == "append", start_delay=delay,
+            )
+
+        job = Job(job_id, name, str(wd), None, partition=partition, account=account,
+                  time_limit=limit, after_any=after_any,
+                  eligible_at=time.monotonic() + self.state.queue_delay)
+        if array is None and not after_any:
+            job.run = launch(job_id, None, self.state.queue_delay)
+            with self.state.lock:
+                self.state.jobs[job_id] = job
+            job.run.start()
+        else:
+            if array is None:
+                job.run = launch(job_id, None)
+            else:
+                job.tasks = [ArrayTask(i) for i in array.indexes]
+                job.throttle = array.throttle
+            job.launch = launch
+            self.state.schedule_later(job)
         self.reply({"jobId": job_id}, 201)
+
+
+JOB_ID_PATTERN = "^[a-zA-Z0-9]+$"
+
+
+def job_id_refused(job_id: str) -> tornado.web.HTTPError:
+    """Real FirecREST (compute/router.py): ``job_id: Path(pattern="^[a-zA-Z0-9]+$")`` on
+    GET/DELETE /jobs/{job_id}, so an array element "719_3" never reaches Slurm: FastAPI's
+    RequestValidationError, answered 400 with ``str(exc).capitalize()`` as the message."""
+    err = {"type": "string_pattern_mismatch", "loc": ("path", "job_id"),
+           "msg": f"String should match pattern '{JOB_ID_PATTERN}'", "input": job_id,
+           "ctx": {"pattern": JOB_ID_PATTERN}}
+    return tornado.web.HTTPError(400, log_message=f"1 validation error:\n  {err}\n".capitalize())
 
 
 class JobHandler(Base):
     def get(self, system: str, job_id: str) -> None:
         self.check_system(system)
-        # Real FirecREST: `sacct -j <id>` (no time window for a named job) + squeue; only a
+        if not re.fullmatch(JOB_ID_PATTERN[1:-1], job_id):
+            raise job_id_refused(job_id)
+        # Real FirecREST: `sacct --jobs=<id>` (no time window for a named job) + squeue; only a
         # job Slurm forgot entirely is 404 "Job not found.".
         job = self.state.jobs.get(job_id)
-        if job is None or job_id in self.state.purged:
+        found = self.state.task_by_raw_id(job_id)
+        if job is not None and job.tasks is not None:
+            # An array's id: every element (sacct) and the running ones by their own ids
+            # plus the pending rest (squeue). Seen on 22.05: `sacct --jobs=733` lists
+            # 733_0, 733_1 and 733_[1-3%1].
+            listed = merge_listings(job.sacct_entries(system, by_id=True),
+                                    job.squeue_entries(system, self.state))
+        elif found is not None and (job is None or job.tasks is None):
+            # An element's own id: sacct names it "733_1", squeue by that id (while it runs).
+            array, task = found
+            listed = merge_listings(
+                [array.task_model(system, task, f"{array.job_id}_{task.index}")],
+                [array.task_model(system, task, job_id)] if task.live else [])
+        elif job is not None:
+            listed = [job.model(system)]
+        else:
+            listed = []
+        if not listed or job_id in self.state.purged:
             raise tornado.web.HTTPError(404, log_message="Job not found.")
-        self.reply({"jobs": [job.model(system)]})
+        self.reply({"jobs": listed})
 
     def delete(self, system: str, job_id: str) -> None:
         self.check_system(system)
+        if not re.fullmatch(JOB_ID_PATTERN[1:-1], job_id):
+            raise job_id_refused(job_id)
         self.state.run_command(f"scancel --verbose {job_id}")
         job = self.state.jobs.get(job_id)
+        found = self.state.task_by_raw_id(job_id)
         # Real FirecREST: `scancel --verbose <id>`; anything on stderr with "error:" is a
         # SlurmError → HTTP 500, never 404, for a job that ended or that Slurm never had.
-        if job is None or job_id in self.state.purged:
+        if (job is None and found is None) or job_id in self.state.purged:
             raise slurm_error("scancel", 1, f"scancel: error: Kill job error on job id {job_id}: "
                                             "Invalid job id specified\n")
-        if job.run is None or job.run.done:
-            raise slurm_error("scancel", 0, f"scancel: Terminating job {job_id}\nscancel: error: "
-                                            f"Kill job error on job id {job_id}: "
+        single: LocalJob | None = None
+        if job is not None and job.tasks is not None:
+            # scancel <array id>: every element still pending or running.
+            targets = [t for t in job.tasks if t.pending or t.live]
+        elif found is not None:
+            # scancel <element's own id>: that element only (seen: scancel 726 → 719_3).
+            targets = [found[1]] if found[1].live else []
+        else:
+            assert job is not None
+            targets = []
+            single = job.run if job.run is not None and not job.run.done else None
+        if not targets and single is None:
+            raise slurm_error("scancel", 0, f"scancel: Terminating job {job_id}\nscancel: "
+                                            f"error: Kill job error on job id {job_id}: "
                                             "Job/step already completing or completed\n")
-        job.run.cancel()
+        if single is not None:
+            assert job is not None
+            single.cancel()
+            if job.launch is not None and self.state.claim_start(single):
+                single.start()  # still waiting for its dependency: it ends CANCELLED now
+        with self.state.lock:
+            for t in targets:
+                if t.pending:
+                    t.cancelled_at = time.time()
+        for t in targets:
+            if t.run is not None:
+                t.run.cancel()
         self.no_content()
 
 
@@ -1014,7 +1352,7 @@ def make_app(state: FirecrestState) -> tornado.web.Application:
             (r"/status/systems", SystemsHandler, a),
             (rf"/status/{sysp}/userinfo", UserInfoHandler, a),
             (rf"/compute/{sysp}/jobs", JobsHandler, a),
-            (rf"/compute/{sysp}/jobs/([A-Za-z0-9]+)", JobHandler, a),
+            (rf"/compute/{sysp}/jobs/([^/]+)", JobHandler, a),  # the pattern: JobHandler
             (
                 rf"/filesystem/{sysp}/ops/(ls|stat|view|head|tail|checksum|download|file)",
                 OpsGetHandler,
