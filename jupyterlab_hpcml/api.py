@@ -7,6 +7,12 @@
     print(run.state, run.logs(tail=5))
     run.metrics()            # a pandas DataFrame (a list of dicts without pandas)
 
+    sweep = submit_sweep("examples/digits", "train", {"lr": "0.1,0.01", "seed": "range(0,3)"},
+                         max_parallel=2)
+    sweep.wait()
+    sweep.best("accuracy").parameters
+    sweep.to_pandas()        # one row per child: parameters, final metrics, state
+
 Runs go through the same engine and run store (``$HPCML_DATA_DIR``) as the lab
 and the ``hpcml`` CLI, so a run submitted here shows up in the lab's runs tab
 and vice versa. Every call goes to the Engine facade through the sync bridge
@@ -16,6 +22,7 @@ and inside a running Jupyter kernel. Without a Jupyter server polling,
 """
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,12 +35,13 @@ from .bridge import bridge
 if TYPE_CHECKING:
     from .core.files import FileInfo
     from .core.states import RunState
-    from .engine.models import DeleteResult, RunRecord
-    from .engine.requests import RerunRequest, SubmitRequest
+    from .engine.models import DeleteResult, RunRecord, SweepDefinition, SweepView
+    from .engine.requests import RerunRequest, SubmitRequest, SweepRequest, SweepRerunRequest
     from .engine.service import Engine
     from .widget import RunView
 
-__all__ = ["Run", "RunList", "get_run", "runs", "submit", "submit_cell"]
+__all__ = ["Run", "RunList", "Sweep", "get_run", "get_sweep", "runs", "submit", "submit_cell",
+           "submit_sweep"]
 
 POLL_SECONDS = 0.5
 STATE_MAX_AGE = 1.0  # seconds a non-terminal Run.state may be old before it is asked again
@@ -463,3 +471,318 @@ def submit_cell_request(code: str, req: SubmitRequest, *, wait: bool = False,
     engine = bridge.engine(data_dir)
     run = Run(bridge.run(engine.submit(req, cell=Cell(code, header))), data_dir)
     return run.wait(timeout) if wait else run
+
+
+# ---------------------------------------------------------------------------
+# Sweeps
+
+SweepValue = ParamValue | Sequence[ParamValue] | range
+
+
+class Sweep:
+    """A sweep: runs of one entry point over many parameter values (its ``children``),
+    one MLflow parent run. Like ``Run``, ``state`` and ``children`` ask the backends again
+    when they are older than ``STATE_MAX_AGE`` and the sweep has not ended."""
+
+    def __init__(self, view: SweepView, data_dir: Path | str | None = None):
+        self._data_dir = Path(data_dir) if data_dir else None
+        self._runs: dict[str, Run] = {}  # the same Run object for a child across refreshes
+        self._set(view)
+
+    def _set(self, view: SweepView) -> None:
+        self._view, self._fetched = view, time.monotonic()
+        for child in view.children:
+            run = self._runs.get(child.id)
+            if run is None:
+                self._runs[child.id] = Run(child, self._data_dir)
+            elif child.updated_at >= run.record.updated_at:
+                run.set_record(child)
+
+    @property
+    def engine(self) -> Engine:
+        return bridge.engine(self._data_dir)
+
+    def _stale(self) -> bool:
+        state = self._view.state
+        return (state is None or not state.terminal) and \
+            time.monotonic() - self._fetched > STATE_MAX_AGE
+
+    @property
+    def record(self) -> SweepView:
+        """The sweep record with its children's records, as last fetched."""
+        return self._view
+
+    @property
+    def id(self) -> str:
+        return self._view.id
+
+    @property
+    def name(self) -> str:
+        return self._view.name
+
+    @property
+    def definition(self) -> SweepDefinition:
+        """How the points were made: values as given, mode, samples, seed, rows source."""
+        return self._view.definition
+
+    @property
+    def max_parallel(self) -> int | None:
+        return self._view.max_parallel
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        """The MLflow parent run (each child's run carries it as ``mlflow.parentRunId``)."""
+        return self._view.mlflow_run_id
+
+    @property
+    def state(self) -> RunState | None:
+        """RUNNING while any child is active; then FINISHED when all finished, FAILED when
+        any failed (earlier attempts of re-run points count too), else CANCELLED."""
+        if self._stale():
+            self.refresh()
+        return self._view.state
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The children by state: ``{"FINISHED": 3, "RUNNING": 1}``."""
+        if self._stale():
+            self.refresh()
+        return dict(self._view.counts)
+
+    @property
+    def done(self) -> bool:
+        state = self.state
+        return bool(self._view.children) and state is not None and state.terminal
+
+    @property
+    def children(self) -> list[Run]:
+        """Every child run by point (a re-run of a point after the earlier attempt)."""
+        if self._stale():
+            self.refresh()
+        return [self._runs[c.id] for c in self._view.children]
+
+    def latest(self) -> list[Run]:
+        """The last attempt of each point (a failed child's re-run replaces it)."""
+        return [self._runs[c.id] for c in run_text.latest_attempts(self._view.children)]
+
+    def refresh(self) -> Sweep:
+        """Fetch the sweep again, asking the backends about its active children first."""
+        self._set(bridge.run(self.engine.current_sweep(self.id)))
+        return self
+
+    def wait(self, timeout: float | None = None, *, poll: float = POLL_SECONDS) -> Sweep:
+        """Block until every child ended; returns the sweep. ``TimeoutError`` after
+        ``timeout`` seconds (the children keep going). Waiting does not raise on a failed
+        child: check ``state`` or ``failed()``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.refresh().done and self._view.children:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"sweep {self.id} still running "
+                                   f"({run_text.counts(self._view.counts)}) after {timeout:g}s")
+            pause = poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
+            time.sleep(pause)
+        return self
+
+    def failed(self) -> list[Run]:
+        """The points whose last attempt did not finish (FAILED, TIMEOUT, CANCELLED)."""
+        return [r for r in self.latest()
+                if r.record.state.terminal and r.record.state != "FINISHED"]
+
+    # -- results
+
+    def final_metrics(self) -> dict[str, dict[str, float | None]]:
+        """``{child run id: {metric: its last value}}`` for the children that logged any."""
+        ids = [c.id for c in self._view.children if c.mlflow_run_id]
+        return bridge.run(self.engine.latest_metrics(ids)) if ids else {}
+
+    def best(self, metric: str, mode: str = "max") -> Run:
+        """The child with the best final value of ``metric`` (``mode`` "max" or "min"),
+        among the last attempts that FINISHED (all last attempts if none finished with it).
+        ``ValueError`` if no child logged it."""
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
+        if self._stale():
+            self.refresh()
+        finals = self.final_metrics()
+        latest = self.latest()
+
+        def scored(runs: list[Run]) -> list[tuple[float, Run]]:
+            out = []
+            for run in runs:
+                value = finals.get(run.id, {}).get(metric)
+                if value is not None and not math.isnan(value):
+                    out.append((value, run))
+            return out
+
+        candidates = scored([r for r in latest if r.record.state == "FINISHED"]) or \
+            scored(latest)
+        if not candidates:
+            logged = sorted({k for m in finals.values() for k in m})
+            raise ValueError(f"no child of sweep {self.id} logged metric {metric!r}"
+                             + (f" (logged: {', '.join(logged)})" if logged else ""))
+        pick = max if mode == "max" else min
+        return pick(candidates, key=lambda pair: pair[0])[1]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per child: ``index``, ``id``, ``state``, ``exit_code``, ``rerun_of``,
+        ``params.<name>`` (numbers where every child's value is one) and
+        ``metrics.<key>`` (final values), as MLflow's ``search_runs`` names them."""
+        if self._stale():
+            self.refresh()
+        finals = self.final_metrics()
+        children = self._view.children
+        params = list(dict.fromkeys(k for c in children for k in c.parameters))
+        metrics = sorted({k for m in finals.values() for k in m})
+        typed = {name: _column([c.parameters.get(name) for c in children]) for name in params}
+        out = []
+        for i, c in enumerate(children):
+            row: dict[str, Any] = {"index": c.sweep_index, "id": c.id, "state": c.state.value,
+                                   "exit_code": c.exit_code, "rerun_of": c.rerun_of}
+            row.update({f"params.{n}": typed[n][i] for n in params})
+            row.update({f"metrics.{k}": finals.get(c.id, {}).get(k) for k in metrics})
+            out.append(row)
+        return out
+
+    def to_pandas(self) -> Any:
+        """``rows()`` as a pandas DataFrame, one row per child (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Sweep.to_pandas() needs pandas (pip install pandas); "
+                              "Sweep.rows() gives the same table as a list of dicts") from None
+        rows = self.rows()
+        return pd.DataFrame(rows, columns=list(rows[0]) if rows else [
+            "index", "id", "state", "exit_code", "rerun_of"])
+
+    # -- actions
+
+    def cancel(self) -> Sweep:
+        """Cancel every child still active (held ones at once). ``Conflict`` if none is."""
+        self._set(bridge.run(self.engine.cancel_sweep(self.id)))
+        return self
+
+    def rerun_failed(self, parameters: Mapping[str, ParamValue] | None = None, *,
+                     overrides: Overrides | None = None, wait: bool = False,
+                     timeout: float | None = None, **params: ParamValue) -> Sweep:
+        """Re-run the points whose last attempt FAILED or TIMED OUT, as new children of this
+        sweep (same snapshot), with these parameter values and config overrides on each.
+        ``Conflict`` if none failed."""
+        from .engine.requests import SweepRerunRequest
+
+        req = SweepRerunRequest(parameters=_params({**(parameters or {}), **params}),
+                                overrides=_overrides(overrides))
+        return rerun_sweep_request(self.id, req, wait=wait, timeout=timeout,
+                                   data_dir=self._data_dir, sweep=self)
+
+    # -- display
+
+    def __str__(self) -> str:
+        return run_text.sweep_summary(self._view)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+    def __repr__(self) -> str:
+        v = self._view
+        state = v.state.value if v.state is not None else "SUBMITTING"
+        return (f"<Sweep {v.id} {v.name!r} {state} {v.definition.points} points "
+                f"({run_text.counts(v.counts)})>")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sweep) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+def _column(values: list[str | None]) -> list[Any]:
+    """A parameter's values as ints or floats when every value reads as one."""
+    for kind in (int, float):
+        try:
+            return [None if v is None else kind(v) for v in values]
+        except ValueError:
+            continue
+    return values
+
+
+def _sweep_value(value: Any) -> ParamValue:
+    """A sweep value: a list/tuple/range of values (each one literally), an override text
+    (``"0.1,0.01"``, ``"range(0,5)"``, ``"interval(1e-4,1e-1)"``) or a fixed number."""
+    if isinstance(value, (list, tuple, range)):
+        from .engine.sweep_spec import format_scalar, literal
+
+        return ",".join(literal(format_scalar(v)) for v in _params(
+            {str(i): v for i, v in enumerate(value)}).values())
+    return _params({"v": value})["v"]
+
+
+def submit_sweep(project: str | Path | None = None, entry_point: str = "main",
+                 parameters: Mapping[str, SweepValue] | None = None, *,
+                 random: int | None = None, seed: int | None = None,
+                 rows: Sequence[Mapping[str, ParamValue | None]] | str | Path | None = None,
+                 max_parallel: int | None = None, backend_config: str | Path | None = None,
+                 overrides: Overrides | None = None, run_name: str | None = None,
+                 experiment_name: str | None = None, wait: bool = False,
+                 timeout: float | None = None, data_dir: str | Path | None = None) -> Sweep:
+    """Submit a sweep: one run per point of the grid of ``parameters`` (default), of
+    ``random`` points drawn with ``seed``, or of ``rows``; returns at once (``wait=True``:
+    when every child ended).
+
+    ``parameters``: per name a list of values (``[0.1, 0.01]``, ``range(5)``), an override
+    text as ``hpcml sweep -P`` takes it (``"0.1,0.01"``, ``"range(0,5)"``,
+    ``"choice(adam,sgd)"``, ``"interval(1e-4,1e-1)"``, ``"tag(log,interval(1e-4,1e-1))"``)
+    or a fixed number. ``rows``: a list of dicts or a .csv/.json file of them.
+    ``max_parallel``: children running at once. Every point is checked against the
+    MLproject first: ``UserInputError`` names each bad value, and nothing is submitted.
+    The other arguments are those of ``submit``.
+    """
+    from .engine.requests import SweepRequest
+
+    rows_source = None
+    if isinstance(rows, (str, Path)):
+        from .engine.sweep_spec import load_rows
+
+        rows_source = str(rows)
+        rows = load_rows(Path(rows).expanduser())
+    req = SweepRequest(
+        project=_project(project), entry_point=entry_point,
+        parameters={str(k): _sweep_value(v) for k, v in (parameters or {}).items()},
+        random=random, seed=seed, max_parallel=max_parallel,
+        rows=None if rows is None else [
+            {str(k): _params({"v": v})["v"] for k, v in row.items() if v is not None}
+            for row in rows],
+        rows_source=rows_source, backend_config=_config(backend_config),
+        overrides=_overrides(overrides), run_name=run_name, experiment_name=experiment_name)
+    return submit_sweep_request(req, wait=wait, timeout=timeout, data_dir=data_dir)
+
+
+def submit_sweep_request(req: SweepRequest, *, wait: bool = False,
+                         timeout: float | None = None,
+                         data_dir: str | Path | None = None) -> Sweep:
+    """Submit a prepared ``SweepRequest`` (what ``%hpc_sweep`` builds from its options)."""
+    sweep = Sweep(bridge.run(bridge.engine(data_dir).submit_sweep(req)), data_dir)
+    return sweep.wait(timeout) if wait else sweep
+
+
+def rerun_sweep_request(sweep_id: str, req: SweepRerunRequest, *, wait: bool = False,
+                        timeout: float | None = None, data_dir: str | Path | None = None,
+                        sweep: Sweep | None = None) -> Sweep:
+    """Re-run a sweep's failed children with a prepared request (``%hpc_rerun SWEEP``)."""
+    view = bridge.run(bridge.engine(data_dir).rerun_sweep(sweep_id, req))
+    if sweep is None:
+        sweep = Sweep(view, data_dir)
+    else:
+        sweep._set(view)
+    return sweep.wait(timeout) if wait else sweep
+
+
+def get_sweep(sweep_id: str, *, data_dir: str | Path | None = None) -> Sweep:
+    """The sweep with this id (or the one whose id starts with it; ids start with "s")."""
+    return Sweep(bridge.run(bridge.engine(data_dir).get_sweep(sweep_id)), data_dir)
+
+
+def is_sweep_id(text: str) -> bool:
+    """Whether ``text`` names a sweep (an id or prefix starting with "s"), not a run."""
+    from .engine.service import Engine
+
+    return Engine.is_sweep_id(text)

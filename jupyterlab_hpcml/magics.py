@@ -2,6 +2,7 @@
 
     %load_ext jupyterlab_hpcml
     %hpc_submit -e train -P epochs=$epochs --set Resources.Runtime=10m
+    %hpc_sweep -e train -P lr=0.1,0.01 -P seed=range(0,3) --max-parallel 2
     %hpc_runs --state running
     %hpc_logs RUN --tail 20
 
@@ -24,7 +25,7 @@ from typing import Any, NoReturn, TypeVar
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
-from . import cli_args
+from . import cli_args, run_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,6 +69,12 @@ def _submit_parser(cell: bool) -> _Parser:
 def _parsers() -> dict[str, _Parser]:
     parsers = {"submit": _submit_parser(cell=False), "submit_cell": _submit_parser(cell=True)}
 
+    p = _Parser(prog="%hpc_sweep", description=(
+        "Submit a sweep: runs of one entry point over many parameter values "
+        "(the options of `hpcml sweep`)"))
+    cli_args.add_sweep_arguments(p, json=False)
+    parsers["sweep"] = p
+
     p = _Parser(prog="%hpc_runs", description="Recent runs, newest first")
     cli_args.add_runs_arguments(p, json=False)
     parsers["runs"] = p
@@ -76,7 +83,8 @@ def _parsers() -> dict[str, _Parser]:
     cli_args.add_logs_arguments(p)
     parsers["logs"] = p
 
-    for name, what in (("cancel", "Cancel a run"), ("status", "State and details of a run")):
+    for name, what in (("cancel", "Cancel a run (a sweep: its active children)"),
+                       ("status", "State and details of a run (or a sweep)")):
         p = _Parser(prog=f"%hpc_{name}", description=what)
         cli_args.add_run_argument(p)
         parsers[name] = p
@@ -134,8 +142,8 @@ def _print_pieces(pieces: Any) -> None:
 
 @magics_class
 class HpcmlMagics(Magics):
-    """``%hpc_submit``, ``%%hpc_submit``, ``%hpc_runs``, ``%hpc_logs``, ``%hpc_cancel``,
-    ``%hpc_rerun``, ``%hpc_status``."""
+    """``%hpc_submit``, ``%%hpc_submit``, ``%hpc_sweep``, ``%hpc_runs``, ``%hpc_logs``,
+    ``%hpc_cancel``, ``%hpc_rerun``, ``%hpc_status``."""
 
     @line_cell_magic
     @_reported
@@ -160,15 +168,59 @@ class HpcmlMagics(Magics):
 
     @line_magic
     @_reported
+    def hpc_sweep(self, line: str) -> Any:
+        """Submit a sweep; returns the Sweep (``.children``, ``.wait()``, ``.best()``,
+        ``.to_pandas()``).
+
+        %hpc_sweep [PROJECT] [-e ENTRY_POINT] [-P name=values ...] [--random N [--seed S]]
+                   [--from FILE] [--max-parallel K] [-c BACKEND_CONFIG]
+                   [--set Section.Key=value ...] [--run-name NAME] [--experiment-name NAME]
+                   [--wait]
+
+        Values: 0.1,0.01 | range(0,5) | choice(a,b) | interval(1e-4,1e-1) |
+        tag(log,interval(1e-4,1e-1)) | a fixed value; quote 'a,b' for one value.
+        """
+        from . import api
+
+        args = _parse("sweep", line)
+        sweep = api.submit_sweep_request(cli_args.sweep_request(args, cwd=Path.cwd()))
+        return self._show_sweep(sweep, args)
+
+    def _show_sweep(self, sweep: Any, args: argparse.Namespace) -> Any:
+        print(f"sweep {sweep.id} ({sweep.name}): {len(sweep.record.children)} runs")
+        if not args.wait:
+            return sweep
+        try:
+            sweep.wait()
+        except KeyboardInterrupt:  # the user stopped waiting; the children go on
+            print(f"stopped waiting; sweep {sweep.id} goes on")
+            return sweep
+        failed = sweep.failed()
+        if failed:
+            said = "; ".join(f"{r.id} {r.record.state.value}" for r in failed)
+            raise UsageError(f"hpcml: sweep {sweep.id}: {len(failed)} of {len(sweep.latest())} "
+                             f"children did not finish: {said} (%hpc_rerun {sweep.id} --failed "
+                             "re-runs the failed ones)")
+        return sweep
+
+    @line_magic
+    @_reported
     def hpc_rerun(self, line: str) -> Any:
-        """Run again with the same code and settings; returns the new Run.
+        """Run again with the same code and settings; returns the new Run. For a sweep
+        (an id starting with "s"), ``--failed`` re-runs its failed children; returns the Sweep.
 
         %hpc_rerun RUN [-P name=value ...] [--set Section.Key=value ...] [--run-name NAME]
                    [--fresh-code] [--wait] [--follow]
+        %hpc_rerun SWEEP --failed [-P name=value ...] [--set Section.Key=value ...] [--wait]
         """
         from . import api
 
         args = _parse("rerun", line)
+        if api.is_sweep_id(args.run):
+            if args.follow:
+                raise UsageError("%hpc_rerun: --follow is for a run, not a sweep")
+            return self._show_sweep(api.rerun_sweep_request(
+                args.run, cli_args.sweep_rerun_request(args)), args)
         return self._show(api.rerun_request(args.run, cli_args.rerun_request(args)), args)
 
     def _show(self, run: Any, args: argparse.Namespace) -> Any:
@@ -230,6 +282,11 @@ class HpcmlMagics(Magics):
         from . import api
 
         args = _parse("cancel", line)
+        if api.is_sweep_id(args.run):
+            sweep = api.get_sweep(args.run).cancel()
+            print(f"cancel requested for sweep {sweep.id} "
+                  f"({run_text.counts(sweep.record.counts)})")
+            return
         run = api.get_run(args.run).cancel()
         print(f"cancel requested for run {run.id} ({run.record.state.value})")
 
@@ -246,6 +303,9 @@ class HpcmlMagics(Magics):
         from .widget import RunDetails
 
         args = _parse("status", line)
+        if api.is_sweep_id(args.run):
+            print(api.get_sweep(args.run).refresh())
+            return
         display(RunDetails(api.get_run(args.run).refresh().record))
 
 
