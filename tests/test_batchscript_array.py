@@ -244,3 +244,23 @@ def test_an_array_task_requeues_its_own_element(tmp_path):
     assert (tmp_path / "scontrol.calls").read_text() == "requeue 54_1\n"
     assert not (run_dir / exit_file(2)).exists()
     assert "checkpointed at" in (run_dir / ".hpcml/stdout.2.log").read_text()
+
+
+def test_the_config_keys_become_the_requeue_policy_and_its_sbatch_lines():
+    from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
+    from jupyterlab_hpcml.engine import job_context
+    from jupyterlab_hpcml.engine.config import parse_backend_config
+
+    backend = SlurmBackend({}, Path("/nonexistent"))
+    base = {"SSH": {"Hostname": "h", "User": "u"}}
+    on = parse_backend_config({**base, "Resources": {"Queue": "q", "Runtime": "1h",
+                                                     "Requeue": True,
+                                                     "RequeueSignalSeconds": 30}})
+    policy = job_context.requeue_policy(job_context.job_config(backend, on).resources)
+    assert policy == RequeuePolicy(max_requeues=3, signal_before_end=30)
+    off = parse_backend_config({**base, "Resources": {"Queue": "q", "MaxRequeues": 1}})
+    assert job_context.requeue_policy(job_context.job_config(backend, off).resources) is None
+    script = render_batch_script(lead(), "/r", secrets_file="/s", requeue=policy)
+    assert "#SBATCH --signal=B:USR2@30\n" in script and "__hpcml_requeue_max=3\n" in script
+    features = backend.supported_features()
+    assert features.requeue and features.job_arrays and "Requeue" in features.resources

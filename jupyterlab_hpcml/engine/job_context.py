@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..backends.base import Backend
-from ..core.config_models import BackendConfigModel
+from ..core.config_models import BackendConfigModel, Resources
 from ..core.errors import Problem, UserInputError
-from ..core.job import JobContext
+from ..core.job import JobContext, RequeuePolicy
 from .config import BackendConfig
 from .models import RunRecord
 
@@ -44,6 +44,20 @@ def checkpoint_dir(run_dir: str | None, task: int | None = None) -> str:
     return f"{run_dir.rstrip('/')}/{rel}" if run_dir else rel
 
 
+def requeue_policy(resources: Resources) -> RequeuePolicy | None:
+    """``Resources.Requeue``/``MaxRequeues``/``RequeueSignalSeconds`` → the context's
+    requeue policy (None: not asked for; unset keys take RequeuePolicy's defaults)."""
+    if not resources.requeue:
+        return None
+    default = RequeuePolicy()
+    return RequeuePolicy(
+        max_requeues=default.max_requeues if resources.max_requeues is None
+        else resources.max_requeues,
+        signal_before_end=default.signal_before_end if resources.requeue_signal_seconds is None
+        else resources.requeue_signal_seconds,
+    )
+
+
 def job_name(run: RunRecord) -> str:
     return f"hpcml-{run.project_name}-{run.entry_point}"
 
@@ -62,6 +76,7 @@ def context(run: RunRecord, config: BackendConfigModel, run_dir: str | None = No
         project_path=run.project_path,
         run_dir=run_dir if run_dir is not None else run.run_dir,
         env=dict(env or {}),
+        requeue=requeue_policy(config.resources),
     )
 
 
