@@ -35,6 +35,15 @@ Credentials come from :mod:`.credentials` (``MANTIK_FIRECREST_CLIENT_ID``/``_SEC
   job that left that list (it shows 24 h of history) is looked up by id, then by its
   exit-code file. States and exit codes (``interruptSignal`` → 128 + n) as for Slurm over
   SSH (:mod:`.slurm_common`).
+* **Sweeps** (``submit_array``): ONE ``sbatch --array=0-(n-1)%K`` per chunk of at most
+  ``max_array_size`` tasks (Slurm's default MaxArraySize, 1001: FirecREST cannot read
+  slurm.conf), each chunk ``afterany`` the previous; the task files (env, command,
+  parameter table) uploaded in one archive next to the code uploaded once. Tasks are
+  "<array id>_<index>": polled with the same ONE job list (sacct names them so; squeue
+  lists the pending rest under the array's id). The real server takes only
+  ``[a-zA-Z0-9]+`` job ids in paths, so an array is looked up by its own id and a task is
+  cancelled by the Slurm job id it noted when it started (``.hpcml/tasks/<i>.jobid``);
+  one not started yet is asked not to start (``.hpcml/tasks/<i>.cancelled``).
 * **Files**: byte ranges with ``tail -c +N`` near the end of a file and whole ``dd`` blocks
   (``view`` with a block-aligned offset) elsewhere: the server decodes both as UTF-8, and
   ``view`` counts its offset in characters past the block start. ``ls`` names come
@@ -720,7 +729,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
                 out[ref.job_id] = JobStatus(RunState.QUEUED, message="not yet in Slurm's job list")
                 continue
             if _is_task(ref.job_id) and base in arrays:
-                out[ref.job_id] = await self._task_status(ref, arrays[base])
+                out[ref.job_id] = await self._task_status(ref, arrays[base], base in literal)
                 continue
             if fallback >= self.max_fallback_reads:
                 continue  # the engine records UNKNOWN; looked at again next time
@@ -728,7 +737,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             try:
                 if _is_task(ref.job_id):
                     arrays[base] = await self._array_models(base)
-                    out[ref.job_id] = await self._task_status(ref, arrays[base])
+                    out[ref.job_id] = await self._task_status(ref, arrays[base],
+                                                              base in literal)
                 else:
                     out[ref.job_id] = await self._status_of_unlisted(ref)
             except BackendUnavailable:
@@ -749,12 +759,23 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             return None
         return {str(m.get("jobId")): m for m in models}
 
-    async def _task_status(self, ref: JobRef,
-                           models: dict[str, dict[str, Any]] | None) -> JobStatus:
+    async def _task_status(self, ref: JobRef, models: dict[str, dict[str, Any]] | None,
+                           listed: bool = False) -> JobStatus:
+        """A task from its array's records (``models``), else from its exit-code file. An
+        array Slurm still runs (``listed``, or live in ``models``) may have started the task
+        before its accounting shows it (sacct lags squeue by seconds): UNKNOWN then, not
+        the FAILED of a task Slurm forgot."""
         model = (models or {}).get(ref.job_id)
         if model is not None:
             return slurm_state(model)
-        return await self._status_from_exit_file(ref)
+        status = await self._status_from_exit_file(ref)
+        live = listed or any(
+            not map_state(sj.state)[0].terminal
+            for m in (models or {}).values() if (sj := slurm_job(m)) is not None)
+        if status.state.terminal and status.exit_code is None and live:
+            return JobStatus(RunState.UNKNOWN, None,
+                             "Slurm's accounting does not list this task yet")
+        return status
 
     async def _status_of_unlisted(self, ref: JobRef) -> JobStatus:
         """A job missing from the job list (which shows the last 24 h of ended jobs):
@@ -1036,7 +1057,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         else:
             return None
         models = await self._array_models(array_task(ref.job_id)[0])
-        status = await self._task_status(ref, models)
+        status = await self._task_status(ref, models, listed=False)
         return status if status.state.terminal else None
 
     async def close(self) -> None:

@@ -21,11 +21,25 @@ with ``exit_status:N std_err:...``, ``ls --quoting-style=c`` names, ``view`` thr
 pasted into ``'...'`` in shell commands, ``--export=ALL,K=V`` for the job environment, a
 job killed by a signal as ``exitCode 0`` + ``interruptSignal``, the 24 h job-list window.
 
+Job arrays (``#SBATCH --array=0-5%2``; FirecREST's API has no field for it) and
+``#SBATCH --dependency=afterany:<id>`` run as Slurm 22.05 runs them (checked on the test
+cluster): one job id for the array; each element, when a slot frees (at most ``%K``
+running, the rest PENDING with reason JobArrayTaskLimit), gets a job id of its own as
+``SLURM_JOB_ID`` (the last one to start keeps the array's id), with
+``SLURM_ARRAY_JOB_ID``/``SLURM_ARRAY_TASK_ID``/``_COUNT``/``_MIN``/``_MAX``; ``%A``/``%a``
+in file names; an index at or above ``state.max_array_size`` (MaxArraySize) refused with
+Slurm's words. Real FirecREST lists jobs from sacct (an element as "719_3") merged with
+squeue (a running element by its own id, "726"; the pending rest as ONE entry "719"), and
+takes only ``[a-zA-Z0-9]+`` job ids in paths: GET/DELETE /jobs/719_3 is a 400, DELETE
+/jobs/726 cancels that element only, DELETE /jobs/719 the whole array.
+
 Switches: ``state.faults`` (500/429/dropped connection/delay/hang/401), ``state.late``
 (answer after a delay, the request carried out: a client timeout that is not a failure),
 ``state.tokens`` (OIDC client-credentials endpoint at ``/auth/token``, token lifetime),
 ``state.queue_delay``, ``state.partitions``/``state.node_memory_mb``/``state.accounts``
-(what sbatch accepts), ``state.job_list_window``/``state.purged`` (what Slurm still knows).
+(what sbatch accepts), ``state.job_list_window``/``state.purged`` (what Slurm still knows),
+``state.max_array_size``, ``state.accounting_lag`` (sacct lists an element this long after
+it started).
 Records: ``state.command_lines`` (the shell commands the real server would have run on the
 login node: what ``ps`` there shows), ``state.request_log`` (monotonic time, route).
 """
@@ -231,8 +245,8 @@ class Job:
             account=self.account,
             kill_user=USER if (run and run.cancelled) or task.cancelled_at else None)
 
-    def sacct_entries(self, system: str, *, by_id: bool = False,
-                      window: float | None = None) -> list[dict[str, Any]]:
+    def sacct_entries(self, system: str, *, by_id: bool = False, window: float | None = None,
+                      lag: float = 0.0) -> list[dict[str, Any]]:
         """What ``sacct`` lists of an array: one line per element that started or was
         cancelled, as "<array id>_<index>". Asked for by id (``sacct --jobs=<id>``), also the
         pending rest as "<array id>_[<indexes>]"; in the time window of ``GET /jobs``
@@ -248,6 +262,8 @@ class Job:
                 continue
             if window is not None and t.ended is not None and now - t.ended > window:
                 continue
+            if t.run is not None and t.run.started and now - t.run.started < lag:
+                continue  # not in the accounting database yet
             out.append(self.task_model(system, t, f"{self.job_id}_{t.index}", t.reason))
         rest = [t.index for t in self.tasks if t.pending]
         if by_id and rest:
@@ -317,6 +333,9 @@ class FirecrestState(CountingState):
         self.purged: set[str] = set()  # jobs Slurm forgot entirely (GET /jobs/{id} → 404)
         # slurm.conf's MaxArraySize: an array index at or above it is refused by sbatch.
         self.max_array_size = MAX_ARRAY_SIZE
+        # slurmdbd's delay: an array element that started this recently is not in sacct yet
+        # (seen on the test cluster: `sacct --jobs=731` empty 2 s after 731_0 started).
+        self.accounting_lag = 0.0
         self._scheduler: threading.Thread | None = None
         self._started: set[int] = set()  # scheduled single jobs already started (id(run))
         self._stopping = False
@@ -675,7 +694,7 @@ class JobsHandler(Base):
         squeue: list[dict[str, Any]] = []
         for j in known:
             if j.tasks is not None:
-                sacct += j.sacct_entries(system, window=window)
+                sacct += j.sacct_entries(system, window=window, lag=self.state.accounting_lag)
                 squeue += j.squeue_entries(system, self.state)
             elif j.ended is None or now - j.ended <= window:
                 sacct.append(j.model(system))
@@ -825,13 +844,17 @@ class JobHandler(Base):
             # An array's id: every element (sacct) and the running ones by their own ids
             # plus the pending rest (squeue). Seen on 22.05: `sacct --jobs=733` lists
             # 733_0, 733_1 and 733_[1-3%1].
-            listed = merge_listings(job.sacct_entries(system, by_id=True),
+            lag = self.state.accounting_lag
+            listed = merge_listings(job.sacct_entries(system, by_id=True, lag=lag),
                                     job.squeue_entries(system, self.state))
         elif found is not None and (job is None or job.tasks is None):
             # An element's own id: sacct names it "733_1", squeue by that id (while it runs).
             array, task = found
+            started = task.run.started if task.run else None
+            recorded = not started or time.time() - started >= self.state.accounting_lag
             listed = merge_listings(
-                [array.task_model(system, task, f"{array.job_id}_{task.index}")],
+                [array.task_model(system, task, f"{array.job_id}_{task.index}")] if recorded
+                else [],
                 [array.task_model(system, task, job_id)] if task.live else [])
         elif job is not None:
             listed = [job.model(system)]
