@@ -12,15 +12,20 @@ contents in an *object store* that outlives runs; getting a run's code there is 
    :func:`manifest0` read by :func:`copy_from_store_command` in the job (FirecREST), or one
    server-side copy per file (UNICORE's stage-in ``Imports``).
 
-A second run of unchanged code therefore sends only the per-run files. The SSH backend keeps
+A second run of unchanged code therefore sends only the per-run files, and several runs of
+the same code submitted at once (a sweep's jobs) send each content once between them
+(:class:`SharedUploads`: each plan comes from its own listing, all taken before any upload
+finished). The SSH backend keeps
 its own planner (``ssh/transfer.py``): there the cluster-side helper plans and builds the tree
 in the same command, one round trip fewer than a plan made here.
 """
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import shlex
 import threading
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,16 +120,75 @@ class ObjectStore(Protocol):
         """Store ``source``'s content under its hash; a reader never sees half an object."""
 
 
+class SharedUploads:
+    """The uploads into one object store made by this process, shared by its submissions.
+
+    Concurrent submissions of the same code each list the store before any of them has
+    uploaded, so each plans every content. Through this, a content another submission is
+    uploading is waited for, not sent again, and one stored since the caller's listing is
+    skipped. A content stored *before* that listing and missing from it was removed from
+    the store meanwhile: sent again. Thread-safe (uploads run in threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stored: dict[str, float] = {}  # sha256 → when this process stored it (monotonic)
+        self._pending: dict[str, concurrent.futures.Future[None]] = {}
+
+    @staticmethod
+    def listing_started() -> float:
+        """Take this just before listing the store; pass it to :meth:`put`."""
+        return time.monotonic()
+
+    def put(self, store: ObjectStore, sha256: str, source: Path, listed_at: float) -> bool:
+        """``store.put`` unless the content was stored since ``listed_at`` or is being
+        stored: then wait for that. True when this call sent it. If the upload waited for
+        fails, this caller tries itself (its own submission, its own retries)."""
+        while True:
+            with self._lock:
+                if self._stored.get(sha256, -math.inf) >= listed_at:
+                    return False
+                pending = self._pending.get(sha256)
+                if pending is None:
+                    mine: concurrent.futures.Future[None] = concurrent.futures.Future()
+                    self._pending[sha256] = mine
+                    break
+            try:
+                pending.result()
+            except BaseException:  # noqa: BLE001, S110 - theirs failed: try ours
+                pass
+        try:
+            store.put(sha256, source)
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[sha256]
+            mine.set_exception(exc)
+            raise
+        with self._lock:
+            self._stored[sha256] = time.monotonic()
+            del self._pending[sha256]
+        mine.set_result(None)
+        return True
+
+
 def upload_missing(store: ObjectStore, plan: UploadPlan, progress: Progress,
-                   threads: int = 4) -> int:
-    """Send the plan's missing objects, ``threads`` at a time. Returns the bytes sent."""
+                   threads: int = 4, shared: SharedUploads | None = None,
+                   listed_at: float = -math.inf) -> int:
+    """Send the plan's missing objects, ``threads`` at a time. Returns the bytes sent.
+    With ``shared`` (and the time the plan's listing began), a content that a concurrent
+    submission sends or has sent since is not sent again (it counts as done)."""
     snapshot = plan.snapshot
 
-    def one(f: SnapshotFile) -> None:
-        store.put(f.sha256, snapshot.object_path(f))
+    def one(f: SnapshotFile) -> int:
+        path = snapshot.object_path(f)
+        if shared is None:
+            store.put(f.sha256, path)
+            sent = True
+        else:
+            sent = shared.put(store, f.sha256, path, listed_at)
         progress.add(f.size)
+        return f.size if sent else 0
 
-    if plan.missing:
-        with concurrent.futures.ThreadPoolExecutor(max(1, min(threads, len(plan.missing)))) as pool:
-            list(pool.map(one, plan.missing))
-    return plan.missing_bytes
+    if not plan.missing:
+        return 0
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(threads, len(plan.missing)))) as pool:
+        return sum(pool.map(one, plan.missing))

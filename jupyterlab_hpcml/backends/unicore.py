@@ -82,7 +82,7 @@ from .batchscript import (
     split_env,
     venv_lines,
 )
-from .cas_upload import Progress, file_mode, plan_upload, upload_missing
+from .cas_upload import Progress, SharedUploads, file_mode, plan_upload, upload_missing
 from .credentials import MEMORY, CredentialsMissing, unicore_credentials
 from .exitrecord import EXIT_FILE, ExitRecord, parse_exit_record
 from .remote_calls import (
@@ -330,6 +330,8 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         self._staging: set[str] = set()  # jobs this process is uploading to (READY on purpose)
         self._judged: dict[str, JobStatus] = {}  # ended FAILED jobs, judged once (see _ended)
         self._home: _HomeStore | bool | None = None  # object store (False: none, None: unknown)
+        self._home_lock = threading.Lock()  # concurrent submissions open HOME once
+        self._uploads = SharedUploads()  # into HOME: one upload per content, however many jobs
 
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
@@ -490,6 +492,10 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         """The user's HOME storage as the object store of the runs' code (None: the site has
         none, or its mount point cannot stand in a ``file://`` URL: every file then goes into
         the job's directory, every time)."""
+        with self._home_lock:
+            return self._open_object_store()
+
+    def _open_object_store(self) -> _HomeStore | None:
         if self._home is None:
             try:
                 props = self._call_sync("opening the HOME storage", lambda: self._transport().get(
@@ -516,12 +522,15 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         store = await asyncio.to_thread(self._object_store)
         per_run = {k: v for k, v in {**extras, **files}.items() if not k.endswith("/")}
         dirs = sorted(k.rstrip("/") for k in extras if k.endswith("/"))
+        listed_at = self._uploads.listing_started()
         plan = plan_upload(snapshot, await asyncio.to_thread(store.present)) if store else None
         code = [] if store else list(snapshot.files)  # without a store: each file, each time
         code_bytes = plan.missing_bytes if plan else snapshot.total_bytes
         meter = Progress(progress, code_bytes + sum(len(v) for v in per_run.values()))
         if store and plan:
-            await asyncio.to_thread(upload_missing, store, plan, meter, self.upload_threads)
+            # Concurrent submissions of this code (a sweep) share the uploads: each once.
+            await asyncio.to_thread(upload_missing, store, plan, meter, self.upload_threads,
+                                    self._uploads, listed_at)
             desc = {**desc, "Imports": store.imports(snapshot)}
         submitted = await submit_looked_up(lambda: asyncio.to_thread(self._create, desc),
                                            lambda: asyncio.to_thread(self._adopt, run_id))
@@ -932,17 +941,31 @@ class _HomeStore:
         part = f"{STORE_DIR}/.incoming/{sha256}.{secrets.token_hex(4)}"
         final = f"{STORE_DIR}/{sha256}"
         url = self._file_url(part)
-        b._call_sync(f"uploading code ({sha256[:12]})", lambda: b._transport().put(
-            url=url, headers={"Content-Type": "application/octet-stream"},
-            content=source.read_bytes()).close(), retries=b.submit_retries)
         try:
-            b._call_sync("storing uploaded code", lambda: b._transport().post(
-                url=self.rename_url, json={"from": part, "to": final}).close(), idempotent=False)
-        except Ambiguous as amb:
-            # The rename is the TSI's `mv -f`: sent again after its answer was lost, it fails
-            # (HTTP 500, the source is gone) although it was done. Look at the result instead.
-            if self._size(final) != source.stat().st_size:
-                raise amb.error from None
+            b._call_sync(f"uploading code ({sha256[:12]})", lambda: b._transport().put(
+                url=url, headers={"Content-Type": "application/octet-stream"},
+                content=source.read_bytes()).close(), retries=b.submit_retries)
+            try:
+                b._call_sync("storing uploaded code", lambda: b._transport().post(
+                    url=self.rename_url, json={"from": part, "to": final}).close(),
+                    idempotent=False)
+            except Ambiguous as amb:
+                # The rename is the TSI's `mv -f`: sent again after its answer was lost, it
+                # fails (HTTP 500, the source is gone) although it was done. Look instead.
+                if self._size(final) != source.stat().st_size:
+                    raise amb.error from None
+        except Exception:
+            self._drop(part)  # no half upload left in .incoming
+            raise
+
+    def _drop(self, rel: str) -> None:
+        """Best effort: remove a temporary upload (already gone after a rename: fine)."""
+        b = self.backend
+        try:
+            b._call_sync("removing an unfinished upload", lambda: b._transport().delete(
+                url=self._file_url(rel)).close(), retries=0)
+        except Exception:  # noqa: BLE001 - the next upload uses a new name anyway
+            log.info("UNICORE %s: could not remove %s", b.url, rel)
 
     def _size(self, rel: str) -> int | None:
         b = self.backend
