@@ -124,6 +124,7 @@ async def test_six_tasks_with_max_parallel_two_are_one_array_job(tmp_path, slurm
         assert len(arrays) == 1, subs  # ONE job
         array_id = arrays.pop()
         assert [s.job_id for s in subs] == [f"{array_id}_{i}" for i in range(6)]
+        assert await backend.find_submitted(lead.replace(env={})) == array_id
         refs = [JobRef(t.context.run_id, s.job_id, prepared.run_dir, t.index)
                 for t, s in zip(tasks, subs, strict=True)]
 
@@ -203,6 +204,11 @@ async def test_more_tasks_than_max_array_size_become_arrays_one_after_the_other(
         assert [s.job_id for s in subs] == [f"{first}_0", f"{first}_1", f"{first}_2",
                                             f"{second}_0", f"{second}_1"]
         assert f"afterany:{first}" in ssh_cmd(slurm, f"scontrol show job {second}_0")
+        # After a crash mid-submission the tasks' job ids are found again.
+        lead = lead.replace(run_dir=prepared.run_dir, env={})
+        assert await backend.find_submitted(lead) == first
+        assert await backend.find_submitted_tasks(lead, range(5)) == {
+            t.index: s.job_id for t, s in zip(tasks, subs, strict=True)}
         refs = [JobRef(t.context.run_id, s.job_id, prepared.run_dir, t.index)
                 for t, s in zip(tasks, subs, strict=True)]
         # A pending element cancelled leaves no record in Slurm: still CANCELLED.

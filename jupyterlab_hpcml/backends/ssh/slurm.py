@@ -75,7 +75,7 @@ from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 log = logging.getLogger(__name__)
 
 JOB_ID_FILE = f"{META_DIR}/job_id"
-ARRAYS_FILE = f"{META_DIR}/array_ids"  # a sweep's job arrays' ids, one a line, in order
+ARRAYS_FILE = f"{META_DIR}/array_ids"  # a sweep's job arrays: "<offset> <array id>" lines
 POST_LOGIN_SCRIPT = f"{META_DIR}/post_login.sh"
 LOGIN_LOG = f"{META_DIR}/login.log"
 CODE_FILE = f"{META_DIR}/code.json"
@@ -293,7 +293,7 @@ class SlurmBackend(Backend[SSHConfig]):
                 apptainer_image=self._image(prep), array=spec, array_offset=offset,
                 extra_sbatch=[f"--comment=hpcml:{ctx.run_id}"], requeue=ctx.requeue).encode()
             scripts.append(name)
-        ids = await self._submit_files(prep, base, files, scripts)
+        ids = await self._submit_files(prep, base, files, scripts, [o for o, _ in chunks])
         where: dict[int, str] = {}
         for (offset, locals_), array_id in zip(chunks, ids, strict=True):
             for local in locals_:
@@ -332,7 +332,7 @@ class SlurmBackend(Backend[SSHConfig]):
         return image
 
     async def _submit_files(self, prep: SlurmPrepared, base: str, run_files: dict[str, bytes],
-                            scripts: list[str]) -> list[str]:
+                            scripts: list[str], offsets: list[int] | None = None) -> list[str]:
         """The one submit command with ``run_files`` (scripts, task files) added to the
         per-run files; ``sbatch`` for each of ``scripts`` in order (each after the one
         before when there are several). Returns their job ids."""
@@ -364,7 +364,7 @@ class SlurmBackend(Backend[SSHConfig]):
             materialise = self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir,
                                                             prep.link_hashes)
             command = _submit_command(materialise, run_dir, secrets_path, pre, inline,
-                                      self._submit_marker(base, ctx.run_id), scripts)
+                                      self._submit_marker(base, ctx.run_id), scripts, offsets)
             try:
                 res = await self.conn.run(command, input=payload, retry=False, name="sbatch")
             except CommandTooLong as exc:
@@ -375,8 +375,8 @@ class SlurmBackend(Backend[SSHConfig]):
                 continue
             except BackendUnavailable:
                 # The connection dropped during the command: did the job reach Slurm?
-                if len(scripts) > 1:
-                    raise  # several arrays: find_submitted cannot tell them all
+                if offsets is not None:
+                    raise  # a sweep: find_submitted_tasks tells its tasks' ids
                 found = await self.find_submitted(ctx.replace(run_dir=run_dir))
                 if found is None:
                     raise
@@ -434,7 +434,7 @@ class SlurmBackend(Backend[SSHConfig]):
         for line in res.out.splitlines():
             jid, _, comment = line.partition("|")
             if comment.strip() == f"hpcml:{run_id}":
-                return jid.strip()
+                return jid.strip().split("_")[0]  # an array's element or pending line: the array
         for line in res.out.splitlines():
             if line.startswith("__HPCML_SUBMIT running"):
                 raise BackendUnavailable(
@@ -447,6 +447,36 @@ class SlurmBackend(Backend[SSHConfig]):
                         f"the interrupted submission of run {run_id} may still be "
                         "running on another login node")
         return None
+
+    async def find_submitted_tasks(self, ctx: JobContext[SSHConfig],
+                                   indexes: Sequence[int]) -> dict[int, str] | None:
+        """After a crash in ``submit_array`` (``ctx``: the sweep's lead context with the
+        shared run directory): each task's job id "<array id>_<element>", from the arrays'
+        record in the run directory; None only when sure nothing was submitted;
+        BackendUnavailable while that cannot be told."""
+        found = await self.find_submitted(ctx)
+        if found is None:
+            return None
+        run_dir = ctx.run_dir
+
+        async def read(sftp: asyncssh.SFTPClient) -> str | None:
+            try:
+                async with sftp.open(f"{run_dir}/{ARRAYS_FILE}", "rb") as f:
+                    data: bytes = await f.read()
+                    return data.decode()
+            except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPFailure):
+                return None
+        text = await self.conn.sftp_call(read) if run_dir else None
+        rows = [ln.split() for ln in (text or "").splitlines()]
+        arrays = sorted((int(r[0]), r[1]) for r in rows if len(r) == 2 and r[0].isdigit())
+        if not arrays:
+            raise BackendUnavailable(f"sweep {ctx.run_id} reached Slurm (job {found}) but its "
+                                     "arrays' record is not there (yet)")
+        out: dict[int, str] = {}
+        for i in indexes:
+            offset, array_id = max((a for a in arrays if a[0] <= i), default=arrays[0])
+            out[i] = f"{array_id}_{i - offset}"
+        return out
 
     # ------------------------------------------------------------ poll
 
@@ -883,7 +913,8 @@ def _inline_files(run_dir: str, files: dict[str, bytes | None]) -> str | None:
 
 def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pre: list[str],
                     inline: str | None = None, marker: str | None = None,
-                    scripts: Sequence[str] = (SCRIPT_NAME,)) -> str:
+                    scripts: Sequence[str] = (SCRIPT_NAME,),
+                    offsets: Sequence[int] | None = None) -> str:
     """The POSIX shell command of ``submit``: its stdin is the tar of :func:`_tar`, or
     ``inline`` (from :func:`_inline_files`) writes the per-run files instead.
 
@@ -891,9 +922,10 @@ def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pr
     connection dropped goes on running on the login node (sshd does not stop it) and may
     still submit the job: ``find_submitted`` is unsure, not "not submitted", while it lives.
 
-    ``scripts``: the batch scripts to submit, in order; each after the one before
-    (``--dependency=afterany:<its id>``: a sweep's arrays, so that their ``%K`` holds across
-    them). A refused later one cancels those before it.
+    ``scripts``: the batch scripts to submit, in order; with ``offsets`` (a sweep's job
+    arrays, each's first task) each after the one before (``--dependency=afterany:<its
+    id>``, so that their ``%K`` holds across them), a refused later one cancelling those
+    before it, and "<offset> <array id>" lines in ``ARRAYS_FILE``.
 
     Exit statuses: 0 with ``__HPCML_JOB <id>`` on stdout (one line per script);
     ``TREE_MISSING`` (before anything
@@ -921,7 +953,7 @@ def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pr
             f"{{ bash -c {q(cmd)} </dev/null; }} >> {LOGIN_LOG} 2>&1 || "
             f"{{ rc=$?; echo \"__HPCML_PRE {i} $rc\"; tail -c 2000 {LOGIN_LOG}; "
             f"fail {_PRE_FAILED}; }}")
-    if len(scripts) == 1:
+    if offsets is None:  # one job
         lines += [
             f"out=$(sbatch --parsable {q(scripts[0])} </dev/null) || fail {_SBATCH_FAILED}",
             # The answer first: a failing job_id write must not hide a submitted job
@@ -931,16 +963,17 @@ def _submit_command(materialise: str, run_dir: str, secrets_path: str | None, pr
             "exit 0",
         ]
         return "\n".join(lines)
-    lines.append("ids=; prev=; first=")
-    for script in scripts:
+    lines.append("ids=; prev=; first=; arrays=")
+    for script, offset in zip(scripts, offsets or [0] * len(scripts), strict=True):
         after = '${prev:+--dependency=afterany:$prev}'
         lines += [
             f"out=$(sbatch --parsable {after} {q(script)} </dev/null) || "
             f"{{ [ -z \"$ids\" ] || scancel $ids; fail {_SBATCH_FAILED}; }}",
             "prev=${out%%;*}; ids=\"$ids $prev\"; first=${first:-$prev}",
+            f"arrays=\"${{arrays}}{int(offset)} $prev\n\"",
             "printf '__HPCML_JOB %s\\n' \"$prev\"",
         ]
-    lines += [f"printf '%s\\n' $ids > {ARRAYS_FILE}",
+    lines += [f"printf '%b' \"$arrays\" > {ARRAYS_FILE}",
               f"printf '%s\\n' \"$first\" > {JOB_ID_FILE}", "exit 0"]
     return "\n".join(lines)
 
