@@ -218,7 +218,7 @@ async def test_cancel_one_task_cancels_only_it(tmp_path, firecrest, backend):
     while (await backend.poll(refs[:1]))[refs[0].job_id].state != RunState.RUNNING:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.2)
-    note = Path(prepared.run_dir) / ".hpcml" / "tasks" / "0.jobid"
+    note = Path(prepared.run_dir) / ".hpcml" / "tasks" / f"0.{array_id}.jobid"
     while not note.exists():
         await asyncio.sleep(0.1)
 
@@ -241,6 +241,17 @@ async def test_cancel_one_task_cancels_only_it(tmp_path, firecrest, backend):
     # A second cancel of the ended task is calm: it says how the task ended.
     again = await backend.cancel(refs[0])
     assert again is not None and again.state == RunState.CANCELLED
+
+    # Task 2 re-run in the same directory (another array): the old request to stop is
+    # not this array's.
+    rerun = ArrayTask(2, context(firecrest, "c00000000abc", "python task.py 2 0.2 0",
+                                 {"TASK_LABEL": "again"}))
+    [sub] = await backend.submit_array(prepared, [rerun])
+    assert sub.job_id.endswith("_0") and not sub.job_id.startswith(f"{array_id}_")
+    ref = JobRef(rerun.context.run_id, sub.job_id, prepared.run_dir, task=2)
+    final, _ = await follow(firecrest, backend, [ref])
+    assert final[sub.job_id].state == RunState.FINISHED
+    assert (Path(prepared.run_dir) / "times.2.json").exists()
 
 
 @closing

@@ -42,8 +42,8 @@ Credentials come from :mod:`.credentials` (``MANTIK_FIRECREST_CLIENT_ID``/``_SEC
   "<array id>_<index>": polled with the same ONE job list (sacct names them so; squeue
   lists the pending rest under the array's id). The real server takes only
   ``[a-zA-Z0-9]+`` job ids in paths, so an array is looked up by its own id and a task is
-  cancelled by the Slurm job id it noted when it started (``.hpcml/tasks/<i>.jobid``);
-  one not started yet is asked not to start (``.hpcml/tasks/<i>.cancelled``).
+  cancelled by the Slurm job id it noted when it started (``.hpcml/tasks/<i>.<array>.jobid``);
+  one not started yet is asked not to start (``.hpcml/tasks/<i>.<array>.cancelled``).
 * **Files**: byte ranges with ``tail -c +N`` near the end of a file and whole ``dd`` blocks
   (``view`` with a block-aligned offset) elsewhere: the server decodes both as UTF-8, and
   ``view`` counts its offset in characters past the block start. ``ls`` names come
@@ -127,10 +127,12 @@ VIEW_BLOCK = 1 << 20  # `view` = dd of two blocks: 2 MiB, under the server's 5 M
 DOWNLOAD_LIMIT = 3 << 20  # `ops/download` is base64 through the same 5 MiB limit
 SECRETS_DIR = ".secrets"  # in <base>, mode 0700: the jobs' secrets files (0600)
 # An array task's notes in the shared run directory (batchscript.TASKS_DIR): the Slurm job
-# id it runs as (written when it starts), and a request to stop before it starts.
-TASK_JOB_ID = f"{META_DIR}/tasks/{{task}}.jobid"
-TASK_CANCELLED = f"{META_DIR}/tasks/{{task}}.cancelled"
-PLACED = f"{META_DIR}/placed"  # the array's code is in place (the first task put it there)
+# id it runs as (written when it starts), and a request to stop before it starts. Named by
+# the array's id too: a re-run of the task in the same directory is another array.
+TASK_JOB_ID = f"{META_DIR}/tasks/{{task}}.{{array}}.jobid"
+TASK_CANCELLED = f"{META_DIR}/tasks/{{task}}.{{array}}.cancelled"
+# The array's code is in place (the first of its tasks put it there).
+PLACED = f'{META_DIR}/placed."$SLURM_ARRAY_JOB_ID"'
 
 
 class Forbidden(RemoteError):
@@ -1028,16 +1030,22 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         """One element of an array, never its siblings. Real FirecREST takes only job ids
         matching ``^[a-zA-Z0-9]+$`` (DELETE /jobs/123_4 is a 400), and ``scancel <array
         id>`` would stop every element: so the task is cancelled by the Slurm job id it
-        noted when it started (``.hpcml/tasks/<i>.jobid``). One that has not started is
-        asked not to (``.hpcml/tasks/<i>.cancelled``, written before the note is looked
-        for) and is CANCELLED from now on."""
+        noted when it started (``.hpcml/tasks/<i>.<array id>.jobid``). One that has not
+        started is asked not to (``.hpcml/tasks/<i>.<array id>.cancelled``, written before
+        the note is looked for) and is CANCELLED from now on."""
         if ref.task is None or not ref.run_dir:
             raise UserInputError(Problem(f"job {ref.job_id} is an array task without its index"))
         c = self.client()
         run_dir = ref.run_dir.rstrip("/")
-        asked = TASK_CANCELLED.format(task=ref.task)
-        await self._upload_into(run_dir, {asked: b"cancelled\n"})
-        note = _shell_safe(f"{run_dir}/{TASK_JOB_ID.format(task=ref.task)}", "task note")
+        array_id = array_task(ref.job_id)[0]
+        asked = TASK_CANCELLED.format(task=ref.task, array=array_id)
+        with tempfile.TemporaryDirectory(prefix="hpcml-fc-") as tmp:
+            local = Path(tmp) / posixpath.basename(asked)
+            await asyncio.to_thread(local.write_bytes, b"cancelled\n")
+            await self._call(f"asking task {ref.task} to stop", c.upload, self.machine, local,
+                             f"{run_dir}/{posixpath.dirname(asked)}", local.name)
+        note = _shell_safe(f"{run_dir}/{TASK_JOB_ID.format(task=ref.task, array=array_id)}",
+                           "task note")
         try:
             raw = (await self._read_range(note, 0, 64, 64)).decode().strip()
         except NotFound:
@@ -1056,7 +1064,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
                     f"FirecREST could not cancel job {ref.job_id}: {why}") from None
         else:
             return None
-        models = await self._array_models(array_task(ref.job_id)[0])
+        models = await self._array_models(array_id)
         status = await self._task_status(ref, models, listed=False)
         return status if status.state.terminal else None
 
@@ -1187,8 +1195,8 @@ def _task_note_command() -> str:
     "<array>_<index>"), then stop if it was cancelled before it started (FirecREST cannot
     cancel one pending element). Note first, check second: a cancel that finds no note
     wrote its request before the task could look for it."""
-    note = '"$HPCML_TASK_DIR/$HPCML_TASK_INDEX.jobid"'
-    asked = '"$HPCML_TASK_DIR/$HPCML_TASK_INDEX.cancelled"'
+    note = '"$HPCML_TASK_DIR/$HPCML_TASK_INDEX.$SLURM_ARRAY_JOB_ID.jobid"'
+    asked = '"$HPCML_TASK_DIR/$HPCML_TASK_INDEX.$SLURM_ARRAY_JOB_ID.cancelled"'
     return (f'printf "%s\\n" "$SLURM_JOB_ID" > {note} && '
             f'{{ [ ! -e {asked} ] || {{ echo "hpcml: task $HPCML_TASK_INDEX was cancelled '
             'before it started" >&2; exit 1; }; }')
