@@ -15,7 +15,7 @@ import asyncio
 import time
 
 from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
-from jupyterlab_hpcml.core.job import JobRef, RequeuePolicy
+from jupyterlab_hpcml.core.job import ArrayTask, JobRef, RequeuePolicy
 from jupyterlab_hpcml.core.states import JobStatus, RunState
 
 from .slurm_cluster import slurm, ssh_cmd, ssh_section  # noqa: F401 - fixture
@@ -148,5 +148,56 @@ async def test_a_job_at_its_time_limit_checkpoints_is_requeued_and_finishes(tmp_
         assert 0 < step < 50 and f"start {step} restart 1" in log, log
         assert log.startswith("start 0 restart 0\n") and log.rstrip().endswith("done 50"), log
         assert ssh_cmd(slurm, f"cat {ref.run_dir}/.hpcml/checkpoint/step").strip() == str(step)
+    finally:
+        await backend.close()
+
+
+async def test_an_array_task_requeued_by_an_admin_resumes_alone(tmp_path, slurm):  # noqa: F811
+    backend = SlurmBackend({"SSH": ssh_section(slurm)}, tmp_path / "data")
+    try:
+        snap = project(tmp_path, {"train.py": TRAIN_PY})
+        policy = RequeuePolicy(max_requeues=2, signal_before_end=60)
+        lead = context(backend, slurm, new_id(), requeue=policy)
+        run_dir = await backend.run_dir_for(lead)
+        lead = lead.replace(run_dir=run_dir, env={"MLFLOW_TRACKING_TOKEN": "tok-canary-rq"})
+        tasks = [ArrayTask(i, context(
+            backend, slurm, new_id(), command="python train.py every-step 16 0.5",
+            env={"HPCML_CHECKPOINT_DIR": f"{run_dir}/.hpcml/checkpoint.{i}",
+                 "HPCML_RESTART_COUNT": "0"})) for i in range(2)]
+        prepared = await backend.prepare(lead, snap, {f".hpcml/checkpoint.{i}/": b""
+                                                      for i in range(2)})
+        subs = await backend.submit_array(prepared, tasks)
+        refs = [JobRef(t.context.run_id, s.job_id, run_dir, t.index)
+                for t, s in zip(tasks, subs, strict=True)]
+        requeued = False
+        seen: list[JobStatus] = []
+        deadline = time.monotonic() + 170
+        while True:
+            statuses = await backend.poll(refs)
+            one = statuses[refs[1].job_id]
+            if not seen or seen[-1] != one:
+                seen.append(one)
+            if all(st.state.terminal for st in statuses.values()):
+                break
+            log = (await backend.read(refs[1], ".hpcml/stdout.1.log", 0, 1 << 20)).data.decode()
+            if not requeued and "step 3\n" in log:
+                ssh_cmd(slurm, f"scontrol requeue {refs[1].job_id}")  # only this element
+                requeued = True
+            if one.state == RunState.QUEUED and one.restarts:
+                ssh_cmd(slurm, f"scontrol update jobid={refs[1].job_id} StartTime=now",
+                        check=False)
+            assert time.monotonic() < deadline, (statuses, seen)
+            await asyncio.sleep(0.5)
+        first, second = statuses[refs[0].job_id], statuses[refs[1].job_id]
+        assert (first.state, first.restarts) == (RunState.FINISHED, 0), first
+        assert (second.state, second.exit_code, second.restarts) == (RunState.FINISHED, 0, 1), seen
+        assert [st.state for st in seen if st.state.terminal] == [RunState.FINISHED], seen
+        log = (await backend.read(refs[1], ".hpcml/stdout.1.log", 0, 1 << 20)).data.decode()
+        starts = [ln for ln in log.splitlines() if ln.startswith("start ")]
+        assert starts[0] == "start 0 restart 0" and starts[1].endswith(" restart 1"), log
+        assert int(starts[1].split()[1]) >= 3 and log.rstrip().endswith("done 16"), log
+        log0 = (await backend.read(refs[0], ".hpcml/stdout.0.log", 0, 1 << 20)).data.decode()
+        assert [ln for ln in log0.splitlines() if ln.startswith("start ")] == [
+            "start 0 restart 0"], log0
     finally:
         await backend.close()
