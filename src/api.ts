@@ -19,6 +19,11 @@ import {
   IRunList,
   IRunQuery,
   ISubmitRequest,
+  ISweep,
+  ISweepPreview,
+  ISweepRequest,
+  ISweepRerunRequest,
+  ISweepView,
   LogStream
 } from './types';
 import { apiUrl } from './url';
@@ -198,4 +203,40 @@ export async function listCredentials(): Promise<ICredentialsAnswer[]> {
 /** Make the server forget the credentials entered for `connection`. */
 export async function forgetCredentials(connection: string): Promise<void> {
   await requestAPI<void>(`credentials${query({ connection })}`, { method: 'DELETE' });
+}
+
+/**
+ * How many runs a sweep definition makes (and its first points).
+ *
+ * @throws {HpcmlApiError} 400 with `problems` keyed `parameters.<name>`
+ */
+export function previewSweep(req: ISweepRequest, signal?: AbortSignal): Promise<ISweepPreview> {
+  return requestAPI<ISweepPreview>('sweeps/preview', {
+    method: 'POST',
+    body: JSON.stringify(req),
+    signal
+  });
+}
+
+/** Submit a sweep: every point is type-checked before anything is created. */
+export function submitSweep(req: ISweepRequest): Promise<ISweep> {
+  return post<ISweep>('sweeps', req);
+}
+
+/** A sweep with its children (by point index). */
+export function getSweep(id: string): Promise<ISweepView> {
+  return requestAPI<ISweepView>(`sweeps/${enc(id)}`);
+}
+
+/** Cancel every child still active. */
+export function cancelSweep(id: string): Promise<ISweep> {
+  return post<ISweep>(`sweeps/${enc(id)}/cancel`, {});
+}
+
+/** Re-run the failed children, as new children of the same sweep. */
+export function rerunSweep(
+  id: string,
+  req: ISweepRerunRequest = { failed: true }
+): Promise<ISweep> {
+  return post<ISweep>(`sweeps/${enc(id)}/rerun`, req);
 }

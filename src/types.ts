@@ -143,6 +143,12 @@ export interface IRun {
   started_at?: number | null;
   ended_at?: number | null;
   upload_progress?: { sent: number; total: number } | null;
+  /** The sweep this run is a child of (null for a single run). */
+  sweep_id?: string | null;
+  /** The child's point index in its sweep. */
+  sweep_index?: number | null;
+  /** Times the scheduler requeued it. */
+  restarts?: number | null;
 }
 
 export interface IRunList {
@@ -265,4 +271,65 @@ export interface IProject {
   entry_points: IEntryPoint[];
   env_note: string | null;
   backend_configs: IBackendConfigInfo[];
+}
+
+/** Body of POST /hpcml/api/sweeps and sweeps/preview. */
+export interface ISweepRequest {
+  project: string;
+  entry_point?: string;
+  /** Fixed values, or override text (`0.1,0.01`, `range(0,5)`, `interval(1e-4,1e-1)`). */
+  parameters: Record<string, string | number>;
+  /** Random search: draw this many points. */
+  random?: number | null;
+  seed?: number | null;
+  max_parallel?: number | null;
+  backend_config?: string | null;
+  overrides?: Overrides;
+  run_name?: string | null;
+  experiment_name?: string | null;
+}
+
+/** Answer of POST sweeps/preview. */
+export interface ISweepPreview {
+  points: number;
+  mode: 'grid' | 'random' | 'rows';
+  /** The first points (parameter → value text). */
+  sample: Record<string, string>[];
+}
+
+/** A sweep record (GET sweeps, and the head of GET sweeps/{id}). */
+export interface ISweep {
+  id: string;
+  name: string;
+  project_path: string;
+  project_name: string;
+  entry_point: string;
+  definition: {
+    parameters: Record<string, string | number>;
+    mode: 'grid' | 'random' | 'rows';
+    samples?: number | null;
+    seed?: number | null;
+    points?: number | null;
+  };
+  max_parallel?: number | null;
+  backend: string;
+  connection?: string | null;
+  mlflow_run_id?: string | null;
+  created_at: number;
+  updated_at: number;
+  /** Children by state. */
+  counts: Partial<Record<RunState, number>>;
+  state: RunState | null;
+}
+
+/** GET sweeps/{id}: the sweep and its children, by point index. */
+export interface ISweepView extends ISweep {
+  children: IRun[];
+}
+
+/** Body of POST sweeps/{id}/rerun. */
+export interface ISweepRerunRequest {
+  failed: boolean;
+  parameters?: Record<string, string | number>;
+  overrides?: Overrides;
 }

@@ -14,6 +14,7 @@ import { CommandIDs, IOpenChartsArgs } from '../commands';
 import { createDetailWidget } from '../detail/detailWidget';
 import { LogMode, LogViewer } from '../logs/logViewer';
 import { normalizeSettings, SETTINGS_PLUGIN_ID } from '../settings';
+import { addSweepCommands } from '../sweeps/commands';
 import { ActionIDs, addActionCommands, RunDirectory } from './actions';
 import { RunsContext } from './context';
 import { rowFromRun } from './rows';
@@ -150,6 +151,7 @@ const runsPlugin: JupyterFrontEndPlugin<void> = {
     });
 
     addActionCommands(ctx, directory);
+    addSweepCommands(ctx, open);
 
     // Right-click on a row: the same actions as its ⋯ menu.
     const selector = '.jp-hpcml-Runs-row[data-hpcml-run-id]';

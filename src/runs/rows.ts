@@ -23,6 +23,15 @@ export interface IRunRow {
   mlflow_experiment_name: string | null;
   /** Hidden from default listings. */
   archived: boolean;
+  /** `sweep`: a sweep's group row (its id is the sweep's); a run otherwise. */
+  kind?: 'run' | 'sweep';
+  /** A sweep's children by state. */
+  counts?: Partial<Record<RunState, number>> | null;
+  /** A sweep child's sweep and point index. */
+  sweep_id?: string | null;
+  sweep_index?: number | null;
+  /** A sweep child's point (shown in its row). */
+  parameters?: Record<string, string>;
 }
 
 /** Answer of GET runs-view/rows. */
@@ -92,7 +101,11 @@ export function rowFromRun(run: IRun): IRunRow {
     mlflow_run_id: run.mlflow_run_id ?? null,
     mlflow_experiment_id: run.mlflow_experiment_id ?? null,
     mlflow_experiment_name: run.mlflow_experiment_name ?? null,
-    archived: run.archived ?? false
+    archived: run.archived ?? false,
+    kind: 'run',
+    sweep_id: run.sweep_id ?? null,
+    sweep_index: run.sweep_index ?? null,
+    ...(run.sweep_id ? { parameters: run.parameters } : {})
   };
 }
 

@@ -14,7 +14,7 @@ import { IRunRow } from './rows';
 export const ROW_HEIGHT = 28;
 
 /** What a row's buttons and keys do (`data-action` of its buttons). */
-export type RowAction = 'select' | 'logs' | 'charts' | 'menu' | 'open';
+export type RowAction = 'select' | 'logs' | 'charts' | 'menu' | 'open' | 'expand' | 'compare';
 
 /** How one row is shown. */
 export interface IRowView {
@@ -94,9 +94,15 @@ export function renderRow(position: number, row: IRunRow | undefined, view: IRow
   return node;
 }
 
-/** The run id of the row holding `target`, if any. */
+/** The run id (or a sweep row's sweep id) of the row holding `target`, if any. */
 export function rowIdOf(target: EventTarget | null): string | null {
-  return rowOf(target)?.dataset.hpcmlRunId ?? null;
+  const row = rowOf(target);
+  return row?.dataset.hpcmlRunId ?? row?.dataset.hpcmlSweepId ?? null;
+}
+
+/** Whether the row holding `target` is a sweep's group row. */
+export function isSweepRow(target: EventTarget | null): boolean {
+  return !!rowOf(target)?.dataset.hpcmlSweepId;
 }
 
 /** The row element holding `target`, if any. */

@@ -4,7 +4,8 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { listRuns } from '../api';
+import { getSweep, listRuns } from '../api';
+import { DisplayItem, SweepGroups } from '../sweeps/groups';
 import { IRun } from '../types';
 import { PAGE_SIZE, RowCache } from './rowCache';
 import { DEFAULT_QUERY, IRowQuery, IRunRow, isActive, rowFromRun } from './rows';
@@ -14,6 +15,8 @@ export type MetricValues = Record<string, number | null>;
 
 export class RunsModel {
   readonly cache = new RowCache({ ...DEFAULT_QUERY });
+  /** Expanded sweeps: their children are shown under their row. */
+  readonly groups = new SweepGroups();
 
   constructor(private _pollMs: () => number) {}
 
@@ -39,7 +42,32 @@ export class RunsModel {
     return this._inflight.size > 0;
   }
 
-  /** The positions in view; pages and metrics are fetched for them. */
+  /** Rows plus the shown children of expanded sweeps. */
+  get displayTotal(): number {
+    return this.groups.total(this.cache);
+  }
+
+  itemAt(position: number): DisplayItem {
+    return this.groups.at(position, this.cache);
+  }
+
+  /** The row (or sweep child) shown at a display position; undefined while loading. */
+  displayAt(position: number): IRunRow | undefined {
+    const item = this.itemAt(position);
+    return item.kind === 'row'
+      ? this.cache.at(item.position)
+      : this.groups.childrenOf(item.sweepId)[item.index];
+  }
+
+  /** Expand (fetching its children) or collapse a sweep's group. */
+  toggleSweep(id: string): void {
+    if (this.groups.toggle(id)) {
+      void this._fetchChildren(id);
+    }
+    this._changed.emit();
+  }
+
+  /** The display positions in view; pages and metrics are fetched for them. */
   setWindow(start: number, end: number): void {
     this._window = [start, end];
     void this._fetchMissing();
@@ -77,8 +105,20 @@ export class RunsModel {
     Signal.clearData(this);
   }
 
+  private async _fetchChildren(id: string): Promise<void> {
+    try {
+      const sweep = await getSweep(id);
+      this.groups.setChildren(id, sweep.children.map(rowFromRun));
+      this._error = null;
+    } catch (reason) {
+      this._error = String((reason as Error).message ?? reason);
+    }
+    this._scheduleMetrics();
+    this._changed.emit();
+  }
+
   private async _fetchMissing(): Promise<void> {
-    const [start, end] = this._window;
+    const [start, end] = this.groups.rowRange(...this._window, this.cache);
     const generation = this._generation;
     const pages = this.cache.missingPages(start, Math.max(end, start + 1));
     await Promise.all(
@@ -138,11 +178,25 @@ export class RunsModel {
       return;
     }
     this._cursor = Math.max(this._cursor ?? 0, ...runs.map(r => r.updated_at));
-    const rows = runs.map(rowFromRun);
-    rows.forEach(row => {
+    const all = runs.map(rowFromRun);
+    all.forEach(row => {
       this._metrics.delete(row.id);
       this._runChanged.emit(row);
     });
+    // Sweep children are not top-level rows: their group row's counts changed (fetch the
+    // shown pages again) and an expanded group shows them (fetched again when new).
+    const children = all.filter(row => row.sweep_id);
+    const rows = all.filter(row => !row.sweep_id);
+    const stale = new Set(children.filter(c => !this.groups.updateChild(c)).map(c => c.sweep_id));
+    for (const id of stale) {
+      if (id && this.groups.isExpanded(id)) {
+        void this._fetchChildren(id);
+      }
+    }
+    if (children.length) {
+      this.reload();
+      this._changed.emit();
+    }
     const result = this.cache.merge(rows, Date.now() / 1000);
     if (result.reload) {
       this.reload();
@@ -168,8 +222,13 @@ export class RunsModel {
     const [start, end] = this._window;
     const ids: string[] = [];
     for (let i = start; i < end && ids.length < 100; i++) {
-      const row = this.cache.at(i);
-      if (row && row.mlflow_run_id && (!this._metrics.has(row.id) || isActive(row.state))) {
+      const row = this.displayAt(i);
+      if (
+        row &&
+        row.kind !== 'sweep' &&
+        row.mlflow_run_id &&
+        (!this._metrics.has(row.id) || isActive(row.state))
+      ) {
         ids.push(row.id);
       }
     }

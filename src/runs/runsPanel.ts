@@ -11,13 +11,16 @@ import { CommandIDs } from '../commands';
 import { el } from '../components/dom';
 import { PaintedWidget } from '../components/paintedWidget';
 import { VirtualList } from '../components/virtualList';
+import { variedParameters } from '../sweeps/comparison';
+import { openSweepMenu, SweepCommandIDs } from '../sweeps/commands';
+import { markChildRow, renderSweepRow } from '../sweeps/sweepRow';
 import { RunDirectory } from './actions';
 import { IColumn, shownColumns } from './columns';
 import { RunsContext } from './context';
 import { openRowMenu } from './rowMenu';
 import { rowKey } from './rowKeys';
-import { IRowQuery } from './rows';
-import { renderRow, ROW_HEIGHT, RowAction, rowIdOf, rowOf } from './runRow';
+import { IRowQuery, IRunRow } from './rows';
+import { IRowView, isSweepRow, renderRow, ROW_HEIGHT, RowAction, rowIdOf, rowOf } from './runRow';
 import { RunsControls } from './runsControls';
 import { nextSort, renderHeader } from './runsHeader';
 import { RunsModel } from './runsModel';
@@ -67,7 +70,9 @@ export class RunsPanel extends PaintedWidget {
     });
     this._rows.addEventListener('dblclick', event => {
       const id = rowIdOf(event.target);
-      if (id) {
+      if (id && isSweepRow(event.target)) {
+        this.model.toggleSweep(id);
+      } else if (id) {
         void _ctx.app.commands.execute(CommandIDs.openRun, { runId: id });
       }
     });
@@ -143,8 +148,7 @@ export class RunsPanel extends PaintedWidget {
       return;
     }
     const { trans } = this._ctx;
-    const cache = this.model.cache;
-    const total = cache.total;
+    const total = this.model.displayTotal;
     this._list.scroller.setAttribute('aria-rowcount', String(total + 1));
     const view = this._list.layout(total, this._header.offsetHeight);
     this.model.setWindow(view.start, view.end);
@@ -152,13 +156,14 @@ export class RunsPanel extends PaintedWidget {
     const hadFocus = this._rows.contains(document.activeElement);
     const now = Date.now() / 1000;
     const fragment = document.createDocumentFragment();
+    const varied = new Map<string, string[]>();
     for (let i = view.start; i < view.end; i++) {
-      const row = cache.at(i);
-      if (row) {
+      const row = this.model.displayAt(i);
+      if (row && row.kind !== 'sweep') {
         this._directory.set(row);
       }
       fragment.appendChild(
-        renderRow(i, row, {
+        this._renderAt(i, row, varied, {
           columns: this._columns,
           metrics: row && this.model.metricsOf(row.id),
           now,
@@ -182,6 +187,27 @@ export class RunsPanel extends PaintedWidget {
     this._controls.showStatus(total, error);
   }
 
+  /** A run row, a sweep's group row, or a sweep child (its varied parameters shown). */
+  private _renderAt(
+    i: number,
+    row: IRunRow | undefined,
+    varied: Map<string, string[]>,
+    view: IRowView
+  ): HTMLElement {
+    if (row?.kind === 'sweep') {
+      return renderSweepRow(i, row, { ...view, expanded: this.model.groups.isExpanded(row.id) });
+    }
+    const node = renderRow(i, row, view);
+    const sweepId = row?.sweep_id;
+    if (!row || !sweepId) {
+      return node;
+    }
+    if (!varied.has(sweepId)) {
+      varied.set(sweepId, variedParameters(this.model.groups.childrenOf(sweepId)));
+    }
+    return markChildRow(node, row, varied.get(sweepId));
+  }
+
   private _onClick(event: MouseEvent): void {
     const target = event.target as HTMLElement;
     const id = rowIdOf(target);
@@ -192,7 +218,7 @@ export class RunsPanel extends PaintedWidget {
     const action = target.dataset.action as RowAction | undefined;
     if (action) {
       const rect = target.getBoundingClientRect();
-      this._do(action, id, rect.left, rect.bottom);
+      this._do(action, id, rect.left, rect.bottom, isSweepRow(target));
     }
   }
 
@@ -204,7 +230,13 @@ export class RunsPanel extends PaintedWidget {
     }
     const position = Number(row.dataset.position);
     const page = Math.max(1, Math.floor(this._list.scroller.clientHeight / ROW_HEIGHT) - 1);
-    const result = rowKey(event, position, page, this.model.cache.total);
+    const sweep = isSweepRow(row);
+    const expanded = sweep && this.model.groups.isExpanded(id);
+    // Right opens a sweep's group, Left closes it (as in a tree).
+    const result: ReturnType<typeof rowKey> =
+      sweep && event.key === (expanded ? 'ArrowLeft' : 'ArrowRight')
+        ? { action: 'expand' }
+        : rowKey(event, position, page, this.model.displayTotal);
     if (!result) {
       return;
     }
@@ -212,15 +244,19 @@ export class RunsPanel extends PaintedWidget {
       this._moveTo(result.moveTo);
     } else {
       const rect = row.getBoundingClientRect();
-      this._do(result.action, id, rect.left + 40, rect.bottom);
+      this._do(result.action, id, rect.left + 40, rect.bottom, sweep);
     }
     event.preventDefault();
     event.stopPropagation();
   }
 
   /** Run a row action; a menu opens at (x, y). */
-  private _do(action: RowAction, id: string, x: number, y: number): void {
+  private _do(action: RowAction, id: string, x: number, y: number, sweep = false): void {
     const commands = this._ctx.app.commands;
+    if (sweep) {
+      this._doSweep(action, id, x, y);
+      return;
+    }
     switch (action) {
       case 'open':
         void commands.execute(CommandIDs.openRun, { runId: id });
@@ -245,11 +281,35 @@ export class RunsPanel extends PaintedWidget {
     }
   }
 
+  /** A sweep row's action: expand, its children's charts or comparison, its menu. */
+  private _doSweep(action: RowAction, id: string, x: number, y: number): void {
+    const commands = this._ctx.app.commands;
+    switch (action) {
+      case 'open':
+      case 'expand':
+      case 'select':
+        this.model.toggleSweep(id);
+        break;
+      case 'charts':
+        void commands.execute(SweepCommandIDs.charts, { sweepId: id });
+        break;
+      case 'compare':
+        void commands.execute(SweepCommandIDs.compare, { sweepId: id });
+        break;
+      case 'menu':
+        openSweepMenu(commands, id, x, y, () => {
+          const row = this._rows.querySelector<HTMLElement>(`[data-hpcml-sweep-id="${id}"]`);
+          row?.focus({ preventScroll: true });
+        });
+        break;
+    }
+  }
+
   /** Focus the row at `position` (clamped), scrolling it into view. */
   private _moveTo(position: number): void {
-    const clamped = Math.max(0, Math.min(this.model.cache.total - 1, position));
+    const clamped = Math.max(0, Math.min(this.model.displayTotal - 1, position));
     this._list.reveal(clamped, this._header.offsetHeight);
-    this._selection.activeId = this.model.cache.at(clamped)?.id ?? this._selection.activeId;
+    this._selection.activeId = this.model.displayAt(clamped)?.id ?? this._selection.activeId;
     this.paint();
     this._rows
       .querySelector<HTMLElement>(`[data-position="${clamped}"]`)
@@ -260,7 +320,7 @@ export class RunsPanel extends PaintedWidget {
   private _setActive(id: string): void {
     this._selection.activeId = id;
     for (const node of Array.from(this._rows.children) as HTMLElement[]) {
-      node.tabIndex = node.dataset.hpcmlRunId === id ? 0 : -1;
+      node.tabIndex = rowIdOf(node) === id ? 0 : -1;
     }
   }
 

@@ -1,10 +1,13 @@
 /**
- * Entry point picker and its parameter form (generated from the MLproject).
+ * Entry point picker and its parameter form (generated from the MLproject),
+ * each parameter either one value or sweep values.
  */
 import { TranslationBundle } from '@jupyterlab/translation';
 import React from 'react';
 
 import { SchemaForm } from '../forms/SchemaForm';
+import { SweepSettings } from '../sweeps/SweepSettings';
+import { sweepableWidget, withSweepWidget } from '../sweeps/SweepWidget';
 import { SubmitModel } from './model';
 import { Picker } from './Picker';
 
@@ -16,6 +19,12 @@ export function ParameterSection(props: {
   const project = model.project;
   const ep = model.entryPoint;
   const onReset = React.useCallback((path: string[]) => model.resetParam(path), [model]);
+  const sweeps = model.sweeps;
+  const widget = React.useMemo(() => sweepableWidget(sweeps, trans), [sweeps, trans]);
+  const names = ep?.parameters.map(p => p.name) ?? [];
+  const uiSchema = model.paramForm
+    ? withSweepWidget(model.paramForm.uiSchema, names, widget, sweeps.specs)
+    : {};
   if (!project) {
     return null;
   }
@@ -41,10 +50,10 @@ export function ParameterSection(props: {
             <SchemaForm
               idPrefix="hpcml-param"
               schema={model.paramForm.schema}
-              uiSchema={model.paramForm.uiSchema}
+              uiSchema={uiSchema}
               formData={model.params}
               defaults={model.paramForm.defaults}
-              errors={model.errors.parameters}
+              errors={model.paramErrors}
               liveValidate={false}
               disabled={model.submitting}
               onChange={data => model.setParams(data)}
@@ -52,6 +61,7 @@ export function ParameterSection(props: {
               trans={trans}
             />
           )}
+          <SweepSettings sweeps={sweeps} disabled={model.submitting} trans={trans} />
         </>
       )}
     </section>

@@ -6,6 +6,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import React from 'react';
 
 import { errorCount } from '../forms/problems';
+import { LastSweep, submitLabel } from '../sweeps/LastSweep';
 import { formatBytes } from './progress';
 import { SubmitModel } from './model';
 
@@ -38,7 +39,7 @@ export function SubmitBar(props: {
         disabled={model.submitting}
         onClick={props.onSubmit}
       >
-        {model.submitting ? trans.__('Submitting…') : trans.__('Submit')}
+        {submitLabel(model.submitting, model.sweeps, trans)}
       </button>
       {model.submitting && (
         <div className="jp-hpcml-Progress">
@@ -72,6 +73,7 @@ export function SubmitBar(props: {
           ))}
         </div>
       )}
+      <LastSweep sweeps={model.sweeps} trans={trans} />
       {last && (
         <div className="jp-hpcml-LastRun" role="status" aria-live="polite">
           <span>{trans.__('Last run:')} </span>

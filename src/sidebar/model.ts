@@ -5,7 +5,7 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { getBackendConfigSchema, getProject, getRun, rerun, submitRun } from '../api';
+import { getBackendConfigSchema, getProject, getRun, rerun, submitRun, submitSweep } from '../api';
 import { HpcmlApiError } from '../errors';
 import {
   configForm,
@@ -24,12 +24,14 @@ import {
 } from '../forms/parameterForm';
 import {
   emptyErrors,
+  FieldErrors,
   fieldErrorsFrom,
   ISubmitErrors,
   keepUnchanged,
   problemsToErrors
 } from '../forms/problems';
-import { IEntryPoint, IProject, IRun, TERMINAL_STATES } from '../types';
+import { SweepForm } from '../sweeps/sweepForm';
+import { IEntryPoint, IProject, IRun, ISweepRequest, TERMINAL_STATES } from '../types';
 import {
   configPathOfRun,
   defaultConfigPath,
@@ -94,6 +96,19 @@ export class SubmitModel {
   notice: string | null = null;
   lastRun: IRun | null = null;
   dirty = false;
+  /** Sweep values of parameters, random samples, max parallel, run count. */
+  readonly sweeps = new SweepForm({
+    request: () => this.sweepRequest(),
+    changed: () => this.emit(),
+    edited: () => {
+      this.dirty = true;
+    }
+  });
+
+  /** Errors shown at the parameters: the form's, then the sweep definition's. */
+  get paramErrors(): FieldErrors {
+    return { ...this.errors.parameters, ...this.sweeps.clientErrors(), ...this.sweeps.problems };
+  }
 
   /** Load the backend-config schema and the experiments (once). */
   async init(): Promise<void> {
@@ -168,6 +183,7 @@ export class SubmitModel {
     this.errors = { ...this.errors, parameters: {}, fields: {} };
     this.runName = defaultRunName(name);
     this.touched.clear();
+    this.sweeps.reset();
     this.emit();
   }
 
@@ -192,6 +208,7 @@ export class SubmitModel {
     this.resetConfigData();
     this.errors = { ...this.errors, config: {}, fields: {} };
     this.notice = null;
+    this.sweeps.schedulePreview();
     this.emit();
   }
 
@@ -249,11 +266,18 @@ export class SubmitModel {
     return true;
   }
 
-  /** Submit (or re-run); the new run, or null when it was refused. */
+  /**
+   * Submit (or re-run); the new run, or null when it was refused. While a
+   * parameter sweeps, submit the sweep instead (null: see `sweeps.lastSweep`).
+   */
   async submit(): Promise<IRun | null> {
     const project = this.project;
     const ep = this.entryPoint;
     if (!project || !ep || this.submitting) {
+      return null;
+    }
+    if (this.sweeps.active) {
+      await this.submitSweep();
       return null;
     }
     ep.parameters.forEach(p => this.touched.add(p.name));
@@ -321,6 +345,61 @@ export class SubmitModel {
     }
   }
 
+  /** Submit the sweep the form defines (a new sweep, also when pre-filled from a run). */
+  private async submitSweep(): Promise<void> {
+    const ep = this.entryPoint;
+    ep?.parameters.forEach(p => this.touched.add(p.name));
+    const clientErrors = { ...this.clientParamErrors(), ...this.sweeps.clientErrors() };
+    const settingsError = this.sweeps.settingsError();
+    const base = this.sweepRequest();
+    if (!base || !ep || Object.keys(clientErrors).length > 0 || settingsError) {
+      const general = settingsError ? [settingsError] : [];
+      this.errors = { ...emptyErrors(), parameters: clientErrors, general };
+      this.emit();
+      return;
+    }
+    const request = this.sweeps.apply(base);
+    this.submitting = true;
+    this.errors = emptyErrors();
+    this.notice = null;
+    this.emit();
+    try {
+      this.sweeps.lastSweep = await this.withCredentials(
+        () => submitSweep(request),
+        base.project,
+        base.backend_config ?? ''
+      );
+      this.dirty = false;
+      this.runName = defaultRunName(ep.name);
+      void this.refreshExperiments();
+    } catch (error) {
+      this.errors = this.errorsOf(error);
+    } finally {
+      this.submitting = false;
+      this.emit();
+    }
+  }
+
+  /** The sweep request without its sweep part (fixed values, config, names). */
+  private sweepRequest(): ISweepRequest | null {
+    const project = this.project;
+    const ep = this.entryPoint;
+    if (!project || !ep) {
+      return null;
+    }
+    const swept = (name: string): boolean => this.sweeps.isSwept(name);
+    const fixed = parametersToSubmit(ep, this.params);
+    return {
+      project: project.path,
+      entry_point: ep.name,
+      parameters: Object.fromEntries(Object.entries(fixed).filter(([name]) => !swept(name))),
+      backend_config: this.configPath || null,
+      overrides: configOverrides(this.configOriginal, this.configData) ?? [],
+      run_name: this.runName.trim() || defaultRunName(ep.name),
+      experiment_name: this.experiment.trim() || null
+    };
+  }
+
   /** Write the edited Resources/Environment into the chosen config file. */
   async saveConfig(): Promise<boolean> {
     if (!this.project || !this.configPath || this.saving) {
@@ -347,6 +426,7 @@ export class SubmitModel {
 
   dispose(): void {
     this.disposed = true;
+    this.sweeps.dispose();
     window.clearTimeout(this.watchTimer);
     Signal.clearData(this);
   }
@@ -392,7 +472,7 @@ export class SubmitModel {
     }
     const all = parameterErrors(this.entryPoint, this.params);
     const shown = Object.fromEntries(
-      Object.entries(all).filter(([name]) => this.touched.has(name))
+      Object.entries(all).filter(([name]) => this.touched.has(name) && !this.sweeps.isSwept(name))
     );
     return fieldErrorsFrom(shown);
   }
@@ -445,6 +525,7 @@ export class SubmitModel {
 
   private markDirty(): void {
     this.dirty = true;
+    this.sweeps.schedulePreview();
     this.emit();
   }
 
