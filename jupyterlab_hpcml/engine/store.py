@@ -809,6 +809,14 @@ class RunStore:
             runs = self._query(conn, "SELECT record FROM runs WHERE sweep_id = ?", [sweep_id])
         return sorted(runs, key=lambda r: (r.sweep_index or 0, r.created_at))
 
+    def held_children(self, sweep_id: str) -> builtins.list[RunRecord]:
+        """A sweep's children held back by its cap (QUEUED, no job yet), by point."""
+        with self._read() as conn:
+            runs = self._query(conn, "SELECT record FROM runs WHERE sweep_id = ? AND state = ?"
+                               " AND json_extract(record, '$.held')",
+                               [sweep_id, RunState.QUEUED.value])
+        return sorted(runs, key=lambda r: (r.sweep_index or 0, r.created_at))
+
     def _with_counts(self, conn: sqlite3.Connection,
                      sweeps: builtins.list[SweepRecord]) -> builtins.list[SweepRecord]:
         for sweep in sweeps:

@@ -143,7 +143,7 @@ class SweepService:
                   rerun_of: Sequence[RunRecord | None] | None = None) -> list[RunRecord]:
         arrays = plan.backend.supported_features().job_arrays
         cap = sweep.max_parallel
-        active = 0 if rerun_of is None else self._active_count(sweep.id)
+        active = 0 if rerun_of is None else self._active_count(self.store.get_sweep(sweep.id))
         out: list[RunRecord] = []
         for n, (run_id, (command, params), index) in enumerate(
                 zip(ids, resolved, indexes, strict=True)):
@@ -156,9 +156,10 @@ class SweepService:
                               if held else {})))
         return out
 
-    def _active_count(self, sweep_id: str) -> int:
-        return sum(1 for c in self.store.sweep_children(sweep_id)
-                   if not c.state.terminal and not c.held)
+    def _active_count(self, sweep: SweepRecord) -> int:
+        """Children that hold a slot: active, not held (read with the index, not loaded)."""
+        active = sum(n for state, n in sweep.counts.items() if not RunState(state).terminal)
+        return active - len(self.store.held_children(sweep.id))
 
     async def _create(self, sweep: SweepRecord, plan: Plan, children: list[RunRecord],
                       *, first: bool) -> bool:
@@ -334,7 +335,7 @@ class SweepService:
             sweep = await asyncio.to_thread(self.store.get_sweep, sweep_id)
         except NotFound:
             return
-        active = await asyncio.to_thread(self._active_count, sweep_id)
+        active = await asyncio.to_thread(self._active_count, sweep)
         free = (sweep.max_parallel or len(waiting)) - active
         if free <= 0:
             return
@@ -395,8 +396,7 @@ class SweepService:
         except NotFound:
             return
         if sweep.counts.get(RunState.QUEUED.value):
-            children = await asyncio.to_thread(self.store.sweep_children, sweep.id)
-            held = [c for c in children if c.held]
+            held = await asyncio.to_thread(self.store.held_children, sweep.id)
             if held:
                 asyncio.ensure_future(self._fill_later(held))
         if sweep.state is not None and sweep.state.terminal and sweep.ended_at is None:
