@@ -270,6 +270,9 @@ async def test_chunks_at_the_sites_max_array_size(tmp_path, firecrest, backend):
     assert f"--dependency=afterany:{arrays[0]}" in scripts[1]
     assert f"--dependency=afterany:{arrays[1]}" in scripts[2]
     assert "#SBATCH --array=0%2" in scripts[2]
+    backend._submitted_at.clear()
+    waits = (await backend.poll(refs[3:4]))[refs[3].job_id]
+    assert (waits.state, waits.message) == (RunState.QUEUED, "pending: Dependency")
 
     final, _ = await follow(firecrest, backend, refs)
     assert {s.state for s in final.values()} == {RunState.FINISHED}

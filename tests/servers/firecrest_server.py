@@ -216,7 +216,8 @@ class Job:
             return "JobArrayTaskLimit"
         return "Priority"
 
-    def model(self, system: str) -> dict[str, Any]:
+    def model(self, system: str, state: FirecrestState | None = None) -> dict[str, Any]:
+        """``state``: for squeue's reason of a job that waits (e.g. "Dependency")."""
         run = self.run
         exit_code, signal = (self.exit_override, None) if run is None else run_exit(run)
         if run is not None and not run.done:
@@ -224,7 +225,8 @@ class Job:
         st = self.state()
         return job_model(
             system, self.job_id, self.name, self.working_dir, state=st,
-            reason="None" if st != "PENDING" else "Priority", exit_code=exit_code,
+            reason="None" if st != "PENDING" else
+            self.pending_reason(state) if state else "Priority", exit_code=exit_code,
             signal=signal, start=run.started if run else None, end=run.ended if run else None,
             limit=self.time_limit, partition=self.partition, account=self.account,
             kill_user=USER if run and run.cancelled else None)
@@ -697,7 +699,7 @@ class JobsHandler(Base):
                 sacct += j.sacct_entries(system, window=window, lag=self.state.accounting_lag)
                 squeue += j.squeue_entries(system, self.state)
             elif j.ended is None or now - j.ended <= window:
-                sacct.append(j.model(system))
+                sacct.append(j.model(system, self.state))
         self.reply({"jobs": merge_listings(sacct, squeue)})
 
     def post(self, system: str) -> None:
@@ -857,7 +859,7 @@ class JobHandler(Base):
                 else [],
                 [array.task_model(system, task, job_id)] if task.live else [])
         elif job is not None:
-            listed = [job.model(system)]
+            listed = [job.model(system, self.state)]
         else:
             listed = []
         if not listed or job_id in self.state.purged:
