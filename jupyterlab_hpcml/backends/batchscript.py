@@ -506,6 +506,7 @@ __hpcml_last_task_cleanup() {  # the shared secrets file, once every task has en
 _REQUEUE = r"""# Resources.Requeue: SIGUSR2 before the time limit → checkpoint → scontrol requeue
 __hpcml_requeue_max=__HPCML_MAX
 __hpcml_usr2=""
+__hpcml_ended=""  # the program has ended by itself: a late SIGUSR2 requeues nothing
 __hpcml_restarts="${SLURM_RESTART_COUNT:-0}"
 [ "$__hpcml_restarts" -gt 0 ] && rm -f "$__hpcml_meta/exit_code${__hpcml_task:+.$__hpcml_task}"
 __hpcml_on_usr2() {
@@ -514,7 +515,7 @@ __hpcml_on_usr2() {
       "$__hpcml_requeue_max done): the program runs on"
     return 0
   fi
-  [ -z "$__hpcml_usr2" ] || return 0
+  [ -z "$__hpcml_usr2" ] && [ -z "$__hpcml_ended" ] || return 0
   __hpcml_usr2=1
   __hpcml_log "received SIGUSR2 (time limit or preemption near): the program checkpoints," \
     "then the job is requeued"
@@ -536,6 +537,7 @@ __hpcml_run_program() {  # <shell command>: in its own process group, USR2 passe
   while [ "$rc" -gt 128 ] && kill -0 "$__hpcml_child" 2>/dev/null; do
     rc=0; wait "$__hpcml_child" || rc=$?   # interrupted by our trap: wait for the real end
   done
+  [ -n "$__hpcml_usr2" ] || __hpcml_ended=1
   if [ -n "$__hpcml_usr2" ] && [ -n "$__hpcml_group" ]; then
     while kill -0 -- "-$__hpcml_group" 2>/dev/null; do sleep 1; done  # its last writes
   fi
