@@ -146,6 +146,11 @@ async def _report_sweep(engine: Engine, view: SweepView, args: argparse.Namespac
         print(run_text.sweep_summary(view))
     latest = run_text.latest_attempts(view.children)
     if not args.wait:
+        held = sum(1 for c in view.children if c.held)
+        if held:  # started by whoever polls next: nothing runs in the background here
+            print(f"{held} children wait for a slot (max-parallel {view.max_parallel}): they "
+                  "start as runs end, when the lab's server or an hpcml command (runs, show, "
+                  "--wait) looks at the sweep", file=sys.stderr)
         return 1 if view.state == RunState.FAILED else 0
     bad = [c for c in latest if c.state != RunState.FINISHED]
     if bad:
