@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from jupyterlab_hpcml.backends.slurm_common import SlurmJob, array_elements, job_status
 from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend, array_chunks
 from jupyterlab_hpcml.core.config_models import SSHConfig
 from jupyterlab_hpcml.core.job import ArrayTask, JobContext, JobRef, RequeuePolicy
@@ -95,6 +96,20 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
         running += step
         best = max(best, running)
     return best
+
+
+def test_pending_elements_on_one_line_and_restart_counts():
+    assert array_elements("123_[2-5%2]") == ["123_2", "123_3", "123_4", "123_5"]
+    assert array_elements("12_[1,3-4]") == ["12_1", "12_3", "12_4"]
+    assert array_elements("12_4") == ["12_4"] and array_elements("12") == ["12"]
+    requeued = job_status(SlurmJob("PENDING", "BeginTime", restarts=2))
+    assert (requeued.state, requeued.message, requeued.restarts) == (
+        RunState.QUEUED, "requeued (restart 2)", 2)
+    preempted = job_status(SlurmJob("PREEMPTED", requeueable=True, restarts=0))
+    assert preempted.state == RunState.QUEUED and not preempted.state.terminal
+    assert job_status(SlurmJob("PREEMPTED")).state == RunState.FAILED  # not requeueable
+    done = job_status(SlurmJob("COMPLETED", code=0, restarts=1))
+    assert (done.state, done.restarts) == (RunState.FINISHED, 1)
 
 
 def test_array_chunks_follow_max_array_size():
