@@ -18,8 +18,14 @@ from typing import Any
 
 import pytest
 
-from jupyterlab_hpcml.backends.slurm_common import SlurmJob, array_elements, job_status
-from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend, array_chunks
+from jupyterlab_hpcml.backends.slurm_common import (
+    SlurmJob,
+    array_chunks,
+    array_elements,
+    array_spec,
+    job_status,
+)
+from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
 from jupyterlab_hpcml.core.config_models import SSHConfig
 from jupyterlab_hpcml.core.job import ArrayTask, JobContext, JobRef, RequeuePolicy
 from jupyterlab_hpcml.core.snapshots import Snapshot
@@ -116,6 +122,7 @@ def test_array_chunks_follow_max_array_size():
     assert array_chunks(range(6), 1001) == [(0, [0, 1, 2, 3, 4, 5])]
     assert array_chunks(range(5), 3) == [(0, [0, 1, 2]), (3, [0, 1])]
     assert array_chunks([0, 2, 7, 8], 4) == [(0, [0, 2]), (7, [0, 1])]
+    assert array_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8" and array_spec([3]) == "3"
 
 
 async def test_six_tasks_with_max_parallel_two_are_one_array_job(tmp_path, slurm):  # noqa: F811

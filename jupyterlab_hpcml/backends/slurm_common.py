@@ -10,7 +10,11 @@
   FirecREST report the same state, exit code and message for the same job.
 * **Job ids**: ``123``, an array element ``123_4``, a heterogeneous component ``123+1``
   (:data:`JOB_ID`, :func:`array_task`); a job list indexed by id with the elements of an
-  array summed up as one job (:func:`index_jobs`) for a run that is a whole array.
+  array summed up as one job (:func:`index_jobs`) for a run that is a whole array; squeue's
+  line for pending elements "123_[2-5%2]" expanded (:func:`array_elements`).
+* **A sweep as job arrays**: its task indexes split by the site's MaxArraySize
+  (:func:`array_chunks`: offset + indexes per array) and written as ``--array`` ranges
+  (:func:`array_spec`), the same for Slurm over SSH and FirecREST.
 * **Slurm commands' answers**: sbatch's refusals as a user message (:func:`sbatch_message`),
   scancel on a job that has ended (:func:`cancel_moot`), slurmctld away (:func:`slurm_transient`).
 
@@ -19,7 +23,7 @@ The job script itself is rendered by :mod:`.batchscript`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..core.states import JobStatus, RunState
@@ -111,6 +115,35 @@ def array_elements(job_id: str, limit: int = 100_000) -> list[str]:
             if len(out) >= limit:
                 return out
     return out
+
+
+def array_chunks(indexes: Sequence[int], max_array_size: int) -> list[tuple[int, list[int]]]:
+    """A sweep's task indexes as job arrays a site accepts: [(offset, [index in the array,
+    ...])], each array's indexes below ``max_array_size`` (Slurm's MaxArraySize bounds the
+    index, not the count); task = offset + index."""
+    limit = max(1, int(max_array_size))
+    out: list[tuple[int, list[int]]] = []
+    for i in sorted(set(indexes)):
+        if not out or i - out[-1][0] >= limit:
+            out.append((i, []))
+        out[-1][1].append(i - out[-1][0])
+    return out
+
+
+def array_spec(indexes: Sequence[int]) -> str:
+    """[0, 1, 2, 5] → "0-2,5" (sbatch's --array)."""
+    parts: list[str] = []
+    run: list[int] = []
+    for i in sorted(indexes):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [i]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(parts)
 
 
 # Live states first: while one element runs, so does the array.

@@ -62,7 +62,9 @@ from ..exitrecord import EXIT_FILE, exit_file, parse_exit_record
 from ..slurm_common import (
     JOB_ID,
     SlurmJob,
+    array_chunks,
     array_elements,
+    array_spec,
     array_task,
     cancel_moot,
     index_jobs,
@@ -284,7 +286,7 @@ class SlurmBackend(Backend[SSHConfig]):
         files: dict[str, bytes] = dict(task_files(tasks))
         scripts: list[str] = []
         for k, (offset, locals_) in enumerate(chunks):
-            spec = _array_spec_of(locals_)
+            spec = array_spec(locals_)
             if max_parallel and max_parallel < len(locals_):
                 spec += f"%{max_parallel}"
             name = SCRIPT_NAME if k == 0 else f"{META_DIR}/job.{k}.sbatch"
@@ -986,35 +988,6 @@ def _submitted_ids(out: str) -> list[str]:
             if job_id:
                 ids.append(job_id)
     return ids
-
-
-def array_chunks(indexes: Sequence[int], max_array_size: int) -> list[tuple[int, list[int]]]:
-    """A sweep's task indexes as job arrays a site accepts: [(offset, [index in the array,
-    ...])], each array's indexes below ``max_array_size`` (Slurm's MaxArraySize bounds the
-    index, not the count); task = offset + index."""
-    limit = max(1, int(max_array_size))
-    out: list[tuple[int, list[int]]] = []
-    for i in sorted(set(indexes)):
-        if not out or i - out[-1][0] >= limit:
-            out.append((i, []))
-        out[-1][1].append(i - out[-1][0])
-    return out
-
-
-def _array_spec_of(indexes: Sequence[int]) -> str:
-    """[0, 1, 2, 5] → "0-2,5" (sbatch's --array)."""
-    parts: list[str] = []
-    run: list[int] = []
-    for i in sorted(indexes):
-        if run and i == run[-1] + 1:
-            run.append(i)
-            continue
-        if run:
-            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [i]
-    if run:
-        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(parts)
 
 
 def _submit_failure(res: Any, pre: list[str], label: str) -> Exception:
