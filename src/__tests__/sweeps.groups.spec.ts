@@ -85,3 +85,14 @@ describe('sweep groups', () => {
     expect(pointText({ seed: '2', lr: '0.1', epochs: '5' }, ['lr', 'seed'])).toBe('lr=0.1 seed=2');
   });
 });
+
+describe('a child point in its row', () => {
+  it('long floats (random draws) are shortened, other values kept', () => {
+    expect(pointText({ alpha: '6.336192507277147e-05', lr: '0.05', opt: 'adam' })).toBe(
+      'alpha=6.34e-5 lr=0.05 opt=adam'
+    );
+    expect(pointText({ a: '0.0029433725481480', b: '123456789', c: '1e-4' })).toBe(
+      'a=0.002943 b=123456789 c=1e-4'
+    );
+  });
+});

@@ -131,7 +131,7 @@ export class RunsPanel extends PaintedWidget {
   private _setColumns(): void {
     this._columns = shownColumns(this._ctx.settings.columns, this._ctx.trans);
     this.model.wantMetrics = this._columns.some(c => c.id === 'metrics');
-    const tracks = ['32px', ...this._columns.map(c => c.width), '150px'].join(' ');
+    const tracks = ['32px', ...this._columns.map(c => c.width), '170px'].join(' ');
     this.node.style.setProperty('--jp-hpcml-runs-columns', tracks);
     this._renderHeader();
     this.schedulePaint();

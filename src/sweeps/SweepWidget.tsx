@@ -6,6 +6,7 @@
  * props are deep-equal) repaints it when the spec changes.
  */
 import { TranslationBundle } from '@jupyterlab/translation';
+import { HTMLSelect } from '@jupyterlab/ui-components';
 import { WidgetProps } from '@rjsf/utils';
 import React from 'react';
 
@@ -77,20 +78,15 @@ export function SweepEditor(props: {
   );
   return (
     <div className="jp-hpcml-Sweep-editor" data-kind={spec.kind}>
-      <select
+      <HTMLSelect
         id={id}
-        className="jp-mod-styled jp-hpcml-Sweep-kind"
+        className="jp-hpcml-Sweep-kind"
         aria-label={trans.__('Sweep kind of %1', param)}
         value={spec.kind}
         disabled={disabled}
-        onChange={event => onChange({ kind: event.target.value as SweepKind })}
-      >
-        {SWEEP_KINDS.map(kind => (
-          <option key={kind} value={kind}>
-            {kindLabel(kind, trans)}
-          </option>
-        ))}
-      </select>
+        onChange={event => onChange({ kind: event.currentTarget.value as SweepKind })}
+        options={SWEEP_KINDS.map(kind => ({ value: kind, label: kindLabel(kind, trans) }))}
+      />
       {spec.kind === 'list' && input('list', trans.__('Values'), '0.1, 0.01, 0.001')}
       {spec.kind === 'range' && [
         input('start', trans.__('Start'), trans.__('start')),

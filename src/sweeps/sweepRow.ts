@@ -4,6 +4,7 @@
  * time) and the marks of a child row (indented, its point's parameters).
  */
 import { el } from '../components/dom';
+import { formatMetric } from '../runs/columns';
 import { stateBadge } from '../components/stateBadge';
 import { IRowView, RowAction } from '../runs/runRow';
 import { IRunRow } from '../runs/rows';
@@ -26,6 +27,15 @@ export function countEntries(counts: IRunRow['counts']): [RunState, number][] {
   return COUNT_ORDER.filter(s => (counts?.[s] ?? 0) > 0).map(s => [s, counts?.[s] ?? 0]);
 }
 
+/** A long float (a random draw) to 4 significant digits; anything else as it is. */
+export function shortValue(value: string): string {
+  const number = Number(value);
+  if (value.length <= 8 || !value.trim() || !Number.isFinite(number) || Number.isInteger(number)) {
+    return value;
+  }
+  return formatMetric(number);
+}
+
 /** `a=0.1 b=2`: a child's point, parameters by name (only `names` when given). */
 export function pointText(
   parameters: Record<string, string> | undefined,
@@ -34,12 +44,15 @@ export function pointText(
   return Object.entries(parameters ?? {})
     .filter(([k]) => !names || names.includes(k))
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) => `${k}=${v}`)
+    .map(([k, v]) => `${k}=${shortValue(v)}`)
     .join(' ');
 }
 
 function countBadges(row: IRunRow): HTMLElement {
   const box = el('span', 'jp-hpcml-SweepCounts');
+  box.title = countEntries(row.counts)
+    .map(([state, n]) => `${n} ${state}`)
+    .join(', ');
   for (const [state, n] of countEntries(row.counts)) {
     const badge = el(
       'span',
@@ -91,10 +104,13 @@ export function renderSweepRow(
     cell.setAttribute('role', 'cell');
     if (column.id === 'name') {
       const name = el('span', 'jp-hpcml-SweepName', row.name);
-      name.title = trans.__('Sweep %1 (%2)', row.name, row.id);
-      cell.append(name, countBadges(row));
+      cell.title = trans.__('Sweep %1 (%2)', row.name, row.id);
+      cell.appendChild(name);
     } else if (column.id === 'state') {
-      cell.appendChild(stateBadge(row.state));
+      // The children's counts say more than the sweep's one state (in the title).
+      const counts = countBadges(row);
+      cell.title = trans.__('%1: %2', row.state, counts.title);
+      cell.appendChild(counts.childElementCount ? counts : stateBadge(row.state));
     } else if (column.id !== 'metrics' && column.id !== 'duration') {
       const text = column.text(row, view.now);
       cell.textContent = text;
@@ -129,8 +145,14 @@ export function markChildRow(node: HTMLElement, row: IRunRow, names?: string[]):
   node.dataset.hpcmlParentSweep = row.sweep_id ?? '';
   const point = pointText(row.parameters, names);
   const name = node.querySelector<HTMLElement>('.jp-hpcml-Runs-col-name');
-  if (name && point) {
-    name.appendChild(el('span', 'jp-hpcml-SweepPoint', point));
+  if (name) {
+    // Under its sweep the point says more than the name (`<sweep>-<i>`, in the title).
+    const index = row.sweep_index ?? '';
+    name.textContent = '';
+    name.append(
+      el('span', 'jp-hpcml-SweepIndex', `#${index}`),
+      el('span', 'jp-hpcml-SweepPoint', point)
+    );
     name.title = `${row.name} ${point}`;
   }
   return node;
