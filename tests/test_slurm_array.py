@@ -260,3 +260,35 @@ def _epoch(text: str) -> float:
 def _quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(SlurmBackend, "backoff_start", 0.5)
     monkeypatch.setattr(SlurmBackend, "backoff_max", 1.0)
+
+
+async def test_a_sweep_cancelled_leaves_no_secrets_file(tmp_path, slurm):  # noqa: F811
+    """Tasks cancelled before they started never run the script that would remove the
+    sweep's shared secrets file: the cancel does, once no task may still need it."""
+    backend = SlurmBackend({"SSH": ssh_section(slurm)}, tmp_path / "data")
+    try:
+        snap = project(tmp_path, {"task.py": TASK_PY})
+        lead = context(backend, slurm, new_id(), env={"MLFLOW_TRACKING_TOKEN": "tok-canary"})
+        lead = lead.replace(run_dir=await backend.run_dir_for(lead))
+        tasks = [ArrayTask(i, context(backend, slurm, new_id(), command=f"python task.py p{i} 0",
+                                      env={"MLFLOW_RUN_ID": f"m{i}", "TASK_SECONDS": "120"}))
+                 for i in range(3)]
+        prepared = await backend.prepare(lead, snap)
+        subs = await backend.submit_array(prepared, tasks, max_parallel=1)
+        refs = [JobRef(t.context.run_id, s.job_id, prepared.run_dir, t.index)
+                for t, s in zip(tasks, subs, strict=True)]
+        secrets = f"{await backend._base_dir()}/.secrets/{lead.run_id}.env"
+        deadline = time.monotonic() + 60
+        while (await backend.poll(refs))[refs[0].job_id].state != RunState.RUNNING:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.3)
+        assert ssh_cmd(slurm, f"ls {secrets}").strip() == secrets  # the running task needs it
+        await asyncio.gather(*(backend.cancel(r) for r in refs))
+        final = await wait_all(backend, refs)
+        assert {st.state for st in final.values()} == {RunState.CANCELLED}, final
+        deadline = time.monotonic() + 30
+        while "No such file" not in ssh_cmd(slurm, f"ls {secrets} 2>&1 || true"):
+            assert time.monotonic() < deadline, "the sweep's secrets file is still there"
+            await asyncio.sleep(0.5)
+    finally:
+        await backend.close()

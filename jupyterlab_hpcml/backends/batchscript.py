@@ -401,6 +401,7 @@ def render_batch_script(
     out.append(prelude.replace("__HPCML_CLEANUP", cleanup).rstrip("\n"))
     if tasks:
         out.append(_ARRAY_TASK.replace("__HPCML_OFFSET", str(array_offset)).replace(
+            "__HPCML_CLEANUP_FUNCTION", _SECRETS_CLEANUP.rstrip("\n")).replace(
             "__HPCML_SECRETS", shlex.quote(secrets_file or "")).rstrip("\n"))
     elif array:
         out.append('__hpcml_task="${SLURM_ARRAY_TASK_ID:-}"  # this element\'s exit-code file')
@@ -491,13 +492,47 @@ _ARRAY_TASK = r"""# job array: this element's task (global index = offset + inde
 __hpcml_task=$(( __HPCML_OFFSET + SLURM_ARRAY_TASK_ID ))
 export HPCML_TASK_INDEX="$__hpcml_task" HPCML_TASK_DIR="$__hpcml_meta/tasks"
 exec >>"$__hpcml_meta/stdout.$__hpcml_task.log" 2>>"$__hpcml_meta/stderr.$__hpcml_task.log"
-__hpcml_last_task_cleanup() {  # the shared secrets file, once every task has ended
-  local f n=0 done=0
-  for f in "$HPCML_TASK_DIR"/*.cmd; do [ -e "$f" ] && n=$((n + 1)); done
-  for f in "$__hpcml_meta"/exit_code.*; do [ -e "$f" ] && done=$((done + 1)); done
-  [ "$done" -lt "$n" ] || rm -f __HPCML_SECRETS
-}
+__HPCML_CLEANUP_FUNCTION
+__hpcml_last_task_cleanup() { __hpcml_secrets_cleanup "$__hpcml_meta" __HPCML_SECRETS; }
 """
+
+# The sweep's shared secrets file goes once no task may still need it: Slurm lists none of
+# the sweep's elements as pending or running except ones that have recorded their end (a
+# task cancelled before it started never does, nor leaves a trace). Without Slurm's word
+# (squeue failed, no ``array_ids`` yet): once every task has an exit-code file. Used by the
+# array script at each task's end and by ``tasks/cleanup.sh`` (run after a cancel).
+_SECRETS_CLEANUP = r"""__hpcml_secrets_cleanup() {  # <meta dir> <secrets file>
+  local meta="$1" f n=0 ended=0 ids="" off id el st
+  [ -e "$2" ] || return 0
+  local -A first=()
+  if [ -r "$meta/__HPCML_ARRAYS" ]; then
+    while read -r off id; do
+      [ -n "${id:-}" ] && first[$id]=$off && ids="$ids${ids:+,}$id"
+    done < "$meta/__HPCML_ARRAYS"
+  fi
+  if [ -n "$ids" ] && el=$(squeue -h -r -j "$ids" -o '%i %T' 2>/dev/null); then
+    while read -r id st; do
+      [ -n "${id:-}" ] || continue
+      case "$st" in
+        RUNNING) ;;
+        PENDING|CONFIGURING|SUSPENDED|REQUEUED|REQUEUE_HOLD|REQUEUE_FED|RESIZING) return 0 ;;
+        *) continue ;;
+      esac
+      off=${first[${id%%_*}]:-}; id=${id#*_}
+      case "$off" in ''|*[!0-9]*) return 0 ;; esac
+      case "$id" in ''|*[!0-9]*) return 0 ;; esac
+      [ -e "$meta/exit_code.$(( off + id ))" ] || return 0  # still running its task
+    done <<< "$el"
+  else
+    for f in "$meta"/tasks/*.cmd; do [ -e "$f" ] && n=$((n + 1)); done
+    for f in "$meta"/exit_code.*; do [ -e "$f" ] && ended=$((ended + 1)); done
+    [ "$ended" -ge "$n" ] || return 0
+  fi
+  rm -f "$2"
+}
+""".replace("__HPCML_ARRAYS", "array_ids")
+ARRAYS_FILE = f"{META_DIR}/array_ids"  # a sweep's job arrays: "<offset> <array id>" lines
+CLEANUP_SCRIPT = f"{TASKS_DIR}/cleanup.sh"  # removes the shared secrets file when unneeded
 
 # Requeue mode: the program runs in its own process group (setsid) so that SIGUSR2 reaches
 # all of it; the script waits for the whole group (the checkpoint being written), then
@@ -572,12 +607,17 @@ def _requeue_options(policy: RequeuePolicy) -> list[str]:
     return ["--requeue", f"--signal=B:USR2@{seconds}"]
 
 
-def task_files(tasks: Sequence[ArrayTask]) -> dict[str, bytes]:
+def task_files(tasks: Sequence[ArrayTask], secrets_file: str | None = None) -> dict[str, bytes]:
     """The per-task files of a sweep's array in its shared run directory (relative path →
     content): ``.hpcml/tasks/<i>.env`` (``export``s of the task's PUBLIC env, each value
     shell-quoted; the secret part is the same for all tasks and goes to the one secrets
     file), ``.hpcml/tasks/<i>.cmd`` (its command, run by ``bash -c`` as it is), and
-    ``.hpcml/tasks/params.tsv`` (index, run id, run name, command: for people)."""
+    ``.hpcml/tasks/params.tsv`` (index, run id, run name, command: for people).
+
+    ``secrets_file``: the sweep's shared secrets file; then also ``.hpcml/tasks/cleanup.sh``,
+    which removes it when no task may still need it: run it after cancelling tasks (a task
+    cancelled before it started never runs the script that would). It reads the arrays'
+    ids from ``.hpcml/array_ids`` ("<offset> <array id>" lines): write that after sbatch."""
     files: dict[str, bytes] = {}
     rows = ["index\trun_id\trun_name\tcommand"]
     seen: set[int] = set()
@@ -594,6 +634,10 @@ def task_files(tasks: Sequence[ArrayTask]) -> dict[str, bytes]:
         files[f"{TASKS_DIR}/{i}.cmd"] = ctx.command.encode()
         rows.append("\t".join(_tsv(x) for x in (str(i), ctx.run_id, ctx.run_name, ctx.command)))
     files[f"{TASKS_DIR}/params.tsv"] = ("\n".join(rows) + "\n").encode()
+    if secrets_file:
+        files[CLEANUP_SCRIPT] = (
+            f"{_SECRETS_CLEANUP}__hpcml_secrets_cleanup \"${{0%/tasks/cleanup.sh}}\" "
+            f"{shlex.quote(secrets_file)}\n").encode()
     return files
 
 

@@ -50,6 +50,8 @@ from ...core.snapshots import ProgressCallback, Snapshot
 from ...core.states import JobStatus, RunState
 from ..base import Backend, Features, JobSpec
 from ..batchscript import (
+    ARRAYS_FILE,
+    CLEANUP_SCRIPT,
     HONOURED_RESOURCES,
     REQUEUE_RESOURCES,
     SCRIPT_NAME,
@@ -77,7 +79,6 @@ from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 log = logging.getLogger(__name__)
 
 JOB_ID_FILE = f"{META_DIR}/job_id"
-ARRAYS_FILE = f"{META_DIR}/array_ids"  # a sweep's job arrays: "<offset> <array id>" lines
 POST_LOGIN_SCRIPT = f"{META_DIR}/post_login.sh"
 LOGIN_LOG = f"{META_DIR}/login.log"
 CODE_FILE = f"{META_DIR}/code.json"
@@ -138,7 +139,7 @@ class SlurmBackend(Backend[SSHConfig]):
         self._sacct_off_until = 0.0
         self._realroots: dict[str, str] = {}  # run dir → its realpath
         # waiting for scancel
-        self._cancels: list[tuple[str, str | None, asyncio.Future[None]]] = []
+        self._cancels: list[tuple[str, str | None, str | None, asyncio.Future[None]]] = []
         self._cancelling: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ identity
@@ -283,7 +284,7 @@ class SlurmBackend(Backend[SSHConfig]):
             log.info("sweep %s: %d tasks in %d job arrays (MaxArraySize %d on %s)", ctx.run_id,
                      len(tasks), len(chunks), limit, self.conn.label)
         secrets_path = self._secrets_path(base, ctx)
-        files: dict[str, bytes] = dict(task_files(tasks))
+        files: dict[str, bytes] = dict(task_files(tasks, secrets_path))
         scripts: list[str] = []
         for k, (offset, locals_) in enumerate(chunks):
             spec = array_spec(locals_)
@@ -634,8 +635,15 @@ class SlurmBackend(Backend[SSHConfig]):
             # A job cancelled while pending never runs the script that deletes its secrets
             # file; a running one has read it already.
             secrets_path = f"{await self._base_dir()}/.secrets/{ref.run_id}.env"
+        if ref.task is not None and ref.run_dir:
+            # A sweep's task: its secrets file is the sweep's, shared; the cleanup script
+            # removes it once no task may still need it (a pending task never runs).
+            secrets_path = None
+            cleanup = f"{ref.run_dir}/{CLEANUP_SCRIPT}"
+        else:
+            cleanup = None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._cancels.append((ref.job_id, secrets_path, done))
+        self._cancels.append((ref.job_id, secrets_path, cleanup, done))
         if self._cancelling is None or self._cancelling.done():
             self._cancelling = asyncio.create_task(self._cancel_batches())
         await done
@@ -644,21 +652,27 @@ class SlurmBackend(Backend[SSHConfig]):
         while self._cancels:
             await asyncio.sleep(0)  # cancels asked for in this same moment join the batch
             batch, self._cancels = self._cancels[:CANCEL_CHUNK], self._cancels[CANCEL_CHUNK:]
-            ids = sorted({job_id for job_id, _, _ in batch})
-            secrets = [path for _, path, _ in batch if path]
+            ids = sorted({job_id for job_id, _, _, _ in batch})
+            secrets = [path for _, path, _, _ in batch if path]
+            cleanups = sorted({c for _, _, c, _ in batch if c})
             command = f"scancel {' '.join(ids)}"
-            if secrets:
-                command += f"; rc=$?; rm -f {' '.join(shlex.quote(p) for p in secrets)}; exit $rc"
+            if secrets or cleanups:
+                command += "; rc=$?"
+                if secrets:
+                    command += f"; rm -f {' '.join(shlex.quote(p) for p in secrets)}"
+                for c in cleanups:
+                    command += f"; [ ! -f {shlex.quote(c)} ] || bash {shlex.quote(c)}"
+                command += "; exit $rc"
             try:
                 res = await self.conn.run(command, name="scancel")
             except Exception as exc:  # noqa: BLE001 - every caller of the batch learns it
-                for _, _, done in batch:
+                for _, _, _, done in batch:
                     if not done.done():
                         done.set_exception(exc)
                 continue
             self._interval, self._next_poll = 0.0, 0.0
             errors = _scancel_errors(res.err)
-            for job_id, _, done in batch:
+            for job_id, _, _, done in batch:
                 why = errors.get(job_id)
                 if why is None and res.exit_status != 0 and not errors:
                     why = res.err or res.out or f"exit status {res.exit_status}"
