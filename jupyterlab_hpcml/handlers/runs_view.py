@@ -1,7 +1,9 @@
 """What the runs tab and the charts tab need in one request each.
 
-- ``runs-view/rows``: a sorted, filtered page of compact run rows (the table never needs
-  whole records), with the total and the store's change cursor for ``runs?since=``;
+- ``runs-view/rows``: a sorted, filtered page of compact rows of the top-level items (the
+  table never needs whole records): single runs (``kind`` "run") and one row per sweep
+  (``kind`` "sweep", its children's ``counts`` by state; the children come from
+  ``sweeps/{id}``), with the total and the store's change cursor for ``runs?since=``;
 - ``runs-view/metrics``: the latest value of every metric of several runs (key metrics column);
 - ``runs-view/histories``: every metric history of several runs, downsampled (charts tab).
 """
@@ -21,7 +23,8 @@ RUN_ID_RE = re.compile(r"[A-Za-z0-9_-]+")  # as in the routes (handlers/__init__
 class RunRowsHandler(HpcmlHandler):
     @authenticated
     async def get(self) -> None:
-        """A page of compact run rows, sorted by any table column, and the change cursor."""
+        """A page of compact rows (runs and sweeps), sorted by any table column, and the
+        change cursor."""
         limit = self.int_arg("limit", 100, minimum=1, maximum=1000)
         offset = self.int_arg("offset", 0, minimum=0)
         order = self.get_query_argument("order", "desc")
