@@ -14,7 +14,8 @@ import { IRunRow } from './rows';
 export const ROW_HEIGHT = 28;
 
 /** What a row's buttons and keys do (`data-action` of its buttons). */
-export type RowAction = 'select' | 'logs' | 'charts' | 'menu' | 'open' | 'expand' | 'compare';
+export type RowAction =
+  'select' | 'logs' | 'charts' | 'menu' | 'open' | 'expand' | 'compare' | 'rerunFailed';
 
 /** How one row is shown. */
 export interface IRowView {

@@ -131,7 +131,7 @@ export class RunsPanel extends PaintedWidget {
   private _setColumns(): void {
     this._columns = shownColumns(this._ctx.settings.columns, this._ctx.trans);
     this.model.wantMetrics = this._columns.some(c => c.id === 'metrics');
-    const tracks = ['32px', ...this._columns.map(c => c.width), '170px'].join(' ');
+    const tracks = ['32px', ...this._columns.map(c => c.width), '200px'].join(' ');
     this.node.style.setProperty('--jp-hpcml-runs-columns', tracks);
     this._renderHeader();
     this.schedulePaint();
@@ -295,6 +295,9 @@ export class RunsPanel extends PaintedWidget {
         break;
       case 'compare':
         void commands.execute(SweepCommandIDs.compare, { sweepId: id });
+        break;
+      case 'rerunFailed':
+        void commands.execute(SweepCommandIDs.rerunFailed, { sweepId: id });
         break;
       case 'menu':
         openSweepMenu(commands, id, x, y, () => {

@@ -10,14 +10,10 @@ import { Menu, Widget } from '@lumino/widgets';
 import { cancelSweep, getSweep, rerunSweep } from '../api';
 import { CommandIDs } from '../commands';
 import { RunsContext } from '../runs/context';
+import { SweepCommandIDs } from './commandIds';
 import { ComparisonPanel } from './comparisonPanel';
 
-export namespace SweepCommandIDs {
-  export const charts = 'hpcml:sweep-charts';
-  export const compare = 'hpcml:sweep-compare';
-  export const rerunFailed = 'hpcml:sweep-rerun-failed';
-  export const cancel = 'hpcml:sweep-cancel';
-}
+export { SweepCommandIDs };
 
 /** Children overlaid in one charts tab at most (the histories endpoint's bound). */
 export const MAX_CHART_RUNS = 100;

@@ -15,6 +15,7 @@ import { latestMetrics } from '../runs/viewApi';
 import { ISweepView } from '../types';
 import { BestMode, comparisonData, metricKeys } from './comparison';
 import { scatterPlot } from './comparisonChart';
+import { SweepCommandIDs } from './commandIds';
 
 type Metrics = Record<string, Record<string, number | null>>;
 
@@ -49,10 +50,23 @@ export class ComparisonPanel extends Widget {
       this._mode.appendChild(new Option(label, value));
     }
     this._mode.addEventListener('change', () => this._render());
-    const refresh = el('button', 'jp-mod-styled', trans.__('Refresh'));
-    refresh.addEventListener('click', () => void this.refresh());
+    const button = (label: string, run: () => void): HTMLButtonElement => {
+      const b = el('button', 'jp-mod-styled', label);
+      b.addEventListener('click', run);
+      return b;
+    };
+    const command = (id: string) => (): void =>
+      void _ctx.app.commands.execute(id, { sweepId }).then(() => this.refresh());
     this._best.setAttribute('aria-live', 'polite');
-    bar.append(this._metric, this._mode, refresh, this._best);
+    bar.append(
+      this._metric,
+      this._mode,
+      button(trans.__('Refresh'), () => void this.refresh()),
+      button(trans.__('Charts'), command(SweepCommandIDs.charts)),
+      button(trans.__('Re-run failed'), command(SweepCommandIDs.rerunFailed)),
+      button(trans.__('Cancel sweep'), command(SweepCommandIDs.cancel)),
+      this._best
+    );
     this.node.append(bar, this._plots);
     void this.refresh();
   }

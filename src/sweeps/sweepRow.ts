@@ -131,6 +131,9 @@ export function renderSweepRow(
   };
   action('charts', trans.__('Open charts of all children'), trans.__('Charts'));
   action('compare', trans.__('Compare the children'), trans.__('Compare'));
+  if ((row.counts?.FAILED ?? 0) + (row.counts?.TIMEOUT ?? 0) > 0) {
+    action('rerunFailed', trans.__('Re-run the failed children'), trans.__('Retry'));
+  }
   action('menu', trans.__('More actions'), '⋯');
   node.appendChild(actions);
   return node;

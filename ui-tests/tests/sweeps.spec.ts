@@ -65,7 +65,8 @@ test('build a sweep in the sidebar, submit it, expand its group and compare', as
   await values.fill('0.05, fast');
   const lrField = page.locator(`${SIDEBAR} .jp-hpcml-Field[data-path="learning_rate"]`);
   await expect(lrField.locator('.jp-hpcml-Field-error')).toContainText('fast');
-  await values.fill('0.05, 0.01');
+  // -1 passes the type check but train.py refuses it: two children will fail.
+  await values.fill('0.05, -1');
   await expect(lrField.locator('.jp-hpcml-Field-error')).toHaveCount(0);
   await expect(submit).toHaveText('Submit sweep (4 runs)');
 
@@ -92,12 +93,13 @@ test('build a sweep in the sidebar, submit it, expand its group and compare', as
   );
 
   const sweep = await waitForSweep(page.request, sweepId, 240_000);
-  expect(sweep.state).toBe('FINISHED');
+  expect(sweep.state).toBe('FAILED');
   expect(sweep.children).toHaveLength(4);
-  // Counts by state as badges: all four finished.
-  await expect(group.locator('.jp-hpcml-SweepCount[data-state="FINISHED"]')).toHaveText('4', {
+  // Counts by state as badges: two finished, two failed.
+  await expect(group.locator('.jp-hpcml-SweepCount[data-state="FINISHED"]')).toHaveText('2', {
     timeout: 30_000
   });
+  await expect(group.locator('.jp-hpcml-SweepCount[data-state="FAILED"]')).toHaveText('2');
 
   // The comparison: a scatter per swept parameter, the best child marked in each.
   await group.getByRole('button', { name: `Compare the children: ${name}` }).click();
@@ -107,4 +109,16 @@ test('build a sweep in the sidebar, submit it, expand its group and compare', as
   await expect(comparison.locator('.jp-hpcml-Comparison-bestLine')).toContainText('Best:');
   await comparison.locator('.jp-hpcml-Comparison-mode').selectOption('min');
   await expect(comparison.locator('.jp-hpcml-Comparison-best')).toHaveCount(2);
+
+  // One click re-runs the failed children: two new children in the same group.
+  await page.evaluate(async () => {
+    await window.jupyterapp.commands.execute('hpcml:open-runs');
+  });
+  await group.getByRole('button', { name: `Re-run the failed children: ${name}` }).click();
+  await expect(children).toHaveCount(6, { timeout: 60_000 });
+  const again = await waitForSweep(page.request, sweepId, 120_000);
+  expect(again.children).toHaveLength(6);
+  await expect(group.locator('.jp-hpcml-SweepCount[data-state="FAILED"]')).toHaveText('4', {
+    timeout: 30_000
+  });
 });
