@@ -705,14 +705,16 @@ def _column(values: list[str | None]) -> list[Any]:
     return values
 
 
-def _sweep_value(value: Any) -> ParamValue:
+def _sweep_value(name: str, value: Any) -> ParamValue:
     """A sweep value: a list/tuple/range of values (each one literally), an override text
     (``"0.1,0.01"``, ``"range(0,5)"``, ``"interval(1e-4,1e-1)"``) or a fixed number."""
     if isinstance(value, (list, tuple, range)):
-        from .engine.sweep_spec import format_scalar, literal
+        from .core.errors import Problem, UserInputError
+        from .engine.service import Engine
 
-        return ",".join(literal(format_scalar(v)) for v in _params(
-            {str(i): v for i, v in enumerate(value)}).values())
+        if not value:
+            raise UserInputError(Problem("an empty list of values", key=f"parameters.{name}"))
+        return Engine.sweep_values(_params({str(i): v for i, v in enumerate(value)}).values())
     return _params({"v": value})["v"]
 
 
@@ -737,16 +739,15 @@ def submit_sweep(project: str | Path | None = None, entry_point: str = "main",
     The other arguments are those of ``submit``.
     """
     from .engine.requests import SweepRequest
+    from .engine.service import Engine
 
     rows_source = None
     if isinstance(rows, (str, Path)):
-        from .engine.sweep_spec import load_rows
-
         rows_source = str(rows)
-        rows = load_rows(Path(rows).expanduser())
+        rows = Engine.sweep_rows(Path(rows).expanduser())
     req = SweepRequest(
         project=_project(project), entry_point=entry_point,
-        parameters={str(k): _sweep_value(v) for k, v in (parameters or {}).items()},
+        parameters={str(k): _sweep_value(str(k), v) for k, v in (parameters or {}).items()},
         random=random, seed=seed, max_parallel=max_parallel,
         rows=None if rows is None else [
             {str(k): _params({"v": v})["v"] for k, v in row.items() if v is not None}

@@ -111,7 +111,8 @@ async def _report(engine: Engine, run: RunRecord, args: argparse.Namespace) -> i
 
 
 async def cmd_sweep(args: argparse.Namespace) -> int:
-    req = cli_args.sweep_request(args)  # bad input: nothing is created, not even the store
+    # Off the loop: it may read a --from file. Bad input: nothing is created.
+    req = await asyncio.to_thread(cli_args.sweep_request, args)
     engine = _engine(args)
     try:
         view = await engine.submit_sweep(req)

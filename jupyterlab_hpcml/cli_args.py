@@ -65,7 +65,8 @@ def states(items: Sequence[str] | None) -> list[str] | None:
 
 
 def add_submit_arguments(p: argparse.ArgumentParser, *, json: bool = True,
-                         entry_point: bool = True, param_help: str | None = None) -> None:
+                         entry_point: bool = True, param_help: str | None = None,
+                         sweep: bool = False) -> None:
     """``[PROJECT] -e -c --experiment-name`` and the run options of :func:`add_run_options`."""
     p.add_argument("project", nargs="?", default=".",
                    help="project folder, or a folder below it (default: the current folder)")
@@ -73,20 +74,24 @@ def add_submit_arguments(p: argparse.ArgumentParser, *, json: bool = True,
         p.add_argument("-e", "--entry-point", default="main")
     p.add_argument("-c", "--backend-config", help="backend config file (default: local backend)")
     p.add_argument("--experiment-name")
-    add_run_options(p, json=json, param_help=param_help)
+    add_run_options(p, json=json, param_help=param_help, sweep=sweep)
 
 
 def add_run_options(p: argparse.ArgumentParser, *, json: bool = True,
-                    param_help: str | None = None) -> None:
+                    param_help: str | None = None, sweep: bool = False) -> None:
     """What a submission and a re-run share: -P, --set, --run-name, --wait (and --json)."""
     p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE",
                    help=param_help or "a parameter of the entry point (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override the backend config for this run, e.g. Resources.Nodes=2")
     p.add_argument("--run-name")
-    p.add_argument("--wait", action="store_true", help="wait for the end; exit 0 only if FINISHED")
+    p.add_argument("--wait", action="store_true", help=(
+        "wait until every child ended; exit 0 only if all FINISHED" if sweep else
+        "wait for the end; exit 0 only if FINISHED"))
     if json:
-        p.add_argument("--json", action="store_true", help="print the run record as JSON")
+        p.add_argument("--json", action="store_true", help=(
+            "print the sweep record, its children as full run records, as JSON" if sweep
+            else "print the run record as JSON"))
 
 
 def add_sweep_arguments(p: argparse.ArgumentParser, *, json: bool = True) -> None:
@@ -95,14 +100,15 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, json: bool = True) -> Non
     add_submit_arguments(p, json=json, param_help=(
         "a parameter's values: 0.1,0.01 | range(0,5) | choice(a,b) | interval(1e-4,1e-1) | "
         "tag(log,interval(1e-4,1e-1)) | a fixed value; quote 'a,b' for one value "
-        "(repeatable)"))
+        "(repeatable)"), sweep=True)
     p.add_argument("--random", type=int, metavar="N",
                    help="draw N random points instead of the grid")
     p.add_argument("--seed", type=int, help="seed of the random draw (recorded)")
     p.add_argument("--from", dest="rows_file", metavar="FILE",
                    help="the points as rows of a .csv (header: parameter names) or .json file")
     p.add_argument("--max-parallel", type=int, metavar="K",
-                   help="children running at once (default: no cap)")
+                   help="children running at once (default: no cap; local backend: "
+                   "the machine's CPUs)")
 
 
 def add_rerun_arguments(p: argparse.ArgumentParser, *, json: bool = True) -> None:
@@ -174,16 +180,13 @@ def sweep_request(args: argparse.Namespace, cwd: Path | None = None) -> SweepReq
     """The SweepRequest for parsed :func:`add_sweep_arguments` options; the rows of
     ``--from`` are read here (the file is on this machine, relative to ``cwd``)."""
     from .engine.requests import SweepRequest
+    from .engine.service import Engine
 
     base = Path(cwd) if cwd is not None else Path.cwd()
     single = submit_request(args, base)
     rows = None
     if args.rows_file:
-        from .engine.sweep_spec import load_rows
-
-        # A JSON null means "the parameter's default": the same as leaving it out.
-        rows = [{k: v for k, v in row.items() if v is not None}
-                for row in load_rows(base / Path(args.rows_file).expanduser())]
+        rows = Engine.sweep_rows(base / Path(args.rows_file).expanduser())
     return SweepRequest(
         **single.model_dump(), random=args.random, seed=args.seed, rows=rows,
         rows_source=args.rows_file, max_parallel=args.max_parallel)

@@ -152,3 +152,22 @@ def test_rows_from_csv(project, hpcml_data, tmp_path):
     hpcml("artifacts", sweep["children"][1]["id"], "--download", "result.txt",
           "--to", str(tmp_path / "dl"))
     assert (tmp_path / "dl" / "result.txt").read_text() == "label=a,b\n"  # one value
+
+
+def test_magic_sweep_parser_shares_the_cli_options(tmp_path):
+    from jupyterlab_hpcml import cli_args
+    from jupyterlab_hpcml.magics import parser
+
+    (tmp_path / "rows.json").write_text('[{"steps": 2, "label": null}, {"steps": 3}]')
+    args = parser("sweep").parse_args(["proj", "-e", "train", "-P", "lr=interval(0.1,1)",
+                                       "--random", "5", "--seed", "7", "--max-parallel", "3",
+                                       "--set", "Resources.Nodes=2", "--wait"])
+    req = cli_args.sweep_request(args, cwd=tmp_path)
+    assert req.project == str(tmp_path / "proj") and req.entry_point == "train"
+    assert req.parameters == {"lr": "interval(0.1,1)"}
+    assert (req.random, req.seed, req.max_parallel) == (5, 7, 3) and args.wait
+    assert req.overrides == ["Resources.Nodes=2"] and req.rows is None
+    req = cli_args.sweep_request(parser("sweep").parse_args(["--from", "rows.json"]),
+                                 cwd=tmp_path)
+    # null in a JSON row: the parameter's default, so left out
+    assert req.rows == [{"steps": 2}, {"steps": 3}] and req.rows_source == "rows.json"

@@ -185,6 +185,24 @@ class Engine:
 
     is_sweep_id = staticmethod(is_sweep_id)
 
+    @staticmethod
+    def sweep_rows(path: Path) -> list[dict[str, str | int | float]]:
+        """The points of a rows file (.csv, or .json where null means the parameter's
+        default, so it is left out), as ``SweepRequest.rows`` takes them; reads the file
+        (call it off the event loop). ``UserInputError`` names what is wrong with it."""
+        from . import sweep_spec
+
+        return [{k: v for k, v in row.items() if v is not None}
+                for row in sweep_spec.load_rows(path)]
+
+    @staticmethod
+    def sweep_values(values: Iterable[str | int | float]) -> str:
+        """Override text for exactly these plain values, each quoted when it has to be
+        (``[0.1, "a,b"]`` → ``0.1,'a,b'``): for a face holding a list of values."""
+        from . import sweep_spec
+
+        return ",".join(sweep_spec.literal(sweep_spec.format_scalar(v)) for v in values)
+
     def upload_progress(self, run_id: str) -> tuple[int, int] | None:
         """(bytes sent, bytes to send) while a run's code is being uploaded, else None."""
         return self.runs.upload_progress.get(run_id)
