@@ -144,3 +144,38 @@ async def run_sweep(backend: str, engine: Engine, project: Path) -> None:
         assert len(again.array_jobs) == 2  # the re-run is one more array job
         done = await wait_sweep(engine, view.id)
         assert all(c.state == RunState.FINISHED for c in done.children if c.rerun_of)
+
+
+async def test_array_interrupted_mid_submission_is_adopted(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The array reached Slurm but the engine died before recording its children's job
+    ids: a restarted engine finds each task's job through the array's record."""
+    try:
+        with ssh_target(tmp_path, monkeypatch, tmp_path) as target:
+            project = project_for(tmp_path, target.config or {})
+            engine = Engine(data_dir=tmp_path / "data", tracking_uri=f"sqlite:///{tmp_path}/m.db")
+            view = await engine.submit_sweep(SweepRequest(
+                project=str(project), backend_config="backend.yaml",
+                parameters={"value": "0,2,4", "delay": 1}))
+            submitted = {c.id: c.backend_job_id for c in view.children}
+            assert all(submitted.values()) and len(view.array_jobs) == 1
+            dead = await asyncio.create_subprocess_exec("true")
+            await dead.wait()
+            for child in view.children:  # what a crash inside submit_array leaves
+                engine.store.transition(child.id, RunState.SUBMITTING, backend_job_id=None,
+                                        submitter_pid=dead.pid)
+            await engine.close()
+
+            restarted = Engine(data_dir=tmp_path / "data",
+                               tracking_uri=f"sqlite:///{tmp_path}/m.db", poll_interval=0.3)
+            restarted.start()
+            try:
+                done = await wait_sweep(restarted, view.id)
+                assert {c.id: c.backend_job_id for c in done.children} == submitted
+                assert done.counts == {"FINISHED": 3}, [c.state_history for c in done.children]
+                assert all(any(h.message and "re-attached" in h.message for h in c.state_history)
+                           for c in done.children)
+            finally:
+                await restarted.close()
+    except Skipped as why:
+        pytest.skip(str(why))

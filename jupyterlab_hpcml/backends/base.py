@@ -287,6 +287,13 @@ class Backend(abc.ABC, Generic[C]):
         ``max_parallel``: at most this many tasks run at once (None: no limit)."""
         raise Unsupported(f"the {self.kind} backend cannot submit array jobs")
 
+    async def find_submitted_tasks(self, ctx: JobContext[C],
+                                   indexes: Sequence[int]) -> dict[int, str] | None:
+        """After a crash in ``submit_array``: the job ids of tasks ``indexes`` (``ctx``: the
+        array's context, its shared run directory as ``prepare`` answered), None only when
+        sure the array was never submitted; BackendUnavailable while that cannot be told."""
+        raise Unsupported(f"the {self.kind} backend cannot look up an interrupted array")
+
     @abc.abstractmethod
     async def find_submitted(self, ctx: JobContext[C]) -> str | None:
         """After a crash mid-submission: the job id if the job was in fact submitted,

@@ -66,6 +66,7 @@ class RunRecord(BaseModel):
     sweep_id: str | None = None
     sweep_index: int | None = None
     array_task: int | None = None
+    array_name: str | None = None  # the array's own run id (its directory, job name, comment)
     # A child held back by the sweep's max-parallel cap (QUEUED, no job yet): the engine
     # submits it when a slot frees up (see engine/sweeps.py).
     held: bool = False

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from ..backends.base import Backend, JobRef
 from ..backends.registry import BackendRegistry
 from ..core.config_models import BackendConfigModel
-from ..core.errors import BackendUnavailable, Conflict, HpcmlError
+from ..core.errors import BackendUnavailable, Conflict, HpcmlError, Unsupported
 from ..core.snapshots import Snapshot
 from ..core.states import TERMINAL_STATES, JobStatus, RunState
 from . import cells, cleanup, job_context, logs, paths
@@ -652,8 +652,7 @@ class RunService:
                 run = updated
         try:
             backend = self.registry.for_run(run)
-            job_id = (await backend.find_submitted(job_context.recorded_context(run, backend))
-                      if run.run_dir else None)
+            job_id = await self._find_submitted(backend, run)
         except BackendUnavailable:
             return
         if job_id:
@@ -661,6 +660,22 @@ class RunService:
                               backend_job_id=job_id)
         else:
             await self._apply(run, JobStatus(RunState.FAILED, message=INTERRUPTED))
+
+    @staticmethod
+    async def _find_submitted(backend: Backend[Any], run: RunRecord) -> str | None:
+        """The job of a run whose submission was interrupted, if it exists (see
+        ``Backend.find_submitted``); an array task's through its array's record."""
+        if not run.run_dir:
+            return None  # nothing was prepared: nothing can have been submitted
+        ctx = job_context.recorded_context(run, backend)
+        if run.array_task is None:
+            return await backend.find_submitted(ctx)
+        try:
+            found = await backend.find_submitted_tasks(
+                ctx.replace(run_id=run.array_name or run.id), [run.array_task])
+        except Unsupported:
+            return None
+        return (found or {}).get(run.array_task)
 
     async def _sync_offline(self, run: RunRecord, final: bool,
                             listing: dict[str, Any] | None = None) -> tuple[float, str] | None:
@@ -707,8 +722,7 @@ class RunService:
                 return run  # its submitter cancels the job once it has an id (see _launch)
             # Its submission was interrupted: the job may exist all the same.
             backend = self.registry.for_run(run)
-            job_id = (await backend.find_submitted(job_context.recorded_context(run, backend))
-                      if run.run_dir else None)
+            job_id = await self._find_submitted(backend, run)
             if not job_id:
                 return await self._apply(run, JobStatus(
                     RunState.CANCELLED, message="cancelled before the job started"))

@@ -277,12 +277,13 @@ class SweepService:
                 ctx, snapshot, extra,
                 progress=lambda s, t: self.runs._progress(children[0].id, s, t))
             await asyncio.to_thread(self.store.update_sweep, sweep.id, run_dir=prepared.run_dir)
-            fields = [{"run_dir": prepared.run_dir, "array_task": i} for i in range(len(children))]
+            # Recorded before the submission: after a crash in it, a restarted engine finds
+            # each task's job through the array's record in this directory.
+            await asyncio.to_thread(self._record_tasks, children, prepared.run_dir, array_name)
             submissions = await backend.submit_array(prepared, tasks,
                                                      max_parallel=sweep.max_parallel)
             statuses = [s.status for s in submissions]
-            for f, s in zip(fields, submissions, strict=True):
-                f["backend_job_id"] = s.job_id
+            fields = [{"backend_job_id": s.job_id} for s in submissions]
         except BackendUnavailable as exc:
             statuses = [JobStatus(RunState.UNKNOWN, message=str(exc))] * len(children)
         except Exception as exc:  # noqa: BLE001 - any fault must end in a definite state
@@ -302,6 +303,11 @@ class SweepService:
 
         await asyncio.gather(*(apply(c, s, f) for c, s, f in
                                zip(children, statuses, fields, strict=True)))
+
+    def _record_tasks(self, children: list[RunRecord], run_dir: str, array_name: str) -> None:
+        for i, child in enumerate(children):
+            children[i] = self.store.update(child.id, run_dir=run_dir, array_task=i,
+                                            array_name=array_name)
 
     async def _note_arrays(self, sweep: SweepRecord, job_ids: Sequence[str | None]) -> None:
         arrays = list(dict.fromkeys(j.split("_", 1)[0] for j in job_ids if j))
