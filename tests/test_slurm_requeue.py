@@ -201,3 +201,23 @@ async def test_an_array_task_requeued_by_an_admin_resumes_alone(tmp_path, slurm)
             "start 0 restart 0"], log0
     finally:
         await backend.close()
+
+
+async def test_no_requeue_left_the_job_runs_to_its_limit_and_its_secrets_go(tmp_path, slurm):  # noqa: F811
+    backend = SlurmBackend({"SSH": ssh_section(slurm)}, tmp_path / "data")
+    try:
+        ref = await submitted(backend, tmp_path, slurm, "python train.py on-signal 500 1",
+                              runtime=60, policy=RequeuePolicy(max_requeues=0,
+                                                               signal_before_end=20))
+        seen = await follow(backend, slurm, ref, timeout=150)
+        assert seen[-1].state == RunState.TIMEOUT, seen
+        err = (await backend.read(ref, ".hpcml/stderr.log", 0, 1 << 20)).data.decode()
+        assert "no requeue left" in err and "requeueing" not in err, err
+        log = await log_text(backend, ref)
+        assert "checkpointed" not in log, log  # the program was not asked to stop
+        # The script kept the secrets file (an end by a signal may be a requeue); the poll
+        # that saw the job end removed it.
+        secrets = f"{await backend._base_dir()}/.secrets/{ref.run_id}.env"
+        assert "No such file" in ssh_cmd(slurm, f"ls {secrets} 2>&1 || true")
+    finally:
+        await backend.close()

@@ -579,6 +579,16 @@ class SlurmBackend(Backend[SSHConfig]):
             out[ref.job_id] = job_status(slurm, record,
                                          forgotten=RunState.FAILED if asked else RunState.UNKNOWN)
 
+    @staticmethod
+    def _ended_secrets(base: str, ref: JobRef) -> str:
+        """The secrets file of a single job that has ended (a requeueable job's script keeps
+        it after an end by a signal, which may be a requeue; Slurm says it was not). A
+        sweep task's is shared: ``tasks/cleanup.sh`` decides. "": none to remove."""
+        if not base or ref.task is not None or not re.fullmatch(r"[A-Za-z0-9_-]+",
+                                                                 ref.run_id or ""):
+            return ""
+        return f"{base}/.secrets/{ref.run_id}.env"
+
     async def _details_chunk(
         self, refs: list[JobRef], use_sacct: bool, sacct: dict[str, SlurmJob],
         exits: dict[str, str], unsent: dict[str, str],
@@ -588,9 +598,10 @@ class SlurmBackend(Backend[SSHConfig]):
         batch is split in halves (each its own command) down to single jobs."""
         ids = ",".join(r.job_id for r in refs)
         command = (f"use_sacct={1 if use_sacct else 0}; ids={shlex.quote(ids)}\n{_DETAILS_SCRIPT}")
+        base = self._base or ""
         listing = "".join(
-            f"{r.job_id}\t{r.run_dir}\t{_exit_file_of(r)}\n" for r in refs
-            if r.run_dir and not any(c in r.run_dir for c in "\t\n"))
+            f"{r.job_id}\t{r.run_dir}\t{_exit_file_of(r)}\t{self._ended_secrets(base, r)}\n"
+            for r in refs if r.run_dir and not any(c in r.run_dir for c in "\t\n"))
         try:
             res = await self.conn.run(command, input=listing.encode(),
                                       name="sacct" if use_sacct else "exit-codes")
@@ -834,14 +845,15 @@ def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,
 
 
 # The details command: the jobs' ids in ``$ids`` (bounded by ``_chunks``), "<job id>\t<run
-# dir>\t<exit-code file>" lines on stdin. Builtins only per job, except for a post-run
-# command to start.
+# dir>\t<exit-code file>\t<secrets file or nothing>" lines on stdin. Builtins only per job,
+# except for a post-run command to start; the secrets files left behind go in one rm.
 _DETAILS_SCRIPT = f"""\
 if [ "$use_sacct" = 1 ]; then
   sacct -X -n -P -j "$ids" -o {SACCT_FIELDS} </dev/null 2>&1; echo "__HPCML_SACCT_RC $?"
 fi
-while IFS='	' read -r jid d e; do
+while IFS='	' read -r jid d e s; do
   [ -n "$d" ] || continue
+  [ -z "$s" ] || [ ! -e "$s" ] || set -- "$@" "$s"  # ended: its secrets file can go
   code=-  # "-": no exit-code file; "+<its first line>"
   if [ -f "$d/$e" ]; then line=; IFS= read -r line < "$d/$e"; code="+$line"; fi
   printf '__HPCML_EXIT %s %s\\n' "$jid" "$code"
@@ -850,7 +862,9 @@ while IFS='	' read -r jid d e; do
     touch "$d/{META_DIR}/post_login.done"
     (cd "$d" && nohup bash {POST_LOGIN_SCRIPT} >> {LOGIN_LOG} 2>&1 </dev/null &)
   fi
-done"""  # noqa: E501 (the script is sent as written: wrapping its lines would change it)
+done
+[ "$#" -eq 0 ] || rm -f "$@"
+"""  # noqa: E501 (the script is sent as written: wrapping its lines would change it)
 # Many directories listed by one find (xargs splits a long list); "<start>\0<entry>\0" each.
 # Missing directories list as empty (find's complaint is dropped); links are not followed.
 _LIST_SCRIPT = ("xargs -0 -r sh -c 'exec find \"$@\" -mindepth 1 \\( -type f -o -type d \\) "
