@@ -125,7 +125,11 @@ async def test_grid_with_cap_one_parent_and_rerun_failed(engine: Engine, project
     assert {c.rerun_of for c in new} == {by_state[2].id, by_state[3].id}
     assert all(c.snapshot_id == view.snapshot_id for c in new)
     done = await wait_all(engine, view.id)
-    assert done.state == RunState.FINISHED or done.counts["FAILED"] == 2  # old attempts stay
+    # The sweep goes by its points' latest attempts; the failed ones stay among its children.
+    assert done.state == RunState.FINISHED and done.counts == {"FINISHED": 6}
+    assert len(done.children) == 8
+    assert {c.superseded_by for c in done.children if c.state == RunState.FAILED} == {
+        c.id for c in new}
     assert all(c.state == RunState.FINISHED for c in done.children if c.rerun_of)
     assert client.get_run(view.mlflow_run_id).info.status in ("FINISHED", "FAILED")
     with pytest.raises(Conflict):

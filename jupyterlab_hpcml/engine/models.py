@@ -67,6 +67,9 @@ class RunRecord(BaseModel):
     sweep_index: int | None = None
     array_task: int | None = None
     array_name: str | None = None  # the array's own run id (its directory, job name, comment)
+    # A child re-run later (``rerun --failed``): the run that repeats its point. A sweep's
+    # counts and state are its latest attempts'.
+    superseded_by: str | None = None
     # A child held back by the sweep's max-parallel cap (QUEUED, no job yet): the engine
     # submits it when a slot frees up (see engine/sweeps.py).
     held: bool = False
@@ -144,7 +147,8 @@ class SweepRecord(BaseModel):
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
     ended_at: float | None = None  # when its last child ended (its MLflow parent run closed)
-    # Filled when read (not stored): children's counts by state and the sweep's state.
+    # Filled when read (not stored): its points' latest attempts by state, and the state
+    # they make (earlier attempts, re-run since, are still among its children).
     counts: dict[str, int] = Field(default_factory=dict)
     state: RunState | None = None
 

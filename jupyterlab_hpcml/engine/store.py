@@ -259,6 +259,10 @@ _INSERT_HISTORY = (
 )
 
 
+# A sweep's child that no later attempt repeats: the one its counts and state go by.
+_LATEST = "json_extract(record, '$.superseded_by') IS NULL"
+
+
 def _sweep_json(sweep: SweepRecord) -> str:
     return sweep.model_dump_json(exclude={"counts", "state"})
 
@@ -628,7 +632,8 @@ class RunStore:
                     SUM(CASE WHEN state IN ('FAILED', 'TIMEOUT') THEN n ELSE 0 END) AS failed,
                     MAX(updated) AS updated
                 FROM (SELECT sweep_id, state, COUNT(*) AS n, MAX(updated_at) AS updated
-                      FROM runs WHERE sweep_id IS NOT NULL GROUP BY sweep_id, state)
+                      FROM runs WHERE sweep_id IS NOT NULL AND {_LATEST}
+                      GROUP BY sweep_id, state)
                 GROUP BY sweep_id) c ON c.sweep_id = s.id"""
         # Sorts a sweep has no value for (duration) put them last, as runs without one.
         sweep_key = "NULL" if sort == "duration" else expr
@@ -821,7 +826,8 @@ class RunStore:
                      sweeps: builtins.list[SweepRecord]) -> builtins.list[SweepRecord]:
         for sweep in sweeps:
             counts = dict(conn.execute(
-                "SELECT state, COUNT(*) FROM runs WHERE sweep_id = ? GROUP BY state",
+                f"SELECT state, COUNT(*) FROM runs WHERE sweep_id = ? AND {_LATEST}"
+                " GROUP BY state",
                 (sweep.id,)))
             sweep.counts = counts
             sweep.state = sweep_state(counts)

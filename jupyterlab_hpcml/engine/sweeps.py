@@ -471,13 +471,9 @@ class SweepService:
         """Re-run the failed children (the latest attempt of each point that FAILED or
         TIMED OUT), same snapshot, ``req``'s overrides on each, as new children."""
         view = await self.get(sweep_id)
-        latest: dict[int, RunRecord] = {}
-        for child in view.children:  # by index, then by creation: the last one wins
-            latest[child.sweep_index or 0] = child
-        if req.failed:
-            again = [c for c in latest.values() if c.state in RERUNNABLE]
-        else:
-            again = [c for c in latest.values() if c.state in TERMINAL_STATES]
+        latest = [c for c in view.children if c.superseded_by is None]
+        wanted = RERUNNABLE if req.failed else TERMINAL_STATES
+        again = [c for c in latest if c.state in wanted]
         if not again:
             raise Conflict(f"sweep {view.id} has no failed child to re-run")
         assert view.snapshot_id
@@ -504,11 +500,16 @@ class SweepService:
         try:
             if not await self._create(sweep, plan, children, first=False):
                 return await self.get(sweep.id)
+            await asyncio.to_thread(self._supersede, again, children)
             await self._reopen(sweep)
             return await self._launch(sweep, plan, children,
                                       array_name=f"{sweep.id}r{uuid.uuid4().hex[:4]}")
         finally:
             IN_FLIGHT.difference_update(ids)
+
+    def _supersede(self, old: Sequence[RunRecord], new: Sequence[RunRecord]) -> None:
+        for before, after in zip(old, new, strict=True):
+            self.store.update(before.id, superseded_by=after.id)
 
     async def _reopen(self, sweep: SweepRecord) -> None:
         if sweep.mlflow_run_id:
