@@ -179,3 +179,19 @@ async def test_array_interrupted_mid_submission_is_adopted(tmp_path: Path,
                 await restarted.close()
     except Skipped as why:
         pytest.skip(str(why))
+
+
+def test_requeue_is_noted_where_the_backend_cannot_requeue(tmp_path: Path) -> None:
+    """A config asking for requeue on a backend without it says so in the run's notes."""
+    from jupyterlab_hpcml.backends.firecrest import FirecrestBackend
+    from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
+    from jupyterlab_hpcml.backends.unicore import UnicoreBackend
+
+    resources = {"Resources": {"Requeue": True, "MaxRequeues": 2, "Runtime": 60}}
+    for backend in (FirecrestBackend, UnicoreBackend):
+        config = backend.parse_config(resources)
+        notes = backend({}, tmp_path).config_notes(config)
+        assert f"Resources.Requeue ignored by the {backend.kind} backend" in notes, notes
+        assert not any("Runtime" in n for n in notes)
+    ssh = SlurmBackend({}, tmp_path)
+    assert ssh.config_notes(SlurmBackend.parse_config(resources)) == []

@@ -244,8 +244,11 @@ class Backend(abc.ABC, Generic[C]):
 
     def config_notes(self, config: C) -> list[str]:
         """Notes for the run record about a run's config: what this backend ignores
-        (e.g. "Resources.GPUsPerNode ignored by the local backend")."""
-        return []
+        (e.g. "Resources.GPUsPerNode ignored by the local backend"). By default: the
+        Resources keys given that ``Features.resources`` does not list."""
+        honoured = set(self.supported_features().resources)
+        return [f"Resources.{key} ignored by the {self.kind} backend"
+                for key in config.resources.given() if key not in honoured]
 
     async def run_dir_for(self, ctx: JobContext[C]) -> str | None:
         """Where ``prepare`` will put the run, when known beforehand (absolute job-side

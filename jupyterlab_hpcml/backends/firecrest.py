@@ -249,7 +249,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
 
     def config_notes(self, config: FirecrestConfig) -> list[str]:
         given = config.environment.given()
-        notes = []
+        notes = super().config_notes(config)
         for key in ("PreRunCommandOnLoginNode", "PostRunCommandOnLoginNode"):
             if given.get(key):
                 notes.append(f"Environment.{key} runs at the start/end of the batch job "
