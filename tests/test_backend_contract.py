@@ -162,8 +162,8 @@ class Harness:
     async def terminal(self, run_id: str, **kw: Any) -> RunRecord:
         return await self.wait(run_id, {s for s in RunState if s.terminal}, **kw)
 
-    def features(self) -> dict[str, Any]:
-        return self.engine.features()[self.target.name]
+    async def features(self) -> dict[str, Any]:
+        return (await self.engine.features())[self.target.name]
 
     def mlflow_status(self, run: RunRecord) -> str:
         """The MLflow run's status: set before the run's end is recorded (MLflow first)."""
@@ -199,7 +199,7 @@ async def killed_by_signal(h: Harness) -> None:
 
 
 async def cancel_queued(h: Harness) -> None:
-    if not h.features()["queue"]:
+    if not (await h.features())["queue"]:
         raise Skipped("Features.queue is false: jobs start at once, none waits in a queue")
     assert h.target.make_queued is not None, "a backend with a queue needs a way to fill it"
     try:
@@ -263,7 +263,7 @@ async def artifacts(h: Harness) -> None:
     assert run.state == RunState.FINISHED, run.state_history
     # A name the backend cannot handle (Features.unsupported_name_chars) is left out of
     # the copy, never fetched wrongly; every other name arrives intact.
-    refused = set(h.features()["unsupported_name_chars"])
+    refused = set((await h.features())["unsupported_name_chars"])
     expected = sorted(n for n in ARTIFACTS if not refused & set(n))
     listed = await h.engine.list_artifacts(run.id)
     assert sorted(a.path for a in listed) == expected

@@ -325,9 +325,11 @@ class Engine:
 
     # ------------------------------------------------------------------ projects, configs
 
-    def features(self) -> dict[str, Any]:
-        """Each backend kind's features, as JSON."""
-        return {k: f.model_dump() for k, f in self.registry.features().items()}
+    async def features(self) -> dict[str, Any]:
+        """Each backend kind's features, as JSON (the first call imports every backend
+        and may run nvidia-smi: on a worker thread)."""
+        found = await asyncio.to_thread(self.registry.features)
+        return {k: f.model_dump() for k, f in found.items()}
 
     @staticmethod
     def config_schema() -> dict[str, Any]:

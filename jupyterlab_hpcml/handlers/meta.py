@@ -8,7 +8,7 @@ from .base import HpcmlHandler, authenticated
 class FeaturesHandler(HpcmlHandler):
     @authenticated
     async def get(self) -> None:
-        self.write_json({"version": __version__, "backends": self.engine.features()})
+        self.write_json({"version": __version__, "backends": await self.engine.features()})
 
 
 class ConfigSchemaHandler(HpcmlHandler):
