@@ -5,8 +5,10 @@ For each backend (local; Slurm over SSH on the test cluster when it is running):
 
 1. time from submit to every child QUEUED or later (``Engine.submit_sweep`` returns then),
    next to ``Engine.submit`` 100 times in a loop;
-2. one poll cycle (``Engine.refresh``) right after: backend calls (local) or remote
-   commands (Slurm: squeue/sacct/..., counted on the SSH connection) for all children;
+2. poll cycles (``Engine.refresh``) after: backend calls (local: one right after) or remote
+   commands (Slurm: four cycles 3 s apart; scheduler commands apart from per-run file
+   commands such as the offline-tracking copies of running runs, counted on the SSH
+   connection) for all children;
 3. local only: time until all ended.
 
 Run: ``.venv/bin/python bench/bench_sweep.py`` (``--points N``, ``--only local|slurm``).
@@ -67,6 +69,13 @@ def fmt_calls(calls: Counter[str] | dict[str, int]) -> str:
     return ", ".join(f"{n} {k}" for k, n in sorted(calls.items()) if n) or "none"
 
 
+async def settle(engine: Any, run: Any, timeout: float = 300) -> None:
+    """Wait until the warm-up run ended: the poll cycles measured count only the children."""
+    deadline = time.perf_counter() + timeout
+    while not (await engine.current(run.id)).state.terminal and time.perf_counter() < deadline:
+        await asyncio.sleep(0.2)
+
+
 def states(records: list[Any]) -> str:
     c = Counter(r.state.value + (" (held)" if getattr(r, "held", False) else "")
                 for r in records)
@@ -84,7 +93,7 @@ async def bench_local(tmp: Path, points: int) -> None:
     for label, cap in (("sweep, max-parallel = points", points),
                        ("sweep, default max-parallel (CPUs)", None)):
         engine = Engine(data_dir=tmp / f"data-{cap}")
-        await engine.submit(SubmitRequest(project=str(project)))  # warm-up: MLflow, DB
+        await settle(engine, await engine.submit(SubmitRequest(project=str(project))))  # warm-up
         t0 = time.perf_counter()
         view = await engine.submit_sweep(SweepRequest(
             project=str(project), parameters={"n": f"range(0,{points})"}, max_parallel=cap))
@@ -111,7 +120,7 @@ async def bench_local(tmp: Path, points: int) -> None:
         await engine.close()
 
     engine = Engine(data_dir=tmp / "data-single")
-    await engine.submit(SubmitRequest(project=str(project)))
+    await settle(engine, await engine.submit(SubmitRequest(project=str(project))))
     t0 = time.perf_counter()
     runs = [await engine.submit(SubmitRequest(project=str(project), parameters={"n": i}))
             for i in range(points)]
@@ -176,6 +185,7 @@ async def bench_slurm(tmp: Path, points: int, cap: int) -> None:
         req = SubmitRequest(project=str(project), backend_config="slurm.yaml")
         warm = await engine.submit(req)  # connects, uploads the helper and the code
         jobs.append(warm.backend_job_id or "")
+        await settle(engine, warm)
         print(f"Slurm over SSH (test cluster), {points} points, max-parallel {cap} "
               f"(exec commands counted; SFTP transfers are not)")
 
@@ -194,13 +204,12 @@ async def bench_slurm(tmp: Path, points: int, cap: int) -> None:
               f"{sum(sent.values())} remote command(s) ({fmt_calls(sent)}); "
               f"array job(s) {', '.join(view.array_jobs) or '-'}; at return: "
               f"{states(view.children)}")
-        before = commands()
-        t0 = time.perf_counter()
-        await engine.refresh()
-        cycle = time.perf_counter() - t0
-        sent = commands() - before
-        print(f"  {'':30}  one poll cycle: {sum(sent.values())} remote command(s) "
-              f"({fmt_calls(sent)}), {cycle * 1000:.0f} ms")
+        sweep_id = view.id
+
+        async def sweep_states() -> str:
+            return states((await engine.get_sweep(sweep_id)).children)
+
+        await poll_cycles(engine, commands, sweep_states)
         await conn.run("scancel " + " ".join(view.array_jobs))
 
         before = commands()
@@ -216,18 +225,33 @@ async def bench_slurm(tmp: Path, points: int, cap: int) -> None:
         print(f"  {f'{points} x Engine.submit':30}: submit→all QUEUED-or-later {took:6.2f} s; "
               f"{sum(sent.values())} remote command(s) ({fmt_calls(sent)}); at return: "
               f"{states(runs)}")
-        before = commands()
-        t0 = time.perf_counter()
-        await engine.refresh()
-        cycle = time.perf_counter() - t0
-        sent = commands() - before
-        print(f"  {'':30}  one poll cycle: {sum(sent.values())} remote command(s) "
-              f"({fmt_calls(sent)}), {cycle * 1000:.0f} ms")
+        async def single_states() -> str:
+            return states([await engine.get(r.id) for r in runs])
+
+        await poll_cycles(engine, commands, single_states)
     finally:
         ids = " ".join(j for j in jobs if j)
         if ids:
             await conn.run(f"scancel {ids}")
         await engine.close()
+
+
+async def poll_cycles(engine: Any, commands: Callable[[], Counter[str]],
+                      now: Callable[[], Any], cycles: int = 4, gap: float = 3.0) -> None:
+    """A few poll cycles ``gap`` seconds apart: remote commands of each (the scheduler's
+    squeue/sacct apart from per-run file commands) and the runs' states after it."""
+    for n in range(cycles):
+        if n:
+            await asyncio.sleep(gap)
+        before = commands()
+        t0 = time.perf_counter()
+        await engine.refresh()
+        took = time.perf_counter() - t0
+        sent = commands() - before
+        scheduler = sum(v for k, v in sent.items() if k in ("squeue", "sacct", "scontrol"))
+        print(f"  {'':30}  poll cycle {n + 1}: {scheduler} scheduler command(s), "
+              f"{sum(sent.values())} in all ({fmt_calls(sent)}), {took * 1000:.0f} ms; "
+              f"then {await now()}")
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -734,7 +734,10 @@ def submit_sweep(project: str | Path | None = None, entry_point: str = "main",
     text as ``hpcml sweep -P`` takes it (``"0.1,0.01"``, ``"range(0,5)"``,
     ``"choice(adam,sgd)"``, ``"interval(1e-4,1e-1)"``, ``"tag(log,interval(1e-4,1e-1))"``)
     or a fixed number. ``rows``: a list of dicts or a .csv/.json file of them.
-    ``max_parallel``: children running at once. Every point is checked against the
+    ``max_parallel``: children running at once (default: no cap; on the local backend the
+    machine's CPUs; where the backend has no job arrays, the children waiting for a slot
+    start as others end while something polls: this kernel's ``wait()``/``refresh()``, the
+    lab's server or an ``hpcml`` command). Every point is checked against the
     MLproject first: ``UserInputError`` names each bad value, and nothing is submitted.
     The other arguments are those of ``submit``.
     """
