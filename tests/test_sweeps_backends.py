@@ -123,6 +123,8 @@ async def run_sweep(backend: str, engine: Engine, project: Path) -> None:
     assert all(by_index[i].exit_code == 3 for i in (2, 3))
     assert all(by_index[i].state == RunState.FINISHED for i in (0, 1, 4, 5))
     assert most_at_once(await spans(engine, view)) <= 2
+    for child in view.children:  # each child's own log, also by its tail (an array task's)
+        assert (await engine.log_tail(child.id, "stdout", 1)).data.startswith("END "), child.id
 
     client = MlflowClient(engine.tracking_uri)
     kids = client.search_runs([view.mlflow_experiment_id],

@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,15 @@ from typing import Any, Protocol
 from ..backends.base import Backend, JobRef
 from ..backends.registry import BackendRegistry
 from ..core.config_models import BackendConfigModel
-from ..core.errors import BackendUnavailable, Conflict, HpcmlError, Unsupported
+from ..core.errors import (
+    BackendUnavailable,
+    Conflict,
+    HpcmlError,
+    Problem,
+    Unsupported,
+    UserInputError,
+)
+from ..core.files import Chunk
 from ..core.snapshots import Snapshot
 from ..core.states import TERMINAL_STATES, JobStatus, RunState
 from . import cells, cleanup, job_context, logs, paths
@@ -783,15 +791,37 @@ class RunService:
         run = await asyncio.to_thread(self.store.get, run_id)
         if not run.run_dir:
             return logs.to_chunk(run, stream, b"", offset, None)  # type: ignore[arg-type]
-        backend = self.registry.for_run(run)
-        ref = run.job_ref()
-        chunk = await backend.read(ref, backend.log_path(stream, ref), offset, max_bytes)
+        chunk = await self._log_reader(run, stream)(offset, max_bytes)
         # The answer's text is cut to max_bytes of JSON too (binary output grows up to 12x
         # in JSON); a large chunk is measured off the event loop.
         args = (run, stream, chunk.data, chunk.offset, chunk.size, max_bytes)
         if len(chunk.data) > logs.INLINE_BYTES:
             return await asyncio.to_thread(logs.to_chunk, *args)  # type: ignore[arg-type]
         return logs.to_chunk(*args)  # type: ignore[arg-type]
+
+    async def log_tail(self, run_id: str, stream: str, lines: int) -> logs.LogChunk:
+        """The last ``lines`` lines of a run's log (see ``logs.read_tail``)."""
+        logs.check_request(stream, 0, 1)
+        if lines < 0:
+            raise UserInputError(Problem("lines must be >= 0", key="lines"))
+        run = await asyncio.to_thread(self.store.get, run_id)
+        if not run.run_dir:
+            return logs.to_chunk(run, stream, b"", 0, None)  # type: ignore[arg-type]
+        read_chunk = self._log_reader(run, stream)
+
+        async def read(offset: int, max_bytes: int) -> tuple[bytes, int | None]:
+            chunk = await read_chunk(offset, max_bytes)
+            return chunk.data, chunk.size
+
+        start, data, size = await logs.read_tail(read, lines)
+        return await asyncio.to_thread(
+            logs.to_chunk, run, stream, data, start, size)  # type: ignore[arg-type]
+
+    def _log_reader(self, run: RunRecord, stream: str) -> Callable[[int, int], Awaitable[Chunk]]:
+        """Reads of a run's log file: the one place that knows which file that is (an
+        array task's own, in its array's shared directory)."""
+        backend, ref = self.registry.for_run(run), run.job_ref()
+        return functools.partial(backend.read, ref, backend.log_path(stream, ref))
 
     async def rerun(self, run_id: str, req: RerunRequest, root: Path | None = None) -> RunRecord:
         old = await asyncio.to_thread(self.store.get, run_id)

@@ -228,22 +228,7 @@ class Engine:
     async def log_tail(self, run_id: str, stream: str, lines: int) -> LogChunk:
         """The last ``lines`` lines (``data``, from ``offset``) and where to follow on
         (``next_offset``); lines end with ``\\n``, as for ``tail -n``."""
-        logs.check_request(stream, 0, 1)
-        if lines < 0:
-            raise UserInputError(Problem("lines must be >= 0", key="lines"))
-        run = await self.runs.get(run_id)
-        if not run.run_dir:
-            return logs.to_chunk(run, stream, b"", 0, None)  # type: ignore[arg-type]
-        backend, ref = self.registry.for_run(run), run.job_ref()
-        path = backend.log_path(stream)
-
-        async def read(offset: int, max_bytes: int) -> tuple[bytes, int | None]:
-            chunk = await backend.read(ref, path, offset, max_bytes)
-            return chunk.data, chunk.size
-
-        start, data, size = await logs.read_tail(read, lines)
-        return await asyncio.to_thread(
-            logs.to_chunk, run, stream, data, start, size)  # type: ignore[arg-type]
+        return await self.runs.log_tail(run_id, stream, lines)
 
     # ------------------------------------------------------------------ artifacts
 
