@@ -100,6 +100,9 @@ async def test_children_requeued_by_admin_and_by_time_limit_stay_one_run(
             starts = [ln for ln in log.splitlines() if ln.startswith("start ")]
             assert starts[0] == "start 0 restart 0" and len(starts) == child.restarts + 1, log
             assert log.rstrip().endswith("done 45"), log
+            err = (await engine.read_log(child.id, "stderr")).data
+            assert "received SIGUSR2" in err and "requeueing job" in err, err
+            assert "checkpointed at" in log, log
         assert view.children[0].restarts >= 2  # the admin's requeue and the time limit's
     finally:
         await engine.close()

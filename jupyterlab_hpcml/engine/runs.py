@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..backends.base import Backend, JobRef
+from ..backends.base import Backend
 from ..backends.registry import BackendRegistry
 from ..core.config_models import BackendConfigModel
 from ..core.errors import (
@@ -584,7 +584,7 @@ class RunService:
         except HpcmlError as exc:
             return PollResult([await self._apply(r, JobStatus(RunState.UNKNOWN, message=str(exc)))
                                for r in runs], answered=False)
-        refs = [JobRef(r.id, r.backend_job_id or "", r.run_dir or "") for r in runs]
+        refs = [r.job_ref() for r in runs]
         try:
             statuses = await backend.poll(refs)
         except BackendUnavailable as exc:
