@@ -70,6 +70,7 @@ test-python: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) node_modules lib jupyterlab_hpcml/labextension tsconfig.tsbuildinfo

@@ -26,7 +26,7 @@ def load_ipython_extension(ipython: Any) -> None:
     load(ipython)
 
 
-_API = ("submit", "runs", "get_run", "Run")
+_API = ("submit", "runs", "get_run", "Run", "submit_sweep", "get_sweep", "Sweep")
 
 
 def __getattr__(name: str) -> Any:
