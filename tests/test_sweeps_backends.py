@@ -169,7 +169,7 @@ async def test_array_interrupted_mid_submission_is_adopted(tmp_path: Path,
             engine = Engine(data_dir=tmp_path / "data", tracking_uri=f"sqlite:///{tmp_path}/m.db")
             view = await engine.submit_sweep(SweepRequest(
                 project=str(project), backend_config="backend.yaml",
-                parameters={"value": "0,2,4", "delay": 1}))
+                parameters={"value": "0,1,3", "delay": 1}))  # HPCML_FAIL_AT is 2
             submitted = {c.id: c.backend_job_id for c in view.children}
             assert all(submitted.values()) and len(view.array_jobs) == 1
             dead = await asyncio.create_subprocess_exec("true")

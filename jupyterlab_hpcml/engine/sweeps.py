@@ -416,6 +416,7 @@ class SweepService:
 
     async def _close_parent(self, sweep: SweepRecord) -> None:
         assert sweep.state is not None
+        self._plans.pop(sweep.id, None)  # no held child left to submit
         if sweep.mlflow_run_id:
             try:
                 await asyncio.to_thread(self.tracker.set_status, sweep.mlflow_run_id, sweep.state)
