@@ -178,14 +178,16 @@ def _first_in_line(queue: Path, mine: str) -> bool:
 
 
 def acquire(slots_dir: Path, devices: Sequence[str], count: int,
-            should_stop: Callable[[], bool], pause: float = 0.25) -> Claim | None:
-    """Wait for ``count`` of ``devices``, first come first served; None if ``should_stop``
-    said so first. The caller keeps the returned claim's fds open while the job runs."""
+            should_stop: Callable[[], bool], pause: float = 0.25,
+            queued_at: int | None = None) -> Claim | None:
+    """Wait for ``count`` of ``devices``, first come first served by ``queued_at`` (ns,
+    when the job was submitted; default now); None if ``should_stop`` said so first. The
+    caller keeps the returned claim's fds open while the job runs."""
     queue = slots_dir / "queue"
     queue.mkdir(parents=True, exist_ok=True)
     # The ticket is locked before it is visible under its sortable name: a ticket seen
     # unlocked is always a dead one.
-    mine = f"{time.time_ns():020d}-{os.getpid()}"
+    mine = f"{queued_at or time.time_ns():020d}-{os.getpid()}"
     tmp = queue.parent / f".ticket-{mine}"
     ticket = _open(tmp)
     fcntl.flock(ticket, fcntl.LOCK_EX)

@@ -296,7 +296,10 @@ class LocalBackend(Backend[LocalConfig]):
             raise UserInputError(Problem(
                 f"GPUsPerNode is {count} but this machine has {len(devices)} "
                 f"GPU{'s' if len(devices) != 1 else ''}", key="Resources.GPUsPerNode"))
-        return {"count": count, "devices": devices, "slots_dir": str(self.slots_dir)}
+        # The job's place in line is its submission's, taken here in submission order (a
+        # runner's own start time would let a later job whose process started faster cut in).
+        return {"count": count, "devices": devices, "slots_dir": str(self.slots_dir),
+                "queued_at": time.time_ns()}
 
     # ------------------------------------------------------------ submit
 

@@ -252,7 +252,7 @@ def _take_gpus(run_dir: Path, state: RunnerState, gpus: dict[str, Any]) -> Any:
     slots = _gpu_slots()
     _log(f"waiting for {count} GPU{'s' if count != 1 else ''}")
     claim = slots.acquire(Path(gpus["slots_dir"]), list(gpus["devices"]), count,
-                          lambda: state.cancelled)
+                          lambda: state.cancelled, queued_at=gpus.get("queued_at"))
     if claim is None:
         return None
     os.environ["CUDA_VISIBLE_DEVICES"] = claim.visible_devices
