@@ -59,6 +59,15 @@ async def stays_queued(backend: LocalBackend, ref: JobRef, seconds: float = 1.5)
     return status
 
 
+async def waiting(ref: JobRef, timeout: float = 30) -> None:
+    """The job's runner is in line for its GPUs (it says so on the job's stderr)."""
+    log = Path(ref.run_dir) / ".hpcml" / "stderr.log"
+    deadline = time.monotonic() + timeout
+    while not (log.exists() and "hpcml: waiting for" in log.read_text()):
+        assert time.monotonic() < deadline, "the runner never queued"
+        await asyncio.sleep(0.05)
+
+
 def finish(ref: JobRef) -> None:
     (Path(ref.run_dir) / "go").touch()
 
@@ -100,6 +109,10 @@ async def test_first_come_first_served(monkeypatch: pytest.MonkeyPatch, tmp_path
     first, _ = await submit(env, 1)
     await started(first)
     big, _ = await submit(env, 2)
+    # In line once its runner waits: a job submitted later never overtakes it then. (A
+    # later job whose runner checks before this one's runner has started at all still
+    # can: the window is the runner's start-up, see gpu_slots.acquire.)
+    await waiting(big)
     small, _ = await submit(env, 1)
     await stays_queued(env.backend, small)  # a GPU is free, but the big job came first
     finish(first)
