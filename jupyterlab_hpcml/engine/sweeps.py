@@ -102,11 +102,12 @@ class SweepService:
         await self.runs.take_code(plan)
         assert plan.snapshot is not None
         notes = list(plan.notes)
-        if req.max_parallel is None and not plan.backend.supported_features().queue:
+        max_parallel = req.max_parallel
+        if max_parallel is None and not plan.backend.supported_features().queue:
             # No scheduler queues the children here (the local machine): as many at once
             # as it has CPUs, unless the user says otherwise.
-            req.max_parallel = os.cpu_count() or 1
-            notes.append(f"max parallel {req.max_parallel} (this machine's CPUs): "
+            max_parallel = os.cpu_count() or 1
+            notes.append(f"max parallel {max_parallel} (this machine's CPUs): "
                               "set it to run more or fewer children at once")
         now = time.time()
         name = req.run_name or f"{req.entry_point}-sweep-{time.strftime('%m%d-%H%M%S')}"
@@ -116,7 +117,7 @@ class SweepService:
             definition=SweepDefinition(
                 parameters=spec.parameters, mode=spec.mode, samples=spec.samples,
                 seed=spec.seed, rows_source=req.rows_source, points=len(points)),
-            max_parallel=req.max_parallel, backend=plan.cfg.kind,
+            max_parallel=max_parallel, backend=plan.cfg.kind,
             connection=plan.cfg.connection_name,
             config_path=str(plan.cfg.path) if plan.cfg.path else None,
             backend_config=plan.cfg.redacted(), config_overrides=req.overrides,
