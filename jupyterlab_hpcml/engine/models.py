@@ -74,6 +74,10 @@ class RunRecord(BaseModel):
     # submits it when a slot frees up (see engine/sweeps.py).
     held: bool = False
     restarts: int = 0  # how often the scheduler requeued the job (the same run resumed)
+    # A schedule's run: the schedule's id and the time it fired for (epoch seconds; a
+    # "run now" fires for the moment it was asked). Unique together (see engine/schedules.py).
+    schedule_id: str | None = None
+    scheduled_at: float | None = None
     # Who is submitting: a SUBMITTING run whose submitter died is resolved, never resubmitted.
     submitter_host: str | None = None
     submitter_pid: int | None = None
@@ -167,3 +171,85 @@ class SweepPreview(BaseModel):
     sample: list[dict[str, str]] = Field(default_factory=list)  # the first points
     varying: list[str] = Field(default_factory=list)  # the parameters that vary
     max_parallel: int | None = None
+
+
+Overlap = Literal["skip", "allow", "cancel-previous"]
+CatchUp = Literal["latest", "none", "all"]
+CodeMode = Literal["fresh", "pinned"]
+ScheduleState = Literal["active", "paused", "ended"]
+FiringState = Literal["pending", "submitted", "skipped", "failed"]
+
+
+class ScheduleRecord(BaseModel):
+    """A schedule: what to run (as a submission) and when (cron in a zone, or one time).
+    ``next_at`` is the first time not yet fired for: the only cursor (see engine/schedules.py)."""
+
+    id: str  # "t" + 11 hex digits: never a run or sweep id
+    name: str
+    project_path: str  # absolute
+    project_name: str
+    root: str | None = None  # the server root the project had to stay in (None: CLI)
+    entry_point: str
+    parameters: dict[str, str] = Field(default_factory=dict)
+    config_path: str | None = None
+    config_overrides: list[str] | dict[str, Any] = Field(default_factory=list)
+    backend: str
+    connection: str | None = None
+    run_name: str  # a template: {schedule}, {n} and {time} (with a strftime format: {time:%H%M})
+    experiment_name: str | None = None
+    cron: str | None = None  # five fields (aliases expanded); None: a one-off at ``at``
+    cron_text: str | None = None  # as given (e.g. "@daily")
+    at: float | None = None
+    timezone: str
+    overlap: Overlap = "skip"
+    catch_up: CatchUp = "latest"
+    catch_up_limit: int = 10  # catch-up "all": at most this many missed times fire
+    end_at: float | None = None  # no firing after this time
+    max_runs: int | None = None  # it ends after this many scheduled firings
+    fired: int = 0  # scheduled firings recorded (not "run now"; skipped ones too)
+    code: CodeMode = "fresh"  # snapshot at each firing, or the one taken when created
+    snapshot_id: str | None = None  # pinned code
+    code_identity: CodeIdentity | None = None  # pinned code's identity
+    paused: bool = False
+    ended: str | None = None  # why it fires no more (end date, max runs, one-off done)
+    next_at: float | None = None
+    missed: int = 0  # times not fired because of the catch-up policy, in all
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+    @property
+    def state(self) -> ScheduleState:
+        return "ended" if self.ended else "paused" if self.paused else "active"
+
+
+class Firing(BaseModel):
+    """One time a schedule fired: keyed by (schedule id, scheduled time), never twice.
+    ``run_id`` is chosen when the firing is recorded, so the run it creates is unique too."""
+
+    schedule_id: str
+    scheduled_at: float
+    run_id: str
+    state: FiringState = "pending"
+    manual: bool = False  # "run now"
+    message: str | None = None  # why it was skipped or failed
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    # Filled when read: the state of the run it created (None: no run).
+    run_state: RunState | None = None
+
+
+class ScheduleView(ScheduleRecord):
+    """A schedule as every face shows it: its state, next times and recent firings."""
+
+    status: ScheduleState = "active"
+    next_times: list[float] = Field(default_factory=list)  # the next five (none when paused)
+    runs: int = 0  # runs it created
+    firings: list[Firing] = Field(default_factory=list)  # newest first
+
+
+class CronPreview(BaseModel):
+    """The next fire times of a cron expression or one time, as the sidebar shows them."""
+
+    cron: str | None = None  # the five fields
+    timezone: str
+    next_times: list[float] = Field(default_factory=list)

@@ -7,7 +7,7 @@ system fail half-way through a submission.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -184,3 +184,33 @@ class SweepRerunRequest(_Request):
     parameters: Annotated[dict[ParamName, ParamValue],
                           Field(max_length=limits.MAX_PARAMETERS)] = Field(default_factory=dict)
     overrides: Annotated[Any, PlainValidator(_overrides)] = Field(default_factory=list)
+
+
+TimeText = Annotated[str, StringConstraints(max_length=100), AfterValidator(_no_nul)]
+CronText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
+ZoneName = Annotated[str, StringConstraints(max_length=100), AfterValidator(_no_nul)]
+
+
+class When(_Request):
+    """When a schedule fires: ``cron`` (five fields or @hourly/@daily/...) or one time
+    ``at`` (ISO 8601), in ``timezone`` (IANA; default: the server's)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    cron: CronText | None = Field(default=None, description="e.g. 0 3 * * * or @daily")
+    at: TimeText | None = Field(default=None, description="One time, e.g. 2026-12-24T18:00")
+    timezone: ZoneName | None = Field(default=None, description="e.g. Europe/Zurich")
+
+
+class ScheduleRequest(SubmitRequest, When):
+    """A schedule: a submission (``run_name`` is a template: ``{schedule}``, ``{n}``,
+    ``{time:%Y%m%d-%H%M}``) and when it fires, with its policies."""
+
+    name: RunName | None = Field(default=None, description="Default: project and entry point")
+    overlap: Literal["skip", "allow", "cancel-previous"] = "skip"
+    catch_up: Literal["latest", "none", "all"] = "latest"
+    catch_up_limit: Annotated[int, Field(ge=1, le=1000)] = 10
+    end: TimeText | None = Field(default=None, description="No firing after this time")
+    max_runs: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    code: Literal["fresh", "pinned"] = Field(
+        default="fresh", description="Snapshot the project at each firing, or once now")

@@ -79,6 +79,7 @@ MLFLOW_RETRY_MAX_DELAY = 60.0  # seconds
 FINISHED_BEFORE_CANCEL = "finished before the cancel took effect"
 REATTACHED = "re-attached after an interrupted submission"
 INTERRUPTED = "submission was interrupted before the job started"
+RESUBMITTED = "its submission was interrupted before the job started: submitting it again"
 SYNC_CONCURRENCY = 8  # runs of one poll pass applied / synced at once (remote commands in flight)
 
 
@@ -165,18 +166,24 @@ class RunService:
 
     async def submit(self, req: SubmitRequest, *, rerun_of: RunRecord | None = None,
                      snapshot: Snapshot | None = None, root: Path | None = None,
-                     cell: cells.Cell | None = None) -> RunRecord:
+                     cell: cells.Cell | None = None, code: CodeIdentity | None = None,
+                     run_id: str | None = None, **fields: Any) -> RunRecord:
         """Validate everything first (nothing is created on bad input), then submit.
 
         ``root``: the project and the config must lie inside it (the server's root for the
         lab; see ``paths``). The CLI and the Python API pass none. ``cell``: run this
-        source as entry point ``hpcml_cell`` (see ``cells``).
+        source as entry point ``hpcml_cell`` (see ``cells``). ``snapshot`` and ``code``:
+        that code (a re-run's, a pinned schedule's). ``run_id`` and ``fields``: chosen by
+        the caller (a schedule's firing: Conflict if that run exists already).
         """
         plan, req = await self.plan(req, root=root, snapshot=snapshot, cell=cell)
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         command, params = await self.resolve(plan, req.entry_point, req.parameters, run_id)
         await self.take_code(plan, rerun_of=rerun_of, cell=cell)
-        record = self.new_record(plan, req, run_id, command, params, rerun_of=rerun_of)
+        if code is not None:
+            plan.code = code
+        record = self.new_record(plan, req, run_id, command, params, rerun_of=rerun_of,
+                                 **fields)
         tags = self.run_tags(plan, record, cell=cell is not None)
         offline = record.tracking_mode == "offline"
         IN_FLIGHT.add(record.id)
@@ -303,6 +310,7 @@ class RunService:
             "mlflow.source.git.commit": (code.git_commit or "") if code else "",
             "hpcml.code.git_dirty_hash": (code.git_dirty_hash or "") if code else "",
             **({"hpcml.cell": "true"} if cell else {}),
+            **({"hpcml.schedule_id": record.schedule_id} if record.schedule_id else {}),
         }
 
     async def _launch(self, record: RunRecord, plan: Plan,
@@ -666,8 +674,50 @@ class RunService:
         if job_id:
             await self._apply(run, JobStatus(RunState.QUEUED, message=REATTACHED),
                               backend_job_id=job_id)
+        elif run.schedule_id and run.array_task is None:
+            await self._resubmit(run)  # nobody is there to submit it again by hand
         else:
             await self._apply(run, JobStatus(RunState.FAILED, message=INTERRUPTED))
+
+    async def _resubmit(self, run: RunRecord) -> None:
+        """Submit again a run whose submitter died before its job reached the backend: the
+        same record, command and code. Taken over first (compare-and-set on its submitter),
+        so of two processes that find it only one submits it."""
+        taken = await asyncio.to_thread(
+            self.store.transition, run.id, RunState.SUBMITTING,
+            expect=(RunState.SUBMITTING,),
+            where={"submitter_host": run.submitter_host, "submitter_pid": run.submitter_pid},
+            message=RESUBMITTED, log_message=True,
+            submitter_host=HOST, submitter_pid=os.getpid())
+        if taken is None:
+            return
+        IN_FLIGHT.add(run.id)
+        try:
+            snapshot = await asyncio.to_thread(
+                snapshot_mod.load_snapshot, run.snapshot_id, self.object_dir,
+                self.manifest_dir) if run.snapshot_id else None
+            plan, _ = await self.plan(SubmitRequest(
+                project=run.project_path, entry_point=run.entry_point,
+                backend_config=run.config_path, overrides=run.config_overrides,
+            ), snapshot=snapshot)
+            await self.take_code(plan)
+            plan.code = run.code
+            if not taken.mlflow_run_id:
+                exp_id, mlflow_run_id = await asyncio.to_thread(
+                    functools.partial(self.tracker.create_run,
+                                      schedule=taken.tracking_mode != "offline"),
+                    taken.mlflow_experiment_name, taken.name, taken.parameters,
+                    self.run_tags(plan, taken))
+                taken = await asyncio.to_thread(
+                    self.store.update, run.id,
+                    mlflow_experiment_id=exp_id, mlflow_run_id=mlflow_run_id)
+            await self._launch(taken, plan)
+        except Exception as exc:  # noqa: BLE001 - it must end in a definite state
+            log.exception("submitting run %s again failed", run.id)
+            await self._apply(taken, JobStatus(
+                RunState.FAILED, message=f"{INTERRUPTED}; submitting it again failed: {exc}"))
+        finally:
+            IN_FLIGHT.discard(run.id)
 
     @staticmethod
     async def _find_submitted(backend: Backend[Any], run: RunRecord) -> str | None:

@@ -13,6 +13,9 @@ Methods, by subject (sections below, in this order):
   ``rerun``, ``delete``, ``set_archived``, ``upload_progress``
 - sweeps: ``submit_sweep``, ``preview_sweep``, ``get_sweep``, ``current_sweep``,
   ``list_sweeps``, ``cancel_sweep``, ``rerun_sweep``, ``is_sweep_id``
+- schedules: ``create_schedule``, ``preview_schedule``, ``get_schedule``,
+  ``list_schedules``, ``pause_schedule``, ``resume_schedule``, ``delete_schedule``,
+  ``run_schedule_now``, ``is_schedule_id``, ``run_schedules`` (the headless loop)
 - logs: ``read_log``, ``read_log_all``, ``log_tail``
 - artifacts: ``list_artifacts``, ``open_artifact``, ``download_artifact``
 - metrics: ``metric_keys``, ``latest_metrics``, ``metric_history``,
@@ -39,11 +42,30 @@ from ..settings import default_data_dir
 from . import logs
 from .cells import Cell
 from .logs import LogChunk
-from .models import DeleteResult, RunRecord, SweepPreview, SweepRecord, SweepView
+from .models import (
+    CronPreview,
+    DeleteResult,
+    Firing,
+    RunRecord,
+    ScheduleView,
+    SweepPreview,
+    SweepRecord,
+    SweepView,
+)
 from .outputs import RunOutputs
 from .poller import Poller
-from .requests import Overrides, RerunRequest, SubmitRequest, SweepRequest, SweepRerunRequest
+from .requests import (
+    Overrides,
+    RerunRequest,
+    ScheduleRequest,
+    SubmitRequest,
+    SweepRequest,
+    SweepRerunRequest,
+    When,
+)
 from .runs import RunService
+from .schedule_loop import ScheduleLoop
+from .schedules import ScheduleService, is_schedule_id
 from .store import ROW_SORTS, ListFilters, RunJson, RunStore  # RunJson: listings' type
 from .sweeps import SweepService, is_sweep_id
 from .tracking import Tracker, default_tracking_uri
@@ -62,7 +84,10 @@ class Engine:
         tracking_uri: str | None = None,
         poll_interval: float = 2.0,
         default_backend: str = "local",
+        fire_schedules: bool = False,
     ):
+        """``fire_schedules``: ``start`` also starts the loop that fires schedules (the
+        server, ``hpcml scheduler``; not a CLI command or a kernel)."""
         self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tracking_uri = tracking_uri or default_tracking_uri(self.data_dir)
@@ -77,12 +102,19 @@ class Engine:
         self.sweeps = SweepService(self.runs)
         self.outputs = RunOutputs(self.store, self.tracker)
         self.poller = Poller(self.runs, interval=poll_interval)
+        self.schedules = ScheduleService(self.runs)
+        self.schedule_loop = ScheduleLoop(self.schedules)
+        self.fire_schedules = fire_schedules
 
     def start(self) -> None:
-        """Start polling (needs a running event loop); idempotent."""
+        """Start polling (needs a running event loop), and firing schedules if this engine
+        does; idempotent."""
         self.poller.start()
+        if self.fire_schedules:
+            self.schedule_loop.start()
 
     async def close(self) -> None:
+        await self.schedule_loop.stop()
         await self.poller.stop()
         await self.registry.close()
         self.store.close()
@@ -111,15 +143,16 @@ class Engine:
 
     async def rows(self, *, sort: str = "submitted", descending: bool = True,
                    states: Collection[RunState] | None = None, text: str | None = None,
-                   archived: bool | None = False, limit: int = 100,
-                   offset: int = 0) -> dict[str, Any]:
-        """A page of compact rows for the runs tab: ``{rows, total, cursor}``."""
+                   archived: bool | None = False, schedule: str | None = None,
+                   limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """A page of compact rows for the runs tab: ``{rows, total, cursor}``
+        (``schedule``: only the runs that schedule created)."""
         if sort not in ROW_SORTS:
             raise UserInputError(Problem(
                 f"unknown sort {sort!r}; allowed: {', '.join(ROW_SORTS)}", key="sort"))
         return await asyncio.to_thread(
             self.store.rows, sort=sort, descending=descending, states=states, text=text,
-            archived=archived, limit=limit, offset=offset)
+            archived=archived, schedule=schedule, limit=limit, offset=offset)
 
     async def changed_since(self, cursor: float, limit: int = 500) -> list[RunRecord]:
         """Runs changed after ``cursor`` (an ``updated_at``), oldest change first."""
@@ -206,6 +239,53 @@ class Engine:
     def upload_progress(self, run_id: str) -> tuple[int, int] | None:
         """(bytes sent, bytes to send) while a run's code is being uploaded, else None."""
         return self.runs.upload_progress.get(run_id)
+
+    # ------------------------------------------------------------------ schedules
+
+    async def create_schedule(self, req: ScheduleRequest, *,
+                              root: Path | None = None) -> ScheduleView:
+        """Check it like a submission (nothing is stored on bad input), then store it."""
+        view = await self.schedules.create(req, root=root)
+        self.schedule_loop.wake()
+        return view
+
+    async def preview_schedule(self, req: When) -> CronPreview:
+        """The next five times of a cron expression (or one time) in a zone."""
+        return await self.schedules.preview(req)
+
+    async def get_schedule(self, ref: str) -> ScheduleView:
+        """By id, unique id prefix or name; with its next times and recent firings."""
+        return await self.schedules.get(ref)
+
+    async def list_schedules(self) -> list[ScheduleView]:
+        return await self.schedules.all()
+
+    async def pause_schedule(self, ref: str) -> ScheduleView:
+        return await self.schedules.pause(ref)
+
+    async def resume_schedule(self, ref: str) -> ScheduleView:
+        view = await self.schedules.resume(ref)
+        self.schedule_loop.wake()
+        return view
+
+    async def delete_schedule(self, ref: str) -> None:
+        """The schedule and its history; the runs it created stay."""
+        await self.schedules.delete(ref)
+
+    async def run_schedule_now(self, ref: str) -> Firing:
+        """Fire once now (whatever its overlap policy); the firing, with its run id."""
+        firing = await self.schedules.run_now(ref)
+        if firing.state == "submitted":
+            self.poller.wake()
+        return firing
+
+    is_schedule_id = staticmethod(is_schedule_id)
+
+    async def run_schedules(self) -> None:
+        """Fire schedules (and poll runs) until cancelled: ``hpcml scheduler``."""
+        self.fire_schedules = True
+        self.start()
+        await asyncio.Event().wait()
 
     # ------------------------------------------------------------------ logs
 

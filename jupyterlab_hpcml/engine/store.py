@@ -135,8 +135,43 @@ _V4_SWEEPS = _sql(
     "CREATE INDEX runs_by_sweep ON runs (sweep_id, state)",
 )
 
+# Schedules (engine/schedule_store.py): one row per schedule, its cursor `next_at` a column
+# (what is due is an index range); one row per firing, keyed by (schedule, scheduled time)
+# so that no time fires twice, its run id chosen with it and unique too. A schedule's runs
+# carry its id and time, unique together: the run table itself refuses a second run.
+_V5_SCHEDULES = _sql(
+    """CREATE TABLE schedules (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        next_at    REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        record     TEXT NOT NULL
+    )""",
+    "CREATE INDEX schedules_by_next ON schedules (next_at)",
+    """CREATE TABLE firings (
+        schedule_id  TEXT NOT NULL,
+        scheduled_at REAL NOT NULL,
+        run_id       TEXT NOT NULL UNIQUE,
+        state        TEXT NOT NULL,
+        manual       INTEGER NOT NULL DEFAULT 0,
+        message      TEXT,
+        claimed_host TEXT,
+        claimed_pid  INTEGER,
+        claimed_at   REAL,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL,
+        PRIMARY KEY (schedule_id, scheduled_at)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX firings_pending ON firings (state) WHERE state = 'pending'",
+    "ALTER TABLE runs ADD COLUMN schedule_id TEXT",
+    "ALTER TABLE runs ADD COLUMN scheduled_at REAL",
+    "CREATE UNIQUE INDEX runs_by_firing ON runs (schedule_id, scheduled_at)"
+    " WHERE schedule_id IS NOT NULL",
+)
+
 # Append only; never edit a released step. Step i brings the schema to version i + 1.
-MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED, _V3_MLFLOW_PENDING, _V4_SWEEPS]
+MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED, _V3_MLFLOW_PENDING, _V4_SWEEPS, _V5_SCHEDULES]
 
 
 def _user_version(conn: sqlite3.Connection) -> int:
@@ -204,6 +239,8 @@ def _row(record: RunRecord) -> dict[str, Any]:
         "record": _record_json(record),
         "archived": int(record.archived),  # last ones: added by migrations (ALTER TABLE appends)
         "sweep_id": record.sweep_id,
+        "schedule_id": record.schedule_id,
+        "scheduled_at": record.scheduled_at,
     }
 
 
@@ -234,7 +271,7 @@ ROW_SORTS: dict[str, str] = {
 _ROW_KEYS = ("id", "name", "project_name", "entry_point", "backend", "connection",
              "backend_job_id", "state", "created_at", "updated_at", "started_at", "ended_at",
              "exit_code", "mlflow_run_id", "mlflow_experiment_id", "mlflow_experiment_name",
-             "archived")
+             "archived", "schedule_id")
 
 
 def _named(where: str, params: list[Any]) -> tuple[str, dict[str, Any]]:
@@ -304,6 +341,7 @@ class ListFilters(TypedDict, total=False):
     experiment: str | None
     text: str | None
     archived: bool | None
+    schedule: str | None
     limit: int
     offset: int
 
@@ -342,7 +380,7 @@ def _changed(record: RunRecord, fields: dict[str, Any], state: RunState | None =
     return RunRecord.model_validate(data)
 
 
-def _next_updated_at(conn: sqlite3.Connection) -> float:
+def next_updated_at(conn: sqlite3.Connection) -> float:
     """Strictly after every stored ``updated_at``, across all runs (callers hold the write
     lock), so ``changed_since(last seen)`` never misses a write made in the same clock tick."""
     (latest,) = conn.execute("SELECT MAX(updated_at) FROM runs").fetchone()
@@ -370,6 +408,7 @@ def _filters(
     experiment: str | None,
     text: str | None,
     archived: bool | None = False,
+    schedule: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause (and its parameters) shared by the page and the count.
 
@@ -391,6 +430,9 @@ def _filters(
     if experiment is not None:
         clauses.append("(experiment_name = ? OR experiment_id = ?)")
         params += [experiment, experiment]
+    if schedule is not None:
+        clauses.append("schedule_id = ?")
+        params.append(schedule)
     if text:
         # LIKE is case-insensitive (ASCII); substring search cannot use an index anyway.
         clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _TEXT_COLUMNS) + ")")
@@ -478,6 +520,10 @@ class RunStore:
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         # A read transaction, so that e.g. a page and its count see the same snapshot.
         return self._transaction("BEGIN")
+
+    # The same, for the modules that keep their own tables in this file (schedule_store).
+    write = _write
+    read = _read
 
     def close(self) -> None:
         """Close this thread's connection now; other threads' ones when they next touch the
@@ -580,11 +626,11 @@ class RunStore:
     def _page(self, query: Callable[..., builtins.list[Any]], columns: str, *,
               states: Collection[RunState] | None = None, project: str | None = None,
               experiment: str | None = None, text: str | None = None,
-              archived: bool | None = False,
+              archived: bool | None = False, schedule: str | None = None,
               limit: int = 50, offset: int = 0) -> tuple[builtins.list[Any], int]:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        where, params = _filters(states, project, experiment, text, archived)
+        where, params = _filters(states, project, experiment, text, archived, schedule)
         with self._read() as conn:
             page = query(
                 conn,
@@ -597,7 +643,7 @@ class RunStore:
 
     def rows(self, *, sort: str = "submitted", descending: bool = True,
              states: Collection[RunState] | None = None, text: str | None = None,
-             archived: bool | None = False,
+             archived: bool | None = False, schedule: str | None = None,
              limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """A page of compact rows for the runs tab, sorted by any ``ROW_SORTS`` column,
         with the total and the change cursor (for ``changed_since``), read together.
@@ -605,7 +651,7 @@ class RunStore:
         Top-level items only: single runs (``kind`` "run") and one row per sweep (``kind``
         "sweep", its children's ``counts`` by state and the state they make), merged in one
         order; a sweep's children are listed by ``sweep_children``."""
-        where, params = _named(*_filters(states, None, None, text, archived))
+        where, params = _named(*_filters(states, None, None, text, archived, schedule))
         order = "DESC" if descending else "ASC"
         expr = ROW_SORTS[sort]
         # A sweep's columns, as named in the runs table so that the same filters and sort
@@ -624,7 +670,7 @@ class RunStore:
             json_extract(s.record, '$.mlflow_run_id') AS mlflow_run_id,
             json_extract(s.record, '$.mlflow_experiment_id') AS mlflow_experiment_id,
             json_extract(s.record, '$.mlflow_experiment_name') AS mlflow_experiment_name,
-            0 AS archived, c.counts AS counts
+            0 AS archived, NULL AS schedule_id, c.counts AS counts
             FROM sweeps s LEFT JOIN (
                 SELECT sweep_id, json_group_object(state, n) AS counts, SUM(n) AS total,
                     SUM(CASE WHEN state IN ({active}) THEN n ELSE 0 END) AS active,
@@ -644,7 +690,7 @@ class RunStore:
             json_extract(record, '$.connection'), backend_job_id, state, created_at, updated_at,
             {_STARTED}, {_ENDED}, json_extract(record, '$.exit_code'),
             json_extract(record, '$.mlflow_run_id'), json_extract(record, '$.mlflow_experiment_id'),
-            experiment_name, archived = 1, NULL AS counts
+            experiment_name, archived = 1, schedule_id, NULL AS counts
             FROM runs{where} AND sweep_id IS NULL"""
         sql = (f"{run_items} UNION ALL SELECT 'sweep', ({sweep_key}) IS NULL, ({sweep_key}),"
                f" {', '.join(_ROW_KEYS)}, counts FROM ({sweep_items}){where}"
@@ -726,7 +772,7 @@ class RunStore:
         if history[-1].state != record.state:
             history.append(StateChange(state=record.state))  # the history must end in the state
         with self._write() as conn:
-            stored = record.model_copy(update={"updated_at": _next_updated_at(conn)})
+            stored = record.model_copy(update={"updated_at": next_updated_at(conn)})
             try:
                 conn.execute(_INSERT_RUN, _row(stored))
             except sqlite3.IntegrityError as e:
@@ -742,7 +788,7 @@ class RunStore:
             for record in records:
                 history = builtins.list(record.state_history) or [
                     StateChange(state=record.state, at=record.created_at)]
-                stored = record.model_copy(update={"updated_at": _next_updated_at(conn)})
+                stored = record.model_copy(update={"updated_at": next_updated_at(conn)})
                 try:
                     conn.execute(_INSERT_RUN, _row(stored))
                 except sqlite3.IntegrityError as e:
@@ -760,7 +806,7 @@ class RunStore:
                     "INSERT INTO sweeps (id, name, project_name, project_path, created_at,"
                     " updated_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (sweep.id, sweep.name, sweep.project_name, sweep.project_path,
-                     sweep.created_at, _next_updated_at(conn), _sweep_json(sweep)))
+                     sweep.created_at, next_updated_at(conn), _sweep_json(sweep)))
             except sqlite3.IntegrityError as e:
                 raise Conflict(f"sweep {sweep.id!r} already exists") from e
 
@@ -785,7 +831,7 @@ class RunStore:
                 raise NotFound(f"no sweep {sweep_id!r}")
             new = SweepRecord.model_validate_json(row[0]).model_copy(update=fields)
             new = SweepRecord.model_validate(new.model_dump())
-            now = _next_updated_at(conn)
+            now = next_updated_at(conn)
             new.updated_at = now
             conn.execute("UPDATE sweeps SET name = ?, updated_at = ?, record = ? WHERE id = ?",
                          (new.name, now, _sweep_json(new), sweep_id))
@@ -846,7 +892,7 @@ class RunStore:
             new = _changed(current, fields)
             if new.model_dump() == current.model_dump():
                 return self._with_history(conn, [current])[0]  # nothing changed: no bump
-            return self._save(conn, new, _next_updated_at(conn))
+            return self._save(conn, new, next_updated_at(conn))
 
     def transition(
         self,
@@ -879,7 +925,7 @@ class RunStore:
             new = _changed(current, fields, state)
             if new.model_dump() == current.model_dump():
                 return None
-            now = _next_updated_at(conn)
+            now = next_updated_at(conn)
             if state != current.state or (log_message and message):
                 (seq,) = conn.execute(
                     "SELECT COALESCE(MAX(seq) + 1, 0) FROM state_history WHERE run_id = ?",
