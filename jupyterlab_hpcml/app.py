@@ -33,6 +33,11 @@ class HpcmlApp(ExtensionApp):
         "backend config file (relative paths are looked up in the project).",
     ).tag(config=True)
     poll_interval = Float(2.0, help="Seconds between two polls of active runs.").tag(config=True)
+    fire_schedules = Bool(
+        True,
+        help="Fire due schedules while the server runs (any number of servers and "
+        "`hpcml scheduler` processes may share a data dir: each time fires once).",
+    ).tag(config=True)
     gc_freeze = Bool(
         True,
         help="Keep the server's long-lived objects (modules, classes) out of full garbage "
@@ -62,6 +67,7 @@ class HpcmlApp(ExtensionApp):
             tracking_uri=self.mlflow_tracking_uri or None,
             poll_interval=self.poll_interval,
             default_backend=self.default_backend,
+            fire_schedules=self.fire_schedules,
         )
         self.settings["hpcml_engine"] = self.engine
         # Kernels started by this server inherit its environment: the magics and the Python
