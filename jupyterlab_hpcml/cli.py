@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cli_args, run_text
+from . import cli_args, cli_schedule, run_text
 from .core.errors import HpcmlError, UserInputError
 from .core.states import RunState
 from .engine.models import RunRecord, SweepRecord, SweepView
@@ -436,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", metavar="PATH")
     p.add_argument("--to", metavar="DIR")
     p.set_defaults(func=cmd_artifacts)
+    cli_schedule.add_scheduler_command(sub)
     return parser
 
 
