@@ -5,6 +5,7 @@ local backend; the clock is only the scheduler's notion of "now"."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from datetime import datetime
@@ -302,3 +303,90 @@ async def test_pinned_code_runs_the_snapshot_of_creation(engine: Engine, project
     assert runs[pinned.id].snapshot_id == pinned.snapshot_id
     assert runs[fresh.id].snapshot_id != pinned.snapshot_id
     assert runs[pinned.id].code == pinned.code_identity
+
+
+async def test_pinned_snapshot_outlives_its_runs_and_goes_with_the_schedule(
+        engine: Engine, project: Path) -> None:
+    clock = clocked(engine, zurich(2026, 6, 1, 8, 30))
+    sched = await engine.create_schedule(request(project, cron="@hourly", timezone="UTC",
+                                                 code="pinned"))
+    manifest = engine.runs.manifest_dir / f"{sched.snapshot_id}.json"
+    assert manifest.exists()
+    fired = (await fire_at(engine, clock, zurich(2026, 6, 1, 9, 0, 1)))[0]
+    assert await wait_ended(engine, fired.run_id) == RunState.FINISHED
+    old = time.time() - 86400  # past the grace a fresh manifest gets (a submission's)
+    os.utime(manifest, (old, old))
+    result = await engine.runs.delete(fired.run_id)
+    assert not result.snapshot_removed and manifest.exists()
+    again = (await fire_at(engine, clock, zurich(2026, 6, 1, 10, 0, 1)))[0]
+    assert again.state == "submitted"
+    assert await wait_ended(engine, again.run_id) == RunState.FINISHED
+    await engine.runs.delete(again.run_id)
+    os.utime(manifest, (old, old))
+    await engine.delete_schedule(sched.id)
+    assert not manifest.exists()
+    with pytest.raises(NotFound):
+        await engine.get_schedule(sched.id)
+
+
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def claim_by(engine: Engine, pid: int) -> None:
+    """What a process killed during a firing leaves: its claim on a pending firing."""
+    with engine.store.write() as conn:
+        conn.execute("UPDATE firings SET claimed_host = ?, claimed_pid = ?, claimed_at = ?"
+                     " WHERE state = 'pending'",
+                     (__import__("socket").gethostname(), pid, time.time()))
+
+
+async def test_a_firing_interrupted_before_its_run_existed_is_completed(
+        engine: Engine, project: Path) -> None:
+    from jupyterlab_hpcml.engine.schedules import plan_due
+
+    clock = clocked(engine, zurich(2026, 6, 1, 8, 30))
+    sched = await engine.create_schedule(request(project, cron="@hourly", timezone="UTC"))
+    clock.now = zurich(2026, 6, 1, 9, 0, 1)
+    # The cursor moved and the firing is recorded, then its process died.
+    taken = engine.schedules.store.take_due(clock.now, plan_due)
+    claim_by(engine, dead_pid())
+    # A live claim is left alone; a dead one is taken over.
+    assert [f.state for f in await engine.schedules.tick()] == ["submitted"]
+    view = await engine.get_schedule(sched.id)
+    assert [(f.run_id, f.state) for f in view.firings] == [(taken[0].run_id, "submitted")]
+    assert await wait_ended(engine, taken[0].run_id) == RunState.FINISHED
+    assert await engine.schedules.tick() == []
+
+
+async def test_a_scheduled_run_interrupted_before_its_job_started_is_submitted_again(
+        engine: Engine, project: Path) -> None:
+    """The process died after the run's record existed, before the job started: the
+    firing is completed (no second run) and any poller submits the run itself again."""
+    from jupyterlab_hpcml.engine.runs import RESUBMITTED
+    from jupyterlab_hpcml.engine.schedules import plan_due
+
+    clock = clocked(engine, zurich(2026, 6, 1, 8, 30))
+    sched = await engine.create_schedule(request(project, cron="@hourly", timezone="UTC"))
+    clock.now = zurich(2026, 6, 1, 9, 0, 1)
+    firing = engine.schedules.store.take_due(clock.now, plan_due)[0]
+    # The record as a submitter leaves it before its MLflow run and job: SUBMITTING.
+    plan, req = await engine.runs.plan(request(project))
+    command, params = await engine.runs.resolve(plan, "fail", {"code": 0}, firing.run_id)
+    await engine.runs.take_code(plan)
+    record = engine.runs.new_record(plan, req, firing.run_id, command, params,
+                                    schedule_id=sched.id, scheduled_at=firing.scheduled_at)
+    engine.store.insert(record.model_copy(update={"submitter_pid": dead_pid()}))
+    claim_by(engine, dead_pid())
+    assert [f.state for f in await engine.schedules.tick()] == ["submitted"]
+    assert await wait_ended(engine, firing.run_id) == RunState.FINISHED
+    run = await engine.get(firing.run_id)
+    assert RESUBMITTED in [c.message for c in run.state_history]
+    assert run.mlflow_run_id
+    runs, total = await engine.list_runs(schedule=sched.id)
+    assert total == 1

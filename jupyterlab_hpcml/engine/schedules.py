@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import Conflict, HpcmlError, NotFound, Problem, UserInputError
+from . import cleanup, schedule_times
 from . import project as project_mod
-from . import schedule_times
 from . import snapshot as snapshot_mod
 from .models import CronPreview, Firing, RunRecord, ScheduleRecord, ScheduleView
 from .requests import ScheduleRequest, SubmitRequest, When
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 ON_TIME = 120.0  # seconds: a time passed by no more than this is not "missed"
 NEXT_TIMES = 5
 HISTORY = 50  # firings shown with a schedule
+FIRE_CONCURRENCY = 4  # firings submitted at once (an upload may take minutes)
 NAME_FIELDS = ("schedule", "n", "time")
 DEFAULT_RUN_NAME = "{schedule}-{time:%Y%m%d-%H%M}"
 
@@ -255,6 +256,10 @@ class ScheduleService:
     async def delete(self, ref: str) -> None:
         sched = await asyncio.to_thread(self.store.get, ref)
         await asyncio.to_thread(self.store.delete, sched.id)
+        if sched.snapshot_id:  # pinned code no run uses goes with it
+            await asyncio.to_thread(
+                cleanup.remove_unused_manifest, sched.snapshot_id, self.runs.manifest_dir,
+                self.runs.store.snapshot_in_use)
 
     async def run_now(self, ref: str) -> Firing:
         """Fire once now, whatever the overlap policy (the user asked for it)."""
@@ -274,12 +279,19 @@ class ScheduleService:
         now = self.clock()
         await asyncio.to_thread(self.store.take_due, now, plan_due)
         pending = await asyncio.to_thread(self.store.pending)
-        done = []
-        for firing, free in pending:
-            key = (firing.schedule_id, firing.scheduled_at)
-            if free and key not in self._firing:
-                done.append(await self._fire(firing))
-        return done
+        free = [f for f, claimable in pending
+                if claimable and (f.schedule_id, f.scheduled_at) not in self._firing]
+        by_schedule: dict[str, list[Firing]] = {}
+        for firing in free:
+            by_schedule.setdefault(firing.schedule_id, []).append(firing)
+        bound = asyncio.Semaphore(FIRE_CONCURRENCY)
+
+        async def fire(firings: list[Firing]) -> list[Firing]:
+            # One schedule's firings in order: its overlap policy sees the run before.
+            async with bound:
+                return [await self._fire(f) for f in firings]
+        done = await asyncio.gather(*(fire(fs) for fs in by_schedule.values()))
+        return sorted((f for fs in done for f in fs), key=lambda f: f.scheduled_at)
 
     async def next_due(self) -> float | None:
         return await asyncio.to_thread(self.store.next_due)

@@ -951,11 +951,14 @@ class RunStore:
         return current
 
     def snapshot_in_use(self, snapshot_id: str) -> bool:
-        """Whether any stored run was made from this snapshot (re-runs share them)."""
+        """Whether any stored run was made from this snapshot (re-runs share them), or a
+        schedule pins it (its later firings run it)."""
         with self._read() as conn:
             row = conn.execute(
-                "SELECT 1 FROM runs WHERE json_extract(record, '$.snapshot_id') = ? LIMIT 1",
-                (snapshot_id,),
+                "SELECT 1 FROM runs WHERE json_extract(record, '$.snapshot_id') = ? UNION ALL"
+                " SELECT 1 FROM schedules WHERE json_extract(record, '$.snapshot_id') = ?"
+                " LIMIT 1",
+                (snapshot_id, snapshot_id),
             ).fetchone()
         return row is not None
 
