@@ -277,7 +277,9 @@ class ScheduleService:
         """One pass: record what is due now, then submit every firing that is pending and
         free to claim (this pass's, and any another process left unfinished)."""
         now = self.clock()
-        await asyncio.to_thread(self.store.take_due, now, plan_due)
+        due = await asyncio.to_thread(self.store.next_due)
+        if due is not None and due <= now:  # the write lock only when something is due
+            await asyncio.to_thread(self.store.take_due, now, plan_due)
         pending = await asyncio.to_thread(self.store.pending)
         free = [f for f, claimable in pending
                 if claimable and (f.schedule_id, f.scheduled_at) not in self._firing]
