@@ -22,6 +22,14 @@ from .runs import (
     UnarchiveHandler,
 )
 from .runs_view import LatestMetricsHandler, MetricHistoriesHandler, RunRowsHandler
+from .schedules import (
+    ScheduleHandler,
+    SchedulePauseHandler,
+    SchedulePreviewHandler,
+    ScheduleResumeHandler,
+    ScheduleRunNowHandler,
+    SchedulesHandler,
+)
 from .sweeps import (
     SweepCancelHandler,
     SweepHandler,
@@ -32,6 +40,7 @@ from .sweeps import (
 
 RUN = r"(?P<run_id>[A-Za-z0-9_-]+)"
 SWEEP = r"(?P<sweep_id>[A-Za-z0-9_-]+)"
+SCHEDULE = r"(?P<schedule_id>[A-Za-z0-9_-]+)"
 
 # (path relative to /hpcml/api, handler)
 HANDLERS = [
@@ -54,6 +63,12 @@ HANDLERS = [
     (rf"sweeps/{SWEEP}", SweepHandler),
     (rf"sweeps/{SWEEP}/cancel", SweepCancelHandler),
     (rf"sweeps/{SWEEP}/rerun", SweepRerunHandler),
+    (r"schedules", SchedulesHandler),
+    (r"schedules/preview", SchedulePreviewHandler),
+    (rf"schedules/{SCHEDULE}", ScheduleHandler),
+    (rf"schedules/{SCHEDULE}/pause", SchedulePauseHandler),
+    (rf"schedules/{SCHEDULE}/resume", ScheduleResumeHandler),
+    (rf"schedules/{SCHEDULE}/run", ScheduleRunNowHandler),
     # the lab's runs and charts tabs (handlers/runs_view.py)
     (r"runs-view/rows", RunRowsHandler),
     (r"runs-view/metrics", LatestMetricsHandler),

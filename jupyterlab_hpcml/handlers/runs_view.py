@@ -24,7 +24,7 @@ class RunRowsHandler(HpcmlHandler):
     @authenticated
     async def get(self) -> None:
         """A page of compact rows (runs and sweeps), sorted by any table column, and the
-        change cursor."""
+        change cursor; ``schedule``: only the runs that schedule created."""
         limit = self.int_arg("limit", 100, minimum=1, maximum=1000)
         offset = self.int_arg("offset", 0, minimum=0)
         order = self.get_query_argument("order", "desc")
@@ -34,6 +34,7 @@ class RunRowsHandler(HpcmlHandler):
             sort=self.get_query_argument("sort", "submitted"), descending=order == "desc",
             states=parse_states(self.get_query_arguments("state")),
             text=self.get_query_argument("q", None) or None, archived=parse_archived(self),
+            schedule=self.get_query_argument("schedule", None) or None,
             limit=limit, offset=offset,
         )
         self.write_json(page)
