@@ -63,6 +63,7 @@ def _print_run(run: RunRecord) -> None:
         ("mlflow", f"experiment {run.mlflow_experiment_id}, run {run.mlflow_run_id}"),
         ("code", run.code.model_dump_json() if run.code else "-"),
         ("submitted", fmt_time(run.created_at)), ("duration", run_text.duration(run)),
+        *cli_schedule.run_rows(run),
     ]
     for key, value in rows:
         print(f"{key:>12}: {value if value is not None else '-'}")
@@ -183,9 +184,11 @@ async def cmd_runs(args: argparse.Namespace) -> int:
     await engine.refresh()
     states = [RunState(s) for s in cli_args.states(args.state) or []] or None
     filters: dict[str, Any] = {"states": states, "project": args.project, "text": args.query,
-                               "archived": cli_args.archived_filter(args.archived)}
-    sweeps = _matching_sweeps(await engine.list_sweeps(limit=SWEEPS_LISTED), states,
-                              args.project, args.query)
+                               "archived": cli_args.archived_filter(args.archived),
+                               "schedule": await cli_schedule.schedule_filter(engine,
+                                                                              args.schedule)}
+    sweeps = [] if args.schedule else _matching_sweeps(  # a schedule creates no sweeps
+        await engine.list_sweeps(limit=SWEEPS_LISTED), states, args.project, args.query)
     if args.json:  # every run (a sweep's children with their sweep_id) and the sweeps
         runs, total = await engine.list_runs(**filters, limit=args.limit)
         print(json.dumps({"runs": [_record_json(r) for r in runs], "total": total,
@@ -416,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("sweep", "submit a sweep: runs of one entry point over many parameter values",
             cmd_sweep, cli_args.add_sweep_arguments)
     command("runs", "list runs (a sweep as one line), newest first", cmd_runs,
-            cli_args.add_runs_arguments)
+            cli_args.add_runs_arguments).add_argument(
+        "--schedule", metavar="ID", help="only the runs this schedule created")
     command("show", "show one run, or a sweep and its children",
             cmd_show).add_argument("--json", action="store_true")
     command("logs", "print a run's stdout (or stderr)", cmd_logs, cli_args.add_logs_arguments)
@@ -436,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", metavar="PATH")
     p.add_argument("--to", metavar="DIR")
     p.set_defaults(func=cmd_artifacts)
+    cli_schedule.add_schedule_commands(sub)
     cli_schedule.add_scheduler_command(sub)
     return parser
 
