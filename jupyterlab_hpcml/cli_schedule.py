@@ -233,7 +233,7 @@ async def cmd_rm(args: argparse.Namespace) -> int:
         view = await engine.get_schedule(args.schedule)
         if not args.yes and not _confirm(
                 f"Delete schedule {view.id} ({view.name}, {when_text(view)})? "
-                f"The {view.runs} runs it created stay."):
+                f"Its runs ({view.runs}) stay."):
             print("not deleted", file=sys.stderr)
             return 1
         await engine.delete_schedule(view.id)
