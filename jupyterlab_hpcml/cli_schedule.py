@@ -184,8 +184,9 @@ async def cmd_add(args: argparse.Namespace) -> int:
 
 async def cmd_list(args: argparse.Namespace) -> int:
     async def work(engine: Engine) -> int:
-        await engine.refresh()  # the last runs' states as their backends know them
         views = await engine.list_schedules()
+        if await _refresh_active(engine, views):
+            views = await engine.list_schedules()
         if args.json:
             _print_json([v.model_dump(mode="json") for v in views])
         else:
@@ -196,14 +197,25 @@ async def cmd_list(args: argparse.Namespace) -> int:
 
 async def cmd_show(args: argparse.Namespace) -> int:
     async def work(engine: Engine) -> int:
-        await engine.refresh()
         view = await engine.get_schedule(args.schedule)
+        if await _refresh_active(engine, [view]):
+            view = await engine.get_schedule(view.id)
         if args.json:
             _print_json(view.model_dump(mode="json"))
         else:
             print_schedule(view)
         return 0
     return await _with_engine(args, work)
+
+
+async def _refresh_active(engine: Engine, views: list[ScheduleView]) -> bool:
+    """Ask the backends about the shown firings' active runs (no server may be polling);
+    whether there were any."""
+    active = {f.run_id for v in views for f in v.firings
+              if f.run_state is not None and not f.run_state.terminal}
+    if active:
+        await engine.refresh([await engine.get(run_id) for run_id in sorted(active)])
+    return bool(active)
 
 
 def _changer(change: Callable[[Engine, str], Awaitable[ScheduleView]], done: str

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -140,6 +141,33 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
+class StderrLines:
+    """A process's stderr lines as they come, read by a thread (a read never blocks a test)."""
+
+    def __init__(self, proc: subprocess.Popen[str]):
+        assert proc.stderr is not None
+        self.stream = proc.stderr
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.stream:
+            self.lines.append(line)
+
+    def wait_for(self, text: str) -> str:
+        """The first line containing ``text``; fails when the process ends without it or
+        after ``WAIT`` seconds."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            found = [line for line in self.lines if text in line]
+            if found:
+                return found[0]
+            if not self.reader.is_alive() or time.monotonic() > deadline:
+                raise AssertionError(f"no line with {text!r} in:\n{''.join(self.lines)}")
+            time.sleep(0.1)
+
+
 def test_scheduler_fires_a_one_off_then_stops_on_sigterm(project, hpcml_data):
     at = (datetime.now(timezone.utc) + timedelta(seconds=6)).isoformat(timespec="seconds")
     sid = hpcml("schedule", "add", str(project), "-P", "steps=1", "--at", at,
@@ -148,14 +176,11 @@ def test_scheduler_fires_a_one_off_then_stops_on_sigterm(project, hpcml_data):
     scheduler = subprocess.Popen(  # --data-dir after the sub-command; its own group
         [sys.executable, "-m", "jupyterlab_hpcml.cli", "scheduler", "--data-dir",
          str(hpcml_data)], stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    lines = StderrLines(scheduler)
     try:
-        assert scheduler.stderr is not None
-        first = scheduler.stderr.readline()
-        assert first.startswith(f"hpcml scheduler: firing schedules of {hpcml_data} (pid ")
-        fired = ""
-        while "fired for" not in fired:  # the log line of its firing
-            fired = scheduler.stderr.readline()
-            assert fired, "the scheduler exited"
+        assert lines.wait_for("hpcml scheduler:").startswith(
+            f"hpcml scheduler: firing schedules of {hpcml_data} (pid {scheduler.pid})")
+        fired = lines.wait_for("fired for")  # the log line of its firing
         assert f"schedule {sid} fired for" in fired and "submitted" in fired
         sched = show(sid)
         assert sched["status"] == "ended" and sched["runs"] == 1
@@ -167,7 +192,8 @@ def test_scheduler_fires_a_one_off_then_stops_on_sigterm(project, hpcml_data):
     finally:
         scheduler.send_signal(signal.SIGTERM)
         code = scheduler.wait(timeout=60)
-    rest = scheduler.stderr.read()
+    lines.reader.join(timeout=60)
+    rest = "".join(lines.lines)
     assert code == 0, rest
     assert "hpcml scheduler: stopped" in rest and "Traceback" not in rest
     assert _group_members(scheduler.pid) == []
