@@ -309,14 +309,14 @@ def add_schedule_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --catch-up all: at most N missed times (default: 10)")
     p.add_argument("--end", metavar="TIME", help="no firing after this time (ISO 8601)")
     p.add_argument("--max-runs", type=int, metavar="N",
-                   help="end after N firings (skipped ones count)")
+                   help="end after N scheduled firings (skipped and failed ones count)")
     p.add_argument("--pin-code", action="store_true",
                    help="snapshot the project now and run that at every firing "
                    "(default: snapshot it afresh at each firing)")
     p.add_argument("--name", help="the schedule's name (default: project-entry point)")
     p.add_argument("--run-name", metavar="TEMPLATE",
-                   help="the runs' names: {schedule}, {n}, {time:%%Y%%m%%d-%%H%%M} "
-                   "(the default)")
+                   help="the runs' names, from {schedule}, {n} and {time} (default: "
+                   "{schedule}-{time:%%Y%%m%%d-%%H%%M})")
     p.add_argument("--experiment-name")
     _add_json(p, "print the schedule as JSON")
 
