@@ -305,13 +305,18 @@ class ScheduleService:
             return firing  # another process is at it
         self._firing.add(key)
         try:
-            return await self._submit(firing)
+            done = await self._submit(firing)
         except Exception as exc:  # noqa: BLE001 - a firing must never stop the loop
             log.exception("firing %s of schedule %s failed", firing.scheduled_at,
                           firing.schedule_id)
-            return await asyncio.to_thread(self.store.finish, firing, "failed", str(exc))
+            done = await asyncio.to_thread(self.store.finish, firing, "failed", str(exc))
         finally:
             self._firing.discard(key)
+        log.info("schedule %s fired for %s%s: %s, run %s%s", done.schedule_id,
+                 datetime.fromtimestamp(done.scheduled_at).isoformat(timespec="seconds"),
+                 " (run now)" if done.manual else "", done.state, done.run_id,
+                 f" ({done.message})" if done.message else "")
+        return done
 
     async def _submit(self, firing: Firing) -> Firing:
         store = self.store
