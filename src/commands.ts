@@ -17,7 +17,10 @@ export namespace CommandIDs {
   export const openSubmit = 'hpcml:open-submit';
   /** Make the server forget FirecREST/UNICORE credentials entered in the lab (asks which). No args. */
   export const forgetCredentials = 'hpcml:forget-credentials';
-  /** Open (or reveal) the runs tab. No args. */
+  /**
+   * Open (or reveal) the runs tab. Args: {@link IOpenRunsArgs} (`schedule`:
+   * show only that schedule's runs).
+   */
   export const openRuns = 'hpcml:open-runs';
   /** Open the detail view of one run. Args: {@link IOpenRunArgs}. */
   export const openRun = 'hpcml:open-run';
@@ -25,6 +28,22 @@ export namespace CommandIDs {
   export const openLogs = 'hpcml:open-logs';
   /** Open the metric charts of one or more runs. Args: {@link IOpenChartsArgs}. */
   export const openCharts = 'hpcml:open-charts';
+  /** Open (or reveal) the Schedules tab. Args: {@link IOpenSchedulesArgs}. */
+  export const openSchedules = 'hpcml:open-schedules';
+}
+
+/** Args of `hpcml:open-runs`. */
+export interface IOpenRunsArgs extends ReadonlyPartialJSONObject {
+  /** Filter the table to the runs this schedule created ('' clears the filter). */
+  schedule?: string;
+  /** The schedule's name, shown in the filter. */
+  scheduleName?: string;
+}
+
+/** Args of `hpcml:open-schedules`. */
+export interface IOpenSchedulesArgs extends ReadonlyPartialJSONObject {
+  /** Select this schedule (its history shows). */
+  scheduleId?: string;
 }
 
 /** Args of `hpcml:open-submit`. */

@@ -149,6 +149,8 @@ export interface IRun {
   sweep_index?: number | null;
   /** Times the scheduler requeued it. */
   restarts?: number | null;
+  /** The schedule that created it (null otherwise). */
+  schedule_id?: string | null;
 }
 
 export interface IRunList {

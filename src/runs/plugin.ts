@@ -10,7 +10,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { ChartsPanel } from '../charts/chartsPanel';
-import { CommandIDs, IOpenChartsArgs } from '../commands';
+import { CommandIDs, IOpenChartsArgs, IOpenRunsArgs } from '../commands';
 import { createDetailWidget } from '../detail/detailWidget';
 import { LogMode, LogViewer } from '../logs/logViewer';
 import { normalizeSettings, SETTINGS_PLUGIN_ID } from '../settings';
@@ -77,15 +77,21 @@ const runsPlugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(CommandIDs.openRuns, {
       label: trans.__('Open HPC ML Runs'),
       caption: trans.__('The table of runs, live'),
-      execute: () =>
-        open('hpcml-runs', () => {
+      execute: args => {
+        const widget = open('hpcml-runs', () => {
           const content = new RunsPanel(ctx, directory);
           const widget = new MainAreaWidget<Widget>({ content });
           widget.title.label = trans.__('HPC ML Runs');
           widget.title.caption = trans.__('HPC ML runs');
           widget.addClass('jp-hpcml-RunsWidget');
           return widget;
-        })
+        });
+        const { schedule, scheduleName } = args as IOpenRunsArgs;
+        if (typeof schedule === 'string') {
+          (widget.content as RunsPanel).filterBySchedule(schedule, stringArg(scheduleName));
+        }
+        return widget;
+      }
     });
 
     commands.addCommand(CommandIDs.openRun, {

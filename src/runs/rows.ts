@@ -32,6 +32,8 @@ export interface IRunRow {
   sweep_index?: number | null;
   /** A sweep child's point (shown in its row). */
   parameters?: Record<string, string>;
+  /** The schedule that created the run. */
+  schedule_id?: string | null;
 }
 
 /** Answer of GET runs-view/rows. */
@@ -63,6 +65,8 @@ export interface IRowQuery {
   text: string;
   /** Show archived runs too (left out by default). */
   archived: boolean;
+  /** Only the runs this schedule created ('' for every run). */
+  schedule: string;
 }
 
 export const DEFAULT_QUERY: Readonly<IRowQuery> = Object.freeze({
@@ -70,7 +74,8 @@ export const DEFAULT_QUERY: Readonly<IRowQuery> = Object.freeze({
   descending: true,
   states: [] as RunState[],
   text: '',
-  archived: false
+  archived: false,
+  schedule: ''
 });
 
 export const ACTIVE_STATES: RunState[] = ['SUBMITTING', 'QUEUED', 'RUNNING', 'UNKNOWN'];
@@ -105,6 +110,7 @@ export function rowFromRun(run: IRun): IRunRow {
     kind: 'run',
     sweep_id: run.sweep_id ?? null,
     sweep_index: run.sweep_index ?? null,
+    schedule_id: run.schedule_id ?? null,
     ...(run.sweep_id ? { parameters: run.parameters } : {})
   };
 }
@@ -207,9 +213,12 @@ const TEXT_FIELDS: (keyof IRunRow)[] = [
 /** Whether a row passes the filters, as the server decides it. */
 export function matchesQuery(
   row: IRunRow,
-  query: Pick<IRowQuery, 'states' | 'text'> & Partial<Pick<IRowQuery, 'archived'>>
+  query: Pick<IRowQuery, 'states' | 'text'> & Partial<Pick<IRowQuery, 'archived' | 'schedule'>>
 ): boolean {
   if (row.archived && !query.archived) {
+    return false;
+  }
+  if (query.schedule && row.schedule_id !== query.schedule) {
     return false;
   }
   if (query.states.length && !query.states.includes(row.state)) {

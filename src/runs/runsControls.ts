@@ -1,6 +1,7 @@
 /**
  * The runs tab's control bar: text and state filters, the archived toggle,
- * "Compare selected", Refresh and the live status line.
+ * the schedule filter (when set), "Compare selected", Refresh and the live
+ * status line.
  */
 import { TranslationBundle } from '@jupyterlab/translation';
 
@@ -71,7 +72,34 @@ export class RunsControls {
     refresh.addEventListener('click', () => handlers.refresh());
     this._status = el('span', 'jp-hpcml-Runs-status');
     this._status.setAttribute('aria-live', 'polite');
-    this.node.append(this._filter, stateSelect, archived, this._compare, refresh, this._status);
+    // Set by a schedule's "Show runs"; its ✕ clears it.
+    this._schedule = el('span', 'jp-hpcml-Runs-scheduleFilter');
+    this._schedule.hidden = true;
+    this._scheduleLabel = el('span');
+    const clear = el('button', 'jp-hpcml-iconButton', '✕');
+    clear.title = trans.__('Show the runs of every schedule');
+    clear.setAttribute('aria-label', trans.__('Clear the schedule filter'));
+    clear.addEventListener('click', () => {
+      this.showSchedule('');
+      handlers.query({ schedule: '' });
+    });
+    this._schedule.append(this._scheduleLabel, clear);
+    this.node.append(
+      this._filter,
+      stateSelect,
+      archived,
+      this._schedule,
+      this._compare,
+      refresh,
+      this._status
+    );
+  }
+
+  /** Show the schedule the table is filtered by ('' hides the filter). */
+  showSchedule(id: string, name = ''): void {
+    this._schedule.hidden = !id;
+    this._schedule.dataset.schedule = id;
+    this._scheduleLabel.textContent = id ? this._trans.__('Schedule: %1', name || id) : '';
   }
 
   /** Focus the filter box. */
@@ -100,4 +128,6 @@ export class RunsControls {
   private _filterTimer = 0;
   private _compare: HTMLButtonElement;
   private _status: HTMLSpanElement;
+  private _schedule: HTMLSpanElement;
+  private _scheduleLabel: HTMLSpanElement;
 }

@@ -107,6 +107,14 @@ export class RunsPanel extends PaintedWidget {
     this._controls.focusFilter();
   }
 
+  /** Show only the runs of schedule `id` ('' shows every run). */
+  filterBySchedule(id: string, name = ''): void {
+    this._controls.showSchedule(id, name);
+    if (id !== this.model.query.schedule) {
+      this._setQuery({ schedule: id });
+    }
+  }
+
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
     this.paint();

@@ -31,6 +31,9 @@ export function listRunRows(query: IRowQuery, offset: number, limit: number): Pr
   if (query.archived) {
     entries.push(['archived', 'true']);
   }
+  if (query.schedule) {
+    entries.push(['schedule', query.schedule]);
+  }
   return requestAPI<IRowPage>(`runs-view/rows?${params(entries)}`);
 }
 

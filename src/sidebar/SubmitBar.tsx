@@ -1,11 +1,12 @@
 /**
- * Submit button, upload progress, errors no field claims, and the state of
- * the last submitted run.
+ * Submit button (and "Schedule…" beside it), upload progress, errors no
+ * field claims, and the state of the last submitted run.
  */
 import { TranslationBundle } from '@jupyterlab/translation';
 import React from 'react';
 
 import { errorCount } from '../forms/problems';
+import { ScheduleButton } from '../schedules/ScheduleButton';
 import { LastSweep, submitLabel } from '../sweeps/LastSweep';
 import { formatBytes } from './progress';
 import { SubmitModel } from './model';
@@ -15,6 +16,10 @@ export function SubmitBar(props: {
   trans: TranslationBundle;
   onSubmit: () => void;
   onOpenRun: (id: string) => void;
+  /** Open the "Schedule…" dialog for what Submit would send. */
+  onSchedule?: () => void;
+  /** Open the Schedules tab. */
+  onOpenSchedules?: () => void;
 }): JSX.Element | null {
   const { model, trans } = props;
   if (!model.project || !model.entryPoint) {
@@ -33,14 +38,19 @@ export function SubmitBar(props: {
           )}
         </p>
       )}
-      <button
-        type="button"
-        className="jp-mod-styled jp-mod-accept jp-hpcml-Submit"
-        disabled={model.submitting}
-        onClick={props.onSubmit}
-      >
-        {submitLabel(model.submitting, model.sweeps, trans)}
-      </button>
+      <div className="jp-hpcml-SubmitActions">
+        <button
+          type="button"
+          className="jp-mod-styled jp-mod-accept jp-hpcml-Submit"
+          disabled={model.submitting}
+          onClick={props.onSubmit}
+        >
+          {submitLabel(model.submitting, model.sweeps, trans)}
+        </button>
+        {props.onSchedule && (
+          <ScheduleButton model={model} trans={trans} onSchedule={props.onSchedule} />
+        )}
+      </div>
       {model.submitting && (
         <div className="jp-hpcml-Progress">
           <progress
@@ -89,6 +99,15 @@ export function SubmitBar(props: {
             {last.state}
           </span>
         </div>
+      )}
+      {props.onOpenSchedules && (
+        <button
+          type="button"
+          className="jp-hpcml-Link jp-hpcml-OpenSchedules"
+          onClick={props.onOpenSchedules}
+        >
+          {trans.__('Open the Schedules tab')}
+        </button>
       )}
     </section>
   );

@@ -22,6 +22,10 @@ export interface ISubmitPanelOptions {
   /** Submit, then open the new run. */
   onSubmit: () => void;
   onOpenRun: (runId: string) => void;
+  /** "Schedule…": schedule what Submit would send. */
+  onSchedule?: () => void;
+  /** Open the Schedules tab. */
+  onOpenSchedules?: () => void;
   /** The panel became visible (follow the file browser then). */
   onShow?: () => void;
 }
@@ -54,7 +58,7 @@ export class SubmitPanel extends ReactWidget {
   }
 
   protected render(): JSX.Element {
-    const { model, trans, onSubmit, onOpenRun } = this.options;
+    const { model, trans, onSubmit, onOpenRun, onSchedule, onOpenSchedules } = this.options;
     return (
       <UseSignal signal={model.changed}>
         {() => (
@@ -66,7 +70,14 @@ export class SubmitPanel extends ReactWidget {
             <ParameterSection model={model} trans={trans} />
             <ConfigSection model={model} trans={trans} />
             <RunOptions model={model} trans={trans} />
-            <SubmitBar model={model} trans={trans} onSubmit={onSubmit} onOpenRun={onOpenRun} />
+            <SubmitBar
+              model={model}
+              trans={trans}
+              onSubmit={onSubmit}
+              onOpenRun={onOpenRun}
+              onSchedule={onSchedule}
+              onOpenSchedules={onOpenSchedules}
+            />
           </div>
         )}
       </UseSignal>

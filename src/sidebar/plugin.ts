@@ -10,6 +10,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { CommandIDs, IOpenSubmitArgs } from '../commands';
+import { scheduleFromSidebar } from '../schedules/fromSidebar';
 import {
   DEFAULT_SETTINGS,
   IHpcmlSettings,
@@ -82,6 +83,8 @@ export const sidebarPlugin: JupyterFrontEndPlugin<void> = {
         void model.submit().then(run => run && openRun(run.id));
       },
       onOpenRun: openRun,
+      onSchedule: () => void scheduleFromSidebar(app, model, trans),
+      onOpenSchedules: () => void app.commands.execute(CommandIDs.openSchedules),
       onShow: follow
     });
     app.shell.add(panel, 'left', { rank: 650 });
