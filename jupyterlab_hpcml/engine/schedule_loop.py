@@ -10,23 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
 
-from .models import Firing
 from .schedules import ScheduleService
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = 10.0
 MIN_SLEEP = 0.05
-
-
-def log_firing(firing: Firing) -> None:
-    """One INFO line per firing: what a headless scheduler's log shows."""
-    at = datetime.fromtimestamp(firing.scheduled_at).astimezone().isoformat(timespec="seconds")
-    why = f": {firing.message}" if firing.message else ""
-    log.info("schedule %s fired for %s: %s, run %s%s", firing.schedule_id, at, firing.state,
-             firing.run_id, why)
 
 
 class ScheduleLoop:
@@ -61,9 +51,7 @@ class ScheduleLoop:
             self._wake.clear()
             delay = self.max_sleep
             try:
-                for firing in await self.schedules.tick():
-                    if firing.state != "pending":  # else another process is firing it
-                        log_firing(firing)
+                await self.schedules.tick()
                 due = await self.schedules.next_due()
                 if due is not None:
                     delay = min(max(due - self.schedules.clock(), MIN_SLEEP), self.max_sleep)
