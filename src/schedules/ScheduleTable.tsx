@@ -20,10 +20,19 @@ function Row(props: {
 }): JSX.Element {
   const { schedule: s, actions, trans } = props;
   const last = lastFiring(s);
-  const stop = (event: React.MouseEvent, action: () => unknown): void => {
-    event.stopPropagation();
-    void action();
-  };
+  /** A row button: its label names the schedule for screen readers (and tests). */
+  const button = (label: string, action: () => unknown, warn = false): JSX.Element => (
+    <button
+      className={`jp-mod-styled jp-hpcml-button${warn ? ' jp-mod-warn' : ''}`}
+      aria-label={`${label}: ${s.name}`}
+      onClick={event => {
+        event.stopPropagation(); // not a row selection
+        void action();
+      }}
+    >
+      {label}
+    </button>
+  );
   return (
     <tr
       className={`jp-hpcml-Schedule-row${props.selected ? ' jp-mod-selected' : ''}`}
@@ -52,37 +61,16 @@ function Row(props: {
       <td>
         <StatusBadge status={s.status} text={statusText(s, trans)} />
       </td>
-      <td className="jp-hpcml-Schedule-actions">
-        {s.status !== 'ended' && (
-          <button
-            className="jp-mod-styled jp-hpcml-button"
-            aria-label={`${s.paused ? trans.__('Resume') : trans.__('Pause')}: ${s.name}`}
-            onClick={e => stop(e, () => actions.togglePause(s))}
-          >
-            {s.paused ? trans.__('Resume') : trans.__('Pause')}
-          </button>
-        )}
-        <button
-          className="jp-mod-styled jp-hpcml-button"
-          aria-label={`${trans.__('Run now')}: ${s.name}`}
-          onClick={e => stop(e, () => actions.runNow(s))}
-        >
-          {trans.__('Run now')}
-        </button>
-        <button
-          className="jp-mod-styled jp-hpcml-button"
-          aria-label={`${trans.__('Show runs')}: ${s.name}`}
-          onClick={e => stop(e, () => actions.showRuns(s))}
-        >
-          {trans.__('Show runs')}
-        </button>
-        <button
-          className="jp-mod-styled jp-mod-warn jp-hpcml-button"
-          aria-label={`${trans.__('Delete')}: ${s.name}`}
-          onClick={e => stop(e, () => actions.remove(s))}
-        >
-          {trans.__('Delete')}
-        </button>
+      <td>
+        <div className="jp-hpcml-Schedule-actions">
+          {s.status !== 'ended' &&
+            (s.paused
+              ? button(trans.__('Resume'), () => actions.togglePause(s))
+              : button(trans.__('Pause'), () => actions.togglePause(s)))}
+          {button(trans.__('Run now'), () => actions.runNow(s))}
+          {button(trans.__('Show runs'), () => actions.showRuns(s))}
+          {button(trans.__('Delete'), () => actions.remove(s), true)}
+        </div>
       </td>
     </tr>
   );

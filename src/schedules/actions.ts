@@ -65,7 +65,10 @@ export function scheduleActions(
         ]
       });
       if (answer.button.accept) {
-        await act(trans.__('Cannot delete %1', schedule.name), () => deleteSchedule(schedule.id));
+        await act(trans.__('Cannot delete %1', schedule.name), async () => {
+          await deleteSchedule(schedule.id);
+          model.removed(schedule.id);
+        });
       }
     },
     showRuns: schedule =>

@@ -40,6 +40,16 @@ export class SchedulesModel {
     void this.refresh();
   }
 
+  /** A schedule was deleted here: out of the list and the selection at once. */
+  removed(id: string): void {
+    this.schedules = this.schedules.filter(s => s.id !== id);
+    if (this.selectedId === id) {
+      this.selectedId = null;
+      this.detail = null;
+    }
+    this._changed.emit();
+  }
+
   /** Fetch the list (and the selected schedule's history) now. */
   async refresh(): Promise<void> {
     const generation = ++this.generation;
