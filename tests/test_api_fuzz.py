@@ -8,8 +8,9 @@ refused, valid ones accepted (see SEMANTIC_OPERATIONS for the exception).
 
 What the fuzzer submits can only reach the toy project (the only project under the
 server's root); the ``steer`` hook aims half of the submissions at its cheap entry points.
-Every run still active at the end is cancelled, and no job's process group outlives the
-module.
+The server does not fire schedules (``fire_schedules=False``): the schedules the fuzzer
+creates never start runs by themselves; "run now" still does, in its request. Every run
+still active at the end is cancelled, and no job's process group outlives the module.
 """
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ from .conftest import TERMINAL, TOY_PROJECT
 
 SPEC = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 # Per operation, for the fuzzing phase (valid and invalid data mixed); the examples and
-# coverage phases add their own boundary cases. 30 operations: about 1,300 requests, about
-# a minute on 2 busy cores (server start and seed runs included).
+# coverage phases add their own boundary cases. 38 operations: about 1,700 requests, about
+# two minutes on 2 busy cores (server start and seed runs included).
 MAX_EXAMPLES = 20
 MAX_RESPONSE_TIME = 2.0
 
@@ -56,6 +57,8 @@ SEMANTIC_OPERATIONS = (
     r"^(GET /project|POST /runs|POST /runs/\{run_id\}/rerun|DELETE /runs/\{run_id\}"
     r"|GET /runs/\{run_id\}/artifacts(/download)?|POST /project/config|PUT /credentials"
     r"|POST /sweeps(/preview|/\{sweep_id\}/(cancel|rerun))?"
+    # A cron expression, time or zone that does not parse; neither or both of cron and at.
+    r"|POST /schedules(/preview)?"
     # "1..100 run ids in all": repeated and comma-separated, more than a schema can count.
     r"|GET /runs-view/(metrics|histories))$"
 )
@@ -95,6 +98,7 @@ class LiveServer:
     port: int = 0
     proc: subprocess.Popen | None = None
     run_ids: dict[str, list[str]] = field(default_factory=dict)  # role → run ids
+    schedule_ids: dict[str, list[str]] = field(default_factory=dict)  # role → schedule ids
     statuses: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
     @property
@@ -117,6 +121,8 @@ class LiveServer:
                     f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
                     "--ServerApp.jpserver_extensions=jupyterlab_hpcml=True",
                     "--HpcmlApp.poll_interval=0.2",
+                    # What the fuzzer schedules must not fire during the run (run now does).
+                    "--HpcmlApp.fire_schedules=False",
                 ],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -165,6 +171,14 @@ class LiveServer:
         for ids in self.run_ids.values():
             for run_id in ids:
                 assert self.wait_terminal(run_id)["state"] in TERMINAL
+        # Schedules of a cheap program ("run now" fires them); two that DELETE may remove.
+        for role in ("keep", "keep", "delete", "delete"):
+            status, sched = self.call("POST", "schedules", {
+                "project": "toy", "entry_point": "fail", "parameters": {"code": 0},
+                "cron": "0 3 * * *", "timezone": "UTC",
+            })
+            assert status == 201, sched
+            self.schedule_ids.setdefault(role, []).append(sched["id"])
 
     def all_runs(self) -> list[dict[str, Any]]:
         status, page = self.call("GET", "runs?limit=1000&archived=true")
@@ -259,14 +273,31 @@ def _toy_submission() -> st.SearchStrategy[dict[str, Any]]:
     return st.tuples(program, where).map(lambda parts: {**parts[0], **parts[1]})
 
 
+def _toy_schedule() -> st.SearchStrategy[dict[str, Any]]:
+    """A schedule of the toy project that can be created: a submission as above, times that
+    parse (cron, or one time years ahead) in a real zone, an end after them or none."""
+    when = st.one_of(
+        st.fixed_dictionaries({"cron": st.sampled_from(["@daily", "*/15 * * * *",
+                                                        "30 2 * * 1-5"]), "at": st.none()}),
+        st.fixed_dictionaries({"at": st.just("2099-01-01T00:00"), "cron": st.none()}),
+    )
+    zone = st.fixed_dictionaries({
+        "timezone": st.sampled_from([None, "UTC", "Europe/Zurich"]),
+        "end": st.sampled_from([None, "2100-01-01T00:00"]),
+    })
+    return st.tuples(_toy_submission(), when, zone).map(
+        lambda parts: {**parts[0], **parts[1], **parts[2]})
+
+
 @schema.hook("flatmap_case")
 def steer(context: Any, case: schemathesis.Case) -> st.SearchStrategy:
-    """Half of the generated cases name real runs (ids or 8-character prefixes); every
-    valid submission is aimed at the toy project's cheap entry points."""
+    """Half of the generated cases name real runs (ids or 8-character prefixes) or seeded
+    schedules; every valid submission and schedule is aimed at the toy project's cheap
+    entry points."""
     op = context.operation
     if not _SERVER or op is None:
         return st.just(case)
-    known = _SERVER[0].run_ids
+    known, schedules = _SERVER[0].run_ids, _SERVER[0].schedule_ids
     method, path = op.method.upper(), op.path
     if method == "DELETE" and path == "/runs/{run_id}":
         ids = known["delete"]  # the other seeds stay for the operations tested after it
@@ -279,6 +310,10 @@ def steer(context: Any, case: schemathesis.Case) -> st.SearchStrategy:
         run_id = st.sampled_from(ids).flatmap(lambda i: st.sampled_from([i, i[:8]]))
         changes.append(run_id.map(
             lambda i: ("path_parameters", {**case.path_parameters, "run_id": i})))
+    if "{schedule_id}" in path and _positive(case, ParameterLocation.PATH):
+        role = "delete" if method == "DELETE" else "keep"
+        changes.append(st.sampled_from(schedules[role]).map(
+            lambda i: ("path_parameters", {**case.path_parameters, "schedule_id": i})))
     if (path.startswith("/runs-view/") and isinstance(case.query, dict) and "run" in case.query
             and _positive(case, ParameterLocation.QUERY)):
         changes.append(st.lists(st.sampled_from(ids), min_size=1, max_size=3).map(
@@ -286,6 +321,9 @@ def steer(context: Any, case: schemathesis.Case) -> st.SearchStrategy:
     if (method == "POST" and path == "/runs" and isinstance(case.body, dict)
             and _positive(case, ParameterLocation.BODY)):
         changes.append(_toy_submission().map(lambda sub: ("body", {**case.body, **sub})))
+    if (method == "POST" and path == "/schedules" and isinstance(case.body, dict)
+            and _positive(case, ParameterLocation.BODY)):
+        changes.append(_toy_schedule().map(lambda sub: ("body", {**case.body, **sub})))
     if not changes:
         return st.just(case)
 
@@ -295,10 +333,11 @@ def steer(context: Any, case: schemathesis.Case) -> st.SearchStrategy:
         return case
 
     steered = st.tuples(*changes).map(apply)
-    if method == "POST" and path == "/runs":
+    if (method == "POST" and path in ("/runs", "/schedules")) or "{schedule_id}" in path:
         # Every valid submission is aimed at the toy project: left half to chance, about
         # five of them did, and a CI run where none was accepted happened (400s only).
-        # Unsteered bodies naming missing projects still come from the coverage phase.
+        # Unsteered bodies naming missing projects still come from the coverage phase, as
+        # made-up schedule ids do (the seeded schedules are few: each one counts).
         return steered
     return st.one_of(st.just(case), steered)
 
@@ -315,12 +354,14 @@ def test_api_fuzz(case: schemathesis.Case, live_server: LiveServer) -> None:
 
 
 def test_fuzzing_reached_real_runs(live_server: LiveServer) -> None:
-    """The steering worked: each run-id operation found a real run at least once (an answer
-    other than 404), and submissions were accepted."""
+    """The steering worked: each run-id and schedule-id operation found a real one at least
+    once (an answer other than 404, and than the 403s of the unauthenticated requests the
+    ``ignored_auth`` check makes), and submissions and schedules were accepted."""
     tested = set(live_server.statuses)
     if len(tested) < len(list(schema.get_all_operations())):
         pytest.skip("only part of the fuzz test ran")
     for label, statuses in live_server.statuses.items():
-        if "{run_id}" in label:
-            assert statuses - {404}, f"{label} never reached a real run: {statuses}"
+        if "{run_id}" in label or "{schedule_id}" in label:
+            assert statuses - {403, 404}, f"{label} never reached a real one: {statuses}"
     assert 201 in live_server.statuses["POST /runs"]
+    assert 201 in live_server.statuses["POST /schedules"]
