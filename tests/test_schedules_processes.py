@@ -6,8 +6,8 @@ backend, real MLflow store) share a data dir and an every-minute schedule (overl
 claimed a firing is killed with SIGKILL in the middle of it: once before the firing's run
 exists (it is restarted after the other process completed the firing), once after the run
 exists but before the firing was marked done (restarted at once). Afterwards every minute
-has exactly one firing and one run, which finished; no firing is left pending, MLflow has
-one run per minute, and no process is left over.
+has exactly one firing and one run, which finished and whose program ran once; no firing
+is left pending, MLflow has one run per minute, and no process is left over.
 
 Who claims a firing, and when to kill, is read from the run store's own tables
 (read-only); the processes race for every firing, nothing steers them.
@@ -43,9 +43,19 @@ MINUTES = 4
 KILLS = {1: "before-run", 2: "after-run"}
 POLL = 0.005  # seconds between two looks at the store while a firing is due
 FIRING_DEADLINE = 45.0  # a due firing is done by then (loops wake every 10 s at most)
-
-
 READY = "hpcml scheduler: firing schedules of"  # its first line, once its engine is open
+MLPROJECT = """name: ticker
+entry_points:
+  main:
+    parameters:
+      marks: {type: string}
+    command: "python mark.py {marks}"
+"""
+# Appends a line to <marks>/<run id>: how often the run's program ran.
+MARK = """import os, sys
+with open(os.path.join(sys.argv[1], os.environ["HPCML_RUN_ID"]), "a") as f:
+    f.write("ran\\n")
+"""
 
 
 class Process(Protocol):
@@ -169,13 +179,19 @@ class Cluster:
                     proc.proc.wait()
 
 
-def create_schedule(data: Path, uri: str, root: Path) -> str:
-    """An every-minute schedule of the toy project's quick entry point (exit code 0)."""
+def create_schedule(data: Path, uri: str, root: Path, marks: Path) -> str:
+    """An every-minute schedule of a project whose program marks each run and ends."""
+    project = root / "ticker"
+    project.mkdir()
+    (project / "MLproject").write_text(MLPROJECT)
+    (project / "mark.py").write_text(MARK)
+    marks.mkdir()
+
     async def create() -> str:
         engine = Engine(data_dir=data, tracking_uri=uri)
         try:
             view = await engine.create_schedule(ScheduleRequest(
-                project=str(root / "toy"), entry_point="fail", parameters={"code": 0},
+                project=str(project), entry_point="main", parameters={"marks": str(marks)},
                 cron="* * * * *", timezone="UTC", overlap="allow", max_runs=MINUTES,
                 name="every-minute"), root=root)
             return view.id
@@ -261,7 +277,8 @@ def test_every_minute_fires_exactly_once_across_processes_and_kill_9(cluster: Cl
     began = time.monotonic()
     cluster.start("scheduler")
     cluster.start("server")  # returns once it answers
-    sched_id = create_schedule(data, uri, cluster.root)
+    marks = cluster.logs / "marks"
+    sched_id = create_schedule(data, uri, cluster.root, marks)
     view = StoreView(data / "runs.sqlite")
     first = view.schedule(sched_id)["next_at"]  # the next whole minute
     assert first % 60 == 0 and 0 < first - time.time() <= 60
@@ -296,6 +313,8 @@ def test_every_minute_fires_exactly_once_across_processes_and_kill_9(cluster: Cl
     assert [r["id"] for r in by_minute] == [f["run_id"] for f in firings]
     assert [(r["state"], r["exit_code"]) for r in by_minute] == [("FINISHED", 0)] * MINUTES
     assert len(view.runs()) == MINUTES  # no other run in the store either
+    ran = {p.name: p.read_text() for p in marks.iterdir()}
+    assert ran == {r["id"]: "ran\n" for r in by_minute}, "each run's program ran once"
     assert view.schedule(sched_id)["ended"], "max runs reached: the schedule has ended"
     # The server shows the same runs.
     assert status == 200 and sorted(r["id"] for r in listed["runs"]) == sorted(
