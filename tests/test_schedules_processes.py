@@ -42,7 +42,7 @@ MINUTES = 4
 # created), or once the claimed firing's run exists.
 KILLS = {1: "before-run", 2: "after-run"}
 POLL = 0.005  # seconds between two looks at the store while a firing is due
-FIRING_DEADLINE = 45.0  # a due firing is done by then (loops wake every 10 s at most)
+FIRING_DEADLINE = 90.0  # a due firing is done by then (loops wake every 10 s; a first one is slow)
 READY = "hpcml scheduler: firing schedules of"  # its first line, once its engine is open
 MLPROJECT = """name: ticker
 entry_points:
