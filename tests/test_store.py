@@ -501,3 +501,14 @@ def test_processes_racing_transition_one_wins(tmp_path: Path) -> None:
         history = store.get(run_id).state_history
         assert [c.state for c in history] == [S.RUNNING, S.FINISHED]
     store.close()
+
+
+@pytest.mark.parametrize("ref", ["abcd\U0010ffff", "t12\u00e9", "ab c"])
+def test_id_prefixes_no_id_can_have_are_not_found(store: RunStore, ref: str) -> None:
+    """A prefix ending in the last code point has no successor (it crashed the range)."""
+    from jupyterlab_hpcml.engine.schedule_store import ScheduleStore
+
+    store.insert(make_run("abcd12345678"))
+    for get in (store.get, store.get_sweep, ScheduleStore(store).get):
+        with pytest.raises(NotFound):
+            get(ref)

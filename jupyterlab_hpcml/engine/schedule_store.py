@@ -24,7 +24,7 @@ from typing import Any
 from ..core.errors import Conflict, NotFound
 from ..core.states import RunState
 from .models import Firing, FiringState, ScheduleRecord
-from .store import MIN_PREFIX, RunStore, next_updated_at
+from .store import MIN_PREFIX, RunStore, next_updated_at, prefix_end
 
 HOST = socket.gethostname()
 FOREIGN_CLAIM_TIMEOUT = 600.0  # a claim from another host is stale after this long
@@ -92,8 +92,8 @@ class ScheduleStore:
     @staticmethod
     def _resolve(conn: sqlite3.Connection, ref: str) -> ScheduleRecord:
         rows = conn.execute("SELECT record FROM schedules WHERE id = ?", (ref,)).fetchall()
-        if not rows and len(ref) >= MIN_PREFIX:
-            upper = ref[:-1] + chr(ord(ref[-1]) + 1)
+        upper = prefix_end(ref)
+        if not rows and len(ref) >= MIN_PREFIX and upper is not None:
             rows = conn.execute("SELECT record FROM schedules WHERE id >= ? AND id < ?"
                                 " ORDER BY id LIMIT 2", (ref, upper)).fetchall()
         if not rows:

@@ -388,6 +388,15 @@ def next_updated_at(conn: sqlite3.Connection) -> float:
     return now if latest is None else max(now, latest + 1e-6)
 
 
+def prefix_end(prefix: str) -> str | None:
+    """The first text after every id starting with ``prefix`` (for ``id >= ? AND id < ?``,
+    a range on the primary key); None when no id can start so (ids are ASCII letters and
+    digits: anything else matches nothing, and U+10FFFF has no successor)."""
+    if not (prefix.isascii() and prefix.isalnum()):
+        return None
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -558,8 +567,8 @@ class RunStore:
                 f"no run {run_id!r} (an id prefix needs at least {MIN_PREFIX} characters)"
             )
         # A range on the primary key rather than LIKE, which is case-insensitive and unindexed.
-        upper = run_id[:-1] + chr(ord(run_id[-1]) + 1)
-        rows = conn.execute(
+        upper = prefix_end(run_id)
+        rows = [] if upper is None else conn.execute(
             "SELECT id, record FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 3",
             (run_id, upper),
         ).fetchall()
@@ -814,8 +823,8 @@ class RunStore:
         """Exact id, else a unique prefix of at least MIN_PREFIX characters; with counts."""
         with self._read() as conn:
             rows = conn.execute("SELECT record FROM sweeps WHERE id = ?", (sweep_id,)).fetchall()
-            if not rows and len(sweep_id) >= MIN_PREFIX:
-                upper = sweep_id[:-1] + chr(ord(sweep_id[-1]) + 1)
+            upper = prefix_end(sweep_id)
+            if not rows and len(sweep_id) >= MIN_PREFIX and upper is not None:
                 rows = conn.execute("SELECT record FROM sweeps WHERE id >= ? AND id < ?"
                                     " ORDER BY id LIMIT 2", (sweep_id, upper)).fetchall()
             if not rows:
