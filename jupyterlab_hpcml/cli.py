@@ -302,14 +302,6 @@ async def _ended(engine: Engine, run_id: str) -> RunRecord:
     return await engine.current(run_id)
 
 
-def _confirm(question: str) -> bool:
-    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
-    try:
-        return input().strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
-
-
 async def cmd_delete(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
@@ -318,7 +310,7 @@ async def cmd_delete(args: argparse.Namespace) -> int:
             await engine.delete(run.id, delete_mlflow=args.mlflow)
         mlflow_run = run.mlflow_run_id if args.mlflow else None
         what = f" and its MLflow run {mlflow_run}" if mlflow_run else ""
-        if not args.yes and not _confirm(f"Delete run {run.id} ({run.name}, "
+        if not args.yes and not cli_args.confirm(f"Delete run {run.id} ({run.name}, "
                                          f"{run.state.value}){what}?"):
             print("not deleted", file=sys.stderr)
             return 1

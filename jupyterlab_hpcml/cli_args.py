@@ -8,6 +8,7 @@ the same :class:`~jupyterlab_hpcml.engine.requests.SubmitRequest` with
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -213,3 +214,12 @@ def rerun_request(args: argparse.Namespace) -> RerunRequest:
                                      f"not run {args.run!r}", key="--failed"))
     return RerunRequest(parameters=key_values(args.param, "-P"), overrides=sets(args.set),
                         fresh_code=args.fresh_code, run_name=args.run_name)
+
+
+def confirm(question: str) -> bool:
+    """Ask on the terminal; anything but y/yes (or no terminal input) is no."""
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        return input().strip().lower() in ("y", "yes")
+    except EOFError:
+        return False

@@ -239,11 +239,9 @@ cmd_resume = _changer(lambda engine, ref: engine.resume_schedule(ref), "resumed"
 
 
 async def cmd_rm(args: argparse.Namespace) -> int:
-    from .cli import _confirm
-
     async def work(engine: Engine) -> int:
         view = await engine.get_schedule(args.schedule)
-        if not args.yes and not _confirm(
+        if not args.yes and not cli_args.confirm(
                 f"Delete schedule {view.id} ({view.name}, {when_text(view)})? "
                 f"Its runs ({view.runs}) stay."):
             print("not deleted", file=sys.stderr)
