@@ -2,6 +2,7 @@
 over one data dir, real local runs of the toy project, the real MLflow store."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from jupyterlab_hpcml.engine.requests import ScheduleRequest
+from jupyterlab_hpcml.engine.service import Engine
 
 from .conftest import TOY_PROJECT
 from .test_cli import hpcml
@@ -171,13 +175,18 @@ class StderrLines:
             time.sleep(0.1)
 
 
+async def _add_once(data: Path, project: Path, at: str) -> str:
+    engine = Engine(data_dir=data)
+    try:
+        view = await engine.create_schedule(ScheduleRequest(
+            project=str(project), parameters={"steps": 1}, at=at, name="once"))
+        return view.id
+    finally:
+        await engine.close()
+
+
 def test_scheduler_fires_a_one_off_then_stops_on_sigterm(project: Path,
                                                          hpcml_data: Path) -> None:
-    # Far enough ahead that `schedule add` (a new Python process) still sees it ahead on a
-    # loaded machine.
-    at = (datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat(timespec="seconds")
-    sid = hpcml("schedule", "add", str(project), "-P", "steps=1", "--at", at,
-                "--name", "once").stdout.strip()
     env = {k: v for k, v in os.environ.items() if k != "HPCML_DATA_DIR"}
     scheduler = subprocess.Popen(  # --data-dir after the sub-command; its own group
         [sys.executable, "-m", "jupyterlab_hpcml.cli", "scheduler", "--data-dir",
@@ -186,6 +195,10 @@ def test_scheduler_fires_a_one_off_then_stops_on_sigterm(project: Path,
     try:
         assert lines.wait_for("hpcml scheduler:").startswith(
             f"hpcml scheduler: firing schedules of {hpcml_data} (pid {scheduler.pid})")
+        # Added by another process while it runs (`schedule add` is tested above; a new
+        # process of it would need the time set far ahead on a loaded machine).
+        at = (datetime.now(timezone.utc) + timedelta(seconds=5)).isoformat(timespec="seconds")
+        sid = asyncio.run(_add_once(hpcml_data, project, at))
         fired = lines.wait_for("fired for")  # the log line of its firing
         assert f"schedule {sid} fired for" in fired and "submitted" in fired
         sched = show(sid)
