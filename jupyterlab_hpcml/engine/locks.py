@@ -1,14 +1,29 @@
-"""Cross-process advisory locks (server, CLI and kernels share one data dir)."""
+"""Cross-process advisory locks (server, CLI and kernels share one data dir), and who a
+process is (host, pid) for the records that say which process is at work on something."""
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+HOST = socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (a pid we may not signal does)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager

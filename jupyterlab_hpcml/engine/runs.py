@@ -11,7 +11,6 @@ import functools
 import json
 import logging
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -40,7 +39,7 @@ from . import cells, cleanup, job_context, logs, paths
 from . import config as config_mod
 from . import project as project_mod
 from . import snapshot as snapshot_mod
-from .locks import try_lock
+from .locks import HOST, pid_alive, try_lock
 from .models import CodeIdentity, DeleteResult, RunRecord, StateChange
 from .offline_sync import OfflineSync
 from .requests import Overrides, RerunRequest, SubmitRequest
@@ -55,22 +54,12 @@ from .tracking import (
 
 log = logging.getLogger(__name__)
 
-HOST = socket.gethostname()
 # A SUBMITTING run from another host is resolved only after this long without news.
 FOREIGN_SUBMIT_TIMEOUT = 600.0
 # Run ids this process is uploading/submitting right now (process-wide: a kernel or a
 # test may hold several engines, and none may resolve another's submission in flight).
 IN_FLIGHT: set[str] = set()
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 FINAL_SYNC_PATIENCE = 600.0  # seconds
@@ -642,7 +631,7 @@ class RunService:
         if run.id in IN_FLIGHT:
             return True  # this process is submitting it right now
         if (run.submitter_host == HOST and run.submitter_pid != os.getpid()
-                and run.submitter_pid and _pid_alive(run.submitter_pid)):
+                and run.submitter_pid and pid_alive(run.submitter_pid)):
             return True  # another process on this machine is still submitting it
         return run.submitter_host != HOST and time.time() - run.updated_at < FOREIGN_SUBMIT_TIMEOUT
 

@@ -15,7 +15,6 @@ Exactly once rests on the database alone, no leader election:
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Callable
@@ -23,10 +22,10 @@ from typing import Any
 
 from ..core.errors import Conflict, NotFound
 from ..core.states import RunState
+from .locks import HOST, pid_alive
 from .models import Firing, FiringState, ScheduleRecord
 from .store import MIN_PREFIX, RunStore, next_updated_at, prefix_end
 
-HOST = socket.gethostname()
 FOREIGN_CLAIM_TIMEOUT = 600.0  # a claim from another host is stale after this long
 _FIRING_COLUMNS = ("schedule_id", "scheduled_at", "run_id", "state", "manual", "message",
                    "created_at", "updated_at")
@@ -36,22 +35,13 @@ _TERMINAL = tuple(s.value for s in RunState if s.terminal)
 Planner = Callable[[ScheduleRecord, float], tuple[list[Firing], dict[str, Any]]]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def claim_is_stale(host: str | None, pid: int | None, at: float | None, now: float) -> bool:
     """Whether a firing's claim may be taken over (no claim, or its process is gone)."""
     if at is None:
         return True
     if host == HOST:
-        return pid is None or (pid != os.getpid() and not _pid_alive(pid))
+        return pid is None or (pid != os.getpid() and not pid_alive(pid))
     return now - at > FOREIGN_CLAIM_TIMEOUT
 
 

@@ -32,9 +32,10 @@ from ..core.states import TERMINAL_STATES, JobStatus, RunState
 from . import job_context, sweep_spec
 from . import project as project_mod
 from . import snapshot as snapshot_mod
+from .locks import HOST
 from .models import RunRecord, SweepDefinition, SweepPreview, SweepRecord, SweepView
 from .requests import SubmitRequest, SweepRequest, SweepRerunRequest
-from .runs import HOST, IN_FLIGHT, Plan, RunService, _merge_overrides, new_run_id
+from .runs import IN_FLIGHT, Plan, RunService, _merge_overrides, new_run_id
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 /**
  * Shapes of the schedules API (/hpcml/api/schedules, see docs/openapi.yaml).
  */
-import { Overrides, RunState } from '../types';
+import { ISubmitRequest, RunState } from '../types';
 
 export type Overlap = 'skip' | 'allow' | 'cancel-previous';
 export type CatchUp = 'latest' | 'none' | 'all';
@@ -69,21 +69,10 @@ export interface ISchedule {
   firings: IFiring[];
 }
 
-/** Body of POST /hpcml/api/schedules. */
-export interface IScheduleRequest {
-  project: string;
-  entry_point?: string;
-  parameters?: Record<string, string | number>;
-  backend_config?: string | null;
-  overrides?: Overrides;
-  /** Template; the server's default is `{schedule}-{time:%Y%m%d-%H%M}`. */
-  run_name?: string | null;
-  experiment_name?: string | null;
+/** Body of POST /hpcml/api/schedules: a submission (its `run_name` a template, by default
+ * `{schedule}-{time:%Y%m%d-%H%M}`) and when it fires. */
+export interface IScheduleRequest extends ISubmitRequest, IWhen {
   name?: string | null;
-  cron?: string | null;
-  /** One time, ISO 8601 without zone (read in `timezone`), e.g. 2026-12-24T18:00. */
-  at?: string | null;
-  timezone?: string | null;
   overlap?: Overlap;
   catch_up?: CatchUp;
   catch_up_limit?: number;
@@ -92,7 +81,8 @@ export interface IScheduleRequest {
   code?: CodeMode;
 }
 
-/** Body of POST /hpcml/api/schedules/preview. */
+/** Body of POST /hpcml/api/schedules/preview: a cron expression or one time (ISO 8601
+ * without zone, read in `timezone`, e.g. 2026-12-24T18:00). */
 export interface IWhen {
   cron?: string | null;
   at?: string | null;
