@@ -61,7 +61,6 @@ FOREIGN_SUBMIT_TIMEOUT = 600.0
 IN_FLIGHT: set[str] = set()
 
 
-
 FINAL_SYNC_PATIENCE = 600.0  # seconds
 # A failed MLflow write is tried again by later poll passes, at most this often per run.
 MLFLOW_RETRY_MAX_DELAY = 60.0  # seconds
@@ -174,7 +173,6 @@ class RunService:
         record = self.new_record(plan, req, run_id, command, params, rerun_of=rerun_of,
                                  **fields)
         tags = self.run_tags(plan, record, cell=cell is not None)
-        offline = record.tracking_mode == "offline"
         IN_FLIGHT.add(record.id)
         try:
             # The record first, then the MLflow run: a crash in between leaves a SUBMITTING
@@ -183,25 +181,33 @@ class RunService:
             # left RUNNING that no record knows.
             await asyncio.to_thread(self.store.insert, record)
             try:
-                exp_id, mlflow_run_id = await asyncio.to_thread(
-                    functools.partial(self.tracker.create_run, schedule=not offline),
-                    record.mlflow_experiment_name, record.name, record.parameters, tags,
-                )
+                record, scheduling = await self._create_mlflow_run(record, tags)
             except Exception:
                 # E.g. a deleted experiment: a user error, after which nothing may remain.
                 await asyncio.to_thread(self.store.delete, record.id,
                                         expect=(RunState.SUBMITTING,))
                 raise
-            record = await asyncio.to_thread(
-                self.store.update, record.id,
-                mlflow_experiment_id=exp_id, mlflow_run_id=mlflow_run_id)
-            scheduling = None
-            if offline:
-                scheduling = asyncio.ensure_future(
-                    asyncio.to_thread(self.tracker.schedule_run, mlflow_run_id, record.parameters))
             return await self._launch(record, plan, scheduling)
         finally:
             IN_FLIGHT.discard(record.id)
+
+    async def _create_mlflow_run(self, record: RunRecord, tags: dict[str, str]
+                                 ) -> tuple[RunRecord, asyncio.Future[None] | None]:
+        """The run's MLflow run, its ids recorded; for an offline-tracked run also the
+        logging of its params in MLflow, started (``_launch`` waits for it)."""
+        offline = record.tracking_mode == "offline"
+        exp_id, mlflow_run_id = await asyncio.to_thread(
+            functools.partial(self.tracker.create_run, schedule=not offline),
+            record.mlflow_experiment_name, record.name, record.parameters, tags,
+        )
+        record = await asyncio.to_thread(
+            self.store.update, record.id,
+            mlflow_experiment_id=exp_id, mlflow_run_id=mlflow_run_id)
+        scheduling = None
+        if offline:
+            scheduling = asyncio.ensure_future(
+                asyncio.to_thread(self.tracker.schedule_run, mlflow_run_id, record.parameters))
+        return record, scheduling
 
     async def plan(self, req: SubmitRequest, *, root: Path | None = None,
                    snapshot: Snapshot | None = None,
@@ -691,16 +697,11 @@ class RunService:
             ), snapshot=snapshot)
             await self.take_code(plan)
             plan.code = run.code
+            scheduling = None
             if not taken.mlflow_run_id:
-                exp_id, mlflow_run_id = await asyncio.to_thread(
-                    functools.partial(self.tracker.create_run,
-                                      schedule=taken.tracking_mode != "offline"),
-                    taken.mlflow_experiment_name, taken.name, taken.parameters,
-                    self.run_tags(plan, taken))
-                taken = await asyncio.to_thread(
-                    self.store.update, run.id,
-                    mlflow_experiment_id=exp_id, mlflow_run_id=mlflow_run_id)
-            await self._launch(taken, plan)
+                taken, scheduling = await self._create_mlflow_run(
+                    taken, self.run_tags(plan, taken))
+            await self._launch(taken, plan, scheduling)
         except Exception as exc:  # noqa: BLE001 - it must end in a definite state
             log.exception("submitting run %s again failed", run.id)
             await self._apply(taken, JobStatus(
