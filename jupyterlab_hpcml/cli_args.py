@@ -67,7 +67,8 @@ def states(items: Sequence[str] | None) -> list[str] | None:
 
 def add_submit_arguments(p: argparse.ArgumentParser, *, json: bool = True,
                          entry_point: bool = True, param_help: str | None = None,
-                         sweep: bool = False) -> None:
+                         sweep: bool = False, wait: bool = True,
+                         run_name_help: str | None = None) -> None:
     """``[PROJECT] -e -c --experiment-name`` and the run options of :func:`add_run_options`."""
     p.add_argument("project", nargs="?", default=".",
                    help="project folder, or a folder below it (default: the current folder)")
@@ -75,20 +76,24 @@ def add_submit_arguments(p: argparse.ArgumentParser, *, json: bool = True,
         p.add_argument("-e", "--entry-point", default="main")
     p.add_argument("-c", "--backend-config", help="backend config file (default: local backend)")
     p.add_argument("--experiment-name")
-    add_run_options(p, json=json, param_help=param_help, sweep=sweep)
+    add_run_options(p, json=json, param_help=param_help, sweep=sweep, wait=wait,
+                    run_name_help=run_name_help)
 
 
 def add_run_options(p: argparse.ArgumentParser, *, json: bool = True,
-                    param_help: str | None = None, sweep: bool = False) -> None:
+                    param_help: str | None = None, sweep: bool = False, wait: bool = True,
+                    run_name_help: str | None = None) -> None:
     """What a submission and a re-run share: -P, --set, --run-name, --wait (and --json)."""
     p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE",
                    help=param_help or "a parameter of the entry point (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override the backend config for this run, e.g. Resources.Nodes=2")
-    p.add_argument("--run-name")
-    p.add_argument("--wait", action="store_true", help=(
-        "wait until every child ended; exit 0 only if all FINISHED" if sweep else
-        "wait for the end; exit 0 only if FINISHED"))
+    p.add_argument("--run-name", metavar="TEMPLATE" if run_name_help else None,
+                   help=run_name_help)
+    if wait:
+        p.add_argument("--wait", action="store_true", help=(
+            "wait until every child ended; exit 0 only if all FINISHED" if sweep else
+            "wait for the end; exit 0 only if FINISHED"))
     if json:
         p.add_argument("--json", action="store_true", help=(
             "print the sweep record, its children as full run records, as JSON" if sweep

@@ -283,14 +283,10 @@ async def schedule_filter(engine: Engine, ref: str | None) -> str | None:
 
 def add_schedule_arguments(p: argparse.ArgumentParser) -> None:
     """``schedule add``: what ``submit`` takes (no --wait) and when and how it fires."""
-    p.add_argument("project", nargs="?", default=".",
-                   help="project folder, or a folder below it (default: the current folder)")
-    p.add_argument("-e", "--entry-point", default="main")
-    p.add_argument("-P", "--param", action="append", metavar="NAME=VALUE",
-                   help="a parameter of the entry point (repeatable)")
-    p.add_argument("-c", "--backend-config", help="backend config file (default: local backend)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override the backend config, e.g. Resources.Nodes=2")
+    cli_args.add_submit_arguments(
+        p, json=False, wait=False,
+        run_name_help="the runs' names, from {schedule}, {n} and {time} (default: "
+        "{schedule}-{time:%%Y%%m%%d-%%H%%M})")
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--cron", metavar="EXPR",
                       help="five fields (minute hour day-of-month month day-of-week) or "
@@ -312,10 +308,6 @@ def add_schedule_arguments(p: argparse.ArgumentParser) -> None:
                    help="snapshot the project now and run that at every firing "
                    "(default: snapshot it afresh at each firing)")
     p.add_argument("--name", help="the schedule's name (default: project-entry point)")
-    p.add_argument("--run-name", metavar="TEMPLATE",
-                   help="the runs' names, from {schedule}, {n} and {time} (default: "
-                   "{schedule}-{time:%%Y%%m%%d-%%H%%M})")
-    p.add_argument("--experiment-name")
     _add_json(p, "print the schedule as JSON")
 
 

@@ -56,11 +56,6 @@ def new_schedule_id() -> str:
     return "t" + uuid.uuid4().hex[:11]
 
 
-def is_schedule_id(text: str) -> bool:
-    """A schedule id or prefix ("t" then hex: never a run id, which is hex only)."""
-    return len(text) >= 2 and text[0] == "t" and all(c in "0123456789abcdef" for c in text[1:])
-
-
 def check_run_name(template: str) -> str:
     """``template`` if it names only {schedule}, {n} and {time} (a strftime format after a
     colon); UserInputError otherwise."""

@@ -15,7 +15,7 @@ Methods, by subject (sections below, in this order):
   ``list_sweeps``, ``cancel_sweep``, ``rerun_sweep``, ``is_sweep_id``
 - schedules: ``create_schedule``, ``preview_schedule``, ``get_schedule``,
   ``list_schedules``, ``pause_schedule``, ``resume_schedule``, ``delete_schedule``,
-  ``run_schedule_now``, ``is_schedule_id``, ``run_schedules`` (the headless loop)
+  ``run_schedule_now``, ``run_schedules`` (the headless loop)
 - logs: ``read_log``, ``read_log_all``, ``log_tail``
 - artifacts: ``list_artifacts``, ``open_artifact``, ``download_artifact``
 - metrics: ``metric_keys``, ``latest_metrics``, ``metric_history``,
@@ -65,7 +65,7 @@ from .requests import (
 )
 from .runs import RunService
 from .schedule_loop import ScheduleLoop
-from .schedules import ScheduleService, is_schedule_id
+from .schedules import ScheduleService
 from .store import ROW_SORTS, ListFilters, RunJson, RunStore  # RunJson: listings' type
 from .sweeps import SweepService, is_sweep_id
 from .tracking import Tracker, default_tracking_uri
@@ -278,8 +278,6 @@ class Engine:
         if firing.state == "submitted":
             self.poller.wake()
         return firing
-
-    is_schedule_id = staticmethod(is_schedule_id)
 
     async def run_schedules(self) -> None:
         """Fire schedules (and poll runs) until cancelled: ``hpcml scheduler``."""
