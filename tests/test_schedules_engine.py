@@ -248,6 +248,15 @@ async def test_bad_input_names_each_problem(engine: Engine, project: Path) -> No
                                              run_name="{nope}"))
     keys = {p.key for p in err.value.problems}
     assert keys == {"timezone", "run_name"}
+    for template in ("{n:>999999999}", "{schedule:.99999999}", "{n:>{schedule}}"):
+        with pytest.raises(UserInputError, match="width or precision above 999") as err:
+            await engine.create_schedule(request(project, cron="@daily", timezone="UTC",
+                                                 name="999999999", run_name=template))
+        assert [p.key for p in err.value.problems] == ["run_name"]
+    assert (await engine.create_schedule(request(
+        project, cron="@daily", timezone="UTC", run_name="{schedule}-{n:>04}-{time:%H%M}"))
+    ).run_name == "{schedule}-{n:>04}-{time:%H%M}"
+    await engine.delete_schedule((await engine.list_schedules())[0].id)
     with pytest.raises(UserInputError, match="cron"):
         await engine.create_schedule(request(project, cron="61 * * * *", timezone="UTC"))
     with pytest.raises(UserInputError, match="five fields"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import string
 import tempfile
 import time
@@ -50,6 +51,7 @@ HISTORY = 50  # firings shown with a schedule
 FIRE_CONCURRENCY = 4  # firings submitted at once (an upload may take minutes)
 NAME_FIELDS = ("schedule", "n", "time")
 DEFAULT_RUN_NAME = "{schedule}-{time:%Y%m%d-%H%M}"
+_HUGE = re.compile(r"\d{4,}")  # a width or precision a run name has no use for
 
 
 def new_schedule_id() -> str:
@@ -60,13 +62,19 @@ def check_run_name(template: str) -> str:
     """``template`` if it names only {schedule}, {n} and {time} (a strftime format after a
     colon); UserInputError otherwise."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-        bad = [f for f in fields if f not in NAME_FIELDS]
-        if not bad:
+        parts = [(f, spec) for _, f, spec, _ in string.Formatter().parse(template)
+                 if f is not None]
+        bad = [f for f, _ in parts if f not in NAME_FIELDS]
+        if any(_HUGE.search(spec or "") or "{" in (spec or "") for _, spec in parts):
+            # "{n:>999999999}" is 14 characters and a gigabyte once formatted (as is a
+            # width taken from a field: "{n:>{schedule}}" with a schedule named 999999999).
+            message = "a width or precision above 999, or a field inside a format"
+        elif not bad:
             render_run_name(template, "x", 1, 0.0, "UTC")
             return template
-        allowed = ", ".join("{" + f + "}" for f in NAME_FIELDS)
-        message = f"unknown field {{{bad[0]}}}: use {allowed}"
+        else:
+            allowed = ", ".join("{" + f + "}" for f in NAME_FIELDS)
+            message = f"unknown field {{{bad[0]}}}: use {allowed}"
     except (ValueError, TypeError) as exc:
         message = f"invalid template: {exc}"
     raise UserInputError(Problem(message, key="run_name"))
