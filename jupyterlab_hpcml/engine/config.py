@@ -25,7 +25,7 @@ import yaml
 
 from ..core.connections import ConnectionIdentity, connection_identity, endpoint_problems
 from ..core.errors import Problem, UserInputError
-from . import backend_kind, config_overrides, limits, yamlio
+from . import backend_kind, config_overrides, limits, schema_files, yamlio
 from .config_discovery import CONFIG_SUFFIXES
 from .config_messages import (
     Issue,
@@ -59,18 +59,9 @@ _SCHEMA_NAME = "backend-config.schema.json"
 # ---------------------------------------------------------------------- schema
 
 
-@functools.lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The backend config JSON schema (cached; do not mutate)."""
-    here = Path(__file__).resolve().parent
-    candidates = (
-        here.parent / "schemas" / _SCHEMA_NAME,  # wheel: force-included by pyproject
-        here.parents[1] / "schema" / _SCHEMA_NAME,  # editable install / source tree
-    )
-    for candidate in candidates:
-        if candidate.is_file():
-            return cast(dict[str, Any], json.loads(candidate.read_text(encoding="utf-8")))
-    raise RuntimeError(f"{_SCHEMA_NAME} not found (looked in {', '.join(map(str, candidates))})")
+    return schema_files.load(_SCHEMA_NAME)
 
 
 @functools.lru_cache(maxsize=1)
