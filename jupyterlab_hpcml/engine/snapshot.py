@@ -73,10 +73,11 @@ def _repo_rules(real_root: Path) -> _Rules:
 
 
 class _Collector:
-    def __init__(self, root: Path, exclude: Sequence[str]):
+    def __init__(self, root: Path, exclude: Sequence[str], gitignore: bool = True):
         self.root = root
         self.real_root = root.resolve()
         self.exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude)) if exclude else None
+        self.gitignore = gitignore
         self.files: list[tuple[str, Path]] = []
         self.notes: list[str] = []
 
@@ -150,10 +151,12 @@ class _Collector:
             self.notes.append(f"skipped {rel}: not a regular file")
 
     def with_gitignore(self, folder: Path, rel: str, rules: _Rules) -> _Rules:
-        spec = _read_gitignore(folder)
+        spec = _read_gitignore(folder) if self.gitignore else None
         return rules if spec is None else (*rules, (rel, "", spec))
 
     def start_rules(self) -> _Rules:
+        if not self.gitignore:
+            return ()
         rules = _repo_rules(self.real_root)
         verdicts = (spec.check_file(prefix).include for _, prefix, spec in reversed(rules))
         if next((v for v in verdicts if v is not None), False):
@@ -167,7 +170,7 @@ class _Collector:
 
 
 def collect_files(
-    project_dir: Path, exclude: Sequence[str] = ()
+    project_dir: Path, exclude: Sequence[str] = (), *, gitignore: bool = True
 ) -> tuple[list[tuple[str, Path]], list[str]]:
     """Files of the project as (posix relpath, path), sorted by relpath, plus notes.
 
@@ -175,11 +178,12 @@ def collect_files(
     precedence over ``.gitignore`` files, so ``!name`` can bring back an ignored file.
     Symlinks to files inside the project are included (their content is copied);
     links leading outside the project, or nowhere, are skipped with a note.
+    ``gitignore=False``: git's rules do not apply (a data folder is usually ignored by git).
     """
     root = Path(project_dir)
     if not root.is_dir():
         raise UserInputError(Problem(f"not a folder: {root}", file=str(root)))
-    collector = _Collector(root, exclude)
+    collector = _Collector(root, exclude, gitignore)
     collector.walk(root, "", collector.start_rules(), frozenset({collector.real_root}))
     collector.files.sort(key=lambda item: item[0])
     return collector.files, collector.notes
@@ -193,7 +197,7 @@ def _object_path(object_dir: Path, digest: str) -> Path:
     return object_dir / digest[:2] / digest
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
@@ -228,7 +232,7 @@ def _store_copy(path: Path, object_dir: Path) -> str:
 
 
 def _store_file(path: Path, object_dir: Path) -> str:
-    digest = _hash_file(path)
+    digest = hash_file(path)
     if _object_path(object_dir, digest).is_file():
         return digest
     # Hash again while copying: if the file changed in between, the object is
@@ -330,7 +334,7 @@ def _untracked(cwd: Path) -> Iterator[tuple[str, str]]:
             target = os.readlink(path).encode("utf-8", "surrogateescape")
             digest = hashlib.sha256(target).hexdigest()
         elif path.is_file():
-            digest = _hash_file(path)
+            digest = hash_file(path)
         else:
             continue
         yield name, digest
