@@ -18,8 +18,8 @@ from .core.errors import Problem, UserInputError
 if TYPE_CHECKING:
     from .engine.requests import RerunRequest, SubmitRequest, SweepRequest, SweepRerunRequest
 
-RUN_STATES = ("SUBMITTING", "QUEUED", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "TIMEOUT",
-              "UNKNOWN")
+RUN_STATES = ("SUBMITTING", "STAGING", "QUEUED", "RUNNING", "FINISHED", "FAILED", "CANCELLED",
+              "TIMEOUT", "UNKNOWN")
 
 
 # ---------------------------------------------------------------------------

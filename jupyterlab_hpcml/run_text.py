@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 HEADER = ("ID", "NAME", "ENTRY", "BACKEND", "JOB", "STATE", "SUBMITTED", "DURATION")
 CHILD_HEADER = ("#", "ID", "STATE", "EXIT", "JOB", "PARAMETERS", "DURATION")
 # Counts by state in this order: how far a sweep got, then what went wrong.
-_COUNT_ORDER = ("FINISHED", "RUNNING", "QUEUED", "SUBMITTING", "UNKNOWN", "FAILED", "TIMEOUT",
-                "CANCELLED")
+_COUNT_ORDER = ("FINISHED", "RUNNING", "QUEUED", "STAGING", "SUBMITTING", "UNKNOWN", "FAILED",
+                "TIMEOUT", "CANCELLED")
 
 
 def fmt_time(ts: float | None) -> str:

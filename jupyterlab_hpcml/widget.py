@@ -46,6 +46,7 @@ MAX_ERRORS = 10  # consecutive failed updates before the view gives up
 
 STATE_COLORS = {
     "SUBMITTING": "#757575",
+    "STAGING": "#757575",
     "QUEUED": "#757575",
     "RUNNING": "#1976d2",
     "FINISHED": "#2e7d32",

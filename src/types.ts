@@ -81,7 +81,15 @@ export interface ICredentialsAnswer {
 
 /** Run states (mirrors the server's RunState). */
 export type RunState =
-  'SUBMITTING' | 'QUEUED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'CANCELLED' | 'TIMEOUT' | 'UNKNOWN';
+  | 'STAGING'
+  | 'SUBMITTING'
+  | 'QUEUED'
+  | 'RUNNING'
+  | 'FINISHED'
+  | 'FAILED'
+  | 'CANCELLED'
+  | 'TIMEOUT'
+  | 'UNKNOWN';
 
 export const TERMINAL_STATES: ReadonlySet<RunState> = new Set<RunState>([
   'FINISHED',

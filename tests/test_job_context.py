@@ -127,11 +127,11 @@ def test_features_refuse_what_a_backend_cannot_do(tmp_path: Path) -> None:
     off = Features()
     off.check(ctx)  # asks for nothing: fine
     for extra in ({"requeue": RequeuePolicy()}, {"service": ServiceSpec(port=8080)},
-                  {"data": (DataStage("/data/set", "data"),)}):
+                  {"data": (DataStage("set", "data/set", "/data/set"),)}):
         with pytest.raises(Unsupported):
             off.check(ctx.replace(**extra))
     asks = ctx.replace(requeue=RequeuePolicy(), service=ServiceSpec(8080),
-                       data=(DataStage("a", "b"),))
+                       data=(DataStage("a", "b", "/c"),))
     Features(requeue=True, services=True, data_staging=True).check(asks)
 
 

@@ -81,9 +81,21 @@ What comes next (the contract's place for each; not implemented yet)
   (:class:`~..core.job.ServiceSpec`) names the port. :meth:`Backend.service_endpoint`
   says where a running one listens; with ``Features.tunnel``, :meth:`Backend.open_tunnel`
   makes it reachable from the lab.
-* **Data staging** — ``Features.data_staging``; ``ctx.data``
-  (:class:`~..core.job.DataStage`) lists data that ``prepare`` places in the run
-  directory next to the code (copied, or linked when it already lives on the target).
+
+Data staging (``Features.data_staging``)
+----------------------------------------
+Datasets go to a target once, into a data store of its own that all runs of that target
+share (``<data_dir>/datasets`` locally, beside the code cache on a cluster):
+
+* ``await stage_data([DataVersion, ...], progress)`` — before ``prepare``: make the store
+  hold each version (its files under the version's digest), sending only contents it
+  lacks, verified by sha256; answers where each version lies (:class:`~..core.job.StagedData`).
+  A version's folder is never written once complete; nothing is written outside the store;
+  ``progress(sent_bytes, total_bytes, sent_files, total_files)`` as contents go.
+* ``ctx.data`` (:class:`~..core.job.DataStage`) then names the links ``prepare`` lays out
+  in the run directory: job path → the version's location (or a path the config maps a
+  dataset to, already on the target: ``await target_listing(path)`` gives its version).
+* ``staged_versions()`` / ``remove_staged(digest)`` list and free the store.
 """
 from __future__ import annotations
 
@@ -102,11 +114,16 @@ from ..core.errors import NotFound, Unsupported
 from ..core.files import META_DIR, Chunk, FileInfo
 from ..core.job import (
     ArrayTask,
+    DataProgress,
+    DataVersion,
     JobContext,
     JobRef,
     PreparedJob,
     ServiceEndpoint,
+    StagedData,
+    StagedVersion,
     Submission,
+    TargetListing,
 )
 from ..core.snapshots import ProgressCallback, Snapshot
 from ..core.states import JobStatus
@@ -143,7 +160,7 @@ class Features(BaseModel):
     requeue: bool = False  # ctx.requeue honoured; a requeued job resumes under its run
     services: bool = False  # ctx.service honoured; service_endpoint() answers
     tunnel: bool = False  # open_tunnel() reaches a service job from the lab
-    data_staging: bool = False  # ctx.data placed in the run directory by prepare()
+    data_staging: bool = False  # stage_data() and friends; ctx.data laid out by prepare()
 
     def check(self, ctx: JobContext[Any]) -> None:
         """Raise Unsupported when ``ctx`` asks for something that is off here. For the
@@ -351,6 +368,28 @@ class Backend(abc.ABC, Generic[C]):
         if ref is not None and ref.task is not None:
             return f"{META_DIR}/{stream}.{ref.task}.log"
         return f"{META_DIR}/{stream}.log"
+
+    # ------------------------------------------------------------ data
+
+    async def stage_data(self, versions: Sequence[DataVersion],
+                         progress: DataProgress | None = None) -> list[StagedData]:
+        """Make the target's data store hold ``versions`` (see "Data staging" above), in
+        order; one answer per version."""
+        raise Unsupported(f"the {self.kind} backend cannot stage data")
+
+    async def target_listing(self, path: str) -> TargetListing:
+        """The version of data already on the target at ``path`` (absolute); NotFound when
+        nothing is there."""
+        raise Unsupported(f"the {self.kind} backend cannot stage data")
+
+    async def staged_versions(self) -> list[StagedVersion]:
+        """The versions the target's data store holds."""
+        raise Unsupported(f"the {self.kind} backend cannot stage data")
+
+    async def remove_staged(self, digest: str) -> bool:
+        """Free a version from the target's data store (False: it was not there). Run
+        directories linking to it see it vanish: the engine checks no active run uses it."""
+        raise Unsupported(f"the {self.kind} backend cannot stage data")
 
     # ------------------------------------------------------------ service jobs
 

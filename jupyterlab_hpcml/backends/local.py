@@ -20,6 +20,7 @@ what the server sees, as before.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -34,12 +35,24 @@ from typing import Any
 from ..core.config_models import Environment, LocalConfig
 from ..core.errors import Conflict, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
-from ..core.job import JobContext, JobRef, PreparedJob, Submission
+from ..core.job import (
+    DataProgress,
+    DataStage,
+    DataVersion,
+    JobContext,
+    JobRef,
+    PreparedJob,
+    StagedData,
+    StagedVersion,
+    Submission,
+    TargetListing,
+)
 from ..core.snapshots import ProgressCallback, Snapshot, materialize
 from ..core.states import JobStatus, RunState
-from . import gpu_slots
+from . import gpu_slots, local_data
 from .base import Backend, Features
 from .exitrecord import EXIT_FILE, exit_message, parse_exit_record, record_status
+from .local_data import LocalDataStore
 from .local_env import inherited_environment
 from .local_runner import GPUS_FILE, PROGRAM_EXIT, RUNNER_FILE, group_members
 
@@ -230,7 +243,27 @@ class LocalBackend(Backend[LocalConfig]):
             upload_progress=False,
             resources=list(HONOURED_RESOURCES + ((GPU_RESOURCE,) if gpus else ())),
             queue=gpus,  # without GPUs a job starts the moment it is submitted
+            data_staging=True,
         )
+
+    # ------------------------------------------------------------ data
+
+    @functools.cached_property
+    def data_store(self) -> LocalDataStore:
+        return LocalDataStore(self.data_dir / "datasets")
+
+    async def stage_data(self, versions: Sequence[DataVersion],
+                         progress: DataProgress | None = None) -> list[StagedData]:
+        return await asyncio.to_thread(self.data_store.stage, versions, progress)
+
+    async def target_listing(self, path: str) -> TargetListing:
+        return await asyncio.to_thread(local_data.listing, Path(path))
+
+    async def staged_versions(self) -> list[StagedVersion]:
+        return await asyncio.to_thread(self.data_store.staged)
+
+    async def remove_staged(self, digest: str) -> bool:
+        return await asyncio.to_thread(self.data_store.remove, digest)
 
     def config_notes(self, config: LocalConfig) -> list[str]:
         """Human notes for the run record: what of the config has no local meaning."""
@@ -260,18 +293,25 @@ class LocalBackend(Backend[LocalConfig]):
             (PurePosixPath(run_relpath(k, "extra file")), k.endswith("/")): v
             for k, v in (extra_files or {}).items()
         }
-        await asyncio.to_thread(self._prepare_sync, run_dir, snapshot, extras)
+        await asyncio.to_thread(self._prepare_sync, run_dir, snapshot, extras, ctx.data)
         if progress:
             total = snapshot.total_bytes + sum(len(v) for v in extras.values())
             progress(total, total)
         return PreparedJob(ctx, str(run_dir))
 
     def _prepare_sync(
-        self, run_dir: Path, snapshot: Snapshot, extras: dict[tuple[PurePosixPath, bool], bytes]
+        self, run_dir: Path, snapshot: Snapshot, extras: dict[tuple[PurePosixPath, bool], bytes],
+        datasets: Sequence[DataStage] = (),
     ) -> None:
         if self._launch_info(run_dir):  # never overwrite the files of a launched job
             raise Conflict(f"a job was already started in {run_dir}")
         materialize(snapshot, run_dir)
+        for stage in datasets:  # the data path links to the staged version (or mapped data)
+            link = run_dir / run_relpath(stage.path, "dataset path")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.is_file():
+                link.unlink()
+            link.symlink_to(stage.location)
         for (rel, is_dir), data in extras.items():
             target = run_dir / rel
             if is_dir:

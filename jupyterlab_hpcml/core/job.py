@@ -15,17 +15,21 @@
 And the places for what comes next (see ``backends/base.py`` for the contract):
 :class:`ArrayTask` (many tasks, one job), :class:`RequeuePolicy` (a job requeued
 resumes under the same run), :class:`ServiceSpec` / :class:`ServiceEndpoint` (a
-long-running job with a port to reach), :class:`DataStage` (data next to the code).
+long-running job with a port to reach), :class:`DataStage` (data next to the code: a
+version staged by ``Backend.stage_data``, :class:`DataVersion` → :class:`StagedData`).
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, Literal, NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from .config_models import BackendConfigModel, Environment, Resources
 from .states import JobStatus
+
+# Staging progress: (bytes sent, bytes to send, files sent, files to send).
+DataProgress = Callable[[int, int, int, int], None]
 
 ConfigT = TypeVar("ConfigT", bound=BackendConfigModel, covariant=True)
 
@@ -69,18 +73,73 @@ class ServiceEndpoint:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """One file of a dataset version: where it lies in the dataset, its content, and where
+    that content is on this machine (read from there when the target lacks it)."""
+
+    relpath: str  # posix, inside the dataset (a one-file dataset: the file's name)
+    size: int
+    sha256: str
+    local_path: str
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """A dataset version to stage (``Backend.stage_data``): content-addressed like code, so
+    a target that holds a version (or some of its contents) is sent only what it lacks.
+    ``digest`` names the version (the digest of its content listing)."""
+
+    name: str
+    digest: str
+    files: tuple[DataFile, ...]
+    single_file: bool = False  # the dataset is one file (its job path names that file)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class StagedData:
+    """Where a staged version lies on the target, and what staging it sent now."""
+
+    digest: str
+    location: str  # absolute on the target: the version's folder (one file: the file)
+    sent_bytes: int = 0
+    sent_files: int = 0
+
+
+@dataclass(frozen=True)
+class TargetListing:
+    """What is at a path on the target (a dataset mapped to data already there). Its
+    ``digest`` is over each file's path, size and mtime: content is not read."""
+
+    path: str
+    digest: str
+    size: int
+    files: int
+
+
+@dataclass(frozen=True)
+class StagedVersion:
+    """A version held in the target's data store (``Backend.staged_versions``)."""
+
+    digest: str
+    location: str
+    size: int
+    files: int
+    staged_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
 class DataStage:
-    """Data placed in the run directory next to the code before the job starts.
+    """Data the job sees in its run directory: ``path`` (relative to the run directory)
+    is made to point at ``location`` on the target (a staged version, or data that lives
+    there already). ``prepare`` lays it out as a symbolic link; nothing is copied."""
 
-    ``source``: a local path, or a path/URL on the target (``on_target``); ``target``:
-    a path relative to the run directory. ``mode``: "copy", or "link" (a symlink on the
-    target: large data sets that already live there are not copied).
-    """
-
-    source: str
-    target: str
-    on_target: bool = False
-    mode: Literal["copy", "link"] = "copy"
+    name: str
+    path: str
+    location: str
 
 
 @dataclass(frozen=True)

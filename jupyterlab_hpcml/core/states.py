@@ -7,6 +7,7 @@ from enum import Enum
 
 class RunState(str, Enum):
     SUBMITTING = "SUBMITTING"
+    STAGING = "STAGING"  # its datasets go to the target; no job yet
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"

@@ -7,12 +7,21 @@ same whatever the machine: a version names the content, not where it lies.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import Problem, UserInputError
 from .snapshot import collect_files, hash_file
+
+HASH_THREADS = 4
+Hasher = Callable[[Path], tuple[str, int]]
+
+
+def _hash(path: Path) -> tuple[str, int]:
+    return hash_file(path), path.stat().st_size
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,7 @@ class ListedFile:
     relpath: str  # posix, relative to the source ("" for a single-file source: its name)
     size: int
     sha256: str
+    local: Path | None = field(default=None, compare=False)  # where the content is read from
 
 
 @dataclass
@@ -38,8 +48,10 @@ def listing_digest(listing: list[ListedFile]) -> str:
     return h.hexdigest()
 
 
-def local_version(source: Path) -> DatasetVersion:
-    """The version of a local folder or file (UserInputError if it does not exist)."""
+def local_version(source: Path, hasher: Hasher | None = None) -> DatasetVersion:
+    """The version of a local folder or file (UserInputError if it does not exist).
+    ``hasher``: path → (sha256, size), e.g. a :class:`~.hash_cache.HashCache`'s; files
+    are hashed a few at a time (hashlib works outside the GIL)."""
     if source.is_file() and not source.is_symlink():
         files = [(source.name, source)]
         notes: list[str] = []
@@ -47,9 +59,10 @@ def local_version(source: Path) -> DatasetVersion:
         files, notes = collect_files(source, gitignore=False)
     else:
         raise UserInputError(Problem(f"no such file or folder: {source}", key="source"))
-    listing = []
-    for rel, path in files:
-        digest = hash_file(path)
-        listing.append(ListedFile(rel, path.stat().st_size, digest))
+    hash_one = hasher or _hash
+    with concurrent.futures.ThreadPoolExecutor(HASH_THREADS) as pool:
+        hashed = list(pool.map(hash_one, (path for _rel, path in files)))
+    listing = [ListedFile(rel, size, digest, path)
+               for (rel, path), (digest, size) in zip(files, hashed, strict=True)]
     return DatasetVersion(digest=listing_digest(listing), size=sum(f.size for f in listing),
                           files=len(listing), listing=listing, notes=notes)

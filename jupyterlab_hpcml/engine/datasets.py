@@ -97,6 +97,7 @@ def load(project_dir: Path) -> dict[str, DatasetSpec]:
     specs: dict[str, DatasetSpec] = {}
     problems: list[Problem] = []
     by_env: dict[str, str] = {}
+    key: tuple[str, ...]
     for name, entry in (data.get("datasets") or {}).items():
         try:
             spec = _spec(name, entry)

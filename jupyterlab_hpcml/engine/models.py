@@ -22,6 +22,25 @@ class StateChange(BaseModel):
     message: str | None = None
 
 
+class DatasetUse(BaseModel):
+    """Which version of a dataset a run read, and where it was on the target.
+
+    ``digest`` names the version: over each file's path, size and sha256 (``version``
+    "content"), or, for data the config maps to a path already on the target, over each
+    file's path, size and mtime (``version`` "listing": content is not read there)."""
+
+    name: str
+    source: str  # as declared (a mapped dataset: the path on the target)
+    path: str  # where the job saw it, relative to its working directory
+    digest: str
+    version: Literal["content", "listing"] = "content"
+    size: int = 0  # bytes
+    files: int = 0
+    location: str | None = None  # on the target: the staged version's folder, or the mapped path
+    sent_bytes: int = 0  # what staging it for this run sent (0: it was there already)
+    sent_files: int = 0
+
+
 class CodeIdentity(BaseModel):
     """What code ran: git commit + hash of uncommitted changes, and always a content hash."""
 
@@ -59,6 +78,7 @@ class RunRecord(BaseModel):
     mlflow_run_id: str | None = None
     code: CodeIdentity | None = None
     snapshot_id: str | None = None  # manifest id in the local object store (re-run same code)
+    datasets: list[DatasetUse] = Field(default_factory=list)  # the data it read (see datasets.yaml)
     rerun_of: str | None = None
     # A sweep's child: the sweep's id, the child's point (row of the sweep's parameter
     # table), and, when it runs as a task of an array job in the sweep's shared run

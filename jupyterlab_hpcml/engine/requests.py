@@ -90,6 +90,7 @@ RunName = Annotated[str, StringConstraints(max_length=limits.MAX_RUN_NAME_LENGTH
                     AfterValidator(_no_nul)]
 ExperimentName = Annotated[str, StringConstraints(max_length=limits.MAX_EXPERIMENT_NAME_LENGTH),
                            AfterValidator(_no_nul)]
+DatasetName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_no_nul)]
 EntryPoint = Annotated[str, StringConstraints(max_length=limits.MAX_ENTRY_POINT_LENGTH),
                        AfterValidator(_no_nul)]
 
@@ -132,6 +133,9 @@ class _RunOptions(_Request):
     )
     run_name: RunName | None = None
     experiment_name: ExperimentName | None = None
+    data: Annotated[list[DatasetName], Field(max_length=limits.MAX_PARAMETERS)] | None = Field(
+        default=None, description="The datasets of datasets.yaml to stage; default: all of "
+        "them; [] for none")
 
 
 class SubmitRequest(_RunOptions):

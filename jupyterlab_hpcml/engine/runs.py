@@ -33,12 +33,15 @@ from ..core.errors import (
     UserInputError,
 )
 from ..core.files import Chunk
+from ..core.job import DataStage
 from ..core.snapshots import Snapshot
 from ..core.states import TERMINAL_STATES, JobStatus, RunState
 from . import cells, cleanup, job_context, logs, paths
 from . import config as config_mod
+from . import data as data_mod
 from . import project as project_mod
 from . import snapshot as snapshot_mod
+from .data import size_text as _size_text
 from .locks import HOST, pid_alive, try_lock
 from .models import CodeIdentity, DeleteResult, RunRecord, StateChange
 from .offline_sync import OfflineSync
@@ -107,6 +110,12 @@ class Plan:
     code: CodeIdentity | None = None
     notes: list[str] = field(default_factory=list)
     experiment_name: str = ""
+    data: data_mod.DataSelection = field(default_factory=data_mod.DataSelection)
+
+    @property
+    def exclude(self) -> list[str]:
+        """What the code snapshot leaves out: the config's Exclude and in-project data."""
+        return [*self.cfg.exclude, *self.data.excludes]
 
 
 def _default_run_name(entry_point: str) -> str:
@@ -133,6 +142,9 @@ class RunService:
         self.offline_sync = OfflineSync(tracker)
         # Upload progress of runs being submitted by this process: run id → (sent, total).
         self.upload_progress: dict[str, tuple[int, int]] = {}
+        # Datasets: fetched sources and file hashes, shared by all submissions.
+        self.data = data_mod.DataStager(data_dir)
+        self.staging_progress: dict[str, data_mod.StagingProgress] = {}
         # One poll of a connection at a time (its passes work from a snapshot of its runs);
         # different connections are polled side by side, each on its own schedule.
         self._poll_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -185,7 +197,7 @@ class RunService:
             except Exception:
                 # E.g. a deleted experiment: a user error, after which nothing may remain.
                 await asyncio.to_thread(self.store.delete, record.id,
-                                        expect=(RunState.SUBMITTING,))
+                                        expect=(RunState.SUBMITTING, RunState.STAGING))
                 raise
             return await self._launch(record, plan, scheduling)
         finally:
@@ -219,18 +231,20 @@ class RunService:
         project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
         cfg = await asyncio.to_thread(
             self._load_config, project_dir, req.backend_config, req.overrides, root)
+        backend = self.registry.get(cfg.kind, cfg.data)
+        backend.check_ready()  # e.g. credentials: refused before anything is created
+        selection = await asyncio.to_thread(
+            data_mod.select, project_dir, cfg, backend, req.data)
         if cell is not None:
             # The cell's files join the project's snapshot; its MLproject (with the cell's
             # entry point) is then read from the snapshot, as for a re-run.
             snapshot, req = await asyncio.to_thread(
                 cells.snapshot, cell, req, project, self.object_dir, self.manifest_dir,
-                cfg.exclude)
+                [*cfg.exclude, *selection.excludes])
             project = await asyncio.to_thread(self._load_project, project_dir, snapshot)
-        backend = self.registry.get(cfg.kind, cfg.data)
-        backend.check_ready()  # e.g. credentials: refused before anything is created
         config = job_context.job_config(backend, cfg)  # typed, once: for notes and the job
         return Plan(project_dir, project, cfg, backend, config, snapshot,
-                    experiment_name=req.experiment_name or project.name), req
+                    experiment_name=req.experiment_name or project.name, data=selection), req
 
     async def resolve(self, plan: Plan, entry_point: str, parameters: Mapping[str, Any],
                       run_id: str) -> tuple[str, dict[str, str]]:
@@ -245,7 +259,7 @@ class RunService:
         if plan.snapshot is None:
             plan.snapshot = await asyncio.to_thread(
                 snapshot_mod.take_snapshot, plan.project_dir, self.object_dir,
-                self.manifest_dir, plan.cfg.exclude,
+                self.manifest_dir, plan.exclude,
             )
             plan.code = await asyncio.to_thread(
                 snapshot_mod.code_identity, plan.project_dir, plan.snapshot)
@@ -255,6 +269,7 @@ class RunService:
         else:
             plan.code = rerun_of.code if rerun_of and rerun_of.code else None
         plan.notes = self._notes(plan.project, plan.config, plan.backend, plan.snapshot)
+        plan.notes.extend(plan.data.notes)
 
     def new_record(self, plan: Plan, req: SubmitRequest, run_id: str, command: str,
                    params: dict[str, str], *, rerun_of: RunRecord | None = None,
@@ -262,7 +277,7 @@ class RunService:
         """A new run's record (SUBMITTING unless ``fields`` say otherwise)."""
         assert plan.snapshot is not None, "take_code first"
         now = time.time()
-        state = fields.pop("state", RunState.SUBMITTING)
+        state = fields.pop("state", RunState.STAGING if plan.data.specs else RunState.SUBMITTING)
         return RunRecord(
             id=run_id,
             name=run_name or req.run_name or _default_run_name(req.entry_point),
@@ -314,10 +329,17 @@ class RunService:
         backend, snapshot = plan.backend, plan.snapshot
         assert snapshot is not None
         job_id: str | None = None
+        stages: list[DataStage] = []
+        if plan.data.specs:
+            staged = await self._stage(record, plan)
+            if isinstance(staged, RunRecord):  # failed, or cancelled while staging
+                return staged
+            record, stages = staged
         try:
-            ctx = job_context.context(record, plan.config)
+            ctx = job_context.context(record, plan.config).replace(data=tuple(stages))
             run_dir = await backend.run_dir_for(ctx)
-            ctx = ctx.replace(run_dir=run_dir, env=self.job_env(record, plan.cfg, run_dir))
+            env = {**self.job_env(record, plan.cfg, run_dir), **plan.data.job_env(run_dir)}
+            ctx = ctx.replace(run_dir=run_dir, env=env)
             extra = self.run_files(record, run_dir)
             prepared = await backend.prepare(
                 ctx, snapshot, extra, progress=lambda s, t: self._progress(record.id, s, t)
@@ -341,6 +363,40 @@ class RunService:
         if new.cancel_requested and new.backend_job_id and not new.state.terminal:
             await self._send_cancel(new)  # cancelled while it was being submitted
         return new
+
+    async def _stage(self, record: RunRecord, plan: Plan
+                     ) -> tuple[RunRecord, list[DataStage]] | RunRecord:
+        """The run's datasets onto its target while it is STAGING, then SUBMITTING; the
+        versions recorded on the run and in MLflow. A failure ends the run FAILED with the
+        reason before any job exists (answered as the ended record)."""
+        progress = self.staging_progress[record.id] = data_mod.StagingProgress()
+        try:
+            stages, uses = await self.data.stage(plan.data, plan.backend, plan.project_dir,
+                                                 progress)
+        except Exception as exc:  # noqa: BLE001 - any fault ends the run with its reason
+            if not isinstance(exc, HpcmlError):
+                log.exception("staging the data of run %s failed", record.id)
+            return await self._apply(record, JobStatus(
+                RunState.FAILED, message=f"staging data failed: {exc}"))
+        finally:
+            self.staging_progress.pop(record.id, None)
+        sent = sum(u.sent_bytes for u in uses)
+        moved = await asyncio.to_thread(
+            self.store.transition, record.id, RunState.SUBMITTING, expect=(RunState.STAGING,),
+            message=f"data staged ({_size_text(sent)} sent)", datasets=uses)
+        if moved is None or moved.cancel_requested:  # cancelled, or ended elsewhere
+            current = moved if moved is not None else await asyncio.to_thread(
+                self.store.get, record.id)
+            if current.state.terminal:
+                return current
+            return await self._apply(current, JobStatus(
+                RunState.CANCELLED, message="cancelled while staging data"))
+        if moved.mlflow_run_id:
+            try:
+                await asyncio.to_thread(self.tracker.log_datasets, moved.mlflow_run_id, uses)
+            except Exception:  # noqa: BLE001 - tracking trouble must not fail the run
+                log.exception("could not log the datasets of run %s in MLflow", record.id)
+        return moved, stages
 
     def _progress(self, run_id: str, sent: int, total: int) -> None:
         self.upload_progress[run_id] = (sent, total)
@@ -645,6 +701,12 @@ class RunService:
         """A SUBMITTING run whose submitter is gone: adopt its job if it exists, else FAILED."""
         if self._being_submitted(run):
             return
+        if run.state == RunState.STAGING:  # no job can exist before its data is staged
+            if run.schedule_id and run.array_task is None:
+                await self._resubmit(run)
+            else:
+                await self._apply(run, JobStatus(RunState.FAILED, message=INTERRUPTED))
+            return
         if not run.mlflow_run_id and run.mlflow_experiment_name:
             # Interrupted between the record and its MLflow run: find that run, so that it
             # is closed with the record instead of staying RUNNING for ever.
@@ -680,7 +742,7 @@ class RunService:
         so of two processes that find it only one submits it."""
         taken = await asyncio.to_thread(
             self.store.transition, run.id, RunState.SUBMITTING,
-            expect=(RunState.SUBMITTING,),
+            expect=(RunState.SUBMITTING, RunState.STAGING),
             where={"submitter_host": run.submitter_host, "submitter_pid": run.submitter_pid},
             message=RESUBMITTED, log_message=True,
             submitter_host=HOST, submitter_pid=os.getpid())
@@ -697,6 +759,10 @@ class RunService:
             ), snapshot=snapshot)
             await self.take_code(plan)
             plan.code = run.code
+            if plan.data.specs:
+                taken = await asyncio.to_thread(
+                    self.store.transition, run.id, RunState.STAGING,
+                    expect=(RunState.SUBMITTING,)) or taken
             scheduling = None
             if not taken.mlflow_run_id:
                 taken, scheduling = await self._create_mlflow_run(
@@ -766,7 +832,8 @@ class RunService:
             raise Conflict(f"run {run.id} already ended ({run.state.value})")
         run = await asyncio.to_thread(self.store.update, run.id, cancel_requested=True)
         if not run.backend_job_id:
-            if run.state == RunState.SUBMITTING and self._being_submitted(run):
+            if run.state in (RunState.SUBMITTING, RunState.STAGING) and \
+                    self._being_submitted(run):
                 return run  # its submitter cancels the job once it has an id (see _launch)
             # Its submission was interrupted: the job may exist all the same.
             backend = self.registry.for_run(run)

@@ -11,6 +11,7 @@ and the server extension must load within its import-time budget. All
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ from ..core.states import RunState
 from . import mlflow_sqlite, paths, yamlio
 from .locks import hold_lock
 from .mlflow_import import load_mlflow
-from .models import TrackingMode
+from .models import DatasetUse, TrackingMode
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, keeps mlflow out of the import path
     from mlflow import MlflowClient
@@ -46,6 +47,7 @@ SECRET_ENV_VARS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_
 # the job may well still run, so the MLflow status is left as it is ("never silently FAILED").
 _MLFLOW_STATUS: dict[RunState, str] = {
     RunState.SUBMITTING: "SCHEDULED",
+    RunState.STAGING: "SCHEDULED",
     RunState.QUEUED: "SCHEDULED",
     RunState.RUNNING: "RUNNING",
     RunState.FINISHED: "FINISHED",
@@ -224,6 +226,25 @@ class Tracker:
         objs = [RunTag(str(k), str(v)) for k, v in tags.items()]
         for batch in _chunks(objs, MAX_TAGS_PER_BATCH):
             self.client.log_batch(run_id, tags=list(batch))
+
+    def log_datasets(self, run_id: str, uses: Sequence[DatasetUse]) -> None:
+        """The run's dataset versions as MLflow dataset inputs (its UI lists them with the
+        run). MLflow keeps 36 characters of a digest: the first 32 of ours; the whole one,
+        the size and the file count go into the dataset's profile."""
+        load_mlflow()
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [DatasetInput(
+            dataset=Dataset(
+                name=use.name, digest=use.digest[:32],
+                source_type="hpcml-cluster" if use.version == "listing" else "hpcml",
+                source=json.dumps({"source": use.source, "path": use.path,
+                                   "location": use.location}),
+                profile=json.dumps({"digest": use.digest, "version": use.version,
+                                    "size": use.size, "files": use.files})),
+            tags=[InputTag("mlflow.data.context", "training")]) for use in uses]
+        if inputs:
+            self.client.log_inputs(run_id, datasets=inputs)
 
     def get_tags(self, run_id: str) -> dict[str, str]:
         return dict(self.client.get_run(run_id).data.tags)

@@ -3,6 +3,7 @@ import { RunState } from '../types';
 
 /** Every run state, in lifecycle order (the runs tab's state filter lists them so). */
 export const RUN_STATES: readonly RunState[] = [
+  'STAGING',
   'SUBMITTING',
   'QUEUED',
   'RUNNING',

@@ -78,7 +78,7 @@ export const DEFAULT_QUERY: Readonly<IRowQuery> = Object.freeze({
   schedule: ''
 });
 
-export const ACTIVE_STATES: RunState[] = ['SUBMITTING', 'QUEUED', 'RUNNING', 'UNKNOWN'];
+export const ACTIVE_STATES: RunState[] = ['STAGING', 'SUBMITTING', 'QUEUED', 'RUNNING', 'UNKNOWN'];
 
 export function isActive(state: RunState): boolean {
   return !TERMINAL_STATES.has(state);

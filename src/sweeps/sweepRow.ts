@@ -12,6 +12,7 @@ import { RunState } from '../types';
 
 /** Order of the count badges: what is going on first, then how it ended. */
 const COUNT_ORDER: RunState[] = [
+  'STAGING',
   'SUBMITTING',
   'QUEUED',
   'RUNNING',

@@ -1,2 +1,40 @@
 """Where a dataset's files come from, fetched to this machine when they are not local:
-one module per kind of source (``https``; ``s3`` and ``dvc`` to come)."""
+one module per kind of remote source (``https``, ``s3``); :func:`local_path` picks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...core.errors import Problem, UserInputError
+from ..datasets import DatasetSpec
+
+
+def local_path(spec: DatasetSpec, project_dir: Path, cache_dir: Path) -> Path:
+    """The dataset's files on this machine: in place for a local source, else fetched into
+    ``cache_dir`` (only what changed since the last fetch). Blocking."""
+    if spec.kind == "project":
+        return project_dir / spec.source
+    if spec.kind == "local":
+        return Path(spec.source)
+    if spec.kind == "https":
+        from . import https
+        return https.fetch(spec.source, cache_dir / "https")
+    if spec.kind == "s3":
+        from . import s3
+        return s3.fetch(spec.source, cache_dir / "s3")
+    raise UserInputError(Problem(
+        f"dataset {spec.name}: DVC sources are not supported yet", key="source"))
+
+
+def check_local(spec: DatasetSpec, project_dir: Path) -> Problem | None:
+    """For a submission, before anything is created: a local source that is not there.
+    (A remote one is checked when it is fetched, while the run is STAGING.)"""
+    if spec.kind not in ("project", "local"):
+        return None
+    path = local_path(spec, project_dir, project_dir)
+    if path.is_symlink() and spec.kind == "project":
+        return Problem(f"dataset {spec.name}: {spec.source} is a symbolic link; give the "
+                       "folder it points to", key=f"datasets.{spec.name}.source")
+    if not path.exists():
+        return Problem(f"dataset {spec.name}: its source {path} does not exist",
+                       key=f"datasets.{spec.name}.source")
+    return None

@@ -13,6 +13,7 @@ import json
 import shutil
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -34,7 +35,7 @@ def fetch(url: str, cache_dir: Path) -> Path:
         raise _fail(url, "only https:// URLs are fetched")
     folder = cache_dir / hashlib.sha256(url.encode()).hexdigest()[:32]
     folder.mkdir(parents=True, exist_ok=True)
-    name = PurePosixPath(urllib.request.urlparse(url).path).name or "download"
+    name = PurePosixPath(urllib.parse.urlparse(url).path).name or "download"
     download, meta_file = folder / name, folder / "meta.json"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() and download.exists() else {}
     request = urllib.request.Request(url)

@@ -1,0 +1,171 @@
+"""Datasets on the local backend, through the engine: a 200-file dataset folder staged into
+the local data store once, the job reading it at its declared path and through
+HPCML_DATA_<NAME>, nothing copied a second time, one changed file copied alone, versions on
+the run record and in MLflow; bad input refused before anything exists; a mapped path
+used in place."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from jupyterlab_hpcml.core.errors import UserInputError
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.requests import SubmitRequest
+from jupyterlab_hpcml.engine.service import Engine
+
+# The job lists what it sees at the declared path and through the variable: same digest.
+READER = '''
+import hashlib, os, sys
+def digest(root):
+    h = hashlib.sha256()
+    for dirpath, dirs, files in os.walk(root, followlinks=True):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            h.update(os.path.relpath(path, root).encode() + b"\\0")
+            h.update(open(path, "rb").read())
+    return h.hexdigest()
+print("declared", digest("data/digits"))
+print("env", digest(os.environ["HPCML_DATA_DIGITS_CSV"]))
+print("abs", os.path.isabs(os.environ["HPCML_DATA_DIGITS_CSV"]))
+'''
+
+
+def folder_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    (root / "data" / "digits" / "sub").mkdir(parents=True)
+    for i in range(200):
+        folder = root / "data" / "digits" / ("sub" if i % 10 == 0 else "")
+        (folder / f"part-{i:03d}.csv").write_text(f"{i}," + "7," * (i + 1) + "\n")
+    (root / "MLproject").write_text(
+        "name: datatoy\nentry_points:\n  main:\n    command: python read.py\n")
+    (root / "read.py").write_text(READER)
+    (root / "datasets.yaml").write_text(
+        "datasets:\n  digits-csv:\n    source: data/digits\n")
+    return root
+
+
+@pytest.fixture
+def engine(hpcml_data: Path) -> Engine:
+    return Engine(data_dir=hpcml_data, poll_interval=0.2)
+
+
+async def run_to_end(engine: Engine, project: Path, **req: object) -> tuple[str, dict[str, str]]:
+    run = await engine.submit(SubmitRequest(project=str(project), **req))
+    deadline = time.monotonic() + 60
+    while not run.state.terminal and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        run = await engine.current(run.id)
+    assert run.state == RunState.FINISHED, (run.state, run.state_history)
+    out = (await engine.read_log_all(run.id, "stdout")).data
+    return run.id, dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+async def test_staged_once_then_only_the_changed_file(engine: Engine, project: Path) -> None:
+    data = project / "data" / "digits"
+    first_id, seen = await run_to_end(engine, project)
+    assert seen["declared"] == seen["env"] == folder_digest(data)
+    assert seen["abs"] == "True"
+    first = await engine.get(first_id)
+    assert [s.state for s in first.state_history][:2] == [RunState.STAGING, RunState.SUBMITTING]
+    (use,) = first.datasets
+    total = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
+    assert (use.name, use.path, use.files, use.size) == ("digits-csv", "data/digits", 200, total)
+    assert (use.sent_files, use.sent_bytes) == (200, total)
+    # The code snapshot left the data out: it reached the job through the data store only.
+    snapshot_files = (engine.runs.manifest_dir / f"{first.snapshot_id}.json").read_text()
+    assert "part-001.csv" not in snapshot_files
+
+    second_id, seen2 = await run_to_end(engine, project)
+    second = await engine.get(second_id)
+    assert second.datasets[0].digest == use.digest
+    assert (second.datasets[0].sent_files, second.datasets[0].sent_bytes) == (0, 0)
+    assert seen2["declared"] == seen["declared"]
+
+    time.sleep(0.01)
+    changed = data / "part-005.csv"
+    changed.write_text("changed\n")
+    third_id, seen3 = await run_to_end(engine, project)
+    third = await engine.get(third_id)
+    assert third.datasets[0].digest != use.digest
+    assert (third.datasets[0].sent_files, third.datasets[0].sent_bytes) == (1, len("changed\n"))
+    assert seen3["declared"] == folder_digest(data) != seen["declared"]
+    # The first run's version is intact: staged versions are never written to.
+    assert folder_digest(Path(use.location or "")) == seen["declared"]
+
+    client = MlflowClient(engine.tracking_uri)
+    digests = []
+    for run_id in (first_id, third_id):
+        inputs = client.get_run((await engine.get(run_id)).mlflow_run_id).inputs
+        (ds,) = inputs.dataset_inputs
+        assert ds.dataset.name == "digits-csv"
+        digests.append(ds.dataset.digest)
+    assert digests == [use.digest[:32], third.datasets[0].digest[:32]]
+
+
+async def test_no_data(engine: Engine, project: Path) -> None:
+    (project / "read.py").write_text("import os; print('has', os.path.exists('data/digits'))\n")
+    none_id, seen = await run_to_end(engine, project, data=[])
+    assert seen["has"] == "False"
+    assert (await engine.get(none_id)).datasets == []
+
+
+@pytest.mark.parametrize("change, key, words", [
+    ({"data": ["nope"]}, "data", "unknown dataset nope (declared: digits-csv)"),
+    ("missing-source", "datasets.digits-csv.source", "does not exist"),
+    ("undeclared-mapping", "Data.other", "not declared"),
+])
+async def test_bad_input_creates_nothing(engine: Engine, project: Path, change: object,
+                                         key: str, words: str) -> None:
+    req: dict[str, object] = {}
+    if isinstance(change, dict):
+        req.update(change)
+    elif change == "missing-source":
+        shutil.rmtree(project / "data" / "digits")
+    else:
+        (project / "local.yaml").write_text("Data:\n  other: /tmp\n")
+        req["backend_config"] = "local.yaml"
+    with pytest.raises(UserInputError) as err:
+        await engine.submit(SubmitRequest(project=str(project), **req))
+    problem = next(p for p in err.value.problems if p.key == key)
+    assert words in problem.message
+    assert (await engine.list_runs())[1] == 0
+
+
+async def test_a_mapped_path_is_used_in_place(engine: Engine, project: Path,
+                                              tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "digits"
+    shutil.copytree(project / "data" / "digits", shared)
+    (project / "local.yaml").write_text(f"Data:\n  digits-csv: {shared}\n")
+    run_id, seen = await run_to_end(engine, project, backend_config="local.yaml")
+    run = await engine.get(run_id)
+    (use,) = run.datasets
+    assert (use.version, use.location, use.files, use.sent_bytes) == ("listing", str(shared),
+                                                                       200, 0)
+    assert seen["declared"] == folder_digest(shared)
+    assert not (engine.data_dir / "datasets" / "versions").exists()
+
+
+async def test_a_mapping_to_nothing_fails_the_run_before_any_job(
+        engine: Engine, project: Path, tmp_path: Path) -> None:
+    (project / "local.yaml").write_text(f"Data:\n  digits-csv: {tmp_path / 'nowhere'}\n")
+    run = await engine.submit(SubmitRequest(project=str(project), backend_config="local.yaml"))
+    assert run.state == RunState.FAILED
+    assert "staging data failed" in (run.state_history[-1].message or "")
+    assert "nowhere" in (run.state_history[-1].message or "")
+    assert run.backend_job_id is None
