@@ -138,8 +138,8 @@ def test_features_refuse_what_a_backend_cannot_do(tmp_path: Path) -> None:
 async def test_next_capabilities_raise_unsupported_by_default(tmp_path: Path) -> None:
     backend = LocalBackend({}, tmp_path)
     features = backend.supported_features()
-    assert not (features.job_arrays or features.requeue or features.services or features.tunnel
-                or features.data_staging)
+    assert not (features.job_arrays or features.requeue or features.services or features.tunnel)
+    assert features.data_staging  # the local data store (backends/local_data.py)
     ref = run_record(run_dir=str(tmp_path)).job_ref()
     with pytest.raises(Unsupported):
         await backend.submit_array(PreparedJob(ctx_of(backend), str(tmp_path)), [])

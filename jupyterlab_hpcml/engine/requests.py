@@ -146,6 +146,18 @@ class SubmitRequest(_RunOptions):
     )
 
 
+class DataStageRequest(_Request):
+    """Stage a project's datasets on a config's target ahead of a run."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    project: PathText = Field(description="Project folder (or a file inside it)")
+    backend_config: PathText | None = Field(
+        default=None, description="Backend config file, relative to the project; default: local")
+    names: Annotated[list[DatasetName], Field(max_length=limits.MAX_PARAMETERS)] | None = Field(
+        default=None, description="The datasets to stage; default: all declared")
+
+
 class RerunRequest(_RunOptions):
     fresh_code: bool = Field(
         default=False, description="Snapshot the project again instead of reusing the run's code"

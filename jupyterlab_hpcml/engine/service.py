@@ -16,6 +16,8 @@ Methods, by subject (sections below, in this order):
 - schedules: ``create_schedule``, ``preview_schedule``, ``get_schedule``,
   ``list_schedules``, ``pause_schedule``, ``resume_schedule``, ``delete_schedule``,
   ``run_schedule_now``, ``run_schedules`` (the headless loop)
+- data: ``data_overview``, ``stage_data``, ``start_staging``, ``staging``,
+  ``remove_data_version``, ``staging_progress``
 - logs: ``read_log``, ``read_log_all``, ``log_tail``
 - artifacts: ``list_artifacts``, ``open_artifact``, ``download_artifact``
 - metrics: ``metric_keys``, ``latest_metrics``, ``metric_history``,
@@ -41,9 +43,12 @@ from ..core.states import RunState
 from ..settings import default_data_dir
 from . import logs
 from .cells import Cell
+from .data import StagingProgress
+from .data_service import DataService, DataView, StagingView
 from .logs import LogChunk
 from .models import (
     CronPreview,
+    DatasetUse,
     DeleteResult,
     Firing,
     RunRecord,
@@ -55,6 +60,7 @@ from .models import (
 from .outputs import RunOutputs
 from .poller import Poller
 from .requests import (
+    DataStageRequest,
     Overrides,
     RerunRequest,
     ScheduleRequest,
@@ -104,6 +110,7 @@ class Engine:
         self.poller = Poller(self.runs, interval=poll_interval)
         self.schedules = ScheduleService(self.runs)
         self.schedule_loop = ScheduleLoop(self.schedules)
+        self.data = DataService(self.runs)
         self.fire_schedules = fire_schedules
 
     def start(self) -> None:
@@ -284,6 +291,37 @@ class Engine:
         self.fire_schedules = True
         self.start()
         await asyncio.Event().wait()
+
+    # ------------------------------------------------------------------ data
+
+    def staging_progress(self, run_id: str) -> dict[str, Any] | None:
+        """Bytes and files sent, rate and ETA while a run's data is being staged, else None."""
+        progress = self.runs.staging_progress.get(run_id)
+        return progress.as_dict() if progress else None
+
+    async def data_overview(self, project: Path, config: str | None = None, *,
+                            root: Path | None = None, current: bool = True) -> DataView:
+        """A project's datasets on a config's target: versions (the current one, the staged
+        ones, the ones runs read), where each is staged, and the runs that read it."""
+        return await self.data.overview(project, config, root, current)
+
+    async def stage_data(self, project: Path, config: str | None = None,
+                         names: list[str] | None = None, *, root: Path | None = None,
+                         progress: StagingProgress | None = None) -> list[DatasetUse]:
+        """Stage datasets ahead of a run (all declared unless ``names``); waits."""
+        return await self.data.stage(project, config, names, root, progress)
+
+    def start_staging(self, req: DataStageRequest, *, root: Path | None = None) -> StagingView:
+        """:meth:`stage_data` in the background; follow it with :meth:`staging`."""
+        return self.data.start_staging(Path(req.project), req.backend_config, req.names, root)
+
+    def staging(self, staging_id: str) -> StagingView:
+        return self.data.staging(staging_id)
+
+    async def remove_data_version(self, project: Path, config: str | None, digest: str, *,
+                                  root: Path | None = None) -> None:
+        """Free a staged version on a config's target (Conflict while an active run reads it)."""
+        await self.data.remove(project, config, digest, root)
 
     # ------------------------------------------------------------------ logs
 

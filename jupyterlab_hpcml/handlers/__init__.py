@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .configs import SaveConfigHandler
 from .credentials import CredentialsHandler
+from .data import DataHandler, DataStageHandler, DataStagingHandler, DataVersionHandler
 from .experiments import ExperimentsHandler
 from .meta import ConfigSchemaHandler, FeaturesHandler
 from .outputs import (
@@ -63,6 +64,10 @@ HANDLERS = [
     (rf"sweeps/{SWEEP}", SweepHandler),
     (rf"sweeps/{SWEEP}/cancel", SweepCancelHandler),
     (rf"sweeps/{SWEEP}/rerun", SweepRerunHandler),
+    (r"data", DataHandler),
+    (r"data/stage", DataStageHandler),
+    (r"data/stage/(?P<staging_id>[0-9a-f]{1,64})", DataStagingHandler),
+    (r"data/versions/(?P<digest>[0-9a-f]{1,64})", DataVersionHandler),
     (r"schedules", SchedulesHandler),
     (r"schedules/preview", SchedulePreviewHandler),
     (rf"schedules/{SCHEDULE}", ScheduleHandler),

@@ -22,6 +22,7 @@ def _extras(handler: HpcmlHandler, run_id: str, project_path: str, started_at: f
         "started_at": started_at,
         "ended_at": ended_at,
         "upload_progress": {"sent": progress[0], "total": progress[1]} if progress else None,
+        "staging_progress": handler.engine.staging_progress(run_id),
     }
 
 
