@@ -45,7 +45,19 @@ from ...core import yamlio
 from ...core.config_models import SSHConfig
 from ...core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ...core.files import META_DIR, OFFLINE_MLRUNS, Chunk, FileInfo, run_relpath
-from ...core.job import ArrayTask, JobContext, JobRef, PreparedJob, Submission
+from ...core.job import (
+    ArrayTask,
+    DataProgress,
+    DataStage,
+    DataVersion,
+    JobContext,
+    JobRef,
+    PreparedJob,
+    StagedData,
+    StagedVersion,
+    Submission,
+    TargetListing,
+)
 from ...core.snapshots import ProgressCallback, Snapshot
 from ...core.states import JobStatus, RunState
 from ..base import Backend, Features, JobSpec
@@ -74,6 +86,7 @@ from ..slurm_common import (
     sbatch_message,
 )
 from .connection import CommandPoisoned, CommandTooLong, SSHConnection, SSHError
+from .data_store import DataStore
 from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
 
 log = logging.getLogger(__name__)
@@ -131,6 +144,7 @@ class SlurmBackend(Backend[SSHConfig]):
         super().__init__(config, data_dir)
         self.conn = SSHConnection(self.config.ssh.as_written())
         self.uploader = Uploader(self.conn, Path(data_dir) / "snapshots")
+        self.data_store = DataStore(self.uploader)
         self.last_upload: UploadStats | None = None
         self._base: str | None = None
         self._cache: dict[str, JobStatus] = {}  # job id → last status reported
@@ -149,7 +163,7 @@ class SlurmBackend(Backend[SSHConfig]):
                         upload_progress=True, offline_tracking=True,
                         resources=[*HONOURED_RESOURCES, *REQUEUE_RESOURCES],
                         job_arrays=True, max_array_size=self.max_array_size or 1001,
-                        requeue=True)
+                        requeue=True, data_staging=True)
 
     # ------------------------------------------------------------ layout
 
@@ -243,6 +257,30 @@ class SlurmBackend(Backend[SSHConfig]):
                                          key="Environment.Apptainer.Path"))
         rel = f"{META_DIR}/apptainer/{local.name}"
         return {rel: local}, rel
+
+    # ------------------------------------------------------------ data
+
+    async def _cache_dir(self) -> str:
+        return f"{await self._definite_base_dir()}/.cache"
+
+    async def stage_data(self, versions: Sequence[DataVersion],
+                         progress: DataProgress | None = None) -> list[StagedData]:
+        """Into the data store beside the code cache (``data_store``): only missing contents
+        travel; nothing at all but one command when the cluster holds them all."""
+        return await self.data_store.stage(await self._cache_dir(), list(versions), progress)
+
+    async def target_listing(self, path: str) -> TargetListing:
+        if not path.startswith("/") or "\0" in path:
+            raise UserInputError(Problem(f"a path on the cluster must be absolute: {path!r}"))
+        return await self.data_store.listing(await self._cache_dir(), path)
+
+    async def staged_versions(self) -> list[StagedVersion]:
+        return await self.data_store.versions(await self._cache_dir())
+
+    async def remove_staged(self, digest: str) -> bool:
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            return False  # not a version's name: not in the store
+        return await self.data_store.remove(await self._cache_dir(), digest)
 
     # ------------------------------------------------------------ submit
 
@@ -366,6 +404,8 @@ class SlurmBackend(Backend[SSHConfig]):
         for attempt in range(2):
             materialise = self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir,
                                                             prep.link_hashes)
+            if ctx.data:
+                materialise += "\n" + _data_links_command(run_dir, ctx.data)
             command = _submit_command(materialise, run_dir, secrets_path, pre, inline,
                                       self._submit_marker(base, ctx.run_id), scripts, offsets)
             try:
@@ -811,6 +851,31 @@ class SlurmBackend(Backend[SSHConfig]):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _data_links_command(run_dir: str, stages: Sequence[DataStage]) -> str:
+    """Shell lines making each dataset's job path in the run directory a symbolic link to
+    its location on the cluster (exit 99, before the secrets are written, when the data is
+    gone or the path is taken by a folder of the code)."""
+    q = shlex.quote
+    lines = []
+    for stage in stages:
+        rel = run_relpath(stage.path, f"the path of dataset {stage.name!r}")
+        if not rel or rel.split("/")[0] == META_DIR:
+            raise UserInputError(Problem(
+                f"the path of dataset {stage.name!r} must name a place in the run directory "
+                f"outside {META_DIR}/: {stage.path!r}"))
+        target, location = f"{run_dir}/{rel}", stage.location
+        gone = q(f"hpcml: dataset {stage.name} is no longer at {location} on the cluster")
+        taken = q(f"hpcml: the code already has a folder where dataset {stage.name} goes: {rel}")
+        lines += [
+            f"[ -e {q(location)} ] || {{ echo {gone} >&2; exit {_SETUP_FAILED}; }}",
+            f"[ -L {q(target)} ] || [ ! -d {q(target)} ] || {{ echo {taken} >&2; "
+            f"exit {_SETUP_FAILED}; }}",
+            f"mkdir -p {q(posixpath.dirname(target))} && ln -sfn {q(location)} {q(target)} "
+            f"|| exit {_SETUP_FAILED}",
+        ]
+    return "\n".join(lines)
 
 
 def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,

@@ -8,6 +8,8 @@ The cluster keeps a per-user object cache next to the run directories::
     <base>/hpcml/.cache/moded/ab/abcdef…-644  a copy of a content with a file mode (for trees)
     <base>/hpcml/.cache/incoming/            uploads in progress
     <base>/hpcml/.cache/helper-<v>.py        the small stdlib-only helper below (python3)
+    <base>/hpcml/.cache/datasets/<digest>…   staged dataset versions (``data_store``: their
+                                             manifests, and trees of hard links to objects/)
 
 Getting a snapshot onto the cluster (``Uploader.ensure``, called by ``prepare``):
 
@@ -28,9 +30,10 @@ which stay in ``objects/`` and are hard-linked
 into each run directory (``<n>`` in the tree's name). It is built in a temporary directory
 and renamed, so an existing tree is complete. The helper keeps the ``KEEP_TREES`` trees most
 recently built or planned (a run directory is a copy: pruning a tree harms no run), and at
-most once a day deletes the contents, per-mode copies and manifests that no kept tree uses
-and that are older than ``MAX_AGE`` (under an exclusive ``flock``; helper commands hold it
-shared), so the cache does not fill the user's quota.
+most once a day deletes the contents, per-mode copies and manifests that no kept tree and
+no staged dataset uses and that are older than ``MAX_AGE``, and uploads abandoned that long
+in ``incoming/`` (under an exclusive ``flock``; helper commands hold it shared), so the
+cache does not fill the user's quota.
 
 The run directory itself is made by the shell fragment of :meth:`Uploader.materialise_command`,
 which the backend runs in the same command as ``sbatch``: ``cp -Rp`` of the tree (copies:
@@ -67,10 +70,12 @@ UPLOAD_CONCURRENCY = 8
 LINK_THRESHOLD = 64 << 20  # files this large are hard-linked from the cache, not copied
 KEEP_TREES = 16  # materialised snapshots kept on the cluster (most recently used)
 MAX_AGE = 14 * 86400  # seconds: unused cache contents older than this are deleted (daily)
+# Helper commands safe to send again after a dropped connection (the others: once).
+REPEATABLE_OPS = frozenset({"plan", "data_plan", "data_tree", "data_list", "data_rm", "listing"})
 TREE_MISSING = 97  # exit status of the materialise fragment: the tree is gone, nothing was done
 
 HELPER = r'''
-import fcntl, hashlib, json, os, shutil, sys, time
+import fcntl, hashlib, json, os, re, shutil, stat, sys, time
 
 def atomic_write(path, data, mode=0o644):
     tmp = "%s.%d.tmp" % (path, os.getpid())
@@ -157,10 +162,11 @@ def collect(cache, trees, max_age):
     try:
         atomic_write(stamp, b"")
         kept = set(n.rsplit("-L", 1)[0] for n in os.listdir(trees) if not n.startswith("."))
-        used = set(e[1] for sid in kept for e in (load(cache, sid) or []))
+        used = set(e[1] for sid in kept for e in (load(cache, sid) or [])) | data_used(cache)
         for sub, key in (("objects", lambda f: f), ("moded", lambda f: f.split("-", 1)[0]),
-                         ("manifests", lambda f: f[:-5] if f.endswith(".json") else f)):
-            keep = kept if sub == "manifests" else used
+                         ("manifests", lambda f: f[:-5] if f.endswith(".json") else f),
+                         ("incoming", lambda f: f)):  # uploads abandoned long ago
+            keep = kept if sub == "manifests" else set() if sub == "incoming" else used
             for dirpath, _dirs, files in os.walk(os.path.join(cache, sub)):
                 for f in files:
                     path = os.path.join(dirpath, f)
@@ -247,16 +253,24 @@ def sha256(path):
             h.update(block)
     return h.hexdigest()
 
+def accept(cache, name, h):
+    """Move an upload into objects/ if its sha256 is h; else delete it (False)."""
+    src = os.path.join(cache, "incoming", os.path.basename(name))
+    if not os.path.exists(src):  # moved by this same command sent again
+        return os.path.exists(obj(cache, hexname(h)))
+    if sha256(src) != hexname(h):
+        os.unlink(src)
+        return False
+    os.makedirs(os.path.dirname(obj(cache, h)), exist_ok=True)
+    os.chmod(src, 0o444)
+    os.replace(src, obj(cache, h))
+    return True
+
 def tree(req):
     cache = req["cache"]
     for name, h in req.get("incoming", []):
-        src = os.path.join(cache, "incoming", os.path.basename(name))
-        if sha256(src) != h:
-            os.unlink(src)
+        if not accept(cache, name, h):
             raise SystemExit("upload of %s arrived corrupted" % h)
-        os.makedirs(os.path.dirname(obj(cache, h)), exist_ok=True)
-        os.chmod(src, 0o444)
-        os.replace(src, obj(cache, h))
     entries = load(cache, req["id"])
     if entries is None:
         raise SystemExit("manifest %s missing on the cluster" % req["id"])
@@ -266,10 +280,194 @@ def tree(req):
     build_tree(req, entries)
     return {"missing": [], "tree": True}
 
+
+# ---- datasets: datasets/<digest>.json (manifest), datasets/<digest>/ (the tree: hard links
+# to objects/, read-only, built in a temporary directory and renamed: complete or absent)
+HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+
+def hexname(h):
+    if not isinstance(h, str) or not HEX64.match(h):
+        raise SystemExit("not a sha256: %r" % (h,))
+    return h
+
+def data_manifest(cache, digest):
+    return os.path.join(cache, "datasets", hexname(digest) + ".json")
+
+def load_data(cache, digest):
+    try:
+        with open(data_manifest(cache, digest)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def data_location(cache, digest, m):
+    tree = os.path.join(cache, "datasets", digest)
+    return os.path.join(tree, m["files"][0][0]) if m.get("single") else tree
+
+def data_used(cache):
+    used = set()
+    d = os.path.join(cache, "datasets")
+    for n in (os.listdir(d) if os.path.isdir(d) else []):
+        if n.endswith(".json") and HEX64.match(n[:-5]):
+            used.update(f[1] for f in (load_data(cache, n[:-5]) or {}).get("files", []))
+    return used
+
+def rmtree_ro(path):
+    for dirpath, _dirs, _files in os.walk(path):  # trees are read-only: make them writable
+        try:
+            os.chmod(dirpath, 0o700)
+        except OSError:
+            pass
+    shutil.rmtree(path, ignore_errors=True)
+
+def build_data(cache, digest, m):
+    d = os.path.join(cache, "datasets")
+    final = os.path.join(d, digest)
+    if os.path.isdir(final):
+        return
+    now = time.time()
+    for n in os.listdir(d):  # left over by a crash
+        p = os.path.join(d, n)
+        try:
+            if n.startswith(".") and now - os.lstat(p).st_mtime > 3600:
+                rmtree_ro(p)
+        except OSError:
+            pass
+    tmp = os.path.join(d, ".tmp-%s-%d" % (digest, os.getpid()))
+    rmtree_ro(tmp)
+    os.makedirs(tmp)
+    made = set()
+    for rel, h, _size in m["files"]:
+        target = os.path.join(tmp, safe(rel))
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        try:  # objects are read-only: the tree links to them, no copy
+            os.link(obj(cache, h), target)
+        except OSError:  # e.g. too many links: a read-only copy
+            shutil.copyfile(obj(cache, h), target)
+            os.chmod(target, 0o444)
+    for dirpath, _dirs, _files in os.walk(tmp, topdown=False):  # jobs cannot write into it
+        os.chmod(dirpath, 0o555)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # built meanwhile by another staging
+        rmtree_ro(tmp)
+
+def data_versions(cache, digests):
+    out = {}
+    for digest in digests:
+        m = load_data(cache, digest)
+        if m is None:
+            raise SystemExit("dataset manifest %s missing on the cluster" % digest)
+        missing = lacking(cache, m["files"], [])
+        if not missing:
+            build_data(cache, digest, m)
+            out[digest] = {"tree": True, "location": data_location(cache, digest, m)}
+        else:
+            out[digest] = {"missing": missing}
+    return out
+
+def data_plan(req):
+    cache = req["cache"]
+    for d in ("objects", "incoming", "datasets"):
+        os.makedirs(os.path.join(cache, d), exist_ok=True)
+    pending = []
+    out = {}
+    for v in req["versions"]:
+        digest = hexname(v["digest"])
+        m = {"name": v.get("name", ""), "single": bool(v.get("single")), "files": v["files"]}
+        for rel, h, _size in m["files"]:
+            safe(rel)
+            hexname(h)
+        if m["single"] and len(m["files"]) != 1:
+            raise SystemExit("a one-file dataset with %d files" % len(m["files"]))
+        if os.path.isdir(os.path.join(cache, "datasets", digest)):
+            out[digest] = {"tree": True, "location": data_location(cache, digest, m)}
+            continue
+        if load_data(cache, digest) != m:
+            atomic_write(data_manifest(cache, digest), json.dumps(m).encode())
+        pending.append(digest)
+    out.update(data_versions(cache, pending))
+    partials = {}  # resumable uploads: [size so far, sha256 of that much]
+    for h in sorted(set(h for v in out.values() for h in v.get("missing", []))):
+        p = os.path.join(cache, "incoming", h + ".partial")
+        if os.path.isfile(p) and os.path.getsize(p):
+            partials[h] = [os.path.getsize(p), sha256(p)]
+    return {"versions": out, "partials": partials}
+
+def data_tree(req):
+    cache = req["cache"]
+    corrupt = [h for name, h in req.get("incoming", []) if not accept(cache, name, h)]
+    return {"versions": data_versions(cache, [hexname(d) for d in req["digests"]]),
+            "corrupt": corrupt}
+
+def data_list(req):
+    cache = req["cache"]
+    d = os.path.join(cache, "datasets")
+    out = []
+    for n in sorted(os.listdir(d) if os.path.isdir(d) else []):
+        m = load_data(cache, n) if HEX64.match(n) else None
+        try:
+            staged_at = os.stat(os.path.join(d, n)).st_mtime if m else None
+        except OSError:
+            continue
+        if m and staged_at is not None:
+            out.append({"digest": n, "location": data_location(cache, n, m),
+                        "size": sum(f[2] for f in m["files"]), "files": len(m["files"]),
+                        "staged_at": staged_at})
+    return {"versions": out}
+
+def data_rm(req):
+    cache = req["cache"]
+    digest = hexname(req["digest"])
+    d = os.path.join(cache, "datasets")
+    gone = os.path.join(d, ".old-%s-%d" % (digest, os.getpid()))
+    try:
+        os.rename(os.path.join(d, digest), gone)
+    except OSError:
+        gone = None
+    try:
+        os.unlink(data_manifest(cache, digest))
+    except OSError:
+        pass
+    if gone:
+        rmtree_ro(gone)
+    return {"removed": gone is not None}
+
+def listing(req):
+    """The version of data already on the cluster: each file's path, size and mtime
+    (content not read), links inside not followed. {"missing": true} when nothing is there."""
+    top = req["path"]
+    if not top.startswith("/"):
+        raise SystemExit("not an absolute path: %r" % top)
+    try:
+        st = os.stat(top)
+    except OSError:
+        return {"missing": True}
+    if stat.S_ISDIR(st.st_mode):
+        entries = []
+        for dirpath, dirs, files in os.walk(top):  # links to directories: listed, not walked
+            for n in files + [x for x in dirs if os.path.islink(os.path.join(dirpath, x))]:
+                p = os.path.join(dirpath, n)
+                try:
+                    entries.append((os.path.relpath(p, top), os.lstat(p)))
+                except OSError:
+                    pass
+    else:
+        entries = [(os.path.basename(top), st)]
+    h = hashlib.sha256()
+    for rel, s in sorted(entries, key=lambda e: e[0]):
+        h.update(("%s\0%d\0%d\n" % (rel, s.st_size, s.st_mtime_ns)).encode("utf-8", "surrogateescape"))
+    return {"path": top, "digest": h.hexdigest(), "size": sum(s.st_size for _r, s in entries),
+            "files": len(entries)}
+
 req = json.load(sys.stdin)
 os.makedirs(req["cache"], exist_ok=True)
 SHARED = lock(req["cache"], fcntl.LOCK_SH)  # no collection while this command runs
-out = {"plan": plan, "tree": tree}[req["op"]](req)
+out = {"plan": plan, "tree": tree, "data_plan": data_plan, "data_tree": data_tree,
+       "data_list": data_list, "data_rm": data_rm, "listing": listing}[req["op"]](req)
 sys.stdout.write(json.dumps(out))
 '''  # noqa: E501 (a line of the cluster-side script: wrapping it would change what is sent)
 HELPER_VERSION = hashlib.sha256(HELPER.encode()).hexdigest()[:12]
@@ -342,8 +540,8 @@ class Uploader:
         self.state.helper = path
         return path
 
-    async def _call(self, cache: str, request: dict[str, Any],
-                    stats: UploadStats) -> dict[str, Any]:
+    async def _call(self, cache: str, request: dict[str, Any], stats: UploadStats,
+                    what: str = "preparing the run directory") -> dict[str, Any]:
         helper = await self._helper(cache)
         body = json.dumps(request, separators=(",", ":")).encode()
         stats.manifest_bytes += len(body)
@@ -351,12 +549,13 @@ class Uploader:
         # -I -S: no user site, no site-packages scan: the helper is stdlib-only, this starts
         # fastest.
         res = await self.conn.run(f"python3 -I -S {shlex.quote(helper)}", input=body,
-                                  name=f"hpcml-{request['op']}", retry=request["op"] == "plan")
+                                  name=f"hpcml-{request['op']}",
+                                  retry=request["op"] in REPEATABLE_OPS)
         if res.exit_status == 127:
             raise TransferError(f"python3 is needed on the login node of {self.conn.label} "
                                 "to unpack uploads")
         if res.exit_status != 0:
-            raise TransferError(f"preparing the run directory on {self.conn.label} failed: "
+            raise TransferError(f"{what} on {self.conn.label} failed: "
                                 f"{(res.err or res.out).strip()[-2000:]}")
         try:
             answer: dict[str, Any] = json.loads(res.stdout)
