@@ -196,6 +196,34 @@ async def test_an_interrupted_large_upload_goes_on_where_it_stopped(slurm, work,
         await backend.close()
 
 
+class Stop(Exception):
+    pass
+
+
+async def test_a_staging_stopped_half_way_resumes_from_its_own_partial(slurm, work, tmp_path):  # noqa: F811
+    backend = backend_for(slurm, work, tmp_path)
+    try:
+        data = os.urandom(BIG)
+        v = version(tmp_path / "src", "big", {"big.bin": data})
+        cache = await backend._cache_dir()
+
+        def stop(sent: int, *_: int) -> None:
+            if sent >= 20 << 20:
+                raise Stop  # e.g. the server stopped in the middle of the upload
+
+        with pytest.raises(Stop):
+            await backend.stage_data([v], progress=stop)
+        done = int(ssh_cmd(slurm, f"stat -c %s {cache}/incoming/{sha(data)}.partial"))
+        assert 20 << 20 <= done < BIG
+        before = backend.conn.stats.upload_bytes
+        [staged] = await backend.stage_data([v])
+        assert (staged.sent_bytes, staged.sent_files) == (BIG - done, 1)
+        assert backend.conn.stats.upload_bytes - before == BIG - done
+        assert remote_hashes(slurm, staged.location) == {"big.bin": sha(data)}
+    finally:
+        await backend.close()
+
+
 async def test_an_upload_that_arrives_corrupted_is_deleted(slurm, work, tmp_path):  # noqa: F811
     backend = backend_for(slurm, work, tmp_path)
     try:

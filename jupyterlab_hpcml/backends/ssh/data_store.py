@@ -168,9 +168,15 @@ class DataStore:
             sending.report()
             return [name, h]
 
+        tasks = [asyncio.ensure_future(one(h)) for h in missing]
         try:
-            return list(await asyncio.gather(*(one(h) for h in missing)))
-        except (OSError, asyncio.TimeoutError) as exc:
+            return list(await asyncio.gather(*tasks))
+        except BaseException as exc:
+            for task in tasks:  # the other uploads stop too (their partials stay resumable)
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if not isinstance(exc, (OSError, asyncio.TimeoutError)):
+                raise
             if isinstance(exc, BackendUnavailable):
                 raise
             raise TransferError(f"upload to {self.conn.label} failed: {exc}") from None
