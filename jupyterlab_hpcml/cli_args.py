@@ -90,6 +90,10 @@ def add_run_options(p: argparse.ArgumentParser, *, json: bool = True,
                    help="override the backend config for this run, e.g. Resources.Nodes=2")
     p.add_argument("--run-name", metavar="TEMPLATE" if run_name_help else None,
                    help=run_name_help)
+    data = p.add_mutually_exclusive_group()
+    data.add_argument("--data", action="append", metavar="NAME",
+                      help="stage only this dataset of datasets.yaml (repeatable; default: all)")
+    data.add_argument("--no-data", action="store_true", help="stage no dataset")
     if wait:
         p.add_argument("--wait", action="store_true", help=(
             "wait until every child ended; exit 0 only if all FINISHED" if sweep else
@@ -179,7 +183,13 @@ def submit_request(args: argparse.Namespace, cwd: Path | None = None) -> SubmitR
         overrides=sets(args.set),
         run_name=args.run_name,
         experiment_name=args.experiment_name,
+        data=data_names(args),
     )
+
+
+def data_names(args: argparse.Namespace) -> list[str] | None:
+    """``--data`` / ``--no-data`` as a request's ``data`` (None: every declared dataset)."""
+    return [] if args.no_data else args.data
 
 
 def sweep_request(args: argparse.Namespace, cwd: Path | None = None) -> SweepRequest:
@@ -202,7 +212,8 @@ def sweep_rerun_request(args: argparse.Namespace) -> SweepRerunRequest:
     """``rerun SWEEP`` options; those that only a run takes are refused (nothing is done)."""
     from .engine.requests import SweepRerunRequest
 
-    for flag, given in (("--fresh-code", args.fresh_code), ("--run-name", args.run_name)):
+    for flag, given in (("--fresh-code", args.fresh_code), ("--run-name", args.run_name),
+                        ("--data", args.data), ("--no-data", args.no_data)):
         if given:
             raise UserInputError(Problem(
                 "only a run takes it: a sweep's children re-run with the sweep's snapshot "
@@ -218,7 +229,8 @@ def rerun_request(args: argparse.Namespace) -> RerunRequest:
         raise UserInputError(Problem(f"only a sweep takes it (an id starting with 's'), "
                                      f"not run {args.run!r}", key="--failed"))
     return RerunRequest(parameters=key_values(args.param, "-P"), overrides=sets(args.set),
-                        fresh_code=args.fresh_code, run_name=args.run_name)
+                        fresh_code=args.fresh_code, run_name=args.run_name,
+                        data=data_names(args))
 
 
 def confirm(question: str) -> bool:

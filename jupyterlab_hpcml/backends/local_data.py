@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,7 +73,7 @@ class LocalDataStore:
     def _put(self, sha256: str, source: Path) -> None:
         target = self._object(sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f"{sha256}.{os.getpid()}.part")
+        part = target.with_name(f"{sha256}.{secrets.token_hex(6)}.part")  # threads race
         shutil.copyfile(source, part)
         os.chmod(part, 0o444)
         os.replace(part, target)
@@ -80,7 +81,7 @@ class LocalDataStore:
     def _build(self, version: DataVersion) -> None:
         self.versions.mkdir(parents=True, exist_ok=True)
         tree = self.versions / version.digest
-        tmp = self.versions / f".tmp-{version.digest}-{os.getpid()}"
+        tmp = self.versions / f".tmp-{version.digest}-{secrets.token_hex(6)}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         for f in version.files:
@@ -116,7 +117,7 @@ class LocalDataStore:
         tree, manifest = self.versions / digest, self.versions / f"{digest}.json"
         if not manifest.exists() or "/" in digest or digest.startswith("."):
             return False
-        gone = self.versions / f".old-{digest}-{os.getpid()}"
+        gone = self.versions / f".old-{digest}-{secrets.token_hex(6)}"
         try:
             os.rename(tree, gone)
         except FileNotFoundError:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..backends.base import Backend
 from ..core.errors import Problem, UserInputError
-from ..core.job import DataFile, DataStage, DataVersion
+from ..core.job import DataFile, DataStage, DataVersion, StagedVersion
 from . import data_sources, dataset_versions, datasets
 from .config import BackendConfig
 from .datasets import DatasetSpec
@@ -39,6 +39,9 @@ class DataSelection:
     mapped: dict[str, str] = field(default_factory=dict)
     excludes: list[str] = field(default_factory=list)  # in-project sources: not code
     notes: list[str] = field(default_factory=list)
+    # A re-run of the same code reads the same versions (name → digest) while the target
+    # still holds them; else the current ones, with a note.
+    pinned: dict[str, str] = field(default_factory=dict)
 
     def job_env(self, run_dir: str | None) -> dict[str, str]:
         """``HPCML_DATA_<NAME>``: where the job finds each dataset (absolute once the run
@@ -132,13 +135,30 @@ class DataStager:
 
     async def stage(self, selection: DataSelection, backend: Backend[Any], project_dir: Path,
                     progress: StagingProgress | None = None,
-                    ) -> tuple[list[DataStage], list[DatasetUse]]:
-        """Every dataset of ``selection`` on the target: the run directory's links and the
-        run's record of them. Raises (UserInputError, a backend's error) with the reason."""
+                    ) -> tuple[list[DataStage], list[DatasetUse], list[str]]:
+        """Every dataset of ``selection`` on the target: the run directory's links, the
+        run's record of them, and notes for the run. Raises (UserInputError, a backend's
+        error) with the reason."""
         progress = progress or StagingProgress()
         stages: list[DataStage] = []
         uses: list[DatasetUse] = []
+        notes: list[str] = []
+        held: dict[str, StagedVersion] | None = None
         for spec in selection.specs:
+            pinned = selection.pinned.get(spec.name)
+            if pinned and spec.name not in selection.mapped:
+                if held is None:
+                    held = {s.digest: s for s in await backend.staged_versions()}
+                if pinned in held:
+                    same = held[pinned]
+                    stages.append(DataStage(spec.name, spec.path, same.location))
+                    uses.append(DatasetUse(
+                        name=spec.name, source=spec.dvc.path if spec.dvc else spec.source,
+                        path=spec.path, digest=pinned, size=same.size, files=same.files,
+                        location=same.location))
+                    notes.append(f"dataset {spec.name}: the same version as the run re-run "
+                                 f"({pinned[:12]}), still on the target")
+                    continue
             progress.dataset = spec.name
             mapped = selection.mapped.get(spec.name)
             if mapped is not None:
@@ -149,7 +169,12 @@ class DataStager:
                                        size=listing.size, files=listing.files,
                                        location=mapped))
                 continue
-            version, _notes = await asyncio.to_thread(self.version, spec, project_dir)
+            version, found_notes = await asyncio.to_thread(self.version, spec, project_dir)
+            notes.extend(found_notes)
+            if pinned and version.digest != pinned:
+                notes.append(f"dataset {spec.name}: the version the re-run run read "
+                             f"({pinned[:12]}) is no longer on the target; this run reads the "
+                             f"current one ({version.digest[:12]})")
             base = (progress.sent_bytes, progress.total_bytes, progress.sent_files,
                     progress.total_files)
             report = _adder(progress, base)
@@ -161,7 +186,7 @@ class DataStager:
                 path=spec.path, digest=version.digest, size=version.size,
                 files=len(version.files), location=location, sent_bytes=staged.sent_bytes,
                 sent_files=staged.sent_files))
-        return stages, uses
+        return stages, uses, notes
 
     def close(self) -> None:
         if self._hashes is not None:

@@ -168,18 +168,30 @@ class DataService:
                     names: list[str] | None = None, root: Path | None = None,
                     progress: data_mod.StagingProgress | None = None) -> list[DatasetUse]:
         """Stage datasets ahead of any run (all declared unless ``names``)."""
+        target = await self._stageable(project, config, names, root)
+        return await self._stage(target, progress)
+
+    async def _stageable(self, project: Path, config: str | None, names: list[str] | None,
+                         root: Path | None) -> _Target:
         target = await self._target(project, config, root, names)
         if not target.backend.supported_features().data_staging:
             raise UserInputError(f"the {target.backend.kind} backend cannot stage data yet")
-        _stages, uses = await self.runs.data.stage(target.selection, target.backend,
+        return target
+
+    async def _stage(self, target: _Target,
+                     progress: data_mod.StagingProgress | None) -> list[DatasetUse]:
+        _stages, uses, _notes = await self.runs.data.stage(target.selection, target.backend,
                                                    target.project_dir, progress)
         return uses
 
-    def start_staging(self, project: Path, config: str | None, names: list[str] | None,
-                      root: Path | None) -> StagingView:
-        """:meth:`stage` in the background, followed with :meth:`staging`."""
+    async def start_staging(self, project: Path, config: str | None, names: list[str] | None,
+                            root: Path | None) -> StagingView:
+        """:meth:`stage` in the background, followed with :meth:`staging`. Bad input
+        (an unknown name, a missing source, a config that cannot stage) is raised here,
+        before anything starts."""
+        target = await self._stageable(project, config, names, root)
         progress = data_mod.StagingProgress()
-        task = asyncio.ensure_future(self.stage(project, config, names, root, progress))
+        task = asyncio.ensure_future(self._stage(target, progress))
         staging_id = secrets.token_hex(6)
         finished = [k for k, (_p, t) in self._stagings.items() if t.done()]
         for key in finished[:-MAX_FINISHED_STAGINGS]:  # oldest first (dicts keep order)

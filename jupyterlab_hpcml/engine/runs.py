@@ -177,6 +177,9 @@ class RunService:
         the caller (a schedule's firing: Conflict if that run exists already).
         """
         plan, req = await self.plan(req, root=root, snapshot=snapshot, cell=cell)
+        if rerun_of is not None and snapshot is not None:  # the same code: the same data
+            plan.data.pinned = {u.name: u.digest for u in rerun_of.datasets
+                                if u.version == "content"}
         run_id = run_id or new_run_id()
         command, params = await self.resolve(plan, req.entry_point, req.parameters, run_id)
         await self.take_code(plan, rerun_of=rerun_of, cell=cell)
@@ -371,8 +374,8 @@ class RunService:
         reason before any job exists (answered as the ended record)."""
         progress = self.staging_progress[record.id] = data_mod.StagingProgress()
         try:
-            stages, uses = await self.data.stage(plan.data, plan.backend, plan.project_dir,
-                                                 progress)
+            stages, uses, notes = await self.data.stage(
+                plan.data, plan.backend, plan.project_dir, progress)
         except Exception as exc:  # noqa: BLE001 - any fault ends the run with its reason
             if not isinstance(exc, HpcmlError):
                 log.exception("staging the data of run %s failed", record.id)
@@ -381,9 +384,12 @@ class RunService:
         finally:
             self.staging_progress.pop(record.id, None)
         sent = sum(u.sent_bytes for u in uses)
-        moved = await asyncio.to_thread(
+        fields: dict[str, Any] = {"datasets": uses}
+        if notes:
+            fields["notes"] = [*record.notes, *notes]
+        moved = await asyncio.to_thread(functools.partial(
             self.store.transition, record.id, RunState.SUBMITTING, expect=(RunState.STAGING,),
-            message=f"data staged ({_size_text(sent)} sent)", datasets=uses)
+            message=f"data staged ({_size_text(sent)} sent)", **fields))
         if moved is None or moved.cancel_requested:  # cancelled, or ended elsewhere
             current = moved if moved is not None else await asyncio.to_thread(
                 self.store.get, record.id)
@@ -945,6 +951,8 @@ class RunService:
             overrides=_merge_overrides(old.config_overrides, req.overrides),
             run_name=req.run_name,
             experiment_name=req.experiment_name or old.mlflow_experiment_name,
+            # The same datasets as before unless narrowed (all declared if it read none).
+            data=req.data if req.data is not None else [u.name for u in old.datasets] or None,
         )
         return await self.submit(submit, rerun_of=old, snapshot=snapshot, root=root)
 

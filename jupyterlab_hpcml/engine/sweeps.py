@@ -265,9 +265,15 @@ class SweepService:
         ctx = job_context.context(lead, plan.config)
         fields: list[dict[str, Any]] = [{} for _ in children]
         try:
+            data: dict[str, Any] = {}
+            if plan.data.specs:  # once for the whole array: its tasks share the run directory
+                stages, uses, notes = await self.runs.data.stage(plan.data, backend,
+                                                                 plan.project_dir)
+                ctx = ctx.replace(data=tuple(stages))
+                data = {"datasets": uses, **({"notes": [*lead.notes, *notes]} if notes else {})}
             run_dir = await backend.run_dir_for(ctx)
-            envs = [self.runs.job_env(c, plan.cfg, run_dir, task=i)
-                    for i, c in enumerate(children)]
+            envs = [{**self.runs.job_env(c, plan.cfg, run_dir, task=i),
+                     **plan.data.job_env(run_dir)} for i, c in enumerate(children)]
             shared = {k: v for k, v in envs[0].items() if k not in PER_RUN_ENV}
             ctx = ctx.replace(run_dir=run_dir, env=shared, command="")
             extra: dict[str, bytes] = {}
@@ -285,7 +291,7 @@ class SweepService:
             submissions = await backend.submit_array(prepared, tasks,
                                                      max_parallel=sweep.max_parallel)
             statuses = [s.status for s in submissions]
-            fields = [{"backend_job_id": s.job_id} for s in submissions]
+            fields = [{"backend_job_id": s.job_id, **data} for s in submissions]
         except BackendUnavailable as exc:
             statuses = [JobStatus(RunState.UNKNOWN, message=str(exc))] * len(children)
         except Exception as exc:  # noqa: BLE001 - any fault must end in a definite state
