@@ -45,7 +45,7 @@ from .conftest import TERMINAL, TOY_PROJECT
 
 SPEC = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 # Per operation, for the fuzzing phase (valid and invalid data mixed); the examples and
-# coverage phases add their own boundary cases. 38 operations: about 1,700 requests, about
+# coverage phases add their own boundary cases. 42 operations: about 1,900 requests, about
 # two minutes on 2 busy cores (server start and seed runs included).
 MAX_EXAMPLES = 20
 MAX_RESPONSE_TIME = 2.0
@@ -59,6 +59,8 @@ SEMANTIC_OPERATIONS = (
     r"|POST /sweeps(/preview|/\{sweep_id\}/(cancel|rerun))?"
     # A cron expression, time or zone that does not parse; neither or both of cron and at.
     r"|POST /schedules(/preview)?"
+    # The project (or config) named does not exist; a dataset it does not declare.
+    r"|GET /data|POST /data/stage|DELETE /data/versions/\{digest\}"
     # "1..100 run ids in all": repeated and comma-separated, more than a schema can count.
     r"|GET /runs-view/(metrics|histories))$"
 )
@@ -99,6 +101,7 @@ class LiveServer:
     proc: subprocess.Popen | None = None
     run_ids: dict[str, list[str]] = field(default_factory=dict)  # role → run ids
     schedule_ids: dict[str, list[str]] = field(default_factory=dict)  # role → schedule ids
+    staging_ids: list[str] = field(default_factory=list)
     statuses: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
     @property
@@ -179,6 +182,10 @@ class LiveServer:
             })
             assert status == 201, sched
             self.schedule_ids.setdefault(role, []).append(sched["id"])
+        # A staging of the project's data (it declares none: done at once).
+        status, staging = self.call("POST", "data/stage", {"project": "toy"})
+        assert status == 202, staging
+        self.staging_ids.append(staging["id"])
 
     def all_runs(self) -> list[dict[str, Any]]:
         status, page = self.call("GET", "runs?limit=1000&archived=true")
@@ -314,6 +321,15 @@ def steer(context: Any, case: schemathesis.Case) -> st.SearchStrategy:
         role = "delete" if method == "DELETE" else "keep"
         changes.append(st.sampled_from(schedules[role]).map(
             lambda i: ("path_parameters", {**case.path_parameters, "schedule_id": i})))
+    if "{staging_id}" in path and _positive(case, ParameterLocation.PATH):
+        changes.append(st.sampled_from(_SERVER[0].staging_ids).map(
+            lambda i: ("path_parameters", {**case.path_parameters, "staging_id": i})))
+    if (path.startswith("/data") and isinstance(case.query, dict) and "project" in case.query
+            and _positive(case, ParameterLocation.QUERY)):
+        changes.append(st.just(("query", {**case.query, "project": "toy"})))
+    if (method == "POST" and path == "/data/stage" and isinstance(case.body, dict)
+            and _positive(case, ParameterLocation.BODY)):
+        changes.append(st.just(("body", {**case.body, "project": "toy"})))
     if (path.startswith("/runs-view/") and isinstance(case.query, dict) and "run" in case.query
             and _positive(case, ParameterLocation.QUERY)):
         changes.append(st.lists(st.sampled_from(ids), min_size=1, max_size=3).map(
@@ -361,7 +377,7 @@ def test_fuzzing_reached_real_runs(live_server: LiveServer) -> None:
     if len(tested) < len(list(schema.get_all_operations())):
         pytest.skip("only part of the fuzz test ran")
     for label, statuses in live_server.statuses.items():
-        if "{run_id}" in label or "{schedule_id}" in label:
+        if "{run_id}" in label or "{schedule_id}" in label or "{staging_id}" in label:
             assert statuses - {403, 404}, f"{label} never reached a real one: {statuses}"
     assert 201 in live_server.statuses["POST /runs"]
     assert 201 in live_server.statuses["POST /schedules"]
