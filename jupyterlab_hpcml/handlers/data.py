@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.data_service import DataView
 from ..engine.requests import DataStageRequest
+from ..engine.service import DataView
 from .base import HpcmlHandler, authenticated
 
 
@@ -34,7 +34,7 @@ class DataStageHandler(HpcmlHandler):
         """Start staging (202); follow it at ``data/stage/{id}``."""
         req = self.body(DataStageRequest)
         req.project = str(self.resolve_path(req.project))
-        view = self.engine.start_staging(req, root=self.root_dir)
+        view = await self.engine.start_staging(req, root=self.root_dir)
         self.write_json(view.model_dump(mode="json"), status=202)
 
 
