@@ -297,3 +297,19 @@ async def test_the_daily_collection_keeps_staged_data(slurm, work, tmp_path):  #
         assert ssh_cmd(slurm, f"cat {staged.location}/a.bin | sha256sum").split()[0] == sha(data)
     finally:
         await backend.close()
+
+
+async def test_files_above_the_servers_sftp_write_limit_go(slurm, work, tmp_path):  # noqa: F811
+    """OpenSSH's sftp-server takes writes up to 255 KiB and quits on larger ones: uploads
+    of data and of code use the blocks its limits@openssh.com allows."""
+    backend = backend_for(slurm, work, tmp_path)
+    try:
+        blobs = {f"f{i}.bin": os.urandom(1 << 20) for i in range(3)}
+        [staged] = await backend.stage_data([version(tmp_path / "d", "blobs", blobs)])
+        assert remote_hashes(slurm, staged.location) == {r: sha(d) for r, d in blobs.items()}
+        code = os.urandom(1 << 20).hex()  # a 2 MiB source file
+        ctx = context(backend, slurm, new_id())
+        await backend.prepare(ctx, project(tmp_path, {"main.py": code}))
+        assert backend.last_upload is not None and backend.last_upload.uploaded_files == 1
+    finally:
+        await backend.close()

@@ -160,7 +160,7 @@ class DataStore:
                         done = now
 
                     await self.conn.sftp_call(lambda sftp: sftp.put(
-                        str(path), remote, block_size=256 * 1024,
+                        str(path), remote,  # blocks as large as the server takes (limits)
                         progress_handler=on_progress))
                     sending.add(h, size - done)
                     self.conn.stats.upload_bytes += size

@@ -738,7 +738,9 @@ class Uploader:
             remote = f"{cache}/incoming/{name}"
             async with sem:
                 await self.conn.sftp_call(lambda sftp: sftp.put(
-                    str(local[h]), remote, block_size=256 * 1024,
+                    # Blocks as large as the server takes (its limits@openssh.com): OpenSSH's
+                    # sftp-server quits on a write of 256 KiB (its limit is 255 KiB).
+                    str(local[h]), remote,
                     progress_handler=lambda _s, _d, done, _t: on_progress(h, done),
                 ))
             on_progress(h, sizes[h])
