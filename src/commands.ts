@@ -30,6 +30,16 @@ export namespace CommandIDs {
   export const openCharts = 'hpcml:open-charts';
   /** Open (or reveal) the Schedules tab. Args: {@link IOpenSchedulesArgs}. */
   export const openSchedules = 'hpcml:open-schedules';
+  /** Open (or reveal) the Data tab. Args: {@link IOpenDataArgs}. */
+  export const openData = 'hpcml:open-data';
+}
+
+/** Args of `hpcml:open-data`. */
+export interface IOpenDataArgs extends ReadonlyPartialJSONObject {
+  /** A project folder (or a folder in it), relative to the server root; default: the file browser's. */
+  project?: string;
+  /** Backend config relative to the project ('' : the local backend). */
+  config?: string;
 }
 
 /** Args of `hpcml:open-runs`. */

@@ -16,6 +16,7 @@ import {
 } from './settings';
 import { autoloadPlugin } from './kernels/autoload';
 import { runsPlugins } from './runs/plugin';
+import { dataPlugin } from './data/plugin';
 import { schedulesPlugin } from './schedules/plugin';
 import { sidebarPlugin } from './sidebar/plugin';
 import { showStatusDialog } from './statusDialog';
@@ -75,4 +76,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, sidebarPlugin, autoloadPlugin, ...runsPlugins, schedulesPlugin];
+export default [plugin, sidebarPlugin, autoloadPlugin, ...runsPlugins, schedulesPlugin, dataPlugin];

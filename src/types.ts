@@ -1,6 +1,7 @@
 /**
  * Shapes of the JSON exchanged with the server extension (/hpcml/api/).
  */
+import { IDatasetUse, IStagingProgress } from './data/types';
 
 /** What one backend kind can do, so the UI shows only the controls that work. */
 export interface IBackendFeatures {
@@ -151,6 +152,10 @@ export interface IRun {
   started_at?: number | null;
   ended_at?: number | null;
   upload_progress?: { sent: number; total: number } | null;
+  /** The data versions it read (datasets.yaml). */
+  datasets?: IDatasetUse[];
+  /** While its datasets are being staged (state STAGING). */
+  staging_progress?: IStagingProgress | null;
   /** The sweep this run is a child of (null for a single run). */
   sweep_id?: string | null;
   /** The child's point index in its sweep. */

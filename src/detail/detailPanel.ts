@@ -1,7 +1,7 @@
 /**
- * A run's detail view: parameters, resources, resolved command, code identity,
- * state history with timestamps, exit code, job id, notes. Refreshed while
- * the run is active.
+ * A run's detail view: parameters, resources, resolved command, data versions,
+ * code identity, state history with timestamps, exit code, job id, notes.
+ * Refreshed while the run is active.
  */
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
@@ -9,6 +9,7 @@ import { Widget } from '@lumino/widgets';
 import { getRun } from '../api';
 import { el } from '../components/dom';
 import { stateBadge } from '../components/stateBadge';
+import { runDataBody } from '../data/runData';
 import { RunsContext } from '../runs/context';
 import { overrideStrings } from '../runs/reproduce';
 import { durationOf, formatDuration, formatTime, isActive, rowFromRun } from '../runs/rows';
@@ -134,6 +135,10 @@ export class RunDetailPanel extends Widget {
       this._section(trans.__('Overrides for this run'), this._pre(overrides.join('\n')));
     }
     this._section(trans.__('Command'), this._pre(run.command));
+    const data = runDataBody(run, trans);
+    if (data) {
+      this._section(trans.__('Data'), data);
+    }
 
     const code = run.code;
     this._section(

@@ -20,6 +20,8 @@ export function SubmitBar(props: {
   onSchedule?: () => void;
   /** Open the Schedules tab. */
   onOpenSchedules?: () => void;
+  /** Open the Data tab on the project. */
+  onOpenData?: () => void;
 }): JSX.Element | null {
   const { model, trans } = props;
   if (!model.project || !model.entryPoint) {
@@ -107,6 +109,15 @@ export function SubmitBar(props: {
           onClick={props.onOpenSchedules}
         >
           {trans.__('Open the Schedules tab')}
+        </button>
+      )}
+      {props.onOpenData && (
+        <button
+          type="button"
+          className="jp-hpcml-Link jp-hpcml-OpenData"
+          onClick={props.onOpenData}
+        >
+          {trans.__('Open the Data tab')}
         </button>
       )}
     </section>

@@ -26,6 +26,8 @@ export interface ISubmitPanelOptions {
   onSchedule?: () => void;
   /** Open the Schedules tab. */
   onOpenSchedules?: () => void;
+  /** Open the Data tab on the project. */
+  onOpenData?: () => void;
   /** The panel became visible (follow the file browser then). */
   onShow?: () => void;
 }
@@ -58,7 +60,8 @@ export class SubmitPanel extends ReactWidget {
   }
 
   protected render(): JSX.Element {
-    const { model, trans, onSubmit, onOpenRun, onSchedule, onOpenSchedules } = this.options;
+    const { model, trans, onSubmit, onOpenRun, onSchedule, onOpenSchedules, onOpenData } =
+      this.options;
     return (
       <UseSignal signal={model.changed}>
         {() => (
@@ -77,6 +80,7 @@ export class SubmitPanel extends ReactWidget {
               onOpenRun={onOpenRun}
               onSchedule={onSchedule}
               onOpenSchedules={onOpenSchedules}
+              onOpenData={onOpenData}
             />
           </div>
         )}

@@ -85,6 +85,11 @@ export const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       onOpenRun: openRun,
       onSchedule: () => void scheduleFromSidebar(app, model, trans),
       onOpenSchedules: () => void app.commands.execute(CommandIDs.openSchedules),
+      onOpenData: () =>
+        void app.commands.execute(CommandIDs.openData, {
+          project: model.project?.path ?? '',
+          config: model.configPath
+        }),
       onShow: follow
     });
     app.shell.add(panel, 'left', { rank: 650 });

@@ -1,0 +1,169 @@
+/**
+ * The Data tab: the project's datasets on the chosen backend config's target,
+ * a Stage button per dataset and one for all, the staging's progress. It
+ * refreshes on a timer only while shown.
+ */
+import { TranslationBundle } from '@jupyterlab/translation';
+import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import React from 'react';
+
+import { Picker } from '../sidebar/Picker';
+import { ALL, DataModel } from './dataModel';
+import { DatasetCard, IDatasetActions } from './DatasetCard';
+import { configChoices, shortDigest, sizeText } from './format';
+import { StagingBar } from './StagingBar';
+
+export class DataPanel extends ReactWidget {
+  constructor(
+    readonly model: DataModel,
+    private readonly openRun: (runId: string) => void,
+    private readonly trans: TranslationBundle
+  ) {
+    super();
+    this.addClass('jp-hpcml-Data');
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', trans.__('Data'));
+  }
+
+  dispose(): void {
+    if (!this.isDisposed) {
+      this.model.dispose();
+    }
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.model.start();
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (this.isVisible) {
+      this.model.start();
+    }
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.model.stop();
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this.model.stop();
+    super.onBeforeDetach(msg);
+  }
+
+  protected render(): JSX.Element {
+    const { model, trans } = this;
+    const actions: IDatasetActions = {
+      stage: names => void model.stage(names),
+      openRun: this.openRun
+    };
+    return (
+      <UseSignal signal={model.changed}>
+        {() => {
+          const view = model.view;
+          const busy = model.stagingRunning;
+          const showStaging =
+            model.stagingOf !== null && (busy || model.staging || model.stageError);
+          return (
+            <div className="jp-hpcml-Data-content">
+              <div className="jp-hpcml-Data-controls">
+                <h2 className="jp-hpcml-Data-project">
+                  {model.project ? model.project.name : trans.__('No project')}
+                </h2>
+                {model.project && (
+                  <Picker
+                    id="hpcml-data-config"
+                    label={trans.__('Backend config')}
+                    value={model.config}
+                    options={configChoices(model.project.backend_configs, trans)}
+                    onChange={value => model.setConfig(value)}
+                    hint={view ? `${view.backend} · ${view.connection}` : undefined}
+                  />
+                )}
+                <button
+                  type="button"
+                  className="jp-mod-styled jp-hpcml-button"
+                  onClick={() => void model.refresh()}
+                >
+                  {trans.__('Refresh')}
+                </button>
+                {view?.can_stage && view.datasets.length > 0 && (
+                  <button
+                    type="button"
+                    className="jp-mod-styled jp-mod-accept jp-hpcml-Data-stageAll"
+                    disabled={busy}
+                    onClick={() => actions.stage()}
+                  >
+                    {trans.__('Stage all')}
+                  </button>
+                )}
+                <span
+                  className={`jp-hpcml-Runs-status${model.error ? ' jp-mod-error' : ''}`}
+                  aria-live="polite"
+                >
+                  {model.error
+                    ? trans.__('Error: %1', model.error)
+                    : view
+                      ? trans._n('%1 dataset', '%1 datasets', view.datasets.length)
+                      : ''}
+                </span>
+              </div>
+              {showStaging && (
+                <div data-staging-of={model.stagingOf}>
+                  {model.stagingOf !== ALL && (
+                    <span className="jp-hpcml-Muted">{model.stagingOf} </span>
+                  )}
+                  <StagingBar staging={model.staging} error={model.stageError} trans={trans} />
+                </div>
+              )}
+              {view && !view.can_stage && (
+                <p className="jp-hpcml-Note">
+                  {trans.__('The %1 backend cannot stage data.', view.backend)}
+                </p>
+              )}
+              {view?.notes.map(note => (
+                <p key={note} className="jp-hpcml-Note">
+                  {note}
+                </p>
+              ))}
+              {view && view.datasets.length === 0 && (
+                <p className="jp-hpcml-Data-empty">
+                  {trans.__(
+                    'This project declares no datasets (datasets.yaml beside its MLproject).'
+                  )}
+                </p>
+              )}
+              {view?.datasets.map(ds => (
+                <DatasetCard
+                  key={ds.name}
+                  dataset={ds}
+                  canStage={view.can_stage}
+                  busy={busy}
+                  actions={actions}
+                  trans={trans}
+                />
+              ))}
+              {view && view.other_staged.length > 0 && (
+                <section className="jp-hpcml-Dataset">
+                  <h3>{trans.__('Other staged versions')}</h3>
+                  <ul>
+                    {view.other_staged.map(v => (
+                      <li key={v.digest}>
+                        <code title={v.digest}>{shortDigest(v.digest)}</code> {sizeText(v.size)}{' '}
+                        {v.location ?? ''}
+                      </li>
+                    ))}
+                  </ul>
+                </section>
+              )}
+            </div>
+          );
+        }}
+      </UseSignal>
+    );
+  }
+}
