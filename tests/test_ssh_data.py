@@ -313,3 +313,16 @@ async def test_files_above_the_servers_sftp_write_limit_go(slurm, work, tmp_path
         assert backend.last_upload is not None and backend.last_upload.uploaded_files == 1
     finally:
         await backend.close()
+
+
+async def test_an_upload_the_cluster_refuses_is_a_clear_error(slurm, work, tmp_path):  # noqa: F811
+    backend = backend_for(slurm, work, tmp_path)
+    try:
+        [first] = await backend.stage_data([version(tmp_path / "a", "a", {"x": b"x"})])
+        cache = await backend._cache_dir()
+        ssh_cmd(slurm, f"chmod 555 {cache}/incoming")  # e.g. a full quota
+        with pytest.raises(TransferError, match="upload to .* failed: .*ermission"):
+            await backend.stage_data([version(tmp_path / "b", "b", {"y": os.urandom(99)})])
+        assert [v.digest for v in await backend.staged_versions()] == [first.digest]
+    finally:
+        await backend.close()

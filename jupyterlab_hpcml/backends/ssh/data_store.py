@@ -175,7 +175,7 @@ class DataStore:
             for task in tasks:  # the other uploads stop too (their partials stay resumable)
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if not isinstance(exc, (OSError, asyncio.TimeoutError)):
+            if not isinstance(exc, (OSError, asyncio.TimeoutError, asyncssh.SFTPError)):
                 raise
             if isinstance(exc, BackendUnavailable):
                 raise
