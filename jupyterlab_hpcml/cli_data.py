@@ -138,6 +138,19 @@ async def cmd_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_gc(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    try:
+        removed = await engine.collect_data(_project(args), _config(args),
+                                            max_age=args.older_than * 86400.0)
+    finally:
+        await engine.close()
+    for digest in removed:
+        print(f"removed version {digest[:12]}")
+    print(f"{len(removed)} unused version(s) removed")
+    return 0
+
+
 def add_data_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     data = sub.add_parser("data", help="a project's datasets: list, stage ahead, free space")
     cmds = data.add_subparsers(dest="data_command", required=True)
@@ -163,3 +176,8 @@ def add_data_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--version", required=True, metavar="DIGEST",
                    help="the version's digest, or a unique prefix of it")
     p.add_argument("--project", default=".", help="the project (default: the current folder)")
+    p = command("gc", "free staged versions no stored run read (runs' staging does it daily "
+                "for versions older than 14 days)", cmd_gc)
+    p.add_argument("project", nargs="?", default=".")
+    p.add_argument("--older-than", type=float, default=14.0, metavar="DAYS",
+                   help="only versions staged longer ago than this (default: 14)")

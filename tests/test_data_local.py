@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import shutil
+import tarfile
 import time
 from pathlib import Path
 
@@ -18,6 +20,9 @@ from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
+
+from .test_data_source_https import Server, server  # noqa: F401 - fixture
+from .test_data_source_s3 import client, endpoint  # noqa: F401 - fixtures
 
 # The job lists what it sees at the declared path and through the variable: same digest.
 READER = '''
@@ -169,3 +174,55 @@ async def test_a_mapping_to_nothing_fails_the_run_before_any_job(
     assert "staging data failed" in (run.state_history[-1].message or "")
     assert "nowhere" in (run.state_history[-1].message or "")
     assert run.backend_job_id is None
+
+
+async def test_remote_sources_stage_and_a_404_fails_the_run(
+        engine: Engine, project: Path, server: Server, client: object) -> None:
+    """An https:// archive from a real HTTPS server and an s3:// prefix from a real
+    S3-compatible server both reach the job; a URL that 404s fails the run while STAGING,
+    before any job, with the reason."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, text in (("a.csv", "1,2\n"), ("sub/b.csv", "3,4\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    (server.root / "set.tar.gz").write_bytes(archive.getvalue())  # type: ignore[attr-defined]
+    client.create_bucket(Bucket="bucket")  # type: ignore[attr-defined]
+    client.put_object(Bucket="bucket", Key="pre/x.txt", Body=b"x")  # type: ignore[attr-defined]
+    (project / "datasets.yaml").write_text(
+        f"datasets:\n  web:\n    source: {server.url}/set.tar.gz\n"
+        "  bucket:\n    source: s3://bucket/pre\n")
+    (project / "read.py").write_text(
+        "import os\nprint('web', open('data/web/sub/b.csv').read().strip())\n"
+        "print('bucket', open(os.environ['HPCML_DATA_BUCKET'] + '/x.txt').read())\n")
+    run_id, seen = await run_to_end(engine, project)
+    assert (seen["web"], seen["bucket"]) == ("3,4", "x")
+    run = await engine.get(run_id)
+    assert [(u.name, u.files) for u in run.datasets] == [("web", 2), ("bucket", 1)]
+
+    (project / "datasets.yaml").write_text(
+        f"datasets:\n  web:\n    source: {server.url}/missing.tar.gz\n")
+    failed = await engine.submit(SubmitRequest(project=str(project)))
+    assert failed.state == RunState.FAILED and failed.backend_job_id is None
+    assert [s.state for s in failed.state_history] == [RunState.STAGING, RunState.FAILED]
+    assert "404" in (failed.state_history[-1].message or "")
+
+
+async def test_unused_versions_are_collected(engine: Engine, project: Path) -> None:
+    """A version no stored run read goes (after its age); one a run read stays until that
+    run is deleted."""
+    ahead = await engine.stage_data(project)  # staged ahead: no run reads it
+    (project / "data" / "digits" / "part-001.csv").write_text("new\n")
+    run_id, _seen = await run_to_end(engine, project)
+    used = (await engine.get(run_id)).datasets[0].digest
+    assert ahead[0].digest != used
+    assert await engine.collect_data(project, max_age=3600) == []  # both too young
+    assert await engine.collect_data(project, max_age=0) == [ahead[0].digest]
+    assert [v.digest for v in await engine.registry.get("local", {}).staged_versions()] \
+        == [used]
+    await engine.delete(run_id)
+    assert await engine.collect_data(project, max_age=0) == [used]
+    store = engine.data_dir / "datasets"
+    assert not list((store / "versions").iterdir())
+    assert not [p for p in (store / "objects").rglob("*") if p.is_file()]

@@ -87,6 +87,24 @@ def select(project_dir: Path, cfg: BackendConfig, backend: Backend[Any],
     return selection
 
 
+# A staged version no stored run read goes after this long (the code cache's rule on a
+# cluster); looked for at most once a day per target, after a run's staging.
+DATA_MAX_AGE = 14 * 86400.0
+COLLECT_EVERY = 86400.0
+
+
+async def collect(backend: Backend[Any], used: set[str], now: float,
+                  max_age: float = DATA_MAX_AGE) -> list[str]:
+    """Remove the target's staged versions that no stored run read and that were staged
+    more than ``max_age`` seconds ago; their digests."""
+    removed = []
+    for version in await backend.staged_versions():
+        if version.digest not in used and now - version.staged_at > max_age:
+            if await backend.remove_staged(version.digest):
+                removed.append(version.digest)
+    return removed
+
+
 @dataclass
 class StagingProgress:
     """What a STAGING run has sent so far (for the lab and the CLI)."""

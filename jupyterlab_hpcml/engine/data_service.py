@@ -213,6 +213,14 @@ class DataService:
                 view.state, view.error = "failed", str(exc)
         return view
 
+    async def collect(self, project: Path, config: str | None, max_age: float,
+                      root: Path | None = None) -> list[str]:
+        """Free the config target's staged versions no stored run read, staged more than
+        ``max_age`` seconds ago (what a run's staging does daily with 14 days)."""
+        target = await self._target(project, config, root, [])
+        return await self.runs.collect_data(target.backend, target.cfg.connection_name,
+                                            force=True, max_age=max_age)
+
     async def remove(self, project: Path, config: str | None, digest: str,
                      root: Path | None = None) -> bool:
         """Free a staged version on the config's target; refused while an active run

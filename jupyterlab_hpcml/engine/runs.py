@@ -145,6 +145,7 @@ class RunService:
         # Datasets: fetched sources and file hashes, shared by all submissions.
         self.data = data_mod.DataStager(data_dir)
         self.staging_progress: dict[str, data_mod.StagingProgress] = {}
+        self._data_collected: dict[str, float] = {}  # connection → when its GC last ran
         # One poll of a connection at a time (its passes work from a snapshot of its runs);
         # different connections are polled side by side, each on its own schedule.
         self._poll_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -402,7 +403,27 @@ class RunService:
                 await asyncio.to_thread(self.tracker.log_datasets, moved.mlflow_run_id, uses)
             except Exception:  # noqa: BLE001 - tracking trouble must not fail the run
                 log.exception("could not log the datasets of run %s in MLflow", record.id)
+        await self.collect_data(plan.backend, record.connection or "")
         return moved, stages
+
+    async def collect_data(self, backend: Backend[Any], connection: str, *,
+                           force: bool = False, max_age: float = data_mod.DATA_MAX_AGE
+                           ) -> list[str]:
+        """Free the target's staged versions no stored run read (at most once a day unless
+        ``force``). Never fails a run: trouble is logged."""
+        now = time.time()
+        if not force and now - self._data_collected.get(connection, 0.0) < data_mod.COLLECT_EVERY:
+            return []
+        self._data_collected[connection] = now
+        try:
+            used = await asyncio.to_thread(self.store.dataset_digests, connection)
+            removed = await data_mod.collect(backend, used, now, max_age)
+        except Exception:  # noqa: BLE001 - the next run's staging tries again tomorrow
+            log.exception("collecting unused data on %s failed", connection)
+            return []
+        if removed:
+            log.info("freed %d unused dataset version(s) on %s", len(removed), connection)
+        return removed
 
     def _progress(self, run_id: str, sent: int, total: int) -> None:
         self.upload_progress[run_id] = (sent, total)

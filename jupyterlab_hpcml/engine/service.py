@@ -17,7 +17,7 @@ Methods, by subject (sections below, in this order):
   ``list_schedules``, ``pause_schedule``, ``resume_schedule``, ``delete_schedule``,
   ``run_schedule_now``, ``run_schedules`` (the headless loop)
 - data: ``data_overview``, ``stage_data``, ``start_staging``, ``staging``,
-  ``remove_data_version``, ``staging_progress``
+  ``remove_data_version``, ``collect_data``, ``staging_progress``
 - logs: ``read_log``, ``read_log_all``, ``log_tail``
 - artifacts: ``list_artifacts``, ``open_artifact``, ``download_artifact``
 - metrics: ``metric_keys``, ``latest_metrics``, ``metric_history``,
@@ -311,9 +311,11 @@ class Engine:
         """Stage datasets ahead of a run (all declared unless ``names``); waits."""
         return await self.data.stage(project, config, names, root, progress)
 
-    def start_staging(self, req: DataStageRequest, *, root: Path | None = None) -> StagingView:
-        """:meth:`stage_data` in the background; follow it with :meth:`staging`."""
-        return self.data.start_staging(Path(req.project), req.backend_config, req.names, root)
+    async def start_staging(self, req: DataStageRequest, *,
+                            root: Path | None = None) -> StagingView:
+        """:meth:`stage_data` in the background; follow it with :meth:`staging`. Bad input
+        is raised before it starts."""
+        return await self.data.start_staging(Path(req.project), req.backend_config, req.names, root)
 
     def staging(self, staging_id: str) -> StagingView:
         return self.data.staging(staging_id)
@@ -322,6 +324,12 @@ class Engine:
                                   root: Path | None = None) -> None:
         """Free a staged version on a config's target (Conflict while an active run reads it)."""
         await self.data.remove(project, config, digest, root)
+
+    async def collect_data(self, project: Path, config: str | None = None, *,
+                           max_age: float = 14 * 86400.0, root: Path | None = None) -> list[str]:
+        """Free staged versions on a config's target that no stored run read (staged more
+        than ``max_age`` seconds ago); their digests."""
+        return await self.data.collect(project, config, max_age, root)
 
     # ------------------------------------------------------------------ logs
 

@@ -722,6 +722,16 @@ class RunStore:
             (cursor,) = conn.execute("SELECT MAX(updated_at) FROM runs").fetchone()
         return {"rows": rows, "total": int(runs) + int(sweeps), "cursor": cursor or 0.0}
 
+    def dataset_digests(self, connection: str) -> set[str]:
+        """The dataset versions the stored runs of ``connection`` read (for the data GC:
+        a version no kept run read may go)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT json_extract(d.value, '$.digest') FROM runs, "
+                "json_each(runs.record, '$.datasets') AS d "
+                "WHERE json_extract(runs.record, '$.connection') = ?", (connection,)).fetchall()
+        return {r[0] for r in rows if r[0]}
+
     def active(self) -> builtins.list[RunRecord]:
         """Every run not in a terminal state (SUBMITTING and UNKNOWN included), newest first.
 
