@@ -28,6 +28,9 @@ def local_path(spec: DatasetSpec, project_dir: Path, cache_dir: Path) -> Path:
 def check_local(spec: DatasetSpec, project_dir: Path) -> Problem | None:
     """For a submission, before anything is created: a local source that is not there.
     (A remote one is checked when it is fetched, while the run is STAGING.)"""
+    if spec.kind == "dvc":
+        return Problem(f"dataset {spec.name}: DVC sources are not supported yet",
+                       key=f"datasets.{spec.name}.source")
     if spec.kind not in ("project", "local"):
         return None
     path = local_path(spec, project_dir, project_dir)
