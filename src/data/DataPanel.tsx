@@ -9,7 +9,7 @@ import { Message } from '@lumino/messaging';
 import React from 'react';
 
 import { Picker } from '../sidebar/Picker';
-import { ALL, DataModel } from './dataModel';
+import { DataModel } from './dataModel';
 import { DatasetCard, IDatasetActions } from './DatasetCard';
 import { configChoices, shortDigest, sizeText } from './format';
 import { StagingBar } from './StagingBar';
@@ -114,9 +114,6 @@ export class DataPanel extends ReactWidget {
               </div>
               {showStaging && (
                 <div data-staging-of={model.stagingOf}>
-                  {model.stagingOf !== ALL && (
-                    <span className="jp-hpcml-Muted">{model.stagingOf} </span>
-                  )}
                   <StagingBar staging={model.staging} error={model.stageError} trans={trans} />
                 </div>
               )}

@@ -113,7 +113,7 @@ export function DatasetCard(props: {
               <th scope="col">{trans.__('Version')}</th>
               <th scope="col">{trans.__('Size')}</th>
               <th scope="col">{trans.__('Files')}</th>
-              <th scope="col">{trans.__('Staged at')}</th>
+              <th scope="col">{trans.__('Staged on the target')}</th>
               <th scope="col">{trans.__('Runs')}</th>
             </tr>
           </thead>
