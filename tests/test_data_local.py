@@ -6,7 +6,6 @@ used in place."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import shutil
 import tarfile
@@ -21,47 +20,18 @@ from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 
+from .data_projects import add_dataset, folder_digest, parse_output
 from .test_data_source_https import Server, server  # noqa: F401 - fixture
 from .test_data_source_s3 import client, endpoint  # noqa: F401 - fixtures
-
-# The job lists what it sees at the declared path and through the variable: same digest.
-READER = '''
-import hashlib, os, sys
-def digest(root):
-    h = hashlib.sha256()
-    for dirpath, dirs, files in os.walk(root, followlinks=True):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(dirpath, name)
-            h.update(os.path.relpath(path, root).encode() + b"\\0")
-            h.update(open(path, "rb").read())
-    return h.hexdigest()
-print("declared", digest("data/digits"))
-print("env", digest(os.environ["HPCML_DATA_DIGITS_CSV"]))
-print("abs", os.path.isabs(os.environ["HPCML_DATA_DIGITS_CSV"]))
-'''
-
-
-def folder_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
-    (root / "data" / "digits" / "sub").mkdir(parents=True)
-    for i in range(200):
-        folder = root / "data" / "digits" / ("sub" if i % 10 == 0 else "")
-        (folder / f"part-{i:03d}.csv").write_text(f"{i}," + "7," * (i + 1) + "\n")
+    root.mkdir()
     (root / "MLproject").write_text(
         "name: datatoy\nentry_points:\n  main:\n    command: python read.py\n")
-    (root / "read.py").write_text(READER)
-    (root / "datasets.yaml").write_text(
-        "datasets:\n  digits-csv:\n    source: data/digits\n")
+    add_dataset(root)
     return root
 
 
@@ -77,8 +47,7 @@ async def run_to_end(engine: Engine, project: Path, **req: object) -> tuple[str,
         await asyncio.sleep(0.2)
         run = await engine.current(run.id)
     assert run.state == RunState.FINISHED, (run.state, run.state_history)
-    out = (await engine.read_log_all(run.id, "stdout")).data
-    return run.id, dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    return run.id, parse_output((await engine.read_log_all(run.id, "stdout")).data)
 
 
 async def test_staged_once_then_only_the_changed_file(engine: Engine, project: Path) -> None:
@@ -113,10 +82,10 @@ async def test_staged_once_then_only_the_changed_file(engine: Engine, project: P
     # The first run's version is intact: staged versions are never written to.
     assert folder_digest(Path(use.location or "")) == seen["declared"]
 
-    client = MlflowClient(engine.tracking_uri)
+    mlflow_client = MlflowClient(engine.tracking_uri)
     digests = []
     for run_id in (first_id, third_id):
-        inputs = client.get_run((await engine.get(run_id)).mlflow_run_id).inputs
+        inputs = mlflow_client.get_run((await engine.get(run_id)).mlflow_run_id).inputs
         (ds,) = inputs.dataset_inputs
         assert ds.dataset.name == "digits-csv"
         digests.append(ds.dataset.digest)
@@ -177,7 +146,8 @@ async def test_a_mapping_to_nothing_fails_the_run_before_any_job(
 
 
 async def test_remote_sources_stage_and_a_404_fails_the_run(
-        engine: Engine, project: Path, server: Server, client: object) -> None:
+        engine: Engine, project: Path, server: Server, client: object,  # noqa: F811
+) -> None:
     """An https:// archive from a real HTTPS server and an s3:// prefix from a real
     S3-compatible server both reach the job; a URL that 404s fails the run while STAGING,
     before any job, with the reason."""

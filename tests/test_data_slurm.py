@@ -1,0 +1,139 @@
+"""Datasets on the real test cluster (Slurm over SSH) at the engine level: a 200-file
+dataset folder staged once into the cluster's data store, the job reading it at its path
+and through HPCML_DATA_<NAME>; a second run sends no data bytes; after one file changed,
+a third sends only that file, sees the new content, and MLflow shows another digest; https
+and s3 sources staged; a dataset mapped to a cluster path used in place, and one mapped to
+nothing failing the run before any job. Skips without the cluster."""
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine.requests import SubmitRequest
+from jupyterlab_hpcml.engine.service import Engine
+
+from .data_projects import add_dataset, folder_digest, parse_output
+from .slurm_cluster import backend_config, make_project, slurm, ssh_cmd  # noqa: F401 - fixture
+from .test_data_source_https import Server, server  # noqa: F401 - fixture
+from .test_data_source_s3 import client, endpoint  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def engine(hpcml_data: Path, slurm: dict[str, str]) -> Engine:  # noqa: F811
+    return Engine(data_dir=hpcml_data, poll_interval=0.2)
+
+
+@pytest.fixture
+def project(tmp_path: Path, slurm: dict[str, str]) -> Path:  # noqa: F811
+    root = make_project(tmp_path / "toy", slurm)
+    (root / "MLproject").write_text(
+        "name: datatoy\nentry_points:\n  main:\n    command: python read.py\n")
+    # A salt per test: nothing of this data is in the cluster's store yet.
+    add_dataset(root, salt=f"{time.time_ns()}-")
+    return root
+
+
+async def run_to_end(engine: Engine, project: Path, **req: object
+                     ) -> tuple[str, dict[str, str]]:
+    run = await engine.submit(SubmitRequest(project=str(project),
+                                            backend_config="slurm.yaml", **req))
+    deadline = time.monotonic() + 180
+    while not run.state.terminal and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        run = await engine.current(run.id)
+    assert run.state == RunState.FINISHED, (run.state, run.state_history)
+    return run.id, parse_output((await engine.read_log_all(run.id, "stdout")).data)
+
+
+async def test_staged_once_then_only_the_changed_file(engine: Engine, project: Path) -> None:
+    data = project / "data" / "digits"
+    total = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
+    first_id, seen = await run_to_end(engine, project)
+    assert seen["declared"] == seen["env"] == folder_digest(data) and seen["abs"] == "True"
+    (use,) = (await engine.get(first_id)).datasets
+    assert (use.files, use.size, use.sent_files, use.sent_bytes) == (200, total, 200, total)
+    assert use.location and "/datasets/" in use.location
+
+    second_id, seen2 = await run_to_end(engine, project)
+    (use2,) = (await engine.get(second_id)).datasets
+    assert (use2.digest, use2.sent_files, use2.sent_bytes) == (use.digest, 0, 0)
+    assert seen2["declared"] == seen["declared"]
+
+    changed = data / "part-005.csv"
+    changed.write_text(f"changed {time.time_ns()}\n")
+    third_id, seen3 = await run_to_end(engine, project)
+    (use3,) = (await engine.get(third_id)).datasets
+    assert use3.digest != use.digest
+    assert (use3.sent_files, use3.sent_bytes) == (1, changed.stat().st_size)
+    assert seen3["declared"] == folder_digest(data) != seen["declared"]
+
+    mlflow = MlflowClient(engine.tracking_uri)
+    digests = [mlflow.get_run((await engine.get(r)).mlflow_run_id).inputs.dataset_inputs[0]
+               .dataset.digest for r in (first_id, third_id)]
+    assert digests == [use.digest[:32], use3.digest[:32]]
+    # The run's file listing shows the data link, not the data behind it.
+    run = await engine.get(third_id)
+    files = await engine.registry.for_run(run).list_files(run.job_ref())
+    assert not any(f.path.startswith("data/digits/") for f in files)
+    await engine.close()
+
+
+async def test_https_and_s3_sources_stage_to_the_cluster(
+        engine: Engine, project: Path, server: Server, client: object,  # noqa: F811
+) -> None:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("sub/b.csv")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"3,4\n"))
+    (server.root / "set.tar.gz").write_bytes(archive.getvalue())  # type: ignore[attr-defined]
+    client.create_bucket(Bucket="bucket")  # type: ignore[attr-defined]
+    client.put_object(Bucket="bucket", Key="pre/x.txt", Body=b"x")  # type: ignore[attr-defined]
+    (project / "datasets.yaml").write_text(
+        f"datasets:\n  web:\n    source: {server.url}/set.tar.gz\n"
+        "  bucket:\n    source: s3://bucket/pre\n")
+    (project / "read.py").write_text(
+        "import os\nprint('web', open('data/web/sub/b.csv').read().strip())\n"
+        "print('bucket', open(os.environ['HPCML_DATA_BUCKET'] + '/x.txt').read())\n")
+    run_id, seen = await run_to_end(engine, project)
+    assert (seen["web"], seen["bucket"]) == ("3,4", "x")
+    run = await engine.get(run_id)
+    assert [(u.name, u.files) for u in run.datasets] == [("web", 1), ("bucket", 1)]
+    await engine.close()
+
+
+async def test_a_cluster_path_is_used_in_place_and_a_missing_one_fails(
+        engine: Engine, project: Path, slurm: dict[str, str], tmp_path: Path,  # noqa: F811
+) -> None:
+    shared = f"/tmp/hpcml-shared-{time.time_ns()}"
+    ssh_cmd(slurm, f"mkdir -p {shared}/sub && echo 1 > {shared}/a.csv && "
+                   f"echo 22 > {shared}/sub/b.csv")
+    try:
+        cfg = backend_config(slurm, Data={"digits-csv": shared})
+        (project / "slurm.yaml").write_text(yaml.safe_dump(cfg))
+        (project / "read.py").write_text(
+            "import os\nprint('b', open('data/digits/sub/b.csv').read().strip())\n"
+            "print('env', os.environ['HPCML_DATA_DIGITS_CSV'])\n")
+        run_id, seen = await run_to_end(engine, project)
+        assert seen["b"] == "22"
+        (use,) = (await engine.get(run_id)).datasets
+        assert (use.version, use.location, use.files, use.size, use.sent_bytes) == \
+            ("listing", shared, 2, 5, 0)
+
+        cfg["Data"] = {"digits-csv": shared + "-missing"}
+        (project / "slurm.yaml").write_text(yaml.safe_dump(cfg))
+        failed = await engine.submit(SubmitRequest(project=str(project),
+                                                   backend_config="slurm.yaml"))
+        assert failed.state == RunState.FAILED and failed.backend_job_id is None
+        assert shared + "-missing" in (failed.state_history[-1].message or "")
+    finally:
+        ssh_cmd(slurm, f"rm -rf {shared}")
+        await engine.close()
