@@ -89,7 +89,7 @@ async def _wait(engine: Engine, run: RunRecord) -> RunRecord:
 async def cmd_submit(args: argparse.Namespace) -> int:
     engine = _engine(args)
     req = cli_args.submit_request(args)
-    run = await engine.submit(req)
+    run = await cli_data.with_progress(engine.submit(req), engine.staging_now)
     return await _report(engine, run, args)
 
 

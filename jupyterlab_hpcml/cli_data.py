@@ -10,16 +10,16 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import cli_args, run_text
 from .run_text import fmt_time
 
 if TYPE_CHECKING:
-    from .engine.data import StagingProgress
     from .engine.data_service import DataView
     from .engine.service import Engine
 
+T = TypeVar("T")
 HEADER = ("DATASET", "VERSION", "SIZE", "FILES", "NOW", "STAGED", "RUNS")
 PROGRESS_SECONDS = 0.5
 
@@ -78,8 +78,8 @@ async def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def progress_line(p: StagingProgress) -> str:
-    d = p.as_dict()
+def progress_line(d: dict[str, Any]) -> str:
+    """One line of staging progress (``StagingProgress.as_dict``)."""
     total = d["total_bytes"]
     share = d["sent_bytes"] / total if total else 1.0
     bar = "#" * int(share * 30)
@@ -89,22 +89,31 @@ def progress_line(p: StagingProgress) -> str:
             f"{size_text(int(d['rate']))}/s{eta}")
 
 
+async def with_progress(work: Awaitable[T], progress: Callable[[], list[dict[str, Any]]]
+                        ) -> T:
+    """Await ``work``, showing ``progress()`` (staging progress dicts) on a terminal."""
+    task = asyncio.ensure_future(work)
+    shown = False
+    while not task.done():
+        await asyncio.wait({task}, timeout=PROGRESS_SECONDS)
+        now = progress()
+        if now and sys.stderr.isatty():
+            print(f"\r{progress_line(now[0])}", end="", file=sys.stderr, flush=True)
+            shown = True
+    if shown:
+        print(file=sys.stderr)
+    return task.result()
+
+
 async def cmd_stage(args: argparse.Namespace) -> int:
     from .engine.data import StagingProgress
 
     engine = _engine(args)
     progress = StagingProgress()
-    tty = sys.stderr.isatty()
-    task = asyncio.ensure_future(engine.stage_data(
-        _project(args), _config(args), args.names or None, progress=progress))
     try:
-        while not task.done():
-            await asyncio.wait({task}, timeout=PROGRESS_SECONDS)
-            if tty:
-                print(f"\r{progress_line(progress)}", end="", file=sys.stderr, flush=True)
-        if tty:
-            print(file=sys.stderr)
-        uses = task.result()
+        uses = await with_progress(engine.stage_data(
+            _project(args), _config(args), args.names or None, progress=progress),
+            lambda: [progress.as_dict()])
     finally:
         await engine.close()
     for use in uses:

@@ -299,6 +299,10 @@ class Engine:
         progress = self.runs.staging_progress.get(run_id)
         return progress.as_dict() if progress else None
 
+    def staging_now(self) -> list[dict[str, Any]]:
+        """The progress of every run this process is staging data for now."""
+        return [p.as_dict() for p in self.runs.staging_progress.values()]
+
     async def data_overview(self, project: Path, config: str | None = None, *,
                             root: Path | None = None, current: bool = True) -> DataView:
         """A project's datasets on a config's target: versions (the current one, the staged
