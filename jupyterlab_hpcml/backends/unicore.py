@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -57,7 +58,7 @@ import secrets
 import shlex
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -67,9 +68,27 @@ from urllib.parse import quote
 import httpx
 
 from ..core.config_models import UnicoreConfig
-from ..core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
+from ..core.errors import (
+    BackendUnavailable,
+    Conflict,
+    HpcmlError,
+    NotFound,
+    Problem,
+    Unsupported,
+    UserInputError,
+)
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
-from ..core.job import JobContext, JobRef, PreparedJob, Submission
+from ..core.job import (
+    DataProgress,
+    DataVersion,
+    JobContext,
+    JobRef,
+    PreparedJob,
+    StagedData,
+    StagedVersion,
+    Submission,
+    TargetListing,
+)
 from ..core.snapshots import ProgressCallback, Snapshot, SnapshotFile
 from ..core.states import JobStatus, RunState
 from .base import Backend, Features, JobSpec
@@ -204,9 +223,10 @@ def _env_value(value: Any) -> str:
     return str(value)
 
 
-def job_script(job: JobSpec, secrets: bool = False) -> str:
-    """``.hpcml/job.sh``: modules, venv, environment, compute-node pre/post commands, the
-    command, the exit record (``.hpcml/exit_code``: code and the signal that stopped the job)."""
+def job_script(job: JobSpec, secrets: bool = False, data: Sequence[str] = ()) -> str:
+    """``.hpcml/job.sh``: modules, venv, environment, the datasets laid out (``data``: the
+    lines of ``unicore_data.data_lines``), compute-node pre/post commands, the command, the
+    exit record (``.hpcml/exit_code``: code and the signal that stopped the job)."""
     env = job.environment or {}
     q = shlex.quote
     out = [
@@ -228,6 +248,7 @@ def job_script(job: JobSpec, secrets: bool = False) -> str:
         out.append(f"[ -r {SECRETS_FILE} ] && . ./{SECRETS_FILE} || echo 'hpcml: the secrets "
                    "file is missing: the job runs without credentials' >&2")
     out.append('export PYTHONUNBUFFERED="${PYTHONUNBUFFERED:-1}"')
+    out += data
     for cmd in command_list(env.get("PreRunCommandOnComputeNode")):
         out.append(f"bash -c {q(cmd)} || __hpcml_fail $? {q('pre-run command failed: ' + cmd)}")
     apptainer = env.get("Apptainer") if isinstance(env.get("Apptainer"), dict) else None
@@ -305,6 +326,7 @@ class UnicorePrepared(PreparedJob[UnicoreConfig]):
     snapshot: Snapshot
     extras: dict[str, bytes]
     progress: ProgressCallback | None
+    data: tuple[str, ...] = ()  # job.sh lines laying out ctx.data (unicore_data.data_lines)
 
 
 class UnicoreBackend(Backend[UnicoreConfig]):
@@ -332,10 +354,12 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         self._home: _HomeStore | bool | None = None  # object store (False: none, None: unknown)
         self._home_lock = threading.Lock()  # concurrent submissions open HOME once
         self._uploads = SharedUploads()  # into HOME: one upload per content, however many jobs
+        self._storage_mounts: dict[str, str] | None = None  # storage URL → mount point
 
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
-                        upload_progress=True, resources=list(HONOURED_RESOURCES))
+                        upload_progress=True, resources=list(HONOURED_RESOURCES),
+                        data_staging=True)
 
     # ------------------------------------------------------------ client and errors
 
@@ -456,11 +480,14 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         """Nothing travels yet: the job's working directory exists only once the job
         does (``submit`` creates the job, uploads into it, then starts it). The run
         directory is "." for the job, and unknown to the engine beforehand."""
+        from .unicore_data import data_lines  # it imports this module
+
         extras = dict(extra_files or {})
         for key in extras:
             run_relpath(key.rstrip("/"))
+        data = tuple(data_lines(ctx.data))  # bad dataset paths refused before the job exists
         await asyncio.to_thread(self._sync_client)  # fail early on credentials
-        return UnicorePrepared(ctx, ".", snapshot, extras, progress)
+        return UnicorePrepared(ctx, ".", snapshot, extras, progress, data)
 
     async def submit(self, prepared: PreparedJob[UnicoreConfig]) -> Submission:
         if not isinstance(prepared, UnicorePrepared):
@@ -470,7 +497,8 @@ class UnicoreBackend(Backend[UnicoreConfig]):
         job = JobSpec.from_context(prepared.ctx)
         desc = job_description(run_id, job)
         files = job_files(job)
-        files[JOB_SCRIPT] = job_script(job, secrets=SECRETS_FILE in files).encode()
+        files[JOB_SCRIPT] = job_script(job, secrets=SECRETS_FILE in files,
+                                       data=prepared.data).encode()
         job_id = await self._submit_job(run_id, desc, prepared.snapshot, prepared.extras, files,
                                         prepared.progress)
         return Submission(job_id, JobStatus(RunState.QUEUED))
@@ -670,6 +698,49 @@ class UnicoreBackend(Backend[UnicoreConfig]):
 
     async def find_submitted(self, ctx: JobContext[UnicoreConfig]) -> str | None:
         return await asyncio.to_thread(self._find_sync, ctx.run_id)
+
+    # ------------------------------------------------------------ data (unicore_data.py)
+
+    def _data_store(self) -> Any:
+        from .unicore_data import UnicoreDataStore  # it imports this module
+
+        home = self._object_store()
+        if home is None:
+            raise Unsupported(f"UNICORE at {self.url} has no HOME storage this backend can "
+                              "use: datasets cannot be staged there")
+        return UnicoreDataStore(self, home, self._uploads, self.upload_threads)
+
+    async def stage_data(self, versions: Sequence[DataVersion],
+                         progress: DataProgress | None = None) -> list[StagedData]:
+        return await asyncio.to_thread(
+            lambda: list(self._data_store().stage(versions, progress)))
+
+    async def target_listing(self, path: str) -> TargetListing:
+        from .unicore_data import listing
+
+        return await asyncio.to_thread(lambda: listing(self, self._mounts(), path))
+
+    async def staged_versions(self) -> list[StagedVersion]:
+        return await asyncio.to_thread(lambda: list(self._data_store().staged()))
+
+    async def remove_staged(self, digest: str) -> bool:
+        return await asyncio.to_thread(lambda: bool(self._data_store().remove(digest)))
+
+    def _mounts(self) -> dict[str, str]:
+        """storage URL → mount point, of the user's storages (job directories left out)."""
+        if self._storage_mounts is None:
+            urls = self._call_sync("listing the storages", self._request(
+                "get", f"{self.url}/storages")).get("storages") or []
+            mounts = {}
+            for url in urls:
+                try:
+                    props = self._call_sync("reading a storage", self._request("get", url))
+                except NotFound:
+                    continue
+                if props.get("mountPoint"):
+                    mounts[str(url).rstrip("/")] = str(props["mountPoint"])
+            self._storage_mounts = mounts
+        return self._storage_mounts
 
     # ------------------------------------------------------------ poll
 
@@ -936,27 +1007,65 @@ class _HomeStore:
         return out
 
     def put(self, sha256: str, source: Path) -> None:
-        """Upload under a temporary name, then rename: a listed object is always whole."""
+        """Upload under a temporary name, then rename: a listed object is always whole, and
+        is the content its name says (hashed as sent: a file changed since it was hashed is
+        refused, nothing stored)."""
+        content = _HashedFile(source)
+        size = source.stat().st_size
+
+        def verify() -> None:
+            if content.sha256 != sha256:
+                raise Conflict(f"{source} changed since it was hashed: not stored (try again)")
+
+        self._put_atomic(f"{STORE_DIR}/{sha256}", content, size, sha256[:12], verify)
+
+    def put_bytes(self, rel: str, data: bytes) -> None:
+        """A small file (a manifest) written whole or not at all."""
+        self._put_atomic(rel, data, len(data), rel.rsplit("/", 1)[-1][:16], lambda: None)
+
+    def _put_atomic(self, final: str, content: Any, size: int, what: str,
+                    verify: Callable[[], None]) -> None:
         b = self.backend
-        part = f"{STORE_DIR}/.incoming/{sha256}.{secrets.token_hex(4)}"
-        final = f"{STORE_DIR}/{sha256}"
+        # Beside its final place: the upload makes the folders, the rename stays in one.
+        part = f"{final.rsplit('/', 1)[0]}/.incoming/{what}.{secrets.token_hex(4)}"
         url = self._file_url(part)
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         try:
-            b._call_sync(f"uploading code ({sha256[:12]})", lambda: b._transport().put(
-                url=url, headers={"Content-Type": "application/octet-stream"},
-                content=source.read_bytes()).close(), retries=b.submit_retries)
+            b._call_sync(f"uploading {what}", lambda: b._transport().put(
+                url=url, headers=headers, content=content).close(), retries=b.submit_retries)
+            verify()
             try:
-                b._call_sync("storing uploaded code", lambda: b._transport().post(
+                b._call_sync(f"storing {what}", lambda: b._transport().post(
                     url=self.rename_url, json={"from": part, "to": final}).close(),
                     idempotent=False)
             except Ambiguous as amb:
                 # The rename is the TSI's `mv -f`: sent again after its answer was lost, it
                 # fails (HTTP 500, the source is gone) although it was done. Look instead.
-                if self._size(final) != source.stat().st_size:
+                if self._size(final) != size:
                     raise amb.error from None
         except Exception:
             self._drop(part)  # no half upload left in .incoming
             raise
+
+    def read(self, rel: str) -> bytes | None:
+        """A small file of the storage (None: not there)."""
+        b, url = self.backend, self._file_url(rel)
+
+        def get() -> bytes | None:
+            with b._transport().get_stream(url=url, headers=_OCTETS) as resp:
+                _raise_for(resp, url)
+                return resp.read() if resp.status_code == 200 else None
+
+        return b._call_sync(f"reading {rel}", get)
+
+    def delete(self, rel: str) -> None:
+        """Remove a file or a folder with all in it (already gone: fine)."""
+        b = self.backend
+        try:
+            url = self._file_url(rel)
+            b._call_sync(f"removing {rel}", lambda: b._transport().delete(url=url).close())
+        except NotFound:
+            pass
 
     def _drop(self, rel: str) -> None:
         """Best effort: remove a temporary upload (already gone after a rename: fine)."""
@@ -979,6 +1088,22 @@ class _HomeStore:
     def imports(self, snapshot: Snapshot) -> list[dict[str, str]]:
         root = f"{self.mount.rstrip('/')}/{STORE_DIR}"
         return [{"From": f"file://{root}/{f.sha256}", "To": f.relpath} for f in snapshot.files]
+
+
+class _HashedFile:
+    """A file's bytes for an upload body, read in blocks and hashed on the way (each
+    iteration reads it again: a retried request sends it whole again)."""
+
+    def __init__(self, path: Path):
+        self.path, self.sha256 = path, ""
+
+    def __iter__(self) -> Iterator[bytes]:
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+                yield block
+        self.sha256 = h.hexdigest()
 
 
 def _perms(mode: int) -> str:
