@@ -22,6 +22,11 @@ Credentials come from :mod:`.credentials` (``MANTIK_FIRECREST_CLIENT_ID``/``_SEC
   directly (small) or through the staged S3 multipart transfer (large), unpacked with
   ``extract``. A second run of the same code uploads a few kilobytes. The job's first
   step copies the files from the object store into the run directory.
+* **Data** (:mod:`.firecrest_data`): dataset versions in ``<base>/.data`` beside the object
+  store, only missing contents sent (in archives, large files as themselves), each checked
+  by the server's sha256 ``checksum``; a version's tree of hard links built once by
+  ``extract`` and published by a symbolic link (complete or absent). The job's first step
+  links each dataset's path in the run directory to its version (or to the mapped path).
 * **Submit**: the shared Slurm script (``batchscript.render_batch_script``) with the job's
   environment in it (``shlex``-quoted), secrets (tracking token) in a 0600 file in the
   0700 ``<base>/.secrets`` the script sources and deletes. Never the API's ``env`` field:
@@ -68,14 +73,26 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from ..core.config_models import FirecrestConfig
 from ..core.errors import BackendUnavailable, HpcmlError, NotFound, Problem, UserInputError
 from ..core.files import META_DIR, Chunk, FileInfo, run_relpath
-from ..core.job import ArrayTask, JobContext, JobRef, PreparedJob, Submission
+from ..core.job import (
+    ArrayTask,
+    DataProgress,
+    DataStage,
+    DataVersion,
+    JobContext,
+    JobRef,
+    PreparedJob,
+    StagedData,
+    StagedVersion,
+    Submission,
+    TargetListing,
+)
 from ..core.snapshots import ProgressCallback, Snapshot
 from ..core.states import JobStatus, RunState
 from .array_chunks import array_chunks
@@ -90,6 +107,7 @@ from .credentials import (
     TokenEndpointUnavailable,
     firecrest_credentials,
 )
+from .data_links import data_links_command, data_path
 from .exitrecord import exit_file, parse_exit_record, signal_number
 from .remote_calls import (
     Attempts,
@@ -114,6 +132,9 @@ from .slurm_common import (
     sbatch_message,
     slurm_transient,
 )
+
+if TYPE_CHECKING:
+    from .firecrest_data import FirecrestDataStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -236,6 +257,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         self._gate = RateGate()  # closed while a 429's long Retry-After lasts
         self._secrets_ready = False  # <base>/.secrets exists with mode 0700
         self._lock: asyncio.Lock | None = None
+        self._data: Any = None  # the data store (firecrest_data), made on first use
         if isinstance(self.work_dir, str) and self.work_dir.startswith("/"):
             self._base = self.work_dir.rstrip("/") or "/"
 
@@ -245,7 +267,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
                         upload_progress=True, resources=list(HONOURED_RESOURCES),
                         unsupported_name_chars="'",  # see _shell_safe
-                        job_arrays=True, max_array_size=self.max_array_size)
+                        job_arrays=True, max_array_size=self.max_array_size,
+                        data_staging=True)
 
     def config_notes(self, config: FirecrestConfig) -> list[str]:
         given = config.environment.given()
@@ -420,6 +443,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         extras = dict(extra_files or {})
         for key in extras:
             run_relpath(key.rstrip("/"))
+        for stage in ctx.data:  # linked by the job's first step (submit): checked now
+            data_path(stage)
         with tempfile.TemporaryDirectory(prefix="hpcml-fc-") as tmp:
             archive = Path(tmp) / f".hpcml-upload-{_safe_id(run_id)}.tar.gz"
             total = await asyncio.to_thread(_write_archive, archive, _safe_id(run_id), plan, extras)
@@ -446,20 +471,51 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             return {}
         return {str(e.get("name")): _size(e.get("size")) for e in entries if e.get("type") == "-"}
 
+    # ------------------------------------------------------------ data (firecrest_data)
+
+    @property
+    def data_store(self) -> FirecrestDataStore:
+        from .firecrest_data import FirecrestDataStore
+
+        if self._data is None:
+            self._data = FirecrestDataStore(self)
+        store: FirecrestDataStore = self._data
+        return store
+
+    async def stage_data(self, versions: Sequence[DataVersion],
+                         progress: DataProgress | None = None) -> list[StagedData]:
+        """Into ``<base>/.data`` beside the code's object store: only missing contents,
+        verified by sha256 on the cluster; each version's tree built once by ``extract``.
+        The job's first step links its datasets into its run directory (``submit``)."""
+        return await self.data_store.stage(versions, progress)
+
+    async def target_listing(self, path: str) -> TargetListing:
+        return await self.data_store.listing(path)
+
+    async def staged_versions(self) -> list[StagedVersion]:
+        return await self.data_store.versions()
+
+    async def remove_staged(self, digest: str) -> bool:
+        return await self.data_store.remove(digest)
+
     # ------------------------------------------------------------ submit
 
     def _script_job(self, run_dir: str, job: JobSpec, api_fields: set[str], *,
-                    array: bool = False, name_id: str | None = None) -> JobSpec:
-        """The JobSpec the shared renderer sees: the materialisation step first, login-node
-        commands inside the job, the job name ending in the run id (``find_submitted``;
-        ``name_id``: an array chunk's own). An array task notes its Slurm job id first
-        (:func:`_task_note_command`), then places the shared code once."""
+                    array: bool = False, name_id: str | None = None,
+                    data: Sequence[DataStage] = ()) -> JobSpec:
+        """The JobSpec the shared renderer sees: the materialisation step first (the code,
+        then the datasets' links: ``data``), login-node commands inside the job, the job
+        name ending in the run id (``find_submitted``; ``name_id``: an array chunk's own).
+        An array task notes its Slurm job id first (:func:`_task_note_command`), then
+        places the shared code once."""
         from .batchscript import job_name
 
         env = dict(job.environment or {})
         objects = f"{posixpath.dirname(run_dir.rstrip('/'))}/{OBJECTS}" if run_dir else OBJECTS
         pre = [_task_note_command(), _place_once_command(objects)] if array \
             else [copy_from_store_command(objects)]
+        if data:
+            pre.append(data_links_command(data))
         pre += list(env.get("PreRunCommandOnLoginNode") or [])
         pre += list(env.get("PreRunCommandOnComputeNode") or [])
         post = list(env.get("PostRunCommandOnComputeNode") or [])
@@ -534,7 +590,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
             raise UserInputError(Problem(f"run {run_id} was not prepared"))
         job = JobSpec.from_context(prepared.ctx)
         api_fields = self._api_fields()
-        spec = self._script_job(run_dir, job, api_fields)
+        spec = self._script_job(run_dir, job, api_fields, data=prepared.ctx.data)
         _, secret = split_env(spec.env)
         secrets_path = await self._upload_secrets(run_id, secret) if secret else None
         script = render_batch_script(spec, run_dir, secrets_file=secrets_path)
@@ -598,7 +654,8 @@ class FirecrestBackend(Backend[FirecrestConfig]):
         previous: str | None = None
         for n, chunk in enumerate(array_chunks(by_index, self.max_array_size)):
             name_id = run_id if n == 0 else f"{run_id}-{n}"
-            spec = self._script_job(run_dir, job, api_fields, array=True, name_id=name_id)
+            spec = self._script_job(run_dir, job, api_fields, array=True, name_id=name_id,
+                                    data=prepared.ctx.data)
             after = [f"--dependency=afterany:{previous}"] if previous else []
             script = render_batch_script(spec, run_dir, secrets_file=secrets_path,
                                          array=chunk.spec(max_parallel),
