@@ -283,3 +283,31 @@ async def test_a_mapped_path_is_used_in_place(hpcml_data, project, firecrest):
     finally:
         await engine.close()
     assert not data_root(firecrest).exists()  # nothing was staged
+
+
+async def test_a_sweeps_tasks_read_the_data_staged_once(hpcml_data, project, firecrest):
+    from jupyterlab_hpcml.engine.requests import SweepRequest
+
+    (project / "MLproject").write_text(
+        "name: datatoy\nentry_points:\n  main:\n    parameters:\n      k: {type: float}\n"
+        "    command: python read.py {k}\n")
+    data = project / "data" / "digits"
+    engine = Engine(data_dir=hpcml_data, poll_interval=0.2)
+    try:
+        sweep = await engine.submit_sweep(SweepRequest(
+            project=str(project), backend_config="firecrest.yaml", parameters={"k": "1,2,3"}))
+        deadline = time.monotonic() + 90
+        while not all(c.state.terminal for c in sweep.children):
+            assert time.monotonic() < deadline, [c.state for c in sweep.children]
+            await asyncio.sleep(0.3)
+            sweep = await engine.current_sweep(sweep.id)
+        assert len(sweep.children) == 3
+        assert len({c.backend_job_id.partition("_")[0] for c in sweep.children
+                    if c.backend_job_id}) == 1  # one array job
+        for child in sweep.children:
+            out = parse_output((await engine.read_log_all(child.id, "stdout")).data)
+            assert child.state == RunState.FINISHED, child.state_history
+            assert out["declared"] == out["env"] == folder_digest(data)
+    finally:
+        await engine.close()
+    assert firecrest.state.requests["GET /filesystem/{system}/ops/checksum"] == 200  # once
