@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import tarfile
 import time
 from pathlib import Path
@@ -136,4 +137,59 @@ async def test_a_cluster_path_is_used_in_place_and_a_missing_one_fails(
         assert shared + "-missing" in (failed.state_history[-1].message or "")
     finally:
         ssh_cmd(slurm, f"rm -rf {shared}")
+        await engine.close()
+
+
+async def test_the_cluster_fetches_an_https_source_itself(
+        engine: Engine, project: Path, server: Server, slurm: dict[str, str],  # noqa: F811
+        tmp_path: Path) -> None:
+    """``DataFetch: cluster``: the login node downloads the archive (nothing of it passes
+    through the lab's machine), with the digest this machine computes; a second run
+    downloads nothing (conditional GET); where the cluster cannot fetch it, this machine
+    does and sends it."""
+    archive = io.BytesIO()
+    salt = str(time.time_ns()).encode()  # contents the cluster's store has not seen
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, text in (("a.csv", salt + b"\n"), ("sub/b.csv", b"3,4\n" + salt)):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+    (server.root / "set.tar.gz").write_bytes(archive.getvalue())  # type: ignore[attr-defined]
+    (project / "datasets.yaml").write_text(
+        f"datasets:\n  web:\n    source: {server.url}/set.tar.gz\n")
+    (project / "read.py").write_text(
+        "print('b', open('data/web/sub/b.csv').read().splitlines()[0])\n")
+    cfg = backend_config(slurm, DataFetch="cluster")
+    (project / "slurm.yaml").write_text(yaml.safe_dump(cfg))
+
+    # Where the cluster does not trust the server's certificate, this machine fetches it.
+    fallback_id, seen = await run_to_end(engine, project)
+    fallback = await engine.get(fallback_id)
+    assert seen["b"] == "3,4" and fallback.datasets[0].sent_files == 2
+    assert any("could not fetch it" in n and "fetched here" in n for n in fallback.notes)
+    await engine.remove_data_version(project, "slurm.yaml", fallback.datasets[0].digest)
+
+    # The cluster user's shell trusts it (OpenSSL reads SSL_CERT_FILE; bash runs ~/.bashrc
+    # for ssh commands, before Debian's "not interactive: return").
+    cert = Path("/tmp") / f"hpcml-test-ca-{time.time_ns()}.pem"
+    cert.write_bytes(Path(os.environ["SSL_CERT_FILE"]).read_bytes())
+    cert.chmod(0o644)
+    ssh_cmd(slurm, f"cp ~/.bashrc ~/.bashrc.hpcml-test && "
+                   f"{{ echo 'export SSL_CERT_FILE={cert}'; cat ~/.bashrc.hpcml-test; }} "
+                   f"> ~/.bashrc")
+    try:
+        server.gets.clear()
+        first_id, seen = await run_to_end(engine, project)
+        (use,) = (await engine.get(first_id)).datasets
+        assert seen["b"] == "3,4"
+        assert (use.digest, use.files, use.sent_bytes) == (fallback.datasets[0].digest, 2, 0)
+        assert any("fetched by the target itself" in n for n in
+                   (await engine.get(first_id)).notes)
+        assert len(server.gets) == 1 and server.gets[0].endswith(" None")  # a plain GET
+        second_id, _seen = await run_to_end(engine, project)
+        assert (await engine.get(second_id)).datasets[0].digest == use.digest
+        assert len(server.gets) == 2 and not server.gets[1].endswith(" None")  # conditional
+    finally:
+        ssh_cmd(slurm, "mv ~/.bashrc.hpcml-test ~/.bashrc")
+        cert.unlink()
         await engine.close()

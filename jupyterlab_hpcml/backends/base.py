@@ -96,6 +96,9 @@ share (``<data_dir>/datasets`` locally, beside the code cache on a cluster):
   in the run directory: job path → the version's location (or a path the config maps a
   dataset to, already on the target: ``await target_listing(path)`` gives its version).
 * ``staged_versions()`` / ``remove_staged(digest)`` list and free the store.
+* With ``Features.data_fetch``, ``fetch_data(name, url)`` has the target download an
+  ``https://`` dataset itself (the backend config's ``DataFetch: cluster``), nothing
+  passing through the lab's machine.
 """
 from __future__ import annotations
 
@@ -161,6 +164,7 @@ class Features(BaseModel):
     services: bool = False  # ctx.service honoured; service_endpoint() answers
     tunnel: bool = False  # open_tunnel() reaches a service job from the lab
     data_staging: bool = False  # stage_data() and friends; ctx.data laid out by prepare()
+    data_fetch: bool = False  # fetch_data(): the target itself downloads an https:// dataset
 
     def check(self, ctx: JobContext[Any]) -> None:
         """Raise Unsupported when ``ctx`` asks for something that is off here. For the
@@ -376,6 +380,13 @@ class Backend(abc.ABC, Generic[C]):
         """Make the target's data store hold ``versions`` (see "Data staging" above), in
         order; one answer per version."""
         raise Unsupported(f"the {self.kind} backend cannot stage data")
+
+    async def fetch_data(self, name: str, url: str) -> StagedVersion:
+        """The target downloads an ``https://`` dataset itself (``Features.data_fetch``),
+        into its data store as a version (the same digest the lab's machine would compute:
+        ``engine/dataset_versions.py``). Raises HpcmlError when the target cannot fetch it
+        (the engine then fetches on this machine and sends it)."""
+        raise Unsupported(f"the {self.kind} backend cannot fetch data on its side")
 
     async def target_listing(self, path: str) -> TargetListing:
         """The version of data already on the target at ``path`` (absolute); NotFound when

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend
-from ..core.errors import Problem, UserInputError
+from ..core.errors import BackendUnavailable, HpcmlError, Problem, UserInputError
 from ..core.job import DataFile, DataStage, DataVersion, StagedVersion
 from . import data_sources, dataset_versions, datasets
 from .config import BackendConfig
@@ -42,6 +42,8 @@ class DataSelection:
     # A re-run of the same code reads the same versions (name → digest) while the target
     # still holds them; else the current ones, with a note.
     pinned: dict[str, str] = field(default_factory=dict)
+    # ``DataFetch: cluster``: the target downloads https:// sources itself where it can.
+    fetch_on_target: bool = False
 
     def job_env(self, run_dir: str | None) -> dict[str, str]:
         """``HPCML_DATA_<NAME>``: where the job finds each dataset (absolute once the run
@@ -78,6 +80,8 @@ def select(project_dir: Path, cfg: BackendConfig, backend: Backend[Any],
         selection.notes.append(f"datasets not staged: the {backend.kind} backend cannot "
                                f"stage data yet ({', '.join(wanted)})")
         return selection
+    selection.fetch_on_target = cfg.data.get("DataFetch") == "cluster" and \
+        backend.supported_features().data_fetch
     selection.specs = [declared[n] for n in wanted]
     selection.mapped = {n: mapping[n] for n in wanted if n in mapping}
     problems = [p for s in selection.specs if s.name not in selection.mapped
@@ -187,6 +191,22 @@ class DataStager:
                                        size=listing.size, files=listing.files,
                                        location=mapped))
                 continue
+            if spec.kind == "https" and selection.fetch_on_target:
+                try:
+                    held_now = await backend.fetch_data(spec.name, spec.source)
+                except BackendUnavailable:
+                    raise
+                except HpcmlError as exc:  # e.g. no route out: this machine fetches it
+                    notes.append(f"dataset {spec.name}: the target could not fetch it ({exc}); "
+                                 "fetched here and sent")
+                else:
+                    stages.append(DataStage(spec.name, spec.path, held_now.location))
+                    uses.append(DatasetUse(
+                        name=spec.name, source=spec.source, path=spec.path,
+                        digest=held_now.digest, size=held_now.size, files=held_now.files,
+                        location=held_now.location))
+                    notes.append(f"dataset {spec.name}: fetched by the target itself")
+                    continue
             version, found_notes = await asyncio.to_thread(self.version, spec, project_dir)
             notes.extend(found_notes)
             if pinned and version.digest != pinned:

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,14 @@ class DataStore:
     async def remove(self, cache: str, digest: str) -> bool:
         answer = await self._call(cache, {"op": "data_rm", "cache": cache, "digest": digest})
         return bool(answer.get("removed"))
+
+    async def fetch(self, cache: str, name: str, url: str) -> StagedVersion:
+        answer = await self._call(cache, {"op": "data_fetch", "cache": cache, "name": name,
+                                          "url": url})
+        if answer.get("error"):
+            raise TransferError(f"{url}: {answer['error']} (fetched on {self.conn.label})")
+        return StagedVersion(str(answer["digest"]), str(answer["location"]),
+                             int(answer["size"]), int(answer["files"]), time.time())
 
     async def listing(self, cache: str, path: str) -> TargetListing:
         answer = await self._call(cache, {"op": "listing", "cache": cache, "path": path})

@@ -163,7 +163,7 @@ class SlurmBackend(Backend[SSHConfig]):
                         upload_progress=True, offline_tracking=True,
                         resources=[*HONOURED_RESOURCES, *REQUEUE_RESOURCES],
                         job_arrays=True, max_array_size=self.max_array_size or 1001,
-                        requeue=True, data_staging=True)
+                        requeue=True, data_staging=True, data_fetch=True)
 
     # ------------------------------------------------------------ layout
 
@@ -268,6 +268,10 @@ class SlurmBackend(Backend[SSHConfig]):
         """Into the data store beside the code cache (``data_store``): only missing contents
         travel; nothing at all but one command when the cluster holds them all."""
         return await self.data_store.stage(await self._cache_dir(), list(versions), progress)
+
+    async def fetch_data(self, name: str, url: str) -> StagedVersion:
+        """The login node downloads it (Python's urllib: no curl or wget needed)."""
+        return await self.data_store.fetch(await self._cache_dir(), name, url)
 
     async def target_listing(self, path: str) -> TargetListing:
         if not path.startswith("/") or "\0" in path:

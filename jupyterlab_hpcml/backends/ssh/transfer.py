@@ -71,7 +71,8 @@ LINK_THRESHOLD = 64 << 20  # files this large are hard-linked from the cache, no
 KEEP_TREES = 16  # materialised snapshots kept on the cluster (most recently used)
 MAX_AGE = 14 * 86400  # seconds: unused cache contents older than this are deleted (daily)
 # Helper commands safe to send again after a dropped connection (the others: once).
-REPEATABLE_OPS = frozenset({"plan", "data_plan", "data_tree", "data_list", "data_rm", "listing"})
+REPEATABLE_OPS = frozenset({"plan", "data_plan", "data_tree", "data_list", "data_rm", "listing",
+                            "data_fetch"})
 TREE_MISSING = 97  # exit status of the materialise fragment: the tree is gone, nothing was done
 
 HELPER = r'''
@@ -459,15 +460,127 @@ def listing(req):
         entries = [(os.path.basename(top), st)]
     h = hashlib.sha256()
     for rel, s in sorted(entries, key=lambda e: e[0]):
-        h.update(("%s\0%d\0%d\n" % (rel, s.st_size, s.st_mtime_ns)).encode("utf-8", "surrogateescape"))
+        # core/data_listing.py's digest: path, size, mtime in whole seconds
+        h.update(("%s\0%d\0%d\n" % (rel, s.st_size, int(s.st_mtime))).encode("utf-8", "surrogateescape"))
     return {"path": top, "digest": h.hexdigest(), "size": sum(s.st_size for _r, s in entries),
             "files": len(entries)}
+
+def unpack(archive, dest):
+    """Regular files and folders of a tar or zip archive, each kept inside dest (links,
+    devices and names leaving it are skipped): what the lab's machine keeps of it too."""
+    import tarfile, zipfile
+    def target(name):
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if not parts or name.startswith("/") or ".." in parts:
+            return None
+        return os.path.join(dest, *parts)
+    if archive.endswith(".zip"):
+        with zipfile.ZipFile(archive) as z:
+            for info in z.infolist():
+                path = target(info.filename)
+                if path and not info.is_dir():
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with z.open(info) as src, open(path, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+        return
+    with tarfile.open(archive) as t:
+        for m in t:
+            path = target(m.name)
+            if path and m.isfile():
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with t.extractfile(m) as src, open(path, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+
+ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
+
+def data_fetch(req):
+    """An https:// dataset fetched by the cluster itself (conditional GET into fetch/, an
+    archive unpacked), its files moved into objects/ and its version built: the digest is
+    the one the lab's machine computes (engine/dataset_versions.py)."""
+    import urllib.error, urllib.parse, urllib.request
+    cache, url, name = req["cache"], req["url"], req.get("name", "")
+    if not url.startswith("https://"):
+        raise SystemExit("only https:// URLs are fetched")
+    folder = os.path.join(cache, "fetch", hashlib.sha256(url.encode()).hexdigest()[:32])
+    os.makedirs(folder, exist_ok=True)
+    base = os.path.basename(urllib.parse.urlparse(url).path) or "download"
+    download, meta_file = os.path.join(folder, base), os.path.join(folder, "meta.json")
+    meta = {}
+    if os.path.exists(download) and os.path.exists(meta_file):
+        with open(meta_file) as f:
+            meta = json.load(f)
+    request = urllib.request.Request(url)
+    if meta.get("etag"):
+        request.add_header("If-None-Match", meta["etag"])
+    if meta.get("last_modified"):
+        request.add_header("If-Modified-Since", meta["last_modified"])
+    fetched = 0
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            part = download + ".part"
+            with open(part, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+            fetched = os.path.getsize(part)
+            os.replace(part, download)
+            atomic_write(meta_file, json.dumps({
+                "etag": response.headers.get("ETag"),
+                "last_modified": response.headers.get("Last-Modified")}).encode())
+    except urllib.error.HTTPError as exc:
+        if exc.code != 304:
+            return {"error": "HTTP %d %s" % (exc.code, exc.reason)}
+    except (urllib.error.URLError, OSError) as exc:
+        return {"error": "cannot fetch it: %s" % (getattr(exc, "reason", exc),)}
+    single = not base.endswith(ARCHIVES)
+    if single:
+        files = [(base, download)]
+    else:
+        tree = os.path.join(folder, "tree")
+        if fetched or not os.path.isdir(tree):
+            part = tree + ".part"
+            rmtree_ro(part)
+            os.makedirs(part)
+            try:
+                unpack(download, part)
+            except Exception as exc:
+                rmtree_ro(part)
+                return {"error": "not an archive it can unpack: %s" % exc}
+            rmtree_ro(tree)
+            os.rename(part, tree)
+        files = []
+        for dirpath, dirs, names in os.walk(tree):
+            dirs.sort()
+            for n in names:
+                p = os.path.join(dirpath, n)
+                if not os.path.islink(p):
+                    files.append((os.path.relpath(p, tree), p))
+    entries = []
+    for rel, p in sorted(files):
+        h = sha256(p)
+        if not os.path.exists(obj(cache, h)):
+            os.makedirs(os.path.dirname(obj(cache, h)), exist_ok=True)
+            tmp = "%s.%d.tmp" % (obj(cache, h), os.getpid())
+            shutil.copyfile(p, tmp)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, obj(cache, h))
+        entries.append([rel, h, os.path.getsize(p)])
+    listing = hashlib.sha256()
+    for rel, h, size in entries:  # dataset_versions.listing_digest
+        listing.update(("%s\0%d\0%s\n" % (rel, size, h)).encode("utf-8", "surrogateescape"))
+    digest = listing.hexdigest()
+    m = {"name": name, "single": single, "files": entries}
+    os.makedirs(os.path.join(cache, "datasets"), exist_ok=True)
+    if load_data(cache, digest) != m:
+        atomic_write(data_manifest(cache, digest), json.dumps(m).encode())
+    build_data(cache, digest, m)
+    return {"digest": digest, "location": data_location(cache, digest, m), "fetched": fetched,
+            "size": sum(e[2] for e in entries), "files": len(entries)}
 
 req = json.load(sys.stdin)
 os.makedirs(req["cache"], exist_ok=True)
 SHARED = lock(req["cache"], fcntl.LOCK_SH)  # no collection while this command runs
 out = {"plan": plan, "tree": tree, "data_plan": data_plan, "data_tree": data_tree,
-       "data_list": data_list, "data_rm": data_rm, "listing": listing}[req["op"]](req)
+       "data_list": data_list, "data_rm": data_rm, "listing": listing,
+       "data_fetch": data_fetch}[req["op"]](req)
 sys.stdout.write(json.dumps(out))
 '''  # noqa: E501 (a line of the cluster-side script: wrapping it would change what is sent)
 HELPER_VERSION = hashlib.sha256(HELPER.encode()).hexdigest()[:12]
