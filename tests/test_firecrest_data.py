@@ -27,6 +27,7 @@ from jupyterlab_hpcml.core.snapshots import Snapshot
 from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine import job_context
 from jupyterlab_hpcml.engine.models import RunRecord
+from jupyterlab_hpcml.engine.requests import SweepRequest
 from jupyterlab_hpcml.engine.service import Engine
 
 from .data_projects import add_dataset, folder_digest, parse_output
@@ -286,8 +287,6 @@ async def test_a_mapped_path_is_used_in_place(hpcml_data, project, firecrest):
 
 
 async def test_a_sweeps_tasks_read_the_data_staged_once(hpcml_data, project, firecrest):
-    from jupyterlab_hpcml.engine.requests import SweepRequest
-
     (project / "MLproject").write_text(
         "name: datatoy\nentry_points:\n  main:\n    parameters:\n      k: {type: float}\n"
         "    command: python read.py {k}\n")

@@ -354,10 +354,10 @@ class FirecrestDataStore:
         if not stat_mod.S_ISDIR(int(st["mode"])):
             entries.append((posixpath.basename(path), int(st["size"]), float(st["mtime"])))
         else:
-            try:
-                listed = await self.b._ls(f"{path}/", recursive=True)
-            except (Forbidden, OutputTooLarge):
-                listed = await self.b._walk(f"{path}/")
+            listed = await self._tree(path)
+            if len(listed) == 1 and listed[0].get("type") == "l" and \
+                    _name(str(listed[0].get("name"))) in (path, posixpath.basename(path)):
+                listed = await self._tree(f"{path}/")  # `ls -l` shows a link, not its folder
             for e in listed:
                 if e.get("type") == "d":
                     continue
@@ -365,6 +365,15 @@ class FirecrestDataStore:
                                 _epoch(e.get("lastModified")) or 0.0))
         return TargetListing(path, listing_digest(entries), sum(e[1] for e in entries),
                              len(entries))
+
+
+    async def _tree(self, path: str) -> list[dict[str, Any]]:
+        """Every entry under ``path``: one recursive ``ls``, or folder by folder when that
+        is refused (an unreadable subfolder) or too long."""
+        try:
+            return await self.b._ls(path, recursive=True)
+        except (Forbidden, OutputTooLarge):
+            return await self.b._walk(path)
 
 
 def _epoch(text: Any) -> float | None:
