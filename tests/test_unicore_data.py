@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from jupyterlab_hpcml.backends.unicore import STORE_DIR, UnicoreBackend
-from jupyterlab_hpcml.backends.unicore_data import VERSIONS_DIR
+from jupyterlab_hpcml.backends.unicore_data import VERSIONS_DIR, data_lines
 from jupyterlab_hpcml.core.data_listing import listing_digest
 from jupyterlab_hpcml.core.errors import Conflict, NotFound, UserInputError
-from jupyterlab_hpcml.core.job import DataFile, DataVersion
+from jupyterlab_hpcml.core.job import DataFile, DataStage, DataVersion
 from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.dataset_versions import local_version
 from jupyterlab_hpcml.engine.requests import SubmitRequest
@@ -276,3 +277,82 @@ async def test_engine_run_reads_its_data_at_the_path_and_through_the_variable(
         assert len(home_uploads(unicore)) == uploads  # nothing new in HOME
     finally:
         await engine.close()
+
+
+# ---------------------------------------------------------------- job.sh's data lines
+
+
+def job_data_script(stages: list[DataStage]) -> str:
+    fail = '__hpcml_fail() { echo "hpcml: $2" >&2; exit "$1"; }'
+    return "\n".join([fail, *data_lines(stages), "echo laid-out"]) + "\n"
+
+
+def fake_store(home_dir: Path, files: dict[str, bytes]) -> tuple[str, str]:
+    """A version in a store laid out as stage_data leaves it: (digest, tree location)."""
+    objects = home_dir / STORE_DIR
+    objects.mkdir(parents=True)
+    listing = b""
+    for rel, content in files.items():
+        sha = hashlib.sha256(content).hexdigest()
+        (objects / sha).write_bytes(content)
+        listing += sha.encode() + b"\0" + rel.encode() + b"\0"
+    digest = hashlib.sha256(listing).hexdigest()
+    versions = home_dir / VERSIONS_DIR
+    versions.mkdir(parents=True)
+    (versions / f"{digest}.files0").write_bytes(listing)
+    return digest, str(versions / digest)
+
+
+def run_bash(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+def test_the_job_builds_the_tree_once_and_links_the_paths(tmp_path: Path) -> None:
+    files = {f"d{i % 3}/f{i}.txt": f"content {i}\n".encode() for i in range(40)}
+    digest, tree = fake_store(tmp_path / "home", files)
+    mapped = tmp_path / "shared" / "ref"
+    mapped.mkdir(parents=True)
+    stages = [DataStage("digits", "data/digits", tree), DataStage("ref", "ref", str(mapped))]
+    script = job_data_script(stages)
+    runs = [tmp_path / f"run{i}" for i in range(4)]
+    for run in runs:
+        run.mkdir()
+    # Four jobs at once: one tree, complete, no temporary folder left.
+    procs = [subprocess.Popen(["bash", "-c", script], cwd=run, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for run in runs]
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert (proc.returncode, out.strip()) == (0, "laid-out"), err
+    versions = tmp_path / "home" / VERSIONS_DIR
+    assert sorted(p.name for p in versions.iterdir()) == [digest, f"{digest}.files0"]
+    for rel, content in files.items():
+        placed = Path(tree) / rel
+        assert placed.read_bytes() == content
+        obj = tmp_path / "home" / STORE_DIR / hashlib.sha256(content).hexdigest()
+        assert placed.stat().st_ino == obj.stat().st_ino  # a hard link, not a copy
+        assert not placed.stat().st_mode & 0o222  # read-only: a job cannot spoil the store
+    for run in runs:
+        assert os.readlink(run / "data" / "digits") == tree
+        assert (run / "ref").resolve() == mapped
+
+
+def test_the_job_fails_clearly_when_its_data_cannot_be_laid_out(tmp_path: Path) -> None:
+    digest, tree = fake_store(tmp_path / "home", {"a.txt": b"a\n", "b/c.txt": b"c\n"})
+    (tmp_path / "home" / STORE_DIR / hashlib.sha256(b"c\n").hexdigest()).unlink()
+    run = tmp_path / "run"
+    run.mkdir()
+    res = run_bash(job_data_script([DataStage("digits", "data/digits", tree)]), run)
+    assert res.returncode == 1 and "incomplete in the data store" in res.stderr
+    versions = tmp_path / "home" / VERSIONS_DIR
+    assert sorted(p.name for p in versions.iterdir()) == [f"{digest}.files0"]  # nothing half
+
+    gone = tmp_path / "nowhere"
+    res = run_bash(job_data_script([DataStage("ref", "ref", str(gone))]), run)
+    assert res.returncode == 1 and f"no longer at {gone}" in res.stderr
+    (run / "code-folder").mkdir()
+    res = run_bash(job_data_script([DataStage("ref", "code-folder", str(tmp_path))]), run)
+    assert res.returncode == 1 and "already has a folder" in res.stderr
+    for bad in ("../out", ".hpcml/data", "", "/abs"):
+        with pytest.raises(UserInputError):
+            data_lines([DataStage("x", bad, str(tmp_path))])

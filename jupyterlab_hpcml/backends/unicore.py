@@ -43,6 +43,9 @@ failures become the engine's errors.
   an HTTP ``Range`` read of what exists; listings page with ``offset``/``num``; streamed
   downloads; **cancel**: ``actions/abort`` (the job ends FAILED; the engine records CANCELLED
   because it asked).
+* **Data** (``unicore_data.py``): dataset versions in HOME beside the code's objects, only
+  missing contents sent (hashed as sent); the first job that reads a version builds its tree on
+  the site and ``job.sh`` links each dataset's path to it.
 """
 from __future__ import annotations
 
