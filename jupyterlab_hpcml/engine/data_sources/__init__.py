@@ -1,10 +1,10 @@
 """Where a dataset's files come from, fetched to this machine when they are not local:
-one module per kind of remote source (``https``, ``s3``); :func:`local_path` picks."""
+one module per kind of remote source (``https``, ``s3``, ``dvc``); :func:`local_path` picks."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from ...core.errors import Problem, UserInputError
+from ...core.errors import Problem
 from ..datasets import DatasetSpec
 
 
@@ -21,16 +21,14 @@ def local_path(spec: DatasetSpec, project_dir: Path, cache_dir: Path) -> Path:
     if spec.kind == "s3":
         from . import s3
         return s3.fetch(spec.source, cache_dir / "s3")
-    raise UserInputError(Problem(
-        f"dataset {spec.name}: DVC sources are not supported yet", key="source"))
+    assert spec.dvc is not None
+    from . import dvc
+    return dvc.fetch(spec.dvc, cache_dir / "dvc")
 
 
 def check_local(spec: DatasetSpec, project_dir: Path) -> Problem | None:
     """For a submission, before anything is created: a local source that is not there.
     (A remote one is checked when it is fetched, while the run is STAGING.)"""
-    if spec.kind == "dvc":
-        return Problem(f"dataset {spec.name}: DVC sources are not supported yet",
-                       key=f"datasets.{spec.name}.source")
     if spec.kind not in ("project", "local"):
         return None
     path = local_path(spec, project_dir, project_dir)
