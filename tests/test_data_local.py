@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.core.states import RunState
-from jupyterlab_hpcml.engine.requests import SubmitRequest
+from jupyterlab_hpcml.engine.requests import SubmitRequest, SweepRequest
 from jupyterlab_hpcml.engine.service import Engine
 
 from .data_projects import add_dataset, folder_digest, parse_output
@@ -196,3 +196,23 @@ async def test_unused_versions_are_collected(engine: Engine, project: Path) -> N
     store = engine.data_dir / "datasets"
     assert not list((store / "versions").iterdir())
     assert not [p for p in (store / "objects").rglob("*") if p.is_file()]
+
+
+async def test_a_sweep_with_a_slot_cap_stages_for_every_child(engine: Engine,
+                                                             project: Path) -> None:
+    """Children held back by max-parallel stage their data when a slot frees up."""
+    (project / "MLproject").write_text(
+        "name: datatoy\nentry_points:\n  main:\n    parameters:\n      n: {type: int}\n"
+        "    command: python read.py\n")
+    view = await engine.submit_sweep(SweepRequest(project=str(project),
+                                                  parameters={"n": "1,2,3"}, max_parallel=1))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        children = (await engine.current_sweep(view.id)).children
+        if all(c.state.terminal for c in children):
+            break
+        await asyncio.sleep(0.3)
+    digests = {c.datasets[0].digest for c in children if c.datasets}
+    assert [c.state for c in children] == [RunState.FINISHED] * 3
+    assert len(digests) == 1 and all(c.datasets for c in children)
+    assert all(RunState.STAGING in [s.state for s in c.state_history] for c in children)

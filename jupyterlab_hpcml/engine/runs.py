@@ -373,6 +373,11 @@ class RunService:
         """The run's datasets onto its target while it is STAGING, then SUBMITTING; the
         versions recorded on the run and in MLflow. A failure ends the run FAILED with the
         reason before any job exists (answered as the ended record)."""
+        if record.state == RunState.SUBMITTING:  # a held sweep child, a resubmitted run
+            staging = await asyncio.to_thread(
+                self.store.transition, record.id, RunState.STAGING,
+                expect=(RunState.SUBMITTING,))
+            record = staging if staging is not None else record
         progress = self.staging_progress[record.id] = data_mod.StagingProgress()
         try:
             stages, uses, notes = await self.data.stage(
@@ -786,10 +791,6 @@ class RunService:
             ), snapshot=snapshot)
             await self.take_code(plan)
             plan.code = run.code
-            if plan.data.specs:
-                taken = await asyncio.to_thread(
-                    self.store.transition, run.id, RunState.STAGING,
-                    expect=(RunState.SUBMITTING,)) or taken
             scheduling = None
             if not taken.mlflow_run_id:
                 taken, scheduling = await self._create_mlflow_run(
