@@ -1101,7 +1101,7 @@ class _HashedFile:
         self.path, self.sha256 = path, ""
 
     def __iter__(self) -> Iterator[bytes]:
-        h = hashlib.sha256()
+        self.sha256, h = "", hashlib.sha256()  # set only once the whole file was read
         with open(self.path, "rb") as f:
             while block := f.read(1 << 20):
                 h.update(block)
