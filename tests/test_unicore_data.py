@@ -136,6 +136,14 @@ async def test_only_missing_contents_are_sent_and_verified(
     sent = home_uploads(unicore)[uploads:]
     assert len(sent) == 3 and sum(p.startswith(VERSIONS_DIR) for p in sent) == 2
 
+    # A content of a held version removed from the store (no job built its tree yet): the
+    # next staging sends it again rather than answer a version no job could lay out.
+    lost = changed.files[7]
+    (store / lost.sha256).unlink()
+    (fourth,) = await backend.stage_data([changed])
+    assert (fourth.sent_files, fourth.sent_bytes) == (1, lost.size)
+    assert (store / lost.sha256).read_bytes() == Path(lost.local_path).read_bytes()
+
 
 async def test_a_file_changed_since_it_was_hashed_is_not_stored(
         backend: UnicoreBackend, unicore: UnicoreServer, tmp_path: Path) -> None:

@@ -73,18 +73,27 @@ class UnicoreDataStore:
 
     def _held(self) -> dict[str, dict[str, Any]]:
         """digest → its manifest's listing entry (size, lastAccessed)."""
+        return self._versions()[0]
+
+    def _versions(self) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """The versions held (as :meth:`_held`) and those whose tree a job has built."""
         try:
             entries = self.backend._list_dir(self.home._file_url(VERSIONS_DIR),
                                               VERSIONS_DIR) or {}
         except NotFound:
-            return {}
-        out = {}
+            return {}, set()
+        held, trees = {}, set()
         for name, meta in entries.items():
             leaf = name.rstrip("/").rsplit("/", 1)[-1]
             digest, _, ext = leaf.partition(".")
-            if ext == "json" and _DIGEST.fullmatch(digest) and not meta.get("isDirectory"):
-                out[digest] = meta
-        return out
+            if not _DIGEST.fullmatch(digest):
+                continue
+            if meta.get("isDirectory"):
+                if not ext:
+                    trees.add(digest)
+            elif ext == "json":
+                held[digest] = meta
+        return held, trees
 
     # ------------------------------------------------------------ staging
 
@@ -92,14 +101,14 @@ class UnicoreDataStore:
               progress: DataProgress | None) -> list[StagedData]:
         for version in versions:
             _checked(version)
-        held = self._held()
+        held, trees = self._versions()
         present: dict[str, int | None] | None = None
         listed_at = 0.0
         out = []
         for version in versions:
             single = version.files[0].relpath if version.single_file and version.files else None
             where = self.location(version.digest, single)
-            if version.digest in held:
+            if version.digest in trees and version.digest in held:  # built: links, no objects
                 if progress:
                     progress(0, 0, 0, 0)
                 out.append(StagedData(version.digest, where))
@@ -109,6 +118,11 @@ class UnicoreDataStore:
                 present = self.home.present()
             missing = {f.sha256: f for f in version.files
                        if present.get(f.sha256, -1) not in (None, f.size)}
+            if version.digest in held and not missing:  # held, its contents all there
+                if progress:
+                    progress(0, 0, 0, 0)
+                out.append(StagedData(version.digest, where))
+                continue
             sent_bytes, sent_files = self._send(list(missing.values()), listed_at, progress)
             present.update((sha, f.size) for sha, f in missing.items())
             self._write_manifests(version)
