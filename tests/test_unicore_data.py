@@ -165,6 +165,29 @@ async def test_a_file_changed_since_it_was_hashed_is_not_stored(
     assert staged.sent_files == 1
 
 
+async def test_staging_survives_failed_uploads_and_a_lost_answer(
+        backend: UnicoreBackend, unicore: UnicoreServer, tmp_path: Path) -> None:
+    """Uploads answered 500 or dropped are sent again (each whole, checked again); a rename
+    of a manifest done but its answer lost is looked at, not sent again."""
+    data = make_folder(tmp_path / "digits", files=20)
+    version = version_of(data)
+    unicore.state.faults.add("500", path=r"/storages/HOME/files/\.hpcml/objects/", method="PUT",
+                             times=3)
+    unicore.state.faults.add("drop", path=r"/storages/HOME/files/\.hpcml/objects/", method="PUT",
+                             times=2)
+    unicore.state.lost_answers.add("drop", path=r"/storages/HOME/actions/rename$", method="POST",
+                                   times=1)
+    (staged,) = await backend.stage_data([version])
+    assert staged.sent_files == len({f.sha256 for f in version.files})
+    assert unicore.state.faults.fired["500"] == 3 and unicore.state.faults.fired["drop"] == 2
+    assert unicore.state.lost_answers.fired["drop"] == 1
+    store = home(unicore) / STORE_DIR
+    for f in version.files:
+        assert hashlib.sha256((store / f.sha256).read_bytes()).hexdigest() == f.sha256
+    assert not list((store / ".incoming").iterdir())
+    assert [v.digest for v in await backend.staged_versions()] == [version.digest]
+
+
 async def test_listing_of_data_already_on_the_site(
         backend: UnicoreBackend, unicore: UnicoreServer) -> None:
     shared = make_folder(home(unicore) / "shared" / "digits", files=30)
