@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.core.states import RunState
-from jupyterlab_hpcml.engine.requests import SubmitRequest, SweepRequest
+from jupyterlab_hpcml.engine.requests import RerunRequest, SubmitRequest, SweepRequest
 from jupyterlab_hpcml.engine.service import Engine
 
 from .data_projects import add_dataset, folder_digest, parse_output
@@ -42,6 +42,12 @@ def engine(hpcml_data: Path) -> Engine:
 
 async def run_to_end(engine: Engine, project: Path, **req: object) -> tuple[str, dict[str, str]]:
     run = await engine.submit(SubmitRequest(project=str(project), **req))
+    return await wait_seen(engine, run.id)
+
+
+async def wait_seen(engine: Engine, run_id: str) -> tuple[str, dict[str, str]]:
+    """The run once FINISHED, and what its job printed."""
+    run = await engine.current(run_id)
     deadline = time.monotonic() + 60
     while not run.state.terminal and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
@@ -216,3 +222,25 @@ async def test_a_sweep_with_a_slot_cap_stages_for_every_child(engine: Engine,
     assert [c.state for c in children] == [RunState.FINISHED] * 3
     assert len(digests) == 1 and all(c.datasets for c in children)
     assert all(RunState.STAGING in [s.state for s in c.state_history] for c in children)
+
+
+async def test_a_rerun_reads_the_same_version_while_it_is_staged(engine: Engine,
+                                                                 project: Path) -> None:
+    data = project / "data" / "digits"
+    first_id, seen = await run_to_end(engine, project)
+    old = (await engine.get(first_id)).datasets[0].digest
+    (data / "part-002.csv").write_text("edited after the run\n")
+
+    again = await engine.rerun(first_id, RerunRequest())
+    again_id, seen_again = await wait_seen(engine, again.id)
+    rerun = await engine.get(again_id)
+    assert rerun.datasets[0].digest == old and seen_again["declared"] == seen["declared"]
+    assert any("the same version" in n for n in rerun.notes)
+
+    await engine.remove_data_version(project, None, old)
+    third = await engine.rerun(first_id, RerunRequest())
+    third_id, seen_third = await wait_seen(engine, third.id)
+    current = await engine.get(third_id)
+    assert current.datasets[0].digest != old
+    assert seen_third["declared"] == folder_digest(data)
+    assert any("no longer on the target" in n for n in current.notes)
