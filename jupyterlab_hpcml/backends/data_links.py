@@ -21,21 +21,25 @@ def data_path(stage: DataStage) -> str:
     return rel
 
 
-def data_links_command(stages: Sequence[DataStage]) -> str:
-    """bash, run in the run directory: each stage's path made a link to its location
-    (parent folders made). Fails with a message naming the dataset when its data is gone
-    or the code has a folder at its path. The link is made beside its place and renamed
-    over it: tasks of an array sharing the directory never see it missing."""
+def data_links_command(stages: Sequence[DataStage], run_dir: str | None = None,
+                       exit_code: int = 1) -> str:
+    """bash, run in the run directory (or anywhere, given ``run_dir``): each stage's path
+    made a link to its location (parent folders made). Exits ``exit_code`` with a message
+    naming the dataset when its data is gone or the code has a folder at its path. The link
+    is made beside its place and renamed over it: tasks of an array sharing the directory
+    never see it missing."""
     q = shlex.quote
     lines = []
     for stage in stages:
         rel, location = data_path(stage), stage.location
+        if run_dir:
+            rel = f"{run_dir.rstrip('/')}/{rel}"
         gone = q(f"hpcml: dataset {stage.name} is no longer at {location} on the cluster")
         taken = q(f"hpcml: the code already has a folder where dataset {stage.name} goes: {rel}")
         tmp = q(f"{rel}.hpcml-link") + '"$$"'
         lines.append(
-            f"{{ [ -e {q(location)} ] || {{ echo {gone} >&2; exit 1; }}; "
-            f"[ -L {q(rel)} ] || [ ! -d {q(rel)} ] || {{ echo {taken} >&2; exit 1; }}; "
+            f"{{ [ -e {q(location)} ] || {{ echo {gone} >&2; exit {exit_code}; }}; "
+            f"[ -L {q(rel)} ] || [ ! -d {q(rel)} ] || {{ echo {taken} >&2; exit {exit_code}; }}; "
             f"mkdir -p -- {q(rel.rpartition('/')[0] or '.')} && "
             f"ln -sfn -- {q(location)} {tmp} && mv -fT -- {tmp} {q(rel)}; }}")
     return " && ".join(lines) or ":"

@@ -51,6 +51,7 @@ from ..core.snapshots import ProgressCallback, Snapshot, materialize
 from ..core.states import JobStatus, RunState
 from . import gpu_slots, local_data
 from .base import Backend, Features
+from .data_links import data_path
 from .exitrecord import EXIT_FILE, exit_message, parse_exit_record, record_status
 from .local_data import LocalDataStore
 from .local_env import inherited_environment
@@ -307,7 +308,7 @@ class LocalBackend(Backend[LocalConfig]):
             raise Conflict(f"a job was already started in {run_dir}")
         materialize(snapshot, run_dir)
         for stage in datasets:  # the data path links to the staged version (or mapped data)
-            link = run_dir / run_relpath(stage.path, "dataset path")
+            link = run_dir / data_path(stage)
             link.parent.mkdir(parents=True, exist_ok=True)
             if link.is_symlink() or link.is_file():
                 link.unlink()

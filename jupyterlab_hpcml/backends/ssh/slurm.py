@@ -48,7 +48,6 @@ from ...core.files import META_DIR, OFFLINE_MLRUNS, Chunk, FileInfo, run_relpath
 from ...core.job import (
     ArrayTask,
     DataProgress,
-    DataStage,
     DataVersion,
     JobContext,
     JobRef,
@@ -72,6 +71,7 @@ from ..batchscript import (
     split_env,
     task_files,
 )
+from ..data_links import data_links_command
 from ..exitrecord import EXIT_FILE, exit_file, parse_exit_record
 from ..slurm_common import (
     JOB_ID,
@@ -409,7 +409,7 @@ class SlurmBackend(Backend[SSHConfig]):
             materialise = self.uploader.materialise_command(prep.snapshot, prep.cache, run_dir,
                                                             prep.link_hashes)
             if ctx.data:
-                materialise += "\n" + _data_links_command(run_dir, ctx.data)
+                materialise += "\n" + data_links_command(ctx.data, run_dir, _SETUP_FAILED)
             command = _submit_command(materialise, run_dir, secrets_path, pre, inline,
                                       self._submit_marker(base, ctx.run_id), scripts, offsets)
             try:
@@ -855,31 +855,6 @@ class SlurmBackend(Backend[SSHConfig]):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _data_links_command(run_dir: str, stages: Sequence[DataStage]) -> str:
-    """Shell lines making each dataset's job path in the run directory a symbolic link to
-    its location on the cluster (exit 99, before the secrets are written, when the data is
-    gone or the path is taken by a folder of the code)."""
-    q = shlex.quote
-    lines = []
-    for stage in stages:
-        rel = run_relpath(stage.path, f"the path of dataset {stage.name!r}")
-        if not rel or rel.split("/")[0] == META_DIR:
-            raise UserInputError(Problem(
-                f"the path of dataset {stage.name!r} must name a place in the run directory "
-                f"outside {META_DIR}/: {stage.path!r}"))
-        target, location = f"{run_dir}/{rel}", stage.location
-        gone = q(f"hpcml: dataset {stage.name} is no longer at {location} on the cluster")
-        taken = q(f"hpcml: the code already has a folder where dataset {stage.name} goes: {rel}")
-        lines += [
-            f"[ -e {q(location)} ] || {{ echo {gone} >&2; exit {_SETUP_FAILED}; }}",
-            f"[ -L {q(target)} ] || [ ! -d {q(target)} ] || {{ echo {taken} >&2; "
-            f"exit {_SETUP_FAILED}; }}",
-            f"mkdir -p {q(posixpath.dirname(target))} && ln -sfn {q(location)} {q(target)} "
-            f"|| exit {_SETUP_FAILED}",
-        ]
-    return "\n".join(lines)
 
 
 def _tar(run_dir: str, files: dict[str, bytes | None], secrets_path: str | None,
