@@ -136,3 +136,8 @@ export function errorFromResponse(status: number, statusText: string, text: stri
   }
   return new HpcmlApiError(summary, status, problems, extra);
 }
+
+/** What an error says, for a status line (anything thrown, not only Errors). */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,6 +1,7 @@
 /**
  * The user's settings of the extension (schema/lab/plugin.json).
  */
+import type { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 /** Id of the settings plugin: `<npm package>:<schema file name>`. */
 export const SETTINGS_PLUGIN_ID = 'jupyterlab-hpcml:plugin';
@@ -58,4 +59,22 @@ export function normalizeSettings(composite: unknown): IHpcmlSettings {
       : [...DEFAULT_SETTINGS.columns],
     loadMagicsInKernels: raw.loadMagicsInKernels === true
   };
+}
+
+/**
+ * Call `onChange` with the settings once loaded and again on each change
+ * (nothing without a registry: the caller keeps its defaults).
+ */
+export function watchSettings(
+  registry: ISettingRegistry | null,
+  onChange: (settings: IHpcmlSettings) => void
+): void {
+  registry
+    ?.load(SETTINGS_PLUGIN_ID)
+    .then(setting => {
+      const update = (): void => onChange(normalizeSettings(setting.composite));
+      update();
+      setting.changed.connect(update);
+    })
+    .catch(reason => console.error('jupyterlab-hpcml: cannot load settings.', reason));
 }

@@ -7,7 +7,6 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 
 import { dataQuery, stageRequest } from '../data/api';
 import {
-  configChoices,
   sentText,
   shortDigest,
   sizeText,
@@ -16,6 +15,7 @@ import {
   versionBadges
 } from '../data/format';
 import { IDatasetUse, IStagingProgress } from '../data/types';
+import { configChoices } from '../sidebar/configChoices';
 import { IBackendConfigInfo } from '../types';
 
 const fill = (text: string, args: unknown[]): string =>

@@ -4,55 +4,24 @@
  * refreshes on a timer only while shown.
  */
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
-import { Message } from '@lumino/messaging';
+import { UseSignal } from '@jupyterlab/ui-components';
 import React from 'react';
 
+import { RefreshingPanel } from '../components/refreshingPanel';
+import { configChoices } from '../sidebar/configChoices';
 import { Picker } from '../sidebar/Picker';
 import { DataModel } from './dataModel';
 import { DatasetCard, IDatasetActions } from './DatasetCard';
-import { configChoices, shortDigest, sizeText } from './format';
+import { shortDigest, sizeText } from './format';
 import { StagingBar } from './StagingBar';
 
-export class DataPanel extends ReactWidget {
+export class DataPanel extends RefreshingPanel<DataModel> {
   constructor(
-    readonly model: DataModel,
+    model: DataModel,
     private readonly openRun: (runId: string) => void,
     private readonly trans: TranslationBundle
   ) {
-    super();
-    this.addClass('jp-hpcml-Data');
-    this.node.setAttribute('role', 'region');
-    this.node.setAttribute('aria-label', trans.__('Data'));
-  }
-
-  dispose(): void {
-    if (!this.isDisposed) {
-      this.model.dispose();
-    }
-    super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this.model.start();
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    if (this.isVisible) {
-      this.model.start();
-    }
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this.model.stop();
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this.model.stop();
-    super.onBeforeDetach(msg);
+    super(model, 'jp-hpcml-Data', trans.__('Data'));
   }
 
   protected render(): JSX.Element {

@@ -3,16 +3,12 @@
  * on that config's target (fetched again on a timer while the tab is shown),
  * and the staging in progress (one at a time), followed until it ends.
  */
-import { ISignal, Signal } from '@lumino/signaling';
-
 import { getProject } from '../api';
+import { RefreshingModel } from '../components/refreshingModel';
+import { errorText } from '../errors';
 import { IProject } from '../types';
 import { getData, getStaging, startStaging, stageRequest } from './api';
 import { IDataView, IStaging } from './types';
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms));
@@ -21,30 +17,26 @@ function sleep(ms: number): Promise<void> {
 /** Which Stage button started the staging: a dataset's name, or ALL. */
 export const ALL = '';
 
-export class DataModel {
+export class DataModel extends RefreshingModel {
   /**
    * @param pollMs - milliseconds between refreshes of the listing
    * @param stagePollMs - milliseconds between looks at a staging in progress
    */
   constructor(
-    private readonly pollMs: () => number,
+    pollMs: () => number,
     private readonly stagePollMs = 400
-  ) {}
+  ) {
+    super(pollMs);
+  }
 
   project: IProject | null = null;
   /** Backend config relative to the project; '' is the local backend. */
   config = '';
   view: IDataView | null = null;
-  error: string | null = null;
-  loaded = false;
   staging: IStaging | null = null;
   /** The Stage button of the staging shown (ALL or a dataset's name). */
   stagingOf: string | null = null;
   stageError: string | null = null;
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
 
   get stagingRunning(): boolean {
     return this.staging?.state === 'running' || this._starting;
@@ -54,7 +46,7 @@ export class DataModel {
   async setProject(path: string, config?: string): Promise<void> {
     try {
       const project = await getProject(path);
-      if (this.disposed) {
+      if (this.isDisposed) {
         return;
       }
       const changed = project.path !== this.project?.path;
@@ -73,7 +65,7 @@ export class DataModel {
     } catch (error) {
       this.error = errorText(error);
     }
-    this._changed.emit();
+    this.emitChanged();
     await this.refresh();
   }
 
@@ -83,7 +75,7 @@ export class DataModel {
     }
     this.config = config;
     this.view = null;
-    this._changed.emit();
+    this.emitChanged();
     void this.refresh();
   }
 
@@ -93,22 +85,12 @@ export class DataModel {
     if (!project) {
       return;
     }
-    const generation = ++this.generation;
-    try {
-      const view = await getData(project.path, this.config);
-      if (generation !== this.generation || this.disposed) {
-        return;
+    await this.fetchLatest(
+      () => getData(project.path, this.config),
+      view => {
+        this.view = view;
       }
-      this.view = view;
-      this.error = null;
-    } catch (error) {
-      if (generation !== this.generation) {
-        return;
-      }
-      this.error = errorText(error);
-    }
-    this.loaded = true;
-    this._changed.emit();
+    );
   }
 
   /** Stage `names` (every declared dataset without), follow it until it ends, refresh. */
@@ -121,17 +103,17 @@ export class DataModel {
     this.stagingOf = names?.length === 1 ? names[0] : ALL;
     this.staging = null;
     this.stageError = null;
-    this._changed.emit();
+    this.emitChanged();
     try {
       let staging = await startStaging(stageRequest(project.path, this.config, names));
       this._starting = false;
       this.staging = staging;
-      this._changed.emit();
-      while (staging.state === 'running' && !this.disposed) {
+      this.emitChanged();
+      while (staging.state === 'running' && !this.isDisposed) {
         await sleep(this.stagePollMs);
         staging = await getStaging(staging.id);
         this.staging = staging;
-        this._changed.emit();
+        this.emitChanged();
       }
       if (staging.state === 'failed') {
         this.stageError = staging.error ?? staging.state;
@@ -140,44 +122,9 @@ export class DataModel {
       this.stageError = errorText(error);
     }
     this._starting = false;
-    this._changed.emit();
+    this.emitChanged();
     await this.refresh();
   }
 
-  /** Refresh now and then every poll interval, until `stop`. */
-  start(): void {
-    if (this.running || this.disposed) {
-      return;
-    }
-    this.running = true;
-    // A loop stopped while its request was on the way must not go on beside a new one.
-    const loop = ++this.loops;
-    const tick = async (): Promise<void> => {
-      await this.refresh();
-      if (this.loops === loop && !this.disposed) {
-        this.timer = setTimeout(() => void tick(), this.pollMs());
-      }
-    };
-    void tick();
-  }
-
-  stop(): void {
-    this.running = false;
-    this.loops++;
-    clearTimeout(this.timer);
-  }
-
-  dispose(): void {
-    this.disposed = true;
-    this.stop();
-    Signal.clearData(this);
-  }
-
-  private readonly _changed = new Signal<this, void>(this);
   private _starting = false;
-  private generation = 0;
-  private running = false;
-  private loops = 0;
-  private disposed = false;
-  private timer: ReturnType<typeof setTimeout> | undefined = undefined;
 }

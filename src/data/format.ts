@@ -4,10 +4,8 @@
  */
 import { TranslationBundle } from '@jupyterlab/translation';
 
-import { valueText } from '../components/format';
 import { formatDuration } from '../runs/rows';
 import { formatBytes } from '../sidebar/progress';
-import { IBackendConfigInfo } from '../types';
 import { IDataVersion, IDatasetUse, IStagingProgress } from './types';
 
 /** The first 12 hex digits: enough to tell versions apart, as the CLI shows them. */
@@ -76,21 +74,4 @@ export function sentText(use: IDatasetUse, trans: TranslationBundle): string {
     return trans.__('nothing (already there)');
   }
   return trans._n('%2, %1 file', '%2, %1 files', use.sent_files, formatBytes(use.sent_bytes));
-}
-
-/** The backend-config picker's choices: the local backend, then the project's configs. */
-export function configChoices(
-  configs: readonly IBackendConfigInfo[],
-  trans: TranslationBundle
-): { value: string; label: string; disabled?: boolean }[] {
-  return [
-    { value: '', label: trans.__('Local (built-in default)') },
-    ...configs.map(c => ({
-      value: c.path,
-      label: c.config
-        ? `${valueText(c.config.Name ?? c.path)} — ${c.kind ?? ''}`
-        : trans.__('%1 (invalid)', c.path),
-      disabled: c.config === null
-    }))
-  ];
 }

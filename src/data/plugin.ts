@@ -4,18 +4,18 @@
  * tab, restored on reload.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { CommandIDs, IOpenDataArgs } from '../commands';
-import { DEFAULT_SETTINGS, normalizeSettings, SETTINGS_PLUGIN_ID } from '../settings';
+import { addMainAreaTab } from '../components/mainAreaTab';
+import { DEFAULT_SETTINGS, watchSettings } from '../settings';
 import { DataModel } from './dataModel';
 import { DataPanel } from './DataPanel';
 
 const TRANSLATION_DOMAIN = 'jupyterlab_hpcml';
-const TAB_ID = 'hpcml-data';
 
 export const dataPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyterlab-hpcml:data',
@@ -32,40 +32,29 @@ export const dataPlugin: JupyterFrontEndPlugin<void> = {
   ): void => {
     const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
     let pollSeconds = DEFAULT_SETTINGS.pollInterval;
-    settingRegistry
-      ?.load(SETTINGS_PLUGIN_ID)
-      .then(setting => {
-        const update = (): void => {
-          pollSeconds = normalizeSettings(setting.composite).pollInterval;
-        };
-        update();
-        setting.changed.connect(update);
-      })
-      .catch(reason => console.error('jupyterlab-hpcml: cannot load settings.', reason));
+    watchSettings(settingRegistry, settings => {
+      pollSeconds = settings.pollInterval;
+    });
 
     const openRun = (runId: string): void =>
       void app.commands.execute(CommandIDs.openRun, { runId });
-    const tracker = new WidgetTracker<MainAreaWidget<DataPanel>>({ namespace: TAB_ID });
-    const create = (): MainAreaWidget<DataPanel> => {
-      // Data changes slowly: no need to ask as often as for runs.
-      const model = new DataModel(() => Math.max(3000, pollSeconds * 1000));
-      const content = new DataPanel(model, openRun, trans);
-      const widget = new MainAreaWidget({ content });
-      widget.id = TAB_ID;
-      widget.title.label = trans.__('HPC ML Data');
-      widget.title.caption = trans.__('Datasets: versions, where staged, runs that read them');
-      void tracker.add(widget);
-      app.shell.add(widget, 'main');
-      return widget;
-    };
-
-    app.commands.addCommand(CommandIDs.openData, {
-      label: trans.__('Open HPC ML Data'),
-      caption: trans.__("A project's datasets: versions, where staged, Stage"),
-      execute: async args => {
+    addMainAreaTab(app, palette, restorer, {
+      id: 'hpcml-data',
+      label: trans.__('HPC ML Data'),
+      caption: trans.__('Datasets: versions, where staged, runs that read them'),
+      createContent: () => {
+        // Data changes slowly: no need to ask as often as for runs.
+        const model = new DataModel(() => Math.max(3000, pollSeconds * 1000));
+        return new DataPanel(model, openRun, trans);
+      },
+      command: {
+        id: CommandIDs.openData,
+        label: trans.__('Open HPC ML Data'),
+        caption: trans.__("A project's datasets: versions, where staged, Stage"),
+        category: trans.__('HPC ML')
+      },
+      onOpen: async (widget, args) => {
         const { project, config } = args as IOpenDataArgs;
-        const widget = tracker.find(w => w.id === TAB_ID) ?? create();
-        app.shell.activateById(widget.id);
         const model = widget.content.model;
         // Without a project: the file browser's folder (the project at or above it).
         const path = project ?? (model.project ? undefined : (browser?.model.path ?? ''));
@@ -77,21 +66,13 @@ export const dataPlugin: JupyterFrontEndPlugin<void> = {
           }
           await model.refresh();
         }
-        void tracker.save(widget); // the restorer reopens it on this project
-        return widget;
-      }
+      },
+      // The restorer reopens the tab on this project and config.
+      restoreArgs: widget => {
+        const model = widget.content.model;
+        return model.project ? { project: model.project.path, config: model.config } : {};
+      },
+      restoreName: 'data'
     });
-    palette?.addItem({ command: CommandIDs.openData, category: trans.__('HPC ML') });
-
-    if (restorer) {
-      void restorer.restore(tracker, {
-        command: CommandIDs.openData,
-        args: widget => {
-          const model = widget.content.model;
-          return model.project ? { project: model.project.path, config: model.config } : {};
-        },
-        name: () => 'data'
-      });
-    }
   }
 };

@@ -3,54 +3,22 @@
  * It refreshes on a timer only while shown.
  */
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
-import { Message } from '@lumino/messaging';
+import { UseSignal } from '@jupyterlab/ui-components';
 import React from 'react';
 
+import { RefreshingPanel } from '../components/refreshingPanel';
 import { IScheduleActions } from './actions';
 import { ScheduleHistory } from './ScheduleHistory';
 import { SchedulesModel } from './schedulesModel';
 import { ScheduleTable } from './ScheduleTable';
 
-export class SchedulesPanel extends ReactWidget {
+export class SchedulesPanel extends RefreshingPanel<SchedulesModel> {
   constructor(
-    readonly model: SchedulesModel,
+    model: SchedulesModel,
     private readonly actions: IScheduleActions,
     private readonly trans: TranslationBundle
   ) {
-    super();
-    this.addClass('jp-hpcml-Schedules');
-    this.node.setAttribute('role', 'region');
-    this.node.setAttribute('aria-label', trans.__('Schedules'));
-  }
-
-  dispose(): void {
-    if (!this.isDisposed) {
-      this.model.dispose();
-    }
-    super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this.model.start();
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    if (this.isVisible) {
-      this.model.start();
-    }
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this.model.stop();
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this.model.stop();
-    super.onBeforeDetach(msg);
+    super(model, 'jp-hpcml-Schedules', trans.__('Schedules'));
   }
 
   protected render(): JSX.Element {

@@ -2,29 +2,15 @@
  * The Schedules tab's data: every schedule (with its latest firing), and the
  * selected one's history; fetched again on a timer while the tab is shown.
  */
-import { ISignal, Signal } from '@lumino/signaling';
-
+import { RefreshingModel } from '../components/refreshingModel';
 import { getSchedule, listSchedules } from './api';
 import { ISchedule } from './types';
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-export class SchedulesModel {
-  /** @param pollMs - milliseconds between refreshes (the pollInterval setting) */
-  constructor(private readonly pollMs: () => number) {}
-
+export class SchedulesModel extends RefreshingModel {
   schedules: ISchedule[] = [];
   selectedId: string | null = null;
   /** The selected schedule with up to 50 firings, newest first. */
   detail: ISchedule | null = null;
-  error: string | null = null;
-  loaded = false;
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
 
   get selected(): ISchedule | null {
     return this.detail ?? this.schedules.find(s => s.id === this.selectedId) ?? null;
@@ -36,7 +22,7 @@ export class SchedulesModel {
     }
     this.selectedId = id;
     this.detail = null;
-    this._changed.emit();
+    this.emitChanged();
     void this.refresh();
   }
 
@@ -47,69 +33,25 @@ export class SchedulesModel {
       this.selectedId = null;
       this.detail = null;
     }
-    this._changed.emit();
+    this.emitChanged();
   }
 
   /** Fetch the list (and the selected schedule's history) now. */
-  async refresh(): Promise<void> {
-    const generation = ++this.generation;
-    try {
-      const [schedules, detail] = await Promise.all([
-        listSchedules(),
-        this.selectedId ? getSchedule(this.selectedId).catch(() => null) : null
-      ]);
-      if (generation !== this.generation || this.disposed) {
-        return;
+  refresh(): Promise<void> {
+    const selectedId = this.selectedId;
+    return this.fetchLatest(
+      () =>
+        Promise.all([
+          listSchedules(),
+          selectedId ? getSchedule(selectedId).catch(() => null) : null
+        ]),
+      ([schedules, detail]) => {
+        this.schedules = schedules;
+        this.detail = detail && detail.id === this.selectedId ? detail : null;
+        if (this.selectedId && !schedules.some(s => s.id === this.selectedId)) {
+          this.selectedId = null;
+        }
       }
-      this.schedules = schedules;
-      this.detail = detail && detail.id === this.selectedId ? detail : null;
-      if (this.selectedId && !schedules.some(s => s.id === this.selectedId)) {
-        this.selectedId = null;
-      }
-      this.error = null;
-    } catch (error) {
-      if (generation !== this.generation) {
-        return;
-      }
-      this.error = errorText(error);
-    }
-    this.loaded = true;
-    this._changed.emit();
+    );
   }
-
-  /** Refresh now and then every poll interval, until `stop`. */
-  start(): void {
-    if (this.running || this.disposed) {
-      return;
-    }
-    this.running = true;
-    // A loop stopped while its request was on the way must not go on beside a new one.
-    const loop = ++this.loops;
-    const tick = async (): Promise<void> => {
-      await this.refresh();
-      if (this.loops === loop && !this.disposed) {
-        this.timer = setTimeout(() => void tick(), this.pollMs());
-      }
-    };
-    void tick();
-  }
-
-  stop(): void {
-    this.running = false;
-    this.loops++;
-    clearTimeout(this.timer);
-  }
-
-  dispose(): void {
-    this.disposed = true;
-    this.stop();
-    Signal.clearData(this);
-  }
-
-  private readonly _changed = new Signal<this, void>(this);
-  private generation = 0;
-  private running = false;
-  private loops = 0;
-  private disposed = false;
-  private timer: ReturnType<typeof setTimeout> | undefined = undefined;
 }

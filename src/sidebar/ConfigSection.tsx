@@ -6,10 +6,10 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { RJSFValidationError } from '@rjsf/utils';
 import React from 'react';
 
-import { valueText } from '../components/format';
 import { configErrorMessage, errorPath } from '../forms/configMessages';
 import { getPath } from '../forms/jsonSchema';
 import { SchemaForm } from '../forms/SchemaForm';
+import { configChoices } from './configChoices';
 import { SubmitModel } from './model';
 import { Picker } from './Picker';
 
@@ -35,16 +35,6 @@ export function ConfigSection(props: {
   if (!project || !form) {
     return null;
   }
-  const options = [
-    { value: '', label: trans.__('Local (built-in default)') },
-    ...project.backend_configs.map(c => ({
-      value: c.path,
-      label: c.config
-        ? `${valueText(c.config.Name ?? c.path)} — ${c.kind ?? ''}`
-        : trans.__('%1 (invalid)', c.path),
-      disabled: c.config === null
-    }))
-  ];
   const chosen = project.backend_configs.find(c => c.path === model.configPath);
   const hint = chosen
     ? `${chosen.path} · ${chosen.connection ?? chosen.kind ?? ''}`
@@ -56,7 +46,7 @@ export function ConfigSection(props: {
         id="hpcml-backend-config"
         label={trans.__('Backend config')}
         value={model.configPath}
-        options={options}
+        options={configChoices(project.backend_configs, trans)}
         onChange={value => model.setConfigPath(value)}
         errors={model.errors.fields.backend_config}
         hint={hint}

@@ -102,24 +102,32 @@ export function SubmitBar(props: {
           </span>
         </div>
       )}
-      {props.onOpenSchedules && (
-        <button
-          type="button"
-          className="jp-hpcml-Link jp-hpcml-OpenSchedules"
-          onClick={props.onOpenSchedules}
-        >
-          {trans.__('Open the Schedules tab')}
-        </button>
-      )}
-      {props.onOpenData && (
-        <button
-          type="button"
-          className="jp-hpcml-Link jp-hpcml-OpenData"
-          onClick={props.onOpenData}
-        >
-          {trans.__('Open the Data tab')}
-        </button>
-      )}
+      <OpenTabLink
+        className="jp-hpcml-OpenSchedules"
+        onOpen={props.onOpenSchedules}
+        label={trans.__('Open the Schedules tab')}
+      />
+      <OpenTabLink
+        className="jp-hpcml-OpenData"
+        onOpen={props.onOpenData}
+        label={trans.__('Open the Data tab')}
+      />
     </section>
+  );
+}
+
+/** A link to another tab of the extension; nothing where the lab has no such tab. */
+function OpenTabLink(props: {
+  className: string;
+  onOpen?: () => void;
+  label: string;
+}): JSX.Element | null {
+  if (!props.onOpen) {
+    return null;
+  }
+  return (
+    <button type="button" className={`jp-hpcml-Link ${props.className}`} onClick={props.onOpen}>
+      {props.label}
+    </button>
   );
 }
