@@ -5,21 +5,13 @@
  * the version staged; a run submitted afterwards shows that data version in
  * its detail view, and the Data tab lists the run under the version.
  */
-import { expect, galata, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 
-const SIDEBAR = '#jp-hpcml-submit';
+import { openSidebar, openSidebarOnDigits, SIDEBAR } from './digits';
+
 const DATASET = 'digits-csv';
 
 test.use({ autoGoto: true });
-
-async function openSidebarOnDigits(page: IJupyterLabPageFixture): Promise<void> {
-  await page.filebrowser.openDirectory('digits');
-  await page.sidebar.openTab('jp-hpcml-submit' as galata.SidebarTabId);
-  // The first MLflow call of a fresh server creates its database: slow on a busy machine.
-  await expect(page.locator(`${SIDEBAR} .jp-hpcml-Project-name`)).toHaveText('digits', {
-    timeout: 60_000
-  });
-}
 
 test('see the dataset, stage it, and find its version on a run', async ({ page, request }) => {
   test.setTimeout(240_000);
@@ -53,7 +45,7 @@ test('see the dataset, stage it, and find its version on a run', async ({ page, 
   await expect(current.locator('.jp-hpcml-DataVersion-where')).toContainText(digest);
 
   // A run afterwards: its detail shows the data version it read (nothing sent again).
-  await page.sidebar.openTab('jp-hpcml-submit' as galata.SidebarTabId);
+  await openSidebar(page);
   await page.selectOption('#hpcml-entry-point', 'train');
   await page.locator('[id="hpcml-param--epochs"]').fill('1');
   const runName = `ui-data-${Date.now().toString(36)}`;

@@ -5,21 +5,11 @@
  * run it now, find its run in the runs tab filtered by the schedule, pause it,
  * delete it.
  */
-import { expect, galata, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 
-const SIDEBAR = '#jp-hpcml-submit';
-const API = 'hpcml/api';
+import { API, openSidebarOnDigits, SIDEBAR } from './digits';
 
 test.use({ autoGoto: true });
-
-async function openSidebarOnDigits(page: IJupyterLabPageFixture): Promise<void> {
-  await page.filebrowser.openDirectory('digits');
-  await page.sidebar.openTab('jp-hpcml-submit' as galata.SidebarTabId);
-  // The first MLflow call of a fresh server creates its database: slow on a busy machine.
-  await expect(page.locator(`${SIDEBAR} .jp-hpcml-Project-name`)).toHaveText('digits', {
-    timeout: 60_000
-  });
-}
 
 test('schedule from the sidebar, see its next times, run it now, pause it', async ({ page }) => {
   test.setTimeout(240_000);

@@ -3,22 +3,12 @@
  * (a list for one parameter, a range for another), see the run count, submit,
  * find the sweep's group in the runs tab, expand it, open the comparison.
  */
-import { expect, galata, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 import type { APIRequestContext } from '@playwright/test';
 
-const SIDEBAR = '#jp-hpcml-submit';
-const API = 'hpcml/api';
+import { API, openSidebarOnDigits, SIDEBAR } from './digits';
 
 test.use({ autoGoto: true });
-
-async function openSidebarOnDigits(page: IJupyterLabPageFixture): Promise<void> {
-  await page.filebrowser.openDirectory('digits');
-  await page.sidebar.openTab('jp-hpcml-submit' as galata.SidebarTabId);
-  // The first MLflow call of a fresh server creates its database: slow on a busy machine.
-  await expect(page.locator(`${SIDEBAR} .jp-hpcml-Project-name`)).toHaveText('digits', {
-    timeout: 60_000
-  });
-}
 
 async function waitForSweep(
   request: APIRequestContext,
