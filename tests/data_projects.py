@@ -3,7 +3,13 @@ tests of every backend (test_data_*.py)."""
 from __future__ import annotations
 
 import hashlib
+import io
+import tarfile
 from pathlib import Path
+from typing import Any
+
+from jupyterlab_hpcml.core.job import DataFile, DataVersion
+from jupyterlab_hpcml.engine.dataset_versions import ListedFile, listing_digest
 
 # The job digests what it finds at the declared path and through the variable.
 READER = '''
@@ -47,3 +53,42 @@ def add_dataset(root: Path, files: int = 200, salt: str = "") -> Path:
 
 def parse_output(text: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+
+
+def write_version(root: Path, name: str, files: dict[str, bytes],
+                  single: bool = False) -> DataVersion:
+    """Write ``files`` under ``root`` and describe them as a version to stage (a backend's
+    data tests call ``stage_data`` with it)."""
+    listed = []
+    for rel, data in sorted(files.items()):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        listed.append(DataFile(rel, len(data), hashlib.sha256(data).hexdigest(), str(path)))
+    digest = listing_digest([ListedFile(f.relpath, f.size, f.sha256) for f in listed])
+    return DataVersion(name, digest, tuple(listed), single_file=single)
+
+
+def archive(files: dict[str, bytes]) -> bytes:
+    """A .tar.gz of ``files``."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def add_remote_sources(project: Path, www: Path, url: str, s3_client: Any) -> None:
+    """Datasets ``web`` (an archive on the HTTPS server at ``url``, serving ``www``) and
+    ``bucket`` (an S3 prefix), and a job printing a file of each."""
+    (www / "set.tar.gz").write_bytes(archive({"sub/b.csv": b"3,4\n"}))
+    s3_client.create_bucket(Bucket="bucket")
+    s3_client.put_object(Bucket="bucket", Key="pre/x.txt", Body=b"x")
+    (project / "datasets.yaml").write_text(
+        f"datasets:\n  web:\n    source: {url}/set.tar.gz\n"
+        "  bucket:\n    source: s3://bucket/pre\n")
+    (project / "read.py").write_text(
+        "import os\nprint('web', open('data/web/sub/b.csv').read().strip())\n"
+        "print('bucket', open(os.environ['HPCML_DATA_BUCKET'] + '/x.txt').read())\n")

@@ -6,9 +6,7 @@ used in place."""
 from __future__ import annotations
 
 import asyncio
-import io
 import shutil
-import tarfile
 import time
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.requests import RerunRequest, SubmitRequest, SweepRequest
 from jupyterlab_hpcml.engine.service import Engine
 
-from .data_projects import add_dataset, folder_digest, parse_output
+from .data_projects import add_dataset, add_remote_sources, folder_digest, parse_output
 from .test_data_source_https import Server, server  # noqa: F401 - fixture
 from .test_data_source_s3 import client, endpoint  # noqa: F401 - fixtures
 
@@ -157,25 +155,11 @@ async def test_remote_sources_stage_and_a_404_fails_the_run(
     """An https:// archive from a real HTTPS server and an s3:// prefix from a real
     S3-compatible server both reach the job; a URL that 404s fails the run while STAGING,
     before any job, with the reason."""
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        for name, text in (("a.csv", "1,2\n"), ("sub/b.csv", "3,4\n")):
-            info = tarfile.TarInfo(name)
-            info.size = len(text)
-            tar.addfile(info, io.BytesIO(text.encode()))
-    (server.root / "set.tar.gz").write_bytes(archive.getvalue())  # type: ignore[attr-defined]
-    client.create_bucket(Bucket="bucket")  # type: ignore[attr-defined]
-    client.put_object(Bucket="bucket", Key="pre/x.txt", Body=b"x")  # type: ignore[attr-defined]
-    (project / "datasets.yaml").write_text(
-        f"datasets:\n  web:\n    source: {server.url}/set.tar.gz\n"
-        "  bucket:\n    source: s3://bucket/pre\n")
-    (project / "read.py").write_text(
-        "import os\nprint('web', open('data/web/sub/b.csv').read().strip())\n"
-        "print('bucket', open(os.environ['HPCML_DATA_BUCKET'] + '/x.txt').read())\n")
+    add_remote_sources(project, server.root, server.url, client)  # type: ignore[attr-defined]
     run_id, seen = await run_to_end(engine, project)
     assert (seen["web"], seen["bucket"]) == ("3,4", "x")
     run = await engine.get(run_id)
-    assert [(u.name, u.files) for u in run.datasets] == [("web", 2), ("bucket", 1)]
+    assert [(u.name, u.files) for u in run.datasets] == [("web", 1), ("bucket", 1)]
 
     (project / "datasets.yaml").write_text(
         f"datasets:\n  web:\n    source: {server.url}/missing.tar.gz\n")

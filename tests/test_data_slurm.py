@@ -7,9 +7,7 @@ nothing failing the run before any job. Skips without the cluster."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import tarfile
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 
-from .data_projects import add_dataset, folder_digest, parse_output
+from .data_projects import add_dataset, add_remote_sources, archive, folder_digest, parse_output
 from .slurm_cluster import backend_config, make_project, slurm, ssh_cmd  # noqa: F401 - fixture
 from .test_data_source_https import Server, server  # noqa: F401 - fixture
 from .test_data_source_s3 import client, endpoint  # noqa: F401 - fixtures
@@ -90,20 +88,7 @@ async def test_staged_once_then_only_the_changed_file(engine: Engine, project: P
 async def test_https_and_s3_sources_stage_to_the_cluster(
         engine: Engine, project: Path, server: Server, client: object,  # noqa: F811
 ) -> None:
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        info = tarfile.TarInfo("sub/b.csv")
-        info.size = 4
-        tar.addfile(info, io.BytesIO(b"3,4\n"))
-    (server.root / "set.tar.gz").write_bytes(archive.getvalue())  # type: ignore[attr-defined]
-    client.create_bucket(Bucket="bucket")  # type: ignore[attr-defined]
-    client.put_object(Bucket="bucket", Key="pre/x.txt", Body=b"x")  # type: ignore[attr-defined]
-    (project / "datasets.yaml").write_text(
-        f"datasets:\n  web:\n    source: {server.url}/set.tar.gz\n"
-        "  bucket:\n    source: s3://bucket/pre\n")
-    (project / "read.py").write_text(
-        "import os\nprint('web', open('data/web/sub/b.csv').read().strip())\n"
-        "print('bucket', open(os.environ['HPCML_DATA_BUCKET'] + '/x.txt').read())\n")
+    add_remote_sources(project, server.root, server.url, client)  # type: ignore[attr-defined]
     run_id, seen = await run_to_end(engine, project)
     assert (seen["web"], seen["bucket"]) == ("3,4", "x")
     run = await engine.get(run_id)
@@ -147,14 +132,9 @@ async def test_the_cluster_fetches_an_https_source_itself(
     through the lab's machine), with the digest this machine computes; a second run
     downloads nothing (conditional GET); where the cluster cannot fetch it, this machine
     does and sends it."""
-    archive = io.BytesIO()
     salt = str(time.time_ns()).encode()  # contents the cluster's store has not seen
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        for name, text in (("a.csv", salt + b"\n"), ("sub/b.csv", b"3,4\n" + salt)):
-            info = tarfile.TarInfo(name)
-            info.size = len(text)
-            tar.addfile(info, io.BytesIO(text))
-    (server.root / "set.tar.gz").write_bytes(archive.getvalue())  # type: ignore[attr-defined]
+    (server.root / "set.tar.gz").write_bytes(  # type: ignore[attr-defined]
+        archive({"a.csv": salt + b"\n", "sub/b.csv": b"3,4\n" + salt}))
     (project / "datasets.yaml").write_text(
         f"datasets:\n  web:\n    source: {server.url}/set.tar.gz\n")
     (project / "read.py").write_text(

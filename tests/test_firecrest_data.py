@@ -22,7 +22,7 @@ from jupyterlab_hpcml.backends import firecrest_data
 from jupyterlab_hpcml.backends.firecrest import FirecrestBackend
 from jupyterlab_hpcml.backends.remote_calls import RemoteError
 from jupyterlab_hpcml.core.errors import NotFound, UserInputError
-from jupyterlab_hpcml.core.job import DataFile, DataStage, DataVersion
+from jupyterlab_hpcml.core.job import DataStage
 from jupyterlab_hpcml.core.snapshots import Snapshot
 from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine import job_context
@@ -30,7 +30,7 @@ from jupyterlab_hpcml.engine.models import RunRecord
 from jupyterlab_hpcml.engine.requests import SweepRequest
 from jupyterlab_hpcml.engine.service import Engine
 
-from .data_projects import add_dataset, folder_digest, parse_output
+from .data_projects import add_dataset, folder_digest, parse_output, write_version
 from .firecrest_fixtures import config, request, serve_firecrest
 from .servers.firecrest_server import USER, FirecrestServer
 
@@ -55,18 +55,6 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def version(root: Path, name: str, files: dict[str, bytes], single: bool = False) -> DataVersion:
-    """Write ``files`` under ``root`` and describe them as a version."""
-    listed = []
-    for rel, data in sorted(files.items()):
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        listed.append(DataFile(rel, len(data), sha(data), str(path)))
-    digest = sha("".join(f"{f.relpath}\0{f.size}\0{f.sha256}\n" for f in listed).encode())
-    return DataVersion(name, digest, tuple(listed), single_file=single)
-
-
 def tree(location: str) -> dict[str, bytes]:
     root = Path(location)
     return {p.relative_to(root).as_posix(): p.read_bytes()
@@ -83,7 +71,7 @@ def data_root(server: FirecrestServer) -> Path:
 
 async def test_a_version_goes_once_and_a_changed_file_alone(backend, firecrest, tmp_path):
     files = {f"part{i % 5}/f{i:03}.csv": os.urandom(500 + 13 * i) for i in range(200)}
-    v1 = version(tmp_path / "v1", "digits", files)
+    v1 = write_version(tmp_path / "v1", "digits", files)
     calls: list[tuple[int, int, int, int]] = []
     [staged] = await backend.stage_data([v1], progress=lambda *a: calls.append(a))
     assert (staged.sent_files, staged.sent_bytes) == (200, v1.size)
@@ -104,7 +92,7 @@ async def test_a_version_goes_once_and_a_changed_file_alone(backend, firecrest, 
     assert calls == [(0, 0, 0, 0)]
 
     changed = dict(files, **{"part1/f001.csv": b"changed\n"})
-    v2 = version(tmp_path / "v2", "digits", changed)
+    v2 = write_version(tmp_path / "v2", "digits", changed)
     [second] = await backend.stage_data([v2])
     assert (second.sent_files, second.sent_bytes) == (1, len(b"changed\n"))
     assert second.location != staged.location and tree(second.location) == changed
@@ -112,7 +100,7 @@ async def test_a_version_goes_once_and_a_changed_file_alone(backend, firecrest, 
 
 
 async def test_a_one_file_version_is_that_file(backend, tmp_path):
-    v = version(tmp_path / "one", "table", {"table.parquet": b"PAR1" * 1000}, single=True)
+    v = write_version(tmp_path / "one", "table", {"table.parquet": b"PAR1" * 1000}, single=True)
     [staged] = await backend.stage_data([v])
     assert Path(staged.location).read_bytes() == b"PAR1" * 1000
     [held] = await backend.staged_versions()
@@ -121,7 +109,7 @@ async def test_a_one_file_version_is_that_file(backend, tmp_path):
 
 
 async def test_a_content_that_does_not_match_its_hash_is_refused(backend, firecrest, tmp_path):
-    v = version(tmp_path / "bad", "bad", {"a.csv": b"a", "b.csv": b"b"})
+    v = write_version(tmp_path / "bad", "bad", {"a.csv": b"a", "b.csv": b"b"})
     Path(v.files[1].local_path).write_bytes(b"B")  # changed since it was hashed
     with pytest.raises(RemoteError, match=r"b\.csv arrived corrupted 3 times"):
         await backend.stage_data([v])
@@ -140,7 +128,7 @@ async def test_large_files_go_as_themselves_in_several_transfers(
     monkeypatch.setattr(firecrest_data, "BATCH_BYTES", 64 << 10)
     files = {"big.bin": os.urandom(3 << 20), **{f"s/{i}.txt": os.urandom(20 << 10)
                                                 for i in range(10)}}
-    v = version(tmp_path / "large", "large", files)
+    v = write_version(tmp_path / "large", "large", files)
     calls: list[tuple[int, int, int, int]] = []
     [staged] = await backend.stage_data([v], progress=lambda *a: calls.append(a))
     assert tree(staged.location) == files
@@ -155,7 +143,7 @@ async def test_contents_the_code_store_holds_are_linked_not_sent(backend, firecr
     code_objects = firecrest.state.scratch / USER / "hpcml" / ".objects"
     code_objects.mkdir(parents=True)
     (code_objects / sha(data)).write_bytes(data)
-    v = version(tmp_path / "c", "c", {"x.txt": data, "y.txt": b"own"})
+    v = write_version(tmp_path / "c", "c", {"x.txt": data, "y.txt": b"own"})
     [staged] = await backend.stage_data([v])
     assert (staged.sent_files, staged.sent_bytes) == (1, 3)
     assert tree(staged.location) == {"x.txt": data, "y.txt": b"own"}
@@ -181,8 +169,8 @@ async def test_listing_of_data_already_on_the_cluster(backend, firecrest):
 
 async def test_versions_listed_and_removed_with_their_own_contents(backend, firecrest, tmp_path):
     common = {f"f{i}.txt": os.urandom(100) for i in range(5)}
-    v1 = version(tmp_path / "v1", "d", {**common, "only1.txt": b"one"})
-    v2 = version(tmp_path / "v2", "d", {**common, "only2.txt": b"two"})
+    v1 = write_version(tmp_path / "v1", "d", {**common, "only1.txt": b"one"})
+    v2 = write_version(tmp_path / "v2", "d", {**common, "only2.txt": b"two"})
     s1, s2 = await backend.stage_data([v1, v2])
     held = {v.digest: v for v in await backend.staged_versions()}
     assert set(held) == {v1.digest, v2.digest}

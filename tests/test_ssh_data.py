@@ -23,9 +23,10 @@ from jupyterlab_hpcml.backends.ssh.data_store import CHUNK, LARGE_FILE
 from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
 from jupyterlab_hpcml.backends.ssh.transfer import TransferError
 from jupyterlab_hpcml.core.errors import NotFound, UserInputError
-from jupyterlab_hpcml.core.job import DataFile, DataStage, DataVersion, JobRef
+from jupyterlab_hpcml.core.job import DataStage, JobRef
 from jupyterlab_hpcml.core.states import RunState
 
+from .data_projects import write_version
 from .slurm_cluster import slurm, ssh_cmd, ssh_section  # noqa: F401 - fixture
 from .test_slurm_array import context, new_id, project, wait_all
 
@@ -48,18 +49,6 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def version(root: Path, name: str, files: dict[str, bytes], single: bool = False) -> DataVersion:
-    """Write ``files`` under ``root`` and describe them as a version (digest of the listing)."""
-    listed = []
-    for rel, data in sorted(files.items()):
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        listed.append(DataFile(rel, len(data), sha(data), str(path)))
-    digest = sha("".join(f"{f.relpath}\0{f.size}\0{f.sha256}\n" for f in listed).encode())
-    return DataVersion(name, digest, tuple(listed), single_file=single)
-
-
 def remote_hashes(s: dict[str, str], location: str) -> dict[str, str]:
     out = ssh_cmd(s, f"cd {shlex.quote(location)} && find . -type f -exec sha256sum {{}} +")
     return {line.split("  ", 1)[1][2:]: line.split("  ", 1)[0] for line in out.splitlines()}
@@ -78,7 +67,7 @@ async def test_a_version_goes_once_and_a_changed_file_alone(slurm, work, tmp_pat
     backend = backend_for(slurm, work, tmp_path)
     try:
         files = {f"part{i % 5}/f{i:03}.txt": os.urandom(1000 + 37 * i) for i in range(200)}
-        v1 = version(tmp_path / "v1", "digits", files)
+        v1 = write_version(tmp_path / "v1", "digits", files)
         calls: list[tuple[int, int, int, int]] = []
         before = backend.conn.stats.upload_bytes
         [staged] = await backend.stage_data([v1], progress=lambda *a: calls.append(a))
@@ -108,7 +97,7 @@ async def test_a_version_goes_once_and_a_changed_file_alone(slurm, work, tmp_pat
 
         # One file changed: only it goes; the old version is untouched.
         changed = {**files, "part1/f011.txt": b"a new line\n" * 50}
-        v2 = version(tmp_path / "v2", "digits", changed)
+        v2 = write_version(tmp_path / "v2", "digits", changed)
         before = backend.conn.stats.upload_bytes
         [second] = await backend.stage_data([v2])
         assert (second.sent_files, second.sent_bytes) == (1, 550)
@@ -137,7 +126,7 @@ async def test_a_version_goes_once_and_a_changed_file_alone(slurm, work, tmp_pat
 async def test_a_one_file_version_is_that_file(slurm, work, tmp_path):  # noqa: F811
     backend = backend_for(slurm, work, tmp_path)
     try:
-        v = version(tmp_path / "src", "table", {"table.csv": b"a,b\n1,2\n"}, single=True)
+        v = write_version(tmp_path / "src", "table", {"table.csv": b"a,b\n1,2\n"}, single=True)
         [staged] = await backend.stage_data([v])
         assert staged.location == f"{await backend._cache_dir()}/datasets/{v.digest}/table.csv"
         assert ssh_cmd(slurm, f"cat {staged.location}") == "a,b\n1,2\n"
@@ -175,7 +164,7 @@ async def test_an_interrupted_large_upload_goes_on_where_it_stopped(slurm, work,
     backend = backend_for(slurm, work, tmp_path)
     try:
         resumed, bad = os.urandom(BIG), os.urandom(BIG)
-        v = version(tmp_path / "src", "big", {"resumed.bin": resumed, "bad.bin": bad})
+        v = write_version(tmp_path / "src", "big", {"resumed.bin": resumed, "bad.bin": bad})
         cache = await backend._cache_dir()
         half = BIG // 2
         # An upload that stopped half way, and one whose partial does not match the file.
@@ -204,7 +193,7 @@ async def test_a_staging_stopped_half_way_resumes_from_its_own_partial(slurm, wo
     backend = backend_for(slurm, work, tmp_path)
     try:
         data = os.urandom(BIG)
-        v = version(tmp_path / "src", "big", {"big.bin": data})
+        v = write_version(tmp_path / "src", "big", {"big.bin": data})
         cache = await backend._cache_dir()
 
         def stop(sent: int, *_: int) -> None:
@@ -242,8 +231,9 @@ async def test_an_upload_that_arrives_corrupted_is_deleted(slurm, work, tmp_path
 async def test_a_job_reads_its_data_at_its_path(slurm, work, tmp_path):  # noqa: F811
     backend = backend_for(slurm, work, tmp_path)
     try:
-        folder = version(tmp_path / "d", "digits", {"a.txt": b"alpha\n", "sub/b.txt": b"beta\n"})
-        table = version(tmp_path / "t", "table", {"t.csv": b"x,y\n"}, single=True)
+        folder = write_version(tmp_path / "d", "digits",
+                               {"a.txt": b"alpha\n", "sub/b.txt": b"beta\n"})
+        table = write_version(tmp_path / "t", "table", {"t.csv": b"x,y\n"}, single=True)
         staged = await backend.stage_data([folder, table])
         snap = project(tmp_path, {"main.py": "print('code')\n"})
         ctx = context(backend, slurm, new_id(),
@@ -280,7 +270,7 @@ async def test_the_daily_collection_keeps_staged_data(slurm, work, tmp_path):  #
     backend = backend_for(slurm, work, tmp_path)
     try:
         data = os.urandom(5000)
-        v = version(tmp_path / "d", "digits", {"a.bin": data})
+        v = write_version(tmp_path / "d", "digits", {"a.bin": data})
         [staged] = await backend.stage_data([v])
         cache = await backend._cache_dir()
         kept, unused = f"objects/{sha(data)[:2]}/{sha(data)}", f"objects/ab/ab{'0' * 62}"
@@ -305,7 +295,7 @@ async def test_files_above_the_servers_sftp_write_limit_go(slurm, work, tmp_path
     backend = backend_for(slurm, work, tmp_path)
     try:
         blobs = {f"f{i}.bin": os.urandom(1 << 20) for i in range(3)}
-        [staged] = await backend.stage_data([version(tmp_path / "d", "blobs", blobs)])
+        [staged] = await backend.stage_data([write_version(tmp_path / "d", "blobs", blobs)])
         assert remote_hashes(slurm, staged.location) == {r: sha(d) for r, d in blobs.items()}
         code = os.urandom(1 << 20).hex()  # a 2 MiB source file
         ctx = context(backend, slurm, new_id())
@@ -318,11 +308,11 @@ async def test_files_above_the_servers_sftp_write_limit_go(slurm, work, tmp_path
 async def test_an_upload_the_cluster_refuses_is_a_clear_error(slurm, work, tmp_path):  # noqa: F811
     backend = backend_for(slurm, work, tmp_path)
     try:
-        [first] = await backend.stage_data([version(tmp_path / "a", "a", {"x": b"x"})])
+        [first] = await backend.stage_data([write_version(tmp_path / "a", "a", {"x": b"x"})])
         cache = await backend._cache_dir()
         ssh_cmd(slurm, f"chmod 555 {cache}/incoming")  # e.g. a full quota
         with pytest.raises(TransferError, match="upload to .* failed: .*ermission"):
-            await backend.stage_data([version(tmp_path / "b", "b", {"y": os.urandom(99)})])
+            await backend.stage_data([write_version(tmp_path / "b", "b", {"y": os.urandom(99)})])
         assert [v.digest for v in await backend.staged_versions()] == [first.digest]
     finally:
         await backend.close()

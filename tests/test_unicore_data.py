@@ -25,26 +25,16 @@ from jupyterlab_hpcml.engine.dataset_versions import local_version
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 
+from . import data_projects
+from .data_projects import folder_digest
 from .servers.unicore_server import UnicoreServer
 
 USER = "demouser"
 PASSWORD = "pw-data-41c9"
-READER = '''
-import hashlib, os
-def digest(root):
-    h = hashlib.sha256()
-    for dirpath, dirs, files in os.walk(root, followlinks=True):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(dirpath, name)
-            h.update(os.path.relpath(path, root).encode() + b"\\0")
-            h.update(open(path, "rb").read())
-    return h.hexdigest()
-print("declared", digest("data/digits"))
-print("env", digest(os.environ["HPCML_DATA_DIGITS_CSV"]))
-print("mapped", digest(os.environ["HPCML_DATA_REFERENCE"]))
-print("writable", bool(os.stat("data/digits/part-001.csv").st_mode & 0o222))
-'''
+# The shared reader, and what is special here: a mapped dataset, and the data read-only.
+READER = data_projects.READER + (
+    'print("mapped", digest(os.environ["HPCML_DATA_REFERENCE"]))\n'
+    'print("writable", bool(os.stat("data/digits/part-001.csv").st_mode & 0o222))\n')
 
 
 @pytest.fixture
@@ -81,14 +71,6 @@ def version_of(root: Path, name: str = "digits") -> DataVersion:
     return DataVersion(name, found.digest, tuple(
         DataFile(f.relpath, f.size, f.sha256, str(f.local)) for f in found.listing),
         single_file=root.is_file())
-
-
-def folder_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def home_uploads(server: UnicoreServer) -> list[str]:

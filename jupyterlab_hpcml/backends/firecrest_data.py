@@ -50,6 +50,7 @@ from ..core.data_listing import listing_digest
 from ..core.errors import HpcmlError, NotFound, Problem, UserInputError
 from ..core.files import run_relpath
 from ..core.job import DataFile, DataProgress, DataVersion, StagedData, StagedVersion, TargetListing
+from .data_progress import StagingCount
 from .firecrest import OBJECTS, Forbidden, OutputTooLarge, _shell_safe, _size
 from .firecrest import ls_name as _name
 from .remote_calls import RemoteError
@@ -78,12 +79,7 @@ def _tree_name(version: DataVersion, token: str) -> str:
 
 
 @dataclass
-class _Sending:
-    progress: DataProgress | None
-    total_bytes: int = 0
-    total_files: int = 0
-    sent_bytes: int = 0
-    sent_files: int = 0
+class _Sending(StagingCount):
     sent: set[str] = field(default_factory=set)  # contents sent in this staging
     # Verified in incoming/, to be linked into objects/ by the next archive.
     verified: list[str] = field(default_factory=list)
@@ -92,10 +88,6 @@ class _Sending:
         """The verified contents for the archive being made (handed over once)."""
         out, self.verified = self.verified, []
         return out
-
-    def report(self) -> None:
-        if self.progress:
-            self.progress(self.sent_bytes, self.total_bytes, self.sent_files, self.total_files)
 
     def add(self, files: list[DataFile]) -> None:
         if files:

@@ -34,6 +34,7 @@ import asyncssh
 
 from ...core.errors import BackendUnavailable, NotFound
 from ...core.job import DataProgress, DataVersion, StagedData, StagedVersion, TargetListing
+from ..data_progress import StagingCount
 from .transfer import UPLOAD_CONCURRENCY, TransferError, Uploader, UploadStats
 
 log = logging.getLogger(__name__)
@@ -45,19 +46,10 @@ WHAT = "staging data"
 
 
 @dataclass
-class _Sending:
+class _Sending(StagingCount):
     """Bytes and files sent in one staging, for progress and for each version's answer."""
 
-    progress: DataProgress | None
-    total_bytes: int = 0
-    total_files: int = 0
-    sent_bytes: int = 0
-    sent_files: int = 0
     by_hash: dict[str, int] = field(default_factory=dict)  # content → bytes sent of it
-
-    def report(self) -> None:
-        if self.progress:
-            self.progress(self.sent_bytes, self.total_bytes, self.sent_files, self.total_files)
 
     def add(self, h: str, n: int) -> None:
         self.sent_bytes += n
