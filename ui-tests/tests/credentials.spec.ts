@@ -8,10 +8,11 @@
  * then fails to reach it. No secret may be visible in the page afterwards.
  * The `hpcml:forget-credentials` command makes the server forget them.
  */
-import { expect, galata, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { APIRequestContext } from '@playwright/test';
 
-const SIDEBAR = '#jp-hpcml-submit';
+import { openSidebarOnDigits, SIDEBAR } from './digits';
+
 const DIALOG = '.jp-Dialog';
 const CONFIG = 'backend-configs/unicore-loopback.yaml';
 const API_URL = 'https://127.0.0.1:9/UNICORE/rest/core';
@@ -66,9 +67,7 @@ test.afterAll(async ({ request }) => {
 });
 
 async function submitToLoopback(page: IJupyterLabPageFixture, runName: string): Promise<void> {
-  await page.filebrowser.openDirectory('digits');
-  await page.sidebar.openTab('jp-hpcml-submit' as galata.SidebarTabId);
-  await expect(page.locator(`${SIDEBAR} .jp-hpcml-Project-name`)).toHaveText('digits');
+  await openSidebarOnDigits(page);
   await page.selectOption('#hpcml-entry-point', 'train');
   await page.selectOption('#hpcml-backend-config', CONFIG);
   await page.fill('#hpcml-run-name', runName);

@@ -4,20 +4,15 @@
  * Independent of the runs tab's DOM: run states come from the sidebar's own
  * status line and the REST API.
  */
-import { expect, galata, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 import type { APIRequestContext, Page } from '@playwright/test';
 import * as path from 'path';
 
-const SIDEBAR = '#jp-hpcml-submit';
+import { openSidebarOnDigits, SIDEBAR } from './digits';
+
 const SHOTS = path.resolve(__dirname, '..', '..', 'docs', 'screenshots');
 
 test.use({ autoGoto: true });
-
-async function openSidebarOnDigits(page: IJupyterLabPageFixture): Promise<void> {
-  await page.filebrowser.openDirectory('digits');
-  await page.sidebar.openTab('jp-hpcml-submit' as galata.SidebarTabId);
-  await expect(page.locator(`${SIDEBAR} .jp-hpcml-Project-name`)).toHaveText('digits');
-}
 
 async function runsWith(request: APIRequestContext, name: string): Promise<any> {
   const answer = await request.get(`/hpcml/api/runs?q=${encodeURIComponent(name)}`);
