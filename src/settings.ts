@@ -78,3 +78,12 @@ export function watchSettings(
     })
     .catch(reason => console.error('jupyterlab-hpcml: cannot load settings.', reason));
 }
+
+/** The pollInterval setting in seconds, kept current (the default until loaded). */
+export function pollIntervalSetting(registry: ISettingRegistry | null): () => number {
+  let seconds = DEFAULT_SETTINGS.pollInterval;
+  watchSettings(registry, settings => {
+    seconds = settings.pollInterval;
+  });
+  return () => seconds;
+}

@@ -7,6 +7,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { UseSignal } from '@jupyterlab/ui-components';
 import React from 'react';
 
+import { RefreshButton, RefreshStatus } from '../components/refreshControls';
 import { RefreshingPanel } from '../components/refreshingPanel';
 import { configChoices } from '../sidebar/configChoices';
 import { Picker } from '../sidebar/Picker';
@@ -53,13 +54,7 @@ export class DataPanel extends RefreshingPanel<DataModel> {
                     hint={view ? `${view.backend} · ${view.connection}` : undefined}
                   />
                 )}
-                <button
-                  type="button"
-                  className="jp-mod-styled jp-hpcml-button"
-                  onClick={() => void model.refresh()}
-                >
-                  {trans.__('Refresh')}
-                </button>
+                <RefreshButton model={model} trans={trans} />
                 {view?.can_stage && view.datasets.length > 0 && (
                   <button
                     type="button"
@@ -70,16 +65,11 @@ export class DataPanel extends RefreshingPanel<DataModel> {
                     {trans.__('Stage all')}
                   </button>
                 )}
-                <span
-                  className={`jp-hpcml-Runs-status${model.error ? ' jp-mod-error' : ''}`}
-                  aria-live="polite"
-                >
-                  {model.error
-                    ? trans.__('Error: %1', model.error)
-                    : view
-                      ? trans._n('%1 dataset', '%1 datasets', view.datasets.length)
-                      : ''}
-                </span>
+                <RefreshStatus
+                  model={model}
+                  text={view ? trans._n('%1 dataset', '%1 datasets', view.datasets.length) : ''}
+                  trans={trans}
+                />
               </div>
               {showStaging && (
                 <div data-staging-of={model.stagingOf}>

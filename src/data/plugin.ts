@@ -11,7 +11,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { CommandIDs, IOpenDataArgs } from '../commands';
 import { addMainAreaTab } from '../components/mainAreaTab';
-import { DEFAULT_SETTINGS, watchSettings } from '../settings';
+import { pollIntervalSetting } from '../settings';
 import { DataModel } from './dataModel';
 import { DataPanel } from './DataPanel';
 
@@ -31,10 +31,7 @@ export const dataPlugin: JupyterFrontEndPlugin<void> = {
     browser: IDefaultFileBrowser | null
   ): void => {
     const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
-    let pollSeconds = DEFAULT_SETTINGS.pollInterval;
-    watchSettings(settingRegistry, settings => {
-      pollSeconds = settings.pollInterval;
-    });
+    const pollSeconds = pollIntervalSetting(settingRegistry);
 
     const openRun = (runId: string): void =>
       void app.commands.execute(CommandIDs.openRun, { runId });
@@ -44,7 +41,7 @@ export const dataPlugin: JupyterFrontEndPlugin<void> = {
       caption: trans.__('Datasets: versions, where staged, runs that read them'),
       createContent: () => {
         // Data changes slowly: no need to ask as often as for runs.
-        const model = new DataModel(() => Math.max(3000, pollSeconds * 1000));
+        const model = new DataModel(() => Math.max(3000, pollSeconds() * 1000));
         return new DataPanel(model, openRun, trans);
       },
       command: {

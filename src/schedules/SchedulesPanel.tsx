@@ -6,6 +6,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { UseSignal } from '@jupyterlab/ui-components';
 import React from 'react';
 
+import { RefreshButton, RefreshStatus } from '../components/refreshControls';
 import { RefreshingPanel } from '../components/refreshingPanel';
 import { IScheduleActions } from './actions';
 import { ScheduleHistory } from './ScheduleHistory';
@@ -28,20 +29,12 @@ export class SchedulesPanel extends RefreshingPanel<SchedulesModel> {
         {() => (
           <div className="jp-hpcml-Schedules-content">
             <div className="jp-hpcml-Schedules-controls">
-              <button
-                className="jp-mod-styled jp-hpcml-button"
-                onClick={() => void model.refresh()}
-              >
-                {trans.__('Refresh')}
-              </button>
-              <span
-                className={`jp-hpcml-Runs-status${model.error ? ' jp-mod-error' : ''}`}
-                aria-live="polite"
-              >
-                {model.error
-                  ? trans.__('Error: %1', model.error)
-                  : trans._n('%1 schedule', '%1 schedules', model.schedules.length)}
-              </span>
+              <RefreshButton model={model} trans={trans} />
+              <RefreshStatus
+                model={model}
+                text={trans._n('%1 schedule', '%1 schedules', model.schedules.length)}
+                trans={trans}
+              />
             </div>
             {model.loaded && model.schedules.length === 0 && !model.error ? (
               <p className="jp-hpcml-Schedules-empty">

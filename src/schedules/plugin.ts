@@ -10,7 +10,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { CommandIDs } from '../commands';
 import { addMainAreaTab } from '../components/mainAreaTab';
-import { DEFAULT_SETTINGS, watchSettings } from '../settings';
+import { pollIntervalSetting } from '../settings';
 import { scheduleActions } from './actions';
 import { SchedulesModel } from './schedulesModel';
 import { SchedulesPanel } from './SchedulesPanel';
@@ -30,10 +30,7 @@ export const schedulesPlugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null
   ): void => {
     const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
-    let pollSeconds = DEFAULT_SETTINGS.pollInterval;
-    watchSettings(settingRegistry, settings => {
-      pollSeconds = settings.pollInterval;
-    });
+    const pollSeconds = pollIntervalSetting(settingRegistry);
 
     addMainAreaTab(app, palette, restorer, {
       id: 'hpcml-schedules',
@@ -41,7 +38,7 @@ export const schedulesPlugin: JupyterFrontEndPlugin<void> = {
       caption: trans.__('Recurring and delayed runs'),
       createContent: () => {
         // Schedules fire minutes apart: no need to ask as often as for runs.
-        const model = new SchedulesModel(() => Math.max(2000, pollSeconds * 1000));
+        const model = new SchedulesModel(() => Math.max(2000, pollSeconds() * 1000));
         return new SchedulesPanel(model, scheduleActions(app, model, trans), trans);
       },
       command: {
