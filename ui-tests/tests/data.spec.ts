@@ -69,4 +69,11 @@ test('see the dataset, stage it, and find its version on a run', async ({ page, 
   const link = current.locator('.jp-hpcml-DataVersion-runs .jp-hpcml-Link', { hasText: runName });
   await expect(link).toBeVisible({ timeout: 30_000 });
   await expect(link).toHaveAttribute('data-state', 'FINISHED');
+
+  // Reloaded, the lab restores the Data tab on the same project.
+  // Galata's ready check waits for a Launcher, which a restored layout may not show.
+  await page.reload({ waitForIsReady: false });
+  await expect(page.locator('.jp-hpcml-Data .jp-hpcml-Data-project')).toHaveText('digits', {
+    timeout: 30_000
+  });
 });

@@ -96,4 +96,11 @@ test('schedule from the sidebar, see its next times, run it now, pause it', asyn
   await expect(row).toHaveCount(0);
   expect((await page.request.get(`${API}/schedules/${scheduleId}`)).status()).toBe(404);
   expect((await page.request.get(`${API}/runs/${runId}`)).ok()).toBeTruthy();
+
+  // Reloaded, the lab restores the Schedules tab.
+  // Galata's ready check waits for a Launcher, which a restored layout may not show.
+  await page.reload({ waitForIsReady: false });
+  await expect(page.locator('.jp-hpcml-Schedules .jp-hpcml-Runs-status')).toBeVisible({
+    timeout: 30_000
+  });
 });
