@@ -20,30 +20,32 @@ class Model extends RefreshingModel {
   }
 }
 
+type Pending = Model['pending'][number];
+
+/** Two refreshes; the second answers 'new' first, then `settleOlder` settles the first. */
+async function newerThenOlder(settleOlder: (older: Pending) => void): Promise<Model> {
+  const model = new Model(() => 1000);
+  const older = model.refresh();
+  const newer = model.refresh();
+  model.pending[1].resolve('new');
+  await newer;
+  settleOlder(model.pending[0]);
+  await older;
+  return model;
+}
+
 beforeEach(() => jest.useFakeTimers());
 afterEach(() => jest.useRealTimers());
 
 describe('refreshing model', () => {
   it('keeps the latest answer when an older one arrives last', async () => {
-    const model = new Model(() => 1000);
-    const first = model.refresh();
-    const second = model.refresh();
-    model.pending[1].resolve('new');
-    await second;
-    model.pending[0].resolve('old');
-    await first;
+    const model = await newerThenOlder(older => older.resolve('old'));
     expect(model.shown).toBe('new');
     expect(model.loaded).toBe(true);
   });
 
   it('drops an older failure that arrives after a newer answer', async () => {
-    const model = new Model(() => 1000);
-    const first = model.refresh();
-    const second = model.refresh();
-    model.pending[1].resolve('new');
-    await second;
-    model.pending[0].reject(new Error('late and stale'));
-    await first;
+    const model = await newerThenOlder(older => older.reject(new Error('late and stale')));
     expect(model.error).toBeNull();
     expect(model.shown).toBe('new');
   });
