@@ -172,6 +172,7 @@ async def test_runs_pages_are_the_models_json(api, jp_serverapp, jp_root_dir: Pa
     for record in records:
         data = record.model_dump(mode="json")
         data.update(started_at=record.started_at, ended_at=record.ended_at, upload_progress=None,
+                    staging_progress=None,
                     project_relpath="proj" if record.project_path == project
                     else record.project_path)
         expected.append(data)
