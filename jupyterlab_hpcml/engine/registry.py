@@ -139,7 +139,12 @@ class Registry:
         if versions:
             found = self.client.search_model_versions(
                 f"name = '{_quoted(m.name)}'", order_by=["version_number DESC"])
-            view.versions = [_version(mv) for mv in found]
+            # MLflow's version search leaves aliases out: the model's own map has them.
+            by_version: dict[str, list[str]] = {}
+            for alias, version in view.aliases.items():
+                by_version.setdefault(version, []).append(alias)
+            view.versions = [_version(mv).model_copy(update={
+                "aliases": sorted(by_version.get(str(mv.version), []))}) for mv in found]
         return view
 
     @staticmethod

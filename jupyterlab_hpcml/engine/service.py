@@ -18,6 +18,7 @@ Methods, by subject (sections below, in this order):
   ``run_schedule_now``, ``run_schedules`` (the headless loop)
 - data: ``data_overview``, ``stage_data``, ``start_staging``, ``staging``,
   ``remove_data_version``, ``collect_data``, ``staging_progress``
+- models: ``register_model``, ``list_models``, ``get_model``, ``set_model_alias``
 - logs: ``read_log``, ``read_log_all``, ``log_tail``
 - artifacts: ``list_artifacts``, ``open_artifact``, ``download_artifact``
 - metrics: ``metric_keys``, ``latest_metrics``, ``metric_history``,
@@ -30,6 +31,7 @@ Methods, by subject (sections below, in this order):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 from collections.abc import Collection, Iterable, Mapping
@@ -59,6 +61,7 @@ from .models import (
 )
 from .outputs import RunOutputs
 from .poller import Poller
+from .registry import ModelVersionView, RegisteredModelView, Registry
 from .requests import (
     DataStageRequest,
     Overrides,
@@ -111,6 +114,7 @@ class Engine:
         self.schedules = ScheduleService(self.runs)
         self.schedule_loop = ScheduleLoop(self.schedules)
         self.data = DataService(self.runs)
+        self.registry_models = Registry(self.tracker)
         self.fire_schedules = fire_schedules
 
     def start(self) -> None:
@@ -334,6 +338,28 @@ class Engine:
         """Free staged versions on a config's target that no stored run read (staged more
         than ``max_age`` seconds ago); their digests."""
         return await self.data.collect(project, config, max_age, root)
+
+    # ------------------------------------------------------------------ models
+
+    async def register_model(self, run_id: str, name: str, *, path: str = "model",
+                             alias: str | None = None,
+                             description: str | None = None) -> ModelVersionView:
+        """A new version of registered model ``name`` from the run's logged model."""
+        run = await self.get(run_id)
+        return await asyncio.to_thread(functools.partial(
+            self.registry_models.register, run, name, path=path, alias=alias,
+            description=description))
+
+    async def list_models(self) -> list[RegisteredModelView]:
+        return await asyncio.to_thread(self.registry_models.list_models)
+
+    async def get_model(self, name: str) -> RegisteredModelView:
+        """A registered model with its versions, newest first (NotFound when unknown)."""
+        return await asyncio.to_thread(self.registry_models.get_model, name)
+
+    async def set_model_alias(self, name: str, alias: str, version: str) -> ModelVersionView:
+        """Point ``alias`` of model ``name`` at ``version`` (moved from where it was)."""
+        return await asyncio.to_thread(self.registry_models.set_alias, name, alias, version)
 
     # ------------------------------------------------------------------ logs
 
