@@ -32,6 +32,21 @@ export namespace CommandIDs {
   export const openSchedules = 'hpcml:open-schedules';
   /** Open (or reveal) the Data tab. Args: {@link IOpenDataArgs}. */
   export const openData = 'hpcml:open-data';
+  /** Open (or reveal) the Models tab. Args: {@link IOpenModelsArgs}. */
+  export const openModels = 'hpcml:open-models';
+  /** Register a finished run's logged model (asks name, path, alias). Args: {@link IRegisterModelArgs}. */
+  export const registerModel = 'hpcml:register-model';
+}
+
+/** Args of `hpcml:open-models`. */
+export interface IOpenModelsArgs extends ReadonlyPartialJSONObject {
+  /** Select this registered model. */
+  model?: string;
+}
+
+/** Args of `hpcml:register-model`. */
+export interface IRegisterModelArgs extends ReadonlyPartialJSONObject {
+  runId: string;
 }
 
 /** Args of `hpcml:open-data`. */

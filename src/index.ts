@@ -17,6 +17,7 @@ import {
 import { autoloadPlugin } from './kernels/autoload';
 import { runsPlugins } from './runs/plugin';
 import { dataPlugin } from './data/plugin';
+import { modelsPlugin } from './models/plugin';
 import { schedulesPlugin } from './schedules/plugin';
 import { sidebarPlugin } from './sidebar/plugin';
 import { showStatusDialog } from './statusDialog';
@@ -76,4 +77,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, sidebarPlugin, autoloadPlugin, ...runsPlugins, schedulesPlugin, dataPlugin];
+export default [
+  plugin,
+  sidebarPlugin,
+  autoloadPlugin,
+  ...runsPlugins,
+  schedulesPlugin,
+  dataPlugin,
+  modelsPlugin
+];

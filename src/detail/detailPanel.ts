@@ -7,6 +7,7 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { getRun } from '../api';
+import { CommandIDs } from '../commands';
 import { el } from '../components/dom';
 import { stateBadge } from '../components/stateBadge';
 import { runDataBody } from '../data/runData';
@@ -83,6 +84,18 @@ export class RunDetailPanel extends Widget {
     const head = el('h2', 'jp-hpcml-Detail-title', run.name);
     head.appendChild(stateBadge(run.state));
     this.node.appendChild(head);
+    // Only a finished run with an MLflow run can have logged a model to register.
+    if (run.state === 'FINISHED' && run.mlflow_run_id) {
+      const register = el(
+        'button',
+        'jp-mod-styled jp-hpcml-button jp-hpcml-Detail-register',
+        trans.__('Register model…')
+      );
+      register.type = 'button';
+      register.onclick = () =>
+        void this._ctx.app.commands.execute(CommandIDs.registerModel, { runId: run.id });
+      head.appendChild(register);
+    }
 
     const row = rowFromRun(run);
     const summary: [string, string][] = [
