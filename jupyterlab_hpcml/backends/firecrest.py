@@ -268,7 +268,7 @@ class FirecrestBackend(Backend[FirecrestConfig]):
                         upload_progress=True, resources=list(HONOURED_RESOURCES),
                         unsupported_name_chars="'",  # see _shell_safe
                         job_arrays=True, max_array_size=self.max_array_size,
-                        data_staging=True)
+                        data_staging=True)  # no services/tunnel: its API forwards no port
 
     def config_notes(self, config: FirecrestConfig) -> list[str]:
         given = config.environment.given()

@@ -362,7 +362,7 @@ class UnicoreBackend(Backend[UnicoreConfig]):
     def supported_features(self) -> Features:
         return Features(cancel=True, logs=True, log_follow=True, artifacts=True, rerun=True,
                         upload_progress=True, resources=list(HONOURED_RESOURCES),
-                        data_staging=True)
+                        data_staging=True)  # no services/tunnel (UNICORE's port forwarding unused)
 
     # ------------------------------------------------------------ client and errors
 

@@ -20,6 +20,8 @@
 * A dropped connection during ``submit``: the command may go on on the login node and
   still submit; a marker file (host, pid) tells ``find_submitted`` to stay unsure until
   it has ended, then the job is adopted (job id file, ``--comment``) or the run fails.
+* Service jobs: ``open_tunnel`` forwards a local port to the job's node over the shared
+  connection (``tunnel.py``).
 * Files: SFTP reads at an offset (``stat`` + ``seek``), listings with one ``find``, and no
   path (``..``, absolute, symlink) may leave the run directory.
 """
@@ -52,6 +54,7 @@ from ...core.job import (
     JobContext,
     JobRef,
     PreparedJob,
+    ServiceEndpoint,
     StagedData,
     StagedVersion,
     Submission,
@@ -59,7 +62,7 @@ from ...core.job import (
 )
 from ...core.snapshots import ProgressCallback, Snapshot
 from ...core.states import JobStatus, RunState
-from ..base import Backend, Features, JobSpec
+from ..base import Backend, Features, JobSpec, Tunnel
 from ..batchscript import (
     ARRAYS_FILE,
     CLEANUP_SCRIPT,
@@ -88,6 +91,7 @@ from ..slurm_common import (
 from .connection import CommandPoisoned, CommandTooLong, SSHConnection, SSHError
 from .data_store import DataStore
 from .transfer import TREE_MISSING, TransferError, Uploader, UploadStats
+from .tunnel import open_ssh_tunnel
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +167,8 @@ class SlurmBackend(Backend[SSHConfig]):
                         upload_progress=True, offline_tracking=True,
                         resources=[*HONOURED_RESOURCES, *REQUEUE_RESOURCES],
                         job_arrays=True, max_array_size=self.max_array_size or 1001,
-                        requeue=True, data_staging=True, data_fetch=True)
+                        requeue=True, data_staging=True, data_fetch=True,
+                        services=True, tunnel=True)
 
     # ------------------------------------------------------------ layout
 
@@ -849,6 +854,12 @@ class SlurmBackend(Backend[SSHConfig]):
             await sftp.get(path, str(dest))
 
         await self.conn.sftp_call(go)
+
+    # ------------------------------------------------------------ service jobs
+
+    async def open_tunnel(self, ref: JobRef, endpoint: ServiceEndpoint) -> Tunnel:
+        """A local port forwarded to the job's node over the shared connection (``tunnel``)."""
+        return await open_ssh_tunnel(self.conn, endpoint)
 
     async def close(self) -> None:
         await self.conn.close()
