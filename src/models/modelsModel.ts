@@ -87,11 +87,24 @@ export class ModelsModel extends RefreshingModel {
       name ? getModel(name) : null,
       listDeployments().catch(errorText)
     ]);
-    // A version's lineage and metrics do not change: fetched once each.
     const missing = (model?.versions ?? [])
       .slice(0, VERSIONS_SHOWN)
       .filter(v => !this.details.has(v.version));
-    const details = await Promise.all(missing.map(v => getModelVersion(v.name, v.version)));
+    const details = await Promise.all(missing.map(v => this.fetchDetail(v.name, v.version)));
     return { models, model, details, deployments };
   }
+
+  /** A version's lineage and metrics do not change: fetched once each, even by overlapping refreshes. */
+  private fetchDetail(name: string, version: string): Promise<IModelVersionDetail> {
+    const key = JSON.stringify([name, version]);
+    let fetch = this.detailFetches.get(key);
+    if (!fetch) {
+      fetch = getModelVersion(name, version);
+      this.detailFetches.set(key, fetch);
+      fetch.catch(() => this.detailFetches.delete(key)); // asked again next time
+    }
+    return fetch;
+  }
+
+  private readonly detailFetches = new Map<string, Promise<IModelVersionDetail>>();
 }
