@@ -226,6 +226,9 @@ def main(argv=None) -> int:
             model,
             name="model",
             signature=infer_signature(X_val[:5], val_pred[:5]),
+            # Saved as the serving payload (serving_input_example.json): the lab's
+            # "Try it" panel starts from it.
+            input_example=X_val[:3],
             # MLflow saves sklearn models with skops, which only loads allow-listed
             # types; an MLP trained with partial_fit keeps its Adam optimizer state.
             skops_trusted_types=["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"],

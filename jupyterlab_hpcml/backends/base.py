@@ -78,9 +78,12 @@ What comes next (the contract's place for each; not implemented yet)
   asks for it. A requeued job keeps its job id and run directory; ``poll`` reports it
   QUEUED/RUNNING again (never a terminal state in between), appending to the same logs.
 * **Service jobs (model serving)** — ``Features.services``; ``ctx.service``
-  (:class:`~..core.job.ServiceSpec`) names the port. :meth:`Backend.service_endpoint`
-  says where a running one listens; with ``Features.tunnel``, :meth:`Backend.open_tunnel`
-  makes it reachable from the lab.
+  (:class:`~..core.job.ServiceSpec`) marks the job as one. The job picks a free port on
+  its node and writes where it listens to ``.hpcml/service.json`` (``SERVICE_FILE``);
+  :meth:`Backend.service_endpoint` reads it (the default does, through ``read``). With
+  ``Features.tunnel``, :meth:`Backend.open_tunnel` makes it reachable from the lab's
+  machine (a local job: directly; Slurm over SSH: a port forwarded over the existing
+  connection).
 
 Data staging (``Features.data_staging``)
 ----------------------------------------
@@ -104,6 +107,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +118,7 @@ from pydantic import BaseModel
 from ..core.config_models import BackendConfigModel
 from ..core.connections import ConnectionIdentity, connection_identity
 from ..core.errors import NotFound, Unsupported
-from ..core.files import META_DIR, Chunk, FileInfo
+from ..core.files import META_DIR, SERVICE_FILE, Chunk, FileInfo
 from ..core.job import (
     ArrayTask,
     DataProgress,
@@ -133,7 +137,7 @@ from ..core.states import JobStatus
 
 __all__ = [
     "Backend", "Features", "JobContext", "JobRef", "JobSpec", "PreparedJob", "Submission",
-    "Tunnel",
+    "Tunnel", "DirectTunnel", "parse_service_file",
 ]
 
 C = TypeVar("C", bound=BackendConfigModel)
@@ -201,13 +205,46 @@ class JobSpec:
         )
 
 
+def parse_service_file(data: bytes) -> ServiceEndpoint | None:
+    """A service job's ``SERVICE_FILE`` (None when it is not a complete one)."""
+    try:
+        found = json.loads(data)
+        host, port = found["host"], found["port"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(host, str) or not host or isinstance(port, bool) \
+            or not isinstance(port, int) or not 0 < port < 65536:
+        return None
+    return ServiceEndpoint(host=host, port=port)
+
+
 class Tunnel(abc.ABC):
     """A way from the lab's machine to a service job's port (see ``open_tunnel``)."""
 
     local_url: str  # e.g. "http://127.0.0.1:53012"
 
+    @property
+    def alive(self) -> bool:
+        """False once the tunnel carries no new connections (closed, or the connection it
+        rides on dropped, e.g. SSH): ask ``open_tunnel`` for a new one. Optional."""
+        return True
+
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+
+class DirectTunnel(Tunnel):
+    """No tunnel needed: the lab's machine reaches the endpoint as it is (a local job)."""
+
+    def __init__(self, endpoint: ServiceEndpoint):
+        self.local_url = f"http://{_url_host(endpoint.host)}:{endpoint.port}"
+
+    async def close(self) -> None:
+        pass
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class Backend(abc.ABC, Generic[C]):
@@ -218,6 +255,9 @@ class Backend(abc.ABC, Generic[C]):
     """
 
     kind: ClassVar[str] = "abstract"
+    # Where a service job binds: every interface of its node (reached from the login node
+    # through the tunnel), or only loopback where the job runs on the lab's own machine.
+    service_bind: ClassVar[str] = "0.0.0.0"
     # The typed config of this backend. The engine parses a run's config into it once
     # (``JobContext.config``); the instance's own ``config`` is the connection's.
     config_model: ClassVar[type[BackendConfigModel]] = BackendConfigModel
@@ -405,9 +445,12 @@ class Backend(abc.ABC, Generic[C]):
     # ------------------------------------------------------------ service jobs
 
     async def service_endpoint(self, ref: JobRef) -> ServiceEndpoint | None:
-        """Where a running service job listens (None while it is not running yet)
-        (``Features.services``)."""
-        raise Unsupported(f"the {self.kind} backend cannot run service jobs")
+        """Where a running service job listens (None while it does not yet)
+        (``Features.services``): by default what the job wrote to ``SERVICE_FILE``."""
+        if not self.supported_features().services:
+            raise Unsupported(f"the {self.kind} backend cannot run service jobs")
+        chunk = await self.read(ref, SERVICE_FILE, 0, 4096)
+        return parse_service_file(chunk.data) if chunk.data else None
 
     async def open_tunnel(self, ref: JobRef, endpoint: ServiceEndpoint) -> Tunnel:
         """A way from the lab's machine to ``endpoint`` (``Features.tunnel``); the caller

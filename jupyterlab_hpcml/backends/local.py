@@ -42,6 +42,7 @@ from ..core.job import (
     JobContext,
     JobRef,
     PreparedJob,
+    ServiceEndpoint,
     StagedData,
     StagedVersion,
     Submission,
@@ -50,7 +51,7 @@ from ..core.job import (
 from ..core.snapshots import ProgressCallback, Snapshot, materialize
 from ..core.states import JobStatus, RunState
 from . import gpu_slots, local_data
-from .base import Backend, Features
+from .base import Backend, DirectTunnel, Features, Tunnel
 from .data_links import data_path
 from .exitrecord import EXIT_FILE, exit_message, parse_exit_record, record_status
 from .local_data import LocalDataStore
@@ -173,6 +174,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 class LocalBackend(Backend[LocalConfig]):
     kind = "local"
+    service_bind = "127.0.0.1"  # the job runs here: nothing else may reach it
     config_model = LocalConfig
     # Seconds between cancel's SIGTERM and SIGKILL; the runner uses the same grace on timeout.
     kill_grace: float = 10.0
@@ -245,7 +247,12 @@ class LocalBackend(Backend[LocalConfig]):
             resources=list(HONOURED_RESOURCES + ((GPU_RESOURCE,) if gpus else ())),
             queue=gpus,  # without GPUs a job starts the moment it is submitted
             data_staging=True,
+            services=True,
+            tunnel=True,
         )
+
+    async def open_tunnel(self, ref: JobRef, endpoint: ServiceEndpoint) -> Tunnel:
+        return DirectTunnel(endpoint)  # the job listens on this machine's loopback
 
     # ------------------------------------------------------------ data
 

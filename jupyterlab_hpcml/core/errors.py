@@ -80,3 +80,15 @@ class BackendUnavailable(HpcmlError):
     """The backend could not be reached; runs become UNKNOWN, never FAILED."""
 
     status = 503
+
+
+class UpstreamFailed(HpcmlError):
+    """A service the lab passes a request on to (a deployment's model server) failed."""
+
+    status = 502
+
+
+class UpstreamTimeout(HpcmlError):
+    """A service the lab passes a request on to did not answer in time."""
+
+    status = 504

@@ -10,6 +10,9 @@ from .errors import Problem, UserInputError
 # Inside every run directory: logs, job bookkeeping and the offline MLflow store.
 META_DIR = ".hpcml"
 OFFLINE_MLRUNS = f"{META_DIR}/mlruns"
+# Where a service job (model serving) says where it listens, once it does:
+# {"host": <name the cluster resolves>, "port": <int>} (written atomically by the job).
+SERVICE_FILE = f"{META_DIR}/service.json"
 
 
 @dataclass

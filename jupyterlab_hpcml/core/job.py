@@ -57,9 +57,10 @@ class RequeuePolicy:
 @dataclass(frozen=True)
 class ServiceSpec:
     """The job is a long-running service (e.g. model serving) listening on ``port`` on
-    the node it runs on; ``health_path``: an HTTP path answering 200 once it is ready."""
+    the node it runs on (0: a free port it picks; it writes where it listens to
+    ``core.files.SERVICE_FILE``); ``health_path``: an HTTP path answering 200 once ready."""
 
-    port: int
+    port: int = 0
     health_path: str | None = None
 
 

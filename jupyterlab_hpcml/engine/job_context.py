@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ..backends.base import Backend
 from ..core.config_models import BackendConfigModel, Resources
 from ..core.errors import Problem, UserInputError
-from ..core.job import JobContext, RequeuePolicy
+from ..core.job import JobContext, RequeuePolicy, ServiceSpec
 from .config import BackendConfig
 from .models import RunRecord
 
@@ -77,6 +77,7 @@ def context(run: RunRecord, config: BackendConfigModel, run_dir: str | None = No
         run_dir=run_dir if run_dir is not None else run.run_dir,
         env=dict(env or {}),
         requeue=requeue_policy(config.resources),
+        service=ServiceSpec(health_path="/ping") if run.service else None,
     )
 
 

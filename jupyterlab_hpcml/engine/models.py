@@ -94,6 +94,7 @@ class RunRecord(BaseModel):
     # submits it when a slot frees up (see engine/sweeps.py).
     held: bool = False
     restarts: int = 0  # how often the scheduler requeued the job (the same run resumed)
+    service: bool = False  # a service job (a deployment's replica): it runs until stopped
     # A schedule's run: the schedule's id and the time it fired for (epoch seconds; a
     # "run now" fires for the moment it was asked). Unique together (see engine/schedules.py).
     schedule_id: str | None = None
@@ -273,3 +274,30 @@ class CronPreview(BaseModel):
     cron: str | None = None  # the five fields
     timezone: str
     next_times: list[float] = Field(default_factory=list)
+
+
+DeploymentState = Literal["STARTING", "READY", "FAILED", "STOPPED"]
+ACTIVE_DEPLOYMENT: tuple[DeploymentState, ...] = ("STARTING", "READY")
+
+
+class DeploymentRecord(BaseModel):
+    """A registered model version served by one or more service jobs (each a run: its log,
+    job id and state are the run's), reachable through the lab's authenticated proxy."""
+
+    name: str  # [a-z0-9][a-z0-9-]*: the proxy's path segment
+    model_uri: str  # as asked, e.g. models:/digits@champion
+    model_name: str
+    model_version: str  # the version it resolved to when deployed
+    model_source: str  # the version's source (models:/<model_id> or runs:/...)
+    backend: str
+    connection: str | None = None
+    config_path: str | None = None
+    replicas: int = 1
+    run_ids: list[str] = Field(default_factory=list)  # one service job per replica
+    state: DeploymentState = "STARTING"
+    message: str | None = None
+    stop_requested: bool = False
+    created_at: float = Field(default_factory=time.time)
+    ready_at: float | None = None
+    stopped_at: float | None = None
+    updated_at: float = Field(default_factory=time.time)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from ..core.errors import Conflict, NotFound, Problem, UserInputError
-from .models import RunRecord
+from .models import DeploymentRecord, RunRecord
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .tracking import Tracker
@@ -35,6 +35,22 @@ class ModelVersionView(BaseModel):
     description: str | None = None
     created_at: float | None = None  # epoch seconds
     status: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+class ModelVersionDetail(BaseModel):
+    """A version with where it came from and where it runs."""
+
+    version: ModelVersionView
+    run: RunRecord | None = None  # the hpcml run that logged it (None: not one of ours)
+    metrics: dict[str, float] = Field(default_factory=dict)  # the source run's latest
+    flavors: list[str] = Field(default_factory=list)
+    servable: bool = False  # MLflow's scoring server can load it (python_function)
+    input_example: Any | None = None  # a request body for /invocations, saved with the model
+    deployments: list[DeploymentRecord] = Field(default_factory=list)
 
 
 class RegisteredModelView(BaseModel):

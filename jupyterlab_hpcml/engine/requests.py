@@ -230,3 +230,62 @@ class ScheduleRequest(SubmitRequest, When):
     max_runs: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     code: Literal["fresh", "pinned"] = Field(
         default="fresh", description="Snapshot the project at each firing, or once now")
+
+
+ModelUri = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_nul)]
+DeploymentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+class DeployRequest(_Request):
+    """Serve a registered model version (``models:/<name>/<version>`` or ``@<alias>``) on
+    the target of ``project``'s ``backend_config`` (default: this machine)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model_uri: ModelUri = Field(description="models:/<name>/<version> or models:/<name>@<alias>")
+    name: DeploymentName | None = Field(
+        default=None, description="The deployment's name (default: from the model's name)")
+    project: PathText | None = Field(
+        default=None, description="A project folder whose backend config to use")
+    backend_config: PathText | None = Field(
+        default=None, description="Backend config file, relative to the project; default: local")
+    replicas: Annotated[int, Field(ge=1, le=8)] = 1
+    overrides: Annotated[Any, PlainValidator(_overrides)] = Field(
+        default_factory=list, description='e.g. ["Resources.GPUsPerNode=1"]')
+
+
+class PredictRequest(_Request):
+    """Score ``input`` (a dataset of ``project`` or a file or folder) with a registered model
+    version, as a run on the target of ``backend_config``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model_uri: ModelUri
+    input: PathText = Field(description="A dataset name of the project, or a file or folder")
+    project: PathText | None = None
+    backend_config: PathText | None = None
+    output: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")] = \
+        "predictions.csv"
+    run_name: RunName | None = None
+    overrides: Annotated[Any, PlainValidator(_overrides)] = Field(default_factory=list)
+
+
+class RegisterRequest(_Request):
+    """Register a run's logged model (artifact path ``path``) as a version of ``name``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    run_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256),
+                    AfterValidator(_no_nul)]
+    path: PathText = "model"
+    alias: Annotated[str, StringConstraints(max_length=255)] | None = None
+    description: Annotated[str, StringConstraints(max_length=5000),
+                           AfterValidator(_no_nul)] | None = None
+
+
+class AliasRequest(_Request):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,12}$")] = Field(
+        description="The version the alias points to")

@@ -168,14 +168,16 @@ class RunService:
     async def submit(self, req: SubmitRequest, *, rerun_of: RunRecord | None = None,
                      snapshot: Snapshot | None = None, root: Path | None = None,
                      cell: cells.Cell | None = None, code: CodeIdentity | None = None,
-                     run_id: str | None = None, **fields: Any) -> RunRecord:
+                     run_id: str | None = None, tags: Mapping[str, str] | None = None,
+                     **fields: Any) -> RunRecord:
         """Validate everything first (nothing is created on bad input), then submit.
 
         ``root``: the project and the config must lie inside it (the server's root for the
         lab; see ``paths``). The CLI and the Python API pass none. ``cell``: run this
         source as entry point ``hpcml_cell`` (see ``cells``). ``snapshot`` and ``code``:
         that code (a re-run's, a pinned schedule's). ``run_id`` and ``fields``: chosen by
-        the caller (a schedule's firing: Conflict if that run exists already).
+        the caller (a schedule's firing: Conflict if that run exists already). ``tags``:
+        more MLflow tags (e.g. the model a deployment serves).
         """
         plan, req = await self.plan(req, root=root, snapshot=snapshot, cell=cell)
         if rerun_of is not None and snapshot is not None:  # the same code: the same data
@@ -188,7 +190,7 @@ class RunService:
             plan.code = code
         record = self.new_record(plan, req, run_id, command, params, rerun_of=rerun_of,
                                  **fields)
-        tags = self.run_tags(plan, record, cell=cell is not None)
+        tags = {**self.run_tags(plan, record, cell=cell is not None), **(tags or {})}
         IN_FLIGHT.add(record.id)
         try:
             # The record first, then the MLflow run: a crash in between leaves a SUBMITTING
@@ -447,9 +449,16 @@ class RunService:
             spec.path = project_dir
             return spec
 
-    def backend_config(self, project: Path, config: str | None, overrides: Overrides | None = None,
+    def backend_config(self, project: Path | None, config: str | None,
+                       overrides: Overrides | None = None,
                        root: Path | None = None) -> config_mod.BackendConfig:
-        """The backend config a submission of ``project`` naming ``config`` would use."""
+        """The backend config a submission of ``project`` naming ``config`` would use
+        (no project: ``config`` is a path of its own, refused under a ``root``)."""
+        if project is None:
+            if config and root is not None:
+                raise UserInputError(Problem("a backend config needs its project",
+                                             key="project"))
+            return self._load_config(Path.cwd(), config, overrides or [], None)
         return self._load_config(project_mod.find_project_root(project, root), config,
                                  overrides or [], root)
 

@@ -18,7 +18,10 @@ Methods, by subject (sections below, in this order):
   ``run_schedule_now``, ``run_schedules`` (the headless loop)
 - data: ``data_overview``, ``stage_data``, ``start_staging``, ``staging``,
   ``remove_data_version``, ``collect_data``, ``staging_progress``
-- models: ``register_model``, ``list_models``, ``get_model``, ``set_model_alias``
+- models: ``register_model``, ``list_models``, ``get_model``, ``set_model_alias``,
+  ``model_version``, ``predict``
+- deployments: ``deploy``, ``list_deployments``, ``get_deployment``, ``stop_deployment``,
+  ``invoke_deployment``
 - logs: ``read_log``, ``read_log_all``, ``log_tail``
 - artifacts: ``list_artifacts``, ``open_artifact``, ``download_artifact``
 - metrics: ``metric_keys``, ``latest_metrics``, ``metric_history``,
@@ -31,6 +34,7 @@ Methods, by subject (sections below, in this order):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import tempfile
@@ -39,19 +43,21 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from ..backends.registry import BackendRegistry
-from ..core.errors import HpcmlError, Problem, UserInputError
+from ..core.errors import HpcmlError, NotFound, Problem, UserInputError
 from ..core.files import FileInfo
 from ..core.states import RunState
 from ..settings import default_data_dir
-from . import logs
+from . import logs, model_jobs, predictions
 from .cells import Cell
 from .data import StagingProgress
 from .data_service import DataService, DataView, StagingView
+from .deployments import DeploymentService, Invocation
 from .logs import LogChunk
 from .models import (
     CronPreview,
     DatasetUse,
     DeleteResult,
+    DeploymentRecord,
     Firing,
     RunRecord,
     ScheduleView,
@@ -61,10 +67,12 @@ from .models import (
 )
 from .outputs import RunOutputs
 from .poller import Poller
-from .registry import ModelVersionView, RegisteredModelView, Registry
+from .registry import ModelVersionDetail, ModelVersionView, RegisteredModelView, Registry
 from .requests import (
     DataStageRequest,
+    DeployRequest,
     Overrides,
+    PredictRequest,
     RerunRequest,
     ScheduleRequest,
     SubmitRequest,
@@ -115,16 +123,19 @@ class Engine:
         self.schedule_loop = ScheduleLoop(self.schedules)
         self.data = DataService(self.runs)
         self.registry_models = Registry(self.tracker)
+        self.deployments = DeploymentService(self.runs, self.registry_models, self.data_dir)
         self.fire_schedules = fire_schedules
 
     def start(self) -> None:
         """Start polling (needs a running event loop), and firing schedules if this engine
         does; idempotent."""
         self.poller.start()
+        self.deployments.start()
         if self.fire_schedules:
             self.schedule_loop.start()
 
     async def close(self) -> None:
+        await self.deployments.close()
         await self.schedule_loop.stop()
         await self.poller.stop()
         await self.registry.close()
@@ -360,6 +371,60 @@ class Engine:
     async def set_model_alias(self, name: str, alias: str, version: str) -> ModelVersionView:
         """Point ``alias`` of model ``name`` at ``version`` (moved from where it was)."""
         return await asyncio.to_thread(self.registry_models.set_alias, name, alias, version)
+
+    async def model_version(self, name: str, version: str) -> ModelVersionDetail:
+        """A version with its lineage (source run, its metrics), flavors, input example and
+        deployments."""
+        view = await asyncio.to_thread(self.registry_models.version, name, version)
+        model = await asyncio.to_thread(model_jobs.fetch, self.registry_models, view.uri,
+                                        self.deployments.model_cache)
+        run: RunRecord | None = None
+        metrics: dict[str, float] = {}
+        if view.mlflow_run_id:
+            tags, metrics = await asyncio.to_thread(self.tracker.run_tags_and_metrics,
+                                                    view.mlflow_run_id)
+            with contextlib.suppress(NotFound):
+                run = await self.get(tags.get("hpcml.run_id", ""))
+        deployments = [d for d in await self.deployments.list()
+                       if d.model_name == name and d.model_version == view.version]
+        return ModelVersionDetail(
+            version=view, run=run, metrics=metrics, flavors=list(model.flavors),
+            servable=model_jobs.PYFUNC in model.flavors,
+            input_example=await asyncio.to_thread(model_jobs.input_example, model.path),
+            deployments=deployments)
+
+    async def predict(self, req: PredictRequest, *, root: Path | None = None) -> RunRecord:
+        """Score ``req.input`` with a registered model version, as a run (see predictions)."""
+        run = await predictions.predict(self.runs, self.registry_models, self.data_dir, req,
+                                        root=root)
+        self.poller.wake(run)
+        return run
+
+    # ------------------------------------------------------------------ deployments
+
+    async def deploy(self, req: DeployRequest, *, root: Path | None = None) -> DeploymentRecord:
+        """Serve a registered model version (STARTING; READY once it answers)."""
+        if req.project is not None and root is not None:
+            req = req.model_copy(update={"project": str(Path(req.project))})
+        dep = await self.deployments.create(req, root=root)
+        for run_id in dep.run_ids:
+            self.poller.wake(await self.get(run_id))
+        return dep
+
+    async def list_deployments(self) -> list[DeploymentRecord]:
+        return await self.deployments.list()
+
+    async def get_deployment(self, name: str, *, refresh: bool = False) -> DeploymentRecord:
+        """``refresh``: check its jobs and ``/ping`` now rather than read the record."""
+        dep = await self.deployments.get(name)
+        return await self.deployments.refresh(dep) if refresh else dep
+
+    async def stop_deployment(self, name: str) -> DeploymentRecord:
+        return await self.deployments.stop(name)
+
+    async def invoke_deployment(self, name: str, body: bytes, content_type: str) -> Invocation:
+        """Pass a scoring request (MLflow's ``/invocations`` format) to the deployment."""
+        return await self.deployments.invoke(name, body, content_type)
 
     # ------------------------------------------------------------------ logs
 

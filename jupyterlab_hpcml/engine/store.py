@@ -170,8 +170,21 @@ _V5_SCHEDULES = _sql(
     " WHERE schedule_id IS NOT NULL",
 )
 
+# Deployments (engine/deployment_store.py): one row per name; a name is reused only once
+# its deployment has ended (the old row is replaced).
+_V6_DEPLOYMENTS = _sql(
+    """CREATE TABLE deployments (
+        name       TEXT PRIMARY KEY,
+        state      TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        record     TEXT NOT NULL
+    )""",
+)
+
 # Append only; never edit a released step. Step i brings the schema to version i + 1.
-MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED, _V3_MLFLOW_PENDING, _V4_SWEEPS, _V5_SCHEDULES]
+MIGRATIONS: list[Migration] = [_V1, _V2_ARCHIVED, _V3_MLFLOW_PENDING, _V4_SWEEPS, _V5_SCHEDULES,
+                               _V6_DEPLOYMENTS]
 
 
 def _user_version(conn: sqlite3.Connection) -> int:

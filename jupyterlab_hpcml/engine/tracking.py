@@ -249,6 +249,16 @@ class Tracker:
     def get_tags(self, run_id: str) -> dict[str, str]:
         return dict(self.client.get_run(run_id).data.tags)
 
+    def run_tags_and_metrics(self, run_id: str) -> tuple[dict[str, str], dict[str, float]]:
+        """An MLflow run's tags and latest metric values ({} each when the run is gone)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            data = self.client.get_run(run_id).data
+        except MlflowException:
+            return {}, {}
+        return dict(data.tags), {k: float(v) for k, v in data.metrics.items()}
+
     def set_status(self, run_id: str, state: RunState, at: float | None = None) -> None:
         """Mirror the run's state in MLflow; ``at`` (epoch s) is the end time of a terminal state.
 

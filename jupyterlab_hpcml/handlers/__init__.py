@@ -4,8 +4,21 @@ from __future__ import annotations
 from .configs import SaveConfigHandler
 from .credentials import CredentialsHandler
 from .data import DataHandler, DataStageHandler, DataStagingHandler, DataVersionHandler
+from .deployments import (
+    DeploymentHandler,
+    DeploymentsHandler,
+    DeploymentStopHandler,
+    InvocationsHandler,
+)
 from .experiments import ExperimentsHandler
 from .meta import ConfigSchemaHandler, FeaturesHandler
+from .models import (
+    ModelAliasHandler,
+    ModelHandler,
+    ModelsHandler,
+    ModelVersionHandler,
+    PredictHandler,
+)
 from .outputs import (
     ArtifactDownloadHandler,
     ArtifactsHandler,
@@ -42,6 +55,8 @@ from .sweeps import (
 RUN = r"(?P<run_id>[A-Za-z0-9_-]+)"
 SWEEP = r"(?P<sweep_id>[A-Za-z0-9_-]+)"
 SCHEDULE = r"(?P<schedule_id>[A-Za-z0-9_-]+)"
+MODEL = r"(?P<name>[^/]+)"  # URL-encoded: MLflow allows most characters in a model's name
+DEPLOYMENT = r"(?P<name>[a-z0-9][a-z0-9-]{0,62})"
 
 # (path relative to /hpcml/api, handler)
 HANDLERS = [
@@ -68,6 +83,15 @@ HANDLERS = [
     (r"data/stage", DataStageHandler),
     (r"data/stage/(?P<staging_id>[0-9a-f]{1,64})", DataStagingHandler),
     (r"data/versions/(?P<digest>[0-9a-f]{1,64})", DataVersionHandler),
+    (r"models", ModelsHandler),
+    (r"predictions", PredictHandler),
+    (rf"models/{MODEL}", ModelHandler),
+    (rf"models/{MODEL}/aliases/(?P<alias>[^/]+)", ModelAliasHandler),
+    (rf"models/{MODEL}/versions/(?P<version>[0-9]{{1,12}})", ModelVersionHandler),
+    (r"deployments", DeploymentsHandler),
+    (rf"deployments/{DEPLOYMENT}", DeploymentHandler),
+    (rf"deployments/{DEPLOYMENT}/stop", DeploymentStopHandler),
+    (rf"deployments/{DEPLOYMENT}/invocations", InvocationsHandler),
     (r"schedules", SchedulesHandler),
     (r"schedules/preview", SchedulePreviewHandler),
     (rf"schedules/{SCHEDULE}", ScheduleHandler),

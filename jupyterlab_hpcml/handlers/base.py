@@ -29,19 +29,20 @@ class HpcmlHandler(APIHandler):
 
     _body: bytearray | None = None
     _body_too_large = False
+    max_body_bytes = limits.MAX_BODY_BYTES  # a handler passing bodies on may take more
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
         self._body = bytearray()
         length = self.request.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > limits.MAX_BODY_BYTES:
+        if length and length.isdigit() and int(length) > self.max_body_bytes:
             # Answered before the body is read; tornado reads and drops what follows.
-            raise TooLarge(f"request body is larger than {limits.MAX_BODY_BYTES} bytes")
+            raise TooLarge(f"request body is larger than {self.max_body_bytes} bytes")
 
     def data_received(self, chunk: bytes) -> None:
         if self._body is None or self._finished or self._body_too_large:
             return
-        if len(self._body) + len(chunk) > limits.MAX_BODY_BYTES:
+        if len(self._body) + len(chunk) > self.max_body_bytes:
             self._body_too_large, self._body = True, bytearray()  # chunked: no Content-Length
         else:
             self._body += chunk
@@ -89,10 +90,13 @@ class HpcmlHandler(APIHandler):
         p, root = Path(path), self.root_dir
         return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
 
-    def body(self, model: type[M]) -> M:
+    def raw_body(self) -> bytes:
         if self._body_too_large:
-            raise TooLarge(f"request body is larger than {limits.MAX_BODY_BYTES} bytes")
-        return model.model_validate(parse_json_body(bytes(self._body or b"")))
+            raise TooLarge(f"request body is larger than {self.max_body_bytes} bytes")
+        return bytes(self._body or b"")
+
+    def body(self, model: type[M]) -> M:
+        return model.model_validate(parse_json_body(self.raw_body()))
 
     def int_arg(self, name: str, default: int, minimum: int = -limits.MAX_QUERY_INT - 1,
                 maximum: int = limits.MAX_QUERY_INT) -> int:

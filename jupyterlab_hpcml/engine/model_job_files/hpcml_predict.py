@@ -1,0 +1,56 @@
+"""Score an input with the MLflow model in ./model and log the predictions as an artifact
+of this run (written by jupyterlab-hpcml).
+
+The input is the run's dataset ``input`` ($HPCML_DATA_INPUT): one file, or a folder whose
+.csv / .parquet / .json files are read in name order. Each file's rows are scored, and
+``outputs/<output>`` (CSV: the input's columns are not repeated; one row per input row,
+with ``source`` and ``row`` saying where it came from) is logged under ``predictions/``.
+"""
+import argparse
+import os
+from pathlib import Path
+
+READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".json": "read_json"}
+
+
+def input_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in READERS)
+    if not found:
+        raise SystemExit(f"no .csv, .parquet or .json file in {path}")
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="model")
+    parser.add_argument("--output", default="predictions.csv")
+    args = parser.parse_args()
+
+    import mlflow
+    import pandas as pd
+
+    root = Path(os.environ["HPCML_DATA_INPUT"])
+    model = mlflow.pyfunc.load_model(args.model)
+    parts = []
+    for path in input_files(root):
+        frame = getattr(pd, READERS.get(path.suffix, "read_csv"))(path)
+        scored = pd.DataFrame(model.predict(frame))
+        if scored.shape[1] == 1:
+            scored.columns = ["prediction"]
+        scored.insert(0, "row", range(len(frame)))
+        scored.insert(0, "source", path.relative_to(root).as_posix() if path != root else path.name)
+        parts.append(scored)
+        print(f"scored {len(frame)} rows of {path.name}", flush=True)
+    out = Path("outputs") / args.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = pd.concat(parts, ignore_index=True)
+    result.to_csv(out, index=False)
+    mlflow.log_metric("rows_scored", len(result))
+    mlflow.log_artifact(str(out), artifact_path="predictions")
+    print(f"wrote {len(result)} predictions to {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
