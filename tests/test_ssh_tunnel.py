@@ -7,7 +7,9 @@ deterministic), writes ``.hpcml/service.json`` atomically and answers ``GET /pin
 ``POST /invocations`` (an echo). ``service_endpoint`` says None until then, then the node's
 hostname and the port; ``open_tunnel`` gives a local URL that reaches it over the same SSH
 connection (no new handshake), refuses once closed, dies with that connection (and a new
-one works after the reconnect); a port nothing listens on is a clear error. ~15 s.
+one works after the reconnect); a port nothing listens on is a clear error. A tunnel rides
+on a connection through two ProxyJump hosts as well. FirecREST and UNICORE claim neither
+services nor tunnels. ~6 s on the test cluster.
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ import time
 import httpx
 import pytest
 
+from jupyterlab_hpcml.backends.ssh.connection import SSHConnection
 from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
-from jupyterlab_hpcml.backends.ssh.tunnel import ServiceUnreachable
+from jupyterlab_hpcml.backends.ssh.tunnel import ServiceUnreachable, open_ssh_tunnel
 from jupyterlab_hpcml.core.errors import Unsupported
 from jupyterlab_hpcml.core.files import SERVICE_FILE
 from jupyterlab_hpcml.core.job import JobRef, ServiceEndpoint
@@ -28,6 +31,7 @@ from jupyterlab_hpcml.core.states import RunState
 
 from .slurm_cluster import slurm, ssh_cmd, ssh_section  # noqa: F401 - fixture
 from .test_slurm_array import context, new_id, project, wait_all
+from .test_ssh_proxyjump import env  # noqa: F401 - fixture
 
 SERVE_PY = """\
 import http.server, json, os, socket, time
@@ -169,6 +173,30 @@ async def _state_is(backend: SlurmBackend, ref: JobRef, state: RunState) -> bool
 def _quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(SlurmBackend, "backoff_start", 0.2)
     monkeypatch.setattr(SlurmBackend, "backoff_max", 0.5)
+
+
+async def test_a_tunnel_through_proxyjump_hosts(env) -> None:  # noqa: F811
+    """The forwarded port rides on the connection behind the jump hosts: a server that only
+    the target host's loopback offers (here the same machine: login node = this one)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nbehind")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = SSHConnection({**ssh_section(env["s"]), "Hostname": "localhost",
+                          "ProxyJump": f"{env['jump']},{env['jump']}"})
+    try:
+        tunnel = await open_ssh_tunnel(conn, ServiceEndpoint("127.0.0.1", port))
+        assert (await request("GET", f"{tunnel.local_url}/")).text == "behind"
+        assert conn.stats.connects == 1
+        await tunnel.close()
+    finally:
+        await conn.close()
+        server.close()
 
 
 @pytest.mark.parametrize("kind", ["firecrest", "unicore"])
