@@ -62,10 +62,10 @@ class FormBody<T extends object> extends ReactWidget implements Dialog.IBodyWidg
   constructor(
     private readonly form: DraftForm<T>,
     private readonly fields: (form: DraftForm<T>) => JSX.Element,
-    className: string
+    private readonly bodyClass: string
   ) {
     super();
-    this.addClass(className);
+    this.addClass(bodyClass);
   }
 
   getValue(): T {
@@ -77,7 +77,7 @@ class FormBody<T extends object> extends ReactWidget implements Dialog.IBodyWidg
       <UseSignal signal={this.form.changed}>
         {() => (
           <>
-            <FieldErrors id={`${this.id}__general`} errors={this.form.generalErrors} />
+            <FieldErrors id={`${this.bodyClass}__general`} errors={this.form.generalErrors} />
             {this.fields(this.form)}
           </>
         )}
