@@ -27,6 +27,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 _API = ("submit", "runs", "get_run", "Run", "submit_sweep", "get_sweep", "Sweep")
+_MODELS_API = ("deploy", "deployment", "predict", "Deployment")
 
 
 def __getattr__(name: str) -> Any:
@@ -35,8 +36,12 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name in _MODELS_API:
+        from . import api_models
+
+        return getattr(api_models, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
+    return sorted([*globals(), *_API, *_MODELS_API])

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cli_args, cli_data, cli_models, cli_schedule, run_text
+from . import cli_args, cli_data, cli_deploy, cli_models, cli_schedule, run_text
 from .core.errors import HpcmlError, UserInputError
 from .core.states import RunState
 from .engine.models import RunRecord, SweepRecord, SweepView
@@ -436,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_schedule.add_scheduler_command(sub)
     cli_data.add_data_commands(sub)
     cli_models.add_models_commands(sub)
+    cli_deploy.add_deploy_commands(sub)
     return parser
 
 

@@ -19,6 +19,7 @@ from jupyterlab_hpcml.core.job import (
     JobRef,
     PreparedJob,
     RequeuePolicy,
+    ServiceEndpoint,
     ServiceSpec,
 )
 from jupyterlab_hpcml.engine import job_context
@@ -138,13 +139,21 @@ def test_features_refuse_what_a_backend_cannot_do(tmp_path: Path) -> None:
 async def test_next_capabilities_raise_unsupported_by_default(tmp_path: Path) -> None:
     backend = LocalBackend({}, tmp_path)
     features = backend.supported_features()
-    assert not (features.job_arrays or features.requeue or features.services or features.tunnel)
+    assert not (features.job_arrays or features.requeue)
     assert features.data_staging  # the local data store (backends/local_data.py)
     ref = run_record(run_dir=str(tmp_path)).job_ref()
     with pytest.raises(Unsupported):
         await backend.submit_array(PreparedJob(ctx_of(backend), str(tmp_path)), [])
-    with pytest.raises(Unsupported):
-        await backend.service_endpoint(ref)
+    # Service jobs: where the job says it listens (.hpcml/service.json), reached directly.
+    assert features.services and features.tunnel
+    assert await backend.service_endpoint(ref) is None  # nothing written yet
+    (tmp_path / ".hpcml").mkdir(exist_ok=True)
+    (tmp_path / ".hpcml" / "service.json").write_text('{"host": "127.0.0.1", "port": 5001}')
+    endpoint = await backend.service_endpoint(ref)
+    assert endpoint == ServiceEndpoint("127.0.0.1", 5001)
+    assert (await backend.open_tunnel(ref, endpoint)).local_url == "http://127.0.0.1:5001"
+    (tmp_path / ".hpcml" / "service.json").write_text('{"host": "h", "port": "x"}')
+    assert await backend.service_endpoint(ref) is None  # not a complete one
     # An array task's logs are its own.
     assert backend.log_path("stdout", ref) == ".hpcml/stdout.log"
     assert backend.log_path("stderr", JobRef("r", "123_4", "/d", task=4)) == ".hpcml/stderr.4.log"

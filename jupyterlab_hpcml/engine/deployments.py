@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import re
@@ -63,6 +64,7 @@ class Invocation:
     status: int
     content_type: str
     body: bytes
+    replica: str = ""  # the run id of the serving job that answered
 
 
 def default_name(model_name: str) -> str:
@@ -259,7 +261,8 @@ class DeploymentService:
             if url is None:
                 raise Conflict(f"deployment {name!r}: serving job {run_id} is not listening")
             try:
-                return await self._post(f"{url}/invocations", body, content_type)
+                answer = await self._post(f"{url}/invocations", body, content_type)
+                return dataclasses.replace(answer, replica=run_id)
             except httpx.TimeoutException:
                 raise UpstreamTimeout(f"deployment {name!r} did not answer within "
                                       f"{INVOKE_TIMEOUT:.0f} s") from None

@@ -148,8 +148,10 @@ def job_project(model: ModelFiles, jobs_dir: Path, *, dataset: dict[str, Any] | 
                 "parameters": {"bind": {"type": "string", "default": "0.0.0.0"}},
                 "command": "python hpcml_serve.py --model model --bind {bind}"},
             PREDICT_ENTRY: {
-                "parameters": {"output": {"type": "string", "default": "predictions.csv"}},
-                "command": "python hpcml_predict.py --model model --output {output}"},
+                "parameters": {"output": {"type": "string", "default": "predictions.csv"},
+                               "drop": {"type": "string", "default": ""}},
+                "command": "python hpcml_predict.py --model model --output {output}"
+                           " --drop {drop}"},
         },
     }, sort_keys=False))
     if dataset is not None:

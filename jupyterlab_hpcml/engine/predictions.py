@@ -35,7 +35,8 @@ async def predict(runs: RunService, registry: Registry, data_dir: Path, req: Pre
                                       dataset=dataset)
     submit = SubmitRequest(
         project=str(job_dir), entry_point=model_jobs.PREDICT_ENTRY,
-        parameters={"output": req.output}, backend_config=str(cfg.path) if cfg.path else None,
+        parameters={"output": req.output, "drop": ",".join(req.drop_columns)},
+        backend_config=str(cfg.path) if cfg.path else None,
         overrides=req.overrides, experiment_name=EXPERIMENT,
         run_name=req.run_name or f"predict {model.version.name} v{model.version.version}")
     return await runs.submit(submit, tags={

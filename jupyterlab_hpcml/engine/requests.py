@@ -266,6 +266,10 @@ class PredictRequest(_Request):
     backend_config: PathText | None = None
     output: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")] = \
         "predictions.csv"
+    drop_columns: Annotated[list[Annotated[str, StringConstraints(max_length=200),
+                                           AfterValidator(_no_nul)]],
+                            Field(max_length=1000)] = Field(
+        default_factory=list, description="Input columns the model does not see (a label)")
     run_name: RunName | None = None
     overrides: Annotated[Any, PlainValidator(_overrides)] = Field(default_factory=list)
 

@@ -64,4 +64,5 @@ class InvocationsHandler(HpcmlHandler):
         answer = await self.engine.invoke_deployment(name, self.raw_body(), kind)
         self.set_status(answer.status)
         self.set_header("Content-Type", answer.content_type)
+        self.set_header("X-Hpcml-Replica", answer.replica)
         self.finish(answer.body)

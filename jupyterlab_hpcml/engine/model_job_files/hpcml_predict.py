@@ -5,6 +5,7 @@ The input is the run's dataset ``input`` ($HPCML_DATA_INPUT): one file, or a fol
 .csv / .parquet / .json files are read in name order. Each file's rows are scored, and
 ``outputs/<output>`` (CSV: the input's columns are not repeated; one row per input row,
 with ``source`` and ``row`` saying where it came from) is logged under ``predictions/``.
+``--drop`` leaves columns out of what the model sees (e.g. the label of test data).
 """
 import argparse
 import os
@@ -26,6 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="model")
     parser.add_argument("--output", default="predictions.csv")
+    parser.add_argument("--drop", default="", help="columns to leave out, e.g. label")
     args = parser.parse_args()
 
     import mlflow
@@ -33,9 +35,11 @@ def main() -> None:
 
     root = Path(os.environ["HPCML_DATA_INPUT"])
     model = mlflow.pyfunc.load_model(args.model)
+    drop = [c.strip() for c in args.drop.split(",") if c.strip()]
     parts = []
     for path in input_files(root):
         frame = getattr(pd, READERS.get(path.suffix, "read_csv"))(path)
+        frame = frame.drop(columns=[c for c in drop if c in frame.columns])
         scored = pd.DataFrame(model.predict(frame))
         if scored.shape[1] == 1:
             scored.columns = ["prediction"]
