@@ -23,6 +23,15 @@ def input_files(path: Path) -> list[Path]:
     return found
 
 
+def as_model_input(model, frame):
+    """``frame`` as the model takes it: a model whose signature is one tensor gets an array
+    of that dtype (MLflow does not cast a file's integers to a float tensor itself)."""
+    schema = model.metadata.get_input_schema()
+    if schema is not None and schema.is_tensor_spec() and len(schema.inputs) == 1:
+        return frame.to_numpy(dtype=schema.inputs[0].type)
+    return frame
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="model")
@@ -40,7 +49,7 @@ def main() -> None:
     for path in input_files(root):
         frame = getattr(pd, READERS.get(path.suffix, "read_csv"))(path)
         frame = frame.drop(columns=[c for c in drop if c in frame.columns])
-        scored = pd.DataFrame(model.predict(frame))
+        scored = pd.DataFrame(model.predict(as_model_input(model, frame)))
         if scored.shape[1] == 1:
             scored.columns = ["prediction"]
         scored.insert(0, "row", range(len(frame)))
