@@ -73,6 +73,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_sweep.py
 	$(PY) bench/bench_schedules.py
 	$(PY) bench/bench_data.py
+	$(PY) bench/bench_deploy.py
 
 clean:
 	rm -rf $(VENV) node_modules lib jupyterlab_hpcml/labextension tsconfig.tsbuildinfo
