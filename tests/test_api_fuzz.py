@@ -61,6 +61,10 @@ SEMANTIC_OPERATIONS = (
     r"|POST /schedules(/preview)?"
     # The project (or config) named does not exist; a dataset it does not declare.
     r"|GET /data|POST /data/stage|DELETE /data/versions/\{digest\}"
+    # A reserved alias (latest, v1); a model without the python_function flavor, a config
+    # whose backend cannot tunnel; the body of /invocations is the model server's to judge.
+    r"|POST /models|PUT /models/\{name\}/aliases/\{alias\}|POST /predictions"
+    r"|POST /deployments(/\{name\}/invocations)?"
     # "1..100 run ids in all": repeated and comma-separated, more than a schema can count.
     r"|GET /runs-view/(metrics|histories))$"
 )

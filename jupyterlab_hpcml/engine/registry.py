@@ -117,21 +117,21 @@ class Registry:
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise UserInputError(Problem(f"model name {name!r}: {exc.message}",
                                              key="name")) from None
-        mv = self.client.create_model_version(
-            name, source, run_id=run.mlflow_run_id, description=description,
-            tags={"hpcml.run_id": run.id}, model_id=model_id)
+        mv = self._call(self.client.create_model_version, name, source,
+                        run_id=run.mlflow_run_id, description=description,
+                        tags={"hpcml.run_id": run.id}, model_id=model_id)
         if alias is not None:
-            self.client.set_registered_model_alias(name, alias, str(mv.version))
+            self._call(self.client.set_registered_model_alias, name, alias, str(mv.version))
         return self.version(name, str(mv.version))
 
     def version(self, name: str, version: str) -> ModelVersionView:
-        return _version(self._call(self.client.get_model_version, name, version))
+        return _version(self._lookup(self.client.get_model_version, name, version))
 
     def set_alias(self, name: str, alias: str, version: str) -> ModelVersionView:
         """Point ``alias`` at ``version`` (moved from wherever it pointed)."""
         check_alias(alias)
         self.version(name, version)  # NotFound for an unknown model or version
-        self.client.set_registered_model_alias(name, alias, version)
+        self._call(self.client.set_registered_model_alias, name, alias, version)
         return self.version(name, version)
 
     def list_models(self) -> list[RegisteredModelView]:
@@ -145,7 +145,7 @@ class Registry:
                 return out
 
     def get_model(self, name: str) -> RegisteredModelView:
-        return self._model(self._call(self.client.get_registered_model, name), versions=True)
+        return self._model(self._lookup(self.client.get_registered_model, name), versions=True)
 
     def _model(self, m: Any, *, versions: bool) -> RegisteredModelView:
         view = RegisteredModelView(
@@ -153,8 +153,8 @@ class Registry:
             aliases={a: str(v) for a, v in (m.aliases or {}).items()},
             updated_at=m.last_updated_timestamp / 1000 if m.last_updated_timestamp else None)
         if versions:
-            found = self.client.search_model_versions(
-                f"name = '{_quoted(m.name)}'", order_by=["version_number DESC"])
+            found = self._call(self.client.search_model_versions,
+                               f"name = '{_quoted(m.name)}'", order_by=["version_number DESC"])
             # MLflow's version search leaves aliases out: the model's own map has them.
             by_version: dict[str, list[str]] = {}
             for alias, version in view.aliases.items():
@@ -163,15 +163,28 @@ class Registry:
                 "aliases": sorted(by_version.get(str(mv.version), []))}) for mv in found]
         return view
 
+    def _lookup(self, func: Any, name: str, *args: Any) -> Any:
+        """A read by name: a name MLflow refuses (``/``, ``:``, blank) names nothing: 404."""
+        try:
+            return self._call(func, name, *args)
+        except UserInputError as exc:
+            raise NotFound(f"no registered model {name[:100]!r}: {exc}") from None
+
     @staticmethod
-    def _call(func: Any, *args: Any) -> Any:
+    def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
+        """``func(*args)`` of MLflow's client, its refusals as ours (404, 400, 409)."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return func(*args)
+            return func(*args, **kwargs)
         except MlflowException as exc:
-            if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            code = getattr(exc, "error_code", "")
+            if code == "RESOURCE_DOES_NOT_EXIST":
                 raise NotFound(exc.message) from None
+            if code == "INVALID_PARAMETER_VALUE":
+                raise UserInputError(Problem(exc.message[:500])) from None
+            if code == "RESOURCE_ALREADY_EXISTS":
+                raise Conflict(exc.message) from None
             raise
 
 

@@ -282,8 +282,9 @@ class RegisterRequest(_Request):
     run_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     name: Annotated[str, StringConstraints(min_length=1, max_length=256),
                     AfterValidator(_no_nul)]
-    path: PathText = "model"
-    alias: Annotated[str, StringConstraints(max_length=255)] | None = None
+    path: Annotated[str, StringConstraints(min_length=1, max_length=255),
+                    AfterValidator(check_path)] = "model"
+    alias: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,255}$")] | None = None
     description: Annotated[str, StringConstraints(max_length=5000),
                            AfterValidator(_no_nul)] | None = None
 

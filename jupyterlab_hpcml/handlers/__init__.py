@@ -55,7 +55,7 @@ from .sweeps import (
 RUN = r"(?P<run_id>[A-Za-z0-9_-]+)"
 SWEEP = r"(?P<sweep_id>[A-Za-z0-9_-]+)"
 SCHEDULE = r"(?P<schedule_id>[A-Za-z0-9_-]+)"
-MODEL = r"(?P<name>[^/]+)"  # URL-encoded: MLflow allows most characters in a model's name
+MODEL = r"(?P<name>[^/:]+)"  # URL-encoded; MLflow refuses / and : in a model's name
 DEPLOYMENT = r"(?P<name>[a-z0-9][a-z0-9-]{0,62})"
 
 # (path relative to /hpcml/api, handler)
