@@ -134,3 +134,26 @@ async def wait_for_state(api: Callable[..., Awaitable[Any]], run_id: str, states
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run_id} still {run['state']} after {timeout}s: {run}")
         await asyncio.sleep(0.2)
+
+
+async def stop_deployments(data_dir: Path, tracking_uri: str | None = None) -> None:
+    """Stop every active deployment of ``data_dir`` (a test that failed half-way must not
+    leave scoring servers running)."""
+    from jupyterlab_hpcml.engine.service import Engine
+
+    engine = Engine(data_dir=data_dir, tracking_uri=tracking_uri)
+    try:
+        for dep in await engine.list_deployments():
+            if dep.state in ("STARTING", "READY"):
+                await engine.stop_deployment(dep.name)
+    finally:
+        await engine.close()
+
+
+@pytest.fixture
+def deployments_stopped(hpcml_data: Path):
+    """After the test: its deployments stopped, whatever happened."""
+    import asyncio
+
+    yield
+    asyncio.run(stop_deployments(hpcml_data))

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_digits
 
 from .test_cli import hpcml
 
+pytestmark = pytest.mark.usefixtures("deployments_stopped")
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
 
 

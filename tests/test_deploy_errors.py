@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from .conftest import wait_for_state
 
+pytestmark = pytest.mark.usefixtures("deployments_stopped")
 PAYLOAD = '{"dataframe_split": {"columns": ["x"], "data": [[1], [2.5]]}}'
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
 
@@ -37,8 +38,7 @@ class Doubler(mlflow.pyfunc.PythonModel):
 @pytest.fixture
 def models(hpcml_data: Path, tmp_path: Path) -> None:
     """``doubler`` v1 (python_function, alias live) and ``odd`` v1 (a flavor nothing serves)."""
-    mlflow.set_tracking_uri(f"sqlite:///{hpcml_data}/mlflow.db")
-    with mlflow.start_run():
+    with mlflow.start_run():  # in hpcml_data's store ($MLFLOW_TRACKING_URI)
         mlflow.pyfunc.log_model(name="model", python_model=Doubler(),
                                 registered_model_name="doubler")
     client = MlflowClient()

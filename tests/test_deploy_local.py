@@ -4,6 +4,7 @@ service job, called through the authenticated proxy, re-attached by a restarted 
 stopped."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import mlflow
 import pytest
 from sklearn.datasets import load_digits
 
+from .conftest import stop_deployments
 from .test_restart import TOKEN, Server
 
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
@@ -41,6 +43,7 @@ def lab(tmp_path: Path):
     yield start, env
     for server in servers:
         server.stop()
+    asyncio.run(stop_deployments(data, env["MLFLOW_TRACKING_URI"]))
 
 
 def wait_for(server: Server, path: str, field: str, states: set[str],
@@ -85,7 +88,7 @@ def pid_gone(pid: int, timeout: float = 20) -> bool:
     return False
 
 
-def test_digits_register_deploy_call_restart_stop(lab, tmp_path):
+def test_digits_register_deploy_call_restart_stop(lab, tmp_path, monkeypatch):
     start, env = lab
     server = start()
     status, run = server.call("POST", "runs", {"project": "digits", "entry_point": "train",
@@ -115,7 +118,7 @@ def test_digits_register_deploy_call_restart_stop(lab, tmp_path):
 
     # The same predictions as the model loaded in this process.
     x = load_digits().data[:8]
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
     expected = mlflow.pyfunc.load_model("models:/digits@champion").predict(x).tolist()
     payload = json.dumps({"inputs": x.tolist()}).encode()
     status, answer = invoke(server, "digits", payload)

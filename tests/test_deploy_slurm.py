@@ -22,7 +22,7 @@ from .conftest import TERMINAL, wait_for_state
 from .slurm_cluster import slurm, ssh_cmd  # noqa: F401 - fixture
 from .test_slurm_example import CONFIG, digits  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.usefixtures("slurm")
+pytestmark = pytest.mark.usefixtures("slurm", "deployments_stopped")
 CHAMPION = "models:/digits@champion"
 
 

@@ -9,10 +9,12 @@ import shutil
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from jupyterlab_hpcml.core.errors import NotFound, UserInputError
 from jupyterlab_hpcml.core.states import RunState
+from jupyterlab_hpcml.engine import model_jobs
 from jupyterlab_hpcml.engine.registry import Registry
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
@@ -39,6 +41,17 @@ async def test_register_alias_list_and_errors(hpcml_data: Path, tmp_path: Path) 
     first = await engine.get(await trained(engine, project))
     second = await engine.get(await trained(engine, project, seed="1"))
 
+    # MLflow's process-wide tracking URI naming another store (a notebook's, another test's)
+    # must not matter: parts of MLflow read it, the engine's registry is its own.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/elsewhere.db")
+    try:
+        await check_registry(registry, first, second, tmp_path)
+    finally:
+        mlflow.set_tracking_uri(None)
+    await engine.close()
+
+
+async def check_registry(registry: Registry, first, second, tmp_path: Path) -> None:
     v1 = registry.register(first, "digits", alias="champion", description="first")
     assert (v1.version, v1.aliases, v1.description) == ("1", ["champion"], "first")
     assert v1.source.startswith("models:/") and v1.model_id and v1.mlflow_run_id == \
@@ -61,7 +74,8 @@ async def test_register_alias_list_and_errors(hpcml_data: Path, tmp_path: Path) 
         registry.set_alias("digits", "latest", "1")
     with pytest.raises(NotFound, match="no model at 'nothing'"):
         registry.register(first, "digits", path="nothing")
-    await engine.close()
+    files = model_jobs.fetch(registry, "models:/digits@champion", tmp_path / "cache")
+    assert files.version.version == "2" and "python_function" in files.flavors
 
 
 def test_cli_register_alias_ls_show(hpcml_data: Path, tmp_path: Path) -> None:

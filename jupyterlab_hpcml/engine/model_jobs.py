@@ -82,17 +82,19 @@ def fetch(registry: Registry, uri: str, cache_dir: Path) -> ModelFiles:
     key = hashlib.sha256(version.source.encode()).hexdigest()[:24]
     path = cache_dir / key
     if not (path / "MLmodel").is_file():
-        path = _download(f"models:/{version.name}/{version.version}", cache_dir, key)
+        location = registry.download_uri(version.name, version.version)
+        path = _download(location, registry.tracker.tracking_uri, cache_dir, key)
     return ModelFiles(version, path, flavors(path))
 
 
-def _download(uri: str, cache_dir: Path, key: str) -> Path:
+def _download(uri: str, tracking_uri: str, cache_dir: Path, key: str) -> Path:
     import mlflow.artifacts
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
     try:
-        got = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp)))
+        got = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp),
+                                                       tracking_uri=tracking_uri))
         if not (got / "MLmodel").is_file():
             raise UserInputError(Problem(f"{uri} is not an MLflow model (no MLmodel file)",
                                          key="model_uri"))

@@ -117,12 +117,17 @@ class Registry:
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise UserInputError(Problem(f"model name {name!r}: {exc.message}",
                                              key="name")) from None
-        mv = self._call(self.client.create_model_version, name, source,
-                        run_id=run.mlflow_run_id, description=description,
-                        tags={"hpcml.run_id": run.id}, model_id=model_id)
+        with self.tracker.as_process_default():
+            mv = self._call(self.client.create_model_version, name, source,
+                            run_id=run.mlflow_run_id, description=description,
+                            tags={"hpcml.run_id": run.id}, model_id=model_id)
         if alias is not None:
             self._call(self.client.set_registered_model_alias, name, alias, str(mv.version))
         return self.version(name, str(mv.version))
+
+    def download_uri(self, name: str, version: str) -> str:
+        """Where the version's files are (asked of this registry, not the process's)."""
+        return str(self._lookup(self.client.get_model_version_download_uri, name, version))
 
     def version(self, name: str, version: str) -> ModelVersionView:
         return _version(self._lookup(self.client.get_model_version, name, version))

@@ -10,6 +10,7 @@ and the server extension must load within its import-time budget. All
 """
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import logging
@@ -18,7 +19,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -63,6 +64,7 @@ EXPERIMENT_ID_TTL = 30.0
 
 # MLflow error codes meaning "this run is gone" (hard-deleted or never existed).
 _GONE_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+_PROCESS_URI_LOCK = threading.Lock()
 
 
 def default_tracking_uri(data_dir: Path) -> str:
@@ -130,6 +132,25 @@ class Tracker:
                     with hold_lock(db.with_name(db.name + ".lock")):
                         self._client = MlflowClient(self.tracking_uri)
             return self._client
+
+    @contextlib.contextmanager
+    def as_process_default(self) -> Iterator[None]:
+        """MLflow's process-wide tracking URI set to ours for the block. Some of MLflow reads
+        that and not its client's (the SQL registry's create_model_version looks a logged
+        model up with a default client: MLflow's own TODO), so without this a registration
+        would look in ./mlruns, or in whatever store the process last named."""
+        import mlflow
+
+        with _PROCESS_URI_LOCK:
+            before = mlflow.get_tracking_uri()
+            if before == self.tracking_uri:
+                yield
+                return
+            mlflow.set_tracking_uri(self.tracking_uri)
+            try:
+                yield
+            finally:
+                mlflow.set_tracking_uri(before)
 
     # ------------------------------------------------------------------ runs
 
