@@ -13,6 +13,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from jupyterlab_hpcml.core.errors import Conflict
+from jupyterlab_hpcml.engine.deployments import ORPHAN_AFTER
+from jupyterlab_hpcml.engine.models import DeploymentRecord
+from jupyterlab_hpcml.engine.service import Engine
+
 from .conftest import wait_for_state
 
 pytestmark = pytest.mark.usefixtures("deployments_stopped")
@@ -104,3 +109,22 @@ async def test_two_replicas_answer_in_turn_and_stop(api, models, jp_fetch):
     for run_id in dep["run_ids"]:
         run = await wait_for_state(api, run_id, {"CANCELLED", "FAILED", "FINISHED"})
         assert run["state"] == "CANCELLED", run
+
+
+async def test_an_interrupted_deploy_fails_and_frees_its_name(hpcml_data: Path) -> None:
+    """A creator that died before its first job (no run ids) blocks the name for a while,
+    then the deployment is FAILED and the name can be taken again."""
+    engine = Engine(data_dir=hpcml_data)
+    store = engine.deployments.store
+    old = DeploymentRecord(name="x", model_uri="models:/a/1", model_name="a", model_version="1",
+                           model_source="models:/m-1", backend="local",
+                           created_at=time.time() - ORPHAN_AFTER - 1)
+    store.insert(old)
+    with pytest.raises(Conflict, match="'x' is STARTING"):
+        store.insert(old.model_copy(update={"created_at": time.time()}))
+    got = await engine.get_deployment("x", refresh=True)
+    assert got.state == "FAILED" and "interrupted" in (got.message or ""), got
+    store.insert(old.model_copy(update={"created_at": time.time()}))  # the name is free
+    fresh = await engine.get_deployment("x", refresh=True)
+    assert fresh.state == "STARTING"  # being created: left alone
+    await engine.close()

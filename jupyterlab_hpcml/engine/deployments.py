@@ -55,6 +55,7 @@ INVOKE_TIMEOUT = 60.0  # seconds a prediction may take
 MAX_RESPONSE_BYTES = 64 << 20
 PING_TIMEOUT = 5.0
 STARTING_INTERVAL, READY_INTERVAL = 2.0, 15.0
+ORPHAN_AFTER = 600.0  # seconds a deployment without a job may be in creation
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class DeploymentService:
         self.model_cache = data_dir / "models"
         self.jobs_dir = data_dir / "model-jobs"
         self._tunnels: dict[str, Tunnel] = {}  # run id → its way in
+        self._opening: dict[str, asyncio.Lock] = {}  # run id → held while its tunnel opens
         self._turn = itertools.count()
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -156,6 +158,7 @@ class DeploymentService:
     async def _cancel_runs(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
             await self._close_tunnel(run_id)
+            self._opening.pop(run_id, None)
             with contextlib.suppress(Conflict, NotFound):  # ended already, or deleted
                 await self.runs.cancel(run_id)
 
@@ -171,8 +174,13 @@ class DeploymentService:
 
     async def refresh(self, dep: DeploymentRecord) -> DeploymentRecord:
         """``dep``'s state from its runs and its replicas' ``/ping`` (stored if changed)."""
-        if dep.state not in ACTIVE_DEPLOYMENT or not dep.run_ids:
+        if dep.state not in ACTIVE_DEPLOYMENT:
             return dep
+        if not dep.run_ids:  # being created; or its creator died before the first job
+            if time.time() - dep.created_at < ORPHAN_AFTER:
+                return dep
+            return await self._set(dep, state="FAILED", stopped_at=time.time(),
+                                   message="the deploy was interrupted before any job started")
         runs = [await self._run(run_id) for run_id in dep.run_ids]
         ended = [r for r in runs if r is None or r.state.terminal]
         if ended:
@@ -211,20 +219,19 @@ class DeploymentService:
             f"serving job {run.id}: /ping answered {answer.status_code}"
 
     async def _url(self, run: RunRecord) -> str | None:
-        """The lab's way to ``run``'s server (a tunnel opened once, reopened when dead)."""
-        tunnel = self._tunnels.get(run.id)
-        if tunnel is not None and getattr(tunnel, "alive", True):
+        """The lab's way to ``run``'s server (a tunnel opened once, reopened when dead; one
+        opening at a time per run, so that concurrent requests share it)."""
+        async with self._opening.setdefault(run.id, asyncio.Lock()):
+            tunnel = self._tunnels.get(run.id)
+            if tunnel is not None and tunnel.alive:
+                return tunnel.local_url
+            backend = self.runs.registry.for_run(run)
+            endpoint = await backend.service_endpoint(run.job_ref())
+            if endpoint is None:
+                return None
+            await self._close_tunnel(run.id)
+            tunnel = self._tunnels[run.id] = await backend.open_tunnel(run.job_ref(), endpoint)
             return tunnel.local_url
-        backend = self.runs.registry.for_run(run)
-        endpoint = await backend.service_endpoint(run.job_ref())
-        if endpoint is None:
-            return None
-        tunnel = await backend.open_tunnel(run.job_ref(), endpoint)
-        old = self._tunnels.pop(run.id, None)
-        self._tunnels[run.id] = tunnel
-        if old is not None:
-            await old.close()
-        return tunnel.local_url
 
     async def _close_tunnel(self, run_id: str) -> None:
         tunnel = self._tunnels.pop(run_id, None)
