@@ -3,21 +3,18 @@
  * model…" offers it on the new model) and its tab, restored on reload; and
  * `hpcml:register-model`, the run detail's "Register model…".
  */
-import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
-import { ISettingRegistry } from '@jupyterlab/settingregistry';
-import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
 
 import { getRun } from '../api';
 import { CommandIDs, IOpenModelsArgs, IRegisterModelArgs } from '../commands';
 import { addMainAreaTab } from '../components/mainAreaTab';
-import { pollIntervalSetting } from '../settings';
+import { tabPlugin } from '../components/tabPlugin';
 import { modelActions } from './actions';
 import { ModelsModel } from './modelsModel';
 import { ModelsPanel } from './ModelsPanel';
 import { registerDialog } from './registerDialog';
-
-const TRANSLATION_DOMAIN = 'jupyterlab_hpcml';
 
 /** Register the run's model; offer to show it in the Models tab. */
 async function registerFromRun(
@@ -42,21 +39,10 @@ async function registerFromRun(
   }
 }
 
-export const modelsPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'jupyterlab-hpcml:models',
-  description: 'HPC ML Models tab: registered models, their lineage, deployments, Try it.',
-  autoStart: true,
-  optional: [ICommandPalette, ISettingRegistry, ITranslator, ILayoutRestorer],
-  activate: (
-    app: JupyterFrontEnd,
-    palette: ICommandPalette | null,
-    settingRegistry: ISettingRegistry | null,
-    translator: ITranslator | null,
-    restorer: ILayoutRestorer | null
-  ): void => {
-    const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
-    const pollSeconds = pollIntervalSetting(settingRegistry);
-
+export const modelsPlugin = tabPlugin(
+  'jupyterlab-hpcml:models',
+  'HPC ML Models tab: registered models, their lineage, deployments, Try it.',
+  (app, { palette, restorer, trans, pollSeconds }) => {
     addMainAreaTab(app, palette, restorer, {
       id: 'hpcml-models',
       label: trans.__('HPC ML Models'),
@@ -93,4 +79,4 @@ export const modelsPlugin: JupyterFrontEndPlugin<void> = {
       execute: args => registerFromRun(app, (args as IRegisterModelArgs).runId, trans)
     });
   }
-};
+);

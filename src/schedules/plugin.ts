@@ -3,35 +3,17 @@
  * sidebar's "Schedule…" opens it on the new schedule) and its tab, restored
  * on reload.
  */
-import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
-import { ISettingRegistry } from '@jupyterlab/settingregistry';
-import { ITranslator, nullTranslator } from '@jupyterlab/translation';
-
 import { CommandIDs } from '../commands';
 import { addMainAreaTab } from '../components/mainAreaTab';
-import { pollIntervalSetting } from '../settings';
+import { tabPlugin } from '../components/tabPlugin';
 import { scheduleActions } from './actions';
 import { SchedulesModel } from './schedulesModel';
 import { SchedulesPanel } from './SchedulesPanel';
 
-const TRANSLATION_DOMAIN = 'jupyterlab_hpcml';
-
-export const schedulesPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'jupyterlab-hpcml:schedules',
-  description: 'HPC ML Schedules tab: recurring and delayed runs.',
-  autoStart: true,
-  optional: [ICommandPalette, ISettingRegistry, ITranslator, ILayoutRestorer],
-  activate: (
-    app: JupyterFrontEnd,
-    palette: ICommandPalette | null,
-    settingRegistry: ISettingRegistry | null,
-    translator: ITranslator | null,
-    restorer: ILayoutRestorer | null
-  ): void => {
-    const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
-    const pollSeconds = pollIntervalSetting(settingRegistry);
-
+export const schedulesPlugin = tabPlugin(
+  'jupyterlab-hpcml:schedules',
+  'HPC ML Schedules tab: recurring and delayed runs.',
+  (app, { palette, restorer, trans, pollSeconds }) => {
     addMainAreaTab(app, palette, restorer, {
       id: 'hpcml-schedules',
       label: trans.__('HPC ML Schedules'),
@@ -57,4 +39,4 @@ export const schedulesPlugin: JupyterFrontEndPlugin<void> = {
       restoreName: 'schedules'
     });
   }
-};
+);
