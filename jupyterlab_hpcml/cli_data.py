@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import cli_args, run_text
+from .core.errors import UserInputError
 from .run_text import fmt_time
 
 if TYPE_CHECKING:
@@ -129,14 +130,10 @@ async def cmd_rm(args: argparse.Namespace) -> int:
         view = await engine.data_overview(_project(args), _config(args), current=False)
         ds = next((d for d in view.datasets if d.name == args.name), None)
         if ds is None:
-            from .core.errors import UserInputError
-
             raise UserInputError(f"no dataset {args.name!r} in {view.project}")
         digests = [v.digest for v in [*ds.versions, *view.other_staged]
                    if v.staged and v.digest.startswith(args.version)]
         if len(set(digests)) != 1:
-            from .core.errors import UserInputError
-
             raise UserInputError(
                 f"{'no' if not digests else 'more than one'} staged version of {args.name} "
                 f"on {view.connection} starts with {args.version!r}")

@@ -8,13 +8,21 @@ from ...core.errors import Problem
 from ..datasets import DatasetSpec
 
 
-def local_path(spec: DatasetSpec, project_dir: Path, cache_dir: Path) -> Path:
-    """The dataset's files on this machine: in place for a local source, else fetched into
-    ``cache_dir`` (only what changed since the last fetch). Blocking."""
+def in_place(spec: DatasetSpec, project_dir: Path) -> Path | None:
+    """Where a local source's files are (None: a remote source, fetched when staged)."""
     if spec.kind == "project":
         return project_dir / spec.source
     if spec.kind == "local":
         return Path(spec.source)
+    return None
+
+
+def local_path(spec: DatasetSpec, project_dir: Path, cache_dir: Path) -> Path:
+    """The dataset's files on this machine: in place for a local source, else fetched into
+    ``cache_dir`` (only what changed since the last fetch). Blocking."""
+    path = in_place(spec, project_dir)
+    if path is not None:
+        return path
     if spec.kind == "https":
         from . import https
         return https.fetch(spec.source, cache_dir / "https")
@@ -29,9 +37,9 @@ def local_path(spec: DatasetSpec, project_dir: Path, cache_dir: Path) -> Path:
 def check_local(spec: DatasetSpec, project_dir: Path) -> Problem | None:
     """For a submission, before anything is created: a local source that is not there.
     (A remote one is checked when it is fetched, while the run is STAGING.)"""
-    if spec.kind not in ("project", "local"):
+    path = in_place(spec, project_dir)
+    if path is None:
         return None
-    path = local_path(spec, project_dir, project_dir)
     if path.is_symlink() and spec.kind == "project":
         return Problem(f"dataset {spec.name}: {spec.source} is a symbolic link; give the "
                        "folder it points to", key=f"datasets.{spec.name}.source")
