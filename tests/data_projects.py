@@ -2,14 +2,19 @@
 tests of every backend (test_data_*.py)."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
 from jupyterlab_hpcml.core.job import DataFile, DataVersion
+from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.dataset_versions import ListedFile, listing_digest
+from jupyterlab_hpcml.engine.requests import SubmitRequest
+from jupyterlab_hpcml.engine.service import Engine
 
 # The job digests what it finds at the declared path and through the variable.
 READER = '''
@@ -92,3 +97,22 @@ def add_remote_sources(project: Path, www: Path, url: str, s3_client: Any) -> No
     (project / "read.py").write_text(
         "import os\nprint('web', open('data/web/sub/b.csv').read().strip())\n"
         "print('bucket', open(os.environ['HPCML_DATA_BUCKET'] + '/x.txt').read())\n")
+
+
+async def run_to_end(engine: Engine, project: Path, *, timeout: float = 60,
+                     **req: Any) -> tuple[str, dict[str, str]]:
+    """Submit a run of ``project``; its id once FINISHED, and what its job printed."""
+    run = await engine.submit(SubmitRequest(project=str(project), **req))
+    return await wait_seen(engine, run.id, timeout)
+
+
+async def wait_seen(engine: Engine, run_id: str, timeout: float = 60
+                    ) -> tuple[str, dict[str, str]]:
+    """The run's id once FINISHED, and what its job printed."""
+    run = await engine.current(run_id)
+    deadline = time.monotonic() + timeout
+    while not run.state.terminal and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        run = await engine.current(run.id)
+    assert run.state == RunState.FINISHED, (run.state, run.state_history)
+    return run.id, parse_output((await engine.read_log_all(run.id, "stdout")).data)

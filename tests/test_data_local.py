@@ -18,7 +18,13 @@ from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.requests import RerunRequest, SubmitRequest, SweepRequest
 from jupyterlab_hpcml.engine.service import Engine
 
-from .data_projects import add_dataset, add_remote_sources, folder_digest, parse_output
+from .data_projects import (
+    add_dataset,
+    add_remote_sources,
+    folder_digest,
+    run_to_end,
+    wait_seen,
+)
 from .test_data_source_https import Server, server  # noqa: F401 - fixture
 from .test_data_source_s3 import client, endpoint  # noqa: F401 - fixtures
 
@@ -36,22 +42,6 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def engine(hpcml_data: Path) -> Engine:
     return Engine(data_dir=hpcml_data, poll_interval=0.2)
-
-
-async def run_to_end(engine: Engine, project: Path, **req: object) -> tuple[str, dict[str, str]]:
-    run = await engine.submit(SubmitRequest(project=str(project), **req))
-    return await wait_seen(engine, run.id)
-
-
-async def wait_seen(engine: Engine, run_id: str) -> tuple[str, dict[str, str]]:
-    """The run once FINISHED, and what its job printed."""
-    run = await engine.current(run_id)
-    deadline = time.monotonic() + 60
-    while not run.state.terminal and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-        run = await engine.current(run.id)
-    assert run.state == RunState.FINISHED, (run.state, run.state_history)
-    return run.id, parse_output((await engine.read_log_all(run.id, "stdout")).data)
 
 
 async def test_staged_once_then_only_the_changed_file(engine: Engine, project: Path) -> None:

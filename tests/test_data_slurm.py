@@ -6,7 +6,6 @@ and s3 sources staged; a dataset mapped to a cluster path used in place, and one
 nothing failing the run before any job. Skips without the cluster."""
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 
-from .data_projects import add_dataset, add_remote_sources, archive, folder_digest, parse_output
+from . import data_projects
+from .data_projects import add_dataset, add_remote_sources, archive, folder_digest
 from .slurm_cluster import backend_config, make_project, slurm, ssh_cmd  # noqa: F401 - fixture
 from .test_data_source_https import Server, server  # noqa: F401 - fixture
 from .test_data_source_s3 import client, endpoint  # noqa: F401 - fixtures
@@ -40,16 +40,9 @@ def project(tmp_path: Path, slurm: dict[str, str]) -> Path:  # noqa: F811
     return root
 
 
-async def run_to_end(engine: Engine, project: Path, **req: object
-                     ) -> tuple[str, dict[str, str]]:
-    run = await engine.submit(SubmitRequest(project=str(project),
-                                            backend_config="slurm.yaml", **req))
-    deadline = time.monotonic() + 180
-    while not run.state.terminal and time.monotonic() < deadline:
-        await asyncio.sleep(0.3)
-        run = await engine.current(run.id)
-    assert run.state == RunState.FINISHED, (run.state, run.state_history)
-    return run.id, parse_output((await engine.read_log_all(run.id, "stdout")).data)
+async def run_to_end(engine: Engine, project: Path) -> tuple[str, dict[str, str]]:
+    return await data_projects.run_to_end(engine, project, backend_config="slurm.yaml",
+                                          timeout=180)
 
 
 async def test_staged_once_then_only_the_changed_file(engine: Engine, project: Path) -> None:

@@ -7,7 +7,6 @@ import http.server
 import io
 import ssl
 import subprocess
-import tarfile
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ import pytest
 
 from jupyterlab_hpcml.core.errors import UserInputError
 from jupyterlab_hpcml.engine.data_sources import https
+
+from .data_projects import archive
 
 
 class Server:
@@ -58,16 +59,6 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     s.httpd.shutdown()
 
 
-def tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            t.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
-
-
 def test_one_file_then_not_again_when_unchanged(server: Server, tmp_path: Path) -> None:
     (server.root / "x.csv").write_text("1,2\n")  # type: ignore[attr-defined]
     got = https.fetch(f"{server.url}/x.csv", tmp_path / "cache")
@@ -80,7 +71,7 @@ def test_one_file_then_not_again_when_unchanged(server: Server, tmp_path: Path) 
 
 def test_archives_unpack_inside_their_folder(server: Server, tmp_path: Path) -> None:
     root: Path = server.root  # type: ignore[attr-defined]
-    (root / "d.tar.gz").write_bytes(tar_gz({"a/1.csv": b"1\n", "b.csv": b"2\n"}))
+    (root / "d.tar.gz").write_bytes(archive({"a/1.csv": b"1\n", "b.csv": b"2\n"}))
     tree = https.fetch(f"{server.url}/d.tar.gz", tmp_path / "cache")
     assert sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.csv")) == [
         "a/1.csv", "b.csv"]
@@ -90,7 +81,7 @@ def test_archives_unpack_inside_their_folder(server: Server, tmp_path: Path) -> 
     (root / "evil.zip").write_bytes(buf.getvalue())
     with pytest.raises(UserInputError, match="leaves the folder"):
         https.fetch(f"{server.url}/evil.zip", tmp_path / "cache")
-    (root / "evil.tar.gz").write_bytes(tar_gz({"../escape.txt": b"no"}))
+    (root / "evil.tar.gz").write_bytes(archive({"../escape.txt": b"no"}))
     with pytest.raises(UserInputError, match="not an archive it can unpack"):
         https.fetch(f"{server.url}/evil.tar.gz", tmp_path / "cache")
     assert not list(tmp_path.rglob("escape.txt"))

@@ -19,9 +19,9 @@ from jupyterlab_hpcml.backends.unicore import STORE_DIR, UnicoreBackend
 from jupyterlab_hpcml.backends.unicore_data import VERSIONS_DIR, data_lines
 from jupyterlab_hpcml.core.data_listing import listing_digest
 from jupyterlab_hpcml.core.errors import Conflict, NotFound, UserInputError
-from jupyterlab_hpcml.core.job import DataFile, DataStage, DataVersion
+from jupyterlab_hpcml.core.job import DataStage, DataVersion
 from jupyterlab_hpcml.core.states import RunState
-from jupyterlab_hpcml.engine.dataset_versions import local_version
+from jupyterlab_hpcml.engine.data import version_at
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
 
@@ -67,10 +67,7 @@ def make_folder(root: Path, files: int = 200) -> Path:
 
 
 def version_of(root: Path, name: str = "digits") -> DataVersion:
-    found = local_version(root)
-    return DataVersion(name, found.digest, tuple(
-        DataFile(f.relpath, f.size, f.sha256, str(f.local)) for f in found.listing),
-        single_file=root.is_file())
+    return version_at(name, root)[0]
 
 
 def home_uploads(server: UnicoreServer) -> list[str]:

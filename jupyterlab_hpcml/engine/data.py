@@ -130,6 +130,16 @@ class StagingProgress:
                 "eta": left / rate if rate > 0 and left > 0 else None}
 
 
+def version_at(name: str, path: Path, hasher: dataset_versions.Hasher | None = None
+               ) -> tuple[DataVersion, list[str]]:
+    """Dataset ``name``'s version made of the files at ``path`` (a folder or one file), and
+    notes (e.g. files skipped as links out of it); blocking."""
+    found = dataset_versions.local_version(path, hasher)
+    files = tuple(DataFile(f.relpath, f.size, f.sha256, str(f.local)) for f in found.listing)
+    return (DataVersion(name, found.digest, files, single_file=path.is_file()),
+            [f"dataset {name}: {n}" for n in found.notes])
+
+
 class DataStager:
     """Gets a selection's datasets to a target (one per engine: its caches are shared)."""
 
@@ -148,12 +158,7 @@ class DataStager:
         """The dataset's current version on this machine (fetched first when remote);
         blocking. Notes: e.g. files skipped as links out of the source."""
         path = data_sources.local_path(spec, project_dir, self.cache_dir)
-        found = dataset_versions.local_version(path, self.hashes.sha256)
-        files = tuple(DataFile(f.relpath, f.size, f.sha256, str(f.local))
-                      for f in found.listing)
-        single = path.is_file()
-        return (DataVersion(spec.name, found.digest, files, single_file=single),
-                [f"dataset {spec.name}: {n}" for n in found.notes])
+        return version_at(spec.name, path, self.hashes.sha256)
 
     async def stage(self, selection: DataSelection, backend: Backend[Any], project_dir: Path,
                     progress: StagingProgress | None = None,
