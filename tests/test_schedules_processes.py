@@ -2,7 +2,7 @@
 
 A `jupyter server` with the extension and a `hpcml scheduler` (real processes, local
 backend, real MLflow store) share a data dir and an every-minute schedule (overlap
-``allow``: no firing may be skipped) for four minutes. Twice, the process that has just
+``allow``: no firing may be skipped) for three minutes. Twice, the process that has just
 claimed a firing is killed with SIGKILL in the middle of it: once before the firing's run
 exists (it is restarted after the other process completed the firing), once after the run
 exists but before the firing was marked done (restarted at once). Afterwards every minute
@@ -37,7 +37,7 @@ from jupyterlab_hpcml.engine.service import Engine
 from .conftest import TERMINAL
 from .test_restart import Server, server_env  # noqa: F401 - fixture
 
-MINUTES = 4
+MINUTES = 3  # a warm-up minute, then one kill each (KILLS)
 # Minute index → where the kill aims: at the first sight of the claim (its run not yet
 # created), or once the claimed firing's run exists.
 KILLS = {1: "before-run", 2: "after-run"}
