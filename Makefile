@@ -28,10 +28,14 @@ lab: $(STAMP)
 		--LabApp.default_url=/lab/tree/digits/README.md
 
 ## Every test: TypeScript unit tests, then pytest (its summary line closes the output).
+# Every suite runs even when one before it failed (the exit status says so); pytest runs last,
+# so that its summary is the last line.
 test: $(STAMP) test-cluster
-	$(VENV)/bin/jlpm test
-	$(MAKE) test-ui
-	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
+	@status=0; \
+	$(VENV)/bin/jlpm test || status=1; \
+	$(MAKE) --no-print-directory test-ui || status=1; \
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS) || status=1; \
+	exit $$status
 
 ## Galata tests: the real lab + server extension in Debian's headless Chromium.
 test-ui: $(STAMP)

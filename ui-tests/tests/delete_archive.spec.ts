@@ -33,8 +33,15 @@ async function finishedRun(request: APIRequestContext, name: string): Promise<IR
 
 async function rowMenu(page: Page, id: string, item: string): Promise<void> {
   const row = page.locator(`.jp-hpcml-Runs-row[data-hpcml-run-id="${id}"]`);
-  await row.getByRole('button', { name: /^More actions/ }).click();
-  await page.locator('.lm-Menu').getByRole('menuitem', { name: item, exact: true }).click();
+  const entry = page.locator('.lm-Menu').getByRole('menuitem', { name: item, exact: true });
+  // The table repaints on every poll: a click that lands during a repaint opens nothing.
+  await expect(async () => {
+    if (!(await entry.isVisible())) {
+      await row.getByRole('button', { name: /^More actions/ }).click();
+    }
+    await expect(entry).toBeVisible({ timeout: 2_000 });
+  }).toPass({ timeout: 30_000 });
+  await entry.click();
 }
 
 test.describe('delete and archive', () => {
