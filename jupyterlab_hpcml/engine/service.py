@@ -404,8 +404,6 @@ class Engine:
 
     async def deploy(self, req: DeployRequest, *, root: Path | None = None) -> DeploymentRecord:
         """Serve a registered model version (STARTING; READY once it answers)."""
-        if req.project is not None and root is not None:
-            req = req.model_copy(update={"project": str(Path(req.project))})
         dep = await self.deployments.create(req, root=root)
         for run_id in dep.run_ids:
             self.poller.wake(await self.get(run_id))

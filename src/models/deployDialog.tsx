@@ -7,7 +7,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import React, { useEffect, useState } from 'react';
 
 import { getProject } from '../api';
-import { Field, FIELD_ID } from '../schedules/fields';
+import { Field, FIELD_ID } from '../components/fields';
 import { configChoices } from '../sidebar/configChoices';
 import { Picker } from '../sidebar/Picker';
 import { IBackendConfigInfo } from '../types';

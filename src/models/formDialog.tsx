@@ -9,7 +9,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import React from 'react';
 
 import { errorsByKey } from '../schedules/cronPreview';
-import { FieldErrors } from '../schedules/fields';
+import { FieldErrors } from '../components/fields';
 import { DraftProblems } from './request';
 
 /** A draft and the problems of the last attempt, by request key. */

@@ -6,7 +6,7 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import React from 'react';
 
-import { Field, FIELD_ID } from '../schedules/fields';
+import { Field, FIELD_ID } from '../components/fields';
 import { IRun } from '../types';
 import { registerModel } from './api';
 import { DraftForm, formDialog } from './formDialog';

@@ -4,7 +4,7 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import React from 'react';
 
-import { Choice, Field } from './fields';
+import { Choice, Field } from '../components/fields';
 import { DEFAULT_RUN_NAME } from './request';
 import { ScheduleForm } from './scheduleForm';
 import { CatchUp, CodeMode, Overlap } from './types';

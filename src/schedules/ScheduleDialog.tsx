@@ -11,7 +11,7 @@ import React from 'react';
 import { ISubmitRequest } from '../types';
 import { createSchedule } from './api';
 import { errorsByKey } from './cronPreview';
-import { Field, FieldErrors } from './fields';
+import { Field, FieldErrors } from '../components/fields';
 import { PolicyFields } from './PolicyFields';
 import { draftProblems, IScheduleDraft, scheduleRequest, whenOf } from './request';
 import { ScheduleForm } from './scheduleForm';

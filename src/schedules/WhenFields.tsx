@@ -5,7 +5,7 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import React from 'react';
 
-import { Field, FIELD_ID } from './fields';
+import { Field, FIELD_ID } from '../components/fields';
 import { knownZones } from './format';
 import { NextTimes } from './NextTimes';
 import { ScheduleForm } from './scheduleForm';

@@ -21,10 +21,10 @@ test('schedule from the sidebar, see its next times, run it now, pause it', asyn
   const dialog = page.locator('.jp-Dialog .jp-hpcml-ScheduleDialog');
   await expect(dialog).toBeVisible();
   // fill() sets each value whole: a focus the dialog moves late cannot split typing.
-  const cron = dialog.locator('#hpcml-schedule-cron');
+  const cron = dialog.locator('#hpcml-field-cron');
   const name = `ui-sched-${Date.now().toString(36)}`;
-  await dialog.locator('#hpcml-schedule-name').fill(name);
-  await dialog.locator('#hpcml-schedule-timezone').fill('Europe/Zurich');
+  await dialog.locator('#hpcml-field-name').fill(name);
+  await dialog.locator('#hpcml-field-timezone').fill('Europe/Zurich');
 
   // A bad cron: the server's message at the cron field, no times.
   await cron.fill('61 3 * * *');

@@ -1,10 +1,11 @@
 /**
- * Labelled inputs of the "Schedule…" dialog: each with its description and
- * the errors of its request key, wired for screen readers.
+ * Labelled inputs of the lab's dialogs (Schedule…, Deploy…, Register model…):
+ * each with its description and the errors of its request key, wired for
+ * screen readers.
  */
 import React from 'react';
 
-export const FIELD_ID = 'hpcml-schedule-';
+export const FIELD_ID = 'hpcml-field-';
 
 export function FieldErrors(props: { id: string; errors: string[] }): JSX.Element | null {
   return props.errors.length ? (
