@@ -1,6 +1,7 @@
 """`hpcml deploy`, `hpcml predict` and the Python API's deployments as a user runs them:
-real `hpcml` subprocesses and this process, one data dir, the digits example trained and
-registered as `champion`, served and scored on the local backend."""
+real `hpcml` subprocesses and this process, one data dir, the digits example trained with
+offline tracking (its model synced into the lab's store) and registered as `champion`, served
+and scored on the local backend."""
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,10 @@ DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
 def test_cli_deploy_python_predict_batch_and_stop(hpcml_data: Path, tmp_path: Path) -> None:
     project = tmp_path / "digits"
     shutil.copytree(DIGITS, project)
-    run = json.loads(hpcml("submit", str(project), "-e", "train", "-P", "epochs=1", "--wait",
-                           "--json").stdout)
+    # Tracked offline (as on a cluster): the model is registered once the run is synced.
+    run = json.loads(hpcml("submit", str(project), "-e", "train", "-P", "epochs=1", "-c",
+                           "backend-configs/local-offline.yaml", "--wait", "--json").stdout)
+    assert run["tracking_mode"] == "offline", run
     hpcml("models", "register", run["id"], "--name", "digits", "--alias", "champion")
     model = mlflow.pyfunc.load_model("models:/digits@champion")
 
