@@ -136,6 +136,22 @@ async def wait_for_state(api: Callable[..., Awaitable[Any]], run_id: str, states
         await asyncio.sleep(0.2)
 
 
+async def wait_deployment(api: Callable[..., Awaitable[Any]], name: str, states: set[str],
+                          timeout: float = 180) -> dict[str, Any]:
+    """The deployment once in one of ``states`` (AssertionError after ``timeout``)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status, dep = await api("GET", f"deployments/{name}")
+        assert status == 200, dep
+        if dep["state"] in states:
+            return dep
+        if time.monotonic() > deadline:
+            raise AssertionError(f"deployment {name} still {dep['state']} after {timeout}s: {dep}")
+        await asyncio.sleep(0.3)
+
+
 async def stop_deployments(data_dir: Path, tracking_uri: str | None = None) -> None:
     """Stop every active deployment of ``data_dir`` (a test that failed half-way must not
     leave scoring servers running)."""

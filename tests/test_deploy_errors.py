@@ -3,7 +3,6 @@
 python_function model keeps it fast; the digits model is served in test_deploy_local."""
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from pathlib import Path
@@ -18,21 +17,11 @@ from jupyterlab_hpcml.engine.deployments import ORPHAN_AFTER
 from jupyterlab_hpcml.engine.models import DeploymentRecord
 from jupyterlab_hpcml.engine.service import Engine
 
-from .conftest import wait_for_state
+from .conftest import wait_deployment, wait_for_state
 
 pytestmark = pytest.mark.usefixtures("deployments_stopped")
 PAYLOAD = '{"dataframe_split": {"columns": ["x"], "data": [[1], [2.5]]}}'
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
-
-
-async def wait_deployment(api, name: str, states: set[str], timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, dep = await api("GET", f"deployments/{name}")
-        assert status == 200, dep
-        if dep["state"] in states or time.monotonic() > deadline:
-            return dep
-        await asyncio.sleep(0.3)
 
 
 class Doubler(mlflow.pyfunc.PythonModel):

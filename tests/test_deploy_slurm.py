@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 
 import mlflow
 import pandas as pd
@@ -18,24 +17,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_digits
 
-from .conftest import TERMINAL, wait_for_state
+from .conftest import TERMINAL, wait_deployment, wait_for_state
 from .slurm_cluster import slurm, ssh_cmd  # noqa: F401 - fixture
 from .test_slurm_example import CONFIG, digits  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("slurm", "deployments_stopped")
 CHAMPION = "models:/digits@champion"
-
-
-async def wait_deployment(api, name: str, states: set[str], timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, dep = await api("GET", f"deployments/{name}")
-        assert status == 200, dep
-        if dep["state"] in states:
-            return dep
-        if time.monotonic() > deadline:
-            raise AssertionError(f"deployment {name} still {dep['state']} after {timeout}s: {dep}")
-        await asyncio.sleep(0.5)
 
 
 async def finished(api, run: dict, timeout: float = 180) -> dict:

@@ -7,7 +7,7 @@
  */
 import { expect, test } from '@jupyterlab/galata';
 
-import { openSidebar, openSidebarOnDigits, SIDEBAR } from './digits';
+import { openSidebarOnDigits, SIDEBAR, trainAndOpenDetail } from './digits';
 
 const DATASET = 'digits-csv';
 
@@ -45,17 +45,8 @@ test('see the dataset, stage it, and find its version on a run', async ({ page, 
   await expect(current.locator('.jp-hpcml-DataVersion-where')).toContainText(digest);
 
   // A run afterwards: its detail shows the data version it read (nothing sent again).
-  await openSidebar(page);
-  await page.selectOption('#hpcml-entry-point', 'train');
-  await page.locator('[id="hpcml-param--epochs"]').fill('1');
   const runName = `ui-data-${Date.now().toString(36)}`;
-  await page.fill('#hpcml-run-name', runName);
-  await page.locator(`${SIDEBAR} .jp-hpcml-Submit`).click();
-  const last = page.locator(`${SIDEBAR} .jp-hpcml-LastRun`);
-  await expect(last.locator('.jp-hpcml-State')).toHaveAttribute('data-state', 'FINISHED', {
-    timeout: 150_000
-  });
-  await last.getByRole('button', { name: runName }).click();
+  await trainAndOpenDetail(page, runName);
   const detail = page.locator('.jp-hpcml-Detail');
   const row = detail.locator(`.jp-hpcml-RunData-row[data-dataset="${DATASET}"]`);
   await expect(row).toHaveAttribute('data-digest', digest, { timeout: 30_000 });

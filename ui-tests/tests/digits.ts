@@ -23,3 +23,23 @@ export async function openSidebarOnDigits(page: IJupyterLabPageFixture): Promise
     timeout: 60_000
   });
 }
+
+/**
+ * Train digits for one epoch from the sidebar (on its current project), wait
+ * until the run FINISHED and open its detail.
+ */
+export async function trainAndOpenDetail(
+  page: IJupyterLabPageFixture,
+  runName: string
+): Promise<void> {
+  await openSidebar(page);
+  await page.selectOption('#hpcml-entry-point', 'train');
+  await page.locator('[id="hpcml-param--epochs"]').fill('1');
+  await page.fill('#hpcml-run-name', runName);
+  await page.locator(`${SIDEBAR} .jp-hpcml-Submit`).click();
+  const last = page.locator(`${SIDEBAR} .jp-hpcml-LastRun`);
+  await expect(last.locator('.jp-hpcml-State')).toHaveAttribute('data-state', 'FINISHED', {
+    timeout: 150_000
+  });
+  await last.getByRole('button', { name: runName }).click();
+}

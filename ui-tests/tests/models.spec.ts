@@ -7,7 +7,7 @@
  */
 import { expect, test } from '@jupyterlab/galata';
 
-import { openSidebar, openSidebarOnDigits, SIDEBAR } from './digits';
+import { openSidebarOnDigits, trainAndOpenDetail } from './digits';
 
 test.use({ autoGoto: true });
 
@@ -19,16 +19,7 @@ test('register a run’s model, deploy it, try it, stop it', async ({ page }) =>
 
   // Train digits locally (one epoch).
   await openSidebarOnDigits(page);
-  await openSidebar(page);
-  await page.selectOption('#hpcml-entry-point', 'train');
-  await page.locator('[id="hpcml-param--epochs"]').fill('1');
-  await page.fill('#hpcml-run-name', runName);
-  await page.locator(`${SIDEBAR} .jp-hpcml-Submit`).click();
-  const last = page.locator(`${SIDEBAR} .jp-hpcml-LastRun`);
-  await expect(last.locator('.jp-hpcml-State')).toHaveAttribute('data-state', 'FINISHED', {
-    timeout: 150_000
-  });
-  await last.getByRole('button', { name: runName }).click();
+  await trainAndOpenDetail(page, runName);
 
   // Register model… in its detail: the project's name by default, alias champion.
   const detail = page.locator('.jp-hpcml-Detail');
