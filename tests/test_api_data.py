@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from jupyterlab_hpcml.engine import data_service
+
 from .conftest import TERMINAL, submit_run, wait_for_state
 
 FILES = 12
@@ -104,6 +106,14 @@ async def test_overview_stage_run_and_free(api, data_project, hpcml_data):
     assert (version["staged"], version["location"]) == (False, None)
     status, err = await api("DELETE", f"data/versions/{current['digest']}", project="toy")
     assert status == 404 and "not staged" in err["message"], err
+
+
+async def test_stagings_at_once_are_capped(api, data_project, hpcml_data, monkeypatch):
+    # The cap counts the stagings still running; none may start past it, nothing starts.
+    monkeypatch.setattr(data_service, "MAX_RUNNING_STAGINGS", 0)
+    status, err = await api("POST", "data/stage", {"project": "toy", "names": ["points"]})
+    assert status == 409 and "at most 0 at once" in err["message"], err
+    assert [v["staged"] for v in (await overview(api))["datasets"][0]["versions"]] == [False]
 
 
 async def test_a_failed_staging_says_why(api, data_project, hpcml_data):

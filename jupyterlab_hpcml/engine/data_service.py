@@ -8,6 +8,8 @@ current one), from the runs that read it, and from the target's data store.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,9 @@ from .config import BackendConfig
 from .models import DatasetUse, RunRecord
 from .runs import RunService
 
+log = logging.getLogger(__name__)
 MAX_FINISHED_STAGINGS = 20  # kept for late readers of their result
+MAX_RUNNING_STAGINGS = 4  # at once per server: each holds connections, threads, bandwidth
 
 
 @dataclass
@@ -190,9 +194,14 @@ class DataService:
         (an unknown name, a missing source, a config that cannot stage) is raised here,
         before anything starts."""
         target = await self._stageable(project, config, names, root)
+        running = sum(not task.done() for _p, task in self._stagings.values())
+        if running >= MAX_RUNNING_STAGINGS:
+            raise Conflict(f"{running} stagings are running (at most {MAX_RUNNING_STAGINGS} "
+                           "at once): wait for one to end")
         progress = data_mod.StagingProgress()
         task = asyncio.ensure_future(self._stage(target, progress))
         staging_id = secrets.token_hex(6)
+        task.add_done_callback(functools.partial(_log_failure, staging_id))
         finished = [k for k, (_p, t) in self._stagings.items() if t.done()]
         for key in finished[:-MAX_FINISHED_STAGINGS]:  # oldest first (dicts keep order)
             del self._stagings[key]
@@ -236,3 +245,10 @@ class DataService:
         if not await backend.remove_staged(digest):
             raise NotFound(f"version {digest[:12]} is not staged on {cfg.connection_name}")
         return True
+
+
+def _log_failure(staging_id: str, task: asyncio.Future[Any]) -> None:
+    """A staging's failure, logged once it ends (whether or not anyone asks for it): its
+    exception taken, so asyncio does not report it as never retrieved."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.info("staging %s failed: %s", staging_id, exc)
