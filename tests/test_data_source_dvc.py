@@ -103,5 +103,7 @@ async def test_a_run_reads_a_dvc_dataset(repo: Path, tmp_path: Path, hpcml_data:
     assert run_.state == RunState.FINISHED, run_.state_history
     assert (await engine.read_log_all(run_.id, "stdout")).data.strip() == "from dvc"
     (use,) = run_.datasets
-    assert (use.name, use.source, use.path, use.files) == ("set", "data/set", "data/set", 1)
+    # The record says which repository (and revision, when given) the data came from.
+    assert (use.name, use.source, use.path, use.files) == (
+        "set", f"dvc {repo} data/set", "data/set", 1)
     await engine.close()

@@ -180,7 +180,7 @@ class DataStager:
                     same = held[pinned]
                     stages.append(DataStage(spec.name, spec.path, same.location))
                     uses.append(DatasetUse(
-                        name=spec.name, source=spec.dvc.path if spec.dvc else spec.source,
+                        name=spec.name, source=spec.source_text,
                         path=spec.path, digest=pinned, size=same.size, files=same.files,
                         location=same.location))
                     notes.append(f"dataset {spec.name}: the same version as the run re-run "
@@ -225,7 +225,7 @@ class DataStager:
             location = staged.location
             stages.append(DataStage(spec.name, spec.path, location))
             uses.append(DatasetUse(
-                name=spec.name, source=spec.dvc.path if spec.dvc else spec.source,
+                name=spec.name, source=spec.source_text,
                 path=spec.path, digest=version.digest, size=version.size,
                 files=len(version.files), location=location, sent_bytes=staged.sent_bytes,
                 sent_files=staged.sent_files))

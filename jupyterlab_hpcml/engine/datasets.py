@@ -48,6 +48,13 @@ class DatasetSpec:
     def env_name(self) -> str:
         return env_name(self.name)
 
+    @property
+    def source_text(self) -> str:
+        """Where it comes from, in one line for a run's record (DVC: repo, path, revision)."""
+        if self.dvc is None:
+            return self.source
+        return f"dvc {self.dvc.repo} {self.dvc.path}" + (f"@{self.dvc.rev}" if self.dvc.rev else "")
+
 
 def env_name(name: str) -> str:
     """``digits-csv`` → ``HPCML_DATA_DIGITS_CSV``."""

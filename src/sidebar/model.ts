@@ -6,7 +6,7 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { getBackendConfigSchema, getProject, getRun, rerun, submitRun, submitSweep } from '../api';
-import { HpcmlApiError } from '../errors';
+import { errorText, HpcmlApiError } from '../errors';
 import {
   configForm,
   configOverrides,
@@ -54,10 +54,6 @@ export interface ISubmitModelOptions {
    * Without it, that answer is shown like any other error.
    */
   askCredentials?: AskCredentials;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 export class SubmitModel {
