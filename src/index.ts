@@ -8,12 +8,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { getFeatures } from './api';
 import { CommandIDs } from './commands';
-import {
-  DEFAULT_SETTINGS,
-  IHpcmlSettings,
-  normalizeSettings,
-  SETTINGS_PLUGIN_ID
-} from './settings';
+import { DEFAULT_SETTINGS, IHpcmlSettings, SETTINGS_PLUGIN_ID, watchSettings } from './settings';
 import { autoloadPlugin } from './kernels/autoload';
 import { runsPlugins } from './runs/plugin';
 import { dataPlugin } from './data/plugin';
@@ -41,21 +36,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ): void => {
     const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
     let settings: IHpcmlSettings = { ...DEFAULT_SETTINGS };
-
-    if (settingRegistry) {
-      settingRegistry
-        .load(SETTINGS_PLUGIN_ID)
-        .then(setting => {
-          const update = (): void => {
-            settings = normalizeSettings(setting.composite);
-          };
-          update();
-          setting.changed.connect(update);
-        })
-        .catch(reason => {
-          console.error('jupyterlab-hpcml: cannot load settings.', reason);
-        });
-    }
+    watchSettings(settingRegistry, latest => {
+      settings = latest;
+    });
 
     app.commands.addCommand(CommandIDs.showStatus, {
       label: trans.__('Show HPC ML Server Status'),

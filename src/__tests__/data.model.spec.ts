@@ -15,6 +15,7 @@ interface ICall {
 const calls: ICall[] = [];
 let stagingPolls = 0;
 let stageAnswer: 'ok' | 'failed' | 'refused' = 'ok';
+let freed = false;
 
 const PROJECT = { name: 'digits', path: 'examples/digits', backend_configs: [] };
 
@@ -46,7 +47,14 @@ function answer(call: ICall): [number, unknown] {
     return [200, PROJECT];
   }
   if (call.path === 'data') {
-    return [200, view(calls.some(c => c.path === 'data/stage/abc123'))];
+    return [200, view(!freed && calls.some(c => c.path === 'data/stage/abc123'))];
+  }
+  if (call.method === 'DELETE') {
+    if (call.path.endsWith('ab'.repeat(32))) {
+      freed = true;
+      return [200, { digest: 'ab'.repeat(32), deleted: true }];
+    }
+    return [409, { message: 'an active run reads it', problems: [] }];
   }
   if (call.path === 'data/stage') {
     return stageAnswer === 'refused'
@@ -79,6 +87,7 @@ beforeEach(() => {
   calls.length = 0;
   stagingPolls = 0;
   stageAnswer = 'ok';
+  freed = false;
 });
 
 async function loaded(): Promise<DataModel> {
@@ -141,6 +150,24 @@ describe('data model', () => {
     expect(model.stageError).toBe("unknown dataset 'nope'");
     expect(model.staging).toBeNull();
     expect(model.stagingRunning).toBe(false);
+    model.dispose();
+  });
+
+  it('frees a staged version on the target, or says why not', async () => {
+    const model = await loaded();
+    await model.stage(['digits-csv']);
+    calls.length = 0;
+    await model.freeVersion('cd'.repeat(32));
+    expect(model.freeError).toBe('an active run reads it');
+    await model.freeVersion('ab'.repeat(32));
+    expect(calls.map(c => `${c.method} ${c.path} ${String(c.body)}`)).toEqual([
+      `DELETE data/versions/${'cd'.repeat(32)} ?project=examples%2Fdigits&config=slurm.yaml`,
+      'GET data ?project=examples%2Fdigits&config=slurm.yaml',
+      `DELETE data/versions/${'ab'.repeat(32)} ?project=examples%2Fdigits&config=slurm.yaml`,
+      'GET data ?project=examples%2Fdigits&config=slurm.yaml'
+    ]);
+    expect(model.freeError).toBeNull();
+    expect(model.view?.datasets[0].versions[0].staged).toBe(false);
     model.dispose();
   });
 });

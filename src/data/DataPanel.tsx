@@ -1,8 +1,9 @@
 /**
  * The Data tab: the project's datasets on the chosen backend config's target,
- * a Stage button per dataset and one for all, the staging's progress. It
- * refreshes on a timer only while shown.
+ * a Stage button per dataset and one for all, the staging's progress, Free on
+ * a staged version. It refreshes on a timer only while shown.
  */
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { UseSignal } from '@jupyterlab/ui-components';
 import React from 'react';
@@ -15,6 +16,7 @@ import { DataModel } from './dataModel';
 import { DatasetCard, IDatasetActions } from './DatasetCard';
 import { shortDigest, sizeText } from './format';
 import { StagingBar } from './StagingBar';
+import { IDataVersion } from './types';
 
 export class DataPanel extends RefreshingPanel<DataModel> {
   constructor(
@@ -25,10 +27,30 @@ export class DataPanel extends RefreshingPanel<DataModel> {
     super(model, 'jp-hpcml-Data', trans.__('Data'));
   }
 
+  /** Ask, then free the version: runs that read it keep their records. */
+  private async free(version: IDataVersion): Promise<void> {
+    const { trans } = this;
+    const where = this.model.view?.connection ?? '';
+    const answer = await showDialog({
+      title: trans.__('Free this version?'),
+      body: trans.__(
+        'Version %1 (%2) is removed from %3. Runs that read it keep their records; a new run stages it again.',
+        shortDigest(version.digest),
+        sizeText(version.size),
+        where
+      ),
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: trans.__('Free') })]
+    });
+    if (answer.button.accept) {
+      await this.model.freeVersion(version.digest);
+    }
+  }
+
   protected render(): JSX.Element {
     const { model, trans } = this;
     const actions: IDatasetActions = {
       stage: names => void model.stage(names),
+      free: version => void this.free(version),
       openRun: this.openRun
     };
     return (
@@ -71,6 +93,11 @@ export class DataPanel extends RefreshingPanel<DataModel> {
                   trans={trans}
                 />
               </div>
+              {model.freeError && (
+                <p className="jp-hpcml-Data-freeError" role="alert">
+                  {model.freeError}
+                </p>
+              )}
               {showStaging && (
                 <div data-staging-of={model.stagingOf}>
                   <StagingBar staging={model.staging} error={model.stageError} trans={trans} />

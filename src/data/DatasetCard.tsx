@@ -12,11 +12,15 @@ import { IDataset, IDataVersion } from './types';
 
 export interface IDatasetActions {
   stage(names?: string[]): void;
+  /** Free a staged version (after asking). */
+  free(version: IDataVersion): void;
   openRun(runId: string): void;
 }
 
 function VersionRow(props: {
   version: IDataVersion;
+  /** Staged by the store (not a path the config maps): it can be freed. */
+  canFree: boolean;
   actions: IDatasetActions;
   trans: TranslationBundle;
 }): JSX.Element {
@@ -55,6 +59,18 @@ function VersionRow(props: {
             {run.name}
           </button>
         ))}
+      </td>
+      <td className="jp-hpcml-DataVersion-actions">
+        {v.staged && props.canFree && (
+          <button
+            type="button"
+            className="jp-hpcml-Link jp-hpcml-DataVersion-free"
+            aria-label={trans.__('Free version %1', shortDigest(v.digest))}
+            onClick={() => actions.free(v)}
+          >
+            {trans.__('Free')}
+          </button>
+        )}
       </td>
     </tr>
   );
@@ -115,11 +131,18 @@ export function DatasetCard(props: {
               <th scope="col">{trans.__('Files')}</th>
               <th scope="col">{trans.__('Staged on the target')}</th>
               <th scope="col">{trans.__('Runs')}</th>
+              <th scope="col" aria-label={trans.__('Actions')}></th>
             </tr>
           </thead>
           <tbody>
             {ds.versions.map(v => (
-              <VersionRow key={v.digest} version={v} actions={actions} trans={trans} />
+              <VersionRow
+                key={v.digest}
+                version={v}
+                canFree={canStage && !ds.mapped_to}
+                actions={actions}
+                trans={trans}
+              />
             ))}
           </tbody>
         </table>

@@ -7,7 +7,7 @@ import { getProject } from '../api';
 import { RefreshingModel } from '../components/refreshingModel';
 import { errorText } from '../errors';
 import { IProject } from '../types';
-import { getData, getStaging, startStaging, stageRequest } from './api';
+import { deleteDataVersion, getData, getStaging, startStaging, stageRequest } from './api';
 import { IDataView, IStaging } from './types';
 
 function sleep(ms: number): Promise<void> {
@@ -37,6 +37,8 @@ export class DataModel extends RefreshingModel {
   /** The Stage button of the staging shown (ALL or a dataset's name). */
   stagingOf: string | null = null;
   stageError: string | null = null;
+  /** Why the last "Free" was refused (e.g. an active run reads the version). */
+  freeError: string | null = null;
 
   get stagingRunning(): boolean {
     return this.staging?.state === 'running' || this._starting;
@@ -122,6 +124,22 @@ export class DataModel extends RefreshingModel {
       this.stageError = errorText(error);
     }
     this._starting = false;
+    this.emitChanged();
+    await this.refresh();
+  }
+
+  /** Free a staged version on the config's target, then fetch the datasets again. */
+  async freeVersion(digest: string): Promise<void> {
+    const project = this.project;
+    if (!project) {
+      return;
+    }
+    this.freeError = null;
+    try {
+      await deleteDataVersion(digest, project.path, this.config);
+    } catch (error) {
+      this.freeError = errorText(error);
+    }
     this.emitChanged();
     await this.refresh();
   }

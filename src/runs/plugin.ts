@@ -13,7 +13,7 @@ import { ChartsPanel } from '../charts/chartsPanel';
 import { CommandIDs, IOpenChartsArgs, IOpenRunsArgs } from '../commands';
 import { createDetailWidget } from '../detail/detailWidget';
 import { LogMode, LogViewer } from '../logs/logViewer';
-import { normalizeSettings, SETTINGS_PLUGIN_ID } from '../settings';
+import { watchSettings } from '../settings';
 import { addSweepCommands } from '../sweeps/commands';
 import { ActionIDs, addActionCommands, RunDirectory } from './actions';
 import { RunsContext } from './context';
@@ -43,18 +43,9 @@ const runsPlugin: JupyterFrontEndPlugin<void> = {
     const directory = new RunDirectory();
     const { commands, shell } = app;
 
-    if (settingRegistry) {
-      settingRegistry
-        .load(SETTINGS_PLUGIN_ID)
-        .then(setting => {
-          const update = (): void => {
-            ctx.settings = normalizeSettings(setting.composite);
-          };
-          update();
-          setting.changed.connect(update);
-        })
-        .catch(reason => console.error('jupyterlab-hpcml: cannot load settings.', reason));
-    }
+    watchSettings(settingRegistry, latest => {
+      ctx.settings = latest;
+    });
 
     // The runs tab is restored on reload; per-run tabs are cheap to reopen.
     const runsTracker = new WidgetTracker<MainAreaWidget<Widget>>({ namespace: 'hpcml-runs' });

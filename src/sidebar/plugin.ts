@@ -11,12 +11,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { CommandIDs, IOpenSubmitArgs } from '../commands';
 import { scheduleFromSidebar } from '../schedules/fromSidebar';
-import {
-  DEFAULT_SETTINGS,
-  IHpcmlSettings,
-  normalizeSettings,
-  SETTINGS_PLUGIN_ID
-} from '../settings';
+import { DEFAULT_SETTINGS, IHpcmlSettings, watchSettings } from '../settings';
 import { askCredentials, forgetCredentialsDialog } from './credentialsDialog';
 import { hpcmlIcon } from './icon';
 import { SubmitModel } from './model';
@@ -49,16 +44,9 @@ export const sidebarPlugin: JupyterFrontEndPlugin<void> = {
   ): void => {
     const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
     let settings: IHpcmlSettings = { ...DEFAULT_SETTINGS };
-    registry
-      ?.load(SETTINGS_PLUGIN_ID)
-      .then(setting => {
-        const update = (): void => {
-          settings = normalizeSettings(setting.composite);
-        };
-        update();
-        setting.changed.connect(update);
-      })
-      .catch(reason => console.error('jupyterlab-hpcml: cannot load settings.', reason));
+    watchSettings(registry, latest => {
+      settings = latest;
+    });
 
     const model = new SubmitModel({
       defaultBackend: () => settings.defaultBackend,

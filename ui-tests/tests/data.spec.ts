@@ -13,7 +13,7 @@ const DATASET = 'digits-csv';
 
 test.use({ autoGoto: true });
 
-test('see the dataset, stage it, and find its version on a run', async ({ page, request }) => {
+test('see the dataset, stage it, find its version on a run, free it', async ({ page, request }) => {
   test.setTimeout(240_000);
   await openSidebarOnDigits(page);
   await page.locator(`${SIDEBAR} .jp-hpcml-OpenData`).click();
@@ -60,6 +60,12 @@ test('see the dataset, stage it, and find its version on a run', async ({ page, 
   const link = current.locator('.jp-hpcml-DataVersion-runs .jp-hpcml-Link', { hasText: runName });
   await expect(link).toBeVisible({ timeout: 30_000 });
   await expect(link).toHaveAttribute('data-state', 'FINISHED');
+
+  // Free it (after a confirmation): no longer staged; the run still lists it.
+  await current.getByRole('button', { name: `Free version ${digest.slice(0, 12)}` }).click();
+  await page.locator('.jp-Dialog').getByRole('button', { name: 'Free' }).click();
+  await expect(current).toHaveAttribute('data-staged', 'false', { timeout: 30_000 });
+  await expect(link).toBeVisible();
 
   // Reloaded, the lab restores the Data tab on the same project.
   // Galata's ready check waits for a Launcher, which a restored layout may not show.
