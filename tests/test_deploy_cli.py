@@ -1,7 +1,7 @@
-"""`hpcml deploy`, `hpcml predict` and the Python API's deployments as a user runs them:
-real `hpcml` subprocesses and this process, one data dir, the digits example trained with
-offline tracking (its model synced into the lab's store) and registered as `champion`, served
-and scored on the local backend."""
+"""`hpcml models`, `hpcml deploy`, `hpcml predict` and the Python API's deployments as a
+user runs them: real `hpcml` subprocesses and this process, one data dir, the digits example
+trained with offline tracking (its model synced into the lab's store), registered, aliased,
+served and scored on the local backend."""
 from __future__ import annotations
 
 import csv
@@ -29,14 +29,14 @@ def test_cli_deploy_python_predict_batch_and_stop(hpcml_data: Path, tmp_path: Pa
     run = json.loads(hpcml("submit", str(project), "-e", "train", "-P", "epochs=1", "-c",
                            "backend-configs/local-offline.yaml", "--wait", "--json").stdout)
     assert run["tracking_mode"] == "offline", run
-    hpcml("models", "register", run["id"], "--name", "digits", "--alias", "champion")
+    register_alias_ls_show(run["id"])  # digits v1 and v2, champion and challenger on v2
     model = mlflow.pyfunc.load_model("models:/digits@champion")
 
     dep = json.loads(hpcml("deploy", "models:/digits@champion", "--json").stdout)
     assert dep["state"] == "READY" and dep["name"] == "digits", dep
     listing = hpcml("deploy", "ls").stdout.splitlines()
     assert listing[0].split()[:3] == ["NAME", "STATE", "MODEL"]
-    assert listing[1].split()[:4] == ["digits", "READY", "digits", "1"]
+    assert listing[1].split()[:4] == ["digits", "READY", "digits", "2"]
 
     # The Python API calls the serving job straight, the same model answers.
     from jupyterlab_hpcml import deployment
@@ -51,7 +51,7 @@ def test_cli_deploy_python_predict_batch_and_stop(hpcml_data: Path, tmp_path: Pa
     assert scored["state"] == "FINISHED" and scored["datasets"][0]["name"] == "input", scored
     client = MlflowClient()
     tags = client.get_run(scored["mlflow_run_id"]).data.tags
-    assert (tags["hpcml.model.name"], tags["hpcml.model.version"]) == ("digits", "1")
+    assert (tags["hpcml.model.name"], tags["hpcml.model.version"]) == ("digits", "2")
     local = client.download_artifacts(scored["mlflow_run_id"], "predictions/predictions.csv",
                                       str(tmp_path))
     rows = list(csv.DictReader(io.StringIO(Path(local).read_text())))
@@ -71,3 +71,23 @@ def test_cli_deploy_python_predict_batch_and_stop(hpcml_data: Path, tmp_path: Pa
     assert bad.returncode == 2 and "models:/<name>/<version>" in bad.stderr
     usage = hpcml("deploy", "stop", check=False)
     assert usage.returncode == 2 and "usage: hpcml deploy stop NAME" in usage.stderr
+
+
+def register_alias_ls_show(run_id: str) -> None:
+    """`hpcml models …`: register twice, set and move aliases, list, show, errors."""
+    out = hpcml("models", "register", run_id[:8], "--name", "digits", "--alias",
+                "champion").stdout
+    assert "registered digits version 1 from models:/" in out and "as champion" in out
+    hpcml("models", "register", run_id, "--name", "digits", "--alias", "challenger")
+    assert "digits@champion → version 2" in hpcml("models", "alias", "digits", "champion",
+                                                   "2").stdout
+    listing = hpcml("models", "ls").stdout.splitlines()
+    assert listing[0].split()[:2] == ["NAME", "ALIASES"]
+    assert "challenger→v2, champion→v2" in listing[1]
+    shown = json.loads(hpcml("models", "show", "digits", "--json").stdout)
+    assert [(v["version"], sorted(v["aliases"])) for v in shown["versions"]] == \
+        [("2", ["challenger", "champion"]), ("1", [])]
+    bad = hpcml("models", "alias", "digits", "latest", "1", check=False)
+    assert bad.returncode == 2 and "alias 'latest'" in bad.stderr
+    missing = hpcml("models", "show", "nope", check=False)
+    assert missing.returncode == 1 and "nope" in missing.stderr

@@ -4,7 +4,6 @@ named model, aliases set and moved, errors named."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import time
 from pathlib import Path
@@ -76,29 +75,3 @@ async def check_registry(registry: Registry, first, second, tmp_path: Path) -> N
         registry.register(first, "digits", path="nothing")
     files = model_jobs.fetch(registry, "models:/digits@champion", tmp_path / "cache")
     assert files.version.version == "2" and "python_function" in files.flavors
-
-
-def test_cli_register_alias_ls_show(hpcml_data: Path, tmp_path: Path) -> None:
-    """`hpcml models …` as a user runs them (real subprocesses, one data dir)."""
-    from .test_cli import hpcml
-
-    project = tmp_path / "digits"
-    shutil.copytree(DIGITS, project)
-    run = json.loads(hpcml("submit", str(project), "-e", "train", "-P", "epochs=1", "--wait",
-                           "--json").stdout)
-    out = hpcml("models", "register", run["id"][:8], "--name", "digits", "--alias",
-                "champion").stdout
-    assert "registered digits version 1 from models:/" in out and "as champion" in out
-    hpcml("models", "register", run["id"], "--name", "digits", "--alias", "challenger")
-    assert "digits@champion → version 2" in hpcml("models", "alias", "digits", "champion",
-                                                   "2").stdout
-    listing = hpcml("models", "ls").stdout.splitlines()
-    assert listing[0].split()[:2] == ["NAME", "ALIASES"]
-    assert "challenger→v2, champion→v2" in listing[1]
-    shown = json.loads(hpcml("models", "show", "digits", "--json").stdout)
-    assert [(v["version"], sorted(v["aliases"])) for v in shown["versions"]] == \
-        [("2", ["challenger", "champion"]), ("1", [])]
-    bad = hpcml("models", "alias", "digits", "latest", "1", check=False)
-    assert bad.returncode == 2 and "alias 'latest'" in bad.stderr
-    missing = hpcml("models", "show", "nope", check=False)
-    assert missing.returncode == 1 and "nope" in missing.stderr
