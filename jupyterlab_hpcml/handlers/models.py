@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.registry import ModelVersionDetail
 from ..engine.requests import AliasRequest, PredictRequest, RegisterRequest
+from ..engine.service import ModelVersionDetail
 from .base import HpcmlHandler, authenticated
 from .runs import run_json
 
