@@ -28,6 +28,7 @@ import yaml
 
 from ..core.errors import NotFound, Problem, UserInputError
 from . import datasets as datasets_mod
+from .mlflow_import import load_mlflow
 from .registry import ModelVersionView, Registry
 
 SERVE_ENTRY = "serve"
@@ -88,6 +89,7 @@ def fetch(registry: Registry, uri: str, cache_dir: Path) -> ModelFiles:
 
 
 def _download(uri: str, tracking_uri: str, cache_dir: Path, key: str) -> Path:
+    load_mlflow()
     import mlflow.artifacts
 
     cache_dir.mkdir(parents=True, exist_ok=True)

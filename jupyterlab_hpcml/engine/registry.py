@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from ..core.errors import Conflict, NotFound, Problem, UserInputError
+from .mlflow_import import load_mlflow
 from .models import DeploymentRecord, RunRecord
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -106,6 +107,7 @@ class Registry:
                  alias: str | None = None, description: str | None = None
                  ) -> ModelVersionView:
         """A new version of ``name`` (created when missing) from the run's model."""
+        load_mlflow()
         from mlflow.exceptions import MlflowException
 
         if alias is not None:
@@ -178,6 +180,7 @@ class Registry:
     @staticmethod
     def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
         """``func(*args)`` of MLflow's client, its refusals as ours (404, 400, 409)."""
+        load_mlflow()
         from mlflow.exceptions import MlflowException
 
         try:

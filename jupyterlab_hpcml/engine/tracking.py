@@ -139,6 +139,7 @@ class Tracker:
         that and not its client's (the SQL registry's create_model_version looks a logged
         model up with a default client: MLflow's own TODO), so without this a registration
         would look in ./mlruns, or in whatever store the process last named."""
+        load_mlflow()
         import mlflow
 
         with _PROCESS_URI_LOCK:
@@ -272,6 +273,7 @@ class Tracker:
 
     def run_tags_and_metrics(self, run_id: str) -> tuple[dict[str, str], dict[str, float]]:
         """An MLflow run's tags and latest metric values ({} each when the run is gone)."""
+        load_mlflow()
         from mlflow.exceptions import MlflowException
 
         try:
