@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .core.errors import Problem, UserInputError
 
 if TYPE_CHECKING:
     from .engine.requests import RerunRequest, SubmitRequest, SweepRequest, SweepRerunRequest
+    from .engine.service import Engine
+
+
+def engine(args: argparse.Namespace) -> Engine:
+    """The engine over ``--data-dir`` (default: the shared one)."""
+    from .engine.service import Engine
+
+    return Engine(data_dir=Path(args.data_dir) if args.data_dir else None)
+
+
+async def with_engine(args: argparse.Namespace, work: Callable[[Engine], Awaitable[Any]]) -> Any:
+    """``work(engine)``, the engine closed after it whatever happens."""
+    opened = engine(args)
+    try:
+        return await work(opened)
+    finally:
+        await opened.close()
 
 RUN_STATES = ("SUBMITTING", "STAGING", "QUEUED", "RUNNING", "FINISHED", "FAILED", "CANCELLED",
               "TIMEOUT", "UNKNOWN")

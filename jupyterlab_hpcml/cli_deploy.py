@@ -25,12 +25,6 @@ LIST_HEADER = ("NAME", "STATE", "MODEL", "VERSION", "BACKEND", "REPLICAS", "CREA
 WAIT_POLL_SECONDS = 1.0
 
 
-def _engine(args: argparse.Namespace) -> Engine:
-    from .engine.service import Engine
-
-    return Engine(data_dir=Path(args.data_dir) if args.data_dir else None)
-
-
 def _target(args: argparse.Namespace) -> dict[str, Any]:
     """``project`` and ``backend_config`` of a request: a config is relative to the
     project when one is given, else to the current folder."""
@@ -61,7 +55,7 @@ async def cmd_deploy(args: argparse.Namespace) -> int:
 
     req = DeployRequest(model_uri=action, name=args.name, replicas=args.replicas,
                         overrides=cli_args.sets(args.set), **_target(args))
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     try:
         dep = await engine.deploy(req)
         if not args.json:
@@ -90,20 +84,12 @@ async def _until_settled(engine: Engine, name: str, timeout: float) -> Deploymen
 
 
 async def _stop(args: argparse.Namespace, name: str) -> int:
-    engine = _engine(args)
-    try:
-        _print(await engine.stop_deployment(name), args.json)
-        return 0
-    finally:
-        await engine.close()
+    _print(await cli_args.with_engine(args, lambda e: e.stop_deployment(name)), args.json)
+    return 0
 
 
 async def _ls(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    try:
-        deps = await engine.list_deployments()
-    finally:
-        await engine.close()
+    deps = await cli_args.with_engine(args, lambda e: e.list_deployments())
     if args.json:
         print(json.dumps([d.model_dump(mode="json") for d in deps], indent=2))
     else:
@@ -122,7 +108,7 @@ async def cmd_predict(args: argparse.Namespace) -> int:
     req = PredictRequest(model_uri=args.model_uri, input=args.input, output=args.output,
                          drop_columns=args.drop or [], run_name=args.run_name,
                          overrides=cli_args.sets(args.set), **target)
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     try:
         run = await engine.predict(req)
         print(f"submitted prediction run {run.id} on {run.backend}: {run.state.value}",

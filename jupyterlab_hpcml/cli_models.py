@@ -6,33 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from . import run_text
+from . import cli_args, run_text
 from .run_text import fmt_time
-
-if TYPE_CHECKING:
-    from .engine.service import Engine
 
 LIST_HEADER = ("NAME", "ALIASES", "UPDATED", "DESCRIPTION")
 VERSION_HEADER = ("VERSION", "ALIASES", "RUN", "SOURCE", "CREATED")
-
-
-def _engine(args: argparse.Namespace) -> Engine:
-    from .engine.service import Engine
-
-    return Engine(data_dir=Path(args.data_dir) if args.data_dir else None)
-
-
-async def _with_engine(args: argparse.Namespace,
-                       work: Callable[[Engine], Awaitable[Any]]) -> Any:
-    engine = _engine(args)
-    try:
-        return await work(engine)
-    finally:
-        await engine.close()
 
 
 def _aliases(aliases: dict[str, str] | list[str]) -> str:
@@ -42,7 +21,7 @@ def _aliases(aliases: dict[str, str] | list[str]) -> str:
 
 
 async def cmd_register(args: argparse.Namespace) -> int:
-    version = await _with_engine(args, lambda e: e.register_model(
+    version = await cli_args.with_engine(args, lambda e: e.register_model(
         args.run, args.name, path=args.path, alias=args.alias, description=args.description))
     if args.json:
         print(json.dumps(version.model_dump(mode="json"), indent=2))
@@ -53,7 +32,7 @@ async def cmd_register(args: argparse.Namespace) -> int:
 
 
 async def cmd_ls(args: argparse.Namespace) -> int:
-    models = await _with_engine(args, lambda e: e.list_models())
+    models = await cli_args.with_engine(args, lambda e: e.list_models())
     if args.json:
         print(json.dumps([m.model_dump(mode="json") for m in models], indent=2))
         return 0
@@ -63,7 +42,7 @@ async def cmd_ls(args: argparse.Namespace) -> int:
 
 
 async def cmd_show(args: argparse.Namespace) -> int:
-    model = await _with_engine(args, lambda e: e.get_model(args.name))
+    model = await cli_args.with_engine(args, lambda e: e.get_model(args.name))
     if args.json:
         print(json.dumps(model.model_dump(mode="json"), indent=2))
         return 0
@@ -74,7 +53,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 
 async def cmd_alias(args: argparse.Namespace) -> int:
-    version = await _with_engine(args, lambda e: e.set_model_alias(args.name, args.alias,
+    version = await cli_args.with_engine(args, lambda e: e.set_model_alias(args.name, args.alias,
                                                                    args.version))
     print(f"{version.name}@{args.alias} → version {version.version}")
     return 0
