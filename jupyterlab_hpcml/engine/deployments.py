@@ -149,8 +149,6 @@ class DeploymentService:
         dep = await asyncio.to_thread(self.store.get, name)
         if dep.state not in ACTIVE_DEPLOYMENT:
             return dep
-        dep = await asyncio.to_thread(self.store.update, name,
-                                      lambda d: {"stop_requested": True})
         await self._cancel_runs(dep.run_ids)
         return await self._set(dep, state="STOPPED", message="stopped",
                                stopped_at=time.time())

@@ -296,7 +296,6 @@ class DeploymentRecord(BaseModel):
     run_ids: list[str] = Field(default_factory=list)  # one service job per replica
     state: DeploymentState = "STARTING"
     message: str | None = None
-    stop_requested: bool = False
     created_at: float = Field(default_factory=time.time)
     ready_at: float | None = None
     stopped_at: float | None = None

@@ -12,7 +12,7 @@ CONTENT_TYPES = ("application/json", "text/csv")
 
 
 def deployment_json(handler: HpcmlHandler, dep: DeploymentRecord) -> dict[str, object]:
-    data = dep.model_dump(mode="json", exclude={"stop_requested"})
+    data = dep.model_dump(mode="json")
     data["invocations_url"] = f"{handler.base_url.rstrip('/')}/hpcml/api/deployments/" \
         f"{dep.name}/invocations"
     if dep.config_path:
