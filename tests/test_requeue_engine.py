@@ -68,6 +68,7 @@ async def test_children_requeued_by_admin_and_by_time_limit_stay_one_run(
             project=str(project), backend_config="slurm.yaml", parameters={"tag": "a,b"}))
         first = view.children[0]
         requeued_by_admin = False
+        holds = slurm_cluster.RequeueHolds(slurm)
         deadline = time.monotonic() + 280
         while True:
             view = await engine.current_sweep(view.id)
@@ -75,9 +76,7 @@ async def test_children_requeued_by_admin_and_by_time_limit_stay_one_run(
                 break
             for child in view.children:
                 if child.state == RunState.QUEUED and child.restarts:
-                    # Slurm holds a requeued job ~2 min (BeginTime); its owner may lift that.
-                    ssh_cmd(slurm, f"scontrol update jobid={child.backend_job_id} StartTime=now",
-                            check=False)
+                    holds.lift(child.backend_job_id, child.restarts)
             if not requeued_by_admin:
                 log = (await engine.read_log(first.id, "stdout")).data
                 if "step 3\n" in log:

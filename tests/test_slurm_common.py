@@ -137,6 +137,20 @@ def test_job_status_rules():
     assert status("FAILED", "4:0", ExitRecord(None)) == (RunState.FAILED, 4, "exit code 4")
 
 
+def test_a_requeued_job_is_not_read_by_an_earlier_runs_record():
+    # An admin's requeue ended run 0 by SIGTERM (its record says so); slurmd then refused
+    # to start run 1 ("Job credential revoked"), which wrote nothing: Slurm's word counts.
+    refused = SlurmJob("FAILED", "NonZeroExitCode", 1, restarts=1)
+    st = job_status(refused, ExitRecord(143, "SIGTERM", restart=0))
+    assert (st.state, st.exit_code, st.restarts) == (RunState.FAILED, 1, 1)
+    assert st.message == "restart 1 recorded no exit code; exit code 1"
+    # Run 1's own record, and records without a count (older scripts, other backends).
+    done = SlurmJob("COMPLETED", None, 0, restarts=1)
+    assert job_status(done, ExitRecord(0, restart=1)).state == RunState.FINISHED
+    assert job_status(done, ExitRecord(3, restart=1)).exit_code == 3
+    assert job_status(done, ExitRecord(3)).exit_code == 3
+
+
 def test_a_job_slurm_forgot_ends_as_its_file_says():
     assert job_status(None, ExitRecord(0)).state == RunState.FINISHED
     gone = job_status(None, ExitRecord(137, "SIGKILL"))
@@ -169,6 +183,8 @@ def test_a_job_slurm_forgot_ends_as_its_file_says():
         (b'{"exit_code": 143, "timeout": false, "signal": "SIGTERM"}', ExitRecord(143, "SIGTERM")),
         (b'{"exit_code": "137", "signal": 9}', ExitRecord(137, "SIGKILL")),
         (b'{"exit_code": 143, "timeout": true}', ExitRecord(143, None, True)),
+        (b'{"exit_code": 143, "signal": "SIGTERM", "restart": 2}',
+         ExitRecord(143, "SIGTERM", False, 2)),
         (b'{"exit_code": true}', ExitRecord(None)),
         (b'{"signal": "SIGTERM"}', ExitRecord(None, "SIGTERM")),
         ('{"exit_code": 1, "note": "\u00fc"}'.encode(), ExitRecord(1)),

@@ -5,9 +5,10 @@ from its checkpoint in ``$HPCML_CHECKPOINT_DIR`` and FINISHES as the same job, i
 appended, the restart count reported. Never a terminal state in between.
 
 Slurm holds a requeued job ~2 minutes (BeginTime) before it may start again; the tests
-lift that hold (``scontrol update StartTime=now``, what the job's owner may do) to stay
-short. slurmctld checks for signals to send every ~30 s: with ``--time=1`` and
-``--signal=B:USR2@20`` the signal comes 10-40 s after the start.
+lift that hold (``scontrol update StartTime=now``, what the job's owner may do; not in the
+second of the requeue: ``slurm_cluster.RequeueHolds``) to stay short. slurmctld checks for
+signals to send every ~30 s: with ``--time=1`` and ``--signal=B:USR2@20`` the signal comes
+10-40 s after the start.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from jupyterlab_hpcml.backends.ssh.slurm import SlurmBackend
 from jupyterlab_hpcml.core.job import ArrayTask, JobRef, RequeuePolicy
 from jupyterlab_hpcml.core.states import JobStatus, RunState
 
-from .slurm_cluster import slurm, ssh_cmd, ssh_section  # noqa: F401 - fixture
+from .slurm_cluster import RequeueHolds, slurm, ssh_cmd, ssh_section  # noqa: F401 - fixture
 from .test_slurm_array import context, new_id, project
 
 # Checkpoints after every step (an admin's requeue gives no warning) or on SIGUSR2 only.
@@ -74,6 +75,7 @@ async def follow(backend: SlurmBackend, s, ref: JobRef, timeout: float = 170,
     """Poll until the job ends: every status seen; a requeued job held by its BeginTime
     is released at once."""
     seen: list[JobStatus] = []
+    holds = RequeueHolds(s)
     deadline = time.monotonic() + timeout
     while True:
         status = (await backend.poll([ref]))[ref.job_id]
@@ -82,7 +84,7 @@ async def follow(backend: SlurmBackend, s, ref: JobRef, timeout: float = 170,
         if status.state.terminal:
             return seen
         if status.state == RunState.QUEUED and status.restarts:
-            ssh_cmd(s, f"scontrol update jobid={ref.job_id} StartTime=now", check=False)
+            holds.lift(ref.job_id, status.restarts)
         if on_running is not None and status.state == RunState.RUNNING:
             if await on_running():
                 on_running = None
@@ -144,6 +146,7 @@ async def test_an_array_task_requeued_by_an_admin_resumes_alone(tmp_path, slurm)
         refs = [JobRef(t.context.run_id, s.job_id, run_dir, t.index)
                 for t, s in zip(tasks, subs, strict=True)]
         requeued = False
+        holds = RequeueHolds(slurm)
         seen: list[JobStatus] = []
         deadline = time.monotonic() + 170
         while True:
@@ -158,8 +161,7 @@ async def test_an_array_task_requeued_by_an_admin_resumes_alone(tmp_path, slurm)
                 ssh_cmd(slurm, f"scontrol requeue {refs[1].job_id}")  # only this element
                 requeued = True
             if one.state == RunState.QUEUED and one.restarts:
-                ssh_cmd(slurm, f"scontrol update jobid={refs[1].job_id} StartTime=now",
-                        check=False)
+                holds.lift(refs[1].job_id, one.restarts)
             assert time.monotonic() < deadline, (statuses, seen)
             await asyncio.sleep(0.5)
         first, second = statuses[refs[0].job_id], statuses[refs[1].job_id]

@@ -200,7 +200,7 @@ def test_a_program_killed_by_a_signal_is_recorded_like_the_local_runner_does(tmp
     every backend through exitrecord.parse_exit_record."""
     record, _, _ = run_script(tmp_path, job(env={}, command="kill -KILL $$"))
     assert (record["exit_code"], record["signal"]) == (137, "SIGKILL")
-    assert parse_exit_record(json.dumps(record)) == ExitRecord(137, "SIGKILL")
+    assert parse_exit_record(json.dumps(record)) == ExitRecord(137, "SIGKILL", restart=0)
 
 
 def test_array_jobs_get_one_log_and_exit_file_per_element(tmp_path):
@@ -224,4 +224,4 @@ def test_array_jobs_get_one_log_and_exit_file_per_element(tmp_path):
         env={"PATH": os.environ["PATH"], "SLURM_ARRAY_TASK_ID": "2", "SLURM_JOB_ID": "12"},
     )
     assert not (run_dir / EXIT_FILE).exists()
-    assert parse_exit_record((run_dir / exit_file(2)).read_bytes()) == ExitRecord(2)
+    assert parse_exit_record((run_dir / exit_file(2)).read_bytes()) == ExitRecord(2, restart=0)

@@ -238,15 +238,17 @@ def exit_record_function(meta_dir: str, cleanup: str = "") -> str:
   if [ "$sig" = null ] && [ "$1" -gt 128 ] && [ "$1" -le 192 ]; then
     sig=$(kill -l "$(( $1 - 128 ))" 2>/dev/null) && sig="\\"SIG${{sig#SIG}}\\"" || sig=null
   fi
-  printf '{_RECORD_FORMAT}' "$1" "$sig" "$(date +%s)" "${{SLURM_JOB_ID:-}}" > "$tmp" &&
+  printf '{_RECORD_FORMAT}' "$1" "$sig" "$(date +%s)" "${{SLURM_JOB_ID:-}}" \
+    "${{SLURM_RESTART_COUNT:-0}}" > "$tmp" &&
     mv -f "$tmp" "$dest"{cleanup and f"; {cleanup}"}
 }}
 """
 
 
-# The exit-code file's line (printf format: code, signal as JSON, end time, Slurm job id).
+# The exit-code file's line (printf format: code, signal as JSON, end time, Slurm job id,
+# Slurm's restart count).
 _RECORD_FORMAT = ('{"exit_code": %d, "timeout": false, "signal": %s, "ended_at": %s, '
-                  '"slurm_job_id": "%s"}\\n')
+                  '"slurm_job_id": "%s", "restart": %d}\\n')
 
 _PRELUDE = r"""set -u
 __hpcml_meta="$HPCML_RUN_DIR/.hpcml"

@@ -6,6 +6,10 @@ and FirecREST, UNICORE). Each writes one JSON object atomically (temporary file 
 
     {"exit_code": 137, "timeout": false, "signal": "SIGKILL", "ended_at": 1733370000}
 
+A Slurm job script adds the run's restart count (``"restart": 1``, Slurm's
+``SLURM_RESTART_COUNT``): a requeued job that failed to start again must not be read by
+the previous run's record (:func:`~.slurm_common.job_status`).
+
 ``exit_code`` follows the shell: 128 + n for a program ended by signal n. ``signal`` is the
 signal's name when the program or its wrapper was stopped by one (a cancel's SIGTERM).
 
@@ -39,6 +43,7 @@ class ExitRecord:
     exit_code: int | None
     signal: str | None = None  # e.g. "SIGTERM": what stopped the job, if a signal did
     timeout: bool = False  # the wrapper itself ended the job at its Runtime limit
+    restart: int | None = None  # which run of a requeued Slurm job wrote it (0: the first)
 
     @property
     def readable(self) -> bool:
@@ -66,7 +71,8 @@ def parse_exit_record(data: bytes | str | None) -> ExitRecord | None:
     if not isinstance(value, dict):
         return ExitRecord(_int(value))  # a bare exit code ("137")
     code = _int(value.get("exit_code"))
-    return ExitRecord(code, signal_name(value.get("signal")), value.get("timeout") is True)
+    return ExitRecord(code, signal_name(value.get("signal")), value.get("timeout") is True,
+                      _int(value.get("restart")))
 
 
 def record_status(record: ExitRecord | None, *, missing: str) -> JobStatus:

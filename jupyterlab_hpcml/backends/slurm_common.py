@@ -215,6 +215,11 @@ def job_status(job: SlurmJob | None, record: ExitRecord | None = None, *,
             message = f"requeued (restart {restarts})"
         return JobStatus(state, None, message, restarts)
     slurm_code = exit_code(job.code, job.signal)
+    if record is not None and record.restart is not None and (restarts or 0) > record.restart:
+        # An earlier run's record (an admin's requeue ended it by SIGTERM): this run of the
+        # requeued job ended without writing one, e.g. slurmd refused to start it.
+        record = None
+        message = "; ".join(filter(None, [message, f"restart {restarts} recorded no exit code"]))
     if record is not None and record.readable:
         code: int | None = record.exit_code
     elif state == RunState.FAILED and slurm_code == 0:
