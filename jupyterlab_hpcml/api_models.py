@@ -72,14 +72,15 @@ class Deployment:
         """The model's predictions for ``data`` (see ``payload``); raises HpcmlError with
         the model server's message for a request it refuses."""
         from .core.errors import UpstreamFailed
+        from .engine.deployments import answer_message
 
         engine = bridge.engine(self._data_dir)
         answer = bridge.run(engine.invoke_deployment(self.name, payload(data),
                                                      "application/json"))
-        body = json.loads(answer.body)
-        if answer.status >= 400:
+        if answer.status >= 400:  # MLflow's JSON error, or a proxy's plain text
             raise UpstreamFailed(f"the model refused the request ({answer.status}): "
-                                 f"{body.get('message', body)}")
+                                 f"{answer_message(answer.body)}")
+        body = json.loads(answer.body)
         return body["predictions"] if isinstance(body, dict) and "predictions" in body else body
 
     def stop(self) -> Deployment:

@@ -16,6 +16,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_digits
 
+from jupyterlab_hpcml.core.errors import HpcmlError
+
 from .test_cli import hpcml
 
 pytestmark = pytest.mark.usefixtures("deployments_stopped")
@@ -43,6 +45,8 @@ def test_cli_deploy_python_predict_batch_and_stop(hpcml_data: Path, tmp_path: Pa
 
     x = load_digits().data[10:15]
     assert deployment("digits").predict(x) == model.predict(x).tolist()
+    with pytest.raises(HpcmlError, match=r"refused the request \(400\): .+"):
+        deployment("digits").predict([[1.0, 2.0]])  # 2 of the 64 pixels: MLflow's message
 
     # A batch run scores the project's dataset; its artifact holds one row per input row.
     out = hpcml("predict", "models:/digits@champion", "--input", "digits-csv", "--project",

@@ -290,7 +290,7 @@ class DeploymentService:
         kind = answer.headers.get("Content-Type", "application/json")
         if answer.status_code >= 500:
             raise UpstreamFailed(f"the model server failed ({answer.status_code}): "
-                                 f"{_message(bytes(data))}")
+                                 f"{answer_message(bytes(data))}")
         return Invocation(answer.status_code, kind, bytes(data))
 
     def _http(self) -> httpx.AsyncClient:
@@ -343,7 +343,7 @@ def _ended_message(run: RunRecord | None) -> str:
     return f"serving job {run.id} ended {run.state.value}" + (f": {last}" if last else "")
 
 
-def _message(body: bytes) -> str:
+def answer_message(body: bytes) -> str:
     """The message of a model server's error answer (MLflow's JSON, else its text)."""
     import json
 
