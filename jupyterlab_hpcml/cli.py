@@ -33,12 +33,6 @@ _sets = cli_args.sets
 _config_path = cli_args.config_path
 
 
-def _engine(args: argparse.Namespace) -> Engine:
-    from .engine.service import Engine
-
-    return Engine(data_dir=Path(args.data_dir) if args.data_dir else None)
-
-
 def _record_json(run: RunRecord) -> dict[str, Any]:
     data = run.model_dump(mode="json")
     data["started_at"], data["ended_at"] = run.started_at, run.ended_at
@@ -87,7 +81,7 @@ async def _wait(engine: Engine, run: RunRecord) -> RunRecord:
 
 
 async def cmd_submit(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     req = cli_args.submit_request(args)
     run = await cli_data.with_progress(engine.submit(req), engine.staging_now)
     return await _report(engine, run, args)
@@ -114,7 +108,7 @@ async def _report(engine: Engine, run: RunRecord, args: argparse.Namespace) -> i
 async def cmd_sweep(args: argparse.Namespace) -> int:
     # Off the loop: it may read a --from file. Bad input: nothing is created.
     req = await asyncio.to_thread(cli_args.sweep_request, args)
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     try:
         view = await engine.submit_sweep(req)
         if not args.json:
@@ -180,7 +174,7 @@ async def cmd_validate(args: argparse.Namespace) -> int:
 
 
 async def cmd_runs(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     await engine.refresh()
     states = [RunState(s) for s in cli_args.states(args.state) or []] or None
     filters: dict[str, Any] = {"states": states, "project": args.project, "text": args.query,
@@ -237,7 +231,7 @@ def _matching_sweeps(sweeps: list[SweepRecord], states: list[RunState] | None,
 
 
 async def cmd_show(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     if engine.is_sweep_id(args.run):
         try:
             view = await engine.current_sweep(args.run)
@@ -256,7 +250,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 
 async def cmd_logs(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     stream = "stderr" if args.stderr else "stdout"
     run = await engine.get(args.run)
     offset = 0
@@ -280,7 +274,7 @@ async def cmd_logs(args: argparse.Namespace) -> int:
 
 
 async def cmd_cancel(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     if engine.is_sweep_id(args.run):
         try:
             view = await engine.cancel_sweep(args.run)
@@ -303,7 +297,7 @@ async def _ended(engine: Engine, run_id: str) -> RunRecord:
 
 
 async def cmd_delete(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     try:
         run = await _ended(engine, args.run)
         if not run.state.terminal:  # refused before asking
@@ -324,7 +318,7 @@ async def cmd_delete(args: argparse.Namespace) -> int:
 
 
 async def _set_archived(args: argparse.Namespace, archived: bool) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     try:
         run = await _ended(engine, args.run)
         run = await engine.set_archived(run.id, archived)
@@ -347,7 +341,7 @@ async def cmd_rerun(args: argparse.Namespace) -> int:
 
     if Engine.is_sweep_id(args.run):
         return await _rerun_sweep(args)
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     req = cli_args.rerun_request(args)
     run = await engine.rerun(args.run, req)
     return await _report(engine, run, args)
@@ -355,7 +349,7 @@ async def cmd_rerun(args: argparse.Namespace) -> int:
 
 async def _rerun_sweep(args: argparse.Namespace) -> int:
     req = cli_args.sweep_rerun_request(args)
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     try:
         before = {c.id for c in (await engine.get_sweep(args.run)).children}
         view = await engine.rerun_sweep(args.run, req)
@@ -368,7 +362,7 @@ async def _rerun_sweep(args: argparse.Namespace) -> int:
 
 
 async def cmd_artifacts(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     if args.download:
         local, tmp = await engine.download_artifact(args.run, args.download)
         dest = Path(args.to or ".") / local.name

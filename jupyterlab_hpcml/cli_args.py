@@ -20,11 +20,13 @@ if TYPE_CHECKING:
     from .engine.service import Engine
 
 
-def engine(args: argparse.Namespace) -> Engine:
-    """The engine over ``--data-dir`` (default: the shared one)."""
+def engine(args: argparse.Namespace, *, fire_schedules: bool = False) -> Engine:
+    """The engine over ``--data-dir`` (default: the shared one); ``fire_schedules``: this
+    process fires due schedules (``hpcml scheduler``)."""
     from .engine.service import Engine
 
-    return Engine(data_dir=Path(args.data_dir) if args.data_dir else None)
+    return Engine(data_dir=Path(args.data_dir) if args.data_dir else None,
+                  fire_schedules=fire_schedules)
 
 
 async def with_engine(args: argparse.Namespace, work: Callable[[Engine], Awaitable[Any]]) -> Any:

@@ -18,17 +18,10 @@ from .run_text import fmt_time
 
 if TYPE_CHECKING:
     from .engine.data_service import DataView
-    from .engine.service import Engine
 
 T = TypeVar("T")
 HEADER = ("DATASET", "VERSION", "SIZE", "FILES", "NOW", "STAGED", "RUNS")
 PROGRESS_SECONDS = 0.5
-
-
-def _engine(args: argparse.Namespace) -> Engine:
-    from .engine.service import Engine
-
-    return Engine(data_dir=Path(args.data_dir) if args.data_dir else None)
 
 
 def _project(args: argparse.Namespace) -> Path:
@@ -67,7 +60,7 @@ def print_overview(view: DataView) -> None:
 
 
 async def cmd_ls(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     try:
         view = await engine.data_overview(_project(args), _config(args))
     finally:
@@ -109,7 +102,7 @@ async def with_progress(work: Awaitable[T], progress: Callable[[], list[dict[str
 async def cmd_stage(args: argparse.Namespace) -> int:
     from .engine.data import StagingProgress
 
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     progress = StagingProgress()
     try:
         uses = await with_progress(engine.stage_data(
@@ -125,7 +118,7 @@ async def cmd_stage(args: argparse.Namespace) -> int:
 
 
 async def cmd_rm(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     try:
         view = await engine.data_overview(_project(args), _config(args), current=False)
         ds = next((d for d in view.datasets if d.name == args.name), None)
@@ -145,7 +138,7 @@ async def cmd_rm(args: argparse.Namespace) -> int:
 
 
 async def cmd_gc(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = cli_args.engine(args)
     try:
         removed = await engine.collect_data(_project(args), _config(args),
                                             max_age=args.older_than * 86400.0)

@@ -32,13 +32,6 @@ LIST_HEADER = ("ID", "NAME", "STATE", "WHEN", "NEXT", "LAST", "RUNS")
 HISTORY_HEADER = ("SCHEDULED", "FIRING", "RUN", "RUN STATE", "MESSAGE")
 
 
-def _engine(args: argparse.Namespace, *, fire_schedules: bool = False) -> Engine:
-    from .engine.service import Engine
-
-    return Engine(data_dir=Path(args.data_dir) if args.data_dir else None,
-                  fire_schedules=fire_schedules)
-
-
 # ---------------------------------------------------------------------------
 # hpcml scheduler
 
@@ -47,7 +40,7 @@ async def cmd_scheduler(args: argparse.Namespace) -> int:
     """Fire schedules (and poll runs) until SIGTERM or SIGINT; then close and exit 0."""
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
     logging.getLogger("jupyterlab_hpcml").setLevel(logging.INFO)  # one line per firing
-    engine = _engine(args, fire_schedules=True)
+    engine = cli_args.engine(args, fire_schedules=True)
     print(f"hpcml scheduler: firing schedules of {engine.data_dir} (pid {os.getpid()})",
           file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
@@ -157,15 +150,6 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
-async def _with_engine(args: argparse.Namespace,
-                       work: Callable[[Engine], Awaitable[int]]) -> int:
-    engine = _engine(args)
-    try:
-        return await work(engine)
-    finally:
-        await engine.close()
-
-
 async def cmd_add(args: argparse.Namespace) -> int:
     req = await asyncio.to_thread(schedule_request, args)  # resolves paths: off the loop
 
@@ -179,7 +163,7 @@ async def cmd_add(args: argparse.Namespace) -> int:
               f"code {view.code}", file=sys.stderr)
         print(view.id)
         return 0
-    return await _with_engine(args, work)
+    return await cli_args.with_engine(args, work)
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
@@ -192,7 +176,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
         else:
             print(run_text.table((list_row(v) for v in views), LIST_HEADER))
         return 0
-    return await _with_engine(args, work)
+    return await cli_args.with_engine(args, work)
 
 
 async def cmd_show(args: argparse.Namespace) -> int:
@@ -205,7 +189,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
         else:
             print_schedule(view)
         return 0
-    return await _with_engine(args, work)
+    return await cli_args.with_engine(args, work)
 
 
 async def _refresh_active(engine: Engine, views: list[ScheduleView]) -> bool:
@@ -230,7 +214,7 @@ def _changer(change: Callable[[Engine, str], Awaitable[ScheduleView]], done: str
                 nxt = f", next {fmt_time(view.next_times[0])}" if view.next_times else ""
                 print(f"schedule {view.id} ({view.name}) {done}{nxt}", file=sys.stderr)
             return 0
-        return await _with_engine(args, work)
+        return await cli_args.with_engine(args, work)
     return cmd
 
 
@@ -252,7 +236,7 @@ async def cmd_rm(args: argparse.Namespace) -> int:
         else:
             print(f"deleted schedule {view.id}", file=sys.stderr)
         return 0
-    return await _with_engine(args, work)
+    return await cli_args.with_engine(args, work)
 
 
 async def cmd_run_now(args: argparse.Namespace) -> int:
@@ -269,7 +253,7 @@ async def cmd_run_now(args: argparse.Namespace) -> int:
             print(f"hpcml: schedule {firing.schedule_id} fired now: {firing.state}"
                   + (f": {firing.message}" if firing.message else ""), file=sys.stderr)
         return 0 if firing.state == "submitted" else 1
-    return await _with_engine(args, work)
+    return await cli_args.with_engine(args, work)
 
 
 async def schedule_filter(engine: Engine, ref: str | None) -> str | None:
