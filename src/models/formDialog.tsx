@@ -4,13 +4,14 @@
  * names one) until the user sends something it accepts or cancels.
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import { UseSignal } from '@jupyterlab/ui-components';
 import { ISignal, Signal } from '@lumino/signaling';
 import React from 'react';
 
 import { errorsByKey } from '../schedules/cronPreview';
 import { FieldErrors } from '../components/fields';
 import { DraftProblems } from './request';
+import { DialogBody } from '../components/dialogBody';
 
 /** A draft and the problems of the last attempt, by request key. */
 export class DraftForm<T extends object> {
@@ -58,7 +59,7 @@ export class DraftForm<T extends object> {
   private readonly _changed = new Signal<this, void>(this);
 }
 
-class FormBody<T extends object> extends ReactWidget implements Dialog.IBodyWidget<T> {
+class FormBody<T extends object> extends DialogBody implements Dialog.IBodyWidget<T> {
   constructor(
     private readonly form: DraftForm<T>,
     private readonly fields: (form: DraftForm<T>) => JSX.Element,

@@ -5,7 +5,7 @@
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import { UseSignal } from '@jupyterlab/ui-components';
 import React from 'react';
 
 import { ISubmitRequest } from '../types';
@@ -17,8 +17,9 @@ import { draftProblems, IScheduleDraft, scheduleRequest, whenOf } from './reques
 import { ScheduleForm } from './scheduleForm';
 import { ISchedule } from './types';
 import { WhenFields } from './WhenFields';
+import { DialogBody } from '../components/dialogBody';
 
-class ScheduleBody extends ReactWidget implements Dialog.IBodyWidget<IScheduleDraft> {
+class ScheduleBody extends DialogBody implements Dialog.IBodyWidget<IScheduleDraft> {
   constructor(
     private readonly form: ScheduleForm,
     private readonly base: ISubmitRequest,

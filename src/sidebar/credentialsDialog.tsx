@@ -6,7 +6,6 @@
  */
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget } from '@jupyterlab/ui-components';
 import React from 'react';
 
 import { forgetCredentials, listCredentials } from '../api';
@@ -22,10 +21,11 @@ import {
   kindLabel,
   problemField
 } from './credentials';
+import { DialogBody } from '../components/dialogBody';
 
 const ID = 'jp-hpcml-credential-';
 
-class CredentialsBody extends ReactWidget implements Dialog.IBodyWidget<ICredentialsEntry> {
+class CredentialsBody extends DialogBody implements Dialog.IBodyWidget<ICredentialsEntry> {
   constructor(
     private readonly needed: ICredentialsNeeded,
     private readonly problems: IProblem[],

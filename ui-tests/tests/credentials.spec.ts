@@ -95,6 +95,8 @@ test('credentials entered in the dialog are stored and the submission retried', 
   await expect(dialog).toBeVisible();
   await expect(dialog.locator('.jp-Dialog-header')).toContainText('UNICORE credentials');
   await expect(dialog.locator('.jp-hpcml-Credentials-connection')).toHaveText(CONNECTION);
+  // The dialog focuses its first field once rendered: fill only after that.
+  await expect(dialog.locator('input[data-field]').first()).toBeFocused();
   // Where the secret will be sent, for the chosen set of fields.
   await expect(dialog.locator('.jp-hpcml-Credentials-destination')).toHaveText(
     `The password is sent only to ${API_URL}.`

@@ -27,6 +27,8 @@ test('register a run’s model, deploy it, try it, stop it', async ({ page }) =>
   const dialog = page.locator('.jp-Dialog');
   const form = dialog.locator('.jp-hpcml-RegisterDialog');
   await expect(form.locator('[data-field="model-name"] input')).toHaveValue('digits');
+  // The dialog focuses the name once rendered; filling before that may type into it.
+  await expect(form.locator('[data-field="model-name"] input')).toBeFocused();
   await expect(form.locator('[data-field="model-path"] input')).toHaveValue('model');
   await form.locator('[data-field="model-name"] input').fill(modelName);
   await form.locator('[data-field="model-alias"] input').fill('champion');

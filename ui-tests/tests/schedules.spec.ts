@@ -20,8 +20,10 @@ test('schedule from the sidebar, see its next times, run it now, pause it', asyn
   await page.locator(`${SIDEBAR} .jp-hpcml-ScheduleButton`).click();
   const dialog = page.locator('.jp-Dialog .jp-hpcml-ScheduleDialog');
   await expect(dialog).toBeVisible();
-  // fill() sets each value whole: a focus the dialog moves late cannot split typing.
+  // The dialog focuses its cron field once its body has rendered: a fill() before that
+  // may put its text in the cron field (fill focuses, then types), as seen under load.
   const cron = dialog.locator('#hpcml-field-cron');
+  await expect(cron).toBeFocused();
   const name = `ui-sched-${Date.now().toString(36)}`;
   await dialog.locator('#hpcml-field-name').fill(name);
   await dialog.locator('#hpcml-field-timezone').fill('Europe/Zurich');
