@@ -8,7 +8,7 @@
 import { Message } from '@lumino/messaging';
 
 import { CommandIDs } from '../commands';
-import { el } from '../components/dom';
+import { el, replaceChanged } from '../components/dom';
 import { PaintedWidget } from '../components/paintedWidget';
 import { VirtualList } from '../components/virtualList';
 import { variedParameters } from '../sweeps/comparison';
@@ -163,14 +163,14 @@ export class RunsPanel extends PaintedWidget {
 
     const hadFocus = this._rows.contains(document.activeElement);
     const now = Date.now() / 1000;
-    const fragment = document.createDocumentFragment();
+    const nodes: HTMLElement[] = [];
     const varied = new Map<string, string[]>();
     for (let i = view.start; i < view.end; i++) {
       const row = this.model.displayAt(i);
       if (row && row.kind !== 'sweep') {
         this._directory.set(row);
       }
-      fragment.appendChild(
+      nodes.push(
         this._renderAt(i, row, varied, {
           columns: this._columns,
           metrics: row && this.model.metricsOf(row.id),
@@ -181,8 +181,7 @@ export class RunsPanel extends PaintedWidget {
         })
       );
     }
-    this._rows.textContent = '';
-    this._rows.appendChild(fragment);
+    replaceChanged(this._rows, nodes);
     if (hadFocus) {
       this._rows.querySelector<HTMLElement>('[tabindex="0"]')?.focus({ preventScroll: true });
     }

@@ -104,10 +104,37 @@ test.describe('runs tab', () => {
       parameters: { epochs: 200, epoch_delay: 5 },
       run_name: 'ui-long'
     });
+    // A run that ends at once (no such model), to watch its row across repaints.
+    const quick = await submit(page.request, {
+      project: 'digits',
+      entry_point: 'evaluate',
+      parameters: { model_uri: 'runs:/0123456789abcdef/model' },
+      run_name: `ui-ends-${Date.now().toString(36)}`
+    });
+    await waitForState(page.request, quick.id, ['FAILED', 'FINISHED']);
     await waitForState(page.request, run.id, ['RUNNING']);
     await openRunsTab(page);
     const row = rowOf(page, run.id);
     await expect(row.locator('.jp-hpcml-badge')).toHaveText('RUNNING', { timeout: 60_000 });
+
+    // Each poll repaints (the running row's duration ticks) but leaves an ended row's
+    // nodes in place: a click whose press and release straddle a poll still lands.
+    const ended = rowOf(page, quick.id);
+    await expect(ended.locator('.jp-hpcml-badge')).toHaveText(/^(FAILED|FINISHED)$/);
+    const kept = await ended.elementHandle();
+    await page.evaluate(() => {
+      const rows = document.querySelector('.jp-hpcml-Runs-row')?.parentElement;
+      const w = window as unknown as { hpcmlRepaints: number };
+      w.hpcmlRepaints = 0;
+      new MutationObserver(() => (w.hpcmlRepaints += 1)).observe(rows!, { childList: true });
+    });
+    await page.waitForFunction(
+      () => (window as unknown as { hpcmlRepaints: number }).hpcmlRepaints >= 2,
+      undefined,
+      { timeout: 30_000 }
+    );
+    expect(await kept!.evaluate(node => node.isConnected)).toBe(true);
+
     await row.getByRole('button', { name: /^More actions/ }).click();
     await page.locator('.lm-Menu .lm-Menu-itemLabel', { hasText: 'Cancel Run…' }).click();
     const dialog = page.locator('.jp-Dialog');
