@@ -18,6 +18,7 @@ export abstract class RefreshingPanel<M extends RefreshingModel> extends ReactWi
     label: string
   ) {
     super();
+    this.addClass('jp-hpcml-TabPanel');
     this.addClass(className);
     this.node.setAttribute('role', 'region');
     this.node.setAttribute('aria-label', label);

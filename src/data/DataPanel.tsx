@@ -62,7 +62,7 @@ export class DataPanel extends RefreshingPanel<DataModel> {
             model.stagingOf !== null && (busy || model.staging || model.stageError);
           return (
             <div className="jp-hpcml-Data-content">
-              <div className="jp-hpcml-Data-controls">
+              <div className="jp-hpcml-TabPanel-controls">
                 <h2 className="jp-hpcml-Data-project">
                   {model.project ? model.project.name : trans.__('No project')}
                 </h2>
@@ -114,7 +114,7 @@ export class DataPanel extends RefreshingPanel<DataModel> {
                 </p>
               ))}
               {view && view.datasets.length === 0 && (
-                <p className="jp-hpcml-Data-empty">
+                <p className="jp-hpcml-TabPanel-empty">
                   {trans.__(
                     'This project declares no datasets (datasets.yaml beside its MLproject).'
                   )}

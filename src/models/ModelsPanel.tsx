@@ -59,7 +59,7 @@ export class ModelsPanel extends RefreshingPanel<ModelsModel> {
       <UseSignal signal={model.changed}>
         {() => (
           <div className="jp-hpcml-Models-content">
-            <div className="jp-hpcml-Models-controls">
+            <div className="jp-hpcml-TabPanel-controls">
               <RefreshButton model={model} trans={trans} />
               <RefreshStatus
                 model={model}
@@ -68,7 +68,7 @@ export class ModelsPanel extends RefreshingPanel<ModelsModel> {
               />
             </div>
             {model.loaded && model.models.length === 0 && !model.error ? (
-              <p className="jp-hpcml-Models-empty">
+              <p className="jp-hpcml-TabPanel-empty">
                 {trans.__(
                   'No registered models. Register one from a finished run’s detail view (“Register model…”).'
                 )}

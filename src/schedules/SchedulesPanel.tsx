@@ -28,7 +28,7 @@ export class SchedulesPanel extends RefreshingPanel<SchedulesModel> {
       <UseSignal signal={model.changed}>
         {() => (
           <div className="jp-hpcml-Schedules-content">
-            <div className="jp-hpcml-Schedules-controls">
+            <div className="jp-hpcml-TabPanel-controls">
               <RefreshButton model={model} trans={trans} />
               <RefreshStatus
                 model={model}
@@ -37,7 +37,7 @@ export class SchedulesPanel extends RefreshingPanel<SchedulesModel> {
               />
             </div>
             {model.loaded && model.schedules.length === 0 && !model.error ? (
-              <p className="jp-hpcml-Schedules-empty">
+              <p className="jp-hpcml-TabPanel-empty">
                 {trans.__('No schedules. Create one with “Schedule…” in the HPC ML sidebar.')}
               </p>
             ) : (
