@@ -14,6 +14,7 @@ import pytest
 from jupyterlab_hpcml.core.errors import NotFound, UserInputError
 from jupyterlab_hpcml.core.states import RunState
 from jupyterlab_hpcml.engine import model_jobs
+from jupyterlab_hpcml.engine.limits import MAX_INPUT_EXAMPLE_BYTES
 from jupyterlab_hpcml.engine.registry import Registry
 from jupyterlab_hpcml.engine.requests import SubmitRequest
 from jupyterlab_hpcml.engine.service import Engine
@@ -75,3 +76,14 @@ async def check_registry(registry: Registry, first, second, tmp_path: Path) -> N
         registry.register(first, "digits", path="nothing")
     files = model_jobs.fetch(registry, "models:/digits@champion", tmp_path / "cache")
     assert files.version.version == "2" and "python_function" in files.flavors
+
+
+def test_an_input_example_goes_to_the_browser_only_when_small(tmp_path: Path) -> None:
+    (tmp_path / "serving_input_example.json").write_text('{"inputs": [[1, 2]]}')
+    assert model_jobs.input_example(tmp_path) == {"inputs": [[1, 2]]}
+    rows = ",".join(["[0.5]"] * (MAX_INPUT_EXAMPLE_BYTES // 5 + 1))
+    (tmp_path / "serving_input_example.json").write_text(f'{{"inputs": [{rows}]}}')
+    assert model_jobs.input_example(tmp_path) is None  # over the limit: none shown
+    (tmp_path / "serving_input_example.json").write_text("{not json")
+    assert model_jobs.input_example(tmp_path) is None
+    assert model_jobs.input_example(tmp_path / "absent") is None

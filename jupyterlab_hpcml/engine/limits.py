@@ -12,6 +12,7 @@ from __future__ import annotations
 # --- HTTP requests
 MAX_BODY_BYTES = 1 << 20
 MAX_INVOCATION_BYTES = 16 << 20  # a scoring request passed on to a deployment
+MAX_INPUT_EXAMPLE_BYTES = 1 << 20  # a model's saved input example shown in a version
 """A JSON request body. The largest legitimate one (a submission with many parameters
 or a config section) is a few KiB."""
 MAX_JSON_DEPTH = 32

@@ -28,6 +28,7 @@ import yaml
 
 from ..core.errors import NotFound, Problem, UserInputError
 from . import datasets as datasets_mod
+from .limits import MAX_INPUT_EXAMPLE_BYTES
 from .mlflow_import import load_mlflow
 from .registry import ModelVersionView, Registry
 
@@ -125,12 +126,16 @@ def check_servable(model: ModelFiles) -> None:
 
 
 def input_example(model_dir: Path) -> Any | None:
-    """The serving payload MLflow saved with the model (``serving_input_example.json``)."""
+    """The serving payload MLflow saved with the model (``serving_input_example.json``);
+    None without one or over ``MAX_INPUT_EXAMPLE_BYTES`` (it goes to the browser with
+    every view of the version)."""
     import json
 
     path = model_dir / "serving_input_example.json"
     try:
-        return json.loads(path.read_text())
+        with path.open("rb") as f:
+            data = f.read(MAX_INPUT_EXAMPLE_BYTES + 1)
+        return json.loads(data) if len(data) <= MAX_INPUT_EXAMPLE_BYTES else None
     except (OSError, ValueError):
         return None
 
