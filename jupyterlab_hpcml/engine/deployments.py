@@ -179,13 +179,15 @@ class DeploymentService:
                 return dep
             return await self._set(dep, state="FAILED", stopped_at=time.time(),
                                    message="the deploy was interrupted before any job started")
-        runs = [await self._run(run_id) for run_id in dep.run_ids]
+        runs = await asyncio.gather(*(self._run(run_id) for run_id in dep.run_ids))
         ended = [r for r in runs if r is None or r.state.terminal]
         if ended:
             await self._cancel_runs(dep.run_ids)
             return await self._set(dep, state="FAILED", message=_ended_message(ended[0]),
                                    stopped_at=time.time())
-        waiting = [why for run in runs if (why := await self._not_ready(run)) is not None]
+        # Every replica at once: a silent one costs one PING_TIMEOUT, not one each.
+        pings = await asyncio.gather(*(self._not_ready(run) for run in runs))
+        waiting = [why for why in pings if why is not None]
         if not waiting:
             return await self._set(dep, state="READY", message=None,
                                    ready_at=dep.ready_at or time.time())
