@@ -73,13 +73,6 @@ def _print_table(runs: list[RunRecord]) -> None:
     print(run_text.table(run_text.table_row(r) for r in runs))
 
 
-async def _wait(engine: Engine, run: RunRecord) -> RunRecord:
-    while not run.state.terminal:
-        await asyncio.sleep(WAIT_POLL_SECONDS)
-        run = await engine.current(run.id)
-    return run
-
-
 async def cmd_submit(args: argparse.Namespace) -> int:
     engine = cli_args.engine(args)
     req = cli_args.submit_request(args)
@@ -92,7 +85,7 @@ async def _report(engine: Engine, run: RunRecord, args: argparse.Namespace) -> i
         print(f"submitted run {run.id} ({run.name}) on {run.backend}: {run.state.value}",
               file=sys.stderr)
     if args.wait:
-        run = await _wait(engine, run)
+        run = await cli_args.wait_run(engine, run, WAIT_POLL_SECONDS)
         if not args.json:
             print(f"run {run.id} {run.state.value} (exit code {run.exit_code})", file=sys.stderr)
     if args.json:

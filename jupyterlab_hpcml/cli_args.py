@@ -8,6 +8,7 @@ the same :class:`~jupyterlab_hpcml.engine.requests.SubmitRequest` with
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .core.errors import Problem, UserInputError
 
 if TYPE_CHECKING:
+    from .engine.models import RunRecord
     from .engine.requests import RerunRequest, SubmitRequest, SweepRequest, SweepRerunRequest
     from .engine.service import Engine
 
@@ -36,6 +38,15 @@ async def with_engine(args: argparse.Namespace, work: Callable[[Engine], Awaitab
         return await work(opened)
     finally:
         await opened.close()
+
+
+async def wait_run(engine: Engine, run: RunRecord, poll: float = 0.5) -> RunRecord:
+    """``run`` once it has ended (``--wait``)."""
+    while not run.state.terminal:
+        await asyncio.sleep(poll)
+        run = await engine.current(run.id)
+    return run
+
 
 RUN_STATES = ("SUBMITTING", "STAGING", "QUEUED", "RUNNING", "FINISHED", "FAILED", "CANCELLED",
               "TIMEOUT", "UNKNOWN")

@@ -114,9 +114,7 @@ async def cmd_predict(args: argparse.Namespace) -> int:
         print(f"submitted prediction run {run.id} on {run.backend}: {run.state.value}",
               file=sys.stderr)
         if args.wait:
-            while not run.state.terminal:
-                await asyncio.sleep(WAIT_POLL_SECONDS)
-                run = await engine.current(run.id)
+            run = await cli_args.wait_run(engine, run, WAIT_POLL_SECONDS)
             print(f"run {run.id} {run.state.value}; predictions: artifacts "
                   f"predictions/{args.output} of MLflow run {run.mlflow_run_id}", file=sys.stderr)
         print(json.dumps(run.model_dump(mode="json"), indent=2) if args.json else run.id)
