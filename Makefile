@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_schedules.py
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_deploy.py
+	$(PY) bench/bench_cli.py
 
 clean:
 	rm -rf $(VENV) node_modules lib jupyterlab_hpcml/labextension tsconfig.tsbuildinfo

@@ -428,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # jsonschema imports rfc3987_syntax when it is installed (Jupyter's own jsonschema
+    # extras bring it) for its optional "iri" format check, and that module builds a Lark
+    # grammar at import: 1.7 s of every command's start here. hpcml checks no formats,
+    # so its own process goes without (bench/bench_cli.py).
+    sys.modules.setdefault("rfc3987_syntax", None)
     args = build_parser().parse_args(argv)
     try:
         code: int = asyncio.run(args.func(args))
